@@ -1,0 +1,27 @@
+"""The API-key gate for async views: authenticate, rate-limit, attach the principal."""
+
+import functools
+
+from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import error_response
+
+from . import ratelimit
+from .keys import aauthenticate, extract_raw_key
+
+
+def key_required(view):
+    """Async view decorator. Sets request.principal; errors answer in the surface's envelope."""
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        try:
+            principal = await aauthenticate(extract_raw_key(request.headers))
+            decision = await ratelimit.ahit(principal.key_id, principal.rpm)
+            request.ratelimit_headers = decision.headers()
+            decision.raise_if_denied()
+            request.principal = principal
+            return await view(request, *args, **kwargs)
+        except ApiError as error:
+            return error_response(request, error)
+
+    return wrapper

@@ -1,0 +1,142 @@
+"""API keys: create, revoke, and turn a raw key into a Principal (cached by hash).
+
+The cache holds only the key's SHA-256 and the facts a request needs. Revoking deletes the
+cache entry, so with Redis configured every process refuses the key on its next request.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from gpuniq_site import shared_state
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+
+from .models import KEY_PREFIX, APIKey, User, generate_raw_key, hash_key
+
+LAST_USED_EVERY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: everything the hot path needs without touching the database."""
+
+    user_id: int
+    key_id: int
+    account_id: int
+    rpm: int
+    spend_cap: str | None  # Decimal as text, None = no cap
+    allowed_models: tuple[str, ...]
+    last_used: float  # unix time of the last recorded use
+
+    def may_use(self, model_slug: str) -> bool:
+        return not self.allowed_models or model_slug in self.allowed_models
+
+    @property
+    def spend_cap_usd(self) -> Decimal | None:
+        return Decimal(self.spend_cap) if self.spend_cap is not None else None
+
+
+def _cache_key(key_hash: str) -> str:
+    return f"gpuniq:apikey:{key_hash}"
+
+
+def create_key(*, user: User, name: str = "default", rpm: int | None = None,
+               monthly_spend_cap_usd: Decimal | None = None, allowed_models: list[str] | None = None
+               ) -> tuple[APIKey, str]:
+    """Create a key and return it with the raw secret, which is never stored or shown again."""
+    raw = generate_raw_key()
+    key = APIKey.objects.create(
+        user=user, name=name, key_hash=hash_key(raw), prefix=raw[: len(KEY_PREFIX) + 4], last4=raw[-4:],
+        rpm=rpm or settings.GPUNIQ_DEFAULT_RPM, monthly_spend_cap_usd=monthly_spend_cap_usd,
+        allowed_models=list(allowed_models or []),
+    )
+    return key, raw
+
+
+def revoke_key(*, key: APIKey) -> None:
+    """Revoke now; the cache entry goes with the commit so no process keeps serving it."""
+    with transaction.atomic():
+        APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        transaction.on_commit(lambda: forget_key(key.key_hash))
+    key.refresh_from_db(fields=["revoked_at"])
+
+
+def forget_key(key_hash: str) -> None:
+    """Drop a key's cached principal (after revocation or a change of its limits)."""
+    shared_state.cache_delete(_cache_key(key_hash))
+
+
+def extract_raw_key(headers) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return headers.get("x-api-key", "").strip() or None
+
+
+def _load_principal(key_hash: str) -> dict:
+    from billing.ledger import account_for_user
+
+    row = APIKey.objects.filter(key_hash=key_hash).select_related("user").first()
+    if row is None or not row.user.is_active:
+        raise ApiError("invalid_api_key")
+    if row.revoked_at is not None:
+        raise ApiError("revoked_api_key")
+    account = account_for_user(row.user_id)
+    cap = row.monthly_spend_cap_usd
+    last_used = row.last_used_at.timestamp() if row.last_used_at else 0.0
+    return asdict(Principal(user_id=row.user_id, key_id=row.pk, account_id=account.pk, rpm=row.rpm,
+                            spend_cap=str(cap) if cap is not None else None,
+                            allowed_models=tuple(row.allowed_models or ()), last_used=last_used))
+
+
+def _touch(key_id: int, key_hash: str, data: dict) -> None:
+    """Record last use at most once a minute; a conditional update lets one process win."""
+    now = timezone.now()
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=LAST_USED_EVERY_SECONDS))
+    APIKey.objects.filter(stale, pk=key_id).update(last_used_at=now)
+    data["last_used"] = now.timestamp()
+    shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+
+
+def _check_format(raw: str | None) -> str:
+    if raw is None:
+        raise ApiError("missing_api_key")
+    if not raw.startswith(KEY_PREFIX) or len(raw) < len(KEY_PREFIX) + 32 or len(raw) > 200:
+        raise ApiError("invalid_api_key")
+    return hash_key(raw)
+
+
+def _to_principal(data: dict) -> Principal:
+    data["allowed_models"] = tuple(data["allowed_models"])
+    return Principal(**data)
+
+
+def authenticate(raw: str | None) -> Principal:
+    """Sync variant (DRF views, the dashboard)."""
+    key_hash = _check_format(raw)
+    data = shared_state.cache_get_json(_cache_key(key_hash))
+    if data is None:
+        data = _load_principal(key_hash)
+        shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+    if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
+        _touch(data["key_id"], key_hash, data)
+    return _to_principal(data)
+
+
+async def aauthenticate(raw: str | None) -> Principal:
+    """Async variant for the hot path: one cache read when warm, DB work off the event loop."""
+    key_hash = _check_format(raw)
+    data = await shared_state.acache_get_json(_cache_key(key_hash))
+    if data is None:
+        data = await run_db(_load_principal, key_hash)
+        await shared_state.acache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+    if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
+        await run_db(_touch, data["key_id"], key_hash, data)
+    return _to_principal(data)

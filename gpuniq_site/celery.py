@@ -1,0 +1,14 @@
+"""The Celery app. Broker: CELERY_BROKER_URL (Redis in production, a local folder by default)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
+
+app = Celery("gpuniq_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.beat_schedule = {
+    "release-stale-holds": {"task": "billing.release_stale_holds", "schedule": 60.0},
+}

@@ -1,0 +1,37 @@
+"""JSON responses in the project's two envelopes."""
+
+import json
+import logging
+
+from django.http import HttpResponse
+
+from .errors import ApiError, is_openai_path, native_envelope, openai_envelope
+
+log = logging.getLogger(__name__)
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def json_response(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(_dumps(payload), status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def request_id_of(request) -> str:
+    return getattr(request, "request_id", "") or ""
+
+
+def native_ok(request, data, status: int = 200, headers: dict | None = None) -> HttpResponse:
+    return json_response({"success": True, "data": data, "request_id": request_id_of(request)}, status, headers)
+
+
+def error_response(request, error: ApiError) -> HttpResponse:
+    """Render `error` in the envelope of the surface the request came in on."""
+    rid = request_id_of(request)
+    path = getattr(request, "path", "") or ""
+    body = openai_envelope(error, rid) if is_openai_path(path) else native_envelope(error, rid)
+    response = json_response(body, error.status, error.headers)
+    response["x-request-id"] = rid
+    return response

@@ -1,0 +1,211 @@
+"""Settings for the GPUniq gateway, read from the environment.
+
+Embedded default (nothing set): SQLite under var/, in-process cache and rate limits,
+a filesystem Celery broker. Production: DATABASE_URL (PostgreSQL) + REDIS_URL.
+"""
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from .env import envbool, envfloat, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once into var/ for development."""
+    configured = envstr("SECRET_KEY")
+    if configured:
+        return configured
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+PORT = envint("PORT", 8000)
+PUBLIC_BASE_URL = envstr("PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "accounts",
+    "billing",
+    "llm",
+    "media_jobs",
+]
+
+MIDDLEWARE = [
+    "gpuniq_site.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "gpuniq_site.middleware.ApiAwareCsrfMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "gpuniq_site.middleware.ApiErrorMiddleware",
+]
+
+ROOT_URLCONF = "gpuniq_site.urls"
+ASGI_APPLICATION = "gpuniq_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "gpuniq_site.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while the worker writes; the timeout rides out short locks.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+IS_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+DB_POOL_MAX = envint("DB_POOL_MAX", 20)
+if IS_POSTGRES and DB_POOL_MAX > 0:
+    # psycopg's pool: threads borrow a connection and give it back on close, so N threads
+    # share at most DB_POOL_MAX server connections (PostgreSQL allows ~100 in all).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": DB_POOL_MAX, "timeout": envfloat("DB_POOL_TIMEOUT", 30.0)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, Redis, Celery -------------------------------------------------
+REDIS_URL = envstr("REDIS_URL")
+HAS_REDIS = bool(REDIS_URL)
+if HAS_REDIS:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+_broker_dir = VAR_DIR / "broker"
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir),
+     "processed_folder": str(_broker_dir / "processed"), "store_processed": False}
+    if CELERY_BROKER_URL.startswith("filesystem") else {"visibility_timeout": 3600}
+)
+if CELERY_BROKER_URL.startswith("filesystem"):
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Auth -------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG and PUBLIC_BASE_URL.startswith("https"))
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+
+# --- Static files -----------------------------------------------------------
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+# --- REST framework -----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.drf.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "gpuniq_site.drf.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GPUniq native LLM API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Product settings -------------------------------------------------------
+GPUNIQ_SANDBOX = envbool("GPUNIQ_SANDBOX", False)
+GPUNIQ_DEFAULT_RPM = envint("GPUNIQ_DEFAULT_RPM", 120)
+GPUNIQ_KEY_CACHE_SECONDS = envint("GPUNIQ_KEY_CACHE_SECONDS", 60)
+GPUNIQ_HOLD_TIMEOUT_SECONDS = envint("GPUNIQ_HOLD_TIMEOUT_SECONDS", 900)
+GPUNIQ_STREAMING_REQUIRED_ABOVE = envint("GPUNIQ_STREAMING_REQUIRED_ABOVE", 4096)
+GPUNIQ_RATE_LIMIT_FAIL_OPEN = envbool("GPUNIQ_RATE_LIMIT_FAIL_OPEN", True)
+GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
+GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
+GPUNIQ_MAX_BODY_BYTES = envint("GPUNIQ_MAX_BODY_BYTES", 25 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GPUNIQ_MAX_BODY_BYTES
+GPUNIQ_UPSTREAM_CONNECT_TIMEOUT = envfloat("GPUNIQ_UPSTREAM_CONNECT_TIMEOUT", 10.0)
+GPUNIQ_STREAM_TOTAL_TIMEOUT = envfloat("GPUNIQ_STREAM_TOTAL_TIMEOUT", 600.0)
+GPUNIQ_KEEPALIVE_SECONDS = envfloat("GPUNIQ_KEEPALIVE_SECONDS", 15.0)
+
+STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = envstr("STRIPE_API_BASE")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,115 @@
+"""State shared across processes: Redis when REDIS_URL is set, else process memory.
+
+The hot path uses these instead of Django's cache framework, whose async methods hop
+through a thread. Clients are created lazily, once per process (and per event loop).
+"""
+
+import json
+import threading
+import time
+
+import redis
+import redis.asyncio as aioredis
+from django.conf import settings
+
+_lock = threading.Lock()
+_sync_client: redis.Redis | None = None
+_async_clients: dict[int, aioredis.Redis] = {}
+
+
+def redis_url() -> str:
+    return settings.REDIS_URL
+
+
+def sync_redis() -> redis.Redis | None:
+    global _sync_client
+    if not settings.REDIS_URL:
+        return None
+    if _sync_client is None:
+        with _lock:
+            if _sync_client is None:
+                _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
+                                                    health_check_interval=30)
+    return _sync_client
+
+
+def async_redis() -> aioredis.Redis | None:
+    """One asyncio client per event loop (uvicorn runs one loop per process)."""
+    if not settings.REDIS_URL:
+        return None
+    import asyncio
+
+    loop_id = id(asyncio.get_running_loop())
+    client = _async_clients.get(loop_id)
+    if client is None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
+                                         health_check_interval=30, max_connections=256)
+        _async_clients[loop_id] = client
+    return client
+
+
+class _LocalStore:
+    """A tiny TTL dict for the embedded default (one web process)."""
+
+    def __init__(self):
+        self._data: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        return value
+
+    def set(self, key: str, value: str, ttl: float) -> None:
+        with self._lock:
+            if len(self._data) > 50_000:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + ttl, value)
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
+local_store = _LocalStore()
+
+
+def cache_get_json(key: str):
+    client = sync_redis()
+    raw = client.get(key) if client else local_store.get(key)
+    return json.loads(raw) if raw else None
+
+
+def cache_set_json(key: str, value, ttl: float) -> None:
+    raw = json.dumps(value, separators=(",", ":"))
+    client = sync_redis()
+    if client:
+        client.set(key, raw, ex=max(1, int(ttl)))
+    else:
+        local_store.set(key, raw, ttl)
+
+
+def cache_delete(key: str) -> None:
+    client = sync_redis()
+    if client:
+        client.delete(key)
+    local_store.delete(key)
+
+
+async def acache_get_json(key: str):
+    client = async_redis()
+    raw = await client.get(key) if client else local_store.get(key)
+    return json.loads(raw) if raw else None
+
+
+async def acache_set_json(key: str, value, ttl: float) -> None:
+    raw = json.dumps(value, separators=(",", ":"))
+    client = async_redis()
+    if client:
+        await client.set(key, raw, ex=max(1, int(ttl)))
+    else:
+        local_store.set(key, raw, ttl)

@@ -1,0 +1,32 @@
+"""Site-level pages: home, the error catalog, health, and /v1/-aware 404/500 handlers."""
+
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from .errors import CATALOG, ApiError, doc_url
+from .responses import error_response, json_response
+
+
+def home(request):
+    return render(request, "home.html")
+
+
+def error_catalog(request):
+    rows = [{"spec": spec, "doc_url": doc_url(spec)} for spec in CATALOG.values()]
+    return render(request, "errors.html", {"rows": rows})
+
+
+def healthz(request):
+    return json_response({"status": "ok"})
+
+
+def not_found(request, exception=None):
+    if request.path.startswith("/v1/"):
+        return error_response(request, ApiError("not_found", method=request.method, path=request.path))
+    return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    if request.path.startswith("/v1/"):
+        return error_response(request, ApiError("internal_error"))
+    return HttpResponse("Internal error", status=500, content_type="text/plain")

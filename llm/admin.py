@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from . import catalog
+from .models import CatalogModel, Route, UsageLog
+
+
+class RouteInline(admin.TabularInline):
+    model = Route
+    extra = 0
+    ordering = ["position"]
+
+
+@admin.register(CatalogModel)
+class CatalogModelAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "kind", "vendor", "enabled", "input_per_mtok", "output_per_mtok", "per_image",
+                    "per_video"]
+    list_filter = ["kind", "vendor", "enabled"]
+    search_fields = ["slug", "name"]
+    inlines = [RouteInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        catalog.invalidate()
+
+
+@admin.register(UsageLog)
+class UsageLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "model", "endpoint", "status", "error_code", "prompt_tokens",
+                    "completion_tokens", "cost_usd", "latency_ms", "request_id"]
+    list_filter = ["status", "endpoint", "model"]
+    search_fields = ["request_id", "user__email", "model"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

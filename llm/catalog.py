@@ -1,0 +1,185 @@
+"""The model catalog: load llm/catalog.toml into the database, and serve a read-only snapshot.
+
+The snapshot is rebuilt from the database at most every SNAPSHOT_TTL seconds per process
+(and at once in the process that edits it), so an admin edit reaches every process within
+that time without a database read on every request.
+"""
+
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+
+from .models import CatalogModel, Route
+from .upstreams import provider_enabled
+
+SNAPSHOT_TTL = 10.0
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    provider: str
+    upstream_model: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    slug: str
+    name: str
+    vendor: str
+    kind: str
+    category: str
+    context_window: int | None
+    max_output: int | None
+    capabilities: tuple[str, ...]
+    reasoning: bool
+    first_byte_timeout: int
+    input_per_mtok: Decimal | None
+    output_per_mtok: Decimal | None
+    cached_input_per_mtok: Decimal | None
+    per_image: Decimal | None
+    per_video: Decimal | None
+    video_options: dict = field(hash=False)
+    routes: tuple[RouteInfo, ...]
+    notes: str = ""
+
+    def live_routes(self) -> tuple[RouteInfo, ...]:
+        """Routes whose provider is configured (a key is set, or the sandbox serves it)."""
+        return tuple(r for r in self.routes if provider_enabled(r.provider))
+
+    @property
+    def available(self) -> bool:
+        return bool(self.live_routes())
+
+    def price_dict(self) -> dict:
+        if self.kind == CatalogModel.CHAT:
+            return {"input_per_1m": _num(self.input_per_mtok), "output_per_1m": _num(self.output_per_mtok),
+                    "cached_input_per_1m": _num(self.cached_input_per_mtok), "currency": "USD"}
+        if self.kind == CatalogModel.IMAGE:
+            return {"per_image": _num(self.per_image), "currency": "USD"}
+        return {"per_video": _num(self.per_video), "currency": "USD"}
+
+
+def _num(value: Decimal | None):
+    return float(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    models: dict[str, ModelInfo]
+    default_chat_model: str
+    loaded_at: float
+
+
+_lock = threading.Lock()
+_snapshot: Snapshot | None = None
+DEFAULT_CHAT_MODEL = "claude-haiku-4-5"
+
+
+def _build_snapshot() -> Snapshot:
+    models = {}
+    for m in CatalogModel.objects.filter(enabled=True).prefetch_related("routes").order_by("kind", "position"):
+        routes = tuple(RouteInfo(r.provider, r.upstream_model) for r in m.routes.all() if r.enabled)
+        models[m.slug] = ModelInfo(
+            slug=m.slug, name=m.name, vendor=m.vendor, kind=m.kind, category=m.category,
+            context_window=m.context_window, max_output=m.max_output, capabilities=tuple(m.capabilities or ()),
+            reasoning=m.reasoning, first_byte_timeout=m.first_byte_timeout, input_per_mtok=m.input_per_mtok,
+            output_per_mtok=m.output_per_mtok, cached_input_per_mtok=m.cached_input_per_mtok,
+            per_image=m.per_image, per_video=m.per_video, video_options=m.video_options or {}, routes=routes,
+            notes=m.notes,
+        )
+    return Snapshot(models=models, default_chat_model=DEFAULT_CHAT_MODEL, loaded_at=time.monotonic())
+
+
+def snapshot() -> Snapshot:
+    """The current catalog (sync; async code uses asnapshot)."""
+    global _snapshot
+    current = _snapshot
+    if current is None or time.monotonic() - current.loaded_at > SNAPSHOT_TTL:
+        with _lock:
+            current = _snapshot = _build_snapshot()
+    return current
+
+
+def fresh_snapshot() -> Snapshot | None:
+    """The snapshot if it is still fresh, without touching the database (for the event loop)."""
+    current = _snapshot
+    if current is not None and time.monotonic() - current.loaded_at <= SNAPSHOT_TTL:
+        return current
+    return None
+
+
+def invalidate() -> None:
+    global _snapshot
+    _snapshot = None
+
+
+async def asnapshot() -> Snapshot:
+    current = fresh_snapshot()
+    if current is not None:
+        return current
+    from gpuniq_site.db import run_db
+
+    return await run_db(snapshot)
+
+
+# --- loading the data file ---------------------------------------------------------------
+
+def _dec(value) -> Decimal | None:
+    return Decimal(str(value)) if value is not None else None
+
+
+def _fields_from_entry(entry: dict, position: int) -> dict:
+    price = entry.get("price", {})
+    kind = entry["kind"]
+    video_options = {k: v for k, v in price.items() if k != "per_video"} if kind == "video" else {}
+    list_price = dict(entry.get("list_price", {}))
+    return dict(
+        name=entry["name"], vendor=entry["vendor"], kind=kind, category=entry.get("category", ""),
+        position=position, context_window=entry.get("context_window"), max_output=entry.get("max_output"),
+        capabilities=list(entry.get("capabilities", [])), reasoning=bool(entry.get("reasoning", False)),
+        first_byte_timeout=int(entry.get("first_byte_timeout", 300 if entry.get("reasoning") else 120)),
+        input_per_mtok=_dec(price.get("input")), output_per_mtok=_dec(price.get("output")),
+        cached_input_per_mtok=_dec(price.get("cached_input")), per_image=_dec(price.get("per_image")),
+        per_video=_dec(price.get("per_video")), video_options=video_options, list_price=list_price,
+        notes=entry.get("notes", "") or entry.get("pricing_note", ""),
+    )
+
+
+def load_catalog_file(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    slugs = [m["slug"] for m in data["models"]]
+    duplicates = {s for s in slugs if slugs.count(s) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate slugs in {path}: {sorted(duplicates)}")
+    return data
+
+
+def sync_catalog(path: Path) -> tuple[int, int]:
+    """Create or update every model and its routes from the file. Idempotent. Returns (created, updated).
+
+    Models missing from the file are left alone (operators may add their own in the admin).
+    """
+    data = load_catalog_file(path)
+    if data.get("default_chat_model", DEFAULT_CHAT_MODEL) != DEFAULT_CHAT_MODEL:
+        raise ValueError("default_chat_model in the file must match llm.catalog.DEFAULT_CHAT_MODEL")
+    created = updated = 0
+    with transaction.atomic():
+        for position, entry in enumerate(data["models"]):
+            model, was_created = CatalogModel.objects.update_or_create(
+                slug=entry["slug"], defaults=_fields_from_entry(entry, position))
+            created += was_created
+            updated += not was_created
+            wanted = [(r["provider"], r["upstream_model"]) for r in entry.get("routes", [])]
+            have = [(r.provider, r.upstream_model) for r in model.routes.order_by("position")]
+            if wanted != have:
+                model.routes.all().delete()
+                Route.objects.bulk_create(Route(model=model, position=i, provider=p, upstream_model=u)
+                                          for i, (p, u) in enumerate(wanted))
+    invalidate()
+    return created, updated

@@ -1,0 +1,92 @@
+"""The model catalog (loaded from llm/catalog.toml, editable in the admin) and usage rows."""
+
+from django.conf import settings
+from django.db import models
+
+from billing.models import USD
+
+
+class CatalogModel(models.Model):
+    CHAT, IMAGE, VIDEO = "chat", "image", "video"
+    KINDS = [(CHAT, "chat"), (IMAGE, "image"), (VIDEO, "video")]
+
+    slug = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    vendor = models.CharField(max_length=40)
+    kind = models.CharField(max_length=10, choices=KINDS)
+    category = models.CharField(max_length=40, blank=True)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0, help_text="order in lists")
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    max_output = models.PositiveIntegerField(null=True, blank=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    reasoning = models.BooleanField(default=False)
+    first_byte_timeout = models.PositiveIntegerField(default=120, help_text="seconds")
+    # Sale prices. Chat: USD per 1M tokens. Image: per delivered image. Video: headline per video.
+    input_per_mtok = models.DecimalField(**USD, null=True, blank=True)
+    output_per_mtok = models.DecimalField(**USD, null=True, blank=True)
+    cached_input_per_mtok = models.DecimalField(**USD, null=True, blank=True)
+    per_image = models.DecimalField(**USD, null=True, blank=True)
+    per_video = models.DecimalField(**USD, null=True, blank=True)
+    video_options = models.JSONField(default=dict, blank=True, help_text="durations, resolutions, multipliers")
+    list_price = models.JSONField(default=dict, blank=True, help_text="vendor list price and its source")
+    notes = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "position", "slug"]
+        verbose_name = "catalog model"
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Route(models.Model):
+    """One way to serve a model: a provider and the vendor's model id. Tried in `position` order."""
+
+    model = models.ForeignKey(CatalogModel, on_delete=models.CASCADE, related_name="routes")
+    position = models.PositiveIntegerField(default=0)
+    provider = models.CharField(max_length=40)
+    upstream_model = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "position"]
+        constraints = [models.UniqueConstraint(fields=["model", "position"], name="route_position_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model.slug}#{self.position} {self.provider}:{self.upstream_model}"
+
+
+class UsageLog(models.Model):
+    """One row per API request, paid or failed. Append-only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs")
+    api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="usage_logs")
+    request_id = models.CharField(max_length=64, db_index=True)
+    endpoint = models.CharField(max_length=40, default="chat")
+    model = models.CharField(max_length=100)
+    route = models.CharField(max_length=250, blank=True, help_text="operator-only: provider:upstream_model")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    images = models.PositiveIntegerField(default=0)
+    video_seconds = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(**USD, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, default="ok")
+    error_code = models.CharField(max_length=50, blank=True)
+    stream = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
+                   models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time")]
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

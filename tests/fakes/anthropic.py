@@ -1,0 +1,213 @@
+"""Fake Anthropic Messages API server.
+
+Wire format follows https://docs.anthropic.com/en/api/messages (POST /v1/messages,
+``x-api-key`` + ``anthropic-version`` headers, Message object with ``content``
+blocks ``text`` / ``thinking`` / ``tool_use``, ``stop_reason``, ``usage``),
+https://docs.anthropic.com/en/docs/build-with-claude/streaming (named SSE events
+``event: <type>\\ndata: {...}\\n\\n``: message_start, content_block_start, ping,
+content_block_delta with text_delta / thinking_delta / signature_delta /
+input_json_delta, content_block_stop, message_delta with stop_reason and cumulative
+``usage.output_tokens``, message_stop, and ``event: error`` mid-stream) and
+https://docs.anthropic.com/en/api/errors (``{"type": "error", "error": {"type",
+"message"}, "request_id"}`` + ``request-id`` header; 529 = overloaded_error).
+
+Usage semantics as documented: ``input_tokens`` EXCLUDES cache reads, i.e.
+input_tokens = prompt - cached, cache_read_input_tokens = cached;
+``output_tokens`` includes thinking tokens.  Faults "503" and "529" both give
+529 overloaded_error (Anthropic does not use 503).  Thinking is produced when
+``thinking.type`` is "enabled"/"adaptive" or the model name contains
+"thinking"/"reason".
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .common import Conn, FakeServer, Plan, Request, Turn, fake_signature, make_plan, split_json, sse
+
+_ERRORS = {
+    "400": (400, "invalid_request_error", "messages: fake invalid request"),
+    "401": (401, "authentication_error", "invalid x-api-key"),
+    "429": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit "
+                                     "(https://docs.anthropic.com/en/api/rate-limits); see the response "
+                                     "headers for current usage. Please reduce the prompt length or the "
+                                     "maximum tokens requested, or try again later."),
+    "500": (500, "api_error", "Internal server error"),
+    "529": (529, "overloaded_error", "Overloaded"),
+    "context": (400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"),
+}
+
+
+def _block_text(block: Any) -> str:
+    if isinstance(block, str):
+        return block
+    if not isinstance(block, dict):
+        return ""
+    kind = block.get("type")
+    if kind == "text":
+        return block.get("text", "")
+    if kind == "tool_result":
+        return _content_text(block.get("content"))
+    if kind == "tool_use":
+        return json.dumps(block.get("input", {}))
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(t for t in (_block_text(b) for b in content) if t)
+    return str(content)
+
+
+def _has_tool_result(content: Any) -> bool:
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                             for b in content)
+
+
+class FakeAnthropic(FakeServer):
+    """Fake Anthropic vendor (constructor args: see :class:`FakeServer`)."""
+
+    sse_content_type = "text/event-stream; charset=utf-8"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.route("POST", r"/v1/messages", self._messages)
+
+    def _err(self, status: int, type_: str, message: str, headers=None) -> tuple:
+        rid = self.next_id("req_01", 22)
+        return status, {"type": "error", "error": {"type": type_, "message": message}, "request_id": rid}, \
+            [("request-id", rid)] + list(headers or [])
+
+    async def _send_err(self, conn: Conn, status: int, type_: str, message: str) -> None:
+        status, body, headers = self._err(status, type_, message)
+        await conn.send_json(status, body, headers)
+
+    async def _messages(self, req: Request, conn: Conn) -> None:
+        if req.headers.get("x-api-key") != self.api_key:
+            await self._send_err(conn, 401, "authentication_error", "invalid x-api-key")
+            return
+        if not req.headers.get("anthropic-version"):
+            await self._send_err(conn, 400, "invalid_request_error", "anthropic-version: header is required")
+            return
+        body = req.json
+        if not isinstance(body, dict):
+            await self._send_err(conn, 400, "invalid_request_error", "There was an issue with the request body.")
+            return
+        for field in ("model", "messages", "max_tokens"):
+            if field not in body:
+                await self._send_err(conn, 400, "invalid_request_error", f"{field}: Field required")
+                return
+        model, messages = str(body["model"]), body["messages"]
+        if not isinstance(messages, list) or not messages:
+            await self._send_err(conn, 400, "invalid_request_error", "messages: at least one message is required")
+            return
+        if self.models and model not in self.models:
+            await self._send_err(conn, 404, "not_found_error", f"model: {model}")
+            return
+        turns = []
+        if body.get("system"):
+            turns.append(Turn("system", _content_text(body["system"])))
+        for m in messages:
+            content = m.get("content")
+            role = "tool" if m.get("role") == "user" and _has_tool_result(content) else m.get("role", "user")
+            turns.append(Turn(role, _content_text(content)))
+        tool_names = [t.get("name") for t in body.get("tools") or [] if t.get("name")]
+        choice = body.get("tool_choice") or {}
+        forced = None
+        if choice.get("type") == "any" and tool_names:
+            forced = tool_names[0]
+        elif choice.get("type") == "tool":
+            forced = choice.get("name")
+        thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive") or \
+            "thinking" in model.lower() or "reason" in model.lower()
+        plan = make_plan(model=model, turns=turns, tool_names=tool_names, forced_tool=forced,
+                         tools_allowed=choice.get("type") != "none", reasoning=thinking,
+                         max_tokens=body.get("max_tokens"))
+        last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
+        await self.serve_completion(conn, req, plan, self.take_fault(last_user), bool(body.get("stream")))
+
+    # ------------------------------------------------------------------ rendering
+    def response_headers(self) -> list[tuple[str, str]]:
+        return [("request-id", self.next_id("req_01", 22))]
+
+    def error_response(self, fault: str, model: str):
+        status, type_, message = _ERRORS["529" if fault == "503" else fault]
+        extra = [("retry-after", "1")] if fault == "429" else []
+        return self._err(status, type_, message, extra)
+
+    @staticmethod
+    def _stop_reason(plan: Plan) -> str:
+        return "tool_use" if plan.is_tool else ("max_tokens" if plan.truncated else "end_turn")
+
+    @staticmethod
+    def _usage(plan: Plan, output_tokens: int | None = None) -> dict:
+        return {"input_tokens": plan.prompt_tokens - plan.cached_tokens, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": plan.cached_tokens,
+                "output_tokens": plan.output_tokens + plan.reasoning_tokens if output_tokens is None
+                else output_tokens,
+                "service_tier": "standard"}
+
+    def _blocks(self, plan: Plan) -> list[dict]:
+        blocks = []
+        if plan.reasoning:
+            blocks.append({"type": "thinking", "thinking": plan.reasoning,
+                           "signature": fake_signature(plan.reasoning)})
+        if plan.is_tool:
+            blocks.append({"type": "tool_use", "id": self.next_id("toolu_01", 22), "name": plan.tool_name,
+                           "input": plan.tool_args})
+        else:
+            blocks.append({"type": "text", "text": plan.text})
+        return blocks
+
+    def _message(self, plan: Plan, content: list, stop_reason: str | None, usage: dict | None) -> dict:
+        msg = {"id": self.next_id("msg_01", 22), "type": "message", "role": "assistant", "model": plan.model,
+               "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+        if usage is not None:
+            msg["usage"] = usage
+        return msg
+
+    def render_json(self, plan: Plan, no_usage: bool) -> dict:
+        return self._message(plan, self._blocks(plan), self._stop_reason(plan),
+                             None if no_usage else self._usage(plan))
+
+    def render_stream(self, plan: Plan, no_usage: bool, req: Request) -> list[bytes]:
+        def ev(obj: dict) -> bytes:
+            return sse(obj, event=obj["type"])
+
+        frames = [ev({"type": "message_start", "message": self._message(
+            plan, [], None, None if no_usage else self._usage(plan, output_tokens=1))})]
+        for index, block in enumerate(self._blocks(plan)):
+            kind = block["type"]
+            if kind == "thinking":
+                start, deltas = {"type": "thinking", "thinking": ""}, \
+                    [{"type": "thinking_delta", "thinking": w} for w in plan.reasoning_chunks()] + \
+                    [{"type": "signature_delta", "signature": block["signature"]}]
+            elif kind == "tool_use":
+                start = {**block, "input": {}}
+                deltas = [{"type": "input_json_delta", "partial_json": p}
+                          for p in [""] + split_json(plan.tool_args_json)]
+            else:
+                start, deltas = {"type": "text", "text": ""}, \
+                    [{"type": "text_delta", "text": w} for w in plan.text_chunks()]
+            frames.append(ev({"type": "content_block_start", "index": index, "content_block": start}))
+            if index == 0:
+                frames.append(ev({"type": "ping"}))
+            frames += [ev({"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
+            frames.append(ev({"type": "content_block_stop", "index": index}))
+        delta = {"type": "message_delta", "delta": {"stop_reason": self._stop_reason(plan), "stop_sequence": None}}
+        if not no_usage:
+            delta["usage"] = {"output_tokens": plan.output_tokens + plan.reasoning_tokens}
+        frames += [ev(delta), ev({"type": "message_stop"})]
+        return frames
+
+    def malformed_frame(self) -> bytes:
+        return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n'
+
+    def midstream_error_frame(self) -> bytes:
+        return sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                   event="error")
+
