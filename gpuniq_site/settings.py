@@ -209,3 +209,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+GPUNIQ_STREAM_IDLE_TIMEOUT = envfloat("GPUNIQ_STREAM_IDLE_TIMEOUT", 120.0)

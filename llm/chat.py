@@ -1,0 +1,135 @@
+"""One chat completion's money and bookkeeping: authorize and hold before the upstream call,
+settle and log after. Used by the OpenAI-compatible and native surfaces and by chat jobs.
+
+Guarantee: every hold taken here is settled (at the exact cost from upstream usage, or from
+the streamed text when none arrived) or released, and exactly one usage row is written.
+"""
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.keys import Principal
+from billing import ledger
+from billing.models import Account
+from billing.pricing import TokenPrices, TokenUsage, chat_cost, chat_worst_case
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+
+from .catalog import ModelInfo, asnapshot
+from .models import UsageLog
+from .providers.base import ChatRequest, Route, Usage
+from .validation import estimate_prompt_tokens, validate_chat
+
+NON_STREAM_OUTPUT_RESERVE = 4096
+STREAM_OUTPUT_RESERVE = 16384
+
+
+@dataclass
+class Prepared:
+    principal: Principal
+    model: ModelInfo
+    request: ChatRequest
+    hold_id: int
+    prompt_estimate: int
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+
+
+def prices(model: ModelInfo) -> TokenPrices:
+    return TokenPrices(input=model.input_per_mtok or Decimal(0), output=model.output_per_mtok or Decimal(0),
+                       cached_input=model.cached_input_per_mtok)
+
+
+def month_spend(key_id: int) -> Decimal:
+    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    total = UsageLog.objects.filter(api_key_id=key_id, created_at__gte=start).aggregate(s=Sum("cost_usd"))["s"]
+    return total or Decimal(0)
+
+
+def _hold(principal: Principal, amount: Decimal, request_id: str, purpose: str) -> int:
+    cap = principal.spend_cap_usd
+    if cap is not None and month_spend(principal.key_id) + amount > cap:
+        raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
+    try:
+        hold = ledger.hold(account_id=principal.account_id, amount=amount, purpose=purpose, request_id=request_id,
+                           idempotency_key=f"{purpose}:{request_id}:{uuid.uuid4().hex}")
+    except ledger.InsufficientBalance as short:
+        raise ApiError("insufficient_balance", required=short.required, available=short.available,
+                       meta={"required_usd": float(short.required), "available_usd": float(short.available)}
+                       ) from None
+    return hold.id
+
+
+async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> ModelInfo:
+    model = (await asnapshot()).models.get(slug)
+    if model is None or not model.available:
+        raise ApiError("model_not_found", model=slug, meta={"model": slug})
+    if model.kind != kind:
+        raise ApiError("wrong_model_kind", model=slug, kind=model.kind)
+    if not principal.may_use(slug):
+        raise ApiError("model_not_allowed", model=slug)
+    return model
+
+
+async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint: str,
+                  default_model: str | None = None) -> Prepared:
+    """Validate, authorize and hold the worst-case cost. Raises ApiError; holds nothing then."""
+    slug, max_tokens, stream = validate_chat(body, default_model=default_model)
+    limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
+    if not stream and max_tokens and max_tokens > limit:
+        raise ApiError("streaming_required", max_tokens=max_tokens, limit=limit,
+                       meta={"max_tokens": max_tokens, "limit": limit})
+    model = await resolve_model(slug, principal)
+    reserve = max_tokens or min(model.max_output or NON_STREAM_OUTPUT_RESERVE,
+                                STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE)
+    prompt_estimate = estimate_prompt_tokens(body)
+    amount = chat_worst_case(prices(model), prompt_tokens=prompt_estimate, max_output_tokens=reserve)
+    hold_id = await run_db(_hold, principal, amount, request_id, endpoint)
+    include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+    request = ChatRequest(body={**body, "model": slug}, slug=slug, stream=stream, include_usage=include_usage,
+                          max_output_tokens=reserve, request_id=request_id,
+                          first_byte_timeout=float(model.first_byte_timeout))
+    return Prepared(principal, model, request, hold_id, prompt_estimate, endpoint)
+
+
+def usage_from_text(prepared: Prepared, chars: int) -> Usage:
+    """When a stream ends without usage: the prompt estimate and ~4 characters a token."""
+    return Usage(prompt_tokens=prepared.prompt_estimate, completion_tokens=math.ceil(chars / 4))
+
+
+@dataclass
+class Settled:
+    cost: Decimal
+    balance: Decimal
+
+
+def _record(prepared: Prepared, usage: Usage | None, route: Route | None, status: str, error_code: str,
+            ttft_ms: int | None) -> Settled:
+    tokens = TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                        usage.reasoning_tokens) if usage else TokenUsage()
+    cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
+    charged = ledger.settle(hold_id=prepared.hold_id, actual=cost, reason=f"{prepared.model.slug} {status}")
+    cost = charged if charged is not None else Decimal(0)
+    principal = prepared.principal
+    UsageLog.objects.create(
+        user_id=principal.user_id, api_key_id=principal.key_id, request_id=prepared.request.request_id,
+        endpoint=prepared.endpoint, model=prepared.model.slug, route=str(route or ""),
+        prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
+        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens, cost_usd=cost,
+        latency_ms=int((time.perf_counter() - prepared.started) * 1000), ttft_ms=ttft_ms, status=status,
+        error_code=error_code, stream=prepared.request.stream,
+    )
+    return Settled(cost=cost, balance=Account.objects.get(pk=principal.account_id).available)
+
+
+async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None = None, status: str = "ok",
+                 error_code: str = "", ttft_ms: int | None = None) -> Settled:
+    """Settle the hold at the real cost (nothing when usage is None) and write the usage row."""
+    return await run_db(_record, prepared, usage, route, status, error_code, ttft_ms)

@@ -1,0 +1,116 @@
+"""Route choice, retry and fallback.
+
+Routes are tried in catalog order, skipping ones in cool-down (unless all are). A connect
+error, timeout, 429, 5xx (any retryable UpstreamError) moves to the next route, but only
+before the first byte reached the client: for streams a route is chosen once it produced its
+first event, and nothing after that is retried.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from gpuniq_site.errors import ApiError
+
+from . import route_health
+from .catalog import ModelInfo
+from .providers.base import ChatRequest, Route, StreamPiece, UpstreamError, Usage
+from .providers.registry import provider_for
+
+log = logging.getLogger("gpuniq.gateway")
+
+# UpstreamError kind → the catalog error a user sees when no route could serve the request
+_USER_ERRORS = {
+    "context_length": "context_length_exceeded",
+    "content_policy": "content_policy_violation",
+    "timeout": "upstream_timeout",
+    "rate_limited": "upstream_rate_limited",
+}
+
+
+def to_api_error(error: UpstreamError, model: str, *, attempts: int = 1) -> ApiError:
+    """What the user sees. Auth failures are the operator's problem: logged, never detailed."""
+    if error.kind == "bad_request":
+        return ApiError("invalid_parameter", f"The model provider rejected the request: {error.message}",
+                        field="request", reason=error.message)
+    if error.kind in ("context_length", "content_policy"):
+        return ApiError(_USER_ERRORS[error.kind], reason=error.message)
+    reason = "the provider is misconfigured" if error.kind == "auth" else (error.message or error.kind)
+    if attempts > 1:
+        return ApiError("all_routes_failed", model=model, reason=reason, meta={"attempts": attempts})
+    code = _USER_ERRORS.get(error.kind, "upstream_error")
+    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else None
+    return ApiError(code, reason=reason, headers=headers)
+
+
+async def _ordered_routes(model: ModelInfo) -> list[Route]:
+    routes = [Route(r.provider, r.upstream_model) for r in model.live_routes()]
+    if not routes:
+        raise ApiError("model_not_found", model=model.slug)
+    down = await route_health.cooling([str(r) for r in routes])
+    healthy = [r for r in routes if str(r) not in down]
+    return healthy + [r for r in routes if str(r) in down]
+
+
+def _log_failure(route: Route, error: UpstreamError, request: ChatRequest) -> None:
+    level = logging.ERROR if error.kind == "auth" else logging.WARNING
+    log.log(level, "route %s failed (%s) request_id=%s", route, error, request.request_id)
+
+
+@dataclass
+class Completed:
+    response: dict
+    usage: Usage | None
+    route: Route
+    attempts: int
+
+
+async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
+    last: UpstreamError | None = None
+    attempts = 0
+    for route in await _ordered_routes(model):
+        provider = provider_for(route)
+        attempts += 1
+        try:
+            response, usage = await provider.complete(request, route)
+            return Completed(response, usage, route, attempts)
+        except UpstreamError as error:
+            _log_failure(route, error, request)
+            last = error
+            if not error.retryable:
+                break
+            await route_health.record_failure(str(route))
+    raise to_api_error(last, model.slug, attempts=attempts)
+
+
+@dataclass
+class OpenedStream:
+    route: Route
+    first: StreamPiece
+    rest: AsyncIterator[StreamPiece]
+    attempts: int
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
+
+
+async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
+    """Try routes until one produces its first event; that route then serves the whole stream."""
+    last: UpstreamError | None = None
+    attempts = 0
+    for route in await _ordered_routes(model):
+        stream = provider_for(route).stream(request, route)
+        attempts += 1
+        try:
+            first = await anext(stream)
+            return OpenedStream(route, first, stream, attempts)
+        except StopAsyncIteration:
+            last = UpstreamError("malformed", "the provider sent an empty stream")
+        except UpstreamError as error:
+            _log_failure(route, error, request)
+            last = error
+            await stream.aclose()
+            if not error.retryable:
+                break
+        await route_health.record_failure(str(route))
+    raise to_api_error(last, model.slug, attempts=attempts)

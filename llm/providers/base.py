@@ -1,0 +1,179 @@
+"""The small interface every chat provider implements, and the canonical types it speaks.
+
+A provider turns one canonical request (an OpenAI Chat Completions body, already validated)
+into its vendor's wire format, and the vendor's reply back into OpenAI objects:
+- complete(): an OpenAI `chat.completion` dict whose `model` is our slug, plus its Usage;
+- stream(): StreamPieces, each one complete SSE event in OpenAI's framing.
+Failures are UpstreamError; `retryable` ones before the first piece move on to the next route.
+"""
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_openai(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+    @classmethod
+    def from_openai(cls, usage: dict | None) -> "Usage | None":
+        if not isinstance(usage, dict):
+            return None
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        cached = prompt_details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
+        return cls(prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                   completion_tokens=int(usage.get("completion_tokens") or 0),
+                   cached_tokens=int(cached), reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0))
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    upstream_model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.upstream_model}"
+
+
+@dataclass
+class ChatRequest:
+    """What the gateway asks of a provider. `body` is the client's Chat Completions body: every
+    field is forwarded as the vendor allows; `body["model"]` is our slug and is replaced."""
+
+    body: dict
+    slug: str
+    stream: bool
+    include_usage: bool = False
+    max_output_tokens: int | None = None
+    request_id: str = ""
+    first_byte_timeout: float = 120.0
+
+
+# kinds of upstream failure; the retryable ones may move on to the next route
+RETRYABLE = {"connect", "timeout", "rate_limited", "server", "auth", "malformed", "not_found", "overloaded"}
+
+
+class UpstreamError(Exception):
+    def __init__(self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None):
+        self.kind = kind
+        self.status = status
+        self.message = message[:500]
+        self.retry_after = retry_after
+        super().__init__(f"{kind} ({status}): {self.message}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+@dataclass
+class StreamPiece:
+    """One SSE event for the client, in OpenAI's framing (`data: {...}\\n\\n`).
+
+    `usage` is set on the piece that carries the final usage; `usage_only` marks OpenAI's
+    separate usage chunk (`choices: []`), which is parsed into `chunk` so the gateway can add
+    `cost_usd` and drop it when the client did not ask for usage. `text_chars` counts the
+    characters of content, reasoning and tool arguments, for billing a stream cut short.
+    """
+
+    data: bytes
+    usage: Usage | None = None
+    usage_only: bool = False
+    chunk: dict | None = None
+    text_chars: int = 0
+    finish_reason: str | None = None
+
+
+class ChatProvider(Protocol):
+    name: str
+
+    async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]: ...
+
+    def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]: ...
+
+
+# --- helpers for providers that build OpenAI objects themselves ---------------------------
+
+def dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sse(obj) -> bytes:
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass
+class ChunkBuilder:
+    """Builds OpenAI `chat.completion.chunk` dicts for one streamed reply."""
+
+    model: str
+    id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
+    created: int = field(default_factory=lambda: int(time.time()))
+    system_fingerprint: str | None = None
+
+    def chunk(self, delta: dict | None = None, finish_reason: str | None = None, **extra) -> dict:
+        obj = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        if self.system_fingerprint:
+            obj["system_fingerprint"] = self.system_fingerprint
+        obj["choices"] = [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish_reason}]
+        obj.update(extra)
+        return obj
+
+    def usage_chunk(self, usage: Usage) -> dict:
+        obj = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        if self.system_fingerprint:
+            obj["system_fingerprint"] = self.system_fingerprint
+        obj["choices"] = []
+        obj["usage"] = usage.to_openai()
+        return obj
+
+    def usage_piece(self, usage: Usage) -> StreamPiece:
+        chunk = self.usage_chunk(usage)
+        return StreamPiece(data=sse(chunk), usage=usage, usage_only=True, chunk=chunk)
+
+
+def completion_object(*, model: str, message: dict, finish_reason: str | None, usage: Usage | None,
+                      id: str | None = None, created: int | None = None, system_fingerprint: str | None = None
+                      ) -> dict:
+    """An OpenAI `chat.completion` dict with one choice."""
+    obj = {"id": id or "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
+           "created": created or int(time.time()), "model": model,
+           "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}]}
+    if system_fingerprint:
+        obj["system_fingerprint"] = system_fingerprint
+    if usage is not None:
+        obj["usage"] = usage.to_openai()
+    return obj
+
+
+def text_of(content) -> str:
+    """The text of an OpenAI message `content` (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""

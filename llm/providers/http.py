@@ -1,0 +1,130 @@
+"""The one HTTP choke point to upstream vendors: pooled clients, timeouts, error mapping.
+
+One httpx.AsyncClient per credential family and event loop, with keep-alive. Transport errors
+become UpstreamError here and nowhere else; vendors' error bodies are parsed by their adapter
+through `error_parser`. Vendor keys and base URLs never leave this module in an error.
+"""
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from django.conf import settings
+
+from ..upstreams import Upstream
+from .base import UpstreamError
+
+log = logging.getLogger("gpuniq.upstream")
+
+_clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+_URL = re.compile(r"https?://\S+")
+
+ErrorParser = Callable[[int, bytes, httpx.Headers], UpstreamError]
+
+
+def client(upstream: Upstream) -> httpx.AsyncClient:
+    key = (id(asyncio.get_running_loop()), upstream.family)
+    found = _clients.get(key)
+    if found is None or found.is_closed:
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+        found = httpx.AsyncClient(limits=limits, http2=False, trust_env=False, follow_redirects=False,
+                                  timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT))
+        _clients[key] = found
+    return found
+
+
+def timeout(first_byte: float) -> httpx.Timeout:
+    """Connect quickly; the read timeout is the model's first-byte budget (also between chunks)."""
+    return httpx.Timeout(connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT, read=first_byte, write=30.0, pool=30.0)
+
+
+def scrub(message: str) -> str:
+    """Vendor messages may quote URLs or keys; users see neither."""
+    return _URL.sub("[url]", message)[:500]
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def generic_error(status: int, body: bytes, headers: httpx.Headers) -> UpstreamError:
+    """Status-based mapping shared by all vendors; adapters refine the message and special cases."""
+    message = ""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else {}
+        message = (error.get("message") if isinstance(error, dict) else str(error)) or ""
+    except (ValueError, AttributeError):
+        message = body[:200].decode(errors="replace")
+    kind = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 409: "server",
+            413: "bad_request", 422: "bad_request", 429: "rate_limited", 529: "overloaded"}.get(status)
+    if kind is None:
+        kind = "server" if status >= 500 else "bad_request"
+    return UpstreamError(kind, scrub(message), status=status, retry_after=retry_after(headers))
+
+
+def _transport_error(exc: Exception) -> UpstreamError:
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError("timeout", "the provider did not answer in time")
+    if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return UpstreamError("connect", "could not reach the provider")
+    return UpstreamError("connect", type(exc).__name__)
+
+
+async def post_json(upstream: Upstream, path: str, *, headers: dict, body: dict, first_byte: float,
+                    error_parser: ErrorParser = generic_error) -> dict:
+    """POST JSON and return the decoded JSON reply, or raise UpstreamError."""
+    try:
+        response = await client(upstream).post(upstream.base_url + path, headers=headers, json=body,
+                                               timeout=timeout(first_byte))
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc) from None
+    if response.status_code >= 400:
+        raise error_parser(response.status_code, response.content, response.headers)
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamError("malformed", "the provider sent a reply that is not JSON",
+                            status=response.status_code) from None
+
+
+@asynccontextmanager
+async def post_stream(upstream: Upstream, path: str, *, headers: dict, body: dict, first_byte: float,
+                      error_parser: ErrorParser = generic_error):
+    """POST and yield the streaming response once its status is known to be a success.
+
+    Leaving the block closes the upstream connection at once (client went away, or done).
+    """
+    request = client(upstream).build_request("POST", upstream.base_url + path, headers=headers, json=body,
+                                             timeout=timeout(first_byte))
+    try:
+        response = await client(upstream).send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc) from None
+    try:
+        if response.status_code >= 400:
+            try:
+                content = await response.aread()
+            except httpx.HTTPError:
+                content = b""
+            raise error_parser(response.status_code, content, response.headers)
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def iter_bytes(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The raw body, with transport failures mid-stream mapped to UpstreamError."""
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise _transport_error(exc) from None

@@ -1,0 +1,121 @@
+"""OpenAI-compatible vendors (OpenAI, xAI, DeepSeek, MiniMax, OpenRouter, vLLM, Ollama, ...).
+
+Every request field is forwarded unchanged except `model`. Streams pass through: each upstream
+event is parsed once (to read usage, finish_reason and text length for billing) and forwarded
+as the upstream's own bytes, with only the model id swapped for our slug.
+"""
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+from ..upstreams import Upstream
+from .base import ChatRequest, Route, StreamPiece, UpstreamError, Usage
+from .http import generic_error, iter_bytes, post_json, post_stream, scrub
+from .sse import iter_events, parse_event
+
+_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
+_POLICY_MARKERS = ("content_policy", "content_filter", "safety system")
+
+
+def parse_error(status, body, headers) -> UpstreamError:
+    error = generic_error(status, body, headers)
+    text = (body[:2000].decode(errors="replace")).lower()
+    if status == 400 and any(m in text for m in _CONTEXT_MARKERS):
+        error.kind = "context_length"
+    elif status == 400 and any(m in text for m in _POLICY_MARKERS):
+        error.kind = "content_policy"
+    return error
+
+
+def _text_chars(chunk: dict) -> int:
+    total = 0
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        for key in ("content", "reasoning_content", "reasoning"):
+            value = delta.get(key)
+            if isinstance(value, str):
+                total += len(value)
+        for call in delta.get("tool_calls") or ():
+            total += len((call.get("function") or {}).get("arguments") or "")
+    return total
+
+
+def _finish_reason(chunk: dict) -> str | None:
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            return choice["finish_reason"]
+    return None
+
+
+class OpenAICompatProvider:
+    def __init__(self, upstream: Upstream, name: str = "openai"):
+        self.upstream = upstream
+        self.name = name
+        self._headers = {"Authorization": f"Bearer {upstream.api_key}", "Content-Type": "application/json"}
+
+    def _body(self, request: ChatRequest, route: Route, stream: bool) -> dict:
+        body = dict(request.body)
+        body["model"] = route.upstream_model
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return body
+
+    async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
+        data = await post_json(self.upstream, "/chat/completions", headers=self._headers,
+                               body=self._body(request, route, stream=False),
+                               first_byte=request.first_byte_timeout, error_parser=parse_error)
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError("malformed", "the provider's reply has no choices")
+        data["model"] = request.slug
+        return data, Usage.from_openai(data.get("usage"))
+
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+        swap = _model_swapper(request.slug)
+        async with post_stream(self.upstream, "/chat/completions", headers=self._headers,
+                               body=self._body(request, route, stream=True),
+                               first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
+            async for event in iter_events(iter_bytes(response)):
+                _, data = parse_event(event)
+                if data is None:
+                    continue  # an upstream comment / keep-alive
+                if data == b"[DONE]":
+                    return
+                yield _piece(data, swap)
+        raise UpstreamError("connect", "the stream ended without [DONE]")
+
+
+def _piece(data: bytes, swap) -> StreamPiece:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError("malformed", "the provider sent an unreadable stream event")
+    if "error" in chunk:
+        error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+        raise UpstreamError("server", scrub(str(error.get("message", ""))))
+    usage = Usage.from_openai(chunk.get("usage"))
+    if usage is not None and not chunk.get("choices"):
+        chunk["model"] = swap.slug
+        return StreamPiece(data=b"", usage=usage, usage_only=True, chunk=chunk)
+    return StreamPiece(data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk),
+                       finish_reason=_finish_reason(chunk))
+
+
+class _model_swapper:
+    """Replace the top-level model id (the vendor's, which may be a dated variant of the one we
+    asked for) with our slug in raw JSON bytes, without re-encoding the event."""
+
+    _pattern = re.compile(rb'(?<!\\)("model"\s*:\s*)"(?:[^"\\]|\\.)*"')
+
+    def __init__(self, slug: str):
+        self.slug = slug
+        self.replacement = rb"\1" + json.dumps(slug).encode().replace(b"\\", b"\\\\")
+
+    def __call__(self, data: bytes) -> bytes:
+        return self._pattern.sub(self.replacement, data, count=1)

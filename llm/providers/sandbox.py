@@ -1,0 +1,101 @@
+"""The built-in sandbox: serves models whose vendor has no key when GPUNIQ_SANDBOX=1.
+
+Deterministic text derived from the prompt, token counts from a simple word/punctuation
+tokenizer, streams paced like a fast model, and a tool call when tools are offered. Every
+reply says it is simulated (system_fingerprint "gpuniq-sandbox"; the views add a header).
+"""
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, Usage, completion_object, sse, text_of
+
+FINGERPRINT = "gpuniq-sandbox"
+CHUNK_DELAY = 0.012
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def prompt_tokens(body: dict) -> int:
+    messages = body.get("messages") or []
+    total = sum(count_tokens(text_of(m.get("content"))) + 4 for m in messages if isinstance(m, dict))
+    if body.get("tools"):
+        total += count_tokens(json.dumps(body["tools"]))
+    return total + 3
+
+
+def _last_user_text(body: dict) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return text_of(message.get("content"))
+    return ""
+
+
+def _reply_words(request: ChatRequest) -> list[str]:
+    body = request.body
+    last = body["messages"][-1] if body.get("messages") else {}
+    if isinstance(last, dict) and last.get("role") == "tool":
+        text = f"The tool returned: {text_of(last.get('content'))[:400]}"
+    else:
+        asked = " ".join(_last_user_text(body).split())[:400] or "(no question)"
+        text = (f"This is a simulated reply from the GPUniq sandbox for {request.slug}; no vendor key is "
+                f"configured, so no real model was called. You wrote: \u201c{asked}\u201d. In a real deployment "
+                "the model's answer appears here, streamed token by token and billed from real usage.")
+    words = re.findall(r"\S+\s*", text)
+    limit = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
+    return words[: int(limit)] if isinstance(limit, int) and limit > 0 else words
+
+
+def _tool_call(body: dict) -> dict | None:
+    tools = body.get("tools") or []
+    last = body["messages"][-1] if body.get("messages") else {}
+    if not tools or body.get("tool_choice") == "none" or not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    function = (tools[0] or {}).get("function") or {}
+    props = (function.get("parameters") or {}).get("properties") or {}
+    samples = {"string": "example", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
+    args = {name: samples.get((spec or {}).get("type"), "example") for name, spec in props.items()}
+    return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+            "function": {"name": function.get("name", "tool"), "arguments": json.dumps(args)}}
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage]:
+        call = _tool_call(request.body)
+        if call:
+            message, finish, completion = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", \
+                count_tokens(call["function"]["arguments"]) + 3
+        else:
+            words = _reply_words(request)
+            text = "".join(words)
+            message, finish, completion = {"role": "assistant", "content": text}, "stop", count_tokens(text)
+        usage = Usage(prompt_tokens=prompt_tokens(request.body), completion_tokens=completion)
+        return completion_object(model=request.slug, message=message, finish_reason=finish, usage=usage,
+                                 system_fingerprint=FINGERPRINT), usage
+
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+        builder = ChunkBuilder(model=request.slug, system_fingerprint=FINGERPRINT)
+        yield StreamPiece(data=sse(builder.chunk({"role": "assistant", "content": ""})))
+        call = _tool_call(request.body)
+        completion = 0
+        if call:
+            delta = {"tool_calls": [{"index": 0, **call}]}
+            completion = count_tokens(call["function"]["arguments"]) + 3
+            yield StreamPiece(data=sse(builder.chunk(delta)), text_chars=len(call["function"]["arguments"]))
+            finish = "tool_calls"
+        else:
+            for word in _reply_words(request):
+                await asyncio.sleep(CHUNK_DELAY)
+                completion += count_tokens(word)
+                yield StreamPiece(data=sse(builder.chunk({"content": word})), text_chars=len(word))
+            finish = "stop"
+        yield StreamPiece(data=sse(builder.chunk({}, finish)), finish_reason=finish)
+        yield builder.usage_piece(Usage(prompt_tokens=prompt_tokens(request.body), completion_tokens=completion))

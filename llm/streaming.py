@@ -1,0 +1,125 @@
+"""The SSE body of a streamed completion: pass pieces through, keep idle connections alive,
+bill exactly once whatever happens (normal end, upstream failure mid-way, client gone)."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+
+from gpuniq_site.errors import error_body
+
+from . import chat
+from .gateway import OpenedStream, to_api_error
+from .providers.base import SSE_DONE, StreamPiece, UpstreamError, dumps
+
+KEEPALIVE = b": keep-alive\n\n"
+_background: set[asyncio.Task] = set()
+
+
+def run_to_completion(coro) -> asyncio.Task:
+    """Start work that must finish even if the request task is cancelled (client disconnect)."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
+    yield opened.first
+    async for piece in opened.rest:
+        yield piece
+
+
+async def with_keepalive(pieces: AsyncIterator[StreamPiece], *, interval: float, idle: float, total: float
+                         ) -> AsyncIterator[StreamPiece | None]:
+    """Yield pieces; None each time `interval` passes in silence. Raises UpstreamError("timeout")
+    after `idle` seconds without a piece or `total` seconds in all."""
+    started = last = time.monotonic()
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(pieces))
+            now = time.monotonic()
+            wait = min(interval, idle - (now - last), total - (now - started))
+            if wait <= 0:
+                raise UpstreamError("timeout", "the provider stopped sending")
+            done, _ = await asyncio.wait({pending}, timeout=wait)
+            if not done:
+                if time.monotonic() - last >= interval:
+                    yield None
+                continue
+            finished, pending = pending, None
+            try:
+                piece = finished.result()
+            except StopAsyncIteration:
+                return
+            last = time.monotonic()
+            yield piece
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | None, usage, cost) -> bytes:
+    if chunk is None:
+        chunk = {"id": "chatcmpl-usage", "object": "chat.completion.chunk", "created": int(time.time()),
+                 "model": prepared.request.slug, "choices": []}
+    chunk["usage"] = {**usage.to_openai(), **(chunk.get("usage") or {}), "cost_usd": float(cost)}
+    return b"data: " + dumps(chunk) + b"\n\n"
+
+
+async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]") -> AsyncIterator[bytes]:
+    state = {"usage": None, "chars": 0, "ttft": None, "chunk": None, "route": None, "finished": False}
+    opened: OpenedStream | None = None
+    request = prepared.request
+    try:
+        while not opening.done():  # still choosing a route: keep the client's connection alive
+            await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
+            if not opening.done():
+                yield KEEPALIVE
+        opened = opening.result()
+        state["route"] = opened.route
+        async for piece in with_keepalive(_pieces(opened), interval=settings.GPUNIQ_KEEPALIVE_SECONDS,
+                                          idle=settings.GPUNIQ_STREAM_IDLE_TIMEOUT,
+                                          total=settings.GPUNIQ_STREAM_TOTAL_TIMEOUT):
+            if piece is None:
+                yield KEEPALIVE
+                continue
+            state["chars"] += piece.text_chars
+            if piece.usage is not None:
+                state["usage"] = piece.usage
+            if piece.usage_only:
+                state["chunk"] = piece.chunk
+                continue
+            if state["ttft"] is None:
+                state["ttft"] = int((time.perf_counter() - prepared.started) * 1000)
+            yield piece.data
+        usage = state["usage"] or chat.usage_from_text(prepared, state["chars"])
+        state["finished"] = True
+        settled = await chat.finish(prepared, usage=usage, route=opened.route, ttft_ms=state["ttft"])
+        if request.include_usage:
+            yield _usage_event(prepared, opened, state["chunk"], usage, settled.cost)
+        yield SSE_DONE
+    except Exception as exc:
+        error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
+        if not hasattr(error, "code"):
+            raise
+        if not state["finished"]:
+            state["finished"] = True
+            usage = state["usage"] or (chat.usage_from_text(prepared, state["chars"]) if state["chars"] else None)
+            await chat.finish(prepared, usage=usage, route=state["route"], status="error", error_code=error.code,
+                              ttft_ms=state["ttft"])
+        yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"
+    finally:
+        if opened is not None:
+            await opened.aclose()  # closes the upstream connection at once
+        elif not opening.done():
+            opening.cancel()
+        if not state["finished"]:  # the client went away: pay for what was produced, nothing more
+            usage = state["usage"] or (chat.usage_from_text(prepared, state["chars"]) if state["chars"] else None)
+            await asyncio.shield(run_to_completion(chat.finish(
+                prepared, usage=usage, route=state["route"], status="cancelled", error_code="client_disconnected",
+                ttft_ms=state["ttft"])))

@@ -1,0 +1,107 @@
+"""Validate only what the gateway must; every other Chat Completions field passes through."""
+
+import json
+import math
+
+from gpuniq_site.errors import ApiError
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+MAX_MESSAGES = 10_000
+
+
+def parse_body(raw: bytes) -> dict:
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, RecursionError):
+        raise ApiError("invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError("invalid_json", "The request body must be a JSON object.")
+    return body
+
+
+def _int_field(body: dict, name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError("invalid_parameter", field=name, reason="must be an integer", meta={"field": name})
+    if not low <= value <= high:
+        raise ApiError("invalid_parameter", field=name, reason=f"must be between {low} and {high}",
+                       meta={"field": name})
+    return value
+
+
+def _number_field(body: dict, name: str, low: float, high: float) -> None:
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError("invalid_parameter", field=name, reason="must be a number", meta={"field": name})
+    if not low <= value <= high:
+        raise ApiError("invalid_parameter", field=name, reason=f"must be between {low} and {high}",
+                       meta={"field": name})
+
+
+def _check_messages(messages) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise ApiError("invalid_parameter", field="messages", reason="must be a non-empty array",
+                       meta={"field": "messages"})
+    if len(messages) > MAX_MESSAGES:
+        raise ApiError("invalid_parameter", field="messages", reason=f"at most {MAX_MESSAGES} messages",
+                       meta={"field": "messages"})
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ApiError("invalid_parameter", field=field, reason="must be an object", meta={"field": field})
+        if message.get("role") not in ROLES:
+            raise ApiError("invalid_parameter", field=f"{field}.role",
+                           reason=f"must be one of {', '.join(sorted(ROLES))}", meta={"field": f"{field}.role"})
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise ApiError("invalid_parameter", field=f"{field}.content", reason="must be a string or an array",
+                           meta={"field": f"{field}.content"})
+
+
+def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str, int | None, bool]:
+    """Check the fields the gateway relies on. Returns (model slug, max output tokens, stream)."""
+    model = body.get("model", default_model)
+    if model is None:
+        raise ApiError("missing_parameter", field="model", meta={"field": "model"})
+    if not isinstance(model, str) or not model or len(model) > 100:
+        raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
+    _check_messages(body.get("messages"))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError("invalid_parameter", field="stream", reason="must be true or false", meta={"field": "stream"})
+    if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
+        raise ApiError("invalid_parameter", field="stream_options", reason="must be an object",
+                       meta={"field": "stream_options"})
+    max_tokens = _int_field(body, "max_completion_tokens", 1, 10_000_000)
+    legacy = _int_field(body, "max_tokens", 1, 10_000_000)
+    _int_field(body, "n", 1, 16)
+    _number_field(body, "temperature", 0, 2)
+    _number_field(body, "top_p", 0, 1)
+    if body.get("tools") is not None and not isinstance(body["tools"], list):
+        raise ApiError("invalid_parameter", field="tools", reason="must be an array", meta={"field": "tools"})
+    return model, max_tokens if max_tokens is not None else legacy, stream
+
+
+def estimate_prompt_tokens(body: dict) -> int:
+    """A deliberately generous estimate for the hold (about 3 characters a token, 1,500 an image)."""
+    chars = 0
+    images = 0
+    for message in body.get("messages") or ():
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") in ("image_url", "input_image", "image"):
+                    images += 1
+                elif isinstance(part, dict):
+                    chars += len(str(part.get("text", "")))
+        if message.get("tool_calls"):
+            chars += len(json.dumps(message["tool_calls"]))
+    if body.get("tools"):
+        chars += len(json.dumps(body["tools"]))
+    return chars // 3 + 8 * len(body.get("messages") or ()) + 1500 * images + 16

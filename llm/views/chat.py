@@ -1,0 +1,122 @@
+"""POST /v1/openai/chat/completions (raw OpenAI objects) and POST /v1/llm/chat/completions (wrapped)."""
+
+import asyncio
+import time
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.views.decorators.http import require_POST
+
+from accounts.guard import key_required
+from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import json_response, native_ok
+
+from .. import chat, gateway
+from ..catalog import DEFAULT_CHAT_MODEL
+from ..providers.base import text_of
+from ..streaming import run_to_completion, stream_body
+from ..validation import parse_body
+
+
+def _message_chars(response: dict) -> int:
+    total = 0
+    for choice in response.get("choices") or ():
+        message = choice.get("message") or {}
+        total += len(text_of(message.get("content"))) + len(message.get("reasoning_content") or "")
+        total += sum(len((c.get("function") or {}).get("arguments") or "") for c in message.get("tool_calls") or ())
+    return total
+
+
+def _headers(route) -> dict:
+    return {"x-gpuniq-simulated": "true"} if _is_sandbox(route) else {}
+
+
+def _is_sandbox(route) -> bool:
+    from ..upstreams import upstream_for
+
+    upstream = upstream_for(route.provider)
+    return bool(upstream and upstream.sandbox)
+
+
+async def complete_once(prepared: chat.Prepared):
+    """Non-streaming: the gateway call, then settle. Returns (response dict, usage, settled, route)."""
+    try:
+        done = await gateway.complete(prepared.request, prepared.model)
+    except ApiError as error:
+        await chat.finish(prepared, usage=None, status="error", error_code=error.code)
+        raise
+    except asyncio.CancelledError:  # client went away before the reply: nothing delivered
+        await asyncio.shield(run_to_completion(chat.finish(prepared, usage=None, status="cancelled",
+                                                           error_code="client_disconnected")))
+        raise
+    except Exception:
+        await chat.finish(prepared, usage=None, status="error", error_code="internal_error")
+        raise
+    usage = done.usage or chat.usage_from_text(prepared, _message_chars(done.response))
+    settled = await chat.finish(prepared, usage=usage, route=done.route)
+    return done.response, usage, settled, done.route
+
+
+async def start_stream(prepared: chat.Prepared) -> StreamingHttpResponse:
+    """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
+    opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
+    try:
+        await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
+    except asyncio.CancelledError:
+        opening.cancel()
+        await asyncio.shield(run_to_completion(chat.finish(prepared, usage=None, status="cancelled",
+                                                           error_code="client_disconnected")))
+        raise
+    if opening.done() and opening.exception() is not None:
+        error = opening.exception()
+        await chat.finish(prepared, usage=None, status="error", error_code=getattr(error, "code", "internal_error"))
+        raise error
+    response = StreamingHttpResponse(stream_body(prepared, opening), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    if opening.done() and _is_sandbox(opening.result().route):
+        response["x-gpuniq-simulated"] = "true"
+    return response
+
+
+@require_POST
+@key_required
+async def openai_chat_completions(request):
+    started = time.perf_counter()
+    body = parse_body(request.body)
+    prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat")
+    if prepared.request.stream:
+        return await start_stream(prepared)
+    response, usage, settled, route = await complete_once(prepared)
+    response["usage"] = {**usage.to_openai(), **(response.get("usage") or {}), "cost_usd": float(settled.cost)}
+    headers = _headers(route)
+    headers["x-gpuniq-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
+    return json_response(response, headers=headers)
+
+
+@require_POST
+@key_required
+async def native_chat_completions(request):
+    body = parse_body(request.body)
+    prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="native_chat",
+                                  default_model=DEFAULT_CHAT_MODEL)
+    if prepared.request.stream:
+        prepared.request.include_usage = True
+        return await start_stream(prepared)
+    response, usage, settled, route = await complete_once(prepared)
+    return native_ok(request, native_reply(response, usage, settled, prepared.model.slug), headers=_headers(route))
+
+
+def native_reply(response: dict, usage, settled: chat.Settled, slug: str) -> dict:
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    data = {"content": text_of(message.get("content")), "model": slug, "finish_reason": choice.get("finish_reason"),
+            "tokens_used": usage.total_tokens, "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens, "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens, "cost_usd": float(settled.cost),
+            "balance_usd": float(settled.balance)}
+    if message.get("reasoning_content"):
+        data["reasoning_content"] = message["reasoning_content"]
+    if message.get("tool_calls"):
+        data["tool_calls"] = message["tool_calls"]
+    return data
