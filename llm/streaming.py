@@ -3,6 +3,7 @@ bill exactly once whatever happens (normal end, upstream failure mid-way, client
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from . import chat
 from .gateway import OpenedStream, to_api_error
 from .providers.base import SSE_DONE, StreamPiece, UpstreamError, dumps
 
+log = logging.getLogger("gpuniq.streaming")
 KEEPALIVE = b": keep-alive\n\n"
 _background: set[asyncio.Task] = set()
 
@@ -59,8 +61,9 @@ async def with_keepalive(pieces: AsyncIterator[StreamPiece], *, interval: float,
             last = time.monotonic()
             yield piece
     finally:
-        if pending is not None:
+        if pending is not None:  # stop the upstream read before anyone closes the generators
             pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | None, usage, cost) -> bytes:
@@ -114,10 +117,13 @@ async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedSt
                               ttft_ms=state["ttft"])
         yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"
     finally:
-        if opened is not None:
-            await opened.aclose()  # closes the upstream connection at once
-        elif not opening.done():
-            opening.cancel()
+        try:
+            if opened is not None:
+                await opened.aclose()  # closes the upstream connection at once
+            elif not opening.done():
+                opening.cancel()
+        except Exception:
+            log.exception("closing the upstream stream failed")
         if not state["finished"]:  # the client went away: pay for what was produced, nothing more
             usage = state["usage"] or (chat.usage_from_text(prepared, state["chars"]) if state["chars"] else None)
             await asyncio.shield(run_to_completion(chat.finish(

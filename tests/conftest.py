@@ -173,6 +173,27 @@ def api_server(catalog_loaded, fake_vendors):
     with every chat vendor pointed at its loopback fake."""
     from .live import LiveServer
 
-    server = LiveServer(env=upstream_env(fake_vendors)).start()
+    env = {**upstream_env(fake_vendors), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3"}
+    server = LiveServer(env=env).start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def vendors(fake_vendors):
+    """The session's fake vendors, with scripts and request logs cleared for this test."""
+    for fake in fake_vendors.values():
+        fake.reset()
+    return fake_vendors
+
+
+def balance_of(user) -> Decimal:
+    from billing.models import Account
+
+    return Account.objects.get(pk=user.account.pk).balance
+
+
+def usage_rows(user):
+    from llm.models import UsageLog
+
+    return list(UsageLog.objects.filter(user_id=user.pk).order_by("id"))
