@@ -90,3 +90,42 @@ class UsageLog(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+def _chat_job_id() -> str:
+    import uuid
+
+    return "cjob_" + uuid.uuid4().hex[:20]
+
+
+class ChatJob(models.Model):
+    """A chat completion run by a worker for clients that cannot hold a stream open.
+
+    The row is the truth: pending → running → completed | failed. The hold taken at kickoff is
+    settled by the worker (once, through the ledger) or released on failure or by the reaper.
+    """
+
+    PENDING, RUNNING, COMPLETED, FAILED = "pending", "running", "completed", "failed"
+    STATUSES = [(s, s) for s in (PENDING, RUNNING, COMPLETED, FAILED)]
+
+    id = models.CharField(primary_key=True, max_length=32, default=_chat_job_id, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_jobs")
+    api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    request = models.JSONField(help_text="the validated chat request body")
+    hold_id = models.BigIntegerField()
+    request_id = models.CharField(max_length=64)
+    prompt_estimate = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="chatjob_status_created")]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (self.COMPLETED, self.FAILED)

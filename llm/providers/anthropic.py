@@ -36,6 +36,8 @@ _POLICY_MARKERS = ("content filtering", "content policy", "usage policy")
 # keywords Anthropic's constrained decoding rejects (structured outputs / strict tools)
 _UNSUPPORTED_SCHEMA = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
                        "maxLength", "maxItems", "minProperties", "maxProperties", "uniqueItems")
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_VALUES = ("items", "prefixItems", "contains", "not", "anyOf", "oneOf", "allOf")
 _VERSION = re.compile(r"claude-(?:[a-z]+-)?(\d+)(?:[-.](\d{1,2})(?!\d))?")
 
 
@@ -75,13 +77,9 @@ def _tool_id(value) -> str:
 
 
 def _tool_input(arguments) -> dict:
-    if isinstance(arguments, dict):
-        return arguments
-    if not arguments:
-        return {}
     try:
-        parsed = json.loads(arguments)
-    except (ValueError, TypeError):
+        parsed = json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else arguments or {}
+    except ValueError:
         return {"_raw": arguments}
     return parsed if isinstance(parsed, dict) else {"_raw": arguments}
 
@@ -173,14 +171,21 @@ def map_messages(messages: list[dict]) -> tuple[str | list, list[dict]]:
 # --- request: everything else -----------------------------------------------------------
 
 def strict_schema(schema):
-    """A JSON schema in the subset Anthropic's constrained decoding accepts."""
+    """A JSON schema in the subset Anthropic's constrained decoding accepts: unsupported bounds
+    dropped, closed objects. Only schema-valued keywords are walked (not enum/const/default)."""
     if isinstance(schema, list):
         return [strict_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {key: strict_schema(value) for key, value in schema.items() if key not in _UNSUPPORTED_SCHEMA}
-    if isinstance(out.get("minItems"), int) and out["minItems"] > 1:
-        del out["minItems"]
+    out = {}
+    for key, value in schema.items():
+        if key in _UNSUPPORTED_SCHEMA or (key == "minItems" and isinstance(value, int) and value > 1):
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            value = {name: strict_schema(sub) for name, sub in value.items()}
+        elif key in _SCHEMA_VALUES:
+            value = strict_schema(value)
+        out[key] = value
     if out.get("type") == "object" or "properties" in out:
         out["additionalProperties"] = False
     return out
@@ -218,7 +223,9 @@ def _map_response_format(body: dict, out: dict, native: bool) -> bool:
     response_format = body.get("response_format") or {}
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_object":
-        out["system"] = _add_system(out.get("system"), JSON_OBJECT_INSTRUCTION)
+        system = out.get("system")
+        out["system"] = system + [{"type": "text", "text": JSON_OBJECT_INSTRUCTION}] if isinstance(system, list) \
+            else "\n\n".join(filter(None, [system, JSON_OBJECT_INSTRUCTION]))
     if kind != "json_schema":
         return False
     schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
@@ -229,12 +236,6 @@ def _map_response_format(body: dict, out: dict, native: bool) -> bool:
                                         "description": "Give the final answer as JSON matching this schema."})
     out["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     return True
-
-
-def _add_system(system, text: str):
-    if isinstance(system, list):
-        return system + [{"type": "text", "text": text}]
-    return f"{system}\n\n{text}" if system else text
 
 
 def _thinking_allowed(out: dict) -> bool:
