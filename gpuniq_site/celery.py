@@ -11,4 +11,5 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "release-stale-holds": {"task": "billing.release_stale_holds", "schedule": 60.0},
+    "reap-chat-jobs": {"task": "llm.reap_chat_jobs", "schedule": 30.0},
 }

@@ -14,7 +14,7 @@ from django.conf import settings
 
 _lock = threading.Lock()
 _sync_client: redis.Redis | None = None
-_async_clients: dict[int, aioredis.Redis] = {}
+_async_client: tuple[object, aioredis.Redis] | None = None
 
 
 def redis_url() -> str:
@@ -34,18 +34,19 @@ def sync_redis() -> redis.Redis | None:
 
 
 def async_redis() -> aioredis.Redis | None:
-    """One asyncio client per event loop (uvicorn runs one loop per process)."""
+    """The asyncio client of the running event loop (uvicorn runs one loop per process; a
+    worker's asyncio.run gets a new one)."""
+    global _async_client
     if not settings.REDIS_URL:
         return None
     import asyncio
 
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
-    if client is None:
+    loop = asyncio.get_running_loop()
+    if _async_client is None or _async_client[0] is not loop:
         client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
                                          health_check_interval=30, max_connections=256)
-        _async_clients[loop_id] = client
-    return client
+        _async_client = (loop, client)
+    return _async_client[1]
 
 
 class _LocalStore:

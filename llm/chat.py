@@ -79,11 +79,11 @@ async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> 
 
 
 async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint: str,
-                  default_model: str | None = None) -> Prepared:
+                  default_model: str | None = None, long_output_ok: bool = False) -> Prepared:
     """Validate, authorize and hold the worst-case cost. Raises ApiError; holds nothing then."""
     slug, max_tokens, stream = validate_chat(body, default_model=default_model)
     limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
-    if not stream and max_tokens and max_tokens > limit:
+    if not stream and not long_output_ok and max_tokens and max_tokens > limit:
         raise ApiError("streaming_required", max_tokens=max_tokens, limit=limit,
                        meta={"max_tokens": max_tokens, "limit": limit})
     model = await resolve_model(slug, principal)

@@ -115,6 +115,7 @@ class ChatJob(models.Model):
     request = models.JSONField(help_text="the validated chat request body")
     hold_id = models.BigIntegerField()
     request_id = models.CharField(max_length=64)
+    idempotency_key = models.CharField(max_length=200, blank=True)
     prompt_estimate = models.PositiveIntegerField(default=0)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
@@ -125,6 +126,8 @@ class ChatJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"], name="chatjob_status_created")]
+        constraints = [models.UniqueConstraint(fields=["user", "idempotency_key"], name="chatjob_idempotency",
+                                               condition=~models.Q(idempotency_key=""))]
 
     @property
     def is_terminal(self) -> bool:

@@ -173,10 +173,24 @@ def api_server(catalog_loaded, fake_vendors):
     with every chat vendor pointed at its loopback fake."""
     from .live import LiveServer
 
-    env = {**upstream_env(fake_vendors), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3"}
-    server = LiveServer(env=env).start()
+    server = LiveServer(env=service_extra_env(fake_vendors)).start()
     yield server.url
     server.stop()
+
+
+def service_extra_env(fakes) -> dict[str, str]:
+    """What the API server and the workers add to the shared test environment."""
+    return {**upstream_env(fakes), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker_proc(catalog_loaded, fake_vendors):
+    """A real Celery worker process, configured like the API server."""
+    from .live import Worker
+
+    worker = Worker(env=service_extra_env(fake_vendors)).start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture

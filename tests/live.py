@@ -29,6 +29,69 @@ def test_database_url() -> str:
     return f"postgresql://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
+def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a server or worker process sharing the test database and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "TEST_", "PYTEST"))}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings", "DATABASE_URL": test_database_url(),
+        "GPUNIQ_VAR_DIR": str(settings.VAR_DIR), "SECRET_KEY": settings.SECRET_KEY, "DB_CONN_MAX_AGE": "60",
+        "GPUNIQ_SANDBOX": "0",
+    })
+    env.pop("CELERY_BROKER_URL", None)
+    if settings.HAS_REDIS:
+        env["REDIS_URL"] = settings.REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
+    env.update(extra or {})
+    return env
+
+
+class Worker:
+    """A real Celery worker process (threads pool) on the same broker, database and Redis."""
+
+    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 4, name: str = "w1"):
+        self.env = env or {}
+        self.concurrency = concurrency
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(settings.VAR_DIR) / f"worker-{name}-{os.getpid()}.log"
+
+    def start(self) -> "Worker":
+        cmd = [sys.executable, "-m", "celery", "-A", "gpuniq_site", "worker", "-P", "threads", "-c",
+               str(self.concurrency), "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip",
+               "--without-mingle", "--without-heartbeat"]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=service_env(self.env), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if b"ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-job, as a crashed machine would."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 class LiveServer:
     def __init__(self, env: dict[str, str] | None = None, workers: int = 1):
         self.port = free_port()
@@ -39,17 +102,7 @@ class LiveServer:
         self.log_path = Path(settings.VAR_DIR) / f"live-{self.port}.log"
 
     def start(self) -> "LiveServer":
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "TEST_", "PYTEST"))}
-        env.update({
-            "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings", "DATABASE_URL": test_database_url(),
-            "GPUNIQ_VAR_DIR": str(settings.VAR_DIR), "SECRET_KEY": settings.SECRET_KEY, "DB_CONN_MAX_AGE": "60",
-            "PUBLIC_BASE_URL": self.url, "GPUNIQ_SANDBOX": "0",
-        })
-        if settings.HAS_REDIS:
-            env["REDIS_URL"] = settings.REDIS_URL
-        else:
-            env.pop("REDIS_URL", None)
-        env.update(self.env)
+        env = service_env({"PUBLIC_BASE_URL": self.url, **self.env})
         cmd = [sys.executable, "-m", "uvicorn", "gpuniq_site.asgi:application", "--host", "127.0.0.1",
                "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning",
                "--no-access-log", "--timeout-graceful-shutdown", "3"]

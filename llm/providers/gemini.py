@@ -69,7 +69,8 @@ def error_from(error: dict, status: int | None = None, retry: float | None = Non
 
 def parse_error(status: int, body: bytes, headers) -> UpstreamError:
     try:
-        error = json.loads(body).get("error")
+        data = json.loads(body)
+        error = (data[0] if isinstance(data, list) and data else data).get("error")
     except (ValueError, AttributeError):
         error = None
     if not isinstance(error, dict):
@@ -78,17 +79,12 @@ def parse_error(status: int, body: bytes, headers) -> UpstreamError:
 
 
 def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
+    return int(value) if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()) else 0
 
 
 def _seconds(value) -> float | None:
-    try:
-        return float(str(value).rstrip("s"))
-    except ValueError:
-        return None
+    """Seconds of a protobuf Duration ("17s", "0.5s")."""
+    return float(value[:-1]) if re.fullmatch(r"\d+(\.\d+)?s", str(value)) else None
 
 
 # --- request mapping ------------------------------------------------------------------------
@@ -127,6 +123,9 @@ def clean_schema(schema, defs: dict | None = None, depth: int = 0):
         elif key in SCHEMA_KEYS and key not in ("type", "format", "enum"):
             out[key] = value
     _clean_type(schema, out)
+    if any(sub == {"nullable": True} for sub in out.get("anyOf") or ()):  # anyOf [X, null]: a nullable X
+        rest = [sub for sub in out.pop("anyOf") if sub != {"nullable": True}]
+        out = {**rest[0], **out, "nullable": True} if len(rest) == 1 else {**out, "anyOf": rest, "nullable": True}
     if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
         out["required"] = [name for name in out["required"] if name in out["properties"]]
     return out
@@ -149,6 +148,8 @@ def _clean_type(schema: dict, out: dict) -> None:
         out["enum"] = enum
     elif isinstance(out.get("enum"), list) and not all(isinstance(v, str) for v in out["enum"]):
         del out["enum"]
+    if "enum" in out and "type" not in out:
+        out["type"] = "STRING"
 
 
 def _media_part(url: str, default_mime: str) -> dict:
@@ -172,12 +173,6 @@ def user_parts(content) -> list[dict]:
             image = part.get("image_url")
             parts.append(_media_part(str((image.get("url") if isinstance(image, dict) else image) or ""),
                                      "image/jpeg"))
-        elif kind == "input_audio" and isinstance(part.get("input_audio"), dict):
-            audio = part["input_audio"]
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format') or 'wav'}",
-                                         "data": audio.get("data", "")}})
-        elif kind == "file" and isinstance(part.get("file"), dict) and part["file"].get("file_data"):
-            parts.append(_media_part(str(part["file"]["file_data"]), "application/pdf"))
     return parts
 
 
@@ -256,18 +251,13 @@ def map_tool_choice(choice) -> dict | None:
         return {"functionCallingConfig": {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}}
     if not isinstance(choice, dict):
         return None
-    if choice.get("type") == "allowed_tools":
-        allowed = choice.get("allowed_tools") or {}
-        if allowed.get("mode") != "required":
-            return {"functionCallingConfig": {"mode": "AUTO"}}
-        names = [(t.get("function") or {}).get("name") for t in allowed.get("tools") or () if isinstance(t, dict)]
-        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [n for n in names if n]}}
     name = (choice.get("function") or {}).get("name")
     return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}} if name else None
 
 
 def thinking_config(body: dict, model: str) -> dict | None:
-    effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort")
+    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    effort = body.get("reasoning_effort") or reasoning.get("effort")
     version = model_version(model) or 0
     if effort not in THINKING_BUDGETS:
         return {"includeThoughts": True} if is_thinking_model(model) else None
@@ -313,7 +303,9 @@ def generation_config(body: dict, max_output_tokens: int | None = None, model: s
 
 def build_body(request: ChatRequest, upstream_model: str) -> dict:
     body = request.body
-    system, contents = map_messages(body.get("messages") or [], upstream_model)
+    # an upstream id without a version (an alias) says less about the model than our slug
+    model = upstream_model if model_version(upstream_model) is not None else f"{upstream_model} {request.slug}"
+    system, contents = map_messages(body.get("messages") or [], model)
     out: dict = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
@@ -323,9 +315,7 @@ def build_body(request: ChatRequest, upstream_model: str) -> dict:
         tool_config = map_tool_choice(body.get("tool_choice"))
         if tool_config:
             out["toolConfig"] = tool_config
-    # the slug speaks for the model too (a thinking slug routed to an opaque upstream id)
-    config = generation_config(body, request.max_output_tokens, upstream_model if model_version(upstream_model)
-                               or is_thinking_model(upstream_model) else request.slug)
+    config = generation_config(body, request.max_output_tokens, model)
     if config:
         out["generationConfig"] = config
     return out
@@ -424,8 +414,9 @@ class _StreamState:
         if data.get("usageMetadata"):
             self.usage = map_usage(data["usageMetadata"])
         candidates = data.get("candidates") or []
-        if not candidates and _blocked(data):
-            raise _blocked(data)
+        blocked = None if candidates else _blocked(data)
+        if blocked:
+            raise blocked
         return [piece for candidate in candidates for piece in self._candidate(candidate)]
 
     def _candidate(self, candidate: dict) -> list[StreamPiece]:
@@ -442,31 +433,27 @@ class _StreamState:
                                           len(call["function"]["arguments"])))
             elif isinstance(part.get("text"), str) and part["text"]:
                 key = "reasoning_content" if part.get("thought") else "content"
-                pieces.append(self._piece(index, {key: part["text"]}, len(part["text"]),
-                                          logprobs=map_logprobs(candidate.get("logprobsResult"))))
+                pieces.append(self._piece(index, {key: part["text"]}, len(part["text"])))
         if candidate.get("finishReason"):
             self.finished = True
             finish = map_finish(candidate["finishReason"], index in self.calls)
             pieces.append(self._piece(index, {}, finish_reason=finish))
         return pieces
 
-    def _piece(self, index: int, delta: dict, chars: int = 0, finish_reason: str | None = None,
-               logprobs: dict | None = None) -> StreamPiece:
+    def _piece(self, index: int, delta: dict, chars: int = 0, finish_reason: str | None = None) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         chunk["choices"][0]["index"] = index
-        if logprobs:
-            chunk["choices"][0]["logprobs"] = logprobs
         return StreamPiece(data=sse(chunk), text_chars=chars, finish_reason=finish_reason)
 
 
-def _decode(data: bytes) -> dict:
+def _feed(state: _StreamState, data: bytes) -> list[StreamPiece]:
     try:
         obj = json.loads(data)
-    except ValueError:
-        raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
-    if not isinstance(obj, dict):
-        raise UpstreamError("malformed", "the provider sent an unreadable stream event")
-    return obj
+        if isinstance(obj, dict):
+            return state.feed(obj)
+    except (ValueError, AttributeError, TypeError):  # not JSON, or JSON of an unexpected shape
+        pass
+    raise UpstreamError("malformed", "the provider sent an unreadable stream event")
 
 
 class GeminiProvider:
@@ -485,7 +472,10 @@ class GeminiProvider:
         data = await post_json(self.upstream, self._path(route, "generateContent"), headers=self._headers,
                                body=build_body(request, route.upstream_model),
                                first_byte=request.first_byte_timeout, error_parser=parse_error)
-        return to_completion(data, request.slug)
+        try:
+            return to_completion(data, request.slug)
+        except (AttributeError, TypeError):  # a reply of an unexpected shape
+            raise UpstreamError("malformed", "the provider sent a reply of an unexpected shape") from None
 
     async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
         builder = ChunkBuilder(model=request.slug)
@@ -497,7 +487,7 @@ class GeminiProvider:
                 _, data = parse_event(event)
                 if data is None or not data.strip() or data.strip() == b"[DONE]":
                     continue
-                for piece in state.feed(_decode(data)):
+                for piece in _feed(state, data):
                     yield piece
         if not state.finished:
             raise UpstreamError("connect", "stream cut off")

@@ -20,21 +20,22 @@ from .base import UpstreamError
 
 log = logging.getLogger("gpuniq.upstream")
 
-_clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+_clients: dict[str, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
 _URL = re.compile(r"https?://\S+")
 
 ErrorParser = Callable[[int, bytes, httpx.Headers], UpstreamError]
 
 
 def client(upstream: Upstream) -> httpx.AsyncClient:
-    key = (id(asyncio.get_running_loop()), upstream.family)
-    found = _clients.get(key)
-    if found is None or found.is_closed:
+    """The family's pooled client for the running event loop (a worker's asyncio.run gets its own)."""
+    loop = asyncio.get_running_loop()
+    entry = _clients.get(upstream.family)
+    if entry is None or entry[0] is not loop or entry[1].is_closed:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
         found = httpx.AsyncClient(limits=limits, http2=False, trust_env=False, follow_redirects=False,
                                   timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT))
-        _clients[key] = found
-    return found
+        entry = _clients[upstream.family] = (loop, found)
+    return entry[1]
 
 
 def timeout(first_byte: float) -> httpx.Timeout:

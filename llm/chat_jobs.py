@@ -1,0 +1,130 @@
+"""Long-poll chat jobs: kickoff holds and queues; a worker runs the completion and settles once.
+
+Guarantee: a job's hold is settled by exactly one worker run (claiming the job is a
+conditional update only one caller wins) or released when the job fails or is reaped.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.keys import Principal
+from billing import ledger
+from gpuniq_site.errors import ApiError
+
+from . import chat, gateway
+from .catalog import asnapshot
+from .models import ChatJob
+from .providers.base import ChatRequest
+
+log = logging.getLogger("gpuniq.chat_jobs")
+JOB_BUDGET_SECONDS = 600
+
+
+def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
+    """Record the job and queue it after commit. Same Idempotency-Key → the first job, and the
+    new hold is released (it would otherwise be charged twice)."""
+    from .tasks import run_chat_job
+
+    principal = prepared.principal
+    try:
+        with transaction.atomic():
+            job = ChatJob.objects.create(
+                user_id=principal.user_id, api_key_id=principal.key_id, request=prepared.request.body,
+                hold_id=prepared.hold_id, request_id=prepared.request.request_id, idempotency_key=idempotency_key,
+                prompt_estimate=prepared.prompt_estimate)
+            transaction.on_commit(lambda: run_chat_job.delay(job.pk))
+    except IntegrityError:
+        ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
+        return ChatJob.objects.get(user_id=principal.user_id, idempotency_key=idempotency_key)
+    return job
+
+
+def find_job(user_id: int, job_id: str) -> ChatJob:
+    job = ChatJob.objects.filter(pk=job_id, user_id=user_id).first()
+    if job is None:
+        raise ApiError("job_not_found")
+    return job
+
+
+def claim(job_id: str) -> ChatJob | None:
+    """pending → running; only one worker wins."""
+    if not ChatJob.objects.filter(pk=job_id, status=ChatJob.PENDING).update(status=ChatJob.RUNNING,
+                                                                            started_at=timezone.now()):
+        return None
+    return ChatJob.objects.select_related("api_key").get(pk=job_id)
+
+
+def _principal(job: ChatJob) -> Principal:
+    account = ledger.account_for_user(job.user_id)
+    return Principal(user_id=job.user_id, key_id=job.api_key_id, account_id=account.pk, rpm=0, spend_cap=None,
+                     allowed_models=(), last_used=0.0)
+
+
+async def run(job: ChatJob, principal: Principal) -> None:
+    """Run the completion for a claimed job and record the outcome on the row."""
+    from gpuniq_site.db import run_db
+    from .views.chat import native_reply
+
+    body = job.request
+    model = (await asnapshot()).models.get(body["model"])
+    request = ChatRequest(body={**body, "stream": False}, slug=body["model"], stream=False,
+                          max_output_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
+                          request_id=job.request_id, first_byte_timeout=float(JOB_BUDGET_SECONDS))
+    prepared = chat.Prepared(principal, model, request, job.hold_id, job.prompt_estimate, "chat_job")
+    try:
+        done = await gateway.complete(request, model)
+    except ApiError as error:
+        await chat.finish(prepared, usage=None, status="error", error_code=error.code)
+        await run_db(_fail, job.pk, {"code": error.code, "message": error.message})
+        return
+    usage = done.usage or chat.usage_from_text(prepared, 0)
+    settled = await chat.finish(prepared, usage=usage, route=done.route)
+    result = native_reply(done.response, usage, settled, model.slug)
+    await run_db(_complete, job.pk, result)
+
+
+def execute(job_id: str) -> None:
+    job = claim(job_id)
+    if job is None:
+        return
+    try:
+        asyncio.run(run(job, _principal(job)))
+    except Exception:
+        log.exception("chat job %s crashed", job_id)
+        ledger.release(hold_id=job.hold_id, reason="chat job crashed")
+        _fail(job.pk, {"code": "internal_error", "message": "The job failed; nothing was charged."})
+
+
+def _complete(job_id: str, result: dict) -> None:
+    ChatJob.objects.filter(pk=job_id).update(status=ChatJob.COMPLETED, result=result, finished_at=timezone.now())
+
+
+def _fail(job_id: str, error: dict) -> None:
+    ChatJob.objects.filter(pk=job_id).exclude(status=ChatJob.COMPLETED).update(
+        status=ChatJob.FAILED, error=error, finished_at=timezone.now())
+
+
+def reap(budget_seconds: int = JOB_BUDGET_SECONDS + 60) -> int:
+    """Fail jobs past their budget (their worker died) and release their holds."""
+    cutoff = timezone.now() - timedelta(seconds=budget_seconds)
+    stale = list(ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING], created_at__lt=cutoff))
+    for job in stale:
+        _fail(job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."})
+        ledger.release(hold_id=job.hold_id, reason="chat job reaped")
+    return len(stale)
+
+
+def payload(job: ChatJob) -> dict:
+    data = {"job_id": job.pk, "status": job.status, "model": job.request.get("model"),
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+    if job.status == ChatJob.COMPLETED:
+        data["result"] = job.result
+        data.update({k: job.result[k] for k in ("content", "cost_usd", "balance_usd") if k in job.result})
+    if job.status == ChatJob.FAILED:
+        data["error"] = job.error
+    return data
