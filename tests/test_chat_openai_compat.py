@@ -247,3 +247,13 @@ def test_client_disconnect_cancels_upstream_and_pays_for_what_was_produced(api_s
     assert 0 < row.cost_usd < full
     assert balance_of(dave) == Decimal("5") - row.cost_usd
     assert not Hold.objects.filter(account=dave.account, status=Hold.OPEN).exists()
+
+
+def test_monthly_spend_cap_refuses_once_reached(api_server, committed, vendors):
+    capped = make_user("capped", "5", monthly_spend_cap_usd=Decimal("0.00009"))  # one call fits, not two
+    client = openai.OpenAI(api_key=capped.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+    client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "one"}])
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "two"}])
+    assert caught.value.code == "spend_cap_reached"
+    assert len(vendors["openai"].requests) == 1
