@@ -1,6 +1,42 @@
+"""ASGI entry point.
+
+- Async API views under /v1/ (the hot path) run through gpuniq_site.fast_asgi.LeanApiApp.
+- Other /v1/ requests (DRF views) go through a Django handler with only the API middleware
+  (request ids, error envelopes).
+- Everything else (dashboard, admin, static files) gets the full stack: sessions, CSRF, auth.
+"""
+
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from .fast_asgi import LeanApiApp  # noqa: E402
+
+API_MIDDLEWARE = [
+    "gpuniq_site.middleware.RequestIdMiddleware",
+    "gpuniq_site.middleware.ApiErrorMiddleware",
+]
+
+
+class ApiASGIHandler(ASGIHandler):
+    """Django's ASGI handler with the API's own, shorter middleware list."""
+
+    def load_middleware(self, is_async=False):
+        from django.test.utils import override_settings
+
+        with override_settings(MIDDLEWARE=API_MIDDLEWARE):
+            super().load_middleware(is_async=is_async)
+
+
+site_app = ASGIHandler()
+api_app = LeanApiApp(fallback=ApiASGIHandler())
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        return await api_app(scope, receive, send)
+    return await site_app(scope, receive, send)

@@ -5,8 +5,9 @@ bounced through a thread for each hook.
 """
 
 import logging
+import os
+import random
 import re
-import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -21,8 +22,12 @@ log = logging.getLogger("gpuniq.errors")
 _VALID_INBOUND_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
+    """Unique, not secret: a PRNG seeded once from the OS (os.urandom per request is slow here)."""
+    return f"req_{_ids.getrandbits(128):032x}"
 
 
 class _DualMiddleware:
