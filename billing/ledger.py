@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from . import pg_ledger
 from .models import Account, Hold, LedgerEntry
 from .money import ZERO, usd
 
@@ -55,6 +56,8 @@ def hold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat"
     amount = usd(amount)
     if amount < ZERO:
         raise ValueError("hold amount must not be negative")
+    if connection.vendor == "postgresql":
+        return _pg_hold(account_id, amount, idempotency_key, purpose, request_id)
     try:
         with transaction.atomic(durable=True):
             account = Account.objects.select_for_update().get(pk=account_id)
@@ -81,6 +84,8 @@ def settle(*, hold_id: int, actual, reason: str = "") -> Decimal | None:
     below zero). Returns the amount charged, or None when the hold was already closed.
     """
     actual = usd(actual)
+    if connection.vendor == "postgresql":
+        return _pg_settle(hold_id, actual, reason)[0]
     if actual <= ZERO:
         release(hold_id=hold_id, reason=reason or "nothing delivered")
         return ZERO if actual == ZERO else None
@@ -104,6 +109,8 @@ def settle(*, hold_id: int, actual, reason: str = "") -> Decimal | None:
 
 def release(*, hold_id: int, reason: str = "") -> bool:
     """Give the whole hold back, once. Returns False when it was already closed."""
+    if connection.vendor == "postgresql":
+        return _pg_settle(hold_id, ZERO, reason)[0] is not None
     with transaction.atomic(durable=True):
         h = Hold.objects.select_for_update().get(pk=hold_id)
         if h.status != Hold.OPEN:
@@ -116,6 +123,80 @@ def release(*, hold_id: int, reason: str = "") -> bool:
         _entry(account, kind=LedgerEntry.RELEASE, amount=ZERO, held_delta=-h.amount,
                key=f"release:{h.idempotency_key}", hold=h, reason=reason)
     return True
+
+
+def _existing_hold(idempotency_key: str) -> HoldRef:
+    h = Hold.objects.get(idempotency_key=idempotency_key)
+    return HoldRef(id=h.pk, account_id=h.account_id, amount=h.amount)
+
+
+def _pg_hold(account_id: int, amount: Decimal, key: str, purpose: str, request_id: str) -> HoldRef:
+    params = pg_ledger.hold_params(account_id=account_id, amount=amount, key=key, purpose=purpose,
+                                   request_id=request_id)
+    try:
+        with transaction.atomic() if connection.in_atomic_block else _no_block():
+            with connection.cursor() as cursor:
+                hold_id = pg_ledger.hold_with_cursor(cursor, params)
+                if hold_id is None:
+                    raise InsufficientBalance(amount, pg_ledger.available_with_cursor(cursor, account_id))
+    except IntegrityError:
+        return _existing_hold(key)
+    return HoldRef(id=hold_id, account_id=account_id, amount=amount)
+
+
+def _pg_settle(hold_id: int, actual: Decimal, reason: str) -> tuple[Decimal | None, Decimal | None]:
+    with connection.cursor() as cursor:
+        return pg_ledger.settle_with_cursor(cursor, pg_ledger.settle_params(hold_id=hold_id, actual=actual,
+                                                                           reason=reason))
+
+
+class _no_block:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --- async (the hot path) -------------------------------------------------------------------
+
+async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat",
+                request_id: str = "") -> HoldRef:
+    """hold() for the event loop: one statement on PostgreSQL's async pool, else via a thread."""
+    from gpuniq_site.db import pg_pool, run_db, uses_postgres
+
+    amount = usd(amount)
+    if not uses_postgres():
+        return await run_db(hold, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
+                            purpose=purpose, request_id=request_id)
+    from psycopg.errors import UniqueViolation
+
+    params = pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key, purpose=purpose,
+                                   request_id=request_id)
+    async with (await pg_pool()).connection() as conn:
+        try:
+            cursor = await conn.execute(pg_ledger.HOLD_SQL, params)
+        except UniqueViolation:
+            return await run_db(_existing_hold, idempotency_key)
+        row = await cursor.fetchone()
+        if row is None:
+            cursor = await conn.execute(pg_ledger.AVAILABLE_SQL, {"account": account_id})
+            raise InsufficientBalance(amount, (await cursor.fetchone())[0])
+    return HoldRef(id=row[0], account_id=account_id, amount=amount)
+
+
+async def asettle(*, hold_id: int, actual, reason: str = "") -> tuple[Decimal | None, Decimal | None]:
+    """settle() for the event loop. Returns (charged or None if already closed, available after);
+    available is None on SQLite, where callers read it separately."""
+    from gpuniq_site.db import pg_pool, run_db, uses_postgres
+
+    if not uses_postgres():
+        return await run_db(settle, hold_id=hold_id, actual=actual, reason=reason), None
+    async with (await pg_pool()).connection() as conn:
+        cursor = await conn.execute(pg_ledger.SETTLE_SQL, pg_ledger.settle_params(hold_id=hold_id, actual=actual,
+                                                                                  reason=reason))
+        row = await cursor.fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "",

@@ -39,3 +39,38 @@ def _call(fn, args, kwargs):
 async def run_db(fn, *args, **kwargs):
     """Run a sync function that uses the ORM, off the event loop."""
     return await sync_to_async(_call, thread_sensitive=False, executor=executor())(fn, args, kwargs)
+
+
+# --- PostgreSQL from the event loop -------------------------------------------------------
+# The hot path's money statements run on a psycopg async pool (one per process and event loop):
+# no thread hop, no ORM. Everything else keeps using the ORM through run_db.
+
+_async_pool = None
+
+
+def uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    db = settings.DATABASES["default"]
+    return make_conninfo(dbname=db["NAME"], user=db.get("USER") or None, password=db.get("PASSWORD") or None,
+                         host=db.get("HOST") or None, port=str(db["PORT"]) if db.get("PORT") else None)
+
+
+async def pg_pool():
+    """The process's async pool for the running event loop (a worker's asyncio.run gets its own)."""
+    global _async_pool
+    import asyncio
+
+    from psycopg_pool import AsyncConnectionPool
+
+    loop = asyncio.get_running_loop()
+    if _async_pool is None or _async_pool[0] is not loop:
+        pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=max(4, settings.DB_POOL_MAX),
+                                   kwargs={"autocommit": True}, open=False, timeout=30)
+        await pool.open()
+        _async_pool = (loop, pool)
+    return _async_pool[1]

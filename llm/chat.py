@@ -6,8 +6,9 @@ the streamed text when none arrived) or released, and exactly one usage row is w
 """
 
 import math
+import os
+import random
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
 from .catalog import ModelInfo, asnapshot
+from . import usage as usage_rows
 from .models import UsageLog
 from .providers.base import ChatRequest, Route, Usage
 from .validation import estimate_prompt_tokens, validate_chat
@@ -53,18 +55,26 @@ def month_spend(key_id: int) -> Decimal:
     return total or Decimal(0)
 
 
-def _hold(principal: Principal, amount: Decimal, request_id: str, purpose: str) -> int:
+async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpose: str) -> int:
+    """Hold `amount` for this key's request, or raise the catalog error that says why not."""
     cap = principal.spend_cap_usd
-    if cap is not None and month_spend(principal.key_id) + amount > cap:
+    if cap is not None and await run_db(month_spend, principal.key_id) + amount > cap:
         raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
     try:
-        hold = ledger.hold(account_id=principal.account_id, amount=amount, purpose=purpose, request_id=request_id,
-                           idempotency_key=f"{purpose}:{request_id}:{uuid.uuid4().hex}")
+        hold = await ledger.ahold(account_id=principal.account_id, amount=amount, purpose=purpose,
+                                  request_id=request_id, idempotency_key=f"{purpose}:{request_id}:{_unique()}")
     except ledger.InsufficientBalance as short:
         raise ApiError("insufficient_balance", required=short.required, available=short.available,
                        meta={"required_usd": float(short.required), "available_usd": float(short.available)}
                        ) from None
     return hold.id
+
+
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
+
+
+def _unique() -> str:
+    return f"{_ids.getrandbits(96):024x}"
 
 
 async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> ModelInfo:
@@ -91,7 +101,7 @@ async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint
                                 STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE)
     prompt_estimate = estimate_prompt_tokens(body)
     amount = chat_worst_case(prices(model), prompt_tokens=prompt_estimate, max_output_tokens=reserve)
-    hold_id = await run_db(_hold, principal, amount, request_id, endpoint)
+    hold_id = await hold_for(principal, amount, request_id, endpoint)
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
     request = ChatRequest(body={**body, "model": slug}, slug=slug, stream=stream, include_usage=include_usage,
                           max_output_tokens=reserve, request_id=request_id,
@@ -110,26 +120,27 @@ class Settled:
     balance: Decimal
 
 
-def _record(prepared: Prepared, usage: Usage | None, route: Route | None, status: str, error_code: str,
-            ttft_ms: int | None) -> Settled:
-    tokens = TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-                        usage.reasoning_tokens) if usage else TokenUsage()
-    cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
-    charged = ledger.settle(hold_id=prepared.hold_id, actual=cost, reason=f"{prepared.model.slug} {status}")
-    cost = charged if charged is not None else Decimal(0)
-    principal = prepared.principal
-    UsageLog.objects.create(
-        user_id=principal.user_id, api_key_id=principal.key_id, request_id=prepared.request.request_id,
-        endpoint=prepared.endpoint, model=prepared.model.slug, route=str(route or ""),
-        prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
-        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens, cost_usd=cost,
-        latency_ms=int((time.perf_counter() - prepared.started) * 1000), ttft_ms=ttft_ms, status=status,
-        error_code=error_code, stream=prepared.request.stream,
-    )
-    return Settled(cost=cost, balance=Account.objects.get(pk=principal.account_id).available)
-
-
 async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None = None, status: str = "ok",
                  error_code: str = "", ttft_ms: int | None = None) -> Settled:
     """Settle the hold at the real cost (nothing when usage is None) and write the usage row."""
-    return await run_db(_record, prepared, usage, route, status, error_code, ttft_ms)
+    tokens = TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                        usage.reasoning_tokens) if usage else TokenUsage()
+    cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
+    charged, available = await ledger.asettle(hold_id=prepared.hold_id, actual=cost,
+                                              reason=f"{prepared.model.slug} {status}")
+    charged = charged if charged is not None else Decimal(0)
+    principal = prepared.principal
+    await usage_rows.awrite(
+        user_id=principal.user_id, api_key_id=principal.key_id, request_id=prepared.request.request_id,
+        endpoint=prepared.endpoint, model=prepared.model.slug, route=str(route or ""),
+        prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
+        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens, cost_usd=charged,
+        latency_ms=int((time.perf_counter() - prepared.started) * 1000), ttft_ms=ttft_ms, status=status,
+        error_code=error_code, stream=prepared.request.stream)
+    if available is None:
+        available = await run_db(_available, principal.account_id)
+    return Settled(cost=charged, balance=available)
+
+
+def _available(account_id: int) -> Decimal:
+    return Account.objects.get(pk=account_id).available

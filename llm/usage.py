@@ -1,0 +1,31 @@
+"""Usage rows: one per API request, paid or failed. On PostgreSQL the hot path inserts them with
+one statement on the async pool; elsewhere through the ORM in a thread."""
+
+from django.utils import timezone
+
+from gpuniq_site.db import pg_pool, run_db, uses_postgres
+
+from .models import UsageLog
+
+COLUMNS = ("user_id", "api_key_id", "request_id", "endpoint", "model", "route", "prompt_tokens", "cached_tokens",
+           "completion_tokens", "reasoning_tokens", "images", "video_seconds", "cost_usd", "latency_ms", "ttft_ms",
+           "status", "error_code", "stream", "created_at")
+INSERT_SQL = (f"INSERT INTO llm_usagelog ({', '.join(COLUMNS)}) "
+              f"VALUES ({', '.join('%(' + c + ')s' for c in COLUMNS)})")
+DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}
+
+
+def _row(fields: dict) -> dict:
+    return {**DEFAULTS, **fields, "created_at": timezone.now()}
+
+
+def write(**fields) -> None:
+    UsageLog.objects.create(**_row(fields))
+
+
+async def awrite(**fields) -> None:
+    if not uses_postgres():
+        await run_db(write, **fields)
+        return
+    async with (await pg_pool()).connection() as conn:
+        await conn.execute(INSERT_SQL, _row(fields))
