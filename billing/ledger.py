@@ -163,7 +163,7 @@ class _no_block:
 async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat",
                 request_id: str = "") -> HoldRef:
     """hold() for the event loop: one statement on PostgreSQL's async pool, else via a thread."""
-    from gpuniq_site.db import pg_pool, run_db, uses_postgres
+    from gpuniq_site.db import pg_run, run_db, uses_postgres
 
     amount = usd(amount)
     if not uses_postgres():
@@ -173,30 +173,41 @@ async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str =
 
     params = pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key, purpose=purpose,
                                    request_id=request_id)
-    async with (await pg_pool()).connection() as conn:
+
+    async def attempt(conn):
         try:
             cursor = await conn.execute(pg_ledger.HOLD_SQL, params)
-        except UniqueViolation:
+        except UniqueViolation:  # this key was already held (also: our first attempt did commit)
             return await run_db(_existing_hold, idempotency_key)
         row = await cursor.fetchone()
         if row is None:
             cursor = await conn.execute(pg_ledger.AVAILABLE_SQL, {"account": account_id})
             raise InsufficientBalance(amount, (await cursor.fetchone())[0])
-    return HoldRef(id=row[0], account_id=account_id, amount=amount)
+        return HoldRef(id=row[0], account_id=account_id, amount=amount)
+
+    return await pg_run(attempt)
 
 
 async def asettle(*, hold_id: int, actual, reason: str = "") -> tuple[Decimal | None, Decimal | None]:
     """settle() for the event loop. Returns (charged or None if already closed, available after);
     available is None on SQLite, where callers read it separately."""
-    from gpuniq_site.db import pg_pool, run_db, uses_postgres
+    from gpuniq_site.db import pg_run, run_db, uses_postgres
 
     if not uses_postgres():
         return await run_db(settle, hold_id=hold_id, actual=actual, reason=reason), None
-    async with (await pg_pool()).connection() as conn:
-        cursor = await conn.execute(pg_ledger.SETTLE_SQL, pg_ledger.settle_params(hold_id=hold_id, actual=actual,
-                                                                                  reason=reason))
-        row = await cursor.fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
+
+    tries = []
+
+    async def attempt(conn):
+        tries.append(1)
+        row = await (await conn.execute(pg_ledger.SETTLE_SQL, params)).fetchone()
+        if row and row[0] is None and len(tries) > 1:
+            # the first try may have committed before its connection died: report what it charged
+            row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, params)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    return await pg_run(attempt)
 
 
 def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "",

@@ -64,6 +64,12 @@ SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SEL
 """
 
 
+CLOSED_HOLD_SQL = """
+SELECT h.captured, a.balance - a.held FROM billing_hold h JOIN billing_account a ON a.id = h.account_id
+WHERE h.id = %(hold)s AND h.status <> 'open'
+"""
+
+
 def hold_params(*, account_id: int, amount: Decimal, key: str, purpose: str, request_id: str) -> dict:
     return {"account": account_id, "amount": amount, "key": key, "purpose": purpose, "request_id": request_id}
 

@@ -5,12 +5,14 @@ hands its connection back afterwards (to psycopg's pool on PostgreSQL, or keeps 
 persistent one), so no thread sits on a connection between requests.
 """
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
+log = logging.getLogger("gpuniq.db")
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -74,3 +76,20 @@ async def pg_pool():
         await pool.open()
         _async_pool = (loop, pool)
     return _async_pool[1]
+
+
+async def pg_run(attempt):
+    """Run `await attempt(connection)` on the async pool; if the connection turns out to be dead
+    (the server restarted, a backend was terminated), once more on a fresh one. Only for
+    statements that are safe to repeat."""
+    from psycopg import OperationalError
+
+    pool = await pg_pool()
+    try:
+        async with pool.connection() as conn:
+            return await attempt(conn)
+    except OperationalError:
+        log.warning("database connection lost; retrying once on a fresh connection")
+        await pool.check()
+        async with pool.connection() as conn:
+            return await attempt(conn)

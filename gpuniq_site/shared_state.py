@@ -5,6 +5,7 @@ through a thread. Clients are created lazily, once per process (and per event lo
 """
 
 import json
+import logging
 import threading
 import time
 
@@ -12,6 +13,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+log = logging.getLogger("gpuniq.shared_state")
 _lock = threading.Lock()
 _sync_client: redis.Redis | None = None
 _async_client: tuple[object, aioredis.Redis] | None = None
@@ -79,19 +81,30 @@ class _LocalStore:
 local_store = _LocalStore()
 
 
+# A cache read that fails is a miss and a cache write that fails is skipped: while Redis is down
+# the gateway keeps serving from the database (rate limits follow GPUNIQ_RATE_LIMIT_FAIL_OPEN).
+# Deletes (revocation) must not be lost silently, so they raise.
+
 def cache_get_json(key: str):
     client = sync_redis()
-    raw = client.get(key) if client else local_store.get(key)
+    try:
+        raw = client.get(key) if client else local_store.get(key)
+    except redis.RedisError as exc:
+        log.warning("cache read failed: %s", exc)
+        return None
     return json.loads(raw) if raw else None
 
 
 def cache_set_json(key: str, value, ttl: float) -> None:
     raw = json.dumps(value, separators=(",", ":"))
     client = sync_redis()
-    if client:
-        client.set(key, raw, ex=max(1, int(ttl)))
-    else:
+    if not client:
         local_store.set(key, raw, ttl)
+        return
+    try:
+        client.set(key, raw, ex=max(1, int(ttl)))
+    except redis.RedisError as exc:
+        log.warning("cache write failed: %s", exc)
 
 
 def cache_delete(key: str) -> None:
@@ -103,14 +116,21 @@ def cache_delete(key: str) -> None:
 
 async def acache_get_json(key: str):
     client = async_redis()
-    raw = await client.get(key) if client else local_store.get(key)
+    try:
+        raw = await client.get(key) if client else local_store.get(key)
+    except redis.RedisError as exc:
+        log.warning("cache read failed: %s", exc)
+        return None
     return json.loads(raw) if raw else None
 
 
 async def acache_set_json(key: str, value, ttl: float) -> None:
     raw = json.dumps(value, separators=(",", ":"))
     client = async_redis()
-    if client:
-        await client.set(key, raw, ex=max(1, int(ttl)))
-    else:
+    if not client:
         local_store.set(key, raw, ttl)
+        return
+    try:
+        await client.set(key, raw, ex=max(1, int(ttl)))
+    except redis.RedisError as exc:
+        log.warning("cache write failed: %s", exc)

@@ -3,7 +3,7 @@ one statement on the async pool; elsewhere through the ORM in a thread."""
 
 from django.utils import timezone
 
-from gpuniq_site.db import pg_pool, run_db, uses_postgres
+from gpuniq_site.db import pg_run, run_db, uses_postgres
 
 from .models import UsageLog
 
@@ -27,5 +27,9 @@ async def awrite(**fields) -> None:
     if not uses_postgres():
         await run_db(write, **fields)
         return
-    async with (await pg_pool()).connection() as conn:
-        await conn.execute(INSERT_SQL, _row(fields))
+    row = _row(fields)
+
+    async def insert(conn):
+        await conn.execute(INSERT_SQL, row)
+
+    await pg_run(insert)
