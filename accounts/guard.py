@@ -5,8 +5,8 @@ import functools
 from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import error_response
 
-from . import ratelimit
-from .keys import aauthenticate, extract_raw_key
+from .gate import admit
+from .keys import extract_raw_key
 
 
 def key_required(view):
@@ -15,8 +15,7 @@ def key_required(view):
     @functools.wraps(view)
     async def wrapper(request, *args, **kwargs):
         try:
-            principal = await aauthenticate(extract_raw_key(request.headers))
-            decision = await ratelimit.ahit(principal.key_id, principal.rpm)
+            principal, decision = await admit(extract_raw_key(request.headers))
             request.ratelimit_headers = decision.headers()
             decision.raise_if_denied()
             request.principal = principal

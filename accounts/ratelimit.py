@@ -7,7 +7,6 @@ The window is a log of request times (a sorted set in Redis), so the limit holds
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from django.conf import settings
 
 from gpuniq_site import shared_state
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import unique_hex
 
 log = logging.getLogger("gpuniq.ratelimit")
 WINDOW_MS = 60_000
@@ -99,7 +99,7 @@ def hit(key_id: int, limit: int) -> Decision:
     if client is None:
         return _local.hit(key_id, limit)
     try:
-        allowed, remaining, reset = client.eval(_LUA, 1, _redis_key(key_id), WINDOW_MS, limit, uuid.uuid4().hex)
+        allowed, remaining, reset = client.eval(_LUA, 1, _redis_key(key_id), WINDOW_MS, limit, unique_hex(64))
     except Exception as exc:  # redis down: documented fail-open/closed setting decides
         return _unavailable(limit, exc)
     return Decision(bool(allowed), limit, int(remaining), int(reset))
@@ -110,7 +110,7 @@ async def ahit(key_id: int, limit: int) -> Decision:
     client = shared_state.async_redis()
     if client is None:
         return _local.hit(key_id, limit)
-    args = (_redis_key(key_id), WINDOW_MS, limit, uuid.uuid4().hex)
+    args = (_redis_key(key_id), WINDOW_MS, limit, unique_hex(64))
     try:
         if _script_sha is None:
             _script_sha = await client.script_load(_LUA)

@@ -188,20 +188,29 @@ async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str =
     return await pg_run(attempt)
 
 
-async def asettle(*, hold_id: int, actual, reason: str = "") -> tuple[Decimal | None, Decimal | None]:
+async def asettle(*, hold_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None
+                  ) -> tuple[Decimal | None, Decimal | None]:
     """settle() for the event loop. Returns (charged or None if already closed, available after);
-    available is None on SQLite, where callers read it separately."""
+    available is None on SQLite, where callers read it separately.
+
+    `also` is one more statement (SQL, params) sent in the same round trip right after the settle
+    (psycopg pipeline; each statement commits on its own) — the usage row, which can read the
+    charge from billing_hold.captured.
+    """
     from gpuniq_site.db import pg_run, run_db, uses_postgres
 
     if not uses_postgres():
         return await run_db(settle, hold_id=hold_id, actual=actual, reason=reason), None
     params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
-
     tries = []
 
     async def attempt(conn):
         tries.append(1)
-        row = await (await conn.execute(pg_ledger.SETTLE_SQL, params)).fetchone()
+        async with conn.pipeline():
+            cursor = await conn.execute(pg_ledger.SETTLE_SQL, params)
+            if also and len(tries) == 1:  # after a lost connection the row may exist: never twice
+                await conn.execute(*also)
+        row = await cursor.fetchone()
         if row and row[0] is None and len(tries) > 1:
             # the first try may have committed before its connection died: report what it charged
             row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, params)).fetchone()

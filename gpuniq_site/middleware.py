@@ -5,8 +5,6 @@ bounced through a thread for each hook.
 """
 
 import logging
-import os
-import random
 import re
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -15,6 +13,7 @@ from django.http import Http404
 from django.middleware.csrf import CsrfViewMiddleware
 
 from .errors import ApiError
+from .ids import unique_hex
 from .responses import error_response
 
 log = logging.getLogger("gpuniq.errors")
@@ -22,12 +21,8 @@ log = logging.getLogger("gpuniq.errors")
 _VALID_INBOUND_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 
-_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
-
-
 def new_request_id() -> str:
-    """Unique, not secret: a PRNG seeded once from the OS (os.urandom per request is slow here)."""
-    return f"req_{_ids.getrandbits(128):032x}"
+    return "req_" + unique_hex(128)
 
 
 class _DualMiddleware:

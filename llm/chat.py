@@ -6,8 +6,6 @@ the streamed text when none arrived) or released, and exactly one usage row is w
 """
 
 import math
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,8 +18,9 @@ from accounts.keys import Principal
 from billing import ledger
 from billing.models import Account
 from billing.pricing import TokenPrices, TokenUsage, chat_cost, chat_worst_case
-from gpuniq_site.db import run_db
+from gpuniq_site.db import run_db, uses_postgres
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import unique_hex
 
 from .catalog import ModelInfo, asnapshot
 from . import usage as usage_rows
@@ -62,19 +61,14 @@ async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpo
         raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
     try:
         hold = await ledger.ahold(account_id=principal.account_id, amount=amount, purpose=purpose,
-                                  request_id=request_id, idempotency_key=f"{purpose}:{request_id}:{_unique()}")
+                                  request_id=request_id,
+                                  idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}")
     except ledger.InsufficientBalance as short:
         raise ApiError("insufficient_balance", required=short.required, available=short.available,
                        meta={"required_usd": float(short.required), "available_usd": float(short.available)}
                        ) from None
     return hold.id
 
-
-_ids = random.Random(int.from_bytes(os.urandom(16), "big"))
-
-
-def _unique() -> str:
-    return f"{_ids.getrandbits(96):024x}"
 
 
 async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> ModelInfo:
@@ -126,18 +120,23 @@ async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None
     tokens = TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
                         usage.reasoning_tokens) if usage else TokenUsage()
     cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
-    charged, available = await ledger.asettle(hold_id=prepared.hold_id, actual=cost,
-                                              reason=f"{prepared.model.slug} {status}")
-    charged = charged if charged is not None else Decimal(0)
     principal = prepared.principal
-    await usage_rows.awrite(
+    row = dict(
         user_id=principal.user_id, api_key_id=principal.key_id, request_id=prepared.request.request_id,
         endpoint=prepared.endpoint, model=prepared.model.slug, route=str(route or ""),
         prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
-        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens, cost_usd=charged,
+        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens,
         latency_ms=int((time.perf_counter() - prepared.started) * 1000), ttft_ms=ttft_ms, status=status,
         error_code=error_code, stream=prepared.request.stream)
-    if available is None:
+    reason = f"{prepared.model.slug} {status}"
+    if uses_postgres():  # settle and usage row in one round trip
+        also = (usage_rows.INSERT_FROM_HOLD_SQL, usage_rows.row_params(**row, cost_usd=0, hold_id=prepared.hold_id))
+        charged, available = await ledger.asettle(hold_id=prepared.hold_id, actual=cost, reason=reason, also=also)
+        charged = charged if charged is not None else Decimal(0)
+    else:
+        charged, _ = await ledger.asettle(hold_id=prepared.hold_id, actual=cost, reason=reason)
+        charged = charged if charged is not None else Decimal(0)
+        await usage_rows.awrite(**row, cost_usd=charged)
         available = await run_db(_available, principal.account_id)
     return Settled(cost=charged, balance=available)
 

@@ -1,0 +1,71 @@
+"""Admission for the async hot path: API key → Principal and the per-key rate limit, in ONE
+Redis round trip when the key's principal is cached (the common case). A cache miss falls back
+to loading the principal (keys.aauthenticate) and a separate rate-limit call."""
+
+import json
+import time
+
+from gpuniq_site import shared_state
+from gpuniq_site.ids import unique_hex
+
+from . import ratelimit
+from .keys import LAST_USED_EVERY_SECONDS, Principal, _cache_key, _check_format, _to_principal, _touch, aauthenticate
+
+# KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
+# Returns {0} on a cache miss, else {1, principal json, allowed, remaining, reset ms}.
+_ADMIT_LUA = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {0} end
+local p = cjson.decode(raw)
+local key = 'gpuniq:rl:' .. tostring(p['key_id'])
+local limit = tonumber(p['rpm'])
+local window = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local allowed = 0
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[2])
+  redis.call('PEXPIRE', key, window)
+  allowed = 1
+  count = count + 1
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {1, raw, allowed, limit - count, tonumber(oldest[2]) + window - now}
+"""
+_sha: str | None = None
+
+
+async def _admit_cached(client, key_hash: str):
+    global _sha
+    args = (1, _cache_key(key_hash), ratelimit.WINDOW_MS, unique_hex(64))
+    if _sha is None:
+        _sha = await client.script_load(_ADMIT_LUA)
+    try:
+        return await client.evalsha(_sha, *args)
+    except Exception as exc:
+        if "NOSCRIPT" not in str(exc):
+            raise
+        return await client.eval(_ADMIT_LUA, *args)
+
+
+async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
+    """Authenticate and count the request against the key's limit (raises ApiError)."""
+    key_hash = _check_format(raw_key)
+    client = shared_state.async_redis()
+    if client is not None:
+        try:
+            reply = await _admit_cached(client, key_hash)
+        except Exception:  # Redis trouble: the slow path degrades as documented
+            reply = [0]
+        if reply[0] == 1:
+            data = json.loads(reply[1])
+            if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
+                from gpuniq_site.db import run_db
+
+                await run_db(_touch, data["key_id"], key_hash, dict(data))
+            decision = ratelimit.Decision(bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4]))
+            return _to_principal(data), decision
+    principal = await aauthenticate(raw_key)
+    return principal, await ratelimit.ahit(principal.key_id, principal.rpm)
