@@ -6,6 +6,7 @@ bounced through a thread for each hook.
 
 import logging
 import re
+import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
@@ -56,6 +57,7 @@ class RequestIdMiddleware(_DualMiddleware):
     """Every response carries x-request-id; an inbound well-formed id is kept for tracing."""
 
     def before(self, request):
+        request.started_at = time.perf_counter()
         inbound = request.headers.get("x-request-id", "")
         request.request_id = inbound if _VALID_INBOUND_ID.match(inbound) else new_request_id()
 

@@ -41,6 +41,7 @@ class Prepared:
     prompt_estimate: int
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
+    upstream_seconds: float = 0.0
 
 
 def prices(model: ModelInfo) -> TokenPrices:

@@ -7,6 +7,7 @@ first event, and nothing after that is retried.
 """
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -63,18 +64,22 @@ class Completed:
     usage: Usage | None
     route: Route
     attempts: int
+    upstream_seconds: float  # time spent waiting on vendors (all attempts)
 
 
 async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
     last: UpstreamError | None = None
     attempts = 0
+    waited = 0.0
     for route in await _ordered_routes(model):
         provider = provider_for(route)
         attempts += 1
+        started = time.perf_counter()
         try:
             response, usage = await provider.complete(request, route)
-            return Completed(response, usage, route, attempts)
+            return Completed(response, usage, route, attempts, waited + time.perf_counter() - started)
         except UpstreamError as error:
+            waited += time.perf_counter() - started
             _log_failure(route, error, request)
             last = error
             if not error.retryable:

@@ -257,3 +257,10 @@ def test_monthly_spend_cap_refuses_once_reached(api_server, committed, vendors):
         client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "two"}])
     assert caught.value.code == "spend_cap_reached"
     assert len(vendors["openai"].requests) == 1
+
+
+def test_every_reply_says_how_much_time_the_gateway_added(api_server, dave, vendors):
+    response = httpx.post(f"{api_server}/v1/openai/chat/completions", headers={"Authorization": f"Bearer {dave.raw_key}"},
+                          json={"model": "gpt-4o", "messages": [{"role": "user", "content": "timing"}]})
+    overhead = float(response.headers["x-gpuniq-overhead-ms"])
+    assert 0 < overhead < response.elapsed.total_seconds() * 1000

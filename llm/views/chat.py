@@ -54,6 +54,7 @@ async def complete_once(prepared: chat.Prepared):
         raise
     usage = done.usage or chat.usage_from_text(prepared, _message_chars(done.response))
     settled = await chat.finish(prepared, usage=usage, route=done.route)
+    prepared.upstream_seconds = done.upstream_seconds
     return done.response, usage, settled, done.route
 
 
@@ -79,19 +80,22 @@ async def start_stream(prepared: chat.Prepared) -> StreamingHttpResponse:
     return response
 
 
+def overhead_header(request, prepared: chat.Prepared) -> dict:
+    """Our own time on this request: everything but waiting on the vendor."""
+    spent = time.perf_counter() - request.started_at - prepared.upstream_seconds
+    return {"x-gpuniq-overhead-ms": f"{max(spent, 0) * 1000:.2f}"}
+
+
 @require_POST
 @key_required
 async def openai_chat_completions(request):
-    started = time.perf_counter()
     body = parse_body(request.body)
     prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat")
     if prepared.request.stream:
         return await start_stream(prepared)
     response, usage, settled, route = await complete_once(prepared)
     response["usage"] = {**usage.to_openai(), **(response.get("usage") or {}), "cost_usd": float(settled.cost)}
-    headers = _headers(route)
-    headers["x-gpuniq-overhead-ms"] = f"{(time.perf_counter() - started) * 1000:.2f}"
-    return json_response(response, headers=headers)
+    return json_response(response, headers={**_headers(route), **overhead_header(request, prepared)})
 
 
 @require_POST
@@ -104,7 +108,8 @@ async def native_chat_completions(request):
         prepared.request.include_usage = True
         return await start_stream(prepared)
     response, usage, settled, route = await complete_once(prepared)
-    return native_ok(request, native_reply(response, usage, settled, prepared.model.slug), headers=_headers(route))
+    return native_ok(request, native_reply(response, usage, settled, prepared.model.slug),
+                     headers={**_headers(route), **overhead_header(request, prepared)})
 
 
 def native_reply(response: dict, usage, settled: chat.Settled, slug: str) -> dict:
