@@ -1,0 +1,66 @@
+"""Turn one benchmark run into bench/results/<date>.json, a Markdown table, and docs/performance.md."""
+
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+DOC = BENCH.parent / "docs" / "performance.md"
+
+
+def _by(rows, point, target):
+    return next((r for r in rows if r["point"] == point and r["target"] == target), None)
+
+
+def table(result: dict) -> str:
+    rows = result["rows"]
+    lines = ["| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for point in dict.fromkeys(r["point"] for r in rows):
+        direct = _by(rows, point, "direct")
+        for target in ("direct", "gateway", "litellm"):
+            r = _by(rows, point, target)
+            if r is None:
+                continue
+            if r["kind"] == "non-stream":
+                added = (f"{r['p50_ms'] - direct['p50_ms']:.2f} / {r['p99_ms'] - direct['p99_ms']:.2f}"
+                         if target != "direct" else "")
+                lines.append(f"| {point} | {target} | {r['req_per_s']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                             f"{added} | | {r['errors']} |")
+            else:
+                added = (f"TTFB +{r['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.1f} / "
+                         f"+{r['ttfb_p99_ms'] - direct['ttfb_p99_ms']:.1f}"
+                         if target != "direct" and r["ttfb_p50_ms"] is not None else "")
+                lines.append(f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} | {r['total_p99_ms']} "
+                             f"| {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |")
+    return "\n".join(lines)
+
+
+def ratios(result: dict) -> list[str]:
+    rows = result["rows"]
+    out = []
+    for point in dict.fromkeys(r["point"] for r in rows):
+        g, lite, d = (_by(rows, point, t) for t in ("gateway", "litellm", "direct"))
+        if g and lite:
+            key = "req_per_s" if g["kind"] == "non-stream" else "streams_per_s"
+            if lite[key]:
+                out.append(f"- {point}: gateway / LiteLLM throughput = {g[key] / lite[key]:.1f}×")
+        if g and d and g["kind"] != "non-stream" and d["streams_per_s"]:
+            out.append(f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}")
+    return out
+
+
+def write(result: dict) -> None:
+    stamp = result["date"].replace(":", "").replace("+0000", "Z")
+    (BENCH / "results").mkdir(exist_ok=True)
+    (BENCH / "results" / f"{stamp}.json").write_text(json.dumps(result, indent=2))
+    body = (f"Run {result['date']}, {result['machine']['cpus']} cores, Python {result['machine']['python']}, "
+            f"{result['workers']} app processes each, {result['seconds_per_point']} s per point.\n\n"
+            f"{table(result)}\n\n" + "\n".join(ratios(result)) +
+            f"\n\nMemory after the run (RSS per process, MB): gateway {result['memory']['gateway_rss_mb']}, "
+            f"LiteLLM {result['memory']['litellm_rss_mb']}\n")
+    (BENCH / "results" / f"{stamp}.md").write_text(body)
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
+    marker = "<!-- latest-run -->"
+    head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
+    DOC.write_text(head + marker + "\n## Latest run\n\n" + body)
+    print(body)

@@ -1,0 +1,117 @@
+"""`make bench`: the gateway against the upstream direct and the LiteLLM proxy, same machine, same
+run, interleaved point by point. Writes bench/results/<date>.json and .md and docs/performance.md.
+
+  --quick      short points (a few seconds each) for a first look
+  --smoke      2-second points against the upstream only, to check the scripts parse
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+import stream_client  # noqa: E402
+import targets  # noqa: E402
+
+NON_STREAM_POINTS = [1, 16, 64, 256]
+FAST_STREAM_POINT = 64
+SLOW_STREAM_POINTS = [100, 500, 1000]
+
+
+def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int) -> dict:
+    env = {**os.environ, "BENCH_BODY": json.dumps(body), "BENCH_KEY": key}
+    threads = str(min(concurrency, 2))
+    out = subprocess.run(["wrk", "-t", threads, "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
+                          "-s", str(targets.BENCH / "post.lua"), url], env=env, capture_output=True, text=True)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {out.stdout}\n{out.stderr}")
+    raw = json.loads(line[7:])
+    duration = raw["duration_us"] / 1e6
+    return {"req_per_s": round(raw["requests"] / duration, 1), "requests": raw["requests"],
+            "errors": raw["socket_errors"] + raw["non200"], "p50_ms": raw["p50_us"] / 1000,
+            "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "mean_ms": round(raw["mean_us"] / 1000, 3)}
+
+
+def streams(port: int, path: str, key: str, model: str, concurrency: int, seconds: float) -> dict:
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
+    return asyncio.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds))
+
+
+def measure(targets_: dict, seconds: int, smoke: bool) -> list[dict]:
+    rows = []
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
+            "max_tokens": 64}
+    points = [1] if smoke else NON_STREAM_POINTS
+    for c in points:
+        for name, t in targets_.items():
+            wrk(t["json_url"], t["key"], chat, c, 1)  # warm-up
+            rows.append({"point": f"non-stream c={c}", "kind": "non-stream", "concurrency": c, "target": name,
+                         **wrk(t["json_url"], t["key"], chat, c, seconds)})
+            print(rows[-1], flush=True)
+    stream_points = [("fast-stream", FAST_STREAM_POINT, "sse", "deepseek-chat")]
+    stream_points += [("slow-stream", c, "slow", "MiniMax-M2.7") for c in ([10] if smoke else SLOW_STREAM_POINTS)]
+    for kind, c, upstream, model in stream_points:
+        for name, t in targets_.items():
+            port, path = t[upstream]
+            rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name,
+                         **streams(port, path, t["key"], model, c, max(seconds, 3))})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--no-litellm", action="store_true")
+    args = parser.parse_args()
+    seconds = 2 if args.smoke else 4 if args.quick else args.seconds
+    targets.RUN.mkdir(parents=True, exist_ok=True)
+    procs = targets.Procs()
+    try:
+        nginx, slow = targets.start_nginx(procs), targets.start_slow(procs)
+        found = {"direct": {"key": "bench", "json_url": f"http://127.0.0.1:{nginx}/json/v1/chat/completions",
+                            "sse": (nginx, "/sse/v1/chat/completions"), "slow": (slow, "/v1/chat/completions")}}
+        gw_proc = lite_proc = None
+        if not args.smoke:
+            env = targets.gateway_env(nginx, slow)
+            key = targets.prepare_gateway(env)
+            gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
+            base = f"http://127.0.0.1:{gw_port}/v1/openai/chat/completions"
+            found["gateway"] = {"key": key, "json_url": base, "sse": (gw_port, "/v1/openai/chat/completions"),
+                                "slow": (gw_port, "/v1/openai/chat/completions")}
+            started = None if args.no_litellm else targets.start_litellm(procs, nginx, slow, args.workers)
+            if started:
+                lite_port, lite_proc = started
+                found["litellm"] = {"key": targets.LITELLM_KEY,
+                                    "json_url": f"http://127.0.0.1:{lite_port}/v1/chat/completions",
+                                    "sse": (lite_port, "/v1/chat/completions"),
+                                    "slow": (lite_port, "/v1/chat/completions")}
+        rows = measure(found, seconds, args.smoke)
+        memory = {"gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
+                  "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None}
+    finally:
+        procs.stop()
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+              "seconds_per_point": seconds, "workers": args.workers, "rows": rows, "memory": memory}
+    if args.smoke:
+        print(json.dumps(result))
+        return 0
+    report.write(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

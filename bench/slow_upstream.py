@@ -1,0 +1,70 @@
+"""A slow-stream fake upstream: every POST gets an OpenAI SSE stream of 50 chunks sent 20 ms
+apart (about one second), then a usage chunk and [DONE]. Plain asyncio, HTTP/1.1 keep-alive."""
+
+import asyncio
+import json
+import sys
+
+CHUNKS, GAP = 50, 0.020
+
+
+def _event(obj) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _chunk(delta, finish=None, choices=True, usage=None) -> bytes:
+    obj = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 1764000000, "model": "slow",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []}
+    if usage:
+        obj["usage"] = usage
+    return _event(obj)
+
+
+def _framed(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bool:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    if length:
+        await reader.readexactly(length)
+    return True
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while await _read_request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            writer.write(_framed(_chunk({"role": "assistant", "content": ""})))
+            for i in range(CHUNKS):
+                await asyncio.sleep(GAP)
+                writer.write(_framed(_chunk({"content": f"w{i} "})))
+                await writer.drain()
+            usage = {"prompt_tokens": 12, "completion_tokens": CHUNKS, "total_tokens": 12 + CHUNKS}
+            writer.write(_framed(_chunk({}, finish="stop")) + _framed(_chunk({}, choices=False, usage=usage)))
+            writer.write(_framed(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(port: int) -> None:
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(int(sys.argv[1])))

@@ -1,0 +1,150 @@
+"""A lean asyncio load client for SSE streams (raw sockets, so the client is not the bottleneck).
+
+Each of `concurrency` workers keeps one keep-alive connection and opens streams back to back
+until the deadline. A stream counts as completed when `data: [DONE]` arrives.
+"""
+
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamStats:
+    completed: int = 0
+    errors: int = 0
+    dropped: int = 0
+    ttfb_ms: list = field(default_factory=list)
+    total_ms: list = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def summary(self) -> dict:
+        def pct(values, p):
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2)
+
+        return {"completed": self.completed, "errors": self.errors, "dropped": self.dropped,
+                "streams_per_s": round(self.completed / self.elapsed, 1) if self.elapsed else 0,
+                "ttfb_p50_ms": pct(self.ttfb_ms, 50), "ttfb_p99_ms": pct(self.ttfb_ms, 99),
+                "total_p50_ms": pct(self.total_ms, 50), "total_p99_ms": pct(self.total_ms, 99),
+                "ttfb_mean_ms": round(statistics.fmean(self.ttfb_ms), 2) if self.ttfb_ms else None}
+
+
+def _request(host: str, port: int, path: str, key: str, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n")
+    return head.encode() + payload
+
+
+async def _read_head(reader) -> tuple[int, dict]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _body_parts(reader, headers):
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readline()
+                return
+            data = await reader.readexactly(size)
+            await reader.readexactly(2)
+            yield data
+    else:
+        remaining = int(headers.get("content-length", "0"))
+        while remaining > 0:
+            data = await reader.read(min(remaining, 65536))
+            if not data:
+                raise ConnectionError("closed mid-body")
+            remaining -= len(data)
+            yield data
+
+
+async def one_stream(conn, request: bytes, stats: StreamStats) -> bool:
+    reader, writer = conn
+    started = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    status, headers = await _read_head(reader)
+    first = None
+    seen = b""
+    async for part in _body_parts(reader, headers):
+        if first is None and b"data:" in part:
+            first = time.perf_counter()
+        seen = (seen + part)[-64:]
+    if status != 200:
+        stats.errors += 1
+        return headers.get("connection", "").lower() != "close"
+    if b"data: [DONE]" not in seen:
+        stats.dropped += 1
+        return False
+    done = time.perf_counter()
+    stats.completed += 1
+    stats.ttfb_ms.append(((first or done) - started) * 1000)
+    stats.total_ms.append((done - started) * 1000)
+    return headers.get("connection", "").lower() != "close"
+
+
+async def _worker(host, port, request, deadline, stats):
+    conn = None
+    while time.perf_counter() < deadline:
+        try:
+            if conn is None:
+                conn = await asyncio.open_connection(host, port, limit=2**20)
+            if not await one_stream(conn, request, stats):
+                conn[1].close()
+                conn = None
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            stats.errors += 1
+            if conn:
+                conn[1].close()
+            conn = None
+            await asyncio.sleep(0.05)
+    if conn:
+        conn[1].close()
+
+
+async def run(host: str, port: int, path: str, key: str, body: dict, concurrency: int, seconds: float) -> dict:
+    stats = StreamStats()
+    request = _request(host, port, path, key, body)
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(_worker(host, port, request, deadline, stats) for _ in range(concurrency)))
+    stats.elapsed = time.perf_counter() - started
+    return stats.summary()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/v1/chat/completions")
+    parser.add_argument("--key", default="bench")
+    parser.add_argument("--model", default="bench")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    body = {"model": args.model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
+    print(json.dumps(asyncio.run(run(args.host, args.port, args.path, args.key, body, args.concurrency,
+                                     args.seconds))))

@@ -1,0 +1,156 @@
+"""Start and stop the processes a benchmark run measures: nginx, the slow upstream, the gateway
+(PostgreSQL + Redis, billing, usage and rate limits on, one uvicorn worker per core) and the
+LiteLLM proxy (its own venv, no database) — all pointed at the same upstreams."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RUN = BENCH / ".run"
+PY = ROOT / ".venv" / "bin" / "python"
+LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gpuniq_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+LITELLM_KEY = "sk-bench-master-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60, method: str = "GET") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.request(method, url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Procs:
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(RUN / f"{name}.log", "wb")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env or os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+
+def start_nginx(procs: Procs) -> int:
+    port = free_port()
+    subprocess.run([str(PY), str(BENCH / "upstream_nginx.py"), str(port), str(RUN)], check=True)
+    procs.start("nginx", ["nginx", "-c", str(RUN / "nginx.conf"), "-g", "daemon off;"])
+    wait_http(f"http://127.0.0.1:{port}/json/v1/models")
+    return port
+
+
+def start_slow(procs: Procs) -> int:
+    port = free_port()
+    procs.start("slow-upstream", [str(PY), str(BENCH / "slow_upstream.py"), str(port)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return port
+        time.sleep(0.1)
+    raise RuntimeError("slow upstream did not start")
+
+
+def gateway_env(nginx: int, slow: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "TEST_"))}
+    env.update({
+        "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "GPUNIQ_VAR_DIR": str(RUN / "var"), "DEBUG": "0",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz", "GPUNIQ_SANDBOX": "0",
+        "UPSTREAM_OPENAI_BASE_URL": f"http://127.0.0.1:{nginx}/json/v1", "UPSTREAM_OPENAI_API_KEY": "bench",
+        "UPSTREAM_DEEPSEEK_BASE_URL": f"http://127.0.0.1:{nginx}/sse/v1", "UPSTREAM_DEEPSEEK_API_KEY": "bench",
+        "UPSTREAM_MINIMAX_BASE_URL": f"http://127.0.0.1:{slow}/v1", "UPSTREAM_MINIMAX_API_KEY": "bench",
+        "DB_POOL_MAX": os.environ.get("BENCH_DB_POOL_MAX", "16"),
+    })
+    return env
+
+
+def prepare_gateway(env: dict) -> str:
+    """Fresh bench database, catalog loaded, one user with credit and a key; returns the key."""
+    import psycopg
+
+    name = DB_URL.rsplit("/", 1)[1]
+    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    manage = [str(PY), "manage.py"]
+    subprocess.run(manage + ["migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(manage + ["sync_catalog"], cwd=ROOT, env=env, check=True, capture_output=True)
+    out = subprocess.run(manage + ["create_api_key", "bench@example.com", "--credit", "1000000", "--rpm",
+                                   "1000000000"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def start_gateway(procs: Procs, env: dict, workers: int) -> tuple[int, subprocess.Popen]:
+    port = free_port()
+    proc = procs.start("gateway", [str(PY), "-m", "uvicorn", "gpuniq_site.asgi:application", "--host", "127.0.0.1",
+                                   "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
+                                   "httptools", "--no-access-log", "--log-level", "warning", "--backlog", "4096"],
+                       env=env)
+    wait_http(f"http://127.0.0.1:{port}/healthz")
+    return port, proc
+
+
+def start_litellm(procs: Procs, nginx: int, slow: int, workers: int) -> tuple[int, subprocess.Popen] | None:
+    if not LITELLM.exists():
+        return None
+    port = free_port()
+    config = RUN / "litellm.yaml"
+    models = [("gpt-4o", f"http://127.0.0.1:{nginx}/json/v1"), ("deepseek-chat", f"http://127.0.0.1:{nginx}/sse/v1"),
+              ("MiniMax-M2.7", f"http://127.0.0.1:{slow}/v1")]
+    config.write_text("model_list:\n" + "".join(
+        f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n      api_base: {base}\n"
+        "      api_key: bench\n" for name, base in models) + "litellm_settings:\n  drop_params: true\n"
+        f"general_settings:\n  master_key: {LITELLM_KEY}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network fetch at start
+    proc = procs.start("litellm", [str(LITELLM), "--config", str(config), "--port", str(port), "--host",
+                                   "127.0.0.1", "--num_workers", str(workers)], env=env)
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+    return port, proc
+
+
+def rss_mb(root_pid: int) -> list[float]:
+    """Resident memory of a process tree's worker processes (children if any, else the root)."""
+    children = subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
+    pids = [int(p) for p in children] or [root_pid]
+    sizes = []
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(round(int(line.split()[1]) / 1024, 1))
+        except FileNotFoundError:
+            pass
+    return sizes
