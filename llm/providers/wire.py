@@ -1,0 +1,360 @@
+"""A lean asyncio HTTP/1.1 client for the chat providers' POSTs to their vendors.
+
+Why not httpx here: on the chat hot path httpx/httpcore cost ~30% of the gateway's CPU (its
+request model, header normalisation, per-call timeout and pool machinery), for what is always
+the same exchange: one JSON POST to a known vendor, a Content-Length or chunked reply. This
+module does only that: keep-alive pools per (scheme, host, port), one write per request, a
+StreamReader-based response parser. Media code keeps using httpx (http.client()).
+
+Failures surface as WireError (WireTimeout for timeouts); llm.providers.http maps them to
+UpstreamError. Messages never carry the URL or any header value.
+"""
+
+import asyncio
+import ssl
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+LINE_LIMIT = 64 * 1024  # StreamReader limit: a longer line (or a longer response head) is rejected
+READ_SIZE = 64 * 1024
+MAX_IDLE = 256  # idle keep-alive connections kept per event loop, all upstreams together
+IDLE_EXPIRY = 60.0  # seconds an idle connection may wait in the pool
+WRITE_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 2.0  # how long a finished stream's unread tail may take to arrive (see Response.release)
+DRAIN_LIMIT = 64 * 1024
+_SWEEP_EVERY = 5.0
+_NO_BODY = frozenset({204, 304})
+_HEX = b"0123456789abcdefABCDEF"
+# what sockets, StreamReader limits and parsing raise; all become WireError (TimeoutError: WireTimeout)
+_FAILURES = (TimeoutError, OSError, EOFError, ValueError, asyncio.LimitOverrunError)
+_ssl_context: ssl.SSLContext | None = None
+_pools: dict = {}  # event loop -> Pool
+_draining: set = set()  # background tail reads (Response.release), referenced until done
+
+
+class WireError(Exception):
+    """The exchange failed in transport or framing (maps to UpstreamError("connect"))."""
+
+
+class WireTimeout(WireError):
+    """Connect, first byte, read-idle or write took too long (maps to UpstreamError("timeout"))."""
+
+
+class _Stale(Exception):
+    """A reused connection died before any response byte: safe to retry once on a new one."""
+
+
+class Headers:
+    """Case-insensitive response headers: what adapters' error parsers and retry_after() use.
+
+    Repeated fields are joined with ", " on lookup, as httpx.Headers.get does."""
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, items: list[tuple[str, str]]):
+        self._items = items
+        self._map: dict[str, str] = {}
+        for name, value in items:
+            key = name.lower()
+            self._map[key] = self._map[key] + ", " + value if key in self._map else value
+
+    def get(self, name: str, default=None):
+        return self._map.get(name.lower(), default)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
+class _Conn:
+    __slots__ = ("key", "reader", "writer", "since")
+
+    def __init__(self, key, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.key, self.reader, self.writer, self.since = key, reader, writer, 0.0
+
+    def alive(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.transport.is_closing())
+
+    def close(self) -> None:
+        """No wait_closed(): the peer learns at once, and nobody should wait for its FIN."""
+        try:
+            self.writer.close()
+        except RuntimeError:  # its event loop is already closed; the socket dies with the transport
+            pass
+
+
+class Pool:
+    """Idle keep-alive connections of one event loop, LIFO per upstream (warmest first)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop, self.idle, self.count = loop, {}, 0
+        self.next_sweep = loop.time() + _SWEEP_EVERY
+
+    def take(self, key) -> _Conn | None:
+        """The most recently used live connection to `key`, dropping expired or dead ones."""
+        now = self.loop.time()
+        if now >= self.next_sweep:
+            self.next_sweep = now + _SWEEP_EVERY
+            self.sweep(now)
+        queue = self.idle.get(key)
+        while queue:
+            conn = queue.pop()
+            self.count -= 1
+            if now - conn.since < IDLE_EXPIRY and conn.alive():
+                return conn
+            conn.close()
+        return None
+
+    def give(self, conn: _Conn) -> None:
+        if self.count >= MAX_IDLE or not conn.alive():
+            conn.close()
+            return
+        conn.since = self.loop.time()
+        self.idle.setdefault(conn.key, []).append(conn)
+        self.count += 1
+
+    def sweep(self, now: float | None) -> None:
+        """Close the idle connections that expired or that the server closed (all, if `now` is None):
+        a connection to an upstream nobody asks for any more would otherwise never be looked at."""
+        old, self.idle, self.count = self.idle, {}, 0
+        for conn in [conn for queue in old.values() for conn in queue]:
+            if now is not None and now - conn.since < IDLE_EXPIRY and conn.alive():
+                self.idle.setdefault(conn.key, []).append(conn)
+                self.count += 1
+            else:
+                conn.close()
+
+
+def pool() -> Pool:
+    """This event loop's pool. Loops never share one: a connection belongs to the loop that opened it
+    (worker threads and each asyncio.run of a job have their own loop). Pools of closed loops are dropped."""
+    loop = asyncio.get_running_loop()
+    found = _pools.get(loop)
+    if found is None:
+        for old in [old for old in list(_pools) if old.is_closed()]:  # list(): other threads may add
+            gone = _pools.pop(old, None)
+            if gone is not None:
+                gone.sweep(None)
+        found = _pools[loop] = Pool(loop)
+    return found
+
+
+async def close_pool() -> None:
+    """Close this loop's idle connections (tests, shutdown)."""
+    found = _pools.pop(asyncio.get_running_loop(), None)
+    if found is not None:
+        found.sweep(None)
+
+
+@lru_cache(maxsize=256)
+def _target(url: str) -> tuple[tuple, str, str]:
+    """((scheme, host, port), Host header value, request target) of a vendor URL, parsed once."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WireError("unsupported URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    return (parts.scheme, parts.hostname, port), parts.netloc.rpartition("@")[2], target
+
+
+def _request_bytes(host: str, target: str, headers: dict, body: bytes) -> bytes:
+    """The whole request (head and body) as one buffer, so it goes out in one write."""
+    fields = {"content-type": ("Content-Type", "application/json"), "accept-encoding": ("Accept-Encoding", "identity"),
+              "user-agent": ("User-Agent", "gpuniq-gateway")}
+    for name, value in headers.items():
+        fields[name.lower()] = (name, str(value))
+    for banned in ("host", "content-length", "transfer-encoding", "connection"):
+        fields.pop(banned, None)
+    lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    for name, value in fields.values():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise WireError("header with a line break")  # would smuggle headers or a second request
+        lines.append(f"{name}: {value}")
+    lines.append("\r\n")
+    try:
+        return "\r\n".join(lines).encode("latin-1") + body
+    except UnicodeEncodeError:
+        raise WireError("header value is not latin-1") from None
+
+
+async def _connect(key: tuple, timeout: float) -> _Conn:
+    global _ssl_context
+    scheme, host, port = key
+    tls = None
+    if scheme == "https":
+        tls = _ssl_context = _ssl_context or ssl.create_default_context()
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None,
+                                                       limit=LINE_LIMIT)
+    return _Conn(key, reader, writer)
+
+
+async def _send(conn: _Conn, data: bytes, reused: bool) -> None:
+    """One write; drain (under the write timeout) only if the kernel did not take it all at once."""
+    if reused and not conn.alive():
+        raise _Stale()
+    conn.writer.write(data)
+    if conn.writer.transport.get_write_buffer_size():
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await conn.writer.drain()
+        except ConnectionError:
+            if reused:
+                raise _Stale() from None
+            raise
+
+
+async def _read_head(conn: _Conn, first_byte: float, reused: bool) -> tuple[str, int, Headers]:
+    """(HTTP version, status, headers) of the final response, skipping 1xx interim ones."""
+    while True:
+        try:
+            async with asyncio.timeout(first_byte):
+                head = await conn.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
+            if reused and not getattr(exc, "partial", b""):  # nothing received: the request had no effect
+                raise _Stale() from None
+            raise WireError("connection closed before the response") from None
+        except asyncio.LimitOverrunError:
+            raise WireError("response head too large") from None
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code = rest.partition(" ")[0]
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isascii() or not code.isdigit():
+            raise WireError("malformed status line")
+        items = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon or not name or name != name.strip():
+                raise WireError("malformed header line")
+            items.append((name, value.strip()))
+        if not 100 <= int(code) < 200 or code == "101":
+            return version, int(code), Headers(items)
+        reused = False
+
+
+class Response:
+    """A response whose body is read on demand; aclose() pools the connection if it was read to the end."""
+
+    def __init__(self, conn: _Conn, pool_: Pool, version: str, status: int, headers: Headers, idle: float):
+        self.status_code, self.headers = status, headers
+        self._conn, self._pool, self._idle = conn, pool_, idle
+        self._chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
+        length = headers.get("content-length")
+        self._reusable = version == "HTTP/1.1" and "close" not in (headers.get("connection") or "").lower()
+        if status in _NO_BODY or status < 200:
+            self._left = 0
+        elif self._chunked:
+            self._left, self._reusable = 0, self._reusable and length is None
+        elif length is not None:
+            if not (length.isascii() and length.isdigit()):
+                raise WireError("bad content-length")
+            self._left = int(length)
+        else:  # neither: the body runs until the server closes, so the connection is spent
+            self._left, self._reusable = None, False
+        self._done = self._left == 0 and not self._chunked
+
+    async def _next(self) -> bytes:
+        """The next piece of body (b"" only at the end); one idle timeout covers each piece."""
+        reader = self._conn.reader
+        async with asyncio.timeout(self._idle):
+            if self._left is None:
+                data = await reader.read(READ_SIZE)
+                self._done = not data
+                return data
+            if self._chunked and self._left == 0:
+                size = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
+                if not size or size.strip(_HEX):
+                    raise WireError("malformed chunk size")
+                self._left = int(size, 16)
+                if self._left == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass  # trailer fields: ignored
+                    self._done = True
+                    return b""
+            data = await reader.read(min(self._left, READ_SIZE))
+            if not data:
+                raise WireError("connection closed mid-body")
+            self._left -= len(data)
+            if self._left == 0:
+                if self._chunked and await reader.readexactly(2) != b"\r\n":
+                    raise WireError("malformed chunk")
+                self._done = not self._chunked
+            return data
+
+    async def aiter_bytes(self):
+        try:
+            while not self._done:
+                data = await self._next()
+                if data:
+                    yield data
+        except _FAILURES as exc:
+            raise _wrap(exc) from None
+
+    async def aread(self) -> bytes:
+        return b"".join([data async for data in self.aiter_bytes()])
+
+    def close(self) -> None:
+        """Back to the pool only if the body was read to the end and the server allows reuse."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if self._done and self._reusable:
+                self._pool.give(conn)
+            else:
+                conn.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def release(self) -> None:
+        """The caller is done (not abandoning): SSE adapters stop at their last event, before the
+        chunked body's terminator arrives. Read that tail in the background and pool the connection,
+        rather than close a warm connection for want of a few bytes."""
+        if self._done or not self._reusable or self._conn is None:
+            self.close()
+            return
+        task = asyncio.ensure_future(self._drain())
+        _draining.add(task)
+        task.add_done_callback(_draining.discard)
+
+    async def _drain(self) -> None:
+        budget = DRAIN_LIMIT
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                while not self._done and budget > 0:
+                    budget -= len(await self._next())
+        except (*_FAILURES, WireError):
+            pass
+        finally:
+            self.close()
+
+
+def _wrap(exc: BaseException) -> WireError:
+    if isinstance(exc, TimeoutError):
+        return WireTimeout("timed out")
+    return WireError(type(exc).__name__)
+
+
+async def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, first_byte: float) -> Response:
+    """POST `body` and return the response once its head arrived; the caller must aclose() it.
+
+    A pooled connection that turns out dead before any response byte is replaced once by a new one."""
+    key, host, target = _target(url)
+    data = _request_bytes(host, target, headers, body)
+    pool_ = pool()
+    for attempt in (0, 1):
+        conn = pool_.take(key) if attempt == 0 else None
+        reused = conn is not None
+        try:
+            if conn is None:
+                conn = await _connect(key, connect_timeout)
+            await _send(conn, data, reused)
+            version, status, headers_ = await _read_head(conn, first_byte, reused)
+            return Response(conn, pool_, version, status, headers_, first_byte)
+        except _Stale:
+            conn.close()
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, _FAILURES):
+                raise _wrap(exc) from None
+            raise
+    raise WireError("connection closed before the response")  # unreachable: attempt 1 is never `reused`
