@@ -64,7 +64,7 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
 
 async def _send_streaming(response, send, receive) -> None:
     async def pump():
-        async for part in response:
+        async for part in getattr(response, "chunks", None) or response:
             if part:
                 await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

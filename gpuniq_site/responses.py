@@ -3,7 +3,7 @@
 import json
 import logging
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 from .errors import ApiError, is_openai_path, native_envelope, openai_envelope
 
@@ -35,3 +35,14 @@ def error_response(request, error: ApiError) -> HttpResponse:
     response = json_response(body, error.status, error.headers)
     response["x-request-id"] = rid
     return response
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A text/event-stream response. It keeps its async byte iterator in `chunks` so the lean ASGI
+    path can send each chunk as it is, without Django's per-chunk wrapping."""
+
+    def __init__(self, chunks, **kwargs):
+        super().__init__(chunks, content_type="text/event-stream", **kwargs)
+        self.chunks = chunks
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"

@@ -37,33 +37,78 @@ async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
 async def with_keepalive(pieces: AsyncIterator[StreamPiece], *, interval: float, idle: float, total: float
                          ) -> AsyncIterator[StreamPiece | None]:
     """Yield pieces; None each time `interval` passes in silence. Raises UpstreamError("timeout")
-    after `idle` seconds without a piece or `total` seconds in all."""
-    started = last = time.monotonic()
-    pending: asyncio.Future | None = None
+    after `idle` seconds without a piece or `total` seconds in all.
+
+    One task per stream reads the upstream into a small queue, and a watchdog timer (re-armed
+    only when it fires, so a piece costs no timer work) drops keep-alive and timeout markers into
+    the same queue. The upstream read itself is never cancelled by a timeout: that would break the
+    provider's generator.
+    """
+    queue: asyncio.Queue = asyncio.Queue(maxsize=256)
+    watch = _Watchdog(queue, interval=interval, idle=idle, total=total)
+    pump = asyncio.ensure_future(_pump(pieces, queue, watch))
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(pieces))
-            now = time.monotonic()
-            wait = min(interval, idle - (now - last), total - (now - started))
-            if wait <= 0:
-                raise UpstreamError("timeout", "the provider stopped sending")
-            done, _ = await asyncio.wait({pending}, timeout=wait)
-            if not done:
-                if time.monotonic() - last >= interval:
-                    yield None
-                continue
-            finished, pending = pending, None
-            try:
-                piece = finished.result()
-            except StopAsyncIteration:
+            item = await queue.get()
+            if item is _END:
                 return
-            last = time.monotonic()
-            yield piece
-    finally:
-        if pending is not None:  # stop the upstream read before anyone closes the generators
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
+            if item is _KEEPALIVE:
+                yield None
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:  # stop the upstream read before anyone closes the generators
+        watch.stop()
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+
+_END, _KEEPALIVE = object(), object()
+
+
+class _Watchdog:
+    def __init__(self, queue: asyncio.Queue, *, interval: float, idle: float, total: float):
+        self.queue, self.interval, self.idle = queue, interval, idle
+        self.loop = asyncio.get_running_loop()
+        self.started = self.last = self.last_beat = self.loop.time()
+        self.deadline = self.started + total
+        self.handle = self.loop.call_at(self._next_check(), self._check)
+
+    def _next_check(self) -> float:
+        return min(self.last_beat + self.interval, self.last + self.idle, self.deadline)
+
+    def saw_piece(self) -> None:
+        self.last = self.last_beat = self.loop.time()
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if now >= self.last + self.idle or now >= self.deadline:
+            try:
+                self.queue.put_nowait(UpstreamError("timeout", "the provider stopped sending"))
+                return
+            except asyncio.QueueFull:  # the client is behind, not the vendor: look again soon
+                self.handle = self.loop.call_later(1.0, self._check)
+                return
+        if now >= self.last_beat + self.interval:
+            self.last_beat = now
+            if self.queue.empty():
+                self.queue.put_nowait(_KEEPALIVE)
+        self.handle = self.loop.call_at(self._next_check(), self._check)
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+
+async def _pump(pieces: AsyncIterator[StreamPiece], queue: asyncio.Queue, watch: _Watchdog) -> None:
+    try:
+        async for piece in pieces:
+            watch.saw_piece()
+            await queue.put(piece)
+    except Exception as exc:  # handed to the consumer, which raises it in the request's task
+        await queue.put(exc)
+        return
+    await queue.put(_END)
 
 
 def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | None, usage, cost) -> bytes:

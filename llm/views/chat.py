@@ -4,12 +4,11 @@ import asyncio
 import time
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
 from django.views.decorators.http import require_POST
 
 from accounts.guard import key_required
 from gpuniq_site.errors import ApiError
-from gpuniq_site.responses import json_response, native_ok
+from gpuniq_site.responses import EventStreamResponse, json_response, native_ok
 
 from .. import chat, gateway
 from ..catalog import DEFAULT_CHAT_MODEL
@@ -58,7 +57,7 @@ async def complete_once(prepared: chat.Prepared):
     return done.response, usage, settled, done.route
 
 
-async def start_stream(prepared: chat.Prepared) -> StreamingHttpResponse:
+async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
     opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
     try:
@@ -72,9 +71,7 @@ async def start_stream(prepared: chat.Prepared) -> StreamingHttpResponse:
         error = opening.exception()
         await chat.finish(prepared, usage=None, status="error", error_code=getattr(error, "code", "internal_error"))
         raise error
-    response = StreamingHttpResponse(stream_body(prepared, opening), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
+    response = EventStreamResponse(stream_body(prepared, opening))
     if opening.done() and _is_sandbox(opening.result().route):
         response["x-gpuniq-simulated"] = "true"
     return response
