@@ -43,6 +43,10 @@ class EventStreamResponse(StreamingHttpResponse):
 
     def __init__(self, chunks, **kwargs):
         super().__init__(chunks, content_type="text/event-stream", **kwargs)
-        self.chunks = chunks
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
+
+    def _set_streaming_content(self, value):
+        """Whoever wraps `streaming_content` (e.g. to record a chat turn) is what gets sent."""
+        super()._set_streaming_content(value)
+        self.chunks = value

@@ -122,7 +122,8 @@ _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir),
-     "processed_folder": str(_broker_dir / "processed"), "store_processed": False}
+     "processed_folder": str(_broker_dir / "processed"), "store_processed": False,
+     "control_folder": str(_broker_dir / "control")}
     if CELERY_BROKER_URL.startswith("filesystem") else {"visibility_timeout": 3600}
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
@@ -207,6 +208,47 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"},
+                "httpcore": {"level": "WARNING"}},
 }
 GPUNIQ_STREAM_IDLE_TIMEOUT = envfloat("GPUNIQ_STREAM_IDLE_TIMEOUT", 120.0)
+
+# --- dashboard ---
+# Login throttling: this many failed sign-ins per (email, client IP) within the window blocks that
+# pair only, so an attacker elsewhere cannot lock a user out.
+LOGIN_FAILURES_ALLOWED = envint("LOGIN_FAILURES_ALLOWED", 5)
+LOGIN_FAILURE_WINDOW_SECONDS = envint("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page (hx-headers), never from JS cookies
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 14 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = envint("PASSWORD_RESET_TIMEOUT", 3 * 3600)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "GPUniq <no-reply@localhost>")
+# Stripe top-ups: presets and bounds in whole USD; webhooks older than the tolerance are refused.
+TOPUP_PRESETS_USD = [int(v) for v in envlist("TOPUP_PRESETS_USD", ["5", "10", "25", "50"])]
+TOPUP_MIN_USD = envint("TOPUP_MIN_USD", 5)
+TOPUP_MAX_USD = envint("TOPUP_MAX_USD", 1000)
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = envint("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+STRIPE_TIMEOUT_SECONDS = envfloat("STRIPE_TIMEOUT_SECONDS", 20.0)
+
+# --- media_jobs ---
+# Image and video generation (media_jobs/). Budgets in seconds; sizes in bytes.
+GPUNIQ_MEDIA_BUDGET_SECONDS = envint("GPUNIQ_MEDIA_BUDGET_SECONDS", 300)  # sync images and each job
+GPUNIQ_MEDIA_POLL_SECONDS = envfloat("GPUNIQ_MEDIA_POLL_SECONDS", 1.0)  # vendor queue polling interval
+GPUNIQ_MEDIA_COALESCE_SECONDS = envfloat("GPUNIQ_MEDIA_COALESCE_SECONDS", 2.0)  # job polls share one read
+GPUNIQ_MEDIA_HEARTBEAT_SECONDS = envfloat("GPUNIQ_MEDIA_HEARTBEAT_SECONDS", 5.0)
+GPUNIQ_MEDIA_DEAD_WORKER_SECONDS = envint("GPUNIQ_MEDIA_DEAD_WORKER_SECONDS", 60)  # no heartbeat → reaped
+GPUNIQ_MEDIA_URL_TTL_SECONDS = envint("GPUNIQ_MEDIA_URL_TTL_SECONDS", 24 * 3600)  # signed /v1/llm/media links
+GPUNIQ_MEDIA_FETCH_TIMEOUT = envfloat("GPUNIQ_MEDIA_FETCH_TIMEOUT", 20.0)  # user URLs (input_images, ...)
+GPUNIQ_MEDIA_IMAGE_INPUT_MAX_BYTES = envint("GPUNIQ_MEDIA_IMAGE_INPUT_MAX_BYTES", 20 * 1024 * 1024)
+GPUNIQ_MEDIA_VIDEO_INPUT_MAX_BYTES = envint("GPUNIQ_MEDIA_VIDEO_INPUT_MAX_BYTES", 100 * 1024 * 1024)
+GPUNIQ_MEDIA_OUTPUT_MAX_BYTES = envint("GPUNIQ_MEDIA_OUTPUT_MAX_BYTES", 512 * 1024 * 1024)  # vendor downloads
+
+# --- native api ---
+# The OpenAPI schema of /v1/llm/* (llm.openapi): DRF views are introspected; the async views'
+# hand-written path items are merged by a postprocessing hook.
+SPECTACULAR_SETTINGS.update({
+    "DESCRIPTION": "The native GPUniq API: wrapped chat completions, persistent chat sessions, a terminal-command "
+                   "generator, usage history and balance. One key, one USD balance.",
+    "SCHEMA_PATH_PREFIX": r"/v1/llm/",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "llm.openapi.add_async_operations"],
+})

@@ -38,3 +38,28 @@ class UsageLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+
+from .models import Chat, ChatMessage  # noqa: E402  (appended with the chat sessions)
+
+
+class ChatMessageInline(admin.TabularInline):
+    model = ChatMessage
+    fields = ["role", "kind", "status", "model", "content", "prompt_tokens", "completion_tokens", "cost_usd",
+              "truncated_turns", "job_id", "request_id", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Chat)
+class ChatAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "user", "model", "created_at", "updated_at"]
+    search_fields = ["title", "user__email"]
+    readonly_fields = ["user", "created_at", "updated_at"]
+    inlines = [ChatMessageInline]

@@ -132,3 +132,67 @@ class ChatJob(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in (self.COMPLETED, self.FAILED)
+
+
+class Chat(models.Model):
+    """A persistent conversation owned by one user; the model sees its stored history on every turn."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats")
+    title = models.CharField(max_length=200, default="New chat")
+    model = models.CharField(max_length=100, help_text="default chat model for new turns")
+    system_prompt = models.TextField(blank=True, help_text="always sent first; never truncated")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="chat_user_recent")]
+
+    def __str__(self) -> str:
+        return f"chat {self.pk}: {self.title}"
+
+
+class ChatMessage(models.Model):
+    """One stored turn of a chat. Text turns are written complete (the user message and the reply
+    together, once the reply is paid for). An image turn is an assistant placeholder written at
+    kickoff (status pending, `job_id` set) and rewritten when its media job ends (completed with
+    `image`, or failed with `error`). `tokens` estimates the message's size in the model's context
+    (used to fit history into the context window); a reply carries the usage and cost of the
+    request that produced it (a user turn costs nothing by itself)."""
+
+    USER, ASSISTANT = "user", "assistant"
+    ROLES = [(USER, "user"), (ASSISTANT, "assistant")]
+    TEXT, IMAGE = "text", "image"
+    KINDS = [(TEXT, "text"), (IMAGE, "image")]
+    PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
+    STATUSES = [(PENDING, "pending"), (COMPLETED, "completed"), (FAILED, "failed")]
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=ROLES)
+    kind = models.CharField(max_length=10, choices=KINDS, default=TEXT)
+    status = models.CharField(max_length=10, choices=STATUSES, default=COMPLETED)
+    content = models.TextField(blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    tokens = models.PositiveIntegerField(default=0, help_text="estimated size of this message in the context")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(**USD, default=0)
+    finish_reason = models.CharField(max_length=30, blank=True)
+    truncated_turns = models.PositiveIntegerField(default=0, help_text="history messages left out of the request")
+    request_id = models.CharField(max_length=64, blank=True)
+    job_id = models.CharField(max_length=40, blank=True, help_text="image turns: the media job")
+    image = models.JSONField(null=True, blank=True, help_text="image turns: the delivered image reference")
+    error = models.JSONField(null=True, blank=True, help_text="failed turns: {code, message}")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["chat", "id"], name="chatmsg_chat_order")]
+        constraints = [models.UniqueConstraint(fields=["chat", "job_id"], name="chatmsg_chat_job",
+                                               condition=~models.Q(job_id=""))]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.kind} in chat {self.chat_id}"

@@ -15,13 +15,18 @@ Reasoning (model name contains "reason"/"thinking") is returned DeepSeek-style a
 ``usage.completion_tokens_details.reasoning_tokens`` (included in completion_tokens).
 Mid-stream errors (fault ``midstream_error``) are sent as ``data: {"error": {...}}``,
 which is what the official SDK recognises.
+
+Structured output: with ``response_format: {"type": "json_schema", "json_schema": {"schema": S}}``
+the reply text is ``json.dumps(sample_json(S, last_user_text))`` instead of the echo (see
+:func:`sample_json` for the deterministic values), so JSON-parsing callers can be tested.
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, make_plan, split_json, sse
+from .common import Conn, FakeServer, Plan, Request, Turn, count_tokens, make_plan, split_json, sse
 
 _ERRORS = {
     "400": (400, "Invalid value for 'messages': fake invalid request.", "invalid_request_error", None, None),
@@ -45,6 +50,44 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
     return str(content)
+
+
+def sample_json(schema: Any, text: str) -> Any:
+    """A deterministic value matching a JSON schema: ``const`` / first ``enum`` value when given;
+    objects get their required properties (all of them when none is required); arrays
+    ``max(minItems, 1)`` items; strings ``text`` (whitespace-normalised); integers / numbers their
+    ``minimum`` (else 1 / 0); booleans true; ``anyOf`` / ``oneOf`` their first branch."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return sample_json(schema[key][0], text)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        names = schema.get("required") or list(props)
+        return {name: sample_json(props.get(name, {"type": "string"}), text) for name in names}
+    if kind == "array":
+        return [sample_json(schema.get("items", {"type": "string"}), text)
+                for _ in range(max(int(schema.get("minItems") or 0), 1))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1 if kind == "integer" else 0)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return " ".join(text.split())
+
+
+def structured_answer(plan: Plan, schema: Any, text: str) -> None:
+    """Make ``plan`` answer with :func:`sample_json` of ``schema`` (whole: never truncated)."""
+    plan.text = json.dumps(sample_json(schema, text))
+    plan.output_tokens, plan.truncated = count_tokens(plan.text), False
 
 
 class FakeOpenAI(FakeServer):
@@ -144,6 +187,9 @@ class FakeOpenAI(FakeServer):
                          reasoning="reason" in model.lower() or "thinking" in model.lower(),
                          max_tokens=body.get("max_completion_tokens", body.get("max_tokens")))
         last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") == "json_schema" and not plan.is_tool:
+            structured_answer(plan, (response_format.get("json_schema") or {}).get("schema"), last_user)
         fault = self.take_fault(last_user)
         await self.serve_completion(conn, req, plan, fault, bool(body.get("stream")))
 

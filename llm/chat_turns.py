@@ -1,0 +1,199 @@
+"""One turn of a persistent chat: validate the message, fit the stored history into the model's
+context window, and store the user turn and the reply once the reply is paid for.
+
+Money is exactly a plain completion's (llm.chat.prepare holds, llm.chat.finish settles and
+writes the usage row); this module only builds the upstream messages and records the turn.
+
+Context window: the system prompt and the new message always go; stored messages are added
+newest first while they fit in `context_window - reserved output - system - new message`;
+the rest (the oldest) are left out, and the reply's `truncated_turns` says how many stored
+messages were. The kept history always starts with a user message.
+
+Streams: the turn is stored when the stream ends normally (before its final `[DONE]` event
+reaches the client), with the tokens and cost of its usage row. A stream that fails or is
+abandoned is billed for what was produced (llm.streaming) but leaves no turn in the history.
+"""
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+
+from . import chats
+from .catalog import ModelInfo
+from .models import Chat, ChatMessage, UsageLog
+from .providers.base import SSE_DONE, Usage
+from .streaming import run_to_completion
+
+log = logging.getLogger("gpuniq.chat_turns")
+MAX_MESSAGE_CHARS = 1_000_000
+DEFAULT_OUTPUT_RESERVE = 4096
+FRAMING_TOKENS = 64  # kept free for the role framing vendors add around messages
+_OPTIONS = ("temperature", "max_tokens", "top_p", "stream")
+
+
+def estimate_tokens(text: str) -> int:
+    """Generous, like the hold estimate (llm.validation.estimate_prompt_tokens): ~3 characters a token."""
+    return len(text) // 3 + 8
+
+
+def clean_text(value, name: str, *, required: bool, max_chars: int) -> str | None:
+    """A string field without NUL or lone surrogates (which no database stores)."""
+    if value is None:
+        if required:
+            raise ApiError("missing_parameter", field=name, meta={"field": name})
+        return None
+    if not isinstance(value, str):
+        raise ApiError("invalid_parameter", field=name, reason="must be a string", meta={"field": name})
+    if required and not value.strip():
+        raise ApiError("invalid_parameter", field=name, reason="must not be empty", meta={"field": name})
+    if len(value) > max_chars:
+        raise ApiError("invalid_parameter", field=name, reason=f"at most {max_chars} characters", meta={"field": name})
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ApiError("invalid_parameter", field=name, reason="contains characters that cannot be stored",
+                       meta={"field": name})
+    return value
+
+
+@dataclass
+class TurnInput:
+    message: str
+    model: str | None
+    options: dict = field(default_factory=dict)  # temperature, max_tokens, top_p, stream (checked by prepare)
+
+
+def parse_turn(body: dict) -> TurnInput:
+    message = clean_text(body.get("message"), "message", required=True, max_chars=MAX_MESSAGE_CHARS)
+    model = clean_text(body.get("model"), "model", required=False, max_chars=100) or None
+    return TurnInput(message, model, {k: body[k] for k in _OPTIONS if body.get(k) is not None})
+
+
+@dataclass
+class TurnPlan:
+    chat_id: int
+    model: str
+    message: str
+    body: dict  # the Chat Completions body for llm.chat.prepare
+    truncated: int
+
+
+def _fit(rows, budget: int | None) -> list[tuple[str, str]]:
+    """Stored (role, content, tokens) rows, newest first → the newest that fit, oldest first."""
+    kept, used = [], 0
+    for role, content, tokens in rows:
+        if budget is not None and used + tokens > budget:
+            break
+        kept.append((role, content))
+        used += tokens
+    kept.reverse()
+    while kept and kept[0][0] != ChatMessage.USER:
+        kept.pop(0)
+    return kept
+
+
+def plan_turn(chat: Chat, model: ModelInfo, turn: TurnInput) -> TurnPlan:
+    stored = ChatMessage.objects.filter(chat_id=chat.pk, kind=ChatMessage.TEXT,
+                                        status=ChatMessage.COMPLETED).exclude(content="")  # vendors refuse empty turns
+    budget = None
+    if model.context_window:
+        reserve = turn.options.get("max_tokens") or min(model.max_output or DEFAULT_OUTPUT_RESERVE,
+                                                        DEFAULT_OUTPUT_RESERVE)
+        reserve = reserve if isinstance(reserve, int) else DEFAULT_OUTPUT_RESERVE
+        fixed = estimate_tokens(turn.message) + FRAMING_TOKENS
+        fixed += estimate_tokens(chat.system_prompt) if chat.system_prompt else 0
+        budget = max(0, model.context_window - reserve - fixed)
+    rows = stored.order_by("-id").values_list("role", "content", "tokens").iterator(chunk_size=200)
+    kept = _fit(rows, budget)
+    messages = [{"role": "system", "content": chat.system_prompt}] if chat.system_prompt else []
+    messages += [{"role": role, "content": content} for role, content in kept]
+    messages.append({"role": "user", "content": turn.message})
+    body = {**turn.options, "model": model.slug, "messages": messages}
+    return TurnPlan(chat.pk, model.slug, turn.message, body, truncated=stored.count() - len(kept))
+
+
+@dataclass
+class Reply:
+    content: str
+    finish_reason: str
+    usage: Usage
+    cost: Decimal
+    request_id: str
+
+
+def store_turn(plan: TurnPlan, reply: Reply) -> tuple[int, int] | None:
+    """Write the user turn and the reply together; (user id, reply id), or None if the chat is gone."""
+    with transaction.atomic():
+        if not chats.touch(plan.chat_id):
+            log.info("chat %s was deleted before its reply was stored (request %s)", plan.chat_id, reply.request_id)
+            return None
+        user = ChatMessage.objects.create(chat_id=plan.chat_id, role=ChatMessage.USER, content=plan.message,
+                                          model=plan.model, tokens=estimate_tokens(plan.message),
+                                          request_id=reply.request_id)
+        usage = reply.usage
+        answer = ChatMessage.objects.create(
+            chat_id=plan.chat_id, role=ChatMessage.ASSISTANT, content=reply.content, model=plan.model,
+            tokens=estimate_tokens(reply.content), prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens, cost_usd=reply.cost, finish_reason=reply.finish_reason or "",
+            truncated_turns=plan.truncated, request_id=reply.request_id)
+    return user.pk, answer.pk
+
+
+def store_streamed_turn(plan: TurnPlan, user_id: int, request_id: str, content: str, finish_reason: str):
+    """Store a streamed turn with the tokens and cost of its usage row (written before [DONE])."""
+    row = (UsageLog.objects.filter(user_id=user_id, request_id=request_id, endpoint="chat_session")
+           .order_by("-id").first())
+    usage = Usage(row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.reasoning_tokens) if row \
+        else Usage()
+    cost = row.cost_usd if row else Decimal(0)
+    return store_turn(plan, Reply(content, finish_reason, usage, cost, request_id))
+
+
+class _StreamText:
+    """Collects the reply text from the OpenAI-framed SSE events the gateway sends."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.finish_reason = ""
+        self.failed = False
+
+    def feed(self, chunk: bytes) -> None:
+        for event in chunk.split(b"\n\n"):
+            if not event.startswith(b"data: {"):
+                continue
+            try:
+                obj = json.loads(event[6:])
+            except ValueError:
+                continue
+            if "error" in obj:
+                self.failed = True
+            for choice in obj.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str):
+                    self.parts.append(delta["content"])
+                self.finish_reason = choice.get("finish_reason") or self.finish_reason
+
+
+async def record_stream(content, plan: TurnPlan, user_id: int, request_id: str):
+    """Pass a streamed reply through; store the turn when it ends well, before [DONE] is sent."""
+    text = _StreamText()
+    try:
+        async for chunk in content:
+            if chunk == SSE_DONE and not text.failed:
+                store = run_db(store_streamed_turn, plan, user_id, request_id, "".join(text.parts),
+                               text.finish_reason)
+                try:
+                    await asyncio.shield(run_to_completion(store))
+                except Exception:  # the reply was delivered and paid for; the client still gets [DONE]
+                    log.exception("storing streamed turn of chat %s failed (request %s)", plan.chat_id, request_id)
+            else:
+                text.feed(chunk)
+            yield chunk
+    finally:
+        await content.aclose()
