@@ -140,3 +140,18 @@ def test_parsing_keeps_order_drops_duplicates_and_junk_and_caps_the_count():
                                   json.dumps({"commands": [{"command": "x" * 2001}]})])
 def test_unusable_answers_parse_to_nothing(text):
     assert parse_commands(text, 5) == []
+
+
+def test_sandbox_answers_structured_requests_with_json_matching_the_schema():
+    import json
+
+    from llm.providers.base import ChatRequest
+    from llm.providers.sandbox import _reply_words
+    from llm.terminal.generate import SCHEMA_NAME, answer_schema
+
+    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "list big files"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME,
+                                                                       "schema": answer_schema(3)}}}
+    answer = json.loads("".join(_reply_words(ChatRequest(body=body, slug="claude-haiku-4-5", stream=False))))
+    [command] = answer["commands"]
+    assert command["command"].startswith("echo ") and command["danger"] == "safe"

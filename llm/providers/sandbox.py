@@ -8,6 +8,7 @@ reply says it is simulated (system_fingerprint "gpuniq-sandbox"; the views add a
 import asyncio
 import json
 import re
+import shlex
 import uuid
 from collections.abc import AsyncIterator
 
@@ -37,7 +38,50 @@ def _last_user_text(body: dict) -> str:
     return ""
 
 
+def _sample(schema, text: str, name: str = ""):
+    """A simulated value matching a JSON schema (for response_format json_schema)."""
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return _sample(schema[key][0], text, name)
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {key: _sample(props.get(key, {"type": "string"}), text, key) for key in (schema.get("required") or props)}
+    if kind == "array":
+        return [_sample(schema.get("items", {"type": "string"}), text, name)
+                for _ in range(max(int(schema.get("minItems") or 0), 1))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1 if kind == "integer" else 0)
+    if kind == "boolean":
+        return True
+    if name == "command":
+        return "echo " + shlex.quote(f"simulated command for: {text[:120]}")
+    return f"Simulated by the GPUniq sandbox: {text[:120]}"
+
+
+def _structured(request: ChatRequest) -> str | None:
+    response_format = request.body.get("response_format")
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return json.dumps(_sample(schema, _last_user_text(request.body)))
+    if response_format.get("type") == "json_object":
+        return json.dumps({"answer": f"Simulated by the GPUniq sandbox: {_last_user_text(request.body)[:120]}"})
+    return None
+
+
 def _reply_words(request: ChatRequest) -> list[str]:
+    structured = _structured(request)
+    if structured is not None:
+        return [structured]
     body = request.body
     last = body["messages"][-1] if body.get("messages") else {}
     if isinstance(last, dict) and last.get("role") == "tool":
