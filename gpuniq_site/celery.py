@@ -12,4 +12,5 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "release-stale-holds": {"task": "billing.release_stale_holds", "schedule": 60.0},
     "reap-chat-jobs": {"task": "llm.reap_chat_jobs", "schedule": 30.0},
+    "reap-media-jobs": {"task": "media_jobs.reap_media_jobs", "schedule": 15.0},
 }

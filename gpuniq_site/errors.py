@@ -100,6 +100,9 @@ _SPECS = [
               recovery="Retry with backoff."),
     ErrorSpec("internal_error", 500, "api_error", "Internal error. Quote the request id when reporting it.",
               recovery="Retry; report the request id if it persists."),
+    # --- media_jobs ---------------------------------------------------------------------
+    ErrorSpec("media_link_invalid", 404, "not_found_error", "This media link is invalid or has expired.",
+              recovery="Poll the job (or generate) again for a fresh link."),
 ]
 
 CATALOG: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

@@ -2,6 +2,10 @@
 
 A provider without a key is disabled. With GPUNIQ_SANDBOX=1 every provider without a key is
 served by the built-in sandbox (simulated replies, clearly marked). Read once per process.
+
+Media endpoints have families of their own (UPSTREAM_OPENAI_IMAGES_*, UPSTREAM_OPENAI_VIDEO_*,
+UPSTREAM_GEMINI_IMAGES_*, UPSTREAM_XAI_IMAGES_*, UPSTREAM_FALLBACK_IMAGES_*) so each can point
+elsewhere; unset, they use their parent vendor's base URL and key (FAMILY_PARENT).
 """
 
 import os
@@ -20,14 +24,23 @@ FAMILIES = {
     "minimax": ("MINIMAX", "https://api.minimax.io/v1"),
     "fallback": ("FALLBACK", "https://openrouter.ai/api/v1"),
     "fal": ("FAL", "https://queue.fal.run"),
+    "openai_images": ("OPENAI_IMAGES", "https://api.openai.com/v1"),
+    "openai_video": ("OPENAI_VIDEO", "https://api.openai.com/v1"),
+    "gemini_images": ("GEMINI_IMAGES", "https://generativelanguage.googleapis.com"),
+    "xai_images": ("XAI_IMAGES", "https://api.x.ai/v1"),
+    "fallback_images": ("FALLBACK_IMAGES", "https://openrouter.ai/api/v1"),
 }
+
+# media family → the vendor family whose base URL and key it uses when its own are unset
+FAMILY_PARENT = {"openai_images": "openai", "openai_video": "openai", "gemini_images": "gemini",
+                 "xai_images": "xai", "fallback_images": "fallback"}
 
 # catalog provider name → credential family
 PROVIDER_FAMILY = {
-    "openai": "openai", "openai_images": "openai", "openai_video": "openai",
+    "openai": "openai", "openai_images": "openai_images", "openai_video": "openai_video",
     "anthropic": "anthropic",
-    "gemini": "gemini", "gemini_images": "gemini",
-    "xai": "xai", "xai_images": "xai",
+    "gemini": "gemini", "gemini_images": "gemini_images",
+    "xai": "xai", "xai_images": "xai_images",
     "deepseek": "deepseek", "minimax": "minimax",
     "openai_compat_fallback": "fallback",
     "fal": "fal",
@@ -42,11 +55,20 @@ class Upstream:
     sandbox: bool = False
 
 
+def _configured(family: str) -> tuple[str, str]:
+    prefix = FAMILIES[family][0]
+    return os.environ.get(f"UPSTREAM_{prefix}_API_KEY", ""), os.environ.get(f"UPSTREAM_{prefix}_BASE_URL", "")
+
+
 @cache
 def upstream_for_family(family: str) -> Upstream | None:
-    prefix, default_base = FAMILIES[family]
-    key = os.environ.get(f"UPSTREAM_{prefix}_API_KEY", "")
-    base = os.environ.get(f"UPSTREAM_{prefix}_BASE_URL", "") or default_base
+    default_base = FAMILIES[family][1]
+    key, base = _configured(family)
+    parent = FAMILY_PARENT.get(family)
+    if parent:
+        parent_key, parent_base = _configured(parent)
+        key, base = key or parent_key, base or parent_base
+    base = base or default_base
     if key:
         return Upstream(family=family, base_url=base.rstrip("/"), api_key=key)
     if settings.GPUNIQ_SANDBOX:

@@ -143,13 +143,14 @@ FAKE_KEY = "test-key"
 
 @pytest.fixture(scope="session")
 def fake_vendors():
-    """Loopback fakes of the vendors' APIs; one OpenAI-style fake serves every compatible vendor."""
+    """Loopback fakes of the vendors' APIs; one OpenAI-style fake serves every compatible vendor,
+    and one media fake per image/video credential family (media_fakes)."""
     from .fakes.anthropic import FakeAnthropic
     from .fakes.gemini import FakeGemini
     from .fakes.openai_compat import FakeOpenAI
 
     fakes = {"openai": FakeOpenAI(api_key=FAKE_KEY), "anthropic": FakeAnthropic(api_key=FAKE_KEY),
-             "gemini": FakeGemini(api_key=FAKE_KEY)}
+             "gemini": FakeGemini(api_key=FAKE_KEY), **media_fakes()}
     for fake in fakes.values():
         fake.start()
     yield fakes
@@ -164,6 +165,45 @@ def upstream_env(fakes) -> dict[str, str]:
     env["UPSTREAM_GEMINI_BASE_URL"] = fakes["gemini"].base_url
     for p in ("OPENAI", "XAI", "DEEPSEEK", "MINIMAX", "FALLBACK", "ANTHROPIC", "GEMINI"):
         env[f"UPSTREAM_{p}_API_KEY"] = FAKE_KEY
+    env.update(media_upstream_env(fakes))
+    return env
+
+
+# --- media_jobs: image/video vendor fakes, one per media credential family (llm/upstreams.py) ---
+# fal video ids without "video" in them (Veo, Wan Animate); their sub-paths (.../image-to-video) too
+FAL_VIDEO_IDS = ("fal-ai/veo3.1", "fal-ai/wan/v2.2-14b/animate/move")
+MEDIA_FAKES = {  # fakes key → (env prefix, path under the fake's base URL)
+    "fal": ("FAL", ""), "openai_images": ("OPENAI_IMAGES", "/v1"), "xai_images": ("XAI_IMAGES", "/v1"),
+    "gemini_images": ("GEMINI_IMAGES", ""), "openai_video": ("OPENAI_VIDEO", "/v1"),
+    "fallback_images": ("FALLBACK_IMAGES", "/v1"),
+}
+
+
+def media_fakes() -> dict:
+    """Started fakes of fal's queue, OpenAI Images (and xAI's flavour, and the generic fallback),
+    Gemini image output and OpenAI Videos; quick (no delays, two status polls per fal job)."""
+    from .fakes.fal import FakeFal
+    from .fakes.gemini_images import FakeGemini as FakeGeminiImages
+    from .fakes.openai_images import FakeOpenAIImages
+    from .fakes.openai_video import FakeOpenAIVideo
+
+    fakes = {"fal": FakeFal(api_key=FAKE_KEY, steps=2, video_models=FAL_VIDEO_IDS, slow_seconds=0.3),
+             "openai_images": FakeOpenAIImages(api_key=FAKE_KEY),
+             "xai_images": FakeOpenAIImages(api_key=FAKE_KEY, flavor="xai"),
+             "gemini_images": FakeGeminiImages(api_key=FAKE_KEY),
+             "openai_video": FakeOpenAIVideo(api_key=FAKE_KEY, steps=2),
+             "fallback_images": FakeOpenAIImages(api_key=FAKE_KEY)}
+    for fake in fakes.values():
+        fake.start()
+    return fakes
+
+
+def media_upstream_env(fakes) -> dict[str, str]:
+    env = {}
+    for name, (prefix, path) in MEDIA_FAKES.items():
+        if name in fakes:
+            env[f"UPSTREAM_{prefix}_BASE_URL"] = fakes[name].base_url + path
+            env[f"UPSTREAM_{prefix}_API_KEY"] = FAKE_KEY
     return env
 
 
@@ -180,7 +220,8 @@ def api_server(catalog_loaded, fake_vendors):
 
 def service_extra_env(fakes) -> dict[str, str]:
     """What the API server and the workers add to the shared test environment."""
-    return {**upstream_env(fakes), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3"}
+    return {**upstream_env(fakes), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3",
+            "GPUNIQ_MEDIA_POLL_SECONDS": "0.02", "GPUNIQ_MEDIA_HEARTBEAT_SECONDS": "0.5"}
 
 
 @pytest.fixture(scope="session")

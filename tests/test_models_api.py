@@ -16,11 +16,11 @@ def carol(committed):
 def test_openai_sdk_lists_models_through_the_gateway(api_server, carol):
     client = openai.OpenAI(api_key=carol.raw_key, base_url=f"{api_server}/v1/openai")
     ids = {m.id: m for m in client.models.list().data}
-    # every chat vendor is configured (fakes); fal is not, so models served only by fal are hidden
+    # every vendor is configured with a loopback fake
     assert ids["claude-haiku-4-5"].owned_by == "anthropic"
     assert ids["claude-haiku-4-5"].object == "model"
     assert {"gpt-4o", "gemini-2.5-pro", "deepseek-v4-pro", "MiniMax-M2.7", "nano-banana"} <= set(ids)
-    assert "kling-2-6" not in ids
+    assert "kling-2-6" in ids  # video models are served through the fal fake
 
 
 def test_models_endpoints_over_http(api_server, carol):

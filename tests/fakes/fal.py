@@ -92,8 +92,8 @@ class FakeFal(FakeMediaServer):
     steps: status polls answered IN_QUEUE/IN_PROGRESS before COMPLETED (first
       half IN_QUEUE with a falling queue_position, then IN_PROGRESS).
     delay: seconds since submit before COMPLETED is possible (both must hold).
-    video_models: extra model ids treated as video (any id containing "video"
-      already is).
+    video_models: extra model ids treated as video, with their sub-paths (any id
+      containing "video" already is).
     """
 
     primary_kind = "submit"
@@ -107,7 +107,8 @@ class FakeFal(FakeMediaServer):
         self.jobs: dict[str, FalJob] = {}
 
     def is_video(self, model_id: str) -> bool:
-        return "video" in model_id or model_id in self.video_models
+        """Ids containing "video", and ids in (or under, e.g. ".../image-to-video") video_models."""
+        return "video" in model_id or any(model_id == m or model_id.startswith(m + "/") for m in self.video_models)
 
     # ------------------------------------------------------------ errors
     def _http_fault(self, faults: set[str]) -> FakeResponse | None:

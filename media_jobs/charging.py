@@ -1,0 +1,69 @@
+"""Money for media, only through billing.ledger: hold the worst case before any upstream call,
+settle what was delivered (per image, or the resolved video price), release otherwise, and
+write one llm UsageLog row per request or job.
+"""
+
+import logging
+import uuid
+from decimal import Decimal
+
+from accounts.keys import Principal
+from billing import ledger
+from billing.models import Account
+from gpuniq_site.errors import ApiError
+from llm.chat import month_spend
+from llm.models import UsageLog
+
+log = logging.getLogger("gpuniq.media.billing")
+
+
+def hold(principal: Principal, amount: Decimal, *, purpose: str, request_id: str, key: str | None = None) -> int:
+    """Reserve `amount` (402 when the balance cannot cover it, 403 past the key's monthly cap)."""
+    cap = principal.spend_cap_usd
+    if cap is not None and month_spend(principal.key_id) + amount > cap:
+        raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
+    try:
+        ref = ledger.hold(account_id=principal.account_id, amount=amount, purpose=purpose, request_id=request_id,
+                          idempotency_key=key or f"{purpose}:{request_id}:{uuid.uuid4().hex}")
+    except ledger.InsufficientBalance as short:
+        raise ApiError("insufficient_balance", required=short.required, available=short.available,
+                       meta={"required_usd": float(short.required), "available_usd": float(short.available)}
+                       ) from None
+    return ref.id
+
+
+def settle(hold_id: int, amount: Decimal, reason: str) -> Decimal | None:
+    """Charge `amount` from the hold and release the rest; None when the hold was already closed."""
+    return ledger.settle(hold_id=hold_id, actual=amount, reason=reason)
+
+
+def release(hold_id: int, reason: str) -> None:
+    ledger.release(hold_id=hold_id, reason=reason)
+
+
+def late_charge(account_id: int, amount: Decimal, key: str, reason: str) -> Decimal:
+    """Charge for a delivery read after its hold was swept (a completion read long after it was
+    made): a fresh hold, settled at once. Nothing is charged when the balance no longer covers it."""
+    try:
+        ref = ledger.hold(account_id=account_id, amount=amount, idempotency_key=key, purpose="media_late")
+    except ledger.InsufficientBalance:
+        log.warning("late media charge %s of %s not covered by the balance; delivered free", key, amount)
+        return Decimal(0)
+    return ledger.settle(hold_id=ref.id, actual=amount, reason=reason) or Decimal(0)
+
+
+def available(account_id: int) -> Decimal:
+    return Account.objects.get(pk=account_id).available
+
+
+def available_for_user(user_id: int) -> Decimal:
+    return Account.objects.get(user_id=user_id).available
+
+
+def usage_row(*, user_id: int, key_id: int | None, request_id: str, endpoint: str, model: str, route: str = "",
+              images: int = 0, video_seconds: int = 0, cost: Decimal = Decimal(0), latency_ms: int = 0,
+              status: str = "ok", error_code: str = "") -> UsageLog:
+    return UsageLog.objects.create(
+        user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=endpoint, model=model, route=route,
+        images=images, video_seconds=video_seconds, cost_usd=cost, latency_ms=max(0, latency_ms), status=status,
+        error_code=error_code)

@@ -1,0 +1,136 @@
+"""Running media jobs on a Celery worker, and reaping the ones whose worker died.
+
+claim: pending → running in one conditional update (one worker wins; a redelivered task is a
+no-op). The run has the job's budget (from its creation), beats a heartbeat every few seconds
+and ends the row completed (hold still open: the first completion read charges it) or failed
+(hold released, nothing charged). The reaper fails jobs past their budget or without a
+heartbeat for GPUNIQ_MEDIA_DEAD_WORKER_SECONDS, and releases their holds.
+"""
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from gpuniq_site import shared_state
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+from llm.catalog import asnapshot
+
+from . import charging, storage
+from .models import MediaJob
+from .providers.base import Deadline
+from .runners import run_image, run_video
+
+log = logging.getLogger("gpuniq.media.worker")
+MARGIN = 5.0  # seconds of the budget kept for recording the outcome
+
+
+def cache_key(job_id: str) -> str:
+    return f"gpuniq:mediajob:{job_id}"
+
+
+def claim(job_id: str) -> MediaJob | None:
+    now = timezone.now()
+    if not MediaJob.objects.filter(pk=job_id, status=MediaJob.PENDING).update(
+            status=MediaJob.RUNNING, started_at=now, heartbeat_at=now):
+        return None
+    shared_state.cache_delete(cache_key(job_id))
+    return MediaJob.objects.get(pk=job_id)
+
+
+def deadline_of(job: MediaJob) -> Deadline:
+    ends = job.created_at + timedelta(seconds=settings.GPUNIQ_MEDIA_BUDGET_SECONDS)
+    return Deadline.after((ends - timezone.now()).total_seconds() - MARGIN)
+
+
+def execute(job_id: str) -> None:
+    job = claim(job_id)
+    if job is None:
+        return
+    try:
+        asyncio.run(run(job))
+    except Exception:
+        log.exception("media job %s crashed", job_id)
+        fail(job.pk, "internal_error", "The job failed; nothing was charged.")
+    finally:
+        _drop_inputs(job)
+
+
+async def run(job: MediaJob) -> None:
+    model = (await asnapshot()).models.get(job.model)
+    beating = asyncio.create_task(_heartbeat(job.pk))
+    started = time.perf_counter()
+    try:
+        if model is None:
+            raise ApiError("model_not_found", model=job.model)
+        runner = run_image if job.kind == MediaJob.IMAGE else run_video
+        async with asyncio.timeout(max(1.0, deadline_of(job).remaining() + MARGIN / 2)):
+            outcome = await runner(job, model, deadline_of(job))
+    except ApiError as error:
+        await run_db(fail, job.pk, error.code, error.message, started)
+        return
+    except TimeoutError:
+        await run_db(fail, job.pk, "upstream_timeout", "The job ran out of time; nothing was charged.", started)
+        return
+    finally:
+        beating.cancel()
+    await run_db(complete, job.pk, outcome)
+
+
+async def _heartbeat(job_id: str) -> None:
+    """Tell the reaper this job's worker is alive (a missed beat or two is harmless)."""
+    while True:
+        await asyncio.sleep(settings.GPUNIQ_MEDIA_HEARTBEAT_SECONDS)
+        try:
+            await run_db(lambda: MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
+                heartbeat_at=timezone.now()))
+        except Exception as exc:
+            log.warning("media job %s heartbeat failed: %s", job_id, exc)
+
+
+def complete(job_id: str, outcome: dict) -> bool:
+    done = MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
+        status=MediaJob.COMPLETED, result=outcome["result"], route=outcome["route"], simulated=outcome["simulated"],
+        finished_at=timezone.now())
+    shared_state.cache_delete(cache_key(job_id))
+    return bool(done)
+
+
+def fail(job_id: str, code: str, message: str, started: float | None = None) -> bool:
+    """End an active job as failed (once), release its hold and log the failed attempt."""
+    if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
+            status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()):
+        return False
+    job = MediaJob.objects.get(pk=job_id)
+    charging.release(job.hold_id, f"{job.kind} job {code}")
+    latency = int((time.perf_counter() - started) * 1000) if started else 0
+    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
+                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code=code, latency_ms=latency)
+    shared_state.cache_delete(cache_key(job_id))
+    return True
+
+
+def _drop_inputs(job: MediaJob) -> None:
+    for items in (job.config.get("inputs") or {}).values():
+        for item in items:
+            storage.delete(item["path"])
+
+
+def reap(now=None) -> int:
+    """Fail jobs past their budget, or running without a heartbeat (their worker died)."""
+    now = now or timezone.now()
+    budget = now - timedelta(seconds=settings.GPUNIQ_MEDIA_BUDGET_SECONDS)
+    silent = now - timedelta(seconds=settings.GPUNIQ_MEDIA_DEAD_WORKER_SECONDS)
+    stale = MediaJob.objects.filter(status__in=MediaJob.ACTIVE).filter(
+        Q(created_at__lt=budget) | Q(status=MediaJob.RUNNING, heartbeat_at__lt=silent))
+    count = 0
+    for job in stale:
+        if fail(job.pk, "upstream_timeout", "The job did not finish in time; nothing was charged."):
+            _drop_inputs(job)
+            count += 1
+    return count
