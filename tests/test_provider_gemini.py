@@ -32,13 +32,10 @@ def fake():
 
 @pytest.fixture(autouse=True)
 async def _close_clients():
-    """http.py pools a client per family for the running loop; each test has its own loop, so close ours."""
+    """http.py pools httpx clients per event loop; each test has its own loop, so close ours."""
     yield
-    loop = asyncio.get_running_loop()
-    for family, (owner, client) in list(http._clients.items()):
-        if owner is loop:
-            del http._clients[family]
-            await client.aclose()
+    for client in http._clients.pop(asyncio.get_running_loop(), {}).values():
+        await client.aclose()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ base URLs never leave this module in an error.
 """
 
 import asyncio
+import weakref
 import json
 import logging
 import re
@@ -23,7 +24,8 @@ from .base import UpstreamError
 
 log = logging.getLogger("gpuniq.upstream")
 
-_clients: dict[str, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = \
+    weakref.WeakKeyDictionary()
 _URL = re.compile(r"https?://\S+")
 
 # headers: wire.Headers for chat, httpx.Headers for media; parsers only call .get()
@@ -31,15 +33,17 @@ ErrorParser = Callable[[int, bytes, "wire.Headers | httpx.Headers"], UpstreamErr
 
 
 def client(upstream: Upstream) -> httpx.AsyncClient:
-    """The family's pooled client for the running event loop (a worker's asyncio.run gets its own)."""
-    loop = asyncio.get_running_loop()
-    entry = _clients.get(upstream.family)
-    if entry is None or entry[0] is not loop or entry[1].is_closed:
+    """The family's pooled httpx client for the running event loop. Each loop keeps its own
+    (a Celery thread's asyncio.run gets one), so concurrent loops never swap clients under
+    each other; a finished loop's clients go with it."""
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    found = clients.get(upstream.family)
+    if found is None or found.is_closed:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
         found = httpx.AsyncClient(limits=limits, http2=False, trust_env=False, follow_redirects=False,
                                   timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT))
-        entry = _clients[upstream.family] = (loop, found)
-    return entry[1]
+        clients[upstream.family] = found
+    return found
 
 
 def scrub(message: str) -> str:
