@@ -68,6 +68,17 @@ def revoke_key(*, key: APIKey) -> None:
     key.refresh_from_db(fields=["revoked_at"])
 
 
+def update_key(*, key: APIKey, name: str, rpm: int, monthly_spend_cap_usd: Decimal | None,
+               allowed_models: list[str]) -> APIKey:
+    """Change a live key's name and limits; the cached principal goes with the commit."""
+    with transaction.atomic():
+        APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            name=name, rpm=rpm, monthly_spend_cap_usd=monthly_spend_cap_usd, allowed_models=list(allowed_models))
+        transaction.on_commit(lambda: forget_key(key.key_hash))
+    key.refresh_from_db()
+    return key
+
+
 def forget_key(key_hash: str) -> None:
     """Drop a key's cached principal (after revocation or a change of its limits)."""
     shared_state.cache_delete(_cache_key(key_hash))

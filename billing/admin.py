@@ -70,3 +70,44 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "account", "kind", "amount", "held_delta", "balance_after", "reason"]
     list_filter = ["kind"]
     search_fields = ["idempotency_key", "account__user__email", "reason"]
+
+
+# --- dashboard: Stripe top-ups, webhook events, and route health -------------------------
+
+from datetime import timedelta  # noqa: E402
+
+from django.urls import path  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from . import usage_stats  # noqa: E402
+from .models import StripeEvent, TopUp  # noqa: E402
+
+ROUTE_HEALTH_WINDOW = timedelta(hours=1)
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "amount", "status", "refunded", "session_id", "payment_intent", "paid_at"]
+    list_filter = ["status"]
+    search_fields = ["session_id", "payment_intent", "user__email"]
+    date_hierarchy = "created_at"
+
+    def get_urls(self):
+        # The operator's route-health page hangs off this admin; the admin index links to it.
+        view = self.admin_site.admin_view(self.route_health_view)
+        return [path("route-health/", view, name="billing_route_health")] + super().get_urls()
+
+    def route_health_view(self, request):
+        since = timezone.now() - ROUTE_HEALTH_WINDOW
+        context = {**self.admin_site.each_context(request), "title": "Route health (last hour)",
+                   "rows": usage_stats.route_health(since), "since": since, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/billing/route_health.html", context)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "event_id", "type", "status", "object_id", "livemode", "processed_at"]
+    list_filter = ["status", "type", "livemode"]
+    search_fields = ["event_id", "object_id"]
+    readonly_fields = ["event_id", "type", "livemode", "object_id", "payload", "status", "error", "received_at",
+                       "processed_at"]

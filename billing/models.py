@@ -93,3 +93,63 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ledger entries are immutable")
+
+
+class TopUp(models.Model):
+    """One Stripe Checkout top-up, keyed by its Checkout Session id. The money lives in the ledger.
+
+    Status: pending → paid | failed; paid → refunded once Stripe has refunded all of it. Only
+    billing/stripe_events.py changes a top-up, with conditional updates, and the credit is a ledger
+    entry keyed by the session id, so replayed or reordered events can never credit twice.
+    """
+
+    PENDING, PAID, FAILED, REFUNDED = "pending", "paid", "failed", "refunded"
+    STATUSES = [(s, s) for s in (PENDING, PAID, FAILED, REFUNDED)]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topups")
+    session_id = models.CharField(max_length=255, unique=True)
+    amount = models.DecimalField(**USD, help_text="USD asked for at checkout (credited: what Stripe collected)")
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
+    refunded = models.DecimalField(**USD, default=ZERO, help_text="USD refunded so far")
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "top-up"
+        indexes = [models.Index(fields=["user", "-created_at"], name="topup_user_recent")]
+
+    def __str__(self) -> str:
+        return f"top-up {self.session_id} ${self.amount} {self.status}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event, recorded under its unique event id before it is handled.
+
+    The unique id (not an exists() check) is what stops a duplicate delivery; the row keeps the
+    payload and how handling went. Only the status, error and processed_at ever change.
+    """
+
+    RECEIVED, PROCESSED, FAILED, IGNORED = "received", "processed", "failed", "ignored"
+    STATUSES = [(s, s) for s in (RECEIVED, PROCESSED, FAILED, IGNORED)]
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True,
+                                 help_text="the event's data.object id (session, charge)")
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=STATUSES, default=RECEIVED)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "Stripe event"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id} ({self.status})"

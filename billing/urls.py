@@ -1,10 +1,12 @@
-"""Billing routes: the native balance endpoint and (dashboard issue) Stripe webhooks."""
+"""Billing routes: the native balance endpoint and Stripe webhooks (mounted at /webhooks/)."""
 
 from django.urls import path
 
-from . import views
+from . import views, webhooks
 
 native_patterns = [
     path("balance", views.balance, name="balance"),
 ]
-webhook_patterns: list = []
+webhook_patterns: list = [
+    path("stripe", webhooks.stripe_webhook, name="stripe-webhook"),
+]

@@ -8,7 +8,7 @@ from .responses import error_response, json_response
 
 
 def home(request):
-    return render(request, "home.html")
+    return render(request, "home.html", {"plain_layout": True})
 
 
 def error_catalog(request):

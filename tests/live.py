@@ -36,6 +36,8 @@ def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings", "DATABASE_URL": test_database_url(),
         "GPUNIQ_VAR_DIR": str(settings.VAR_DIR), "SECRET_KEY": settings.SECRET_KEY, "DB_CONN_MAX_AGE": "60",
         "GPUNIQ_SANDBOX": "0",
+        # a test session runs several servers and workers at once; PostgreSQL allows ~100 sessions
+        "DB_POOL_MAX": "6",
     })
     env.pop("CELERY_BROKER_URL", None)
     if settings.HAS_REDIS:

@@ -16,6 +16,7 @@ for name in list(os.environ):
     if name.startswith("UPSTREAM_"):
         del os.environ[name]  # tests point upstreams at loopback fakes explicitly
 os.environ["GPUNIQ_SANDBOX"] = "0"
+os.environ.setdefault("DB_POOL_MAX", "10")  # several servers share PostgreSQL's ~100 sessions
 
 from gpuniq_site.settings import *  # noqa: E402,F403
 from gpuniq_site.settings import DATABASES, VAR_DIR  # noqa: E402

@@ -1,0 +1,84 @@
+"""Copy-paste snippets for the quick-start page, written for this site's base URL.
+
+Content follows the public API docs (OpenAI-compatible surface at /v1/openai, native at /v1/llm).
+Snippets read the key from $GPUNIQ_API_KEY: the raw key is shown once at creation and never again.
+"""
+
+from dataclasses import dataclass, replace
+
+DEFAULT_MODEL = "claude-haiku-4-5"
+
+
+@dataclass(frozen=True)
+class Snippet:
+    id: str
+    label: str
+    language: str
+    code: str
+    note: str = ""
+
+
+_TEMPLATES = [
+    Snippet("curl", "curl", "bash", """curl {openai_base}/chat/completions \\
+  -H "Authorization: Bearer $GPUNIQ_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "model": "{model}",
+    "messages": [{{"role": "user", "content": "Write a binary search in Rust."}}]
+  }}'
+
+# Native API: balance in USD
+curl {native_base}/balance -H "X-API-Key: $GPUNIQ_API_KEY\""""),
+    Snippet("python", "Python (OpenAI SDK)", "python", """import os
+from openai import OpenAI
+
+client = OpenAI(
+    api_key=os.environ["GPUNIQ_API_KEY"],
+    base_url="{openai_base}",
+)
+resp = client.chat.completions.create(
+    model="{model}",
+    messages=[{{"role": "user", "content": "Write a binary search in Rust."}}],
+)
+print(resp.choices[0].message.content)""", note="pip install openai"),
+    Snippet("node", "JavaScript (OpenAI SDK)", "javascript", """import OpenAI from "openai";
+
+const client = new OpenAI({{
+  apiKey: process.env.GPUNIQ_API_KEY,
+  baseURL: "{openai_base}",
+}});
+const resp = await client.chat.completions.create({{
+  model: "{model}",
+  messages: [{{ role: "user", content: "Write a binary search in Rust." }}],
+}});
+console.log(resp.choices[0].message.content);""", note="npm install openai"),
+    Snippet("claude-code", "LiteLLM / Claude Code", "yaml", """# ~/litellm.yaml
+model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{model}
+      api_base: {openai_base}
+      api_key: os.environ/GPUNIQ_API_KEY
+
+# then, in a shell:
+#   litellm --config ~/litellm.yaml --port 4000
+# and in another one, point Claude Code at the proxy:
+#   export ANTHROPIC_BASE_URL=http://localhost:4000
+#   export ANTHROPIC_API_KEY=sk-litellm-anything
+#   claude""", note="All tokens are billed to your GPUniq balance; no Anthropic account needed."),
+    Snippet("cursor", "Cursor", "text", """Settings → Models → Override OpenAI Base URL
+
+Base URL: {openai_base}
+API Key:  your gpuniq_… key
+Model:    {model}   (or any slug from /v1/openai/models)"""),
+    Snippet("aider", "Aider / Continue", "bash", """export OPENAI_API_KEY=$GPUNIQ_API_KEY
+export OPENAI_BASE_URL={openai_base}
+aider --model {model}""", note="Any tool that accepts OPENAI_BASE_URL works the same way."),
+]
+
+
+def snippets(base_url: str, model: str = DEFAULT_MODEL) -> list[Snippet]:
+    """The snippets with this site's URLs and a default model filled in."""
+    base = base_url.rstrip("/")
+    values = {"openai_base": f"{base}/v1/openai", "native_base": f"{base}/v1/llm", "model": model}
+    return [replace(s, code=s.code.format(**values)) for s in _TEMPLATES]

@@ -1,0 +1,165 @@
+"""Handle verified Stripe events: record each one first, then credit, fail or refund top-ups.
+
+Exactly-once, whatever Stripe's delivery order or retries:
+- the event row's unique event id stops a duplicate (a replayed event does nothing);
+- a top-up is credited through ledger.post keyed "stripe-topup:<session id>", so
+  `checkout.session.completed` and `...async_payment_succeeded` (in either order, or the return
+  page fetching the session) credit it once between them;
+- each refund is debited through ledger.post keyed "stripe-refund:<refund id>";
+- status changes are conditional updates that never move a top-up backwards.
+Handlers may run twice for one event (two deliveries at once, or a retry after a crash); every
+step above is idempotent, so that is safe.
+"""
+
+import logging
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import ledger
+from .models import LedgerEntry, StripeEvent, TopUp
+
+log = logging.getLogger("gpuniq.stripe")
+CENTS = Decimal(100)
+
+
+class UnusableEvent(Exception):
+    """The event cannot be applied as it stands (say, a currency we do not sell in)."""
+
+
+def _cents(value) -> Decimal:
+    return Decimal(int(value or 0)) / CENTS
+
+
+def _id_of(value) -> str:
+    """An id field that may arrive expanded into an object."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+def receive(event: dict) -> str:
+    """Record a verified event under its id, then apply it once. Returns what happened:
+    "processed", "ignored" or "duplicate". Raises when handling failed (Stripe will retry)."""
+    row, created = _record(event)
+    if not created and row.status in (StripeEvent.PROCESSED, StripeEvent.IGNORED):
+        return "duplicate"
+    try:
+        note = _dispatch(event)
+    except Exception as exc:
+        StripeEvent.objects.filter(pk=row.pk).update(status=StripeEvent.FAILED, error=repr(exc)[:2000])
+        raise
+    status = StripeEvent.IGNORED if note else StripeEvent.PROCESSED
+    StripeEvent.objects.filter(pk=row.pk).update(status=status, error=note or "", processed_at=timezone.now())
+    return status
+
+
+def _record(event: dict) -> tuple[StripeEvent, bool]:
+    obj = (event.get("data") or {}).get("object") or {}
+    try:
+        with transaction.atomic():
+            return StripeEvent.objects.create(
+                event_id=event["id"], type=event.get("type", ""), livemode=bool(event.get("livemode")),
+                object_id=str(obj.get("id", ""))[:255], payload=event), True
+    except IntegrityError:
+        return StripeEvent.objects.get(event_id=event["id"]), False
+
+
+def _dispatch(event: dict) -> str:
+    """Apply the event; returns "" when applied, else why it was ignored."""
+    kind, obj = event.get("type", ""), (event.get("data") or {}).get("object") or {}
+    if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        return "" if apply_session(obj) else "not a GPUniq top-up session"
+    if kind in ("checkout.session.async_payment_failed", "checkout.session.expired"):
+        return "" if mark_failed(obj) else "not a pending top-up"
+    if kind == "charge.refunded":
+        return apply_refunds(obj)
+    return f"unhandled event type {kind}"
+
+
+def _topup_for(session: dict) -> TopUp | None:
+    """The session's top-up; one we started elsewhere (its row lost) is rebuilt from our metadata."""
+    topup = TopUp.objects.filter(session_id=session.get("id", "")).first()
+    metadata = session.get("metadata") or {}
+    if topup is not None:
+        owner = metadata.get("gpuniq_user_id")
+        if owner and str(owner) != str(topup.user_id):
+            raise UnusableEvent(f"session {topup.session_id} names user {owner}, top-up belongs to {topup.user_id}")
+        return topup
+    from .stripe_topups import TOPUP_PURPOSE
+
+    user_id = metadata.get("gpuniq_user_id")
+    if metadata.get("purpose") != TOPUP_PURPOSE or not user_id:
+        return None
+    if not get_user_model().objects.filter(pk=user_id).exists():
+        return None
+    topup, _ = TopUp.objects.get_or_create(session_id=session["id"], defaults={
+        "user_id": int(user_id), "amount": _cents(session.get("amount_total")),
+        "currency": session.get("currency") or "usd"})
+    return topup
+
+
+def apply_session(session: dict) -> TopUp | None:
+    """Credit a paid session's top-up exactly once; an unpaid one (async payment pending) waits.
+
+    Returns None when the session is not one of our top-ups.
+    """
+    topup = _topup_for(session)
+    if topup is None:
+        return None
+    if session.get("payment_status") != "paid":
+        return topup
+    if (session.get("currency") or "").lower() != "usd":
+        raise UnusableEvent(f"session {topup.session_id} is in {session.get('currency')!r}, not usd")
+    amount = _cents(session.get("amount_total"))
+    if amount != topup.amount:
+        log.warning("top-up %s: asked $%s, Stripe collected $%s; crediting what was collected",
+                    topup.session_id, topup.amount, amount)
+    ledger.post(account_id=ledger.account_for_user(topup.user_id).pk, amount=amount, kind=LedgerEntry.TOPUP,
+                idempotency_key=f"stripe-topup:{topup.session_id}", reason=f"Stripe top-up {topup.session_id}")
+    # Failed → paid too: if Stripe says the money arrived, the credit above stands and the row agrees.
+    TopUp.objects.filter(pk=topup.pk, status__in=[TopUp.PENDING, TopUp.FAILED]).update(
+        status=TopUp.PAID, paid_at=timezone.now())
+    TopUp.objects.filter(pk=topup.pk, payment_intent="").update(payment_intent=_id_of(session.get("payment_intent")))
+    topup.refresh_from_db()
+    return topup
+
+
+def mark_failed(session: dict) -> bool:
+    """A pending top-up whose payment failed or whose session expired; nothing was credited."""
+    return bool(TopUp.objects.filter(session_id=session.get("id", ""), status=TopUp.PENDING)
+                .update(status=TopUp.FAILED))
+
+
+def _refunds_of(charge: dict) -> list[dict]:
+    listed = charge.get("refunds") or {}
+    if isinstance(listed, dict) and "data" in listed and not listed.get("has_more"):
+        return list(listed["data"])
+    from .stripe_topups import list_refunds
+
+    return list_refunds(charge["id"])  # newer API versions leave the list off the charge
+
+
+def apply_refunds(charge: dict) -> str:
+    """Debit each refund of a top-up's charge once (keyed by refund id). Returns "" or why ignored."""
+    intent = _id_of(charge.get("payment_intent"))
+    topup = TopUp.objects.filter(payment_intent=intent).first() if intent else None
+    if topup is None:
+        return f"no top-up paid by payment intent {intent or '(none)'}"
+    account_id = ledger.account_for_user(topup.user_id).pk
+    total = Decimal(0)
+    for refund in _refunds_of(charge):
+        if refund.get("status") not in ("succeeded", "pending"):
+            continue  # failed or canceled refunds gave nothing back
+        amount = _cents(refund.get("amount"))
+        total += amount
+        ledger.post(account_id=account_id, amount=-amount, kind=LedgerEntry.REFUND,
+                    idempotency_key=f"stripe-refund:{refund['id']}",
+                    reason=f"Stripe refund {refund['id']} of top-up {topup.session_id}")
+    # The row shows the highest total seen; the ledger entries above are the money.
+    TopUp.objects.filter(Q(refunded__lt=total), pk=topup.pk).update(refunded=total)
+    TopUp.objects.filter(pk=topup.pk, status=TopUp.PAID, refunded__gte=topup.amount).update(status=TopUp.REFUNDED)
+    return ""

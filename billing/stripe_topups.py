@@ -1,0 +1,98 @@
+"""Stripe Checkout top-ups: open a Checkout Session, and look one up when the buyer comes back.
+
+Money never moves here. Whether a paid session arrives in a webhook or is fetched on the return
+page, it goes through stripe_events.apply_session(), which credits at most once per session.
+"""
+
+import functools
+import logging
+from decimal import Decimal
+
+import stripe
+from django.conf import settings
+
+from .models import TopUp
+
+log = logging.getLogger("gpuniq.stripe")
+TOPUP_PURPOSE = "gpuniq_topup"
+
+
+class PaymentsNotConfigured(Exception):
+    """STRIPE_SECRET_KEY / STRIPE_WEBHOOK_SECRET are not set."""
+
+
+class PaymentProviderError(Exception):
+    """Stripe refused or could not be reached; the message is safe to show."""
+
+
+def payments_configured() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET)
+
+
+@functools.lru_cache(maxsize=4)
+def _client(secret_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
+    base = {"api": api_base.rstrip("/")} if api_base else None
+    return stripe.StripeClient(secret_key, base_addresses=base, max_network_retries=2,
+                               http_client=stripe.RequestsClient(timeout=timeout))
+
+
+def client() -> stripe.StripeClient:
+    """A client for the configured account; STRIPE_API_BASE (tests, stripe-mock) replaces api.stripe.com."""
+    if not payments_configured():
+        raise PaymentsNotConfigured()
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
+
+
+def _session_params(*, user, amount: Decimal) -> dict:
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    metadata = {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}
+    return {
+        "mode": "payment",
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": "usd", "unit_amount": int(amount * 100),
+            "product_data": {"name": "GPUniq balance top-up", "description": f"${amount:,.2f} of API credit"},
+        }}],
+        "success_url": f"{base}/billing/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": f"{base}/billing/?checkout=cancelled",
+        "client_reference_id": str(user.pk),
+        "customer_email": user.email,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+    }
+
+
+def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
+    """Open a Checkout Session for `amount` USD and record it as a pending top-up.
+
+    Returns the top-up and the hosted payment page to send the buyer to. Nothing is credited
+    here: that happens when Stripe reports the session paid.
+    """
+    try:
+        session = client().v1.checkout.sessions.create(params=_session_params(user=user, amount=amount))
+    except stripe.StripeError as exc:
+        log.warning("checkout session for user %s failed: %s", user.pk, exc)
+        raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
+    topup = TopUp.objects.create(user=user, session_id=session.id, amount=amount)
+    return topup, session.url
+
+
+def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
+    """On the return page: fetch the buyer's own pending session so a slow webhook does not leave
+    the balance looking unpaid. Credits through the same once-only path as the webhook."""
+    from .stripe_events import apply_session
+
+    topup = TopUp.objects.filter(user=user, session_id=session_id).first()
+    if topup is None or topup.status != TopUp.PENDING or not payments_configured():
+        return topup
+    try:
+        session = client().v1.checkout.sessions.retrieve(session_id)
+    except stripe.StripeError as exc:
+        log.warning("retrieving checkout session %s failed: %s", session_id, exc)
+        return topup
+    return apply_session(session.to_dict()) or topup
+
+
+def list_refunds(charge_id: str) -> list[dict]:
+    """Every refund of a charge (for charge.refunded events whose charge omits its refund list)."""
+    refunds = client().v1.refunds.list(params={"charge": charge_id, "limit": 100})
+    return [refund.to_dict() for refund in refunds.auto_paging_iter()]

@@ -1,0 +1,96 @@
+"""Usage numbers for the dashboard and the operator admin, aggregated in SQL.
+
+Days are the user's calendar days (`User.time_zone`): the database truncates timestamps in that
+zone, so a request at 23:30 in Tokyo counts for Tokyo's date, not UTC's.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db.models import Avg, Count, F, FloatField, Max, Q, QuerySet, Sum
+from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils import timezone
+
+from llm.models import UsageLog
+
+from .money import ZERO
+
+RANGES = (7, 30, 90)
+STATUSES = ("ok", "error", "cancelled")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # aware: local midnight of the first day
+    days: list[date]
+
+
+def window(days: int, zone: ZoneInfo, now: datetime | None = None) -> Window:
+    """The last `days` calendar days in `zone`, today included."""
+    today = timezone.localtime(now or timezone.now(), zone).date()
+    first = today - timedelta(days=days - 1)
+    return Window(datetime.combine(first, time.min, tzinfo=zone), [first + timedelta(days=d) for d in range(days)])
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
+    """One row per (local day, model): cost, tokens (prompt + completion) and requests."""
+    return list(
+        UsageLog.objects.filter(user_id=user_id, created_at__gte=win.start)
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day", "model")
+        .annotate(cost=Sum("cost_usd"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")),
+                  requests=Count("id"))
+        .order_by("day", "model")
+    )
+
+
+def summary(user_id: int, since: datetime) -> dict:
+    """Totals since a moment: spend, tokens, requests and failed requests."""
+    totals = UsageLog.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
+        cost=Coalesce(Sum("cost_usd"), ZERO), requests=Count("id"),
+        tokens=Coalesce(Sum(F("prompt_tokens") + F("completion_tokens")), 0),
+        errors=Count("id", filter=Q(status="error")))
+    totals["error_rate"] = totals["errors"] / totals["requests"] if totals["requests"] else 0.0
+    totals["avg_cost"] = totals["cost"] / totals["requests"] if totals["requests"] else ZERO
+    return totals
+
+
+def requests_for(user_id: int, *, zone: ZoneInfo, model: str = "", key_id: int | None = None, status: str = "",
+                 date_from: date | None = None, date_to: date | None = None) -> QuerySet:
+    """The user's usage rows, newest first, narrowed by the table's filters (dates are local, inclusive)."""
+    rows = UsageLog.objects.filter(user_id=user_id).select_related("api_key").order_by("-created_at", "-id")
+    if model:
+        rows = rows.filter(model=model)
+    if key_id:
+        rows = rows.filter(api_key_id=key_id)
+    if status:
+        rows = rows.filter(status=status)
+    if date_from:
+        rows = rows.filter(created_at__gte=local_midnight(date_from, zone))
+    if date_to:
+        rows = rows.filter(created_at__lt=local_midnight(date_to + timedelta(days=1), zone))
+    return rows
+
+
+def models_used(user_id: int) -> list[str]:
+    return list(UsageLog.objects.filter(user_id=user_id).order_by("model").values_list("model", flat=True).distinct())
+
+
+def route_health(since: datetime) -> list[dict]:
+    """Per upstream route since a moment: requests, error rate and latency (operator view)."""
+    total = Count("id")
+    errors = Count("id", filter=Q(status="error"))
+    return list(
+        UsageLog.objects.filter(created_at__gte=since)
+        .values("route")
+        .annotate(requests=total, errors=errors,
+                  error_rate=Cast(errors, FloatField()) / Cast(total, FloatField()),
+                  avg_latency_ms=Avg("latency_ms"), max_latency_ms=Max("latency_ms"), avg_ttft_ms=Avg("ttft_ms"),
+                  last_seen=Max("created_at"))
+        .order_by("-error_rate", "-requests", "route")
+    )
