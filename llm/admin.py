@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from billing.admin import ReadOnlyAdmin
+
 from . import catalog
 from .models import CatalogModel, Route, UsageLog
 
@@ -24,20 +26,11 @@ class CatalogModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(admin.ModelAdmin):
+class UsageLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "user", "model", "endpoint", "status", "error_code", "prompt_tokens",
                     "completion_tokens", "cost_usd", "latency_ms", "request_id"]
     list_filter = ["status", "endpoint", "model"]
     search_fields = ["request_id", "user__email", "model"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 

@@ -118,8 +118,7 @@ class Settled:
 async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None = None, status: str = "ok",
                  error_code: str = "", ttft_ms: int | None = None) -> Settled:
     """Settle the hold at the real cost (nothing when usage is None) and write the usage row."""
-    tokens = TokenUsage(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-                        usage.reasoning_tokens) if usage else TokenUsage()
+    tokens = usage or TokenUsage()
     cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
     principal = prepared.principal
     row = dict(

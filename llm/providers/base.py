@@ -14,17 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from billing.pricing import TokenUsage
 
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+@dataclass(frozen=True)
+class Usage(TokenUsage):
+    """Token usage as vendors report it, convertible to and from OpenAI's `usage` object."""
 
     def to_openai(self) -> dict:
         return {
