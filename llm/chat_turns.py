@@ -7,7 +7,8 @@ writes the usage row); this module only builds the upstream messages and records
 Context window: the system prompt and the new message always go; stored messages are added
 newest first while they fit in `context_window - reserved output - system - new message`;
 the rest (the oldest) are left out, and the reply's `truncated_turns` says how many stored
-messages were. The kept history always starts with a user message.
+messages were. The kept history always starts with a user message. An image turn
+(llm.chat_images) is sent as assistant text: its stand-in content, "[image generated: <prompt>]".
 
 Streams: the turn is stored when the stream ends normally (before its final `[DONE]` event
 reaches the client), with the tokens and cost of its usage row. A stream that fails or is
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
@@ -98,8 +100,9 @@ def _fit(rows, budget: int | None) -> list[tuple[str, str]]:
 
 
 def plan_turn(chat: Chat, model: ModelInfo, turn: TurnInput) -> TurnPlan:
-    stored = ChatMessage.objects.filter(chat_id=chat.pk, kind=ChatMessage.TEXT,
-                                        status=ChatMessage.COMPLETED).exclude(content="")  # vendors refuse empty turns
+    # image turns go as their stand-in text (llm.chat_images); vendors refuse empty turns
+    stored = ChatMessage.objects.filter(Q(kind=ChatMessage.TEXT, status=ChatMessage.COMPLETED) |
+                                        Q(kind=ChatMessage.IMAGE), chat_id=chat.pk).exclude(content="")
     budget = None
     if model.context_window:
         reserve = turn.options.get("max_tokens") or min(model.max_output or DEFAULT_OUTPUT_RESERVE,

@@ -1,7 +1,8 @@
 """Persistent chat sessions: ownership, CRUD and the JSON shapes of chats and their messages.
 
 A chat belongs to one user; every lookup filters by owner, so another user's chat does not
-exist for the caller (404 chat_not_found, never 403). Turns are added by llm.chat_turns.
+exist for the caller (404 chat_not_found, never 403). Turns are added by llm.chat_turns (text)
+and llm.chat_images (image turns, whose stored file reference is rendered as a fresh signed URL).
 """
 
 from django.db.models import Count
@@ -9,6 +10,7 @@ from django.utils import timezone
 
 from accounts.keys import Principal
 from gpuniq_site.errors import ApiError
+from media_jobs import storage
 
 from .catalog import DEFAULT_CHAT_MODEL, snapshot
 from .models import Chat, ChatMessage
@@ -88,8 +90,15 @@ def message_payload(m: ChatMessage) -> dict:
             "cost_usd": float(m.cost_usd), "finish_reason": m.finish_reason or None,
             "truncated_turns": m.truncated_turns, "request_id": m.request_id, "created_at": m.created_at.isoformat()}
     if m.kind == ChatMessage.IMAGE:
-        data.update(job_id=m.job_id, image=m.image, error=m.error)
+        data.update(job_id=m.job_id, image=image_payload(m.image), error=m.error)
     return data
+
+
+def image_payload(ref: dict | None) -> dict | None:
+    """A stored image reference (llm.chat_images) → a fresh signed link to the file."""
+    if not ref or not ref.get("path"):
+        return None
+    return {"url": storage.signed_url(ref["path"]), "mime_type": ref.get("mime_type"), "asset_id": ref.get("asset_id")}
 
 
 def touch(chat_id: int) -> bool:

@@ -40,6 +40,13 @@ def op(summary: str, tag: str, *, ok: dict, body: dict | None = None, status: in
     return item
 
 
+def with_response(item: dict, status: int, description: str, data: dict) -> dict:
+    """Another success answer of an operation (e.g. 202 beside 200)."""
+    item["responses"][str(status)] = {"description": description,
+                                      "content": {"application/json": {"schema": enveloped(data)}}}
+    return item
+
+
 def path_param(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
@@ -77,7 +84,12 @@ SCHEMAS = {
                    total_usd={**NUM, "description": "owned, including held amounts"}, currency=STR),
     "ChatTurnRequest": obj(("message",), message={**STR, "minLength": 1}, model=STR,
                            temperature={**NUM, "minimum": 0, "maximum": 2}, top_p={**NUM, "minimum": 0, "maximum": 1},
-                           max_tokens={**INT, "minimum": 1}, stream=BOOL),
+                           max_tokens={**INT, "minimum": 1}, stream=BOOL,
+                           size={**STR, "description": "image turns only, e.g. 1024x1024"},
+                           quality={**STR, "description": "image turns only"},
+                           output_format={"type": "string", "enum": ["png", "jpeg", "jpg", "webp"],
+                                          "description": "image turns only"},
+                           input_images={"type": "array", "items": STR, "description": "image turns only"}),
     "ChatTurnReply": {"allOf": [ref("ChatReply"), obj(
         (), chat_id=INT, user_message_id={**INT, "nullable": True}, message_id={**INT, "nullable": True},
         truncated_turns={**INT, "description": "stored messages left out to fit the context window"})]},
@@ -93,6 +105,35 @@ SCHEMAS = {
                             balance_usd=NUM),
 }
 
+SCHEMAS.update({
+    "ChatImagePending": obj(
+        ("type", "job_id", "dialogue_id"), type={"type": "string", "enum": ["image_pending"]}, job_id=STR,
+        dialogue_id={**INT, "description": "the id of the image turn's placeholder in the chat history"},
+        chat_id=INT, user_message_id={**INT, "nullable": True},
+        status={"type": "string", "enum": ["pending", "completed", "failed"]}, model=STR, estimated_cost_usd=NUM),
+    "ChatImageJob": {**obj(
+        ("job_id", "status", "dialogue_id"), job_id=STR, dialogue_id=INT, chat_id=INT, model=STR,
+        status={"type": "string", "enum": ["pending", "running", "completed", "failed"]},
+        estimated_cost_usd=NUM, created_at=STR, finished_at={"type": "string", "nullable": True},
+        image=obj((), b64_json=STR, url=STR, mime_type=STR), cost_usd=NUM, balance_usd=NUM,
+        error={"type": "object"}), "additionalProperties": True},
+})
+IMAGE_TURN_NOTE = (
+    "With an image model (Nano Banana: nano-banana, nano-banana-2, nano-banana-pro, nano-banana-pro-4k; other image "
+    "models are 400 wrong_model_kind) the answer is 202 at once: type \"image_pending\", job_id and dialogue_id, the "
+    "placeholder that already lives in the history after the user turn. Poll GET "
+    "/v1/llm/chats/{chat_id}/image-jobs/{job_id}. Image turns take size, quality, output_format and input_images; "
+    "temperature, top_p, max_tokens and stream are 400 unsupported_parameter. Idempotency-Key makes the kickoff "
+    "safe to retry. On later text turns the model sees an image turn as the assistant text "
+    "\"[image generated: <prompt>]\" (\"[image generation failed: <prompt>]\", "
+    "\"[image generation pending: <prompt>]\").")
+IMAGE_POLL_NOTE = (
+    "Progress of an image turn: pending, running, then completed or failed. The first poll that sees the job end "
+    "rewrites the placeholder in the chat history: completed with the image (this answer carries image.b64_json, "
+    "image.url, cost_usd, balance_usd; the balance is debited once, exactly as GET /v1/llm/images/jobs/{job_id}) "
+    "or failed with the error (nothing charged). After that this endpoint is 404 job_not_found: the chat history "
+    "(GET /v1/llm/chats/{chat_id}) is the truth, its image turns carrying a fresh signed image URL and the cost. "
+    "Polls within 2 seconds of each other are coalesced (x-gpuniq-coalesced).")
 STREAM_NOTE = ("With \"stream\": true the answer is text/event-stream in OpenAI's chunk framing, ending with a "
                "usage chunk (with cost_usd) and data: [DONE].")
 CHAT_ID = path_param("chat_id", INT, "the chat's id")
@@ -116,12 +157,17 @@ PATHS = {
     "/v1/llm/models/catalog": {"get": op("The public catalog (no key needed)", "Models", ok=ref("ModelList"),
                                          auth=False, operation_id="models_catalog")},
     "/v1/llm/balance": {"get": op("Account balance in USD", "Billing", ok=ref("Balance"), operation_id="balance")},
-    "/v1/llm/chats/{chat_id}/messages": {"post": op(
+    "/v1/llm/chats/{chat_id}/messages": {"post": with_response(op(
         "Send a message in a chat", "Chat sessions", body=ref("ChatTurnRequest"), ok=ref("ChatTurnReply"),
         params=(CHAT_ID,), operation_id="chat_send_message",
         description="The model sees the stored history plus this message; the oldest turns are left out when "
                     "the history exceeds the context window (truncated_turns; x-gpuniq-truncated-turns when "
-                    "streaming). The turn is stored once the reply is complete. " + STREAM_NOTE)},
+                    "streaming). The turn is stored once the reply is complete. " + STREAM_NOTE + " "
+                    + IMAGE_TURN_NOTE), 202, "Image turn started", ref("ChatImagePending"))},
+    "/v1/llm/chats/{chat_id}/image-jobs/{job_id}": {"get": op(
+        "Poll an image turn of a chat", "Chat sessions", ok=ref("ChatImageJob"),
+        params=(CHAT_ID, path_param("job_id", STR, "the image turn's job_id")), operation_id="chat_image_job_get",
+        errors=(401, 404, 429), description=IMAGE_POLL_NOTE)},
     "/v1/llm/terminal/commands": {"post": op(
         "Natural language to shell commands", "Terminal", body=ref("TerminalCommandsRequest"),
         ok=ref("TerminalCommands"), operation_id="terminal_commands",

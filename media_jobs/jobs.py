@@ -60,7 +60,9 @@ def _save_input(kind: str, media: InputMedia) -> dict:
     return {"path": path, "mime_type": media.mime_type, "source_url": media.source_url}
 
 
-def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMedia]]) -> MediaJob:
+def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMedia]], on_record=None) -> MediaJob:
+    """Hold, store the inputs, insert the row (and whatever `on_record(job)` writes, in the same
+    transaction: a chat's image turn), queue it after commit."""
     job.id = new_job_id(job.kind)  # known before the insert: the hold is keyed by it
     job.hold_id = charging.hold(principal, job.estimated_cost_usd, purpose=f"{job.kind}_job",
                                 request_id=job.request_id, key=f"{job.kind}_job:{job.id}")
@@ -72,6 +74,8 @@ def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMed
         job.config = {**job.config, "inputs": saved}
         with transaction.atomic():
             job.save(force_insert=True)
+            if on_record is not None:
+                on_record(job)
             transaction.on_commit(lambda: _enqueue(job.pk))
     except IntegrityError:
         _discard(job, saved, "duplicate idempotency key")
@@ -111,7 +115,9 @@ def _new(principal: Principal, kind: str, slug: str, request: dict, config: dict
                     estimated_cost_usd=estimate)
 
 
-async def start_image_job(principal: Principal, body: dict, *, request_id: str, key: str) -> MediaJob:
+async def start_image_job(principal: Principal, body: dict, *, request_id: str, key: str,
+                          on_record=None) -> MediaJob:
+    """`on_record(job)`: called inside the transaction that inserts a new job (not on a replay)."""
     req = parse_image_request(body)
     model = await resolve_model(req.slug, principal, "image")
     check_image_job(model, req)
@@ -125,7 +131,7 @@ async def start_image_job(principal: Principal, body: dict, *, request_id: str, 
                "output_format": req.output_format, "size": f"{size[0]}x{size[1]}" if size else None}
     job = _new(principal, MediaJob.IMAGE, req.slug, request, {"output_format": req.output_format},
                image_cost(model.per_image, 1), request_id, key, digest)
-    return await run_db(_create, principal, job, {"images": inputs})
+    return await run_db(_create, principal, job, {"images": inputs}, on_record)
 
 
 async def start_video_job(principal: Principal, body: dict, *, request_id: str, key: str) -> MediaJob:

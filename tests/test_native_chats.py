@@ -79,7 +79,7 @@ def test_defaults_and_validation(as_alice):
     assert as_alice.get("/chats", params={"limit": 0}).json()["error"]["code"] == "invalid_parameter"
     assert as_alice.get("/chats/99999999999999999999999").json()["error"]["code"] == "chat_not_found"
     for body, code in [({}, "missing_parameter"), ({"message": ""}, "invalid_parameter"),
-                       ({"message": 5}, "invalid_parameter"), ({"message": "hi", "model": "nano-banana"},
+                       ({"message": 5}, "invalid_parameter"), ({"message": "hi", "model": "flux-2-pro"},
                                                                 "wrong_model_kind"),
                        ({"message": "hi", "temperature": 9}, "invalid_parameter")]:
         r = as_alice.post(f"/chats/{chat['id']}/messages", json=body)

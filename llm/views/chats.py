@@ -1,6 +1,7 @@
-"""Chat sessions: CRUD on /v1/llm/chats (DRF) and POST /v1/llm/chats/{id}/messages (async hot path)."""
+"""Chat sessions: CRUD on /v1/llm/chats (DRF), POST /v1/llm/chats/{id}/messages and
+GET /v1/llm/chats/{id}/image-jobs/{job_id} (async hot paths)."""
 
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.views import APIView
 
@@ -8,7 +9,7 @@ from accounts.guard import key_required
 from gpuniq_site.db import run_db
 from gpuniq_site.responses import native_ok
 
-from .. import chat, chat_turns, chats
+from .. import chat, chat_images, chat_turns, chats
 from .. import serializers as s
 from ..validation import parse_body
 from .chat import _headers, complete_once, native_reply, start_stream
@@ -60,11 +61,16 @@ class ChatDetailView(APIView):
 @require_POST
 @key_required
 async def send_message(request, chat_id: int):
-    """The model sees the stored history plus this message; the turn is stored once paid for."""
+    """The model sees the stored history plus this message; the turn is stored once paid for.
+    With an image model the turn is an image job (llm.chat_images): 202 image_pending at once."""
     principal = request.principal
-    turn = chat_turns.parse_turn(parse_body(request.body))
+    body = parse_body(request.body)
+    turn = chat_turns.parse_turn(body)
     session = await run_db(chats.find_chat, principal.user_id, chat_id)
-    # an image model is wrong_model_kind here until image turns land (ChatMessage kind=image is ready for them)
+    if await chat_images.is_image_model(turn.model or session.model):
+        data = await chat_images.start(principal, session, turn, body, request_id=request.request_id,
+                                       key=request.headers.get("Idempotency-Key", "").strip())
+        return native_ok(request, data, status=202)
     model = await chat.resolve_model(turn.model or session.model, principal)
     plan = await run_db(chat_turns.plan_turn, session, model, turn)
     prepared = await chat.prepare(principal, plan.body, request_id=request.request_id, endpoint="chat_session")
@@ -82,3 +88,14 @@ async def send_message(request, chat_id: int):
     data.update(chat_id=plan.chat_id, truncated_turns=plan.truncated, user_message_id=ids and ids[0],
                 message_id=ids and ids[1])
     return native_ok(request, data, headers=_headers(route))
+
+
+@require_GET
+@key_required
+async def image_job(request, chat_id: int, job_id: str):
+    """An image turn's job: progress, then (once) the image and the charge; 404 once a poll saw it end."""
+    data, shared = await chat_images.poll(request.principal, chat_id, job_id)
+    headers = {"x-gpuniq-coalesced": "true"} if shared else {}
+    if data.get("simulated"):
+        headers["x-gpuniq-simulated"] = "true"
+    return native_ok(request, data, headers=headers)

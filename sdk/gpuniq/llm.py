@@ -1,4 +1,5 @@
-"""`client.llm`: chat, chat sessions, terminal commands, models, balance, usage, image and video jobs.
+"""`client.llm`: chat, chat sessions (text and image turns), terminal commands, models, balance, usage,
+image and video jobs.
 
 Every method returns the `data` of the API's answer (a dict) unless documented otherwise, and
 raises a GPUniqError subclass on failure.
@@ -67,6 +68,22 @@ class LLM:
                      **extra: Any) -> Dict[str, Any]:
         body = _drop_none(message=message, model=model, temperature=temperature, max_tokens=max_tokens, **extra)
         return self._t.request("POST", f"/v1/llm/chats/{int(chat_id)}/messages", json=body)
+
+    def get_chat_image_job(self, chat_id: int, job_id: str) -> Dict[str, Any]:
+        """An image turn's job; 404 (NotFoundError) once a poll has seen it end: read the chat then."""
+        return self._t.request("GET", f"/v1/llm/chats/{int(chat_id)}/image-jobs/{job_id}")
+
+    def generate_chat_image(self, chat_id: int, model: str, prompt: str, *, wait: bool = True,
+                            poll_interval: float = POLL_INTERVAL, timeout: float = WAIT_BUDGET,
+                            **options: Any) -> Dict[str, Any]:
+        """An image turn in a chat (Nano Banana models): the prompt and the image land in the chat's
+        history. With wait=True poll until it completes ("image", "cost_usd", "balance_usd",
+        "dialogue_id"); options: size, quality, output_format, input_images."""
+        job = self.send_message(chat_id, prompt, model=model, **options)
+        if not wait:
+            return job
+        return self.wait_for_job(job, lambda job_id: self.get_chat_image_job(chat_id, job_id), poll_interval,
+                                 timeout)
 
     def list_chat_sessions(self, limit: int = 20, offset: int = 0) -> Dict[str, Any]:
         """{"chats": [...], "total", "limit", "offset"}, newest first."""
