@@ -151,3 +151,25 @@ async def aauthenticate(raw: str | None) -> Principal:
     if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
         await run_db(_touch, data["key_id"], key_hash, data)
     return _to_principal(data)
+
+
+DASHBOARD_KEY_NAME = "Web dashboard"
+
+
+def _dashboard_key(user: User) -> APIKey:
+    """The user's live dashboard key, created on first use. Its raw secret is discarded at once:
+    it is never shown, so the key cannot be used outside the session-authenticated dashboard.
+    The user row is locked so two first requests do not create two keys."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        key = (APIKey.objects.filter(user=user, name=DASHBOARD_KEY_NAME, revoked_at__isnull=True)
+               .order_by("created_at").first())
+        if key is None:
+            key, _raw = create_key(user=user, name=DASHBOARD_KEY_NAME)
+    return key
+
+
+def dashboard_principal(user: User) -> Principal:
+    """The Principal of the web chat and studio: the user with their "Web dashboard" key, so usage
+    rows, spend caps and rate limits work exactly as for API calls (revoking it makes a new one)."""
+    return _to_principal(_load_principal(_dashboard_key(user).key_hash))

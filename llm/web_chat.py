@@ -1,0 +1,195 @@
+"""The web chat's operations: the native chat-session API's functions (llm.chats, llm.chat_turns,
+llm.chat_images, llm.chat) called with the signed-in user's dashboard principal
+(accounts.keys.dashboard_principal), so a web turn is held, settled, logged and stored exactly
+like an API turn. The views (llm.pages) stay thin; this module also shapes what templates show.
+"""
+
+import functools
+from dataclasses import dataclass
+
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from accounts import ratelimit
+from accounts.keys import Principal, dashboard_principal
+from accounts.web import user_zone
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+from media_jobs.validation import NANO_BANANA
+
+from . import chat, chat_images, chat_turns, chats
+from .catalog import snapshot
+from .markdown import to_html
+from .models import Chat, ChatMessage
+from .views.chat import start_stream
+
+CHAT_LIST_LIMIT = 100
+TITLE_CHARS = 60
+
+
+def error_fragment(error: ApiError) -> HttpResponse:
+    """A catalog error as a small alert fragment, with the error's own status."""
+    html = render_to_string("llm/_chat_error.html", {"error": error})
+    return HttpResponse(html, status=error.status, headers=error.headers)
+
+
+def dashboard_endpoint(view=None, *, counted: bool = True):
+    """Async dashboard endpoint: a signed-in session (CSRF is the middleware's), the user's dashboard
+    principal on request.principal, and (when `counted`) the key's rate limit, like the API."""
+    if view is None:
+        return functools.partial(dashboard_endpoint, counted=counted)
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        user = await request.auser()
+        if not user.is_authenticated:
+            return HttpResponse("Your session ended: sign in again.", status=401)
+        request.user = user  # the lazy sync user must not be touched from the event loop
+        try:
+            request.principal = await run_db(dashboard_principal, user)
+            if counted:
+                (await ratelimit.ahit(request.principal.key_id, request.principal.rpm)).raise_if_denied()
+            with timezone.override(user_zone(user)):
+                return await view(request, *args, **kwargs)
+        except ApiError as error:
+            return error_fragment(error)
+
+    return wrapper
+
+
+# --- what the pages show -----------------------------------------------------------------
+
+@dataclass
+class ModelChoice:
+    slug: str
+    name: str
+    kind: str  # chat | image
+    price: str
+
+
+def _per_m(value) -> str:
+    return f"${value.normalize():f}" if value is not None else "–"
+
+
+def model_choices(principal: Principal) -> dict[str, list[ModelChoice]]:
+    """The picker: available chat models and the Nano Banana image models, with their prices."""
+    groups: dict[str, list[ModelChoice]] = {"chat": [], "image": []}
+    for m in snapshot().models.values():
+        if not m.available or not principal.may_use(m.slug):
+            continue
+        if m.kind == "chat":
+            price = f"{_per_m(m.input_per_mtok)} in · {_per_m(m.output_per_mtok)} out / 1M tokens"
+            groups["chat"].append(ModelChoice(m.slug, m.name, "chat", price))
+        elif m.kind == "image" and NANO_BANANA.match(m.slug):
+            groups["image"].append(ModelChoice(m.slug, m.name, "image", f"{_per_m(m.per_image)} / image"))
+    return groups
+
+
+def chat_list(user_id: int, query: str = "") -> list[Chat]:
+    chats_ = Chat.objects.filter(user_id=user_id)
+    if query.strip():
+        chats_ = chats_.filter(title__icontains=query.strip())
+    return list(chats_.order_by("-updated_at", "-id")[:CHAT_LIST_LIMIT])
+
+
+@dataclass
+class MessageView:
+    message: ChatMessage
+    html: str
+    image: dict | None
+
+    @property
+    def cost_label(self) -> str:
+        return usd_label(self.message.cost_usd)
+
+    @property
+    def pending(self) -> bool:
+        return self.message.kind == ChatMessage.IMAGE and self.message.status == ChatMessage.PENDING
+
+
+def usd_label(value) -> str:
+    """$0.000123 style: enough places for a fraction of a cent, no trailing zeros."""
+    if not value:
+        return "$0"
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return f"${text}"
+
+
+def message_view(m: ChatMessage) -> MessageView:
+    """User text is shown as typed (escaped by the template); replies as sanitised Markdown."""
+    html = mark_safe(to_html(m.content)) if m.role == ChatMessage.ASSISTANT and m.kind == ChatMessage.TEXT else ""
+    image = chats.image_payload(m.image) if m.kind == ChatMessage.IMAGE else None
+    return MessageView(m, html, image)
+
+
+def transcript(user_id: int, chat_id: int) -> tuple[Chat, list[MessageView]]:
+    session = chats.find_chat(user_id, chat_id)
+    return session, [message_view(m) for m in ChatMessage.objects.filter(chat=session).order_by("id")]
+
+
+def render_transcript(user_id: int, chat_id: int) -> str:
+    session, messages = transcript(user_id, chat_id)
+    return render_to_string("llm/_transcript.html", {"chat": session, "messages": messages})
+
+
+# --- turns -------------------------------------------------------------------------------
+
+def turn_body(post) -> dict:
+    """The form's fields as the native API's JSON body (every turn from the page streams)."""
+    body = {"message": post.get("message", ""), "model": post.get("model") or None}
+    for name in ("size", "output_format"):
+        if post.get(name):
+            body[name] = post[name]
+    return body
+
+
+async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: str) -> HttpResponse:
+    """A text turn: the SSE stream of the reply (stored when it ends well, billed whatever happens).
+    An image turn: the transcript with its pending placeholder, which polls until the image is there."""
+    turn = chat_turns.parse_turn(body)
+    session = await run_db(chats.find_chat, principal.user_id, chat_id)
+    if await chat_images.is_image_model(turn.model or session.model):
+        image_body = {k: v for k, v in body.items() if k in chat_images.IMAGE_OPTIONS}
+        await chat_images.start(principal, session, turn, image_body, request_id=request_id)
+        return HttpResponse(await run_db(render_transcript, principal.user_id, chat_id))
+    await run_db(_auto_title, session, turn.message)
+    turn.options["stream"] = True
+    model = await chat.resolve_model(turn.model or session.model, principal)
+    plan = await run_db(chat_turns.plan_turn, session, model, turn)
+    prepared = await chat.prepare(principal, plan.body, request_id=request_id, endpoint="chat_session")
+    prepared.request.include_usage = True
+    response = await start_stream(prepared)
+    response.streaming_content = chat_turns.record_stream(response.streaming_content, plan, principal.user_id,
+                                                          request_id)
+    return response
+
+
+def _auto_title(session: Chat, message: str) -> None:
+    """A new chat takes its first message's opening words as its title (the list is searchable)."""
+    if session.title == chats.DEFAULT_TITLE and not session.messages.exists():
+        title = " ".join(message.split())[:TITLE_CHARS].strip() or chats.DEFAULT_TITLE
+        Chat.objects.filter(pk=session.pk, title=chats.DEFAULT_TITLE).update(title=title)
+
+
+def _message(user_id: int, chat_id: int, message_id: int) -> MessageView:
+    session = chats.find_chat(user_id, chat_id)
+    m = ChatMessage.objects.filter(chat=session, pk=message_id).first()
+    if m is None:
+        raise ApiError("not_found", method="GET", path="message")
+    return message_view(m)
+
+
+async def image_turn(principal: Principal, chat_id: int, message_id: int) -> str:
+    """The image turn's bubble; while pending, one poll of its job through the API's logic
+    (llm.chat_images.poll: the first read of the end charges once and rewrites the placeholder)."""
+    view = await run_db(_message, principal.user_id, chat_id, message_id)
+    if view.pending and view.message.job_id:
+        try:
+            await chat_images.poll(principal, chat_id, view.message.job_id)
+        except ApiError as error:
+            if error.code != "job_not_found":  # another poll saw the end first: the row is the truth
+                raise
+        view = await run_db(_message, principal.user_id, chat_id, message_id)
+    return render_to_string("llm/_message.html", {"m": view, "chat_id": chat_id})

@@ -1,0 +1,159 @@
+/* Web chat: send a turn with fetch(), read the SSE reply with a stream reader and show the text as
+   it arrives (as plain text: textContent, never HTML); when the stream ends, swap in the server's
+   rendered, sanitised Markdown of the stored turn. Stop aborts the fetch: the server cancels the
+   upstream request and bills what was produced. Image turns come back as the transcript's HTML. */
+(function () {
+  "use strict";
+  var form = document.querySelector("[data-chat-composer]");
+  if (!form) return;
+  var transcript = document.getElementById("transcript");
+  var textarea = form.querySelector("textarea[name=message]");
+  var select = form.querySelector("select[name=model]");
+  var price = form.querySelector("[data-model-price]");
+  var status = form.querySelector("[data-status]");
+  var sendButton = form.querySelector("[data-send]");
+  var stopButton = form.querySelector("[data-stop]");
+  var controller = null;
+
+  function showPrice() {
+    var option = select.selectedOptions[0];
+    price.textContent = option ? option.getAttribute("data-price") : "";
+    textarea.placeholder = option && option.getAttribute("data-kind") === "image"
+      ? "Describe an image…  (Enter to generate)" : "Message " + (option ? option.textContent.trim() : "") + "…  (Enter to send, Shift+Enter for a new line)";
+  }
+  select.addEventListener("change", showPrice);
+  showPrice();
+
+  function node(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text) el.textContent = text;
+    return el;
+  }
+  function scrollDown() { transcript.scrollTop = transcript.scrollHeight; }
+  function busy(on) {
+    sendButton.hidden = on; stopButton.hidden = !on;
+    status.textContent = on ? "Generating…" : "";
+    if (!on) textarea.focus(); else stopButton.focus();
+  }
+  function swapHtml(target, html) {  /* server-rendered partials only */
+    target.innerHTML = html;
+    if (window.htmx) window.htmx.process(target);
+  }
+  function refresh() {
+    var lists = document.getElementById("chat-list");
+    var calls = [fetch(transcript.getAttribute("data-transcript-url"), { headers: { "HX-Request": "true" } })
+      .then(function (r) { return r.text(); }).then(function (html) { swapHtml(transcript, html); scrollDown(); })];
+    if (lists) {
+      calls.push(fetch(transcript.getAttribute("data-list-url"), { headers: { "HX-Request": "true" } })
+        .then(function (r) { return r.text(); }).then(function (html) { swapHtml(lists, html); }));
+    }
+    return Promise.all(calls);
+  }
+
+  /* One pending exchange: the user's bubble and the reply being written. */
+  function pendingTurn(text) {
+    var empty = transcript.querySelector("[data-empty]");
+    if (empty) empty.remove();
+    var user = node("div", "msg msg-user");
+    user.appendChild(node("div", "bubble", text));
+    var reply = node("div", "msg msg-assistant is-streaming");
+    reply.appendChild(node("span", "bot-mark", "G")).setAttribute("aria-hidden", "true");
+    var body = reply.appendChild(node("div", "msg-body"));
+    var out = body.appendChild(node("div", "md md-stream"));
+    out.appendChild(node("span", "typing", "")).setAttribute("aria-label", "Waiting for the reply");
+    var meta = body.appendChild(node("div", "msg-meta"));
+    transcript.appendChild(user); transcript.appendChild(reply); scrollDown();
+    return { reply: reply, out: out, meta: meta, text: "" };
+  }
+
+  function showError(turn, response, fallback) {
+    turn.reply.classList.remove("is-streaming");
+    var slot = node("div", "");
+    turn.out.parentNode.insertBefore(slot, turn.meta);
+    if (!response) { slot.appendChild(node("div", "callout callout-warn chat-error", fallback)); return Promise.resolve(); }
+    return response.text().then(function (body) {
+      if ((response.headers.get("content-type") || "").indexOf("text/html") === 0) swapHtml(slot, body);
+      else slot.appendChild(node("div", "callout callout-warn chat-error", body || fallback));
+    });
+  }
+
+  function handleEvent(turn, event) {
+    var line = event.split("\n").filter(function (l) { return l.indexOf("data: ") === 0; }).join("");
+    if (!line || line === "data: [DONE]") return null;
+    var obj;
+    try { obj = JSON.parse(line.slice(6)); } catch (e) { return null; }
+    if (obj.error) return obj.error.message || "The model provider failed.";
+    (obj.choices || []).forEach(function (choice) {
+      var piece = choice.delta && choice.delta.content;
+      if (typeof piece === "string" && piece) {
+        if (!turn.text) turn.out.textContent = "";
+        turn.text += piece;
+        turn.out.textContent = turn.text;
+      }
+    });
+    if (obj.usage && obj.usage.cost_usd !== undefined) turn.meta.textContent = "$" + obj.usage.cost_usd;
+    scrollDown();
+    return null;
+  }
+
+  async function readStream(turn, response) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "", failure = null;
+    for (;;) {
+      var chunk = await reader.read();
+      if (chunk.done) break;
+      buffer += decoder.decode(chunk.value, { stream: true });
+      var events = buffer.split("\n\n");
+      buffer = events.pop();
+      events.forEach(function (event) { failure = handleEvent(turn, event) || failure; });
+    }
+    return failure;
+  }
+
+  async function send() {
+    var text = textarea.value.trim();
+    if (!text || controller) return;
+    var data = new FormData(form);
+    textarea.value = "";
+    var turn = pendingTurn(text);
+    controller = new AbortController();
+    busy(true);
+    try {
+      var response = await fetch(form.action, { method: "POST", body: data, signal: controller.signal,
+                                                headers: { "HX-Request": "true" } });
+      var type = response.headers.get("content-type") || "";
+      if (!response.ok) await showError(turn, response, "The message could not be sent.");
+      else if (type.indexOf("text/event-stream") !== 0) { swapHtml(transcript, await response.text()); scrollDown(); }
+      else {
+        var failure = await readStream(turn, response);
+        if (failure) await showError(turn, null, failure);
+        else await refresh();
+      }
+    } catch (error) {
+      turn.reply.classList.remove("is-streaming");
+      if (error.name === "AbortError") {
+        turn.reply.classList.add("is-stopped");
+        turn.meta.textContent = "Stopped. You pay only for what was produced; a stopped turn is not kept in the history.";
+      } else {
+        await showError(turn, null, "The connection was lost. Check the chat history before retrying.");
+      }
+    } finally {
+      controller = null;
+      busy(false);
+    }
+  }
+
+  form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
+  stopButton.addEventListener("click", function () { if (controller) controller.abort(); });
+  textarea.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
+    if (event.key === "Escape" && controller) controller.abort();
+  });
+  textarea.addEventListener("input", function () {
+    textarea.style.height = "auto";
+    textarea.style.height = Math.min(textarea.scrollHeight, 240) + "px";
+  });
+  scrollDown();
+})();
