@@ -10,6 +10,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
 from . import throttle
+from .keys import DASHBOARD_KEY_NAME
 from .models import User
 
 MODEL_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")
@@ -107,6 +108,8 @@ class KeyForm(forms.Form):
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("Give the key a name.")
+        if name == DASHBOARD_KEY_NAME:
+            raise forms.ValidationError("This name is reserved for the dashboard's own key.")
         return name
 
     def clean_rpm(self):

@@ -156,6 +156,11 @@ async def aauthenticate(raw: str | None) -> Principal:
 DASHBOARD_KEY_NAME = "Web dashboard"
 
 
+def user_keys(user):
+    """The keys a user manages: every key but the dashboard's own (it has no usable secret)."""
+    return user.api_keys.exclude(name=DASHBOARD_KEY_NAME)
+
+
 def _dashboard_key(user: User) -> APIKey:
     """The user's live dashboard key, created on first use. Its raw secret is discarded at once:
     it is never shown, so the key cannot be used outside the session-authenticated dashboard.

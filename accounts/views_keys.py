@@ -10,18 +10,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .forms import KeyForm
-from .keys import create_key, revoke_key, update_key
+from .keys import create_key, revoke_key, update_key, user_keys
 from .models import APIKey
 from .web import member_page, no_store, page_or_fragment, wants_fragment
 
 
 def _own_key(request, pk: int, *, live: bool = False) -> APIKey:
-    keys = request.user.api_keys.all()
+    keys = user_keys(request.user)
     return get_object_or_404(keys.filter(revoked_at__isnull=True) if live else keys, pk=pk)
 
 
 def _keys_context(request, **extra) -> dict:
-    keys = list(request.user.api_keys.all().order_by(F("revoked_at").asc(nulls_first=True), "-created_at"))
+    keys = list(user_keys(request.user).order_by(F("revoked_at").asc(nulls_first=True), "-created_at"))
     return {"keys": keys, "live_count": sum(1 for k in keys if not k.is_revoked), **extra}
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods
 
 from .forms import ProfileForm, SignupForm, ThrottledLoginForm
+from .keys import user_keys
 from .models import User
 from .quickstart import snippets
 from .web import member_page
@@ -78,7 +79,7 @@ def account_settings(request):
 def quickstart(request):
     key = None
     if request.user.is_authenticated:
-        key = request.user.api_keys.filter(revoked_at__isnull=True).first()
+        key = user_keys(request.user).filter(revoked_at__isnull=True).first()
     return render(request, "accounts/quickstart.html", {
         "snippets": snippets(settings.PUBLIC_BASE_URL), "key": key,
         "openai_base": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/openai",

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.keys import user_keys
 from accounts.web import member_page, page_or_fragment, user_zone
 
 from . import charts, ledger, usage_stats
@@ -41,7 +42,7 @@ def dashboard(request):
         "month": month, "month_tokens": charts.count(month["tokens"]),
         "today": usage_stats.summary(request.user.pk, win.start + timedelta(days=13)),
         "spend_chart": charts.stacked_daily("Spend, last 14 days", win.days, rows, "cost", charts.money),
-        "live_keys": request.user.api_keys.filter(revoked_at__isnull=True).count(),
+        "live_keys": user_keys(request.user).filter(revoked_at__isnull=True).count(),
         "topups": TopUp.objects.filter(user=request.user)[:3],
         "configured": payments_configured(),
     }

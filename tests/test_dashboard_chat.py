@@ -218,3 +218,17 @@ def test_another_users_chat_cannot_be_sent_to_over_the_socket(api_server, alice,
         response = web.post(f"/chat/{theirs.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
                             headers={"Referer": api_server + "/"})
     assert response.status_code == 404 and not ChatMessage.objects.filter(chat=theirs).exists()
+
+
+def test_the_dashboards_own_key_is_not_listed_and_its_name_is_reserved(client, committed):
+    from accounts.keys import DASHBOARD_KEY_NAME, dashboard_principal
+
+    from .conftest import make_user
+
+    user = make_user("keys-hidden", "1")
+    dashboard_principal(user)
+    client.force_login(user)
+    page = client.get("/keys/").content.decode()
+    assert DASHBOARD_KEY_NAME not in page
+    refused = client.post("/keys/create", {"name": DASHBOARD_KEY_NAME, "rpm": 120})
+    assert "reserved" in refused.content.decode()
