@@ -6,11 +6,14 @@ persistent one), so no thread sits on a connection between requests.
 """
 
 import logging
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+
+from .loops import on_loop_close
 
 log = logging.getLogger("gpuniq.db")
 _executor: ThreadPoolExecutor | None = None
@@ -47,7 +50,7 @@ async def run_db(fn, *args, **kwargs):
 # The hot path's money statements run on a psycopg async pool (one per process and event loop):
 # no thread hop, no ORM. Everything else keeps using the ORM through run_db.
 
-_async_pool = None
+_async_pools: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop -> pool
 
 
 def uses_postgres() -> bool:
@@ -63,19 +66,28 @@ def _conninfo() -> str:
 
 
 async def pg_pool():
-    """The process's async pool for the running event loop (a worker's asyncio.run gets its own)."""
-    global _async_pool
+    """The async pool of the running event loop (each loop has its own; see gpuniq_site.loops)."""
     import asyncio
 
     from psycopg_pool import AsyncConnectionPool
 
     loop = asyncio.get_running_loop()
-    if _async_pool is None or _async_pool[0] is not loop:
+    pool = _async_pools.get(loop)
+    if pool is None:
         pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=max(4, settings.DB_POOL_MAX),
                                    kwargs={"autocommit": True}, open=False, timeout=30)
+        _async_pools[loop] = pool
         await pool.open()
-        _async_pool = (loop, pool)
-    return _async_pool[1]
+    return pool
+
+
+@on_loop_close
+async def close_pg_pool() -> None:
+    import asyncio
+
+    pool = _async_pools.pop(asyncio.get_running_loop(), None)
+    if pool is not None:
+        await pool.close()
 
 
 async def pg_run(attempt):

@@ -8,15 +8,18 @@ import json
 import logging
 import threading
 import time
+import weakref
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from .loops import on_loop_close
+
 log = logging.getLogger("gpuniq.shared_state")
 _lock = threading.Lock()
 _sync_client: redis.Redis | None = None
-_async_client: tuple[object, aioredis.Redis] | None = None
+_async_clients: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop -> client
 
 
 def redis_url() -> str:
@@ -36,19 +39,27 @@ def sync_redis() -> redis.Redis | None:
 
 
 def async_redis() -> aioredis.Redis | None:
-    """The asyncio client of the running event loop (uvicorn runs one loop per process; a
-    worker's asyncio.run gets a new one)."""
-    global _async_client
+    """The asyncio client of the running event loop (each loop has its own; see gpuniq_site.loops)."""
     if not settings.REDIS_URL:
         return None
     import asyncio
 
     loop = asyncio.get_running_loop()
-    if _async_client is None or _async_client[0] is not loop:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
-                                         health_check_interval=30, max_connections=256)
-        _async_client = (loop, client)
-    return _async_client[1]
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30,
+            max_connections=256)
+    return client
+
+
+@on_loop_close
+async def close_async_redis() -> None:
+    import asyncio
+
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
 
 
 class _LocalStore:

@@ -4,7 +4,6 @@ Guarantee: a job's hold is settled by exactly one worker run (claiming the job i
 conditional update only one caller wins) or released when the job fails or is reaped.
 """
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from django.utils import timezone
 from accounts.keys import Principal
 from billing import ledger
 from gpuniq_site.errors import ApiError
+from gpuniq_site.loops import run_isolated
 
 from . import chat, gateway
 from .catalog import asnapshot
@@ -92,7 +92,8 @@ def execute(job_id: str) -> None:
     if job is None:
         return
     try:
-        asyncio.run(run(job, _principal(job)))
+        principal = _principal(job)
+        run_isolated(lambda: run(job, principal))
     except Exception:
         log.exception("chat job %s crashed", job_id)
         ledger.release(hold_id=job.hold_id, reason="chat job crashed")

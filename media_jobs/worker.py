@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from gpuniq_site import shared_state
 from gpuniq_site.db import run_db
+from gpuniq_site.loops import run_isolated
 from gpuniq_site.errors import ApiError
 from llm.catalog import asnapshot
 
@@ -53,7 +54,7 @@ def execute(job_id: str) -> None:
     if job is None:
         return
     try:
-        asyncio.run(run(job))
+        run_isolated(lambda: run(job))
     except Exception:
         log.exception("media job %s crashed", job_id)
         fail(job.pk, "internal_error", "The job failed; nothing was charged.")

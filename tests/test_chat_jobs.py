@@ -103,3 +103,25 @@ def test_reaper_fails_a_job_whose_worker_died_and_releases_its_hold(committed):
     assert job.status == ChatJob.FAILED and job.error["code"] == "upstream_timeout"
     assert Hold.objects.get(pk=hold.id).status == Hold.RELEASED
     assert balance_of(user) == Decimal("2")
+
+
+@pytest.mark.postgres
+def test_jobs_do_not_leave_database_sessions_behind(api_server, celery_worker_proc, frank, vendors):
+    """Each job runs in an event loop of its own; its connections must close with it."""
+    from django.db import connection
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    def run_jobs(count):
+        ids = [httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=headers(frank), json={
+            "messages": [{"role": "user", "content": f"job {i}"}]}).json()["data"]["job_id"] for i in range(count)]
+        for job_id in ids:
+            httpx.get(f"{api_server}/v1/llm/chat/jobs/{job_id}", params={"wait": 20}, headers=headers(frank), timeout=30)
+
+    run_jobs(2)  # warm: every process has opened what it keeps
+    before = sessions()
+    run_jobs(12)
+    assert sessions() <= before + 2

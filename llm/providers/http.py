@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 import httpx
 from django.conf import settings
 
+from gpuniq_site.loops import on_loop_close
+
 from ..upstreams import Upstream
 from . import wire
 from .base import UpstreamError
@@ -44,6 +46,14 @@ def client(upstream: Upstream) -> httpx.AsyncClient:
                                   timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT))
         clients[upstream.family] = found
     return found
+
+
+@on_loop_close
+async def close_clients() -> None:
+    """Close this loop's httpx clients and vendor connections (a worker's job loop is ending)."""
+    for found in _clients.pop(asyncio.get_running_loop(), {}).values():
+        await found.aclose()
+    await wire.close_pool()
 
 
 def scrub(message: str) -> str:
