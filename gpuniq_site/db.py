@@ -61,8 +61,9 @@ def _conninfo() -> str:
     from psycopg.conninfo import make_conninfo
 
     db = settings.DATABASES["default"]
+    extra = {k: v for k, v in db.get("OPTIONS", {}).items() if isinstance(v, str)}  # e.g. application_name
     return make_conninfo(dbname=db["NAME"], user=db.get("USER") or None, password=db.get("PASSWORD") or None,
-                         host=db.get("HOST") or None, port=str(db["PORT"]) if db.get("PORT") else None)
+                         host=db.get("HOST") or None, port=str(db["PORT"]) if db.get("PORT") else None, **extra)
 
 
 async def pg_pool():

@@ -130,15 +130,20 @@ def test_redis_restart_under_load_degrades_and_recovers(catalog_loaded, committe
 
 @pytest.mark.postgres
 def test_dropped_database_connections_under_load_lose_no_money(catalog_loaded, committed, fake_vendors, vendors):
-    server = LiveServer(env=service_extra_env(fake_vendors)).start()
+    from .live import test_database_url
+
+    name = "gpuniq-pgdrop"  # only this server's sessions are cut, not the rest of the test run's
+    env = {**service_extra_env(fake_vendors), "DATABASE_URL": f"{test_database_url()}?application_name={name}"}
+    server = LiveServer(env=env).start()
     user = make_user("pgdrop", "3")
     codes = []
     try:
         for i in range(30):
             if i % 10 == 5:
-                with connection.cursor() as cursor:  # cut every other session to the test database
-                    cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                with connection.cursor() as cursor:  # cut every session of the server process
+                    cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE application_name = %s", [name])
+                    assert cursor.fetchone()[0] > 0
             codes.append(chat(server.url, user, f"request {i}").status_code)
     finally:
         server.stop()
