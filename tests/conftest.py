@@ -252,3 +252,36 @@ def usage_rows(user):
     from llm.models import UsageLog
 
     return list(UsageLog.objects.filter(user_id=user.pk).order_by("id"))
+
+
+def native_client(server: str, user):
+    """An httpx client for the native API as `user`."""
+    import httpx
+
+    return httpx.Client(base_url=f"{server}/v1/llm", headers={"X-API-Key": user.raw_key}, timeout=30)
+
+
+@pytest.fixture
+def alice_api(api_server, alice):
+    with native_client(api_server, alice) as client:
+        yield client
+
+
+@pytest.fixture
+def bob_api(api_server, bob):
+    with native_client(api_server, bob) as client:
+        yield client
+
+
+@pytest.fixture
+def vendors_in_this_process(monkeypatch, fake_vendors):
+    """This test process sees the (fake) vendors as configured, so catalog models are available to
+    views called in-process (the dashboard tests)."""
+    from llm import upstreams
+
+    for name, value in upstream_env(fake_vendors).items():
+        monkeypatch.setenv(name, value)
+    upstreams.reset()
+    yield
+    monkeypatch.undo()
+    upstreams.reset()

@@ -16,23 +16,15 @@ from accounts.models import APIKey
 from llm.markdown import to_html
 from llm.models import Chat, ChatMessage, UsageLog
 
-from .conftest import balance_of, upstream_env, usage_rows
+from .conftest import balance_of, usage_rows
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 PASSWORD = "correct horse 1"  # make_user's
 
 
 @pytest.fixture(autouse=True)
-def vendors_configured(monkeypatch, fake_vendors):
-    """This process sees the (fake) vendors as configured, so the catalog's models are available."""
-    from llm import upstreams
-
-    for name, value in upstream_env(fake_vendors).items():
-        monkeypatch.setenv(name, value)
-    upstreams.reset()
-    yield
-    monkeypatch.undo()
-    upstreams.reset()
+def vendors_configured(vendors_in_this_process):
+    """Every test here calls views in-process with the vendors configured."""
 
 
 @pytest.fixture

@@ -18,22 +18,15 @@ from billing.pricing import VideoConfig, image_cost, video_cost
 from llm.catalog import snapshot
 from media_jobs.models import MediaAsset, MediaJob
 
-from .conftest import balance_of, upstream_env, usage_rows
+from .conftest import balance_of, usage_rows
 from .test_dashboard_chat import csrf_of, session_client
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
-def vendors_configured(monkeypatch, fake_vendors):
-    from llm import upstreams
-
-    for name, value in upstream_env(fake_vendors).items():
-        monkeypatch.setenv(name, value)
-    upstreams.reset()
-    yield
-    monkeypatch.undo()
-    upstreams.reset()
+def vendors_configured(vendors_in_this_process):
+    """Every test here calls views in-process with the vendors configured."""
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from billing.models import Hold, LedgerEntry
 from llm.models import ChatMessage
 from media_jobs.models import MediaAsset, MediaJob
 
-from .conftest import balance_of, make_user, service_extra_env, usage_rows
+from .conftest import balance_of, make_user, native_client, service_extra_env, usage_rows
 from .test_media_docs_snippets import run_snippet
 
 NANO, NANO_PRO = Decimal("0.0312"), Decimal("0.1072")
@@ -61,20 +61,17 @@ while time.time() < deadline:
 '''
 
 
-def client_for(server: str, user) -> httpx.Client:
-    return httpx.Client(base_url=f"{server}/v1/llm", headers={"X-API-Key": user.raw_key}, timeout=30)
+client_for = native_client
 
 
 @pytest.fixture
-def as_alice(api_server, alice):
-    with client_for(api_server, alice) as client:
-        yield client
+def as_alice(alice_api):
+    return alice_api
 
 
 @pytest.fixture
-def as_bob(api_server, bob):
-    with client_for(api_server, bob) as client:
-        yield client
+def as_bob(bob_api):
+    return bob_api
 
 
 def new_chat(client, **fields) -> dict:

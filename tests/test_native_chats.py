@@ -11,7 +11,7 @@ from billing.models import Hold
 from llm.chat_turns import estimate_tokens
 from llm.models import Chat, ChatMessage, UsageLog
 
-from .conftest import balance_of, service_extra_env, usage_rows
+from .conftest import balance_of, native_client, service_extra_env, usage_rows
 
 GPT4O_IN, GPT4O_OUT = Decimal("2.00"), Decimal("8.00")  # catalog price per 1M tokens
 
@@ -20,20 +20,17 @@ def cost(prompt: int, completion: int) -> Decimal:
     return (prompt * GPT4O_IN + completion * GPT4O_OUT) / 1_000_000
 
 
-def client_for(server: str, user) -> httpx.Client:
-    return httpx.Client(base_url=f"{server}/v1/llm", headers={"X-API-Key": user.raw_key}, timeout=30)
+client_for = native_client
 
 
 @pytest.fixture
-def as_alice(api_server, alice):
-    with client_for(api_server, alice) as client:
-        yield client
+def as_alice(alice_api):
+    return alice_api
 
 
 @pytest.fixture
-def as_bob(api_server, bob):
-    with client_for(api_server, bob) as client:
-        yield client
+def as_bob(bob_api):
+    return bob_api
 
 
 def new_chat(client, **fields) -> dict:
