@@ -262,13 +262,14 @@ def native_client(server: str, user):
 
 
 @pytest.fixture
-def alice_api(api_server, alice):
+def as_alice(api_server, alice):
+    """Alice on the native API (dashboard tests override this with a logged-in Django client)."""
     with native_client(api_server, alice) as client:
         yield client
 
 
 @pytest.fixture
-def bob_api(api_server, bob):
+def as_bob(api_server, bob):
     with native_client(api_server, bob) as client:
         yield client
 

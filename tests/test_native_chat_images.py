@@ -61,19 +61,6 @@ while time.time() < deadline:
 '''
 
 
-client_for = native_client
-
-
-@pytest.fixture
-def as_alice(alice_api):
-    return alice_api
-
-
-@pytest.fixture
-def as_bob(bob_api):
-    return bob_api
-
-
 def new_chat(client, **fields) -> dict:
     r = client.post("/chats", json={"model": "gpt-4o", "title": "Pictures", **fields})
     assert r.status_code == 201, r.text
@@ -199,7 +186,7 @@ def test_polling_to_completion_rewrites_the_placeholder_and_charges_once(api_ser
 
 def test_concurrent_polls_of_the_completion_charge_once(api_server, celery_worker_proc, committed, vendors):
     iris = make_user("iris", "5", rpm=2000)  # polls a lot
-    with client_for(api_server, iris) as client:
+    with native_client(api_server, iris) as client:
         chat = new_chat(client)
         job_id = kickoff(client, chat["id"], "many eyes", model="nano-banana").json()["data"]["job_id"]
     wait_terminal(job_id)
@@ -216,7 +203,7 @@ def test_concurrent_polls_of_the_completion_charge_once(api_server, celery_worke
     assert all(r.json()["error"]["code"] == "job_not_found" for r in replies if r.status_code == 404)
     assert charges(iris) == 1 and balance_of(iris) == Decimal("5") - NANO and len(usage_rows(iris)) == 1
     assert ChatMessage.objects.get(job_id=job_id).status == "completed"
-    with client_for(api_server, iris) as client:
+    with native_client(api_server, iris) as client:
         assert_gone(client, chat["id"], job_id)
     books_clean(iris)
 
@@ -271,14 +258,14 @@ def test_the_image_turn_survives_a_restart_and_later_text_turns_see_its_stand_in
                                                                                  vendors, celery_worker_proc):
     from .live import LiveServer
 
-    with client_for(api_server, alice) as client:
+    with native_client(api_server, alice) as client:
         chat = new_chat(client)
         client.post(f"/chats/{chat['id']}/messages", json={"message": "Hello there"})
         start = kickoff(client, chat["id"], "a red fox in snow", model="nano-banana").json()["data"]
         done = poll_until_terminal(client, chat["id"], start["job_id"])
     second = LiveServer(env=service_extra_env(fake_vendors)).start()
     try:
-        with client_for(second.url, alice) as client:
+        with native_client(second.url, alice) as client:
             messages = client.get(f"/chats/{chat['id']}").json()["data"]["messages"]
             assert [(m["role"], m["kind"], m["status"], m["content"]) for m in messages] == [
                 ("user", "text", "completed", "Hello there"), ("assistant", "text", "completed", "Echo: Hello there"),
@@ -324,7 +311,7 @@ def test_image_turns_take_only_the_image_jobs_models_and_image_options(as_alice,
         assert (r.status_code, error["code"]) == (status, code), (extra, r.text)
         assert field is None or error["meta"]["field"] == field, (extra, error)
     broke = make_user("broke", "0.01")
-    with client_for(api_server, broke) as client:
+    with native_client(api_server, broke) as client:
         theirs = new_chat(client)
         r = kickoff(client, theirs["id"], "too dear")
         assert (r.status_code, r.json()["error"]["code"]) == (402, "insufficient_balance")
@@ -354,7 +341,7 @@ def test_an_idempotency_key_replays_the_kickoff(as_alice, alice, celery_worker_p
 
 def test_the_docs_snippet_runs_as_written(api_server, celery_worker_proc, committed, vendors):
     nina = make_user("nina", "5")  # follows the docs to the letter
-    with client_for(api_server, nina) as client:
+    with native_client(api_server, nina) as client:
         chat = new_chat(client)
     code = DOCS_SNIPPET.replace("chat_id = 42", f"chat_id = {chat['id']}")
     assert run_snippet(code, api_server, nina) == "Cost: $0.1072, balance: $4.8928\n"

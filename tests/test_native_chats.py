@@ -20,19 +20,6 @@ def cost(prompt: int, completion: int) -> Decimal:
     return (prompt * GPT4O_IN + completion * GPT4O_OUT) / 1_000_000
 
 
-client_for = native_client
-
-
-@pytest.fixture
-def as_alice(alice_api):
-    return alice_api
-
-
-@pytest.fixture
-def as_bob(bob_api):
-    return bob_api
-
-
 def new_chat(client, **fields) -> dict:
     r = client.post("/chats", json={"model": "gpt-4o", "title": "Research", **fields})
     assert r.status_code == 201, r.text
@@ -209,14 +196,14 @@ def test_history_survives_a_server_restart(alice, fake_vendors, vendors):
 
     first = LiveServer(env=service_extra_env(fake_vendors)).start()
     try:
-        with client_for(first.url, alice) as client:
+        with native_client(first.url, alice) as client:
             chat = new_chat(client)
             client.post(f"/chats/{chat['id']}/messages", json={"message": "remember me"})
     finally:
         first.stop()
     second = LiveServer(env=service_extra_env(fake_vendors)).start()
     try:
-        with client_for(second.url, alice) as client:
+        with native_client(second.url, alice) as client:
             messages = client.get(f"/chats/{chat['id']}").json()["data"]["messages"]
             assert [m["content"] for m in messages] == ["remember me", "Echo: remember me"]
             client.post(f"/chats/{chat['id']}/messages", json={"message": "still there?"})
