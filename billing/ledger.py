@@ -162,61 +162,39 @@ class _no_block:
 
 async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat",
                 request_id: str = "") -> HoldRef:
-    """hold() for the event loop: one statement on PostgreSQL's async pool, else via a thread."""
-    from gpuniq_site.db import pg_run, run_db, uses_postgres
+    """hold() for the event loop: on PostgreSQL one statement, grouped with concurrent holds
+    (billing/pg_async.py); elsewhere the sync path in a thread."""
+    from gpuniq_site.db import run_db, uses_postgres
 
     amount = usd(amount)
     if not uses_postgres():
         return await run_db(hold, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
                             purpose=purpose, request_id=request_id)
-    from psycopg.errors import UniqueViolation
+    from . import pg_async
 
-    params = pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key, purpose=purpose,
-                                   request_id=request_id)
-
-    async def attempt(conn):
-        try:
-            cursor = await conn.execute(pg_ledger.HOLD_SQL, params)
-        except UniqueViolation:  # this key was already held (also: our first attempt did commit)
-            return await run_db(_existing_hold, idempotency_key)
-        row = await cursor.fetchone()
-        if row is None:
-            cursor = await conn.execute(pg_ledger.AVAILABLE_SQL, {"account": account_id})
-            raise InsufficientBalance(amount, (await cursor.fetchone())[0])
-        return HoldRef(id=row[0], account_id=account_id, amount=amount)
-
-    return await pg_run(attempt)
+    outcome = await pg_async.hold(pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key,
+                                                        purpose=purpose, request_id=request_id))
+    if isinstance(outcome, pg_async.Refused):
+        raise InsufficientBalance(amount, outcome.available)
+    return HoldRef(id=outcome, account_id=account_id, amount=amount)
 
 
-async def asettle(*, hold_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None
+async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None
                   ) -> tuple[Decimal | None, Decimal | None]:
     """settle() for the event loop. Returns (charged or None if already closed, available after);
     available is None on SQLite, where callers read it separately.
 
-    `also` is one more statement (SQL, params) sent in the same round trip right after the settle
-    (psycopg pipeline; each statement commits on its own) — the usage row, which can read the
-    charge from billing_hold.captured.
+    `also` is one more statement (SQL, params) run right after the settle in the same round trip
+    — the usage row, which can read the charge from billing_hold.captured. It is written once.
     """
-    from gpuniq_site.db import pg_run, run_db, uses_postgres
+    from gpuniq_site.db import run_db, uses_postgres
 
     if not uses_postgres():
         return await run_db(settle, hold_id=hold_id, actual=actual, reason=reason), None
+    from . import pg_async
+
     params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
-    tries = []
-
-    async def attempt(conn):
-        tries.append(1)
-        async with conn.pipeline():
-            cursor = await conn.execute(pg_ledger.SETTLE_SQL, params)
-            if also and len(tries) == 1:  # after a lost connection the row may exist: never twice
-                await conn.execute(*also)
-        row = await cursor.fetchone()
-        if row and row[0] is None and len(tries) > 1:
-            # the first try may have committed before its connection died: report what it charged
-            row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, params)).fetchone()
-        return (row[0], row[1]) if row else (None, None)
-
-    return await pg_run(attempt)
+    return await pg_async.settle(pg_async.SettleItem(params, account_id, also))
 
 
 def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "",

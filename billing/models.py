@@ -46,7 +46,7 @@ class Hold(models.Model):
     amount = models.DecimalField(**USD)
     status = models.CharField(max_length=10, choices=STATUSES, default=OPEN)
     captured = models.DecimalField(**USD, default=ZERO)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)
     purpose = models.CharField(max_length=40, default="chat")
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -54,6 +54,8 @@ class Hold(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"], name="hold_status_created")]
+        # a constraint, not unique=True: on PostgreSQL that would add a second (pattern) index
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="hold_idempotency_key")]
 
     def __str__(self) -> str:
         return f"hold {self.pk} ${self.amount} {self.status}"
@@ -65,13 +67,14 @@ class LedgerEntry(models.Model):
     TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT = "topup", "hold", "charge", "release", "refund", "adjustment"
     KINDS = [(k, k) for k in (TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT)]
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries",
+                                db_index=False)  # ledger_account_recent covers it
     kind = models.CharField(max_length=12, choices=KINDS)
     amount = models.DecimalField(**USD, help_text="change to the balance")
     held_delta = models.DecimalField(**USD, default=ZERO, help_text="change to the held amount")
     balance_after = models.DecimalField(**USD)
     held_after = models.DecimalField(**USD)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    idempotency_key = models.CharField(max_length=200)
     hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
     reason = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
@@ -82,6 +85,7 @@ class LedgerEntry(models.Model):
         ordering = ["-id"]
         verbose_name_plural = "ledger entries"
         indexes = [models.Index(fields=["account", "-id"], name="ledger_account_recent")]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="ledger_idempotency_key")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.idempotency_key})"

@@ -95,3 +95,85 @@ def settle_with_cursor(cursor, params: dict) -> tuple[Decimal | None, Decimal | 
     cursor.execute(SETTLE_SQL, params)
     row = cursor.fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+# --- many at once (group commit, billing/pg_async.py) ------------------------------------------
+# One statement for a whole batch: each account row is locked once (in id order) and updated
+# once; holds and ledger entries are written as sets, with the running held/balance per account
+# in the entries exactly as one statement per item would have left them. Items these statements
+# do not take (a hold that does not fit, a settle above its hold or of a closed hold) come back
+# without a result and are redone one at a time with the single statements above.
+
+HOLD_MANY_SQL = """
+WITH req AS (
+  SELECT * FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(keys)s::text[], %(purposes)s::text[],
+                       %(request_ids)s::text[]) WITH ORDINALITY AS r(account, amount, key, purpose, request_id, ord)
+), locked AS (
+  SELECT id, balance, held FROM billing_account WHERE id = ANY(%(accounts)s::bigint[]) ORDER BY id FOR UPDATE
+), run AS (
+  SELECT req.*, locked.balance,
+         locked.held + SUM(req.amount) OVER (PARTITION BY req.account ORDER BY req.ord) AS held_after
+  FROM req JOIN locked ON locked.id = req.account
+), ok AS (
+  SELECT * FROM run WHERE held_after <= balance  -- once one does not fit, none after it does
+), acc AS (
+  UPDATE billing_account SET held = billing_account.held + s.total, updated_at = now()
+  FROM (SELECT account, SUM(amount) AS total FROM ok GROUP BY account) s
+  WHERE billing_account.id = s.account AND billing_account.id = ANY(%(accounts)s::bigint[])
+), h AS (
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, purpose, request_id, created_at)
+  SELECT account, amount, 'open', 0, key, purpose, request_id, now() FROM ok ORDER BY account, ord
+  RETURNING id, idempotency_key
+), e AS (
+  INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
+                                   idempotency_key, hold_id, reason, created_at)
+  SELECT ok.account, 'hold', 0, ok.amount, ok.balance, ok.held_after, 'hold:' || ok.key, h.id, ok.purpose, now()
+  FROM ok JOIN h ON h.idempotency_key = ok.key ORDER BY ok.account, ok.ord
+)
+SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key
+"""
+
+SETTLE_MANY_SQL = """
+WITH req AS (
+  SELECT * FROM unnest(%(holds)s::bigint[], %(actuals)s::numeric[], %(reasons)s::text[])
+    WITH ORDINALITY AS r(hold, actual, reason, ord)
+), locked AS (
+  SELECT id, balance, held FROM billing_account
+  WHERE id IN (SELECT account_id FROM billing_hold WHERE id = ANY(%(holds)s::bigint[])) ORDER BY id FOR UPDATE
+), h AS (
+  UPDATE billing_hold SET captured = req.actual, closed_at = now(),
+                          status = CASE WHEN req.actual > 0 THEN 'settled' ELSE 'released' END
+  FROM req, locked
+  WHERE billing_hold.id = ANY(%(holds)s::bigint[]) AND billing_hold.id = req.hold AND locked.id = billing_hold.account_id AND billing_hold.status = 'open'
+    AND req.actual <= billing_hold.amount  -- within the hold: never capped, so order cannot change it
+  RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
+            billing_hold.idempotency_key, req.ord, req.reason
+), acc AS (
+  UPDATE billing_account SET balance = billing_account.balance - s.captured, held = billing_account.held - s.amount,
+                             updated_at = now()
+  FROM (SELECT account_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h GROUP BY account_id) s
+  WHERE billing_account.id = s.account_id AND billing_account.id IN (SELECT id FROM locked)
+), run AS (
+  SELECT h.*, locked.balance - SUM(h.captured) OVER w AS balance_after, locked.held - SUM(h.amount) OVER w AS held_after
+  FROM h JOIN locked ON locked.id = h.account_id
+  WINDOW w AS (PARTITION BY h.account_id ORDER BY h.ord)
+), e AS (
+  INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
+                                   idempotency_key, hold_id, reason, created_at)
+  SELECT account_id, CASE WHEN captured > 0 THEN 'charge' ELSE 'release' END, -captured, -amount, balance_after,
+         held_after, CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
+  FROM run ORDER BY account_id, ord
+)
+SELECT ord, captured, balance_after - held_after FROM run
+"""
+
+
+def hold_many_params(items: list[dict]) -> dict:
+    return {"accounts": [p["account"] for p in items], "amounts": [p["amount"] for p in items],
+            "keys": [p["key"] for p in items], "purposes": [p["purpose"] for p in items],
+            "request_ids": [p["request_id"] for p in items]}
+
+
+def settle_many_params(items: list[dict]) -> dict:
+    return {"holds": [p["hold"] for p in items], "actuals": [p["actual"] for p in items],
+            "reasons": [p["reason"] for p in items]}

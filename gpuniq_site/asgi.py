@@ -4,6 +4,7 @@
 - Other /v1/ requests (DRF views) go through a Django handler with only the API middleware
   (request ids, error envelopes).
 - Everything else (dashboard, admin, static files) gets the full stack: sessions, CSRF, auth.
+- Lifespan events warm each worker process before its first request (gpuniq_site.lifespan).
 """
 
 import os
@@ -14,6 +15,7 @@ from django.core.handlers.asgi import ASGIHandler
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
 django.setup(set_prefix=False)
 
+from . import lifespan  # noqa: E402
 from .fast_asgi import LeanApiApp  # noqa: E402
 
 API_MIDDLEWARE = [
@@ -39,4 +41,6 @@ api_app = LeanApiApp(fallback=ApiASGIHandler())
 async def application(scope, receive, send):
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         return await api_app(scope, receive, send)
+    if scope["type"] == "lifespan":
+        return await lifespan.serve(receive, send)
     return await site_app(scope, receive, send)

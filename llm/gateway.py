@@ -6,6 +6,7 @@ before the first byte reached the client: for streams a route is chosen once it 
 first event, and nothing after that is retried.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -107,8 +108,13 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
         stream = provider_for(route).stream(request, route)
         attempts += 1
         try:
-            first = await anext(stream)
+            async with asyncio.timeout(request.first_byte_timeout):  # the reads have no timeout of their own
+                first = await anext(stream)
             return OpenedStream(route, first, stream, attempts)
+        except TimeoutError:
+            last = UpstreamError("timeout", "the provider sent no event in time")
+            _log_failure(route, last, request)
+            await stream.aclose()
         except StopAsyncIteration:
             last = UpstreamError("malformed", "the provider sent an empty stream")
         except UpstreamError as error:

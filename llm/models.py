@@ -61,10 +61,13 @@ class Route(models.Model):
 class UsageLog(models.Model):
     """One row per API request, paid or failed. Append-only."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs")
+    # every index here is paid for on each API request: no pattern index for request_id, and the
+    # user's own index is the prefix of usage_user_recent
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs",
+                             db_index=False)
     api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="usage_logs")
-    request_id = models.CharField(max_length=64, db_index=True)
+    request_id = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=40, default="chat")
     model = models.CharField(max_length=100)
     route = models.CharField(max_length=250, blank=True, help_text="operator-only: provider:upstream_model")
@@ -85,7 +88,8 @@ class UsageLog(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
-                   models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time")]
+                   models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
+                   models.Index(fields=["request_id"], name="usage_request")]
 
     @property
     def total_tokens(self) -> int:

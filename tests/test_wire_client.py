@@ -196,7 +196,7 @@ async def test_abandoned_stream_closes_its_connection():
 
 
 async def test_exception_inside_the_stream_block_closes_the_connection():
-    body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n"
+    body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\ndata: x\n\n\r\n"
 
     async def script(raw, reader, writer, conn_no, nth):
         writer.write(body)
@@ -206,7 +206,7 @@ async def test_exception_inside_the_stream_block_closes_the_connection():
     async with Raw(script) as raw:
         with pytest.raises(RuntimeError):
             async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=5) as response:
-                async for _ in http.iter_bytes(response):
+                async for _ in http.sse_data(response):
                     raise RuntimeError("the consumer failed")
         await asyncio.wait_for(raw.closed.wait(), 2)
     assert idle_count() == 0
@@ -256,6 +256,33 @@ async def test_chunked_body_with_extensions_and_trailers():
         assert await post_json(raw.url) == {"ok": True}
         assert await post_json(raw.url) == {"ok": True}
     assert raw.connections == 1
+
+
+async def test_chunked_body_arriving_a_byte_at_a_time_is_decoded_and_pooled():
+    body = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"4;ext=1\r\n{\"ok\r\n7\r\n\":true}\r\n0\r\nX-Trailer: yes\r\n\r\n")
+
+    async def dribble(raw, reader, writer, conn_no, nth):
+        head, rest = body.split(b"\r\n\r\n", 1)
+        writer.write(head + b"\r\n\r\n")
+        for i in range(len(rest)):
+            writer.write(rest[i:i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        return True
+
+    async with Raw(dribble) as raw:
+        assert await post_json(raw.url) == {"ok": True}
+        assert await post_json(raw.url) == {"ok": True}
+    assert raw.connections == 1
+
+
+async def test_bytes_after_a_chunked_body_make_the_connection_unusable():
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nGARBAGE"
+    async with Raw(always(chunked)) as raw:
+        assert await post_json(raw.url) == {}
+        assert await post_json(raw.url) == {}
+    assert raw.connections == 2
 
 
 async def test_body_until_close_is_read_and_connection_not_reused():
@@ -328,6 +355,7 @@ async def test_first_byte_timeout():
 
 
 async def test_idle_timeout_mid_body():
+    """A reply body that stops mid-way; streams leave this to their watchdog (llm.streaming)."""
     async def stall(raw, reader, writer, conn_no, nth):
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n")
         await asyncio.wait_for(reader.read(), 5)  # returns when the client closes
@@ -336,12 +364,8 @@ async def test_idle_timeout_mid_body():
     async with Raw(stall) as raw:
         started = time.monotonic()
         with pytest.raises(UpstreamError) as caught:
-            async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=0.3) as response:
-                assert [chunk async for chunk in http.iter_bytes(response)]
-        assert caught.value.kind == "timeout" and time.monotonic() - started < 2
-        with pytest.raises(UpstreamError) as caught:
             await post_json(raw.url, first_byte=0.3)
-        assert caught.value.kind == "timeout"
+        assert caught.value.kind == "timeout" and time.monotonic() - started < 2
     assert idle_count() == 0
 
 
@@ -408,3 +432,40 @@ def test_headers_are_case_insensitive_and_join_repeats():
     assert headers.get("set-thing") == "a, b" and headers.get("missing", "x") == "x"
     assert headers.items()[0] == ("Retry-After", "2")
     assert http.retry_after(headers) == 2.0
+
+
+async def test_stream_with_headers_then_silence_fails_over_after_the_first_byte_timeout(monkeypatch):
+    """Stream reads have no timeout of their own: opening a stream bounds the wait for its first event."""
+    from types import SimpleNamespace
+
+    from gpuniq_site.errors import ApiError
+    from llm import gateway, route_health
+
+    async def silent(raw, reader, writer, conn_no, nth):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await asyncio.wait_for(reader.read(), 5)  # until the client closes
+        return False
+
+    async with Raw(silent) as raw:
+        provider = OpenAICompatProvider(upstream(raw.url))
+        monkeypatch.setattr(gateway, "provider_for", lambda route: provider)
+
+        async def nothing_cooling(names):
+            return set()
+
+        async def noted(name):
+            noted.calls.append(name)
+        noted.calls = []
+        monkeypatch.setattr(route_health, "cooling", nothing_cooling)
+        monkeypatch.setattr(route_health, "record_failure", noted)
+        model = SimpleNamespace(slug="gpt-4o", live_routes=lambda: [SimpleNamespace(provider="openai",
+                                                                                    upstream_model="gpt-4o")] * 2)
+        request = stream_request("hello")
+        request.first_byte_timeout = 0.3
+        started = time.monotonic()
+        with pytest.raises(ApiError) as caught:
+            await gateway.open_stream(request, model)
+        assert caught.value.code == "all_routes_failed" and time.monotonic() - started < 2
+        assert len(noted.calls) == 2  # both routes were tried, each given up after 0.3 s
+        await asyncio.wait_for(raw.closed.wait(), 2)  # and the silent connections were closed
+    assert idle_count() == 0

@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator
 from ..upstreams import Upstream
 from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, \
     text_of
-from .http import generic_error, iter_bytes, post_json, post_stream, retry_after, scrub
-from .sse import iter_events, parse_event
+from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
 
 PATH = "/v1/messages"
 API_VERSION = "2023-06-01"
@@ -462,10 +461,7 @@ class AnthropicProvider:
         mapper = _StreamMapper(request.slug, json_tool)
         async with post_stream(self.upstream, PATH, headers=self._headers, body=body,
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
-            async for event in iter_events(iter_bytes(response)):
-                _, data = parse_event(event)
-                if data is None:
-                    continue
+            async for data in sse_data(response):
                 for piece in mapper.feed(data):
                     yield piece
                 if mapper.done:

@@ -16,8 +16,7 @@ from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
 from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, text_of
-from .http import generic_error, iter_bytes, post_json, post_stream, retry_after, scrub
-from .sse import iter_events, parse_event
+from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
@@ -483,9 +482,8 @@ class GeminiProvider:
         async with post_stream(self.upstream, self._path(route, "streamGenerateContent?alt=sse"),
                                headers=self._headers, body=build_body(request, route.upstream_model),
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
-            async for event in iter_events(iter_bytes(response)):
-                _, data = parse_event(event)
-                if data is None or not data.strip() or data.strip() == b"[DONE]":
+            async for data in sse_data(response):
+                if not data.strip() or data.strip() == b"[DONE]":
                     continue
                 for piece in _feed(state, data):
                     yield piece

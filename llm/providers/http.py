@@ -23,6 +23,7 @@ from gpuniq_site.loops import on_loop_close
 from ..upstreams import Upstream
 from . import wire
 from .base import UpstreamError
+from .sse import event_data
 
 log = logging.getLogger("gpuniq.upstream")
 
@@ -148,10 +149,24 @@ async def post_stream(upstream: Upstream, path: str, *, headers: dict, body: dic
     response.release()  # the adapter finished: keep the connection once the body's tail is read
 
 
-async def iter_bytes(response: "wire.Response | httpx.Response") -> AsyncIterator[bytes]:
-    """The raw body, with transport failures mid-stream mapped to UpstreamError."""
+async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
+    """The data of each SSE event of a streamed reply (comment-only events skipped), with transport
+    failures mapped to UpstreamError. One generator from socket to event: this runs for every
+    token of every stream. No idle timeout per read: the stream's watchdog (llm.streaming) has it."""
+    buffer = b""
     try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
-    except (wire.WireError, httpx.HTTPError) as exc:
+        async for chunk in response.aiter_bytes(timed=False):
+            buffer = buffer + chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else buffer + chunk
+            end = buffer.find(b"\n\n")
+            while end >= 0:
+                event, buffer = buffer[:end], buffer[end + 2:]
+                data = event_data(event)
+                if data is not None:
+                    yield data
+                end = buffer.find(b"\n\n")
+    except wire.WireError as exc:
         raise _transport_error(exc) from None
+    if buffer.strip():
+        data = event_data(buffer.strip(b"\n"))
+        if data is not None:
+            yield data

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
 from .base import ChatRequest, Route, StreamPiece, UpstreamError, Usage
-from .http import generic_error, iter_bytes, post_json, post_stream, scrub
-from .sse import iter_events, parse_event
+from .http import generic_error, post_json, post_stream, scrub, sse_data
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
 _POLICY_MARKERS = ("content_policy", "content_filter", "safety system")
@@ -79,10 +78,7 @@ class OpenAICompatProvider:
         async with post_stream(self.upstream, "/chat/completions", headers=self._headers,
                                body=self._body(request, route, stream=True),
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
-            async for event in iter_events(iter_bytes(response)):
-                _, data = parse_event(event)
-                if data is None:
-                    continue  # an upstream comment / keep-alive
+            async for data in sse_data(response):
                 if data == b"[DONE]":
                     return
                 yield _piece(data, swap)
@@ -109,13 +105,35 @@ def _piece(data: bytes, swap) -> StreamPiece:
 
 class _model_swapper:
     """Replace the top-level model id (the vendor's, which may be a dated variant of the one we
-    asked for) with our slug in raw JSON bytes, without re-encoding the event."""
+    asked for) with our slug in raw JSON bytes, without re-encoding the event.
+
+    This runs on every event of every stream: the usual event (`"model":"<id>"` with no escapes)
+    is handled with two finds; anything unusual goes to the regular expression."""
 
     _pattern = re.compile(rb'(?<!\\)("model"\s*:\s*)"(?:[^"\\]|\\.)*"')
 
     def __init__(self, slug: str):
         self.slug = slug
-        self.replacement = rb"\1" + json.dumps(slug).encode().replace(b"\\", b"\\\\")
+        self.value = json.dumps(slug).encode()
+        self.replacement = rb"\1" + self.value.replace(b"\\", b"\\\\")
 
     def __call__(self, data: bytes) -> bytes:
+        start = _string_value_at(data, data.find(b'"model"'))
+        if start > 0:
+            end = data.find(b'"', start + 1)
+            if end > 0 and data.find(b"\\", start, end) < 0:
+                return data if data[start:end + 1] == self.value else data[:start] + self.value + data[end + 1:]
         return self._pattern.sub(self.replacement, data, count=1)
+
+
+def _string_value_at(data: bytes, key: int) -> int:
+    """Where the string value of the key whose quote is at `key` begins (its opening quote), or -1."""
+    if key <= 0 or data[key - 1] == 0x5C:  # absent, or an escaped quote inside some string
+        return -1
+    i, n = data.find(b":", key + 7, key + 16), len(data)
+    if i < 0 or data[key + 7:i].strip():
+        return -1
+    i += 1
+    while i < n and data[i] in b" \t\r\n":
+        i += 1
+    return i if i < n and data[i] == 0x22 else -1

@@ -1,24 +1,4 @@
-"""Splitting an upstream byte stream into SSE events without decoding more than needed."""
-
-from collections.abc import AsyncIterator
-
-
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield each raw SSE event (without the blank line that ends it). Handles \\n and \\r\\n."""
-    buffer = b""
-    async for chunk in chunks:
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n")
-        buffer += chunk
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            event, buffer = buffer[:end], buffer[end + 2:]
-            if event:
-                yield event
-    if buffer.strip():
-        yield buffer.strip(b"\n")
+"""Reading SSE events without decoding more than needed (the event loop is llm.providers.http.sse_data)."""
 
 
 def parse_event(event: bytes) -> tuple[str | None, bytes | None]:
@@ -31,3 +11,10 @@ def parse_event(event: bytes) -> tuple[str | None, bytes | None]:
         elif line.startswith(b"event:"):
             name = line[6:].strip().decode()
     return name, (b"\n".join(data_lines) if data_lines else None)
+
+
+def event_data(event: bytes) -> bytes | None:
+    """parse_event()'s data alone, with a fast path for the usual one-line `data: ...` event."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]
+    return parse_event(event)[1]

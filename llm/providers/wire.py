@@ -238,10 +238,11 @@ class Response:
         self.status_code, self.headers = status, headers
         self._conn, self._pool, self._idle = conn, pool_, idle
         self._chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
+        self._buf, self._crlf, self._trailer = bytearray(), False, False  # chunked decoding state
         length = headers.get("content-length")
         self._reusable = version == "HTTP/1.1" and "close" not in (headers.get("connection") or "").lower()
         if status in _NO_BODY or status < 200:
-            self._left = 0
+            self._left, self._chunked = 0, False
         elif self._chunked:
             self._left, self._reusable = 0, self._reusable and length is None
         elif length is not None:
@@ -252,38 +253,79 @@ class Response:
             self._left, self._reusable = None, False
         self._done = self._left == 0 and not self._chunked
 
-    async def _next(self) -> bytes:
-        """The next piece of body (b"" only at the end); one idle timeout covers each piece."""
-        reader = self._conn.reader
+    async def _next(self, timed: bool = True) -> bytes:
+        """The next piece of body (b"" only at the end). `timed`: one idle timeout per piece;
+        streams pass False, their reader has a watchdog of its own (llm.streaming)."""
+        if not timed:
+            return await self._read()
         async with asyncio.timeout(self._idle):
-            if self._left is None:
-                data = await reader.read(READ_SIZE)
-                self._done = not data
-                return data
-            if self._chunked and self._left == 0:
-                size = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-                if not size or size.strip(_HEX):
-                    raise WireError("malformed chunk size")
-                self._left = int(size, 16)
-                if self._left == 0:
-                    while await reader.readuntil(b"\r\n") != b"\r\n":
-                        pass  # trailer fields: ignored
-                    self._done = True
-                    return b""
-            data = await reader.read(min(self._left, READ_SIZE))
-            if not data:
-                raise WireError("connection closed mid-body")
-            self._left -= len(data)
-            if self._left == 0:
-                if self._chunked and await reader.readexactly(2) != b"\r\n":
-                    raise WireError("malformed chunk")
-                self._done = not self._chunked
-            return data
+            return await self._read()
 
-    async def aiter_bytes(self):
+    async def _read(self) -> bytes:
+        reader = self._conn.reader
+        if self._chunked:
+            while True:  # decode whatever has arrived: one await per network read, not per chunk
+                data = self._dechunk()
+                if data or self._done:
+                    return data
+                more = await reader.read(READ_SIZE)
+                if not more:
+                    raise WireError("connection closed mid-body")
+                self._buf += more
+        if self._left is None:
+            data = await reader.read(READ_SIZE)
+            self._done = not data
+            return data
+        data = await reader.read(min(self._left, READ_SIZE))
+        if not data:
+            raise WireError("connection closed mid-body")
+        self._left -= len(data)
+        self._done = self._left == 0
+        return data
+
+    def _dechunk(self) -> bytes:
+        """Take complete framing out of the buffer; return the chunk data found (maybe b"")."""
+        buf, pos, out = self._buf, 0, []
+        while not self._done:
+            if self._left:  # inside a chunk's data
+                take = min(self._left, len(buf) - pos)
+                if not take:
+                    break
+                out.append(bytes(buf[pos:pos + take]))
+                pos += take
+                self._left -= take
+                self._crlf = not self._left
+                continue
+            if self._crlf:  # the CRLF after a chunk's data
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise WireError("malformed chunk")
+                pos, self._crlf = pos + 2, False
+                continue
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                if len(buf) - pos > LINE_LIMIT:
+                    raise WireError("chunk size line too long")
+                break
+            line, pos = bytes(buf[pos:end]), end + 2
+            if self._trailer:  # trailer fields (ignored) up to an empty line
+                self._done = not line
+                continue
+            size = line.split(b";", 1)[0].strip()
+            if not size or size.strip(_HEX):
+                raise WireError("malformed chunk size")
+            self._left = int(size, 16)
+            self._trailer = not self._left
+        del buf[:pos]
+        if self._done and buf:  # bytes after the body: this connection cannot be trusted again
+            self._reusable = False
+        return b"".join(out)
+
+    async def aiter_bytes(self, timed: bool = True):
         try:
             while not self._done:
-                data = await self._next()
+                data = await self._next(timed)
                 if data:
                     yield data
         except _FAILURES as exc:
