@@ -43,7 +43,9 @@ def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int) -> dict:
 
 def streams(port: int, path: str, key: str, model: str, concurrency: int, seconds: float) -> dict:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
-    return asyncio.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds))
+    import uvloop
+
+    return uvloop.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds))
 
 
 def measure(targets_: dict, seconds: int, smoke: bool) -> list[dict]:

@@ -1,4 +1,5 @@
-"""A lean asyncio load client for SSE streams (raw sockets, so the client is not the bottleneck).
+"""A lean asyncio load client for SSE streams (raw sockets, uvloop, one await per network read:
+the client shares the machine with what it measures, so it must cost little).
 
 Each of `concurrency` workers keeps one keep-alive connection and opens streams back to back
 until the deadline. A stream counts as completed when `data: [DONE]` arrives.
@@ -53,38 +54,67 @@ async def _read_head(reader) -> tuple[int, dict]:
     return status, headers
 
 
-async def _body_parts(reader, headers):
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        while True:
-            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                await reader.readline()
-                return
-            data = await reader.readexactly(size)
-            await reader.readexactly(2)
-            yield data
-    else:
-        remaining = int(headers.get("content-length", "0"))
-        while remaining > 0:
-            data = await reader.read(min(remaining, 65536))
-            if not data:
-                raise ConnectionError("closed mid-body")
+class _Dechunk:
+    """Incremental chunked-transfer decoding: feed() what arrived, get the payload found so far."""
+
+    def __init__(self):
+        self.buf, self.left, self.state, self.done = b"", 0, "size", False
+
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        out = []
+        while not self.done:
+            if self.state == "data":
+                piece = self.buf[:self.left]
+                out.append(piece)
+                self.buf, self.left = self.buf[len(piece):], self.left - len(piece)
+                if self.left:
+                    break
+                self.state = "crlf"
+            elif self.state == "crlf" or self.state == "end":
+                if len(self.buf) < 2:
+                    break
+                if self.buf[:2] != b"\r\n":
+                    raise ValueError("bad chunk framing")
+                self.buf, self.done = self.buf[2:], self.state == "end"
+                self.state = "size"
+            else:
+                end = self.buf.find(b"\r\n")
+                if end < 0:
+                    break
+                self.left = int(self.buf[:end].split(b";")[0].strip() or b"0", 16)
+                self.buf = self.buf[end + 2:]
+                self.state = "data" if self.left else "end"
+        return b"".join(out)
+
+
+async def _read_body(reader, headers) -> tuple[float | None, bytes]:
+    """Read the body to its end, one await per network read; returns (when the first `data:`
+    arrived, the body's last 64 bytes)."""
+    first, tail = None, b""
+    chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+    decoder = _Dechunk() if chunked else None
+    remaining = None if chunked else int(headers.get("content-length", "0"))
+    while (decoder is not None and not decoder.done) or (remaining is not None and remaining > 0):
+        data = await reader.read(65536 if remaining is None else min(remaining, 65536))
+        if not data:
+            raise ConnectionError("closed mid-body")
+        if decoder is not None:
+            data = decoder.feed(data)
+        else:
             remaining -= len(data)
-            yield data
+        if first is None and b"data:" in data:
+            first = time.perf_counter()
+        tail = (tail + data)[-64:]
+    return first, tail
 
 
 async def one_stream(conn, request: bytes, stats: StreamStats) -> bool:
     reader, writer = conn
     started = time.perf_counter()
     writer.write(request)
-    await writer.drain()
     status, headers = await _read_head(reader)
-    first = None
-    seen = b""
-    async for part in _body_parts(reader, headers):
-        if first is None and b"data:" in part:
-            first = time.perf_counter()
-        seen = (seen + part)[-64:]
+    first, seen = await _read_body(reader, headers)
     if status != 200:
         stats.errors += 1
         return headers.get("connection", "").lower() != "close"

@@ -8,8 +8,9 @@ deadlock between batches) and leaves the same rows and running amounts as the si
 in sequence; what it does not take (a hold that does not fit, a settle above its hold or of a
 closed hold) is redone alone with the single statement, which has the exact rules. When a batch
 fails, all its items are redone alone: holds are idempotent by key, and a settle whose batch may
-have committed before its connection died finds its hold closed and reports what was charged,
-writing its usage row only once.
+have committed before its connection died finds its hold closed and reports what was charged.
+A settle's `also` statement (its usage row) rides in the same round trip and writes only for a
+closed hold, so it is written once, by whichever statement closed the hold.
 """
 
 import asyncio
@@ -33,7 +34,10 @@ class Refused:
 class SettleItem:
     params: dict
     account_id: int
-    also: tuple[str, dict] | None  # one more statement right after the settle (the usage row)
+    # one more statement in the settle's round trip (the usage row). It must take effect only once
+    # its hold is closed (e.g. INSERT ... SELECT ... FROM billing_hold WHERE status <> 'open'):
+    # a batch sends it for every item, and the redo of an item the batch did not take writes it then
+    also: tuple[str, dict] | None
 
 
 async def hold(params: dict) -> int | Refused:
@@ -72,7 +76,8 @@ async def _hold_one(params: dict) -> int | Refused:
 
 
 async def _settle_one(item: SettleItem, maybe_done: bool = False) -> tuple[Decimal | None, Decimal | None]:
-    """`maybe_done`: an earlier attempt may have committed (its connection died on the way)."""
+    """`maybe_done`: an earlier attempt or batch may have closed the hold and sent `also` (its
+    connection died on the way, or the batch left this item to be redone)."""
     tries = []
 
     async def attempt(conn):
@@ -123,40 +128,28 @@ async def _flush_holds(items: list[dict]) -> list:
 async def _flush_settles(items: list[SettleItem]) -> list:
     if len(items) == 1:
         return await _one_by_one(items, _settle_one)
-    from psycopg import OperationalError
-
-    maybe_done = False
     try:
-        async with (await pg_pool()).connection() as conn:
+        async with (await pg_pool()).connection() as conn, conn.pipeline():
             # autocommit: the account rows stay locked only inside this one statement
             cursor = await conn.execute(pg_ledger.SETTLE_MANY_SQL,
                                         pg_ledger.settle_many_params([item.params for item in items]))
+            for sql, rows in _grouped_also(items):  # same round trip; each writes once its hold is closed
+                await conn.cursor().executemany(sql, rows)
             done = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
     except asyncio.CancelledError:
         raise
-    except OperationalError:  # the statement may or may not have committed
-        done, maybe_done = {}, True
-    except Exception:  # rolled back
+    except Exception:  # rolled back, or unknown whether it committed: each item is redone knowing that
+        log.warning("a batch of %d settles failed; redoing them one by one", len(items), exc_info=True)
         done = {}
-    if done:
-        await _also(items[n - 1] for n in sorted(done))
+    # what the batch did not take is redone alone; its `also` is written by whoever closes the hold
     left = [item for n, item in enumerate(items, 1) if n not in done]
-    redone = iter(await _one_by_one(left, lambda item: _settle_one(item, maybe_done)))
+    redone = iter(await _one_by_one(left, lambda item: _settle_one(item, maybe_done=True)))
     return [done[n] if n in done else next(redone) for n in range(1, len(items) + 1)]
 
 
-async def _also(items) -> None:
-    """The settled items' own statements (usage rows), after the money is committed; like the
-    single path, a lost connection here loses these rows, never money."""
+def _grouped_also(items) -> list[tuple[str, list[dict]]]:
     groups: dict[str, list[dict]] = {}
     for item in items:
         if item.also:
             groups.setdefault(item.also[0], []).append(item.also[1])
-    if not groups:
-        return
-    try:
-        async with (await pg_pool()).connection() as conn, conn.pipeline():
-            for sql, params in groups.items():
-                await conn.cursor().executemany(sql, params)
-    except Exception:  # the money is settled and each caller gets its result; say what was lost
-        log.exception("writing %d rows after a settled batch failed", sum(map(len, groups.values())))
+    return list(groups.items())

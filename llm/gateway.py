@@ -16,7 +16,7 @@ from gpuniq_site.errors import ApiError
 
 from . import route_health
 from .catalog import ModelInfo
-from .providers.base import ChatRequest, Route, StreamPiece, UpstreamError, Usage
+from .providers.base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .providers.registry import provider_for
 
 log = logging.getLogger("gpuniq.gateway")
@@ -110,6 +110,8 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
         try:
             async with asyncio.timeout(request.first_byte_timeout):  # the reads have no timeout of their own
                 first = await anext(stream)
+                while first is SILENCE:
+                    first = await anext(stream)
             return OpenedStream(route, first, stream, attempts)
         except TimeoutError:
             last = UpstreamError("timeout", "the provider sent no event in time")

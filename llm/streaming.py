@@ -1,5 +1,9 @@
 """The SSE body of a streamed completion: pass pieces through, keep idle connections alive,
-bill exactly once whatever happens (normal end, upstream failure mid-way, client gone)."""
+bill exactly once whatever happens (normal end, upstream failure mid-way, client gone).
+
+One task per stream reads the vendor and writes the client. Keep-alives and the idle timeout
+need no second task: the vendor read itself reports each keep-alive interval of silence
+(SILENCE, from wire.Response's ticking read), and the total deadline is checked per piece."""
 
 import asyncio
 import json
@@ -13,7 +17,7 @@ from gpuniq_site.errors import error_body
 
 from . import chat
 from .gateway import OpenedStream, to_api_error
-from .providers.base import SSE_DONE, StreamPiece, UpstreamError, dumps
+from .providers.base import SILENCE, SSE_DONE, StreamPiece, UpstreamError, dumps
 
 log = logging.getLogger("gpuniq.streaming")
 KEEPALIVE = b": keep-alive\n\n"
@@ -34,89 +38,48 @@ async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
         yield piece
 
 
-async def with_keepalive(pieces: AsyncIterator[StreamPiece], *, interval: float, idle: float, total: float
-                         ) -> AsyncIterator[StreamPiece | None]:
-    """Yield pieces; None each time `interval` passes in silence. Raises UpstreamError("timeout")
-    after `idle` seconds without a piece or `total` seconds in all.
-
-    One task per stream reads the upstream into a small queue, and a watchdog timer (re-armed
-    only when it fires, so a piece costs no timer work) drops keep-alive and timeout markers into
-    the same queue. The upstream read itself is never cancelled by a timeout: that would break the
-    provider's generator.
-    """
-    queue: asyncio.Queue = asyncio.Queue(maxsize=256)
-    watch = _Watchdog(queue, interval=interval, idle=idle, total=total)
-    pump = asyncio.ensure_future(_pump(pieces, queue, watch))
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if item is _KEEPALIVE:
-                yield None
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:  # stop the upstream read before anyone closes the generators
-        watch.stop()
-        pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
-
-
-_END, _KEEPALIVE = object(), object()
-
-
-class _Watchdog:
-    def __init__(self, queue: asyncio.Queue, *, interval: float, idle: float, total: float):
-        self.queue, self.interval, self.idle = queue, interval, idle
-        self.loop = asyncio.get_running_loop()
-        self.started = self.last = self.last_beat = self.loop.time()
-        self.deadline = self.started + total
-        self.handle = self.loop.call_at(self._next_check(), self._check)
-
-    def _next_check(self) -> float:
-        return min(self.last_beat + self.interval, self.last + self.idle, self.deadline)
-
-    def saw_piece(self) -> None:
-        self.last = self.last_beat = self.loop.time()
-
-    def _check(self) -> None:
-        now = self.loop.time()
-        if now >= self.last + self.idle or now >= self.deadline:
-            try:
-                self.queue.put_nowait(UpstreamError("timeout", "the provider stopped sending"))
-                return
-            except asyncio.QueueFull:  # the client is behind, not the vendor: look again soon
-                self.handle = self.loop.call_later(1.0, self._check)
-                return
-        if now >= self.last_beat + self.interval:
-            self.last_beat = now
-            if self.queue.empty():
-                self.queue.put_nowait(_KEEPALIVE)
-        self.handle = self.loop.call_at(self._next_check(), self._check)
-
-    def stop(self) -> None:
-        self.handle.cancel()
-
-
-async def _pump(pieces: AsyncIterator[StreamPiece], queue: asyncio.Queue, watch: _Watchdog) -> None:
-    try:
-        async for piece in pieces:
-            watch.saw_piece()
-            await queue.put(piece)
-    except Exception as exc:  # handed to the consumer, which raises it in the request's task
-        await queue.put(exc)
-        return
-    await queue.put(_END)
-
-
 def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | None, usage, cost) -> bytes:
     if chunk is None:
         chunk = {"id": "chatcmpl-usage", "object": "chat.completion.chunk", "created": int(time.time()),
                  "model": prepared.request.slug, "choices": []}
     chunk["usage"] = {**usage.to_openai(), **(chunk.get("usage") or {}), "cost_usd": float(cost)}
     return b"data: " + dumps(chunk) + b"\n\n"
+
+
+async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> AsyncIterator[bytes]:
+    """The vendor's events for the client, noting usage and text on the way. Events that arrived
+    together (one network read) leave together, in one write."""
+    clock = asyncio.get_running_loop().time
+    last = started = clock()
+    idle, total = settings.GPUNIQ_STREAM_IDLE_TIMEOUT, settings.GPUNIQ_STREAM_TOTAL_TIMEOUT
+    pending: list[bytes] = []
+    try:
+        async for piece in _pieces(opened):
+            now = clock()
+            if now - started > total or (piece is SILENCE and now - last > idle):
+                raise UpstreamError("timeout", "the provider stopped sending")
+            if piece is SILENCE:  # a keep-alive interval of vendor silence (see wire.Response)
+                yield KEEPALIVE
+                continue
+            last = now
+            state["chars"] += piece.text_chars
+            if piece.usage is not None:
+                state["usage"] = piece.usage
+            if piece.usage_only:
+                state["chunk"] = piece.chunk
+                continue
+            if state["ttft"] is None:
+                state["ttft"] = int((time.perf_counter() - prepared.started) * 1000)
+            pending.append(piece.data)
+            if not piece.more:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+    except Exception:
+        if pending:  # what the client has not got yet goes out before the error event
+            yield b"".join(pending)
+        raise
+    if pending:
+        yield b"".join(pending)
 
 
 async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]") -> AsyncIterator[bytes]:
@@ -130,27 +93,14 @@ async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedSt
                 yield KEEPALIVE
         opened = opening.result()
         state["route"] = opened.route
-        async for piece in with_keepalive(_pieces(opened), interval=settings.GPUNIQ_KEEPALIVE_SECONDS,
-                                          idle=settings.GPUNIQ_STREAM_IDLE_TIMEOUT,
-                                          total=settings.GPUNIQ_STREAM_TOTAL_TIMEOUT):
-            if piece is None:
-                yield KEEPALIVE
-                continue
-            state["chars"] += piece.text_chars
-            if piece.usage is not None:
-                state["usage"] = piece.usage
-            if piece.usage_only:
-                state["chunk"] = piece.chunk
-                continue
-            if state["ttft"] is None:
-                state["ttft"] = int((time.perf_counter() - prepared.started) * 1000)
-            yield piece.data
+        async for part in _relay(prepared, opened, state):
+            yield part
         usage = state["usage"] or chat.usage_from_text(prepared, state["chars"])
         state["finished"] = True
         settled = await chat.finish(prepared, usage=usage, route=opened.route, ttft_ms=state["ttft"])
         if request.include_usage:
             yield _usage_event(prepared, opened, state["chunk"], usage, settled.cost)
-        yield SSE_DONE
+        yield SSE_DONE  # on its own: chat sessions store the turn when they see it
     except Exception as exc:
         error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
         if not hasattr(error, "code"):

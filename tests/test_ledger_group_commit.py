@@ -130,3 +130,30 @@ async def test_one_failing_item_fails_alone_and_a_cancelled_caller_does_not_canc
     assert results[:2] == ["A", "B"] and isinstance(results[2], ValueError)
     assert isinstance(results[3], asyncio.CancelledError)
     assert seen == [["a"], ["b", "bad", "c"]]  # "c" was still done with its batch
+
+
+async def test_settles_the_batch_leaves_alone_still_write_their_usage_row_once(committed):
+    """In one batch: a normal settle, one above its hold (capped by the single statement, redone
+    alone) and one whose hold is already closed: each usage row is written exactly once."""
+    gus = await run_db(make_user, "gus", "1")
+    holds = [await ledger.ahold(account_id=gus.account.pk, amount="0.10", idempotency_key=uuid.uuid4().hex)
+             for _ in range(3)]
+    await run_db(ledger.release, hold_id=holds[2].id)  # closed before anybody settles it
+
+    def item(held, actual):
+        row = usage_rows.row_params(user_id=gus.pk, api_key_id=gus.key.pk, request_id=f"gc-{held.id}",
+                                    endpoint="chat", model="m", prompt_tokens=1, cached_tokens=0,
+                                    completion_tokens=1, reasoning_tokens=0, latency_ms=1, status="ok", cost_usd=0,
+                                    hold_id=held.id)
+        return ledger.asettle(hold_id=held.id, account_id=gus.account.pk, actual=actual,
+                              also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
+
+    results = await asyncio.gather(item(holds[0], "0.04"), item(holds[1], "0.25"), item(holds[2], "0.05"))
+    # the closed one reports what its hold captured (nothing): redone alone, it cannot tell who closed it
+    assert [charged for charged, _ in results] == [Decimal("0.04"), Decimal("0.25"), Decimal("0")]
+    rows = await run_db(lambda: dict(UsageLog.objects.filter(user_id=gus.pk).values_list("request_id", "cost_usd")))
+    assert rows == {f"gc-{holds[0].id}": Decimal("0.04"), f"gc-{holds[1].id}": Decimal("0.25"),
+                    f"gc-{holds[2].id}": Decimal("0")}
+    account = await run_db(Account.objects.get, pk=gus.account.pk)
+    assert (account.balance, account.held) == (Decimal("0.71"), 0)
+    assert _lane("ledger.settle").batches < _lane("ledger.settle").items

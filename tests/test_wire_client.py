@@ -469,3 +469,50 @@ async def test_stream_with_headers_then_silence_fails_over_after_the_first_byte_
         assert len(noted.calls) == 2  # both routes were tried, each given up after 0.3 s
         await asyncio.wait_for(raw.closed.wait(), 2)  # and the silent connections were closed
     assert idle_count() == 0
+
+
+async def test_a_silent_vendor_mid_stream_yields_ticks_and_the_stream_carries_on(settings):
+    """Keep-alive intervals of silence come up as wire.TICK without disturbing the read: the event
+    split around the pause arrives whole, and the connection goes back to the pool."""
+    settings.GPUNIQ_KEEPALIVE_SECONDS = 0.1
+
+    async def pausing(raw, reader, writer, conn_no, nth):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"9\r\ndata: a\n\n\r\n5\r\ndata:\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.35)
+        writer.write(b"4\r\n b\n\n\r\n0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async with Raw(pausing) as raw:
+        async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=5) as response:
+            seen = [data async for data in http.sse_data(response)]
+        assert seen[0] == b"a" and seen[-1] == b"b"
+        assert 2 <= seen.count(wire.TICK) <= 4 and len(seen) == seen.count(wire.TICK) + 2
+        await wait_idle(1)
+
+
+async def test_cancelling_a_ticking_read_still_cancels(settings):
+    settings.GPUNIQ_KEEPALIVE_SECONDS = 0.05
+
+    async def silent(raw, reader, writer, conn_no, nth):
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await asyncio.wait_for(reader.read(), 5)
+        return False
+
+    async with Raw(silent) as raw:
+        ticks = []
+
+        async def consume():
+            async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=5) as response:
+                async for data in http.sse_data(response):
+                    ticks.append(data)
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.28)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(ticks) >= 3 and set(ticks) == {wire.TICK}
+        await asyncio.wait_for(raw.closed.wait(), 2)  # the abandoned stream's connection was closed

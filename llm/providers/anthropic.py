@@ -14,9 +14,10 @@ import re
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, \
+from .base import SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, \
     text_of
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
+from .wire import TICK
 
 PATH = "/v1/messages"
 API_VERSION = "2023-06-01"
@@ -462,6 +463,9 @@ class AnthropicProvider:
         async with post_stream(self.upstream, PATH, headers=self._headers, body=body,
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
             async for data in sse_data(response):
+                if data is TICK:
+                    yield SILENCE
+                    continue
                 for piece in mapper.feed(data):
                     yield piece
                 if mapper.done:

@@ -90,6 +90,7 @@ class StreamPiece:
     separate usage chunk (`choices: []`), which is parsed into `chunk` so the gateway can add
     `cost_usd` and drop it when the client did not ask for usage. `text_chars` counts the
     characters of content, reasoning and tool arguments, for billing a stream cut short.
+    `more` says the next event has already arrived (a provider may leave it False).
     """
 
     data: bytes
@@ -98,6 +99,12 @@ class StreamPiece:
     chunk: dict | None = None
     text_chars: int = 0
     finish_reason: str | None = None
+    more: bool = False  # another event is already here: the gateway may send both in one write
+
+
+# Not an event: the vendor has been silent for a keep-alive interval (providers pass wire.TICK
+# on as this, and llm.streaming answers it with a keep-alive comment or an idle timeout).
+SILENCE = StreamPiece(data=b"")
 
 
 class ChatProvider(Protocol):

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, text_of
+from .base import SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, text_of
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
+from .wire import TICK
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
                   "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
@@ -483,6 +484,9 @@ class GeminiProvider:
                                headers=self._headers, body=build_body(request, route.upstream_model),
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
             async for data in sse_data(response):
+                if data is TICK:
+                    yield SILENCE
+                    continue
                 if not data.strip() or data.strip() == b"[DONE]":
                     continue
                 for piece in _feed(state, data):

@@ -151,22 +151,33 @@ async def post_stream(upstream: Upstream, path: str, *, headers: dict, body: dic
 
 async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
     """The data of each SSE event of a streamed reply (comment-only events skipped), with transport
-    failures mapped to UpstreamError. One generator from socket to event: this runs for every
-    token of every stream. No idle timeout per read: the stream's watchdog (llm.streaming) has it."""
+    failures mapped to UpstreamError; wire.TICK each GPUNIQ_KEEPALIVE_SECONDS without an event
+    (llm.streaming keeps the client's connection alive on it and decides when the vendor is too
+    slow). One generator from socket to event: this runs for every token of every stream.
+    While it yields an event, `response.more` says whether the next one has arrived too."""
     buffer = b""
     try:
-        async for chunk in response.aiter_bytes(timed=False):
+        async for chunk in response.aiter_bytes(tick=settings.GPUNIQ_KEEPALIVE_SECONDS):
+            if chunk is wire.TICK:
+                yield chunk
+                continue
             buffer = buffer + chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else buffer + chunk
-            end = buffer.find(b"\n\n")
+            events, end = [], buffer.find(b"\n\n")
             while end >= 0:
-                event, buffer = buffer[:end], buffer[end + 2:]
-                data = event_data(event)
+                data = event_data(buffer[:end])
                 if data is not None:
-                    yield data
+                    events.append(data)
+                buffer = buffer[end + 2:]
                 end = buffer.find(b"\n\n")
+            if events:
+                response.saw_event()
+            for i, data in enumerate(events):
+                response.more = i < len(events) - 1  # the next event has arrived too
+                yield data
     except wire.WireError as exc:
         raise _transport_error(exc) from None
     if buffer.strip():
         data = event_data(buffer.strip(b"\n"))
         if data is not None:
+            response.more = False
             yield data

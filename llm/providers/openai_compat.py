@@ -10,8 +10,9 @@ import re
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import ChatRequest, Route, StreamPiece, UpstreamError, Usage
+from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .http import generic_error, post_json, post_stream, scrub, sse_data
+from .wire import TICK
 
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
 _POLICY_MARKERS = ("content_policy", "content_filter", "safety system")
@@ -79,13 +80,16 @@ class OpenAICompatProvider:
                                body=self._body(request, route, stream=True),
                                first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
             async for data in sse_data(response):
+                if data is TICK:
+                    yield SILENCE
+                    continue
                 if data == b"[DONE]":
                     return
-                yield _piece(data, swap)
+                yield _piece(data, swap, response.more)
         raise UpstreamError("connect", "the stream ended without [DONE]")
 
 
-def _piece(data: bytes, swap) -> StreamPiece:
+def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
     try:
         chunk = json.loads(data)
     except ValueError:
@@ -100,7 +104,7 @@ def _piece(data: bytes, swap) -> StreamPiece:
         chunk["model"] = swap.slug
         return StreamPiece(data=b"", usage=usage, usage_only=True, chunk=chunk)
     return StreamPiece(data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk),
-                       finish_reason=_finish_reason(chunk))
+                       finish_reason=_finish_reason(chunk), more=more)
 
 
 class _model_swapper:

@@ -32,6 +32,13 @@ _pools: dict = {}  # event loop -> Pool
 _draining: set = set()  # background tail reads (Response.release), referenced until done
 
 
+class _Tick(bytes):
+    pass
+
+
+TICK = _Tick()  # what a ticking read returns when its interval passed with no data (see Response.aiter_bytes)
+
+
 class WireError(Exception):
     """The exchange failed in transport or framing (maps to UpstreamError("connect"))."""
 
@@ -239,6 +246,10 @@ class Response:
         self._conn, self._pool, self._idle = conn, pool_, idle
         self._chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
         self._buf, self._crlf, self._trailer = bytearray(), False, False  # chunked decoding state
+        self._tick, self._ticker, self._ticked, self._tick_base = 0.0, None, False, 0
+        self._reading: asyncio.Task | None = None
+        self._last_event = 0.0
+        self.more = False  # set by llm.providers.http.sse_data
         length = headers.get("content-length")
         self._reusable = version == "HTTP/1.1" and "close" not in (headers.get("connection") or "").lower()
         if status in _NO_BODY or status < 200:
@@ -322,20 +333,70 @@ class Response:
             self._reusable = False
         return b"".join(out)
 
-    async def aiter_bytes(self, timed: bool = True):
+    async def aiter_bytes(self, timed: bool = True, tick: float = 0.0):
+        """The body as it arrives. `tick` > 0 (streams; implies untimed reads): yield TICK each
+        time `tick` seconds pass without a call to saw_event(), without disturbing the read."""
+        if tick > 0:
+            self._start_ticking(tick)
         try:
             while not self._done:
-                data = await self._next(timed)
-                if data:
+                data = await (self._read_or_tick() if tick > 0 else self._next(timed))
+                if data or data is TICK:
                     yield data
         except _FAILURES as exc:
             raise _wrap(exc) from None
+        finally:
+            self._stop_ticking()
+
+    # A ticking read is one task waiting on the socket that a timer may interrupt: the timer
+    # cancels the waiting task only while it waits here, and this read turns that cancellation
+    # back into a TICK (the way asyncio.timeout() does). The socket buffer and the decoding state
+    # are untouched, so the next read carries on. One timer per stream, re-armed only when it
+    # fires: an event costs a clock read, not timer work.
+
+    def saw_event(self) -> None:
+        self._last_event = asyncio.get_running_loop().time()
+
+    def _start_ticking(self, tick: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._tick, self._last_event = tick, loop.time()
+        self._ticker = loop.call_at(self._last_event + tick, self._on_tick)
+
+    def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _on_tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now, due = loop.time(), self._last_event + self._tick
+        if now >= due:
+            if self._reading is not None and not self._ticked:
+                self._tick_base, self._ticked = self._reading.cancelling(), True
+                self._reading.cancel()
+            self._last_event = due = now
+        self._ticker = loop.call_at(due + self._tick, self._on_tick)
+
+    async def _read_or_tick(self) -> bytes:
+        task = self._reading = asyncio.current_task()
+        try:
+            return await self._read()
+        except asyncio.CancelledError:
+            if not self._ticked:
+                raise
+            self._ticked = False
+            if task.uncancel() > self._tick_base:  # cancelled for real as well
+                raise
+            return TICK
+        finally:
+            self._reading = None
 
     async def aread(self) -> bytes:
         return b"".join([data async for data in self.aiter_bytes()])
 
     def close(self) -> None:
         """Back to the pool only if the body was read to the end and the server allows reuse."""
+        self._stop_ticking()
         conn, self._conn = self._conn, None
         if conn is not None:
             if self._done and self._reusable:
