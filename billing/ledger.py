@@ -179,13 +179,15 @@ async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str =
     return HoldRef(id=outcome, account_id=account_id, amount=amount)
 
 
-async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None
-                  ) -> tuple[Decimal | None, Decimal | None]:
+async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None,
+                  also_cte: str | None = None) -> tuple[Decimal | None, Decimal | None]:
     """settle() for the event loop. Returns (charged or None if already closed, available after);
     available is None on SQLite, where callers read it separately.
 
     `also` is one more statement (SQL, params) run right after the settle in the same round trip
-    — the usage row, which can read the charge from billing_hold.captured. It is written once.
+    — the usage row, which reads the charge from billing_hold.captured and writes only for a
+    closed hold, so it is written once. `also_cte`, the same write as a CTE over the closed hold
+    `h`, lets a lone settle carry it in its own statement (billing.pg_ledger.settle_sql).
     """
     from gpuniq_site.db import run_db, uses_postgres
 
@@ -194,7 +196,7 @@ async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "", al
     from . import pg_async
 
     params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
-    return await pg_async.settle(pg_async.SettleItem(params, account_id, also))
+    return await pg_async.settle(pg_async.SettleItem(params, account_id, also, also_cte))
 
 
 def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "",

@@ -38,6 +38,7 @@ class SettleItem:
     # its hold is closed (e.g. INSERT ... SELECT ... FROM billing_hold WHERE status <> 'open'):
     # a batch sends it for every item, and the redo of an item the batch did not take writes it then
     also: tuple[str, dict] | None
+    also_cte: str | None = None  # the same write as a CTE of the settle statement (see settle_sql)
 
 
 async def hold(params: dict) -> int | Refused:
@@ -83,6 +84,12 @@ async def _settle_one(item: SettleItem, maybe_done: bool = False) -> tuple[Decim
     async def attempt(conn):
         unsure = maybe_done or bool(tries)
         tries.append(1)
+        if item.also_cte and not unsure:  # one statement, one commit
+            cursor = await conn.execute(pg_ledger.settle_sql(item.also_cte), {**item.also[1], **item.params})
+            row = await cursor.fetchone()
+            if row[0] is None:  # closed already (by the stale-hold reaper): the request is still logged
+                await conn.execute(*item.also)
+            return row[0], row[1]
         async with conn.pipeline():
             cursor = await conn.execute(pg_ledger.SETTLE_SQL, item.params)
             if item.also and not unsure:
@@ -130,11 +137,14 @@ async def _flush_settles(items: list[SettleItem]) -> list:
         return await _one_by_one(items, _settle_one)
     try:
         async with (await pg_pool()).connection() as conn, conn.pipeline():
-            # autocommit: the account rows stay locked only inside this one statement
+            # one round trip and one commit (BEGIN/COMMIT queued in the pipeline, not
+            # conn.transaction(), which syncs on entry and exit)
+            await conn.execute("BEGIN")
             cursor = await conn.execute(pg_ledger.SETTLE_MANY_SQL,
                                         pg_ledger.settle_many_params([item.params for item in items]))
-            for sql, rows in _grouped_also(items):  # same round trip; each writes once its hold is closed
+            for sql, rows in _grouped_also(items):  # each writes once its hold is closed
                 await conn.cursor().executemany(sql, rows)
+            await conn.execute("COMMIT")
             done = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
     except asyncio.CancelledError:
         raise

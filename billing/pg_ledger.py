@@ -8,6 +8,7 @@ the SQLite path there remains the reference, and the ledger tests run against bo
 """
 
 from decimal import Decimal
+from functools import lru_cache
 
 from .money import ZERO, usd
 
@@ -62,6 +63,19 @@ WITH a AS (
 )
 SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SELECT balance - held FROM a))
 """
+
+_SETTLE_TAIL = "\nSELECT (SELECT captured FROM h)"
+
+
+@lru_cache(maxsize=16)
+def settle_sql(also_cte: str | None = None) -> str:
+    """SETTLE_SQL, optionally with one more data-modifying CTE (`also_cte`, e.g. the usage row)
+    that reads the hold this statement closed as `h` (id, account_id, amount, captured,
+    idempotency_key): one statement, one commit, and it writes only if the settle happened."""
+    if not also_cte:
+        return SETTLE_SQL
+    head, tail = SETTLE_SQL.rsplit(_SETTLE_TAIL, 1)
+    return f"{head}, also AS (\n  {also_cte}\n){_SETTLE_TAIL}{tail}"
 
 
 CLOSED_HOLD_SQL = """

@@ -132,7 +132,8 @@ async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None
     if uses_postgres():  # settle and usage row in one round trip
         also = (usage_rows.INSERT_FROM_HOLD_SQL, usage_rows.row_params(**row, cost_usd=0, hold_id=prepared.hold_id))
         charged, available = await ledger.asettle(hold_id=prepared.hold_id, account_id=principal.account_id,
-                                                  actual=cost, reason=reason, also=also)
+                                                  actual=cost, reason=reason, also=also,
+                                                  also_cte=usage_rows.INSERT_FROM_HOLD_CTE)
         charged = charged if charged is not None else Decimal(0)
     else:
         charged, _ = await ledger.asettle(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,

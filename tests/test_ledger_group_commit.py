@@ -157,3 +157,22 @@ async def test_settles_the_batch_leaves_alone_still_write_their_usage_row_once(c
     account = await run_db(Account.objects.get, pk=gus.account.pk)
     assert (account.balance, account.held) == (Decimal("0.71"), 0)
     assert _lane("ledger.settle").batches < _lane("ledger.settle").items
+
+
+async def test_a_lone_settle_writes_its_usage_row_in_the_same_statement_once(committed):
+    hal = await run_db(make_user, "hal", "1")
+    ids = []
+    for release_first in (False, True):
+        held = await ledger.ahold(account_id=hal.account.pk, amount="0.10", idempotency_key=uuid.uuid4().hex)
+        if release_first:  # the stale-hold reaper got there first: the request is still logged, at no cost
+            await run_db(ledger.release, hold_id=held.id)
+        row = usage_rows.row_params(user_id=hal.pk, api_key_id=hal.key.pk, request_id=f"lone-{held.id}",
+                                    endpoint="chat", model="m", prompt_tokens=1, cached_tokens=0, completion_tokens=1,
+                                    reasoning_tokens=0, latency_ms=1, status="ok", cost_usd=0, hold_id=held.id)
+        charged, _ = await ledger.asettle(hold_id=held.id, account_id=hal.account.pk, actual="0.03",
+                                          also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
+                                          also_cte=usage_rows.INSERT_FROM_HOLD_CTE)
+        assert charged == (None if release_first else Decimal("0.03"))
+        ids.append(held.id)
+    rows = await run_db(lambda: dict(UsageLog.objects.filter(user_id=hal.pk).values_list("request_id", "cost_usd")))
+    assert rows == {f"lone-{ids[0]}": Decimal("0.03"), f"lone-{ids[1]}": Decimal("0")}
