@@ -44,7 +44,7 @@ def ratios(result: dict) -> list[str]:
             key = "req_per_s" if g["kind"] == "non-stream" else "streams_per_s"
             if lite[key]:
                 out.append(f"- {point}: gateway / LiteLLM throughput = {g[key] / lite[key]:.1f}×")
-        if g and d and g["kind"] != "non-stream" and d["streams_per_s"]:
+        if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
             out.append(f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}")
     return out
 
@@ -58,6 +58,9 @@ def write(result: dict) -> None:
             f"{table(result)}\n\n" + "\n".join(ratios(result)) +
             f"\n\nMemory after the run (RSS per process, MB): gateway {result['memory']['gateway_rss_mb']}, "
             f"LiteLLM {result['memory']['litellm_rss_mb']}\n")
+    if result["memory"].get("gateway_rss_mb_after_repeat"):
+        body += ("After the gateway's points were run a second time, identically: gateway "
+                 f"{result['memory']['gateway_rss_mb_after_repeat']}\n")
     (BENCH / "results" / f"{stamp}.md").write_text(body)
     text = DOC.read_text() if DOC.exists() else "# Performance\n"
     marker = "<!-- latest-run -->"

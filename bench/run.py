@@ -103,6 +103,10 @@ def main() -> int:
         rows = measure(found, seconds, args.smoke)
         memory = {"gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
                   "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None}
+        if gw_proc and not args.quick:  # memory must not grow between two identical runs
+            print("repeating the gateway's points to compare memory", flush=True)
+            measure({"gateway": found["gateway"]}, seconds, smoke=False)
+            memory["gateway_rss_mb_after_repeat"] = targets.rss_mb(gw_proc.pid)
     finally:
         procs.stop()
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
