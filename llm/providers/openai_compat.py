@@ -1,8 +1,8 @@
 """OpenAI-compatible vendors (OpenAI, xAI, DeepSeek, MiniMax, OpenRouter, vLLM, Ollama, ...).
 
 Every request field is forwarded unchanged except `model`. Streams pass through: each upstream
-event is parsed once (to read usage, finish_reason and text length for billing) and forwarded
-as the upstream's own bytes, with only the model id swapped for our slug.
+event is parsed once (to read usage and text length for billing) and forwarded as the
+upstream's own bytes, with only the model id swapped for our slug.
 """
 
 import json
@@ -39,13 +39,6 @@ def _text_chars(chunk: dict) -> int:
         for call in delta.get("tool_calls") or ():
             total += len((call.get("function") or {}).get("arguments") or "")
     return total
-
-
-def _finish_reason(chunk: dict) -> str | None:
-    for choice in chunk.get("choices") or ():
-        if choice.get("finish_reason"):
-            return choice["finish_reason"]
-    return None
 
 
 class OpenAICompatProvider:
@@ -103,8 +96,7 @@ def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
     if usage is not None and not chunk.get("choices"):
         chunk["model"] = swap.slug
         return StreamPiece(data=b"", usage=usage, usage_only=True, chunk=chunk)
-    return StreamPiece(data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk),
-                       finish_reason=_finish_reason(chunk), more=more)
+    return StreamPiece(data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk), more=more)
 
 
 class _model_swapper:
