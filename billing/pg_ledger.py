@@ -158,7 +158,8 @@ WITH req AS (
   UPDATE billing_hold SET captured = req.actual, closed_at = now(),
                           status = CASE WHEN req.actual > 0 THEN 'settled' ELSE 'released' END
   FROM req, locked
-  WHERE billing_hold.id = ANY(%(holds)s::bigint[]) AND billing_hold.id = req.hold AND locked.id = billing_hold.account_id AND billing_hold.status = 'open'
+  WHERE billing_hold.id = ANY(%(holds)s::bigint[]) AND billing_hold.id = req.hold
+    AND locked.id = billing_hold.account_id AND billing_hold.status = 'open'
     AND req.actual <= billing_hold.amount  -- within the hold: never capped, so order cannot change it
   RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
             billing_hold.idempotency_key, req.ord, req.reason

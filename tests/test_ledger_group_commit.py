@@ -23,6 +23,12 @@ def _lane(name):
     return group_commit._lanes[asyncio.get_running_loop()][name]
 
 
+def usage_row(user, hold_id: int, request_id: str) -> dict:
+    return usage_rows.row_params(user_id=user.pk, api_key_id=user.key.pk, request_id=request_id, endpoint="chat",
+                                 model="m", prompt_tokens=1, cached_tokens=0, completion_tokens=1, reasoning_tokens=0,
+                                 latency_ms=1, status="ok", cost_usd=0, hold_id=hold_id)
+
+
 async def _paid_request(user, amount: str, actual: str) -> str:
     request_id = uuid.uuid4().hex
     try:
@@ -31,9 +37,7 @@ async def _paid_request(user, amount: str, actual: str) -> str:
     except ledger.InsufficientBalance as short:
         assert short.available < Decimal(amount)
         return "refused"
-    row = usage_rows.row_params(user_id=user.pk, api_key_id=user.key.pk, request_id=request_id, endpoint="chat",
-                                model="m", prompt_tokens=1, cached_tokens=0, completion_tokens=1, reasoning_tokens=0,
-                                latency_ms=1, status="ok", cost_usd=0, hold_id=held.id)
+    row = usage_row(user, held.id, request_id)
     charged, available = await ledger.asettle(hold_id=held.id, account_id=user.account.pk, actual=actual,
                                               also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
     assert charged == Decimal(actual) and available >= 0
@@ -56,7 +60,8 @@ def _broken_running_amounts(account_ids) -> list:
 
 
 async def test_200_concurrent_requests_batch_and_never_overdraw(committed):
-    carol, dave = await run_db(make_user, "carol", "5"), await run_db(make_user, "dave", "100")  # carol pays for 50 holds of $0.10 at once
+    # carol's $5 pays for 50 holds of $0.10 at once; dave's $100 for all of his
+    carol, dave = await run_db(make_user, "carol", "5"), await run_db(make_user, "dave", "100")
     people = [carol, dave] * 100
     outcomes = await asyncio.gather(*[_paid_request(p, "0.10", "0.07") for p in people])
 
@@ -97,9 +102,7 @@ async def test_a_settle_redone_after_an_unsure_commit_charges_and_logs_once(comm
     results = []
     for committed_before in (True, False):
         held = await ledger.ahold(account_id=fay.account.pk, amount="0.50", idempotency_key=uuid.uuid4().hex)
-        row = usage_rows.row_params(user_id=fay.pk, api_key_id=fay.key.pk, request_id=uuid.uuid4().hex,
-                                    endpoint="chat", model="m", prompt_tokens=1, cached_tokens=0, completion_tokens=1,
-                                    reasoning_tokens=0, latency_ms=1, status="ok", cost_usd=0, hold_id=held.id)
+        row = usage_row(fay, held.id, uuid.uuid4().hex)
         item = pg_async.SettleItem(ledger.pg_ledger.settle_params(hold_id=held.id, actual=Decimal("0.2"), reason="r"),
                                    fay.account.pk, (usage_rows.INSERT_FROM_HOLD_SQL, row))
         if committed_before:
@@ -141,10 +144,7 @@ async def test_settles_the_batch_leaves_alone_still_write_their_usage_row_once(c
     await run_db(ledger.release, hold_id=holds[2].id)  # closed before anybody settles it
 
     def item(held, actual):
-        row = usage_rows.row_params(user_id=gus.pk, api_key_id=gus.key.pk, request_id=f"gc-{held.id}",
-                                    endpoint="chat", model="m", prompt_tokens=1, cached_tokens=0,
-                                    completion_tokens=1, reasoning_tokens=0, latency_ms=1, status="ok", cost_usd=0,
-                                    hold_id=held.id)
+        row = usage_row(gus, held.id, f"gc-{held.id}")
         return ledger.asettle(hold_id=held.id, account_id=gus.account.pk, actual=actual,
                               also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
 
@@ -166,9 +166,7 @@ async def test_a_lone_settle_writes_its_usage_row_in_the_same_statement_once(com
         held = await ledger.ahold(account_id=hal.account.pk, amount="0.10", idempotency_key=uuid.uuid4().hex)
         if release_first:  # the stale-hold reaper got there first: the request is still logged, at no cost
             await run_db(ledger.release, hold_id=held.id)
-        row = usage_rows.row_params(user_id=hal.pk, api_key_id=hal.key.pk, request_id=f"lone-{held.id}",
-                                    endpoint="chat", model="m", prompt_tokens=1, cached_tokens=0, completion_tokens=1,
-                                    reasoning_tokens=0, latency_ms=1, status="ok", cost_usd=0, hold_id=held.id)
+        row = usage_row(hal, held.id, f"lone-{held.id}")
         charged, _ = await ledger.asettle(hold_id=held.id, account_id=hal.account.pk, actual="0.03",
                                           also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
                                           also_cte=usage_rows.INSERT_FROM_HOLD_CTE)

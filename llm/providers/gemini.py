@@ -15,7 +15,8 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object, sse, text_of
+from .base import (SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object,
+                   sse, text_of)
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
 from .wire import TICK
 

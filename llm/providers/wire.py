@@ -15,6 +15,8 @@ import ssl
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from .wire_body import TICK, ChunkedDecoder, Ticker
+
 LINE_LIMIT = 64 * 1024  # StreamReader limit: a longer line (or a longer response head) is rejected
 READ_SIZE = 64 * 1024
 MAX_IDLE = 256  # idle keep-alive connections kept per event loop, all upstreams together
@@ -24,19 +26,11 @@ DRAIN_TIMEOUT = 2.0  # how long a finished stream's unread tail may take to arri
 DRAIN_LIMIT = 64 * 1024
 _SWEEP_EVERY = 5.0
 _NO_BODY = frozenset({204, 304})
-_HEX = b"0123456789abcdefABCDEF"
 # what sockets, StreamReader limits and parsing raise; all become WireError (TimeoutError: WireTimeout)
 _FAILURES = (TimeoutError, OSError, EOFError, ValueError, asyncio.LimitOverrunError)
 _ssl_context: ssl.SSLContext | None = None
 _pools: dict = {}  # event loop -> Pool
 _draining: set = set()  # background tail reads (Response.release), referenced until done
-
-
-class _Tick(bytes):
-    pass
-
-
-TICK = _Tick()  # what a ticking read returns when its interval passed with no data (see Response.aiter_bytes)
 
 
 class WireError(Exception):
@@ -245,15 +239,13 @@ class Response:
         self.status_code, self.headers = status, headers
         self._conn, self._pool, self._idle = conn, pool_, idle
         self._chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
-        self._buf, self._crlf, self._trailer = bytearray(), False, False  # chunked decoding state
-        self._tick, self._ticker, self._ticked, self._tick_base = 0.0, None, False, 0
-        self._reading: asyncio.Task | None = None
-        self._last_event = 0.0
+        self._decoder = ChunkedDecoder(LINE_LIMIT) if self._chunked else None
+        self._ticker: Ticker | None = None
         self.more = False  # set by llm.providers.http.sse_data
         length = headers.get("content-length")
         self._reusable = version == "HTTP/1.1" and "close" not in (headers.get("connection") or "").lower()
         if status in _NO_BODY or status < 200:
-            self._left, self._chunked = 0, False
+            self._left, self._chunked, self._decoder = 0, False, None
         elif self._chunked:
             self._left, self._reusable = 0, self._reusable and length is None
         elif length is not None:
@@ -266,7 +258,7 @@ class Response:
 
     async def _next(self, timed: bool = True) -> bytes:
         """The next piece of body (b"" only at the end). `timed`: one idle timeout per piece;
-        streams pass False, their reader has a watchdog of its own (llm.streaming)."""
+        streams read untimed and tick instead (aiter_bytes(tick=...), llm.streaming decides)."""
         if not timed:
             return await self._read()
         async with asyncio.timeout(self._idle):
@@ -274,15 +266,17 @@ class Response:
 
     async def _read(self) -> bytes:
         reader = self._conn.reader
-        if self._chunked:
+        if self._decoder is not None:
             while True:  # decode whatever has arrived: one await per network read, not per chunk
-                data = self._dechunk()
+                data = self._decoder.take()
+                if self._decoder.done:
+                    self._done, self._reusable = True, self._reusable and not self._decoder.extra
                 if data or self._done:
                     return data
                 more = await reader.read(READ_SIZE)
                 if not more:
                     raise WireError("connection closed mid-body")
-                self._buf += more
+                self._decoder.feed(more)
         if self._left is None:
             data = await reader.read(READ_SIZE)
             self._done = not data
@@ -294,109 +288,32 @@ class Response:
         self._done = self._left == 0
         return data
 
-    def _dechunk(self) -> bytes:
-        """Take complete framing out of the buffer; return the chunk data found (maybe b"")."""
-        buf, pos, out = self._buf, 0, []
-        while not self._done:
-            if self._left:  # inside a chunk's data
-                take = min(self._left, len(buf) - pos)
-                if not take:
-                    break
-                out.append(bytes(buf[pos:pos + take]))
-                pos += take
-                self._left -= take
-                self._crlf = not self._left
-                continue
-            if self._crlf:  # the CRLF after a chunk's data
-                if len(buf) - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise WireError("malformed chunk")
-                pos, self._crlf = pos + 2, False
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if len(buf) - pos > LINE_LIMIT:
-                    raise WireError("chunk size line too long")
-                break
-            line, pos = bytes(buf[pos:end]), end + 2
-            if self._trailer:  # trailer fields (ignored) up to an empty line
-                self._done = not line
-                continue
-            size = line.split(b";", 1)[0].strip()
-            if not size or size.strip(_HEX):
-                raise WireError("malformed chunk size")
-            self._left = int(size, 16)
-            self._trailer = not self._left
-        del buf[:pos]
-        if self._done and buf:  # bytes after the body: this connection cannot be trusted again
-            self._reusable = False
-        return b"".join(out)
-
     async def aiter_bytes(self, timed: bool = True, tick: float = 0.0):
         """The body as it arrives. `tick` > 0 (streams; implies untimed reads): yield TICK each
-        time `tick` seconds pass without a call to saw_event(), without disturbing the read."""
-        if tick > 0:
-            self._start_ticking(tick)
+        time `tick` seconds pass without a call to saw_event() (wire_body.Ticker)."""
+        ticker = self._ticker = Ticker(tick) if tick > 0 else None
         try:
             while not self._done:
-                data = await (self._read_or_tick() if tick > 0 else self._next(timed))
+                data = await (ticker.read(self._read) if ticker else self._next(timed))
                 if data or data is TICK:
                     yield data
         except _FAILURES as exc:
             raise _wrap(exc) from None
         finally:
-            self._stop_ticking()
-
-    # A ticking read is one task waiting on the socket that a timer may interrupt: the timer
-    # cancels the waiting task only while it waits here, and this read turns that cancellation
-    # back into a TICK (the way asyncio.timeout() does). The socket buffer and the decoding state
-    # are untouched, so the next read carries on. One timer per stream, re-armed only when it
-    # fires: an event costs a clock read, not timer work.
+            if ticker:
+                ticker.stop()
 
     def saw_event(self) -> None:
-        self._last_event = asyncio.get_running_loop().time()
-
-    def _start_ticking(self, tick: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._tick, self._last_event = tick, loop.time()
-        self._ticker = loop.call_at(self._last_event + tick, self._on_tick)
-
-    def _stop_ticking(self) -> None:
         if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-
-    def _on_tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        now, due = loop.time(), self._last_event + self._tick
-        if now >= due:
-            if self._reading is not None and not self._ticked:
-                self._tick_base, self._ticked = self._reading.cancelling(), True
-                self._reading.cancel()
-            self._last_event = due = now
-        self._ticker = loop.call_at(due + self._tick, self._on_tick)
-
-    async def _read_or_tick(self) -> bytes:
-        task = self._reading = asyncio.current_task()
-        try:
-            return await self._read()
-        except asyncio.CancelledError:
-            if not self._ticked:
-                raise
-            self._ticked = False
-            if task.uncancel() > self._tick_base:  # cancelled for real as well
-                raise
-            return TICK
-        finally:
-            self._reading = None
+            self._ticker.saw_event()
 
     async def aread(self) -> bytes:
         return b"".join([data async for data in self.aiter_bytes()])
 
     def close(self) -> None:
         """Back to the pool only if the body was read to the end and the server allows reuse."""
-        self._stop_ticking()
+        if self._ticker is not None:
+            self._ticker.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
             if self._done and self._reusable:

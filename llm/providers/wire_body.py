@@ -1,0 +1,113 @@
+"""Pieces of llm.providers.wire's response body reading that have no socket of their own:
+HTTP/1.1 chunked decoding fed from a buffer, and the ticking read of a stream."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+_HEX = b"0123456789abcdefABCDEF"
+
+
+class _Tick(bytes):
+    pass
+
+
+TICK = _Tick()  # what a ticking read returns when its interval passed with no event
+
+
+class ChunkedDecoder:
+    """Chunked transfer decoding of whatever has arrived: feed() bytes, take() the data found
+    so far (maybe b""). Bad framing raises ValueError. `done` once the last chunk and trailer
+    are in; `extra` when bytes followed the body (that connection cannot be trusted again)."""
+
+    def __init__(self, line_limit: int):
+        self.line_limit = line_limit
+        self.buf = bytearray()
+        self.left = 0  # bytes of the current chunk's data still to come
+        self.crlf = self.trailer = self.done = self.extra = False
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+
+    def take(self) -> bytes:
+        buf, pos, out = self.buf, 0, []
+        while not self.done:
+            if self.left:  # inside a chunk's data
+                take = min(self.left, len(buf) - pos)
+                if not take:
+                    break
+                out.append(bytes(buf[pos:pos + take]))
+                pos += take
+                self.left -= take
+                self.crlf = not self.left
+                continue
+            if self.crlf:  # the CRLF after a chunk's data
+                if len(buf) - pos < 2:
+                    break
+                if buf[pos:pos + 2] != b"\r\n":
+                    raise ValueError("malformed chunk")
+                pos, self.crlf = pos + 2, False
+                continue
+            end = buf.find(b"\r\n", pos)
+            if end < 0:
+                if len(buf) - pos > self.line_limit:
+                    raise ValueError("chunk size line too long")
+                break
+            line, pos = bytes(buf[pos:end]), end + 2
+            if self.trailer:  # trailer fields (ignored) up to an empty line
+                self.done = not line
+                continue
+            size = line.split(b";", 1)[0].strip()
+            if not size or size.strip(_HEX):
+                raise ValueError("malformed chunk size")
+            self.left = int(size, 16)
+            self.trailer = not self.left
+        del buf[:pos]
+        self.extra = self.done and bool(buf)
+        return b"".join(out)
+
+
+class Ticker:
+    """A read that reports every `interval` seconds without an event (saw_event()) as TICK,
+    without disturbing the read.
+
+    The timer cancels the reading task only while it waits in read(), and read() turns that
+    cancellation back into TICK (the way asyncio.timeout() does): the socket buffer and the
+    decoding state are untouched, so the next read carries on. One timer per stream, re-armed
+    only when it fires: an event costs a clock read, not timer work."""
+
+    def __init__(self, interval: float):
+        loop = asyncio.get_running_loop()
+        self.interval, self.clock = interval, loop.time
+        self.last_event = loop.time()
+        self.reading: asyncio.Task | None = None
+        self.ticked, self.base = False, 0
+        self.handle = loop.call_at(self.last_event + interval, self._fire)
+
+    def saw_event(self) -> None:
+        self.last_event = self.clock()
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+    def _fire(self) -> None:
+        now, due = self.clock(), self.last_event + self.interval
+        if now >= due:
+            if self.reading is not None and not self.ticked:
+                self.base, self.ticked = self.reading.cancelling(), True
+                self.reading.cancel()
+            self.last_event = due = now
+        self.handle = asyncio.get_running_loop().call_at(due + self.interval, self._fire)
+
+    async def read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
+        task = self.reading = asyncio.current_task()
+        try:
+            return await read()
+        except asyncio.CancelledError:
+            if not self.ticked:
+                raise
+            self.ticked = False
+            if task.uncancel() > self.base:  # cancelled for real as well
+                raise
+            return TICK
+        finally:
+            self.reading = None
