@@ -41,3 +41,50 @@ def test_fast_path_agrees_with_the_regular_expression(content, model, compact, f
     event = json.dumps(obj, separators=(",", ":") if compact else (", ", ": ")).encode()
     assert SWAP(event) == careful(event)
     assert json.loads(SWAP(event))["model"] == "gpt-4o"
+
+
+# --- the byte scan for text length must agree with the full parse ----------------------------
+
+from llm.providers.openai_compat import _piece, _plain_text_chars, _text_chars  # noqa: E402
+
+delta = st.fixed_dictionaries({}, optional={
+    "content": st.one_of(st.none(), st.text(max_size=30)), "role": st.just("assistant"),
+    "reasoning_content": st.text(max_size=10),
+    "tool_calls": st.just([{"index": 0, "function": {"arguments": '{"a": 1}'}}])})
+event = st.fixed_dictionaries(
+    {"id": st.just("chatcmpl-1"), "object": st.just("chat.completion.chunk"), "model": st.just("m"),
+     "choices": st.lists(st.fixed_dictionaries({"index": st.just(0), "delta": delta,
+                                                "finish_reason": st.sampled_from([None, "stop"])}), max_size=2)},
+    optional={"usage": st.one_of(st.none(), st.just({"prompt_tokens": 3, "completion_tokens": 2,
+                                                      "total_tokens": 5}))})
+
+
+@settings(max_examples=600, deadline=None)
+@given(obj=event, compact=st.booleans(), ascii_only=st.booleans())
+def test_byte_scan_agrees_with_the_parse_or_declines(obj, compact, ascii_only):
+    data = json.dumps(obj, separators=(",", ":") if compact else (", ", ": "), ensure_ascii=ascii_only).encode()
+    quick = _plain_text_chars(data)
+    if quick is not None:
+        assert quick == _text_chars(json.loads(data))
+        assert obj.get("usage") is None
+    piece = _piece(data, SWAP)
+    assert piece.text_chars == _text_chars(obj) and (piece.usage is None) == (obj.get("usage") is None
+                                                                              or not obj["usage"])
+
+
+def test_a_truncated_event_is_still_refused_as_malformed():
+    import pytest
+
+    from llm.providers.base import UpstreamError
+
+    with pytest.raises(UpstreamError) as caught:
+        _piece(b'{"id":"x","choices":[{"delta":{"content":"oops"}}]', SWAP)
+    assert caught.value.kind == "malformed"
+
+
+def test_an_ordinary_content_event_is_counted_without_a_parse():
+    data = json.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": "héllo wörld ✓"},
+                                               "finish_reason": None}], "usage": None},
+                      separators=(",", ":"), ensure_ascii=False).encode()
+    assert _plain_text_chars(data) == len("héllo wörld ✓") == 13
+    assert _plain_text_chars(data.replace(b"\xc3\xa9", b"\\u00e9")) is None  # an escape: the parse counts it

@@ -1,8 +1,9 @@
 """OpenAI-compatible vendors (OpenAI, xAI, DeepSeek, MiniMax, OpenRouter, vLLM, Ollama, ...).
 
-Every request field is forwarded unchanged except `model`. Streams pass through: each upstream
-event is parsed once (to read usage and text length for billing) and forwarded as the
-upstream's own bytes, with only the model id swapped for our slug.
+Every request field is forwarded unchanged except `model`. Streams pass through as the
+upstream's own bytes, with only the model id swapped for our slug; billing needs the usage and
+the text length, read with a byte scan from ordinary content events and with a JSON parse from
+the rest (usage, errors, tool calls, anything with escapes).
 """
 
 import json
@@ -82,7 +83,38 @@ class OpenAICompatProvider:
         raise UpstreamError("connect", "the stream ended without [DONE]")
 
 
+def _plain_text_chars(data: bytes) -> int | None:
+    """The text length of an ordinary content event, read without parsing it — or None, and the
+    event gets the full parse. Only for an event with no backslash at all: then every quote in it
+    delimits a JSON string, so a key can be found by its bytes. Anything that could carry usage,
+    an error, tool calls, reasoning or a second content string takes the full parse."""
+    if b"\\" in data or data[:1] != b"{" or data[-1:] != b"}" or b'"error"' in data:
+        return None
+    if b'"tool_calls"' in data or b'"reasoning' in data or (b'"usage"' in data and b'"usage":null' not in data):
+        return None
+    at = data.find(b'"content":')
+    if at < 0:
+        return 0
+    if data.find(b'"content":', at + 10) >= 0:
+        return None
+    start = at + 10
+    while data[start:start + 1] == b" ":
+        start += 1
+    if data.startswith(b"null", start):
+        return 0
+    end = data.find(b'"', start + 1)
+    if data[start:start + 1] != b'"' or end < 0:
+        return None
+    return len(data[start + 1:end].decode("utf-8", "strict"))
+
+
 def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
+    try:
+        chars = _plain_text_chars(data)
+    except UnicodeDecodeError:
+        chars = None
+    if chars is not None:  # most events of a stream: forwarded without a parse
+        return StreamPiece(data=b"data: " + swap(data) + b"\n\n", text_chars=chars, more=more)
     try:
         chunk = json.loads(data)
     except ValueError:
