@@ -25,6 +25,7 @@ from . import pg_ledger
 
 log = logging.getLogger("gpuniq.ledger")
 
+
 @dataclass(frozen=True)
 class Refused:
     available: Decimal
