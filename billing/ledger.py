@@ -161,9 +161,10 @@ class _no_block:
 # --- async (the hot path) -------------------------------------------------------------------
 
 async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat",
-                request_id: str = "") -> HoldRef:
+                request_id: str = "", release_if_abandoned: bool = False) -> HoldRef:
     """hold() for the event loop: on PostgreSQL one statement, grouped with concurrent holds
-    (billing/pg_async.py); elsewhere the sync path in a thread."""
+    (billing/pg_async.py); elsewhere the sync path in a thread. `release_if_abandoned`: the key
+    is this request's own, so a hold that lands after the caller was cancelled is released."""
     from gpuniq_site.db import run_db, uses_postgres
 
     amount = usd(amount)
@@ -172,8 +173,9 @@ async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str =
                             purpose=purpose, request_id=request_id)
     from . import pg_async
 
-    outcome = await pg_async.hold(pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key,
-                                                        purpose=purpose, request_id=request_id))
+    params = pg_ledger.hold_params(account_id=account_id, amount=amount, key=idempotency_key, purpose=purpose,
+                                   request_id=request_id)
+    outcome = await pg_async.hold({**params, "release_if_abandoned": release_if_abandoned})
     if isinstance(outcome, pg_async.Refused):
         raise InsufficientBalance(amount, outcome.available)
     return HoldRef(id=outcome, account_id=account_id, amount=amount)

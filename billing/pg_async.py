@@ -44,7 +44,23 @@ class SettleItem:
 
 async def hold(params: dict) -> int | Refused:
     """The new (or, for a repeated key, existing) hold's id, or Refused with what is available."""
-    return await group_commit.lane("ledger.hold", _flush_holds).submit(params)
+    return await group_commit.lane("ledger.hold", _flush_holds, orphan=_release_orphan).submit(params)
+
+
+_orphans: set[asyncio.Task] = set()
+
+
+def _release_orphan(params: dict, outcome) -> None:
+    """A hold taken after its request was cancelled (client gone): nobody will settle it, so it is
+    released now rather than by the stale-hold reaper — when the caller said its key is its own
+    (release_if_abandoned), since a repeated key returns a hold somebody else may be using."""
+    if isinstance(outcome, Refused) or not params.get("release_if_abandoned"):
+        return
+    item = SettleItem(pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled"),
+                      params["account"], None)
+    task = asyncio.ensure_future(settle(item))
+    _orphans.add(task)
+    task.add_done_callback(_orphans.discard)
 
 
 async def settle(item: SettleItem) -> tuple[Decimal | None, Decimal | None]:

@@ -23,8 +23,12 @@ Flush = Callable[[list[Item]], Awaitable[list]]
 
 
 class Lane(Generic[Item, Result]):
-    def __init__(self, flush: Flush, max_batch: int = 128):
+    """`orphan(item, result)` is called for work that succeeded after its caller stopped waiting
+    (e.g. to release a hold nobody will settle)."""
+
+    def __init__(self, flush: Flush, max_batch: int = 128, orphan: Callable[[Item, Result], None] | None = None):
         self.flush = flush
+        self.orphan = orphan
         self.max_batch = max_batch
         self.pending: list[tuple[Item, asyncio.Future]] = []
         self.draining: asyncio.Task | None = None
@@ -36,7 +40,7 @@ class Lane(Generic[Item, Result]):
         self.pending.append((item, future))
         if self.draining is None:
             self.draining = asyncio.ensure_future(self._drain())
-        return await future  # cancelling this wait leaves the batch alone (see _deliver)
+        return await future  # cancelling this wait leaves the batch alone (see Lane._deliver)
 
     async def _drain(self) -> None:
         try:
@@ -49,30 +53,31 @@ class Lane(Generic[Item, Result]):
                 except BaseException as exc:  # the flush itself broke: everybody in it hears why
                     outcomes = [exc] * len(batch)
                     if not isinstance(exc, Exception):
-                        _deliver(batch, outcomes)
+                        self._deliver(batch, outcomes)
                         raise
-                _deliver(batch, outcomes)
+                self._deliver(batch, outcomes)
         finally:
             self.draining = None
 
 
-def _deliver(batch, outcomes) -> None:
-    for (_, future), outcome in zip(batch, outcomes, strict=True):
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+    def _deliver(self, batch, outcomes) -> None:
+        for (item, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its caller was cancelled and has gone
+                if self.orphan is not None and not isinstance(outcome, BaseException):
+                    self.orphan(item, outcome)
+            elif isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
 _lanes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Lane]]" = weakref.WeakKeyDictionary()
 
 
-def lane(name: str, flush: Flush, max_batch: int = 128) -> Lane:
+def lane(name: str, flush: Flush, max_batch: int = 128, orphan=None) -> Lane:
     """The running loop's lane called `name` (each event loop has its own)."""
     lanes = _lanes.setdefault(asyncio.get_running_loop(), {})
     found = lanes.get(name)
     if found is None:
-        found = lanes[name] = Lane(flush, max_batch)
+        found = lanes[name] = Lane(flush, max_batch, orphan)
     return found

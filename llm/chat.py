@@ -63,7 +63,8 @@ async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpo
     try:
         hold = await ledger.ahold(account_id=principal.account_id, amount=amount, purpose=purpose,
                                   request_id=request_id,
-                                  idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}")
+                                  idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
+                                  release_if_abandoned=True)
     except ledger.InsufficientBalance as short:
         raise ApiError("insufficient_balance", required=short.required, available=short.available,
                        meta={"required_usd": float(short.required), "available_usd": float(short.available)}

@@ -174,3 +174,24 @@ async def test_a_lone_settle_writes_its_usage_row_in_the_same_statement_once(com
         ids.append(held.id)
     rows = await run_db(lambda: dict(UsageLog.objects.filter(user_id=hal.pk).values_list("request_id", "cost_usd")))
     assert rows == {f"lone-{ids[0]}": Decimal("0.03"), f"lone-{ids[1]}": Decimal("0")}
+
+
+async def test_a_hold_that_lands_after_its_request_was_cancelled_is_released(committed):
+    ida = await run_db(make_user, "ida", "1")
+    other = asyncio.ensure_future(ledger.ahold(account_id=ida.account.pk, amount="0.10",
+                                               idempotency_key=uuid.uuid4().hex))  # keeps the lane busy
+    await asyncio.sleep(0)
+    key = uuid.uuid4().hex
+    waiting = asyncio.ensure_future(ledger.ahold(account_id=ida.account.pk, amount="0.30", idempotency_key=key,
+                                                 release_if_abandoned=True))
+    await asyncio.sleep(0)
+    waiting.cancel()  # the client went away while its hold was queued
+    await other
+    for _ in range(100):
+        hold = await run_db(lambda: Hold.objects.filter(idempotency_key=key).first())
+        if hold is not None and hold.status != Hold.OPEN:
+            break
+        await asyncio.sleep(0.02)
+    assert hold is not None and hold.status == Hold.RELEASED
+    account = await run_db(Account.objects.get, pk=ida.account.pk)
+    assert account.held == Decimal("0.10")  # only the other request's hold is still held
