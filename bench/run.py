@@ -3,6 +3,7 @@ run, interleaved point by point. Writes bench/results/<date>.json and .md and do
 
   --quick      short points (a few seconds each) for a first look
   --smoke      2-second points against the upstream only, to check the scripts parse
+  --profile P  a py-spy flame graph of one gateway worker during point P (e.g. "slow-stream c=500")
 """
 
 import argparse
@@ -48,7 +49,33 @@ def streams(port: int, path: str, key: str, model: str, concurrency: int, second
     return uvloop.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds))
 
 
-def measure(targets_: dict, seconds: int, smoke: bool) -> list[dict]:
+class Profiler:
+    """`--profile "slow-stream c=500"`: py-spy samples one gateway worker while that point runs and
+    writes a flame graph next to the results (the same profile the performance notes quote)."""
+
+    def __init__(self, point: str | None, gateway_pid: int | None):
+        self.point, self.pid, self.proc = point, gateway_pid, None
+
+    def start(self, point: str, target: str, seconds: float) -> None:
+        if point != self.point or target != "gateway" or not self.pid:
+            return
+        worker = targets.worker_pids(self.pid)[0]
+        out = targets.BENCH / "results" / f"profile-{point.replace(' ', '-').replace('=', '')}.svg"
+        out.parent.mkdir(exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        self.proc = subprocess.Popen([str(spy), "record", "-p", str(worker), "-d", str(max(int(seconds) - 1, 1)),
+                                      "-r", "200", "--nonblocking", "-o", str(out)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        print(f"profiling worker {worker} during {point}: {out}", flush=True)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.wait()
+            self.proc = None
+
+
+def measure(targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | None" = None) -> list[dict]:
+    profiler = profiler or Profiler(None, None)
     rows = []
     chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Say hello to the benchmark."}],
             "max_tokens": 64}
@@ -56,16 +83,20 @@ def measure(targets_: dict, seconds: int, smoke: bool) -> list[dict]:
     for c in points:
         for name, t in targets_.items():
             wrk(t["json_url"], t["key"], chat, c, 1)  # warm-up
+            profiler.start(f"non-stream c={c}", name, seconds)
             rows.append({"point": f"non-stream c={c}", "kind": "non-stream", "concurrency": c, "target": name,
                          **wrk(t["json_url"], t["key"], chat, c, seconds)})
+            profiler.stop()
             print(rows[-1], flush=True)
     stream_points = [("fast-stream", FAST_STREAM_POINT, "sse", "deepseek-chat")]
     stream_points += [("slow-stream", c, "slow", "MiniMax-M2.7") for c in ([10] if smoke else SLOW_STREAM_POINTS)]
     for kind, c, upstream, model in stream_points:
         for name, t in targets_.items():
             port, path = t[upstream]
+            profiler.start(f"{kind} c={c}", name, max(seconds, 3))
             rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name,
                          **streams(port, path, t["key"], model, c, max(seconds, 3))})
+            profiler.stop()
             print(rows[-1], flush=True)
     return rows
 
@@ -77,6 +108,8 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--profile", metavar="POINT", help='e.g. "slow-stream c=500": py-spy flame graph of a '
+                                                          "gateway worker during that point")
     args = parser.parse_args()
     seconds = 2 if args.smoke else 4 if args.quick else args.seconds
     targets.RUN.mkdir(parents=True, exist_ok=True)
@@ -100,7 +133,7 @@ def main() -> int:
                                     "json_url": f"http://127.0.0.1:{lite_port}/v1/chat/completions",
                                     "sse": (lite_port, "/v1/chat/completions"),
                                     "slow": (lite_port, "/v1/chat/completions")}
-        rows = measure(found, seconds, args.smoke)
+        rows = measure(found, seconds, args.smoke, Profiler(args.profile, gw_proc.pid if gw_proc else None))
         memory = {"gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
                   "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None}
         if gw_proc and not args.quick:  # memory must not grow between two identical runs

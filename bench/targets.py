@@ -141,6 +141,20 @@ def start_litellm(procs: Procs, nginx: int, slow: int, workers: int) -> tuple[in
     return port, proc
 
 
+def worker_pids(root_pid: int) -> list[int]:
+    """The worker processes of a server (its children if any, else the server itself)."""
+    children = subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
+    workers = [int(p) for p in children if "spawn_main" in _cmdline(int(p))]
+    return workers or [int(p) for p in children] or [root_pid]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def rss_mb(root_pid: int) -> list[float]:
     """Resident memory of a process tree's worker processes (children if any, else the root)."""
     children = subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
