@@ -49,7 +49,7 @@ def ratios(result: dict) -> list[str]:
     return out
 
 
-def write(result: dict) -> None:
+def write(result: dict, update_doc: bool = True) -> None:
     stamp = result["date"].replace(":", "").replace("+0000", "Z")
     (BENCH / "results").mkdir(exist_ok=True)
     (BENCH / "results" / f"{stamp}.json").write_text(json.dumps(result, indent=2))
@@ -62,8 +62,10 @@ def write(result: dict) -> None:
         body += ("After the gateway's points were run a second time, identically: gateway "
                  f"{result['memory']['gateway_rss_mb_after_repeat']}\n")
     (BENCH / "results" / f"{stamp}.md").write_text(body)
+    print(body)
+    if not update_doc:
+        return
     text = DOC.read_text() if DOC.exists() else "# Performance\n"
     marker = "<!-- latest-run -->"
     head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
     DOC.write_text(head + marker + "\n## Latest run\n\n" + body)
-    print(body)

@@ -148,7 +148,7 @@ def main() -> int:
     if args.smoke:
         print(json.dumps(result))
         return 0
-    report.write(result)
+    report.write(result, update_doc=not args.quick)  # a quick look never replaces the full run's table
     return 0
 
 
