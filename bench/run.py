@@ -7,7 +7,6 @@ run, interleaved point by point. Writes bench/results/<date>.json and .md and do
 """
 
 import argparse
-import asyncio
 import datetime
 import json
 import os

@@ -5,7 +5,6 @@ LiteLLM proxy (its own venv, no database) — all pointed at the same upstreams.
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -77,7 +77,7 @@ async def _hold_one(params: dict) -> int | Refused:
         try:
             cursor = await conn.execute(pg_ledger.HOLD_SQL, params)
         except UniqueViolation:  # this key was already held (also: an earlier attempt did commit)
-            cursor = await conn.execute("SELECT id FROM billing_hold WHERE idempotency_key = %(key)s", params)
+            cursor = await conn.execute(pg_ledger.EXISTING_HOLD_SQL, params)
         row = await cursor.fetchone()
         if row is None:
             cursor = await conn.execute(pg_ledger.AVAILABLE_SQL, params)

@@ -32,6 +32,7 @@ SELECT h.id FROM h
 """
 
 AVAILABLE_SQL = "SELECT balance - held FROM billing_account WHERE id = %(account)s"
+EXISTING_HOLD_SQL = "SELECT id FROM billing_hold WHERE idempotency_key = %(key)s"
 
 # Locks the account first (the order every writer uses), then closes the hold once: the charge is
 # the actual cost, capped by what the account can pay; a zero charge is a release.

@@ -1,17 +1,17 @@
-"""Usage rows: one per API request, paid or failed. On PostgreSQL the hot path inserts them with
-one statement on the async pool; elsewhere through the ORM in a thread."""
+"""Usage rows: one per API request, paid or failed. On PostgreSQL the hot path writes them inside
+(or in the same round trip as) the settle that closes the request's hold (INSERT_FROM_HOLD_*);
+elsewhere through the ORM in a thread (awrite)."""
 
 from django.utils import timezone
 
-from gpuniq_site.db import pg_run, run_db, uses_postgres
+from gpuniq_site.db import run_db
 
 from .models import UsageLog
 
 COLUMNS = ("user_id", "api_key_id", "request_id", "endpoint", "model", "route", "prompt_tokens", "cached_tokens",
            "completion_tokens", "reasoning_tokens", "images", "video_seconds", "cost_usd", "latency_ms", "ttft_ms",
            "status", "error_code", "stream", "created_at")
-INSERT_SQL = (f"INSERT INTO llm_usagelog ({', '.join(COLUMNS)}) "
-              f"VALUES ({', '.join('%(' + c + ')s' for c in COLUMNS)})")
+
 # The same row with its cost read from the hold its settle closed (billing.ledger.asettle(also=...)):
 # as a CTE inside the settle statement itself (the hold it closed is `h`), or as a statement of
 # its own sent in the same round trip. Either writes only once the hold is closed: a settle that
@@ -23,25 +23,15 @@ INSERT_FROM_HOLD_SQL = _FROM_HOLD + " FROM billing_hold h WHERE h.id = %(hold_id
 DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}
 
 
-def _row(fields: dict) -> dict:
+def row_params(**fields) -> dict:
+    """A usage row's columns, defaults filled in and stamped now (what the SQL above takes)."""
     return {**DEFAULTS, **fields, "created_at": timezone.now()}
 
 
-def row_params(**fields) -> dict:
-    return _row(fields)
-
-
 def write(**fields) -> None:
-    UsageLog.objects.create(**_row(fields))
+    UsageLog.objects.create(**row_params(**fields))
 
 
 async def awrite(**fields) -> None:
-    if not uses_postgres():
-        await run_db(write, **fields)
-        return
-    row = _row(fields)
-
-    async def insert(conn):
-        await conn.execute(INSERT_SQL, row)
-
-    await pg_run(insert)
+    """write() from the event loop (the SQLite path; PostgreSQL writes rows with the settle)."""
+    await run_db(write, **fields)

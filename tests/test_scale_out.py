@@ -1,7 +1,6 @@
 """Two app processes and two Celery workers sharing one PostgreSQL and Redis behave as one
 service: a global rate limit, revocation seen everywhere, jobs polled anywhere, no double charge."""
 
-import time
 from decimal import Decimal
 
 import httpx
