@@ -2,9 +2,14 @@
 (CI sets both), otherwise a SQLite file and process memory. Read before Django starts."""
 
 import os
+import re
 import tempfile
+from pathlib import Path
 
-_var = os.environ.setdefault("GPUNIQ_VAR_DIR", os.path.join(tempfile.gettempdir(), f"gpuniq-test-{os.getuid()}"))
+# one test database and var dir per checkout: test runs in two clones on one machine never share them
+_checkout = re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parent.parent.name.lower()).strip("_") or "main"
+_var = os.environ.setdefault("GPUNIQ_VAR_DIR",
+                             os.path.join(tempfile.gettempdir(), f"gpuniq-test-{os.getuid()}-{_checkout}"))
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_var}/test-base.sqlite3"
 if os.environ.get("TEST_REDIS_URL"):
     os.environ["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
@@ -21,7 +26,7 @@ os.environ.setdefault("DB_POOL_MAX", "10")  # several servers share PostgreSQL's
 from gpuniq_site.settings import *  # noqa: E402,F403
 from gpuniq_site.settings import DATABASES, VAR_DIR  # noqa: E402
 
-TEST_DB_NAME = os.environ.get("TEST_DB_NAME", "test_gpuniq")
+TEST_DB_NAME = os.environ.get("TEST_DB_NAME", f"test_gpuniq_{_checkout}"[:63])
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"{TEST_DB_NAME}.sqlite3")}
 else:
