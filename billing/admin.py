@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from . import ledger
-from .models import Account, Hold, LedgerEntry
+from .models import Account, Hold, KeySpend, LedgerEntry, Loss
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -67,9 +67,30 @@ class HoldAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "account", "kind", "amount", "held_delta", "balance_after", "reason"]
+    list_display = ["id", "created_at", "account", "kind", "amount", "held_delta", "balance_after", "shortfall",
+                    "reason"]
     list_filter = ["kind"]
     search_fields = ["idempotency_key", "account__user__email", "reason"]
+
+
+@admin.register(Loss)
+class LossAdmin(ReadOnlyAdmin):
+    """What vendors billed above a request's hold and the balance behind it: the platform's loss.
+    Should stay empty (holds bound the bill); an entry here names the request and the hold."""
+
+    list_display = ["id", "created_at", "account", "shortfall", "hold", "reason"]
+    search_fields = ["account__user__email", "reason", "idempotency_key"]
+
+    def changelist_view(self, request, extra_context=None):
+        from django.db.models import Sum
+
+        total = Loss.objects.aggregate(s=Sum("shortfall"))["s"] or 0
+        return super().changelist_view(request, {**(extra_context or {}), "title": f"Losses (total ${total})"})
+
+
+@admin.register(KeySpend)
+class KeySpendAdmin(ReadOnlyAdmin):
+    list_display = ["key_id", "month", "spent", "held"]
 
 
 # --- dashboard: Stripe top-ups, webhook events, and route health -------------------------

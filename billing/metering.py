@@ -1,18 +1,18 @@
-"""Usage rows: one per API request, paid or failed. On PostgreSQL the hot path writes them inside
-(or in the same round trip as) the settle that closes the request's hold (INSERT_FROM_HOLD_*);
-elsewhere through the ORM in a thread (awrite)."""
+"""Usage rows (metering): one per API request or job, paid, refused or failed, written by billing
+alone. On PostgreSQL the hot path writes them inside (or in the same round trip as) the settle
+that closes the request's hold (INSERT_FROM_HOLD_*); elsewhere through the ORM in a thread.
+A request refused for money or permission (402, 403) still gets its row, at cost 0 with its
+error code, so the user sees it."""
 
 from django.utils import timezone
 
 from gpuniq_site.db import run_db
 
-from .models import UsageLog
-
 COLUMNS = ("user_id", "api_key_id", "request_id", "endpoint", "model", "route", "prompt_tokens", "cached_tokens",
            "completion_tokens", "reasoning_tokens", "images", "video_seconds", "cost_usd", "latency_ms", "ttft_ms",
            "status", "error_code", "stream", "created_at")
 
-# The same row with its cost read from the hold its settle closed (billing.ledger.asettle(also=...)):
+# The same row with its cost read from the hold its settle closed (billing.ledger.aclose(also=...)):
 # as a CTE inside the settle statement itself (the hold it closed is `h`), or as a statement of
 # its own sent in the same round trip. Either writes only once the hold is closed: a settle that
 # did not happen leaves no row, and whichever statement closes the hold later writes it.
@@ -28,10 +28,13 @@ def row_params(**fields) -> dict:
     return {**DEFAULTS, **fields, "created_at": timezone.now()}
 
 
-def write(**fields) -> None:
-    UsageLog.objects.create(**row_params(**fields))
+def write(**fields):
+    from llm.models import UsageLog  # the table stays llm_usagelog; its writer is here
+
+    return UsageLog.objects.create(**row_params(**fields))
 
 
 async def awrite(**fields) -> None:
-    """write() from the event loop (the SQLite path; PostgreSQL writes rows with the settle)."""
+    """write() from the event loop (the SQLite path and refusals; PostgreSQL writes a paid
+    request's row with its settle)."""
     await run_db(write, **fields)

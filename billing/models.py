@@ -2,7 +2,8 @@
 
 Invariants (checked by `manage.py check_ledger`):
 - account.balance == sum(entry.amount) and account.held == sum(entry.held_delta) over its entries;
-- account.held == sum of its open holds; 0 <= held <= balance.
+- account.held == sum of its open holds; 0 <= held <= balance, except after a refund or a lost
+  dispute took back money already spent: only those debits may leave balance below held or zero.
 Rows here change only through billing/ledger.py.
 """
 
@@ -10,7 +11,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 USD = dict(max_digits=20, decimal_places=8)
 ZERO = Decimal("0")
@@ -23,10 +24,9 @@ class Account(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative"),
-            models.CheckConstraint(condition=Q(balance__gte=F("held")), name="account_balance_covers_held"),
-        ]
+        # balance >= held is the ledger's rule for every operation but a refund or dispute debit,
+        # which takes back money already spent even while some is held (billing/ledger.py)
+        constraints = [models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative")]
 
     def __str__(self) -> str:
         return f"{self.user} ${self.balance}"
@@ -47,6 +47,7 @@ class Hold(models.Model):
     status = models.CharField(max_length=10, choices=STATUSES, default=OPEN)
     captured = models.DecimalField(**USD, default=ZERO)
     idempotency_key = models.CharField(max_length=200)
+    api_key_id = models.BigIntegerField(null=True, blank=True, help_text="the capped API key whose monthly spend this hold counts toward")
     purpose = models.CharField(max_length=40, default="chat")
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -65,13 +66,17 @@ class LedgerEntry(models.Model):
     """One immutable line of money history. Never updated or deleted; corrections are new entries."""
 
     TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT = "topup", "hold", "charge", "release", "refund", "adjustment"
-    KINDS = [(k, k) for k in (TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT)]
+    DISPUTE = "dispute"  # a chargeback debit (negative) or a won dispute's re-credit (positive)
+    LOSS = "loss"  # a vendor bill above what the hold and balance covered: `shortfall` USD the platform lost
+    KINDS = [(k, k) for k in (TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT, DISPUTE, LOSS)]
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries",
                                 db_index=False)  # ledger_account_recent covers it
     kind = models.CharField(max_length=12, choices=KINDS)
     amount = models.DecimalField(**USD, help_text="change to the balance")
     held_delta = models.DecimalField(**USD, default=ZERO, help_text="change to the held amount")
+    shortfall = models.DecimalField(**USD, default=ZERO, db_default=ZERO,
+                                    help_text="loss entries: USD billed by the vendor that nobody paid")
     balance_after = models.DecimalField(**USD)
     held_after = models.DecimalField(**USD)
     idempotency_key = models.CharField(max_length=200)
@@ -97,6 +102,39 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("ledger entries are immutable")
+
+
+class LossManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(kind=LedgerEntry.LOSS)
+
+
+class Loss(LedgerEntry):
+    """The loss entries of the ledger, for operators (the admin's Losses page and metrics)."""
+
+    objects = LossManager()
+
+    class Meta:
+        proxy = True
+        verbose_name_plural = "losses"
+
+
+class KeySpend(models.Model):
+    """One capped API key's money this month: settled spend and what its open holds reserve.
+
+    The monthly cap is checked against spent + held in the same locked statement that takes a
+    hold, so concurrent requests over any number of processes cannot overshoot it. Rows exist
+    for keys that have (or had) a cap; `spent` starts again at 0 when `month` changes. Changed
+    only by billing/ledger.py, together with the hold or settle it belongs to.
+    """
+
+    key_id = models.BigIntegerField(primary_key=True)
+    month = models.DateField(help_text="first day (UTC) of the month `spent` counts")
+    spent = models.DecimalField(**USD, default=ZERO)
+    held = models.DecimalField(**USD, default=ZERO)
+
+    def __str__(self) -> str:
+        return f"key {self.key_id}: ${self.spent} spent, ${self.held} held since {self.month}"
 
 
 class TopUp(models.Model):

@@ -16,3 +16,11 @@ def usd(value) -> Decimal:
 def usd_float(value: Decimal) -> float:
     """For JSON output only: the docs' clients read cost_usd / balance_usd as numbers."""
     return float(value)
+
+
+def format_usd(value) -> str:
+    """Money as people read it, without the currency sign: at least cents, at most the 8 places
+    the ledger keeps, never an exponent (0E-8 → "0.00", 0.00123400 → "0.001234", 12.5 → "12.50")."""
+    text = f"{usd(value):f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"

@@ -16,19 +16,14 @@ closed hold, so it is written once, by whichever statement closed the hold.
 import asyncio
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 
 from gpuniq_site import group_commit
 from gpuniq_site.db import pg_pool, pg_run
 
 from . import pg_ledger
+from .outcomes import AlreadyClosed, Closed, CloseOutcome, Refused
 
 log = logging.getLogger("gpuniq.ledger")
-
-
-@dataclass(frozen=True)
-class Refused:
-    available: Decimal
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class SettleItem:
 
 
 async def hold(params: dict) -> int | Refused:
-    """The new (or, for a repeated key, existing) hold's id, or Refused with what is available."""
+    """The new (or, for a repeated key, existing) hold's id, or Refused with why and what is left."""
     return await group_commit.lane("ledger.hold", _flush_holds, orphan=_release_orphan).submit(params)
 
 
@@ -63,8 +58,8 @@ def _release_orphan(params: dict, outcome) -> None:
     task.add_done_callback(_orphans.discard)
 
 
-async def settle(item: SettleItem) -> tuple[Decimal | None, Decimal | None]:
-    """(charged, or None when the hold was already closed; available after)."""
+async def settle(item: SettleItem) -> CloseOutcome:
+    """Closed (charged, shortfall, available after) or AlreadyClosed (what it captured)."""
     return await group_commit.lane("ledger.settle", _flush_settles).submit(item)
 
 
@@ -73,16 +68,19 @@ async def settle(item: SettleItem) -> tuple[Decimal | None, Decimal | None]:
 async def _hold_one(params: dict) -> int | Refused:
     from psycopg.errors import UniqueViolation
 
+    statements = pg_ledger.hold_statements(params)
+
     async def attempt(conn):
         try:
-            cursor = await conn.execute(pg_ledger.HOLD_SQL, params)
+            for sql in statements:
+                cursor = await conn.execute(sql, params)
         except UniqueViolation:  # this key was already held (also: an earlier attempt did commit)
             cursor = await conn.execute(pg_ledger.EXISTING_HOLD_SQL, params)
         row = await cursor.fetchone()
-        if row is None:
-            cursor = await conn.execute(pg_ledger.AVAILABLE_SQL, params)
-            return Refused((await cursor.fetchone())[0])
-        return row[0]
+        available = None
+        if row is None or row[0] is None:
+            available = (await (await conn.execute(pg_ledger.AVAILABLE_SQL, params)).fetchone())[0]
+        return pg_ledger.hold_outcome(row, params, available)
 
     for _ in range(3):
         outcome = await pg_run(attempt)
@@ -93,10 +91,11 @@ async def _hold_one(params: dict) -> int | Refused:
     return outcome
 
 
-async def _settle_one(item: SettleItem, maybe_done: bool = False) -> tuple[Decimal | None, Decimal | None]:
+async def _settle_one(item: SettleItem, maybe_done: bool = False) -> CloseOutcome:
     """`maybe_done`: an earlier attempt or batch may have closed the hold and sent `also` (its
     connection died on the way, or the batch left this item to be redone)."""
     tries = []
+    actual = item.params["actual"]
 
     async def attempt(conn):
         unsure = maybe_done or bool(tries)
@@ -106,19 +105,25 @@ async def _settle_one(item: SettleItem, maybe_done: bool = False) -> tuple[Decim
             row = await cursor.fetchone()
             if row[0] is None:  # closed already (by the stale-hold reaper): the request is still logged
                 await conn.execute(*item.also)
-            return row[0], row[1]
+                return await _closed(conn, item)
+            return pg_ledger.settle_outcome(row, actual, None)
         async with conn.pipeline():
             cursor = await conn.execute(pg_ledger.SETTLE_SQL, item.params)
             if item.also and not unsure:
                 await conn.execute(*item.also)
         row = await cursor.fetchone()
-        if unsure and row[0] is None:  # closed already, most likely by that attempt: report it
-            row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, item.params)).fetchone()
-        elif unsure and item.also:  # this attempt closed it, so the earlier one wrote nothing
+        if row is None or row[0] is None:  # closed already (most likely by that earlier attempt)
+            return await _closed(conn, item)
+        if unsure and item.also:  # this attempt closed it, so the earlier one wrote nothing
             await conn.execute(*item.also)
-        return (row[0], row[1]) if row else (None, None)
+        return pg_ledger.settle_outcome(row, actual, None)
 
     return await pg_run(attempt)
+
+
+async def _closed(conn, item: SettleItem) -> AlreadyClosed:
+    row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, item.params)).fetchone()
+    return pg_ledger.settle_outcome(None, item.params["actual"], row)
 
 
 async def _one_by_one(items, run) -> list:
@@ -134,12 +139,13 @@ async def _one_by_one(items, run) -> list:
 # --- batches ---------------------------------------------------------------------------------
 
 async def _flush_holds(items: list[dict]) -> list:
-    if len(items) == 1:
+    batch = [(n, item) for n, item in enumerate(items, 1) if item.get("cap") is None]  # capped: alone
+    if len(batch) <= 1:
         return await _one_by_one(items, _hold_one)
     try:
         async with (await pg_pool()).connection() as conn:
-            cursor = await conn.execute(pg_ledger.HOLD_MANY_SQL, pg_ledger.hold_many_params(items))
-            taken = dict(await cursor.fetchall())  # position (from 1) -> hold id
+            cursor = await conn.execute(pg_ledger.HOLD_MANY_SQL, pg_ledger.hold_many_params([i for _, i in batch]))
+            taken = {batch[ord_ - 1][0]: hold_id for ord_, hold_id in await cursor.fetchall()}  # position -> id
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back (a repeated key, say) or unknown: holds are idempotent by key
@@ -162,7 +168,8 @@ async def _flush_settles(items: list[SettleItem]) -> list:
             for sql, rows in _grouped_also(items):  # each writes once its hold is closed
                 await conn.cursor().executemany(sql, rows)
             await conn.execute("COMMIT")
-            done = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
+            done = {row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
+                    for row in await cursor.fetchall()}
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back, or unknown whether it committed: each item is redone knowing that

@@ -1,16 +1,19 @@
-"""The ledger's PostgreSQL path: hold and settle/release are ONE statement each.
+"""The money engine on PostgreSQL: hold and settle/release are ONE statement each.
 
-Each statement locks the account row, changes the cached balance, writes the hold and the
-ledger entry, and commits on its own (autocommit), so a paid request costs two database round
-trips in all. The same SQL serves sync callers (Django's connection) and the async hot path
-(a psycopg pool on the event loop, no thread hop). Semantics match billing/ledger.py exactly;
-the SQLite path there remains the reference, and the ledger tests run against both.
+Each statement locks the account row (and a capped key's spend row, always after it), changes
+the cached amounts, writes the hold and the ledger entries, and commits on its own
+(autocommit), so a paid request costs two database round trips in all. The same SQL serves
+sync callers (Django's connection, below) and the async hot path (billing/pg_async.py, a
+psycopg pool on the event loop). The rules are billing/outcomes.py's; the ORM adapter
+(billing/ledger_orm.py) implements the same, and tests/test_ledger_differential.py holds the
+two to the same outcomes and rows.
 """
 
 from decimal import Decimal
 from functools import lru_cache
 
 from .money import ZERO, usd
+from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused
 
 # The WHERE clause is the guarantee: held grows only while balance - held covers the amount.
 HOLD_SQL = """
@@ -19,8 +22,9 @@ WITH acc AS (
   WHERE id = %(account)s AND balance - held >= %(amount)s
   RETURNING id, balance, held
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, purpose, request_id, created_at)
-  SELECT id, %(amount)s, 'open', 0, %(key)s, %(purpose)s, %(request_id)s, now() FROM acc
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
+                            created_at)
+  SELECT id, %(amount)s, 'open', 0, %(key)s, NULL, %(purpose)s, %(request_id)s, now() FROM acc
   RETURNING id
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
@@ -31,52 +35,108 @@ WITH acc AS (
 SELECT h.id FROM h
 """
 
+MONTH = "(date_trunc('month', now() AT TIME ZONE 'UTC'))::date"
+
+# A capped key's spend row, made on first use from this month's usage rows (a no-op once it exists).
+KEY_SPEND_ROW_SQL = f"""
+INSERT INTO billing_keyspend (key_id, month, spent, held)
+SELECT %(api_key)s, {MONTH}, COALESCE(SUM(cost_usd), 0), 0 FROM llm_usagelog
+WHERE api_key_id = %(api_key)s AND created_at >= {MONTH}::timestamp AT TIME ZONE 'UTC'
+HAVING NOT EXISTS (SELECT 1 FROM billing_keyspend WHERE key_id = %(api_key)s)
+ON CONFLICT (key_id) DO NOTHING
+"""
+
+# A hold for a key with a monthly cap: the account row, then the key's spend row, locked in that
+# order (as every writer does), and both checks made on the locked rows' current values, so
+# concurrent holds in any number of processes see each other's reservations.
+HOLD_CAPPED_SQL = f"""
+WITH a AS (
+  SELECT id, balance, held FROM billing_account WHERE id = %(account)s FOR UPDATE
+), k AS (
+  SELECT key_id, CASE WHEN month = {MONTH} THEN spent ELSE 0 END AS spent, billing_keyspend.held
+  FROM billing_keyspend, a WHERE key_id = %(api_key)s FOR UPDATE OF billing_keyspend
+), ok AS (
+  SELECT a.id FROM a, k
+  WHERE a.balance - a.held >= %(amount)s AND k.spent + k.held + %(amount)s <= %(cap)s
+), acc AS (
+  UPDATE billing_account SET held = a.held + %(amount)s, updated_at = now()
+  FROM a, ok WHERE billing_account.id = ok.id
+  RETURNING billing_account.id, billing_account.balance, billing_account.held
+), ks AS (
+  UPDATE billing_keyspend SET held = k.held + %(amount)s, spent = k.spent, month = {MONTH}
+  FROM k, ok WHERE billing_keyspend.key_id = k.key_id
+), h AS (
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
+                            created_at)
+  SELECT id, %(amount)s, 'open', 0, %(key)s, %(api_key)s, %(purpose)s, %(request_id)s, now() FROM acc
+  RETURNING id
+), e AS (
+  INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
+                                   idempotency_key, hold_id, reason, created_at)
+  SELECT acc.id, 'hold', 0, %(amount)s, acc.balance, acc.held, 'hold:' || %(key)s, h.id, %(purpose)s, now()
+  FROM acc, h
+)
+SELECT h.id, NULL, NULL FROM h
+UNION ALL
+SELECT NULL, CASE WHEN a.balance - a.held < %(amount)s THEN 'balance' ELSE 'cap' END,
+       CASE WHEN a.balance - a.held < %(amount)s THEN a.balance - a.held
+            ELSE GREATEST(%(cap)s - k.spent - k.held, 0) END
+FROM a, k WHERE NOT EXISTS (SELECT 1 FROM ok)
+"""
+
 AVAILABLE_SQL = "SELECT balance - held FROM billing_account WHERE id = %(account)s"
 EXISTING_HOLD_SQL = "SELECT id FROM billing_hold WHERE idempotency_key = %(key)s"
 
-# Locks the account first (the order every writer uses), then closes the hold once: the charge is
-# the actual cost, capped by what the account can pay; a zero charge is a release.
-SETTLE_SQL = """
+# Locks the account first (the order every writer uses), then closes the hold once: up to its
+# amount the charge is the actual cost; above it, the excess while the available balance covers
+# it, the rest written as a loss entry; a zero charge is a release. A capped key's spend row
+# moves the hold from held to spent.
+_SETTLE = f"""
 WITH a AS (
   SELECT id, balance, held FROM billing_account
   WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
+), c AS (
+  SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
+                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0)) END AS charge
+  FROM billing_hold o, a WHERE o.id = %(hold)s
 ), h AS (
-  UPDATE billing_hold
-  SET captured = LEAST(%(actual)s, billing_hold.amount + a.balance - a.held),
-      status = CASE WHEN LEAST(%(actual)s, billing_hold.amount + a.balance - a.held) > 0
-                    THEN 'settled' ELSE 'released' END,
-      closed_at = now()
-  FROM a WHERE billing_hold.id = %(hold)s AND billing_hold.status = 'open'
+  UPDATE billing_hold SET captured = c.charge, closed_at = now(),
+                          status = CASE WHEN c.charge > 0 THEN 'settled' ELSE 'released' END
+  FROM c WHERE billing_hold.id = c.id AND billing_hold.status = 'open'
   RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
-            billing_hold.idempotency_key
+            billing_hold.idempotency_key, billing_hold.api_key_id
 ), acc AS (
   UPDATE billing_account SET balance = billing_account.balance - h.captured,
                              held = billing_account.held - h.amount, updated_at = now()
   FROM h WHERE billing_account.id = h.account_id
   RETURNING billing_account.id, billing_account.balance, billing_account.held
+), ks AS (
+  UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - h.amount, 0), month = {MONTH},
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + h.captured
+  FROM h WHERE billing_keyspend.key_id = h.api_key_id
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
-                                   idempotency_key, hold_id, reason, created_at)
+                                   idempotency_key, hold_id, reason, shortfall, created_at)
   SELECT acc.id, CASE WHEN h.captured > 0 THEN 'charge' ELSE 'release' END, -h.captured, -h.amount,
          acc.balance, acc.held,
-         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, now()
+         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, 0, now()
   FROM acc, h
-)
+  UNION ALL
+  SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
+         %(actual)s - h.captured, now()
+  FROM acc, h WHERE %(actual)s > h.captured
+){{also}}
 SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SELECT balance - held FROM a))
 """
-
-_SETTLE_TAIL = "\nSELECT (SELECT captured FROM h)"
+SETTLE_SQL = _SETTLE.format(also="")
 
 
 @lru_cache(maxsize=16)
 def settle_sql(also_cte: str | None = None) -> str:
-    """SETTLE_SQL, optionally with one more data-modifying CTE (`also_cte`, e.g. the usage row)
-    that reads the hold this statement closed as `h` (id, account_id, amount, captured,
-    idempotency_key): one statement, one commit, and it writes only if the settle happened."""
-    if not also_cte:
-        return SETTLE_SQL
-    head, tail = SETTLE_SQL.rsplit(_SETTLE_TAIL, 1)
-    return f"{head}, also AS (\n  {also_cte}\n){_SETTLE_TAIL}{tail}"
+    """SETTLE_SQL, or the same statement with one more data-modifying CTE `also` (the usage row,
+    billing.metering.INSERT_FROM_HOLD_CTE) that reads the hold this statement closed as `h`: one
+    statement, one commit, and it writes only if the settle happened."""
+    return _SETTLE.format(also=f", also AS (\n  {also_cte}\n)") if also_cte else SETTLE_SQL
 
 
 CLOSED_HOLD_SQL = """
@@ -85,31 +145,69 @@ WHERE h.id = %(hold)s AND h.status <> 'open'
 """
 
 
-def hold_params(*, account_id: int, amount: Decimal, key: str, purpose: str, request_id: str) -> dict:
-    return {"account": account_id, "amount": amount, "key": key, "purpose": purpose, "request_id": request_id}
+def hold_params(request: HoldRequest) -> dict:
+    return {"account": request.account_id, "amount": request.amount, "key": request.key, "purpose": request.purpose,
+            "request_id": request.request_id, "api_key": request.api_key_id, "cap": request.cap}
 
 
-def settle_params(*, hold_id: int, actual: Decimal, reason: str) -> dict:
+def settle_params(*, hold_id: int, actual, reason: str) -> dict:
     return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500]}
 
 
-def hold_with_cursor(cursor, params: dict) -> int | None:
-    """The hold's id, or None when the balance does not cover it."""
-    cursor.execute(HOLD_SQL, params)
+def hold_statements(params: dict) -> list[str]:
+    """The statements that take this hold, in order; the last one answers."""
+    if params.get("cap") is None:
+        return [HOLD_SQL]
+    return [KEY_SPEND_ROW_SQL, HOLD_CAPPED_SQL]
+
+
+def hold_outcome(row, params: dict, available: Decimal | None) -> int | Refused:
+    """The hold's id from the answering statement's row, or why it was refused."""
+    if row is not None and row[0] is not None:
+        return row[0]
+    if row is not None and len(row) > 1 and row[1] is not None:
+        return Refused(row[1], row[2])
+    return Refused("balance", available if available is not None else ZERO)
+
+
+def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
+    """From SETTLE_SQL's (captured, available) row, and CLOSED_HOLD_SQL's when it closed nothing."""
+    if row is not None and row[0] is not None:
+        return Closed(row[0], actual - row[0], row[1])
+    captured, available = closed_row or (ZERO, None)
+    return AlreadyClosed(captured, available)
+
+
+# --- the adapter for sync callers (Django's connection) ------------------------------------
+
+def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
+    params = hold_params(request)
+    for sql in hold_statements(params):
+        cursor.execute(sql, params)
     row = cursor.fetchone()
-    return row[0] if row else None
+    available = None
+    if row is None or row[0] is None:
+        cursor.execute(AVAILABLE_SQL, params)
+        available = cursor.fetchone()[0]
+    outcome = hold_outcome(row, params, available)
+    return outcome if isinstance(outcome, Refused) else HoldRef(outcome, request.account_id, request.amount)
 
 
-def available_with_cursor(cursor, account_id: int) -> Decimal:
-    cursor.execute(AVAILABLE_SQL, {"account": account_id})
-    return cursor.fetchone()[0]
+def existing_hold(cursor, key: str) -> HoldRef | None:
+    cursor.execute("SELECT id, account_id, amount FROM billing_hold WHERE idempotency_key = %(key)s", {"key": key})
+    row = cursor.fetchone()
+    return HoldRef(*row) if row else None
 
 
-def settle_with_cursor(cursor, params: dict) -> tuple[Decimal | None, Decimal | None]:
-    """(charged, available after) — charged is None when the hold was already closed."""
+def close(cursor, hold_id: int, actual, reason: str = "") -> Closed | AlreadyClosed:
+    params = settle_params(hold_id=hold_id, actual=actual, reason=reason)
     cursor.execute(SETTLE_SQL, params)
     row = cursor.fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    closed_row = None
+    if row is None or row[0] is None:
+        cursor.execute(CLOSED_HOLD_SQL, params)
+        closed_row = cursor.fetchone()
+    return settle_outcome(row, params["actual"], closed_row)
 
 
 # --- many at once (group commit, billing/pg_async.py) ------------------------------------------
@@ -136,8 +234,9 @@ WITH req AS (
   FROM (SELECT account, SUM(amount) AS total FROM ok GROUP BY account) s
   WHERE billing_account.id = s.account AND billing_account.id = ANY(%(accounts)s::bigint[])
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, purpose, request_id, created_at)
-  SELECT account, amount, 'open', 0, key, purpose, request_id, now() FROM ok ORDER BY account, ord
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
+                            created_at)
+  SELECT account, amount, 'open', 0, key, NULL::bigint, purpose, request_id, now() FROM ok ORDER BY account, ord
   RETURNING id, idempotency_key
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
@@ -148,7 +247,7 @@ WITH req AS (
 SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key
 """
 
-SETTLE_MANY_SQL = """
+SETTLE_MANY_SQL = f"""
 WITH req AS (
   SELECT * FROM unnest(%(holds)s::bigint[], %(actuals)s::numeric[], %(reasons)s::text[])
     WITH ORDINALITY AS r(hold, actual, reason, ord)
@@ -163,7 +262,13 @@ WITH req AS (
     AND locked.id = billing_hold.account_id AND billing_hold.status = 'open'
     AND req.actual <= billing_hold.amount  -- within the hold: never capped, so order cannot change it
   RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
-            billing_hold.idempotency_key, req.ord, req.reason
+            billing_hold.idempotency_key, billing_hold.api_key_id, req.ord, req.reason
+), ks AS (
+  UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - s.amount, 0), month = {MONTH},
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + s.captured
+  FROM (SELECT api_key_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h
+        WHERE api_key_id IS NOT NULL GROUP BY api_key_id) s
+  WHERE billing_keyspend.key_id = s.api_key_id
 ), acc AS (
   UPDATE billing_account SET balance = billing_account.balance - s.captured, held = billing_account.held - s.amount,
                              updated_at = now()

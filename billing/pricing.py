@@ -1,9 +1,10 @@
 """Cost from usage. One rule everywhere: compute exactly in Decimal, quantise once to 1e-8 USD
 at the end, rounding half up (billing.money.usd).
 
-Chat: (prompt - cached) × input + cached × cached_input (input if none) + completion × output,
-per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's convention) and are
-billed at the output price. Images: per delivered image. Video: headline × duration/default ×
+Chat: (prompt - cached - cache writes) × input + cached × cached_input (input if none) + cache
+writes × input × 1.25 (5-minute TTL) or × 2 (1-hour TTL, Anthropic's published multipliers)
++ completion × output, per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's
+convention) and are billed at the output price. Images: per delivered image. Video: headline × duration/default ×
 multipliers (audio, mode, resolution) from the catalog's video options.
 """
 
@@ -21,6 +22,8 @@ class TokenUsage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # prompt tokens written to the cache with the 5-minute TTL
+    cache_write_1h_tokens: int = 0  # ... with the 1-hour TTL
 
     @property
     def total_tokens(self) -> int:
@@ -34,17 +37,29 @@ class TokenPrices:
     cached_input: Decimal | None = None
 
 
+CACHE_WRITE_5M = Decimal("1.25")
+CACHE_WRITE_1H = Decimal("2")
+
+
 def chat_cost(prices: TokenPrices, usage: TokenUsage) -> Decimal:
-    cached = min(max(usage.cached_tokens, 0), max(usage.prompt_tokens, 0))
-    uncached = max(usage.prompt_tokens, 0) - cached
+    prompt = max(usage.prompt_tokens, 0)
+    cached = min(max(usage.cached_tokens, 0), prompt)
+    write_1h = min(max(usage.cache_write_1h_tokens, 0), prompt - cached)
+    write_5m = min(max(usage.cache_write_tokens, 0), prompt - cached - write_1h)
+    uncached = prompt - cached - write_1h - write_5m
     cached_price = prices.cached_input if prices.cached_input is not None else prices.input
-    raw = (uncached * prices.input + cached * cached_price + max(usage.completion_tokens, 0) * prices.output)
+    raw = (uncached * prices.input + cached * cached_price
+           + (write_5m * CACHE_WRITE_5M + write_1h * CACHE_WRITE_1H) * prices.input
+           + max(usage.completion_tokens, 0) * prices.output)
     return usd(raw / MILLION)
 
 
-def chat_worst_case(prices: TokenPrices, *, prompt_tokens: int, max_output_tokens: int) -> Decimal:
-    """The hold for a chat request: every prompt token uncached, every output token used."""
-    return chat_cost(prices, TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=max_output_tokens))
+def chat_worst_case(prices: TokenPrices, *, prompt_tokens: int, max_output_tokens: int,
+                    prompt_price_factor: Decimal = Decimal(1)) -> Decimal:
+    """The hold for a chat request: every prompt token uncached (or written to the cache at
+    `prompt_price_factor` × input), every output token used."""
+    raw = prompt_tokens * prices.input * prompt_price_factor + max_output_tokens * prices.output
+    return usd(raw / MILLION)
 
 
 def image_cost(per_image: Decimal, delivered: int) -> Decimal:

@@ -9,6 +9,7 @@ After warming, everything loaded so far is moved out of the garbage collector's 
 on each of its passes over the old generation.
 """
 
+import asyncio
 import gc
 import logging
 
@@ -23,8 +24,11 @@ async def warm() -> None:
     from . import shared_state
     from .db import pg_pool, uses_postgres
 
+    from llm.tokens import o200k
+
     get_resolver().url_patterns  # noqa: B018 — imports every view now
-    steps = [("catalog", asnapshot)]
+    # the tokenizer the holds of OpenAI models count with: ~1 s to load, not on a first request
+    steps = [("catalog", asnapshot), ("tokenizer", lambda: asyncio.to_thread(o200k))]
     if uses_postgres():
         steps.append(("database pool", pg_pool))
     client = shared_state.async_redis()

@@ -1,8 +1,11 @@
 """One chat completion's money and bookkeeping: authorize and hold before the upstream call,
 settle and log after. Used by the OpenAI-compatible and native surfaces and by chat jobs.
 
-Guarantee: every hold taken here is settled (at the exact cost from upstream usage, or from
-the streamed text when none arrived) or released, and exactly one usage row is written.
+Guarantees: the hold is an upper bound of what the vendor can bill for the request as sent
+(llm/bounds.py), taken together with the key's monthly cap; every hold taken here is settled (at
+the exact cost from upstream usage, or for a stream cut short, the prompt the vendor received
+plus the output produced) or released, and exactly one usage row is written — also for a
+request refused for money or permission.
 """
 
 import math
@@ -11,25 +14,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Sum
-from django.utils import timezone
 
 from accounts.keys import Principal
-from billing import ledger
+from billing import ledger, metering
 from billing.models import Account
+from billing.money import format_usd
 from billing.pricing import TokenPrices, TokenUsage, chat_cost, chat_worst_case
 from gpuniq_site.db import run_db, uses_postgres
 from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
 
+from .bounds import ChatBound, chat_bound
 from .catalog import ModelInfo, asnapshot
-from . import usage as usage_rows
-from .models import UsageLog
-from .providers.base import ChatRequest, Route, Usage
-from .validation import estimate_prompt_tokens, validate_chat
-
-NON_STREAM_OUTPUT_RESERVE = 4096
-STREAM_OUTPUT_RESERVE = 16384
+from .providers.base import ChatRequest, Route, Usage, text_of
+from .tokens import counted_prompt_tokens
+from .validation import validate_chat
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Prepared:
     model: ModelInfo
     request: ChatRequest
     hold_id: int
-    prompt_estimate: int
+    bound: ChatBound
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0
@@ -49,28 +48,26 @@ def prices(model: ModelInfo) -> TokenPrices:
                        cached_input=model.cached_input_per_mtok)
 
 
-def month_spend(key_id: int) -> Decimal:
-    start = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    total = UsageLog.objects.filter(api_key_id=key_id, created_at__gte=start).aggregate(s=Sum("cost_usd"))["s"]
-    return total or Decimal(0)
-
-
-async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpose: str) -> int:
-    """Hold `amount` for this key's request, or raise the catalog error that says why not."""
-    cap = principal.spend_cap_usd
-    if cap is not None and await run_db(month_spend, principal.key_id) + amount > cap:
-        raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
+async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpose: str, *, model: str = "") -> int:
+    """Hold `amount` for this key's request, within its balance and monthly cap, or raise the
+    catalog error that says why not (and log the refused request, at cost 0)."""
     try:
         hold = await ledger.ahold(account_id=principal.account_id, amount=amount, purpose=purpose,
-                                  request_id=request_id,
-                                  idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
+                                  request_id=request_id, idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
+                                  api_key_id=principal.key_id, cap=principal.spend_cap_usd,
                                   release_if_abandoned=True)
+    except ledger.SpendCapReached:
+        error = ApiError("spend_cap_reached", cap=format_usd(principal.spend_cap_usd),
+                         meta={"cap_usd": float(principal.spend_cap_usd)})
     except ledger.InsufficientBalance as short:
-        raise ApiError("insufficient_balance", required=short.required, available=short.available,
-                       meta={"required_usd": float(short.required), "available_usd": float(short.available)}
-                       ) from None
-    return hold.id
-
+        error = ApiError("insufficient_balance", required=format_usd(short.required),
+                         available=format_usd(short.available),
+                         meta={"required_usd": float(short.required), "available_usd": float(short.available)})
+    else:
+        return hold.id
+    await metering.awrite(user_id=principal.user_id, api_key_id=principal.key_id, request_id=request_id,
+                          endpoint=purpose, model=model, cost_usd=0, status="refused", error_code=error.code)
+    raise error
 
 
 async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> ModelInfo:
@@ -86,28 +83,48 @@ async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> 
 
 async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint: str,
                   default_model: str | None = None, long_output_ok: bool = False) -> Prepared:
-    """Validate, authorize and hold the worst-case cost. Raises ApiError; holds nothing then."""
+    """Validate, authorize and hold the most the vendor can bill. Raises ApiError; holds nothing then."""
     slug, max_tokens, stream = validate_chat(body, default_model=default_model)
     limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
     if not stream and not long_output_ok and max_tokens and max_tokens > limit:
         raise ApiError("streaming_required", max_tokens=max_tokens, limit=limit,
                        meta={"max_tokens": max_tokens, "limit": limit})
     model = await resolve_model(slug, principal)
-    reserve = max_tokens or min(model.max_output or NON_STREAM_OUTPUT_RESERVE,
-                                STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE)
-    prompt_estimate = estimate_prompt_tokens(body)
-    amount = chat_worst_case(prices(model), prompt_tokens=prompt_estimate, max_output_tokens=reserve)
-    hold_id = await hold_for(principal, amount, request_id, endpoint)
+    bound = chat_bound(model, body, stream=stream)
+    amount = chat_worst_case(prices(model), prompt_tokens=bound.prompt_tokens, max_output_tokens=bound.output_tokens,
+                             prompt_price_factor=bound.prompt_price_factor)
+    hold_id = await hold_for(principal, amount, request_id, endpoint, model=slug)
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
     request = ChatRequest(body={**body, "model": slug}, slug=slug, stream=stream, include_usage=include_usage,
-                          max_output_tokens=reserve, request_id=request_id,
+                          max_output_tokens=bound.base_output, request_id=request_id,
                           first_byte_timeout=float(model.first_byte_timeout))
-    return Prepared(principal, model, request, hold_id, prompt_estimate, endpoint)
+    return Prepared(principal, model, request, hold_id, bound, endpoint)
+
+
+def cut_usage(prepared: Prepared, partial: Usage | None, chars: int) -> Usage:
+    """A reply without the vendor's final usage (a stream cut short, or a vendor that sent none):
+    the whole prompt the vendor received — its own count where it gave one early, else an
+    o200k_base count (exact for OpenAI models) — and the output produced, ~4 characters a token."""
+    output = max(partial.completion_tokens if partial else 0, math.ceil(chars / 4))
+    if partial is not None and partial.prompt_tokens:
+        return Usage(prompt_tokens=partial.prompt_tokens, cached_tokens=partial.cached_tokens,
+                     cache_write_tokens=partial.cache_write_tokens,
+                     cache_write_1h_tokens=partial.cache_write_1h_tokens, completion_tokens=output)
+    return Usage(prompt_tokens=counted_prompt_tokens(prepared.request.body), completion_tokens=output)
 
 
 def usage_from_text(prepared: Prepared, chars: int) -> Usage:
-    """When a stream ends without usage: the prompt estimate and ~4 characters a token."""
-    return Usage(prompt_tokens=prepared.prompt_estimate, completion_tokens=math.ceil(chars / 4))
+    return cut_usage(prepared, None, chars)
+
+
+def reply_chars(response: dict) -> int:
+    """The characters of text, reasoning and tool arguments in a chat.completion's choices."""
+    total = 0
+    for choice in response.get("choices") or ():
+        message = choice.get("message") or {}
+        total += len(text_of(message.get("content"))) + len(message.get("reasoning_content") or "")
+        total += sum(len((c.get("function") or {}).get("arguments") or "") for c in message.get("tool_calls") or ())
+    return total
 
 
 @dataclass
@@ -131,16 +148,17 @@ async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None
         error_code=error_code, stream=prepared.request.stream)
     reason = f"{prepared.model.slug} {status}"
     if uses_postgres():  # settle and usage row in one round trip
-        also = (usage_rows.INSERT_FROM_HOLD_SQL, usage_rows.row_params(**row, cost_usd=0, hold_id=prepared.hold_id))
-        charged, available = await ledger.asettle(hold_id=prepared.hold_id, account_id=principal.account_id,
-                                                  actual=cost, reason=reason, also=also,
-                                                  also_cte=usage_rows.INSERT_FROM_HOLD_CTE)
-        charged = charged if charged is not None else Decimal(0)
+        also = (metering.INSERT_FROM_HOLD_SQL, metering.row_params(**row, cost_usd=0, hold_id=prepared.hold_id))
+        outcome = await ledger.aclose(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,
+                                      reason=reason, also=also, also_cte=metering.INSERT_FROM_HOLD_CTE)
     else:
-        charged, _ = await ledger.asettle(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,
-                                         reason=reason)
-        charged = charged if charged is not None else Decimal(0)
-        await usage_rows.awrite(**row, cost_usd=charged)
+        outcome = await ledger.aclose(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,
+                                      reason=reason)
+        charged = outcome.charged if isinstance(outcome, ledger.Closed) else outcome.captured
+        await metering.awrite(**row, cost_usd=charged)
+    charged = outcome.charged if isinstance(outcome, ledger.Closed) else outcome.captured
+    available = outcome.available
+    if available is None:
         available = await run_db(_available, principal.account_id)
     return Settled(cost=charged, balance=available)
 

@@ -16,6 +16,7 @@ from gpuniq_site.errors import ApiError
 from gpuniq_site.loops import run_isolated
 
 from . import chat, gateway
+from .bounds import chat_bound
 from .catalog import asnapshot
 from .models import ChatJob
 from .providers.base import ChatRequest
@@ -35,7 +36,7 @@ def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
             job = ChatJob.objects.create(
                 user_id=principal.user_id, api_key_id=principal.key_id, request=prepared.request.body,
                 hold_id=prepared.hold_id, request_id=prepared.request.request_id, idempotency_key=idempotency_key,
-                prompt_estimate=prepared.prompt_estimate)
+                prompt_estimate=prepared.bound.prompt_tokens)
             transaction.on_commit(lambda: run_chat_job.delay(job.pk))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
@@ -71,17 +72,18 @@ async def run(job: ChatJob, principal: Principal) -> None:
 
     body = job.request
     model = (await asnapshot()).models.get(body["model"])
+    bound = chat_bound(model, body, stream=False)  # as at kickoff: the providers send its output limit
     request = ChatRequest(body={**body, "stream": False}, slug=body["model"], stream=False,
-                          max_output_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
-                          request_id=job.request_id, first_byte_timeout=float(JOB_BUDGET_SECONDS))
-    prepared = chat.Prepared(principal, model, request, job.hold_id, job.prompt_estimate, "chat_job")
+                          max_output_tokens=bound.base_output, request_id=job.request_id,
+                          first_byte_timeout=float(JOB_BUDGET_SECONDS))
+    prepared = chat.Prepared(principal, model, request, job.hold_id, bound, "chat_job")
     try:
         done = await gateway.complete(request, model)
     except ApiError as error:
         await chat.finish(prepared, usage=None, status="error", error_code=error.code)
         await run_db(_fail, job.pk, {"code": error.code, "message": error.message})
         return
-    usage = done.usage or chat.usage_from_text(prepared, 0)
+    usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
     settled = await chat.finish(prepared, usage=usage, route=done.route)
     result = native_reply(done.response, usage, settled, model.slug)
     await run_db(_complete, job.pk, result)

@@ -41,7 +41,7 @@ _OPTIONS = ("temperature", "max_tokens", "top_p", "stream")
 
 
 def estimate_tokens(text: str) -> int:
-    """Generous, like the hold estimate (llm.validation.estimate_prompt_tokens): ~3 characters a token."""
+    """Generous for trimming history to the context window: ~3 characters a token."""
     return len(text) // 3 + 8
 
 

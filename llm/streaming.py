@@ -63,6 +63,8 @@ async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> 
                 continue
             last = now
             state["chars"] += piece.text_chars
+            if piece.partial_usage is not None:
+                state["partial"] = piece.partial_usage
             if piece.usage is not None:
                 state["usage"] = piece.usage
             if piece.usage_only:
@@ -83,7 +85,8 @@ async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> 
 
 
 async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]") -> AsyncIterator[bytes]:
-    state = {"usage": None, "chars": 0, "ttft": None, "chunk": None, "route": None, "finished": False}
+    state = {"usage": None, "partial": None, "chars": 0, "ttft": None, "chunk": None, "route": None,
+             "finished": False}
     opened: OpenedStream | None = None
     request = prepared.request
     try:
@@ -95,7 +98,7 @@ async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedSt
         state["route"] = opened.route
         async for part in _relay(prepared, opened, state):
             yield part
-        usage = state["usage"] or chat.usage_from_text(prepared, state["chars"])
+        usage = state["usage"] or chat.cut_usage(prepared, state["partial"], state["chars"])
         state["finished"] = True
         settled = await chat.finish(prepared, usage=usage, route=opened.route, ttft_ms=state["ttft"])
         if request.include_usage:
@@ -107,7 +110,8 @@ async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedSt
             raise
         if not state["finished"]:
             state["finished"] = True
-            usage = state["usage"] or (chat.usage_from_text(prepared, state["chars"]) if state["chars"] else None)
+            usage = state["usage"] or (chat.cut_usage(prepared, state["partial"], state["chars"])
+                                       if state["chars"] else None)  # nothing delivered: nothing charged
             await chat.finish(prepared, usage=usage, route=state["route"], status="error", error_code=error.code,
                               ttft_ms=state["ttft"])
         yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"
@@ -119,8 +123,8 @@ async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedSt
                 opening.cancel()
         except Exception:
             log.exception("closing the upstream stream failed")
-        if not state["finished"]:  # the client went away: pay for what was produced, nothing more
-            usage = state["usage"] or (chat.usage_from_text(prepared, state["chars"]) if state["chars"] else None)
+        if not state["finished"]:  # the client went away: the vendor had the prompt, and produced this much
+            usage = state["usage"] or chat.cut_usage(prepared, state["partial"], state["chars"])
             await asyncio.shield(run_to_completion(chat.finish(
                 prepared, usage=usage, route=state["route"], status="cancelled", error_code="client_disconnected",
                 ttft_ms=state["ttft"])))

@@ -84,24 +84,3 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     if body.get("tools") is not None and not isinstance(body["tools"], list):
         raise ApiError("invalid_parameter", field="tools", reason="must be an array", meta={"field": "tools"})
     return model, max_tokens if max_tokens is not None else legacy, stream
-
-
-def estimate_prompt_tokens(body: dict) -> int:
-    """A deliberately generous estimate for the hold (about 3 characters a token, 1,500 an image)."""
-    chars = 0
-    images = 0
-    for message in body.get("messages") or ():
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and part.get("type") in ("image_url", "input_image", "image"):
-                    images += 1
-                elif isinstance(part, dict):
-                    chars += len(str(part.get("text", "")))
-        if message.get("tool_calls"):
-            chars += len(json.dumps(message["tool_calls"]))
-    if body.get("tools"):
-        chars += len(json.dumps(body["tools"]))
-    return chars // 3 + 8 * len(body.get("messages") or ()) + 1500 * images + 16

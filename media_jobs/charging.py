@@ -8,28 +8,34 @@ import uuid
 from decimal import Decimal
 
 from accounts.keys import Principal
-from billing import ledger
+from billing import ledger, metering
 from billing.models import Account
+from billing.money import format_usd
 from gpuniq_site.errors import ApiError
-from llm.chat import month_spend
-from llm.models import UsageLog
 
 log = logging.getLogger("gpuniq.media.billing")
 
 
-def hold(principal: Principal, amount: Decimal, *, purpose: str, request_id: str, key: str | None = None) -> int:
-    """Reserve `amount` (402 when the balance cannot cover it, 403 past the key's monthly cap)."""
-    cap = principal.spend_cap_usd
-    if cap is not None and month_spend(principal.key_id) + amount > cap:
-        raise ApiError("spend_cap_reached", cap=cap, meta={"cap_usd": float(cap)})
+def hold(principal: Principal, amount: Decimal, *, purpose: str, request_id: str, key: str | None = None,
+         model: str = "") -> int:
+    """Reserve `amount` within the balance and the key's monthly cap (402 / 403 otherwise, and the
+    refused request is logged at cost 0)."""
     try:
         ref = ledger.hold(account_id=principal.account_id, amount=amount, purpose=purpose, request_id=request_id,
-                          idempotency_key=key or f"{purpose}:{request_id}:{uuid.uuid4().hex}")
+                          idempotency_key=key or f"{purpose}:{request_id}:{uuid.uuid4().hex}",
+                          api_key_id=principal.key_id, cap=principal.spend_cap_usd)
+    except ledger.SpendCapReached:
+        error = ApiError("spend_cap_reached", cap=format_usd(principal.spend_cap_usd),
+                         meta={"cap_usd": float(principal.spend_cap_usd)})
     except ledger.InsufficientBalance as short:
-        raise ApiError("insufficient_balance", required=short.required, available=short.available,
-                       meta={"required_usd": float(short.required), "available_usd": float(short.available)}
-                       ) from None
-    return ref.id
+        error = ApiError("insufficient_balance", required=format_usd(short.required),
+                         available=format_usd(short.available),
+                         meta={"required_usd": float(short.required), "available_usd": float(short.available)})
+    else:
+        return ref.id
+    usage_row(user_id=principal.user_id, key_id=principal.key_id, request_id=request_id, endpoint=purpose, model=model,
+              status="refused", error_code=error.code)
+    raise error
 
 
 def settle(hold_id: int, amount: Decimal, reason: str) -> Decimal | None:
@@ -62,8 +68,7 @@ def available_for_user(user_id: int) -> Decimal:
 
 def usage_row(*, user_id: int, key_id: int | None, request_id: str, endpoint: str, model: str, route: str = "",
               images: int = 0, video_seconds: int = 0, cost: Decimal = Decimal(0), latency_ms: int = 0,
-              status: str = "ok", error_code: str = "") -> UsageLog:
-    return UsageLog.objects.create(
-        user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=endpoint, model=model, route=route,
-        images=images, video_seconds=video_seconds, cost_usd=cost, latency_ms=max(0, latency_ms), status=status,
-        error_code=error_code)
+              status: str = "ok", error_code: str = ""):
+    return metering.write(user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=endpoint, model=model,
+                          route=route, images=images, video_seconds=video_seconds, cost_usd=cost,
+                          latency_ms=max(0, latency_ms), status=status, error_code=error_code)

@@ -249,14 +249,20 @@ def test_client_disconnect_cancels_upstream_and_pays_for_what_was_produced(api_s
     assert not Hold.objects.filter(account=dave.account, status=Hold.OPEN).exists()
 
 
-def test_monthly_spend_cap_refuses_once_reached(api_server, committed, vendors):
-    capped = make_user("capped", "5", monthly_spend_cap_usd=Decimal("0.00009"))  # one call fits, not two
+def test_monthly_spend_cap_refuses_the_request_whose_hold_would_pass_it(api_server, committed, vendors):
+    capped = make_user("capped", "5", monthly_spend_cap_usd=Decimal("0.001"))
     client = openai.OpenAI(api_key=capped.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
-    client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "one"}])
+    served = 0
     with pytest.raises(openai.PermissionDeniedError) as caught:
-        client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "two"}])
-    assert caught.value.code == "spend_cap_reached"
-    assert len(vendors["openai"].requests) == 1
+        for _ in range(40):
+            client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "go"}])
+            served += 1
+    assert caught.value.code == "spend_cap_reached" and served >= 1
+    assert len(vendors["openai"].requests) == served  # the refused request never reached the vendor
+    spent = sum(row.cost_usd for row in usage_rows(capped))
+    one_hold = Hold.objects.filter(account=capped.account).order_by("id").first().amount
+    assert spent <= Decimal("0.001") < spent + one_hold  # refused exactly when its worst case no longer fit
+    assert usage_rows(capped)[-1].error_code == "spend_cap_reached"  # the refusal is logged, at no cost
 
 
 def test_every_reply_says_how_much_time_the_gateway_added(api_server, dave, vendors):

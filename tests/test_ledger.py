@@ -61,22 +61,52 @@ def test_zero_cost_settles_as_a_release_and_charges_nothing(alice):
     assert balance_of(alice) == (Decimal("10"), Decimal("0"))
 
 
-def test_charge_above_the_hold_is_capped_by_what_the_account_can_pay(alice):
+def test_a_bill_above_the_hold_is_charged_while_the_balance_covers_it_and_the_rest_is_a_loss(alice):
     h = ledger.hold(account_id=alice.account.pk, amount="1", idempotency_key="under-reserved")
     ledger.post(account_id=alice.account.pk, amount="-8.5", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spend")
-    # balance 1.5, held 1: the hold plus 0.5 available can be charged, not 3
-    assert ledger.settle(hold_id=h.id, actual="3") == Decimal("1.5")
+    # balance 1.5, held 1: the hold plus the 0.5 available is charged; the other 1.5 is the platform's loss
+    outcome = ledger.close(hold_id=h.id, actual="3")
+    assert outcome == ledger.Closed(charged=Decimal("1.5"), shortfall=Decimal("1.5"), available=Decimal("0"))
     assert balance_of(alice) == (Decimal("0"), Decimal("0"))
+    loss = LedgerEntry.objects.get(account=alice.account, kind=LedgerEntry.LOSS)
+    assert (loss.amount, loss.held_delta, loss.shortfall, loss.hold_id) == (0, 0, Decimal("1.5"), h.id)
     assert ledger.find_mismatches() == []
 
 
-def test_debit_never_takes_balance_below_what_is_held(alice):
+def test_a_refund_debits_in_full_while_money_is_held_and_then_holds_are_refused(alice):
     ledger.hold(account_id=alice.account.pk, amount="4", idempotency_key="in-flight")
-    entry = ledger.post(account_id=alice.account.pk, amount="-100", kind=LedgerEntry.REFUND,
+    entry = ledger.post(account_id=alice.account.pk, amount="-10", kind=LedgerEntry.REFUND,
                         idempotency_key="stripe-refund")
-    assert entry.amount == Decimal("-6")
-    assert "capped" in entry.reason
+    assert entry.amount == Decimal("-10") and "capped" not in entry.reason
+    assert balance_of(alice) == (Decimal("0"), Decimal("4"))
+    with pytest.raises(ledger.InsufficientBalance) as refused:
+        ledger.hold(account_id=alice.account.pk, amount="0.01", idempotency_key="after-refund")
+    assert refused.value.available == Decimal("-4")
+    assert ledger.find_mismatches() == []  # below held, but only because a refund took it back
+
+
+def test_a_lost_dispute_can_take_the_balance_below_zero_and_a_won_one_gives_it_back(alice):
+    ledger.post(account_id=alice.account.pk, amount="-6", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spent")
+    ledger.post(account_id=alice.account.pk, amount="-10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:lost")
+    assert balance_of(alice) == (Decimal("-6"), Decimal("0"))
+    assert ledger.find_mismatches() == []
+    ledger.post(account_id=alice.account.pk, amount="10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:won")
+    assert balance_of(alice) == (Decimal("4"), Decimal("0"))
+
+
+def test_an_adjustment_debit_stops_at_what_is_available(alice):
+    ledger.hold(account_id=alice.account.pk, amount="4", idempotency_key="in-flight")
+    entry = ledger.post(account_id=alice.account.pk, amount="-100", kind=LedgerEntry.ADJUSTMENT,
+                        idempotency_key="operator-debit")
+    assert entry.amount == Decimal("-6") and "capped" in entry.reason
     assert balance_of(alice) == (Decimal("4"), Decimal("4"))
+
+
+def test_a_balance_below_held_without_a_claw_back_is_reported(alice):
+    Account.objects.filter(pk=alice.account.pk).update(balance=Decimal("-1"))
+    LedgerEntry.objects.create(account=alice.account, kind=LedgerEntry.ADJUSTMENT, amount=Decimal("-11"),
+                               balance_after=Decimal("-1"), held_after=0, idempotency_key="forged")
+    assert [m.field for m in ledger.find_mismatches() if m.account_id == alice.account.pk] == ["negative"]
 
 
 def test_posting_twice_with_one_key_moves_money_once(alice):

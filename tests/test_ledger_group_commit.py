@@ -11,7 +11,7 @@ from billing import ledger, pg_async
 from billing.models import Account, Hold, LedgerEntry
 from gpuniq_site import group_commit
 from gpuniq_site.db import run_db
-from llm import usage as usage_rows
+from billing import metering as usage_rows
 from llm.models import UsageLog
 
 from .conftest import make_user
@@ -38,9 +38,9 @@ async def _paid_request(user, amount: str, actual: str) -> str:
         assert short.available < Decimal(amount)
         return "refused"
     row = usage_row(user, held.id, request_id)
-    charged, available = await ledger.asettle(hold_id=held.id, account_id=user.account.pk, actual=actual,
-                                              also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
-    assert charged == Decimal(actual) and available >= 0
+    outcome = await ledger.aclose(hold_id=held.id, account_id=user.account.pk, actual=actual,
+                                  also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
+    assert outcome == ledger.Closed(Decimal(actual), Decimal(0), outcome.available) and outcome.available >= 0
     return "charged"
 
 
@@ -108,7 +108,9 @@ async def test_a_settle_redone_after_an_unsure_commit_charges_and_logs_once(comm
         if committed_before:
             await pg_async._settle_one(item)
         results.append(await pg_async._settle_one(item, maybe_done=True))
-    assert [charged for charged, _ in results] == [Decimal("0.2"), Decimal("0.2")]
+    # the first attempt closed it: the redo reports what it captured; the second closes it itself
+    assert results == [ledger.AlreadyClosed(Decimal("0.2"), results[0].available),
+                       ledger.Closed(Decimal("0.2"), Decimal(0), results[1].available)]
     assert await run_db(lambda: UsageLog.objects.filter(user_id=fay.pk).count()) == rows_before + 2
     account = await run_db(Account.objects.get, pk=fay.account.pk)
     assert (account.balance, account.held) == (Decimal("0.6"), 0)
@@ -145,12 +147,13 @@ async def test_settles_the_batch_leaves_alone_still_write_their_usage_row_once(c
 
     def item(held, actual):
         row = usage_row(gus, held.id, f"gc-{held.id}")
-        return ledger.asettle(hold_id=held.id, account_id=gus.account.pk, actual=actual,
-                              also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
+        return ledger.aclose(hold_id=held.id, account_id=gus.account.pk, actual=actual,
+                             also=(usage_rows.INSERT_FROM_HOLD_SQL, row))
 
     results = await asyncio.gather(item(holds[0], "0.04"), item(holds[1], "0.25"), item(holds[2], "0.05"))
     # the closed one reports what its hold captured (nothing): redone alone, it cannot tell who closed it
-    assert [charged for charged, _ in results] == [Decimal("0.04"), Decimal("0.25"), Decimal("0")]
+    assert [type(r) for r in results] == [ledger.Closed, ledger.Closed, ledger.AlreadyClosed]
+    assert [r.charged for r in results[:2]] + [results[2].captured] == [Decimal("0.04"), Decimal("0.25"), 0]
     rows = await run_db(lambda: dict(UsageLog.objects.filter(user_id=gus.pk).values_list("request_id", "cost_usd")))
     assert rows == {f"gc-{holds[0].id}": Decimal("0.04"), f"gc-{holds[1].id}": Decimal("0.25"),
                     f"gc-{holds[2].id}": Decimal("0")}
@@ -167,10 +170,11 @@ async def test_a_lone_settle_writes_its_usage_row_in_the_same_statement_once(com
         if release_first:  # the stale-hold reaper got there first: the request is still logged, at no cost
             await run_db(ledger.release, hold_id=held.id)
         row = usage_row(hal, held.id, f"lone-{held.id}")
-        charged, _ = await ledger.asettle(hold_id=held.id, account_id=hal.account.pk, actual="0.03",
-                                          also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
-                                          also_cte=usage_rows.INSERT_FROM_HOLD_CTE)
-        assert charged == (None if release_first else Decimal("0.03"))
+        outcome = await ledger.aclose(hold_id=held.id, account_id=hal.account.pk, actual="0.03",
+                                      also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
+                                      also_cte=usage_rows.INSERT_FROM_HOLD_CTE)
+        assert isinstance(outcome, ledger.AlreadyClosed if release_first else ledger.Closed)
+        assert (outcome.captured if release_first else outcome.charged) == (0 if release_first else Decimal("0.03"))
         ids.append(held.id)
     rows = await run_db(lambda: dict(UsageLog.objects.filter(user_id=hal.pk).values_list("request_id", "cost_usd")))
     assert rows == {f"lone-{ids[0]}": Decimal("0.03"), f"lone-{ids[1]}": Decimal("0")}

@@ -316,9 +316,13 @@ def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    prompt = int(raw.get("input_tokens") or 0) + cache_read + int(raw.get("cache_creation_input_tokens") or 0)
+    written = int(raw.get("cache_creation_input_tokens") or 0)
+    detail = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
+    written_1h = min(int(detail.get("ephemeral_1h_input_tokens") or 0), written)
+    prompt = int(raw.get("input_tokens") or 0) + cache_read + written
     output = int(raw.get("output_tokens") or 0)
     return Usage(prompt_tokens=prompt, completion_tokens=output, cached_tokens=cache_read,
+                 cache_write_tokens=written - written_1h, cache_write_1h_tokens=written_1h,
                  reasoning_tokens=min(reasoning_chars // 4, output))
 
 
@@ -383,7 +387,9 @@ class _StreamMapper:
                                 scrub(str(error.get("message") or "stream error")))
         if kind == "message_start":
             self._add_usage((event.get("message") or {}).get("usage"))
-            return [self._piece({"role": "assistant", "content": ""})]
+            piece = self._piece({"role": "assistant", "content": ""})
+            piece.partial_usage = map_usage(self.usage or None)
+            return [piece]
         if kind == "content_block_start":
             return self._block_start(event.get("index"), event.get("content_block") or {})
         if kind == "content_block_delta":

@@ -100,6 +100,9 @@ class StreamPiece:
     text_chars: int = 0
     finish_reason: str | None = None
     more: bool = False  # another event is already here: the gateway may send both in one write
+    # the vendor's usage so far, where it reports one before the end (Anthropic's message_start
+    # prompt count, Gemini's running totals): what a stream cut short is billed from
+    partial_usage: "Usage | None" = None
 
 
 # Not an event: the vendor has been silent for a keep-alive interval (providers pass wire.TICK

@@ -418,7 +418,10 @@ class _StreamState:
         blocked = None if candidates else _blocked(data)
         if blocked:
             raise blocked
-        return [piece for candidate in candidates for piece in self._candidate(candidate)]
+        pieces = [piece for candidate in candidates for piece in self._candidate(candidate)]
+        if pieces and self.usage is not None:
+            pieces[-1].partial_usage = self.usage  # running totals: what a cut stream is billed from
+        return pieces
 
     def _candidate(self, candidate: dict) -> list[StreamPiece]:
         index = _int(candidate.get("index"))

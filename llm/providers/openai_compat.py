@@ -51,6 +51,9 @@ class OpenAICompatProvider:
     def _body(self, request: ChatRequest, route: Route, stream: bool) -> dict:
         body = dict(request.body)
         body["model"] = route.upstream_model
+        if request.max_output_tokens and body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            # the limit the hold was sized for (llm/bounds.py): without it the vendor's own default applies
+            body["max_completion_tokens" if self.name == "openai" else "max_tokens"] = request.max_output_tokens
         if stream:
             body["stream"] = True
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

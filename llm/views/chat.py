@@ -17,15 +17,6 @@ from ..streaming import run_to_completion, stream_body
 from ..validation import parse_body
 
 
-def _message_chars(response: dict) -> int:
-    total = 0
-    for choice in response.get("choices") or ():
-        message = choice.get("message") or {}
-        total += len(text_of(message.get("content"))) + len(message.get("reasoning_content") or "")
-        total += sum(len((c.get("function") or {}).get("arguments") or "") for c in message.get("tool_calls") or ())
-    return total
-
-
 def _headers(route) -> dict:
     return {"x-gpuniq-simulated": "true"} if _is_sandbox(route) else {}
 
@@ -51,7 +42,7 @@ async def complete_once(prepared: chat.Prepared):
     except Exception:
         await chat.finish(prepared, usage=None, status="error", error_code="internal_error")
         raise
-    usage = done.usage or chat.usage_from_text(prepared, _message_chars(done.response))
+    usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
     settled = await chat.finish(prepared, usage=usage, route=done.route)
     prepared.upstream_seconds = done.upstream_seconds
     return done.response, usage, settled, done.route

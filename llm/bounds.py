@@ -1,0 +1,94 @@
+"""The most a chat request can be billed, as sent: what its hold must cover.
+
+prompt: llm/tokens.py's bound (exact o200k_base count for OpenAI models), priced at the cache-write
+premium when the request asks an Anthropic model to write its prompt cache.
+output: per candidate, the output limit each route's vendor is bound to — the client's max_tokens
+(or max_completion_tokens, whichever is larger), else the gateway's default, which the providers
+then send — plus the thinking budget a vendor may spend beyond it (Anthropic's budget_tokens,
+Gemini's thinkingBudget, or the model's thinking ceiling when the budget is dynamic); times the
+candidates asked for (n / candidateCount). A model with several routes is bounded by the largest.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.pricing import CACHE_WRITE_1H, CACHE_WRITE_5M
+
+from .catalog import ModelInfo
+from .providers.anthropic import BUDGETS as ANTHROPIC_BUDGETS
+from .providers.gemini import THINKING_BUDGETS as GEMINI_BUDGETS, is_thinking_model
+from .tokens import prompt_bound
+from .upstreams import upstream_for
+
+NON_STREAM_OUTPUT_RESERVE = 4096
+STREAM_OUTPUT_RESERVE = 16384
+GEMINI_THINKING_CEILING = 32768  # Gemini 2.5 Pro's largest budget; dynamic thinking stays below it
+IMAGE_TOKENS = 5_000  # per image: Anthropic <= ~1,600 (~4,800 on Opus 4.7), OpenAI tiles <= 1,445,
+# patch models <= 1,536 x 2.46, Gemini 3 <= 1,120; a catalog model may name its own (image_tokens)
+
+
+@dataclass(frozen=True)
+class ChatBound:
+    prompt_tokens: int
+    output_tokens: int  # all candidates, thinking included
+    prompt_price_factor: Decimal  # 1, or the cache-write premium
+    base_output: int  # per candidate, without thinking: the limit the providers send
+
+
+def client_limit(body: dict) -> int | None:
+    limits = [v for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if isinstance(v, int)]
+    return max(limits) if limits else None
+
+
+def default_limit(model: ModelInfo, stream: bool) -> int:
+    return min(model.max_output or NON_STREAM_OUTPUT_RESERVE,
+               STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE)
+
+
+def _candidates(body: dict) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+def _anthropic_thinking(body: dict) -> int:
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        budget = thinking.get("budget_tokens")
+        return budget if isinstance(budget, int) and budget > 0 else max(ANTHROPIC_BUDGETS.values())
+    return max(ANTHROPIC_BUDGETS.values()) if body.get("reasoning_effort") else 0
+
+
+def _gemini_thinking(body: dict, upstream_model: str, slug: str) -> int:
+    reasoning = body.get("reasoning")
+    effort = body.get("reasoning_effort") or (reasoning.get("effort") if isinstance(reasoning, dict) else None)
+    if effort in GEMINI_BUDGETS and GEMINI_BUDGETS[effort] > 0 and "gemini-3" not in upstream_model:
+        return max(GEMINI_BUDGETS[effort], 128)
+    if effort in GEMINI_BUDGETS or is_thinking_model(f"{upstream_model} {slug}"):
+        return GEMINI_THINKING_CEILING
+    return 0
+
+
+def _route_output(family: str, body: dict, base: int, upstream_model: str, slug: str) -> int:
+    if family == "anthropic":
+        return base + _anthropic_thinking(body)  # Anthropic takes one candidate (n > 1 is refused)
+    if family == "gemini":
+        return (base + _gemini_thinking(body, upstream_model, slug)) * _candidates(body)
+    return base * _candidates(body)  # OpenAI-compatible: reasoning counts within the limit
+
+
+def chat_bound(model: ModelInfo, body: dict, *, stream: bool) -> ChatBound:
+    base = client_limit(body) or default_limit(model, stream)
+    families = []
+    for route in model.live_routes():
+        upstream = upstream_for(route.provider)
+        families.append(("sandbox" if upstream is None or upstream.sandbox else upstream.family, route.upstream_model))
+    output = max((_route_output(f, body, base, m, model.slug) for f, m in families), default=base)
+    exact = all(f in ("openai", "sandbox") for f, _ in families) and model.vendor.lower() == "openai"
+    prompt = prompt_bound(body, image_tokens=getattr(model, "image_tokens", None) or IMAGE_TOKENS,
+                          context_window=model.context_window, exact=exact)
+    factor = Decimal(1)
+    if any(f == "anthropic" for f, _ in families):
+        text = str(body.get("messages")) + str(body.get("tools") or "")
+        if "cache_control" in text:
+            factor = CACHE_WRITE_1H if "'ttl': '1h'" in text else CACHE_WRITE_5M
+    return ChatBound(prompt_tokens=prompt, output_tokens=output, prompt_price_factor=factor, base_output=base)
