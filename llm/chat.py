@@ -8,6 +8,8 @@ plus the output produced) or released, and exactly one usage row is written — 
 request refused for money or permission.
 """
 
+import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,9 @@ from .catalog import ModelInfo, asnapshot
 from .providers.base import ChatRequest, Route, Usage, text_of
 from .tokens import counted_prompt_tokens
 from .validation import validate_chat
+
+log = logging.getLogger("gpuniq.chat")
+_background: set[asyncio.Task] = set()
 
 
 @dataclass
@@ -165,3 +170,74 @@ async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None
 
 def _available(account_id: int) -> Decimal:
     return Account.objects.get(pk=account_id).available
+
+
+def run_to_completion(coro) -> asyncio.Task:
+    """Start work that must finish even if the request task is cancelled (client disconnect)."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+class Bill:
+    """The one way a chat request's hold is closed, exactly once, on every exit path:
+
+        async with chat.Bill(prepared) as bill:
+            bill.sent = True  # the request is on its way to a vendor
+            ...
+            await bill.settle(usage, route=route)
+
+    Leaving the block without settle() closes the hold too: a catalog error (the vendor failed,
+    nothing delivered) releases it, unless output already reached the client (then that output
+    and the prompt are billed); a cancellation or a closed stream (the client went away) bills
+    the prompt the vendor received and the output produced (cut_usage), in a task of its own so
+    the cancellation cannot interrupt it; anything else releases it as internal_error. A stream
+    notes what it relays in `chars`, `partial` (the vendor's usage so far) and `usage`."""
+
+    def __init__(self, prepared: Prepared, *, sent: bool = False):
+        self.prepared = prepared
+        self.sent = sent
+        self.chars = 0
+        self.partial: Usage | None = None
+        self.usage: Usage | None = None
+        self.usage_chunk: dict | None = None  # the vendor's own usage chunk, to pass on with cost_usd
+        self.route: Route | None = None
+        self.ttft_ms: int | None = None
+        self.settled: Settled | None = None
+
+    async def __aenter__(self) -> "Bill":
+        return self
+
+    def produced(self) -> Usage:
+        """What the vendor has billed so far: the vendor's final usage, else the cut estimate."""
+        return self.usage or cut_usage(self.prepared, self.partial, self.chars)
+
+    async def settle(self, usage: Usage | None, *, route: Route | None = None, status: str = "ok",
+                     error_code: str = "") -> Settled:
+        if self.settled is None:
+            self.settled = await finish(self.prepared, usage=usage, route=route or self.route, status=status,
+                                        error_code=error_code, ttft_ms=self.ttft_ms)
+        return self.settled
+
+    async def fail(self, code: str) -> Settled:
+        """A failure the caller handles itself: bill what reached the client, nothing otherwise."""
+        return await self.settle(self.produced() if self.chars else None, status="error", error_code=code)
+
+    async def __aexit__(self, kind, error, trace) -> bool:
+        await self.close(error)
+        return False
+
+    async def close(self, error: BaseException | None) -> None:
+        """Close the hold for a block left with `error` (None: left normally) unless settled."""
+        if self.settled is not None:
+            return
+        if isinstance(error, Exception) or error is None:
+            code = getattr(error, "code", None)
+            if code is None:
+                log.error("request %s left its bill open", self.prepared.request.request_id, exc_info=error)
+            await self.fail(code or "internal_error")
+            return
+        usage = self.produced() if self.sent else None  # cancelled, or the stream was closed
+        closing = self.settle(usage, status="cancelled", error_code="client_disconnected")
+        await asyncio.shield(run_to_completion(closing))

@@ -78,13 +78,13 @@ async def run(job: ChatJob, principal: Principal) -> None:
                           first_byte_timeout=float(JOB_BUDGET_SECONDS))
     prepared = chat.Prepared(principal, model, request, job.hold_id, bound, "chat_job")
     try:
-        done = await gateway.complete(request, model)
-    except ApiError as error:
-        await chat.finish(prepared, usage=None, status="error", error_code=error.code)
+        async with chat.Bill(prepared, sent=True) as bill:
+            done = await gateway.complete(request, model)
+            usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
+            settled = await bill.settle(usage, route=done.route)
+    except ApiError as error:  # the bill released the hold
         await run_db(_fail, job.pk, {"code": error.code, "message": error.message})
         return
-    usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
-    settled = await chat.finish(prepared, usage=usage, route=done.route)
     result = native_reply(done.response, usage, settled, model.slug)
     await run_db(_complete, job.pk, result)
 

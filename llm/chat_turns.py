@@ -31,7 +31,7 @@ from . import chats
 from .catalog import ModelInfo
 from .models import Chat, ChatMessage, UsageLog
 from .providers.base import SSE_DONE, Usage
-from .streaming import run_to_completion
+from .chat import run_to_completion
 
 log = logging.getLogger("gpuniq.chat_turns")
 MAX_MESSAGE_CHARS = 1_000_000

@@ -21,15 +21,6 @@ from .providers.base import SILENCE, SSE_DONE, StreamPiece, UpstreamError, dumps
 
 log = logging.getLogger("gpuniq.streaming")
 KEEPALIVE = b": keep-alive\n\n"
-_background: set[asyncio.Task] = set()
-
-
-def run_to_completion(coro) -> asyncio.Task:
-    """Start work that must finish even if the request task is cancelled (client disconnect)."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
 
 
 async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
@@ -46,9 +37,10 @@ def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | No
     return b"data: " + dumps(chunk) + b"\n\n"
 
 
-async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> AsyncIterator[bytes]:
-    """The vendor's events for the client, noting usage and text on the way. Events that arrived
+async def _relay(bill: chat.Bill, opened: OpenedStream) -> AsyncIterator[bytes]:
+    """The vendor's events for the client, noting usage and text on the bill. Events that arrived
     together (one network read) leave together, in one write."""
+    prepared = bill.prepared
     clock = asyncio.get_running_loop().time
     last = started = clock()
     idle, total = settings.GPUNIQ_STREAM_IDLE_TIMEOUT, settings.GPUNIQ_STREAM_TOTAL_TIMEOUT
@@ -62,16 +54,16 @@ async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> 
                 yield KEEPALIVE
                 continue
             last = now
-            state["chars"] += piece.text_chars
+            bill.chars += piece.text_chars
             if piece.partial_usage is not None:
-                state["partial"] = piece.partial_usage
+                bill.partial = piece.partial_usage
             if piece.usage is not None:
-                state["usage"] = piece.usage
+                bill.usage = piece.usage
             if piece.usage_only:
-                state["chunk"] = piece.chunk
+                bill.usage_chunk = piece.chunk
                 continue
-            if state["ttft"] is None:
-                state["ttft"] = int((time.perf_counter() - prepared.started) * 1000)
+            if bill.ttft_ms is None:
+                bill.ttft_ms = int((time.perf_counter() - prepared.started) * 1000)
             pending.append(piece.data)
             if not piece.more:
                 yield pending[0] if len(pending) == 1 else b"".join(pending)
@@ -84,47 +76,39 @@ async def _relay(prepared: chat.Prepared, opened: OpenedStream, state: dict) -> 
         yield b"".join(pending)
 
 
-async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]") -> AsyncIterator[bytes]:
-    state = {"usage": None, "partial": None, "chars": 0, "ttft": None, "chunk": None, "route": None,
-             "finished": False}
+async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]",
+                      bill: chat.Bill | None = None) -> AsyncIterator[bytes]:
+    """The client's SSE body. The bill closes the hold once whatever happens: settled at the end,
+    failed with what reached the client, or (client gone) the prompt and the output so far."""
+    bill = bill or chat.Bill(prepared, sent=True)
     opened: OpenedStream | None = None
     request = prepared.request
-    try:
-        while not opening.done():  # still choosing a route: keep the client's connection alive
-            await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
-            if not opening.done():
-                yield KEEPALIVE
-        opened = opening.result()
-        state["route"] = opened.route
-        async for part in _relay(prepared, opened, state):
-            yield part
-        usage = state["usage"] or chat.cut_usage(prepared, state["partial"], state["chars"])
-        state["finished"] = True
-        settled = await chat.finish(prepared, usage=usage, route=opened.route, ttft_ms=state["ttft"])
-        if request.include_usage:
-            yield _usage_event(prepared, opened, state["chunk"], usage, settled.cost)
-        yield SSE_DONE  # on its own: chat sessions store the turn when they see it
-    except Exception as exc:
-        error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
-        if not hasattr(error, "code"):
-            raise
-        if not state["finished"]:
-            state["finished"] = True
-            usage = state["usage"] or (chat.cut_usage(prepared, state["partial"], state["chars"])
-                                       if state["chars"] else None)  # nothing delivered: nothing charged
-            await chat.finish(prepared, usage=usage, route=state["route"], status="error", error_code=error.code,
-                              ttft_ms=state["ttft"])
-        yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"
-    finally:
+    async with bill:
         try:
-            if opened is not None:
-                await opened.aclose()  # closes the upstream connection at once
-            elif not opening.done():
-                opening.cancel()
-        except Exception:
-            log.exception("closing the upstream stream failed")
-        if not state["finished"]:  # the client went away: the vendor had the prompt, and produced this much
-            usage = state["usage"] or chat.cut_usage(prepared, state["partial"], state["chars"])
-            await asyncio.shield(run_to_completion(chat.finish(
-                prepared, usage=usage, route=state["route"], status="cancelled", error_code="client_disconnected",
-                ttft_ms=state["ttft"])))
+            while not opening.done():  # still choosing a route: keep the client's connection alive
+                await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
+                if not opening.done():
+                    yield KEEPALIVE
+            opened = opening.result()
+            bill.route = opened.route
+            async for part in _relay(bill, opened):
+                yield part
+            usage = bill.produced()
+            settled = await bill.settle(usage)
+            if request.include_usage:
+                yield _usage_event(prepared, opened, bill.usage_chunk, usage, settled.cost)
+            yield SSE_DONE  # on its own: chat sessions store the turn when they see it
+        except Exception as exc:
+            error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
+            if not hasattr(error, "code"):
+                raise
+            await bill.fail(error.code)  # nothing delivered: nothing charged
+            yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"
+        finally:
+            try:
+                if opened is not None:
+                    await opened.aclose()  # closes the upstream connection at once
+                elif not opening.done():
+                    opening.cancel()
+            except Exception:
+                log.exception("closing the upstream stream failed")

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from llm.chat import Bill
 from llm.gateway import OpenedStream
 from llm.providers.base import SILENCE, Route, StreamPiece, UpstreamError, Usage
 from llm.streaming import KEEPALIVE, _relay
@@ -20,15 +21,16 @@ def opened(pieces, fail: Exception | None = None) -> OpenedStream:
     return OpenedStream(Route("openai", "m"), pieces[0], rest(), 1)
 
 
-def fresh_state() -> dict:
-    return {"usage": None, "chars": 0, "ttft": None, "chunk": None, "route": None, "finished": False}
-
-
 PREPARED = SimpleNamespace(started=0.0)
 
 
+def fresh_state() -> Bill:
+    """The bill a stream notes what it relays on (never closed here)."""
+    return Bill(PREPARED)
+
+
 async def relay(stream, state=None) -> list[bytes]:
-    return [part async for part in _relay(PREPARED, stream, state or fresh_state())]
+    return [part async for part in _relay(state or fresh_state(), stream)]
 
 
 async def test_events_that_arrived_together_leave_in_one_write_and_alone_ones_alone():
@@ -36,7 +38,7 @@ async def test_events_that_arrived_together_leave_in_one_write_and_alone_ones_al
               StreamPiece(b"c", text_chars=1), StreamPiece(b"d", text_chars=1)]
     state = fresh_state()
     assert await relay(opened(pieces), state) == [b"abc", b"d"]
-    assert state["chars"] == 4 and state["ttft"] is not None
+    assert state.chars == 4 and state.ttft_ms is not None
 
 
 async def test_usage_chunk_is_kept_back_and_what_waited_for_it_still_leaves():
@@ -44,7 +46,7 @@ async def test_usage_chunk_is_kept_back_and_what_waited_for_it_still_leaves():
     pieces = [StreamPiece(b"a", more=True), StreamPiece(b"", usage=usage, usage_only=True, chunk={"id": "u"})]
     state = fresh_state()
     assert await relay(opened(pieces), state) == [b"a"]
-    assert state["usage"] == usage and state["chunk"] == {"id": "u"}
+    assert state.usage == usage and state.usage_chunk == {"id": "u"}
 
 
 async def test_silence_becomes_a_keepalive_comment():
@@ -55,7 +57,7 @@ async def test_a_failure_after_events_that_were_held_back_delivers_them_first():
     stream = opened([StreamPiece(b"a", more=True), StreamPiece(b"b", more=True)], fail=UpstreamError("connect", "cut"))
     parts = []
     with pytest.raises(UpstreamError):
-        async for part in _relay(PREPARED, stream, fresh_state()):
+        async for part in _relay(fresh_state(), stream):
             parts.append(part)
     assert parts == [b"ab"]
 
@@ -68,7 +70,6 @@ async def test_silence_longer_than_the_idle_timeout_ends_the_stream(settings):
         yield SILENCE
     parts = []
     with pytest.raises(UpstreamError) as caught:
-        async for part in _relay(PREPARED, OpenedStream(Route("openai", "m"), StreamPiece(b"a"), rest(), 1),
-                                 fresh_state()):
+        async for part in _relay(fresh_state(), OpenedStream(Route("openai", "m"), StreamPiece(b"a"), rest(), 1)):
             parts.append(part)
     assert caught.value.kind == "timeout" and parts == [b"a"]

@@ -11,7 +11,6 @@ the usage row says error/upstream_error) and the caller gets 502 upstream_error,
 upstream failure. Partial answers are billed in full: what parsed is delivered.
 """
 
-import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from .. import chat, gateway
 from ..catalog import DEFAULT_CHAT_MODEL
 from ..chat_turns import clean_text
 from ..providers.base import text_of
-from ..streaming import run_to_completion
 from .danger import LEVELS, analyze, combine
 
 SCHEMA_NAME = "terminal_commands"
@@ -125,32 +123,18 @@ def parse_commands(text: str, limit: int) -> list[dict]:
     return commands
 
 
-async def _complete(prepared: chat.Prepared) -> gateway.Completed:
-    """The upstream call; on failure the hold is released (finish without usage) and the error raised."""
-    try:
-        return await gateway.complete(prepared.request, prepared.model)
-    except ApiError as error:
-        await chat.finish(prepared, usage=None, status="error", error_code=error.code)
-        raise
-    except asyncio.CancelledError:
-        await asyncio.shield(run_to_completion(chat.finish(prepared, usage=None, status="cancelled",
-                                                           error_code="client_disconnected")))
-        raise
-    except Exception:
-        await chat.finish(prepared, usage=None, status="error", error_code="internal_error")
-        raise
-
-
 async def generate(principal: Principal, req: CommandRequest, request_id: str) -> dict:
     prepared = await chat.prepare(principal, chat_body(req), request_id=request_id, endpoint="terminal")
-    done = await _complete(prepared)
-    message = ((done.response.get("choices") or [{}])[0]).get("message") or {}
-    commands = parse_commands(text_of(message.get("content")), req.max_commands)
-    if not commands:
-        await chat.finish(prepared, usage=None, route=done.route, status="error", error_code="upstream_error")
-        raise ApiError("upstream_error", reason="the model did not answer with commands in the expected JSON format.")
-    usage = done.usage or chat.usage_from_text(prepared, len(text_of(message.get("content"))))
-    settled = await chat.finish(prepared, usage=usage, route=done.route)
+    async with chat.Bill(prepared, sent=True) as bill:
+        done = await gateway.complete(prepared.request, prepared.model)
+        message = ((done.response.get("choices") or [{}])[0]).get("message") or {}
+        commands = parse_commands(text_of(message.get("content")), req.max_commands)
+        if not commands:
+            await bill.settle(None, route=done.route, status="error", error_code="upstream_error")
+            raise ApiError("upstream_error",
+                           reason="the model did not answer with commands in the expected JSON format.")
+        usage = done.usage or chat.usage_from_text(prepared, len(text_of(message.get("content"))))
+        settled = await bill.settle(usage, route=done.route)
     return {"commands": commands, "model": prepared.model.slug, "tokens_used": usage.total_tokens,
             "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "cost_usd": float(settled.cost), "balance_usd": float(settled.balance)}

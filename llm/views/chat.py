@@ -7,13 +7,12 @@ from django.conf import settings
 from django.views.decorators.http import require_POST
 
 from accounts.guard import key_required
-from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import EventStreamResponse, json_response, native_ok
 
 from .. import chat, gateway
 from ..catalog import DEFAULT_CHAT_MODEL
 from ..providers.base import text_of
-from ..streaming import run_to_completion, stream_body
+from ..streaming import stream_body
 from ..validation import parse_body
 
 
@@ -30,39 +29,27 @@ def _is_sandbox(route) -> bool:
 
 async def complete_once(prepared: chat.Prepared):
     """Non-streaming: the gateway call, then settle. Returns (response dict, usage, settled, route)."""
-    try:
+    async with chat.Bill(prepared, sent=True) as bill:
         done = await gateway.complete(prepared.request, prepared.model)
-    except ApiError as error:
-        await chat.finish(prepared, usage=None, status="error", error_code=error.code)
-        raise
-    except asyncio.CancelledError:  # client went away before the reply: nothing delivered
-        await asyncio.shield(run_to_completion(chat.finish(prepared, usage=None, status="cancelled",
-                                                           error_code="client_disconnected")))
-        raise
-    except Exception:
-        await chat.finish(prepared, usage=None, status="error", error_code="internal_error")
-        raise
-    usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
-    settled = await chat.finish(prepared, usage=usage, route=done.route)
+        usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
+        settled = await bill.settle(usage, route=done.route)
     prepared.upstream_seconds = done.upstream_seconds
     return done.response, usage, settled, done.route
 
 
 async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
+    bill = chat.Bill(prepared, sent=True)
     opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
     try:
         await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
-    except asyncio.CancelledError:
+        if opening.done() and opening.exception() is not None:
+            raise opening.exception()
+    except BaseException as error:
         opening.cancel()
-        await asyncio.shield(run_to_completion(chat.finish(prepared, usage=None, status="cancelled",
-                                                           error_code="client_disconnected")))
+        await bill.close(error)
         raise
-    if opening.done() and opening.exception() is not None:
-        error = opening.exception()
-        await chat.finish(prepared, usage=None, status="error", error_code=getattr(error, "code", "internal_error"))
-        raise error
-    response = EventStreamResponse(stream_body(prepared, opening))
+    response = EventStreamResponse(stream_body(prepared, opening, bill))
     if opening.done() and _is_sandbox(opening.result().route):
         response["x-gpuniq-simulated"] = "true"
     return response
