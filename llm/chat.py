@@ -71,7 +71,7 @@ async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpo
     else:
         return hold.id
     await metering.awrite(user_id=principal.user_id, api_key_id=principal.key_id, request_id=request_id,
-                          endpoint=purpose, model=model, cost_usd=0, status="refused", error_code=error.code)
+                          endpoint=purpose, model=model, cost_usd=0, status="error", error_code=error.code)
     raise error
 
 

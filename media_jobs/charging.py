@@ -34,7 +34,7 @@ def hold(principal: Principal, amount: Decimal, *, purpose: str, request_id: str
     else:
         return ref.id
     usage_row(user_id=principal.user_id, key_id=principal.key_id, request_id=request_id, endpoint=purpose, model=model,
-              status="refused", error_code=error.code)
+              status="error", error_code=error.code)
     raise error
 
 
