@@ -68,12 +68,23 @@ def _gemini_thinking(body: dict, upstream_model: str, slug: str) -> int:
     return 0
 
 
-def _route_output(family: str, body: dict, base: int, upstream_model: str, slug: str) -> int:
+def _predicted(body: dict) -> int:
+    """OpenAI's predicted outputs: rejected prediction tokens are billed as output too."""
+    prediction = body.get("prediction")
+    content = prediction.get("content") if isinstance(prediction, dict) else None
+    return len(str(content).encode("utf-8", "surrogatepass")) if content else 0
+
+
+def route_output(family: str, body: dict, base: int, upstream_model: str, model: ModelInfo) -> int:
     if family == "anthropic":
         return base + _anthropic_thinking(body)  # Anthropic takes one candidate (n > 1 is refused)
     if family == "gemini":
-        return (base + _gemini_thinking(body, upstream_model, slug)) * _candidates(body)
-    return base * _candidates(body)  # OpenAI-compatible: reasoning counts within the limit
+        return (base + _gemini_thinking(body, upstream_model, model.slug)) * _candidates(body)
+    if family in ("openai", "sandbox") or not model.reasoning:
+        return (base + _predicted(body)) * _candidates(body)  # OpenAI: reasoning counts within the limit
+    # other OpenAI-compatible reasoning models (DeepSeek's reasoner: chain of thought beyond
+    # max_tokens) may think up to their whole output ceiling on top of the answer
+    return (base + (model.max_output or STREAM_OUTPUT_RESERVE)) * _candidates(body)
 
 
 def chat_bound(model: ModelInfo, body: dict, *, stream: bool) -> ChatBound:
@@ -82,8 +93,8 @@ def chat_bound(model: ModelInfo, body: dict, *, stream: bool) -> ChatBound:
     for route in model.live_routes():
         upstream = upstream_for(route.provider)
         families.append(("sandbox" if upstream is None or upstream.sandbox else upstream.family, route.upstream_model))
-    output = max((_route_output(f, body, base, m, model.slug) for f, m in families), default=base)
-    exact = all(f in ("openai", "sandbox") for f, _ in families) and model.vendor.lower() == "openai"
+    output = max((route_output(f, body, base, m, model) for f, m in families), default=base)
+    exact = model.vendor.lower() == "openai"  # GPT-4o and later, o-series: o200k_base on every route
     prompt = prompt_bound(body, image_tokens=getattr(model, "image_tokens", None) or IMAGE_TOKENS,
                           context_window=model.context_window, exact=exact)
     factor = Decimal(1)
