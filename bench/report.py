@@ -17,11 +17,13 @@ def table(result: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for point in dict.fromkeys(r["point"] for r in rows):
         direct = _by(rows, point, "direct")
-        for target in ("direct", "gateway", "litellm"):
+        for target in ("direct", "gateway", "litellm", "portkey"):
             r = _by(rows, point, target)
             if r is None:
                 continue
-            if r["kind"] == "non-stream":
+            if r.get("failure"):
+                lines.append(f"| {point} | {target} | failed: {r['failure'][:60]} | | | | | {r['errors']} |")
+            elif r["kind"] == "non-stream":
                 added = (f"{r['p50_ms'] - direct['p50_ms']:.2f} / {r['p99_ms'] - direct['p99_ms']:.2f}"
                          if target != "direct" else "")
                 lines.append(f"| {point} | {target} | {r['req_per_s']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
@@ -39,11 +41,14 @@ def ratios(result: dict) -> list[str]:
     rows = result["rows"]
     out = []
     for point in dict.fromkeys(r["point"] for r in rows):
-        g, lite, d = (_by(rows, point, t) for t in ("gateway", "litellm", "direct"))
-        if g and lite:
-            key = "req_per_s" if g["kind"] == "non-stream" else "streams_per_s"
-            if lite[key]:
-                out.append(f"- {point}: gateway / LiteLLM throughput = {g[key] / lite[key]:.1f}×")
+        g, lite, d, pk = (_by(rows, point, t) for t in ("gateway", "litellm", "direct", "portkey"))
+        key = "req_per_s" if g and g["kind"] == "non-stream" else "streams_per_s"
+        for peer, name in ((lite, "LiteLLM"), (pk, "Portkey")):
+            if g and peer and peer.get(key):
+                out.append(f"- {point}: gateway / {name} throughput = {g[key] / peer[key]:.1f}×")
+        if g and d and pk and g["kind"] == "non-stream" and pk.get("p50_ms") is not None:
+            out.append(f"- {point}: added p50 gateway {g['p50_ms'] - d['p50_ms']:.2f} ms, "
+                       f"Portkey {pk['p50_ms'] - d['p50_ms']:.2f} ms")
         if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
             out.append(f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}")
     return out
@@ -57,7 +62,7 @@ def write(result: dict, update_doc: bool = True) -> None:
             f"{result['workers']} app processes each, {result['seconds_per_point']} s per point.\n\n"
             f"{table(result)}\n\n" + "\n".join(ratios(result)) +
             f"\n\nMemory after the run (RSS per process, MB): gateway {result['memory']['gateway_rss_mb']}, "
-            f"LiteLLM {result['memory']['litellm_rss_mb']}\n")
+            f"LiteLLM {result['memory']['litellm_rss_mb']}, Portkey {result['memory'].get('portkey_rss_mb')}\n")
     if result["memory"].get("gateway_rss_mb_after_repeat"):
         body += ("After the gateway's points were run a second time, identically: gateway "
                  f"{result['memory']['gateway_rss_mb_after_repeat']}\n")

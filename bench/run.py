@@ -1,5 +1,5 @@
-"""`make bench`: the gateway against the upstream direct and the LiteLLM proxy, same machine, same
-run, interleaved point by point. Writes bench/results/<date>.json and .md and docs/performance.md.
+"""`make bench`: the gateway against the upstream direct, the LiteLLM proxy and the Portkey gateway
+(Node), same machine, same run, interleaved point by point. Writes bench/results/<date>.json and .md and docs/performance.md.
 
   --quick      short points (a few seconds each) for a first look
   --smoke      2-second points against the upstream only, to check the scripts parse
@@ -26,8 +26,9 @@ FAST_STREAM_POINT = 64
 SLOW_STREAM_POINTS = [100, 500, 1000]
 
 
-def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int) -> dict:
-    env = {**os.environ, "BENCH_BODY": json.dumps(body), "BENCH_KEY": key}
+def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int, headers: dict | None = None) -> dict:
+    env = {**os.environ, "BENCH_BODY": json.dumps(body), "BENCH_KEY": key,
+           "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())}
     threads = str(min(concurrency, 2))
     out = subprocess.run(["wrk", "-t", threads, "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
                           "-s", str(targets.BENCH / "post.lua"), url], env=env, capture_output=True, text=True)
@@ -41,11 +42,19 @@ def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int) -> dict:
             "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "mean_ms": round(raw["mean_us"] / 1000, 3)}
 
 
-def streams(port: int, path: str, key: str, model: str, concurrency: int, seconds: float) -> dict:
+def streams(port: int, path: str, key: str, model: str, concurrency: int, seconds: float,
+            headers: dict | None = None) -> dict:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
     import uvloop
 
-    return uvloop.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds))
+    return uvloop.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds, headers))
+
+
+def failed(error: Exception) -> dict:
+    """A point a peer could not serve at all (Portkey's streams on Node 20): reported, not hidden."""
+    return {"req_per_s": 0, "streams_per_s": 0, "requests": 0, "errors": 1, "dropped": 0, "p50_ms": None,
+            "p90_ms": None, "p99_ms": None, "ttfb_p50_ms": None, "ttfb_p99_ms": None, "total_p50_ms": None,
+            "total_p99_ms": None, "failure": str(error)[:300]}
 
 
 class Profiler:
@@ -81,10 +90,11 @@ def measure(targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | Non
     points = [1] if smoke else NON_STREAM_POINTS
     for c in points:
         for name, t in targets_.items():
-            wrk(t["json_url"], t["key"], chat, c, 1)  # warm-up
+            headers = t.get("headers", {}).get("json")
+            wrk(t["json_url"], t["key"], chat, c, 1, headers)  # warm-up
             profiler.start(f"non-stream c={c}", name, seconds)
             rows.append({"point": f"non-stream c={c}", "kind": "non-stream", "concurrency": c, "target": name,
-                         **wrk(t["json_url"], t["key"], chat, c, seconds)})
+                         **wrk(t["json_url"], t["key"], chat, c, seconds, headers)})
             profiler.stop()
             print(rows[-1], flush=True)
     stream_points = [("fast-stream", FAST_STREAM_POINT, "sse", "deepseek-chat")]
@@ -93,8 +103,11 @@ def measure(targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | Non
         for name, t in targets_.items():
             port, path = t[upstream]
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
-            rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name,
-                         **streams(port, path, t["key"], model, c, max(seconds, 3))})
+            try:
+                measured = streams(port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream))
+            except Exception as error:  # noqa: BLE001 — a peer that cannot stream is a result
+                measured = failed(error)
+            rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name, **measured})
             profiler.stop()
             print(rows[-1], flush=True)
     return rows
@@ -107,6 +120,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--no-portkey", action="store_true")
     parser.add_argument("--profile", metavar="POINT", help='e.g. "slow-stream c=500": py-spy flame graph of a '
                                                           "gateway worker during that point")
     args = parser.parse_args()
@@ -117,7 +131,7 @@ def main() -> int:
         nginx, slow = targets.start_nginx(procs), targets.start_slow(procs)
         found = {"direct": {"key": "bench", "json_url": f"http://127.0.0.1:{nginx}/json/v1/chat/completions",
                             "sse": (nginx, "/sse/v1/chat/completions"), "slow": (slow, "/v1/chat/completions")}}
-        gw_proc = lite_proc = None
+        gw_proc = lite_proc = port_proc = None
         if not args.smoke:
             env = targets.gateway_env(nginx, slow)
             key = targets.prepare_gateway(env)
@@ -132,9 +146,14 @@ def main() -> int:
                                     "json_url": f"http://127.0.0.1:{lite_port}/v1/chat/completions",
                                     "sse": (lite_port, "/v1/chat/completions"),
                                     "slow": (lite_port, "/v1/chat/completions")}
+            started = None if args.no_portkey else targets.start_portkey(procs)
+            if started:
+                found["portkey"] = targets.portkey_target(started[0], nginx, slow)
+                port_proc = started[1]
         rows = measure(found, seconds, args.smoke, Profiler(args.profile, gw_proc.pid if gw_proc else None))
         memory = {"gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
-                  "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None}
+                  "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None,
+                  "portkey_rss_mb": targets.rss_mb(port_proc.pid) if port_proc else None}
         if gw_proc and not args.quick:  # memory must not grow between two identical runs
             print("repeating the gateway's points to compare memory", flush=True)
             measure({"gateway": found["gateway"]}, seconds, smoke=False)

@@ -35,10 +35,11 @@ class StreamStats:
                 "ttfb_mean_ms": round(statistics.fmean(self.ttfb_ms), 2) if self.ttfb_ms else None}
 
 
-def _request(host: str, port: int, path: str, key: str, body: dict) -> bytes:
+def _request(host: str, port: int, path: str, key: str, body: dict, extra: dict | None = None) -> bytes:
     payload = json.dumps(body).encode()
+    more = "".join(f"{name}: {value}\r\n" for name, value in (extra or {}).items())
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n")
+            f"Authorization: Bearer {key}\r\n{more}Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n")
     return head.encode() + payload
 
 
@@ -147,9 +148,10 @@ async def _worker(host, port, request, deadline, stats):
         conn[1].close()
 
 
-async def run(host: str, port: int, path: str, key: str, body: dict, concurrency: int, seconds: float) -> dict:
+async def run(host: str, port: int, path: str, key: str, body: dict, concurrency: int, seconds: float,
+              headers: dict | None = None) -> dict:
     stats = StreamStats()
-    request = _request(host, port, path, key, body)
+    request = _request(host, port, path, key, body, headers)
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(_worker(host, port, request, deadline, stats) for _ in range(concurrency)))

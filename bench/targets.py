@@ -1,6 +1,7 @@
 """Start and stop the processes a benchmark run measures: nginx, the slow upstream, the gateway
-(PostgreSQL + Redis, billing, usage and rate limits on, one uvicorn worker per core) and the
-LiteLLM proxy (its own venv, no database) — all pointed at the same upstreams."""
+(PostgreSQL + Redis, billing, usage and rate limits on, one uvicorn worker per core), the
+LiteLLM proxy (its own venv, no database) and the Portkey gateway (Node, npm, no database) — all
+pointed at the same upstreams."""
 
 import os
 import socket
@@ -18,6 +19,7 @@ LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/gpuniq_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 LITELLM_KEY = "sk-bench-master-key"
+PORTKEY = BENCH / ".portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
 
 
 def free_port() -> int:
@@ -138,6 +140,27 @@ def start_litellm(procs: Procs, nginx: int, slow: int, workers: int) -> tuple[in
                                    "127.0.0.1", "--num_workers", str(workers)], env=env)
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
     return port, proc
+
+
+def start_portkey(procs: Procs) -> tuple[int, subprocess.Popen] | None:
+    """The Portkey gateway 1.15.2 (Node, one process, no database), headless."""
+    if not PORTKEY.exists():
+        return None
+    port = free_port()
+    env = {**os.environ, "NODE_ENV": "production"}
+    proc = procs.start("portkey", ["node", str(PORTKEY), f"--port={port}", "--headless"], env=env)
+    wait_http(f"http://127.0.0.1:{port}/", timeout=60)
+    return port, proc
+
+
+def portkey_target(port: int, nginx: int, slow: int) -> dict:
+    """Portkey routes by headers: the provider, and the upstream as a custom host."""
+    def headers(base: str) -> dict:
+        return {"x-portkey-provider": "openai", "x-portkey-custom-host": base}
+    path = "/v1/chat/completions"
+    return {"key": "bench", "json_url": f"http://127.0.0.1:{port}{path}", "sse": (port, path), "slow": (port, path),
+            "headers": {"json": headers(f"http://127.0.0.1:{nginx}/json/v1"),
+                        "sse": headers(f"http://127.0.0.1:{nginx}/sse/v1"), "slow": headers(f"http://127.0.0.1:{slow}/v1")}}
 
 
 def worker_pids(root_pid: int) -> list[int]:
