@@ -3,6 +3,8 @@
 Every failure under /v1/ is rendered from an entry here, in one of two envelopes:
 - OpenAI-compatible (/v1/openai/*): {"error": {message, type, code, doc_url, meta}, ...}
 - native (/v1/llm/*): {"success": false, "error": {...}, "status_code": N, "request_id": "..."}
+- Anthropic Messages (/v1/anthropic/*, /v1/messages*): {"type": "error", "error": {type, message, code},
+  "request_id": "..."} with Anthropic's error types (ANTHROPIC_TYPES)
 Codes are a public contract: clients branch on them, so never rename one.
 """
 
@@ -153,3 +155,26 @@ def native_envelope(error: ApiError, request_id: str) -> dict:
 
 def is_openai_path(path: str) -> bool:
     return path.startswith("/v1/openai/") or path == "/v1/openai"
+
+
+# Anthropic's error types by HTTP status (https://docs.claude.com/en/api/errors); the SDKs pick
+# their exception class from the status, Claude Code shows the type and message.
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+                   403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
+                   409: "invalid_request_error", 413: "request_too_large", 429: "rate_limit_error",
+                   500: "api_error", 502: "api_error", 503: "overloaded_error", 504: "timeout_error"}
+
+
+def anthropic_error(error: ApiError) -> dict:
+    """The `error` object of Anthropic's envelope; `code` is our catalog code (Anthropic's SDKs keep
+    unknown keys, so clients can branch on it)."""
+    kind = ANTHROPIC_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
+    return {"type": kind, "message": error.message, "code": error.code}
+
+
+def anthropic_envelope(error: ApiError, request_id: str) -> dict:
+    return {"type": "error", "error": anthropic_error(error), "request_id": request_id}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.startswith(("/v1/anthropic/", "/v1/messages")) or path == "/v1/anthropic"

@@ -5,7 +5,7 @@ import logging
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from .errors import ApiError, is_openai_path, native_envelope, openai_envelope
+from .errors import ApiError, anthropic_envelope, is_anthropic_path, is_openai_path, native_envelope, openai_envelope
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,12 @@ def error_response(request, error: ApiError) -> HttpResponse:
     """Render `error` in the envelope of the surface the request came in on."""
     rid = request_id_of(request)
     path = getattr(request, "path", "") or ""
-    body = openai_envelope(error, rid) if is_openai_path(path) else native_envelope(error, rid)
+    if is_openai_path(path):
+        body = openai_envelope(error, rid)
+    elif is_anthropic_path(path):
+        body = anthropic_envelope(error, rid)
+    else:
+        body = native_envelope(error, rid)
     response = json_response(body, error.status, error.headers)
     response["x-request-id"] = rid
     return response

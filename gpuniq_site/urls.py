@@ -6,6 +6,7 @@ from django.urls import include, path
 from accounts import pages_urls as account_pages
 from billing import pages_urls as billing_pages
 from billing import urls as billing_urls
+from llm import anthropic_urls
 from llm import native_urls as llm_native
 from llm import pages_urls as llm_pages
 from llm import urls as llm_urls
@@ -23,6 +24,8 @@ page_patterns = (account_pages.page_patterns + billing_pages.page_patterns + llm
 urlpatterns = [
     path("v1/openai/", include(openai_patterns)),
     path("v1/llm/", include(native_patterns)),
+    path("v1/anthropic/", include(anthropic_urls.patterns)),
+    path("", include(anthropic_urls.root_patterns)),
     path("webhooks/", include(billing_urls.webhook_patterns)),
     path("admin/", admin.site.urls),
     path("errors/", views.error_catalog, name="error-catalog"),

@@ -458,12 +458,23 @@ class AnthropicProvider:
                          "content-type": "application/json"}
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
+        if request.anthropic is not None:  # came in as Anthropic Messages: forward as sent
+            from . import anthropic_native
+
+            return await anthropic_native.complete(self.upstream, request, route)
         body, json_tool = build_body(request, route, stream=False)
         data = await post_json(self.upstream, PATH, headers=self._headers, body=body,
                                first_byte=request.first_byte_timeout, error_parser=parse_error)
         return map_message(data, request.slug, json_tool)
 
-    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+        if request.anthropic is not None:  # one generator, so closing it closes the vendor stream at once
+            from . import anthropic_native
+
+            return anthropic_native.stream(self.upstream, request, route)
+        return self._stream(request, route)
+
+    async def _stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
         body, json_tool = build_body(request, route, stream=True)
         mapper = _StreamMapper(request.slug, json_tool)
         async with post_stream(self.upstream, PATH, headers=self._headers, body=body,

@@ -51,10 +51,25 @@ class Route:
         return f"{self.provider}:{self.upstream_model}"
 
 
+@dataclass(frozen=True)
+class AnthropicOriginal:
+    """A request as it came through the Anthropic front door: the Messages body, the client's
+    `anthropic-*` headers (betas, version) and whether it asked for `?beta=true`."""
+
+    body: dict
+    headers: dict
+    beta: bool = False
+
+
 @dataclass
 class ChatRequest:
     """What the gateway asks of a provider. `body` is the client's Chat Completions body: every
-    field is forwarded as the vendor allows; `body["model"]` is our slug and is replaced."""
+    field is forwarded as the vendor allows; `body["model"]` is our slug and is replaced.
+
+    `anthropic` is set when the client spoke Anthropic Messages: the Anthropic provider then
+    forwards that body as sent (model swapped) and answers in Anthropic's own format (a Message
+    dict; stream pieces that are Anthropic's named events); every other provider serves `body`,
+    the front door's Chat Completions translation of it."""
 
     body: dict
     slug: str
@@ -63,6 +78,7 @@ class ChatRequest:
     max_output_tokens: int | None = None
     request_id: str = ""
     first_byte_timeout: float = 120.0
+    anthropic: AnthropicOriginal | None = None
 
 
 # kinds of upstream failure; the retryable ones may move on to the next route

@@ -9,7 +9,11 @@ content_block_delta with text_delta / thinking_delta / signature_delta /
 input_json_delta, content_block_stop, message_delta with stop_reason and cumulative
 ``usage.output_tokens``, message_stop, and ``event: error`` mid-stream) and
 https://docs.anthropic.com/en/api/errors (``{"type": "error", "error": {"type",
-"message"}, "request_id"}`` + ``request-id`` header; 529 = overloaded_error).
+"message"}, "request_id"}`` + ``request-id`` header; 529 = overloaded_error), and
+https://docs.claude.com/en/api/messages-count-tokens (POST /v1/messages/count_tokens →
+``{"input_tokens": N}``, counted like a completion's prompt; no max_tokens or stream allowed).
+The SDKs' beta surface (``client.beta.messages``, which Claude Code uses) appends ``?beta=true``
+and sends ``anthropic-beta``; both are accepted and logged.
 
 Usage semantics as documented: ``input_tokens`` EXCLUDES cache reads, i.e.
 input_tokens = prompt - cached, cache_read_input_tokens = cached;
@@ -76,6 +80,7 @@ class FakeAnthropic(FakeServer):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.route("POST", r"/v1/messages", self._messages)
+        self.route("POST", r"/v1/messages/count_tokens", self._count_tokens)
 
     def _err(self, status: int, type_: str, message: str, headers=None) -> tuple:
         rid = self.next_id("req_01", 22)
@@ -86,17 +91,49 @@ class FakeAnthropic(FakeServer):
         status, body, headers = self._err(status, type_, message)
         await conn.send_json(status, body, headers)
 
-    async def _messages(self, req: Request, conn: Conn) -> None:
+    async def _refused(self, req: Request, conn: Conn) -> bool:
+        """Send the error for a bad key, version header or body; True when one was sent."""
         if req.headers.get("x-api-key") != self.api_key:
             await self._send_err(conn, 401, "authentication_error", "invalid x-api-key")
-            return
-        if not req.headers.get("anthropic-version"):
+        elif not req.headers.get("anthropic-version"):
             await self._send_err(conn, 400, "invalid_request_error", "anthropic-version: header is required")
+        elif not isinstance(req.json, dict):
+            await self._send_err(conn, 400, "invalid_request_error", "There was an issue with the request body.")
+        else:
+            return False
+        return True
+
+    @staticmethod
+    def _turns(body: dict) -> list[Turn]:
+        turns = []
+        if body.get("system"):
+            turns.append(Turn("system", _content_text(body["system"])))
+        for m in body.get("messages") or []:
+            content = m.get("content")
+            role = "tool" if m.get("role") == "user" and _has_tool_result(content) else m.get("role", "user")
+            turns.append(Turn(role, _content_text(content)))
+        return turns
+
+    async def _count_tokens(self, req: Request, conn: Conn) -> None:
+        if await self._refused(req, conn):
             return
         body = req.json
-        if not isinstance(body, dict):
-            await self._send_err(conn, 400, "invalid_request_error", "There was an issue with the request body.")
+        extra = sorted(set(body) - {"model", "messages", "system", "tools", "tool_choice", "thinking",
+                                    "mcp_servers", "context_management", "output_config", "output_format"})
+        if extra or not isinstance(body.get("messages"), list) or "model" not in body:
+            await self._send_err(conn, 400, "invalid_request_error",
+                                 f"{extra[0]}: Extra inputs are not permitted" if extra else "messages: Field required")
             return
+        if self.models and body["model"] not in self.models:
+            await self._send_err(conn, 404, "not_found_error", f"model: {body['model']}")
+            return
+        plan = make_plan(model=str(body["model"]), turns=self._turns(body))
+        await conn.send_json(200, {"input_tokens": plan.prompt_tokens}, self.response_headers())
+
+    async def _messages(self, req: Request, conn: Conn) -> None:
+        if await self._refused(req, conn):
+            return
+        body = req.json
         for field in ("model", "messages", "max_tokens"):
             if field not in body:
                 await self._send_err(conn, 400, "invalid_request_error", f"{field}: Field required")
@@ -108,13 +145,7 @@ class FakeAnthropic(FakeServer):
         if self.models and model not in self.models:
             await self._send_err(conn, 404, "not_found_error", f"model: {model}")
             return
-        turns = []
-        if body.get("system"):
-            turns.append(Turn("system", _content_text(body["system"])))
-        for m in messages:
-            content = m.get("content")
-            role = "tool" if m.get("role") == "user" and _has_tool_result(content) else m.get("role", "user")
-            turns.append(Turn(role, _content_text(content)))
+        turns = self._turns(body)
         tool_names = [t.get("name") for t in body.get("tools") or [] if t.get("name")]
         choice = body.get("tool_choice") or {}
         forced = None

@@ -1,0 +1,98 @@
+"""The Anthropic Messages front door: POST …/v1/messages and …/v1/messages/count_tokens.
+
+A translator over the canonical request, never a second money path: the body is checked,
+translated to Chat Completions (llm.dialects.anthropic_request) and run through the same
+prepare → gateway → finish as /v1/openai/chat/completions, so holds, settles, usage rows and
+prices are identical. For a model with an Anthropic route the original body rides along
+(ChatRequest.anthropic) and that route forwards it as sent. Errors use Anthropic's envelope
+(gpuniq_site.errors.anthropic_envelope, chosen by path).
+"""
+
+from django.views.decorators.http import require_POST
+
+from accounts.guard import key_required
+from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import json_response
+
+from .. import chat
+from ..catalog import ModelInfo
+from ..dialects import anthropic_reply, anthropic_request
+from ..gateway import _ordered_routes, to_api_error
+from ..providers.base import AnthropicOriginal, ChatRequest, UpstreamError
+from ..providers.registry import provider_for
+from ..validation import estimate_prompt_tokens, parse_body
+from .chat import _headers, complete_once, overhead_header, start_stream
+
+
+def _is_claude(model: ModelInfo) -> bool:
+    return any(route.provider == "anthropic" for route in model.routes)
+
+
+def _original(request, body: dict) -> AnthropicOriginal:
+    headers = {name: request.headers[name] for name in ("anthropic-beta", "anthropic-version")
+               if request.headers.get(name)}
+    return AnthropicOriginal(body=body, headers=headers, beta=request.GET.get("beta") == "true")
+
+
+async def _translate(request, body: dict) -> tuple[dict, ModelInfo]:
+    anthropic_request.check(body)
+    slug = body["model"]
+    if not isinstance(slug, str) or not slug or len(slug) > 100:
+        raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
+    model = await chat.resolve_model(slug, request.principal)
+    return anthropic_request.to_chat(body, model, lenient=_is_claude(model)), model
+
+
+@require_POST
+@key_required
+async def messages(request):
+    body = parse_body(request.body)
+    chat_body, model = await _translate(request, body)
+    prepared = await chat.prepare(request.principal, chat_body, request_id=request.request_id,
+                                  endpoint="anthropic_messages")
+    if _is_claude(model):
+        prepared.request.anthropic = _original(request, body)
+    if prepared.request.stream:
+        prepared.request.include_usage = True  # the closing message_delta carries the exact usage
+        response = await start_stream(prepared)
+        translator = anthropic_reply.StreamTranslator(model.slug, prepared.prompt_estimate)
+        response.streaming_content = anthropic_reply.anthropic_events(response.streaming_content, translator)
+        return response
+    completion, usage, settled, route = await complete_once(prepared)
+    message = anthropic_reply.message_from_chat(completion, usage, model.slug)
+    headers = {**_headers(route), **overhead_header(request, prepared), "x-gpuniq-cost-usd": str(settled.cost)}
+    return json_response(message, headers=headers)
+
+
+@require_POST
+@key_required
+async def count_tokens(request):
+    """Free, like Anthropic's: the vendor's own count for Claude models, else the gateway's
+    estimate (the generous one its holds use)."""
+    body = parse_body(request.body)
+    body.setdefault("max_tokens", 1)  # count_tokens takes no max_tokens; check() wants one
+    chat_body, model = await _translate(request, body)
+    tokens = None
+    if _is_claude(model):
+        tokens = await _vendor_count(request, body, model)
+    if tokens is None:
+        tokens = estimate_prompt_tokens(chat_body)
+    return json_response({"input_tokens": tokens})
+
+
+async def _vendor_count(request, body: dict, model: ModelInfo) -> int | None:
+    """Anthropic's count through the first healthy Anthropic route; None when none can answer."""
+    from ..providers import anthropic_native
+
+    canonical = ChatRequest(body={}, slug=model.slug, stream=False, request_id=request.request_id,
+                            first_byte_timeout=30.0, anthropic=_original(request, body))
+    for route in await _ordered_routes(model):
+        provider = provider_for(route)
+        if route.provider != "anthropic" or getattr(provider, "upstream", None) is None:
+            continue
+        try:
+            return await anthropic_native.count_tokens(provider.upstream, canonical, route)
+        except UpstreamError as error:
+            if error.kind in ("bad_request", "context_length"):
+                raise to_api_error(error, model.slug) from None
+    return None
