@@ -4,7 +4,7 @@ Follows https://docs.claude.com/en/api/messages. The gateway validates, holds an
 translation; a route to Anthropic itself forwards the original body instead
 (llm.providers.anthropic_native), so the translation only has to serve other vendors (and a
 Claude model's OpenAI-compatible fallback route):
-- `system` (a string or text blocks) → a system message;
+- `system` (a string or text blocks) → a system message, and so do system-role messages;
 - user content: text, image (base64 / url source) → image_url parts, document (PDF base64 →
   a file part, plain text → text), tool_result → a `tool` message placed before the rest of
   the turn (its images follow in the user message);
@@ -21,7 +21,7 @@ from ..catalog import ModelInfo
 
 EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
-ROLES = ("user", "assistant")
+ROLES = ("user", "assistant", "system")  # Claude Code puts system-role messages between turns
 
 
 def _bad(field: str, reason: str) -> ApiError:
@@ -40,7 +40,7 @@ def check(body: dict) -> None:
         raise _bad("messages", "must be a non-empty array")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise _bad(f"messages.{index}.role", "must be 'user' or 'assistant'")
+            raise _bad(f"messages.{index}.role", "must be 'user', 'assistant' or 'system'")
         if not isinstance(message.get("content"), (str, list)):
             raise _bad(f"messages.{index}.content", "must be a string or an array of content blocks")
     for name in ("tools", "stop_sequences"):
@@ -212,6 +212,8 @@ def to_chat(body: dict, model: ModelInfo, *, lenient: bool) -> dict:
         content = message["content"]
         if message["role"] == "assistant":
             messages += translator.assistant_turn(content)
+        elif message["role"] == "system":
+            messages += translator.system(content)
         else:
             messages += translator.user_turn(content, index)
     out = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}

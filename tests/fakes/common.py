@@ -20,6 +20,8 @@ Deterministic rules (identical for every vendor):
 * ``max_tokens`` truncates the *visible* reply to that many words -> "length".
 * ``[[cached]]`` anywhere in the request text -> cached = prompt_tokens // 2.
 * ``[[fault:NAME]]`` in the last user message -> that request gets fault NAME.
+* ``[[call:TOOL {json args}]]`` in the last user message, TOOL among the tools given -> a call
+  of TOOL with those args (how agent clients such as Claude Code are made to run a tool).
 
 Faults (``FAULTS``): see :meth:`FakeServer.serve_completion`.  ``refuse`` closes the
 TCP connection without any response bytes (the ASGI app closes uvicorn's transport,
@@ -49,6 +51,7 @@ FAULTS = ERROR_FAULTS | STREAM_FAULTS | {"slow_first_byte", "no_usage", "refuse"
 CACHED_MARKER = "[[cached]]"
 TOOL_ARGS = {"location": "Paris"}
 _INBAND = re.compile(r"\[\[fault:([A-Za-z0-9_]+)\]\]")
+_CALL = re.compile(r"\[\[call:([A-Za-z0-9_-]+) (\{.*?\})\]\]")
 
 
 def count_tokens(text: Any) -> int:
@@ -112,7 +115,8 @@ def split_json(s: str, size: int = 8) -> list[str]:
 def make_plan(*, model: str, turns: list[Turn], tool_names: list[str] = (),
               forced_tool: str | None = None, tools_allowed: bool = True,
               reasoning: bool = False, max_tokens: int | None = None) -> Plan:
-    last = turns[-1] if turns else Turn("user", "")
+    # the last turn that is not an instruction (Claude Code puts system messages after the prompt)
+    last = next((t for t in reversed(turns) if t.role != "system"), turns[-1] if turns else Turn("user", ""))
     last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
     plan = Plan(model=model)
     plan.prompt_tokens = sum(count_tokens(t.text) + 3 for t in turns)
@@ -121,6 +125,11 @@ def make_plan(*, model: str, turns: list[Turn], tool_names: list[str] = (),
     if reasoning:
         plan.reasoning = " ".join(("Thinking about: " + (last.text if last.role != "system" else last_user)[:40]).split())
         plan.reasoning_tokens = count_tokens(plan.reasoning)
+    call = _CALL.search(last.text) if last.role == "user" and tool_names else None
+    if call and call.group(1) in tool_names and tools_allowed:
+        plan.tool_name, plan.tool_args = call.group(1), json.loads(call.group(2))
+        plan.output_tokens = count_tokens(plan.tool_name + " " + plan.tool_args_json)
+        return plan
     if tool_names and tools_allowed and (forced_tool or (last.role == "user" and "weather" in last.text.lower())):
         plan.tool_name = forced_tool or tool_names[0]
         plan.tool_args = dict(TOOL_ARGS)
