@@ -1,6 +1,7 @@
 """ASGI entry point.
 
 - Async API views under /v1/ (the hot path) run through gpuniq_site.fast_asgi.LeanApiApp.
+- Every /v1/ request passes gpuniq_site.cors.CorsApp (preflights, any origin, no credentials).
 - Other /v1/ requests (DRF views) go through a Django handler with only the API middleware
   (request ids, error envelopes).
 - Everything else (dashboard, admin, static files) gets the full stack: sessions, CSRF, auth.
@@ -16,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
 django.setup(set_prefix=False)
 
 from . import lifespan  # noqa: E402
+from .cors import CorsApp  # noqa: E402
 from .fast_asgi import LeanApiApp  # noqa: E402
 
 API_MIDDLEWARE = [
@@ -35,7 +37,7 @@ class ApiASGIHandler(ASGIHandler):
 
 
 site_app = ASGIHandler()
-api_app = LeanApiApp(fallback=ApiASGIHandler())
+api_app = CorsApp(LeanApiApp(fallback=ApiASGIHandler()))
 
 
 async def application(scope, receive, send):

@@ -211,3 +211,32 @@ def test_vendor_failure_mid_stream_is_an_error_event_and_bills_only_what_came(cl
     assert caught.value.body["error"]["type"] in ("overloaded_error", "api_error")
     row = usage_rows(ada)[-1]
     assert row.status == "error" and Decimal("5") - balance_of(ada) == row.cost_usd
+
+
+BAD_BODIES = [
+    b"not json", b"[1, 2]", b'{"model": "gpt-4o", "max_tokens": 5}',
+    b'{"model": "gpt-4o", "max_tokens": "5", "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": 7}]}',
+    b'{"model": 7, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", '
+    b'"source": {"type": "file", "file_id": "f"}}]}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "tools": [{"type": "web_search_20250305", "name": "web_search"}], '
+    b'"messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "thinking": {"type": "adaptive"}, "output_config": "x", '
+    b'"tool_choice": "auto", "tools": [7], "stop_sequences": "END", "messages": [{"role": "user", "content": "x"}]}',
+]
+
+
+@pytest.mark.parametrize("raw", BAD_BODIES)
+def test_client_mistakes_are_400_in_anthropics_envelope_and_cost_nothing(api_server, ada, vendors, raw):
+    import httpx
+
+    response = httpx.post(f"{api_server}/v1/anthropic/v1/messages", content=raw, timeout=30, headers={
+        "x-api-key": ada.raw_key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert balance_of(ada) == Decimal("5") and not vendors["openai"].requests

@@ -183,7 +183,8 @@ class _Translator:
 def _effort(body: dict) -> str | None:
     thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
     if thinking.get("type") == "adaptive":
-        return EFFORTS.get((body.get("output_config") or {}).get("effort"), "medium")
+        config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+        return EFFORTS.get(config.get("effort"), "medium")
     if thinking.get("type") != "enabled":
         return None
     budget = thinking.get("budget_tokens") if isinstance(thinking.get("budget_tokens"), int) else 0
