@@ -1,6 +1,7 @@
 """Copy-paste snippets for the quick-start page, written for this site's base URL.
 
-Content follows the public API docs (OpenAI-compatible surface at /v1/openai, native at /v1/llm).
+Content follows the public API docs (OpenAI-compatible surface at /v1/openai, Anthropic Messages at
+/v1/anthropic, native at /v1/llm).
 Snippets read the key from $GPUNIQ_API_KEY: the raw key is shown once at creation and never again.
 """
 
@@ -52,20 +53,20 @@ const resp = await client.chat.completions.create({{
   messages: [{{ role: "user", content: "Write a binary search in Rust." }}],
 }});
 console.log(resp.choices[0].message.content);""", note="npm install openai"),
-    Snippet("claude-code", "LiteLLM / Claude Code", "yaml", """# ~/litellm.yaml
-model_list:
-  - model_name: {model}
-    litellm_params:
-      model: openai/{model}
-      api_base: {openai_base}
-      api_key: os.environ/GPUNIQ_API_KEY
+    Snippet("claude-code", "Claude Code", "bash", """export ANTHROPIC_BASE_URL={anthropic_base}
+export ANTHROPIC_AUTH_TOKEN=$GPUNIQ_API_KEY
+claude --model {model}   # or any chat slug, e.g. --model gpt-5.2""",
+            note="Claude models are forwarded to Anthropic as sent; other models are translated. "
+                 "All tokens are billed to your GPUniq balance; no Anthropic account needed."),
+    Snippet("anthropic", "Python (Anthropic SDK)", "python", """import os
+from anthropic import Anthropic
 
-# then, in a shell:
-#   litellm --config ~/litellm.yaml --port 4000
-# and in another one, point Claude Code at the proxy:
-#   export ANTHROPIC_BASE_URL=http://localhost:4000
-#   export ANTHROPIC_API_KEY=sk-litellm-anything
-#   claude""", note="All tokens are billed to your GPUniq balance; no Anthropic account needed."),
+client = Anthropic(api_key=os.environ["GPUNIQ_API_KEY"], base_url="{anthropic_base}")
+msg = client.messages.create(
+    model="{model}", max_tokens=1024,
+    messages=[{{"role": "user", "content": "Write a binary search in Rust."}}],
+)
+print(msg.content[0].text)""", note="pip install anthropic"),
     Snippet("cursor", "Cursor", "text", """Settings → Models → Override OpenAI Base URL
 
 Base URL: {openai_base}
@@ -80,5 +81,6 @@ aider --model {model}""", note="Any tool that accepts OPENAI_BASE_URL works the 
 def snippets(base_url: str, model: str = DEFAULT_MODEL) -> list[Snippet]:
     """The snippets with this site's URLs and a default model filled in."""
     base = base_url.rstrip("/")
-    values = {"openai_base": f"{base}/v1/openai", "native_base": f"{base}/v1/llm", "model": model}
+    values = {"openai_base": f"{base}/v1/openai", "anthropic_base": f"{base}/v1/anthropic",
+              "native_base": f"{base}/v1/llm", "model": model}
     return [replace(s, code=s.code.format(**values)) for s in _TEMPLATES]

@@ -204,8 +204,10 @@ def test_quickstart_uses_the_site_url_and_my_key_prefix_never_the_key(client, al
     html = client.get("/quickstart/").content.decode()
     assert "https://gw.example.com/v1/openai" in html and alice.key.display in html
     assert alice.raw_key not in html
-    for label in ("curl", "Python (OpenAI SDK)", "JavaScript (OpenAI SDK)", "LiteLLM / Claude Code", "Cursor", "Aider"):
+    for label in ("curl", "Python (OpenAI SDK)", "JavaScript (OpenAI SDK)", "Claude Code", "Python (Anthropic SDK)",
+                  "Cursor", "Aider"):
         assert label in html
+    assert "export ANTHROPIC_BASE_URL=https://gw.example.com/v1/anthropic" in html
 
 
 def test_the_errors_page_lists_every_catalog_code(client, committed):
