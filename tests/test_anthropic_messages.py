@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import balance_of, make_user, usage_rows
 
-CLAUDE, GPT = "claude-haiku-4-5", "gpt-4o"
+CLAUDE, GPT, THINKER = "claude-haiku-4-5", "gpt-4o", "deepseek-v3.2-thinking"
 WEATHER = {"name": "get_weather", "description": "Weather for a city",
            "input_schema": {"type": "object", "properties": {"location": {"type": "string"}},
                             "required": ["location"]}}
@@ -33,24 +33,25 @@ def _cost_of_last(user) -> Decimal:
     return usage_rows(user)[-1].cost_usd
 
 
-@pytest.mark.parametrize("slug,vendor", [(CLAUDE, "anthropic"), (GPT, "openai")])
+@pytest.mark.parametrize("slug,vendor", [(CLAUDE, "anthropic"), (GPT, "openai"), ("gemini-2.5-pro", "gemini")])
 def test_create_answers_a_message_billed_like_chat_completions(api_server, client, ada, vendors, slug, vendor):
-    message = client.messages.create(model=slug, max_tokens=200, system="Be brief.",
+    message = client.messages.create(model=slug, max_tokens=200, system="Be brief. [[cached]]",
                                      messages=[{"role": "user", "content": "Hello front door"}])
     assert message.type == "message" and message.role == "assistant" and message.model == slug
-    assert [b.type for b in message.content] == ["text"]
-    assert message.content[0].text == "Echo: Hello front door"
+    assert [b.type for b in message.content][-1] == "text"  # after a thinking block for Gemini 2.5 Pro
+    assert message.content[-1].text == "Echo: Hello front door"
     assert message.stop_reason == "end_turn"
     row = usage_rows(ada)[-1]
     assert row.endpoint == "anthropic_messages" and row.route.startswith(vendor) and row.status == "ok"
     assert message.usage.input_tokens == row.prompt_tokens - row.cached_tokens
+    assert message.usage.cache_read_input_tokens == row.cached_tokens > 0
     assert message.usage.output_tokens == row.completion_tokens
     spent = Decimal("5") - balance_of(ada)
     assert spent == row.cost_usd > 0
     # the same conversation through Chat Completions costs exactly the same
     chat = openai.OpenAI(api_key=ada.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
     reply = chat.chat.completions.create(model=slug, max_tokens=200, messages=[
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello front door"}])
+        {"role": "system", "content": "Be brief. [[cached]]"}, {"role": "user", "content": "Hello front door"}])
     assert reply.usage.prompt_tokens == row.prompt_tokens
     assert _cost_of_last(ada) == row.cost_usd
     assert Decimal("5") - balance_of(ada) == 2 * row.cost_usd
@@ -240,3 +241,41 @@ def test_client_mistakes_are_400_in_anthropics_envelope_and_cost_nothing(api_ser
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
     assert body["request_id"] == response.headers["x-request-id"]
     assert balance_of(ada) == Decimal("5") and not vendors["openai"].requests
+
+
+def test_thinking_becomes_reasoning_and_back(client, vendors):
+    """An OpenAI-compatible reasoning model: `thinking` asks for reasoning_effort, and its
+    reasoning_content comes back as a thinking block, plain and streamed."""
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    plain = client.messages.create(model=THINKER, max_tokens=4000, thinking=thinking,
+                                   messages=[{"role": "user", "content": "think about it"}])
+    assert vendors["openai"].requests[-1]["json"]["reasoning_effort"] == "low"
+    assert [b.type for b in plain.content] == ["thinking", "text"]
+    assert plain.content[0].thinking.startswith("Thinking about")
+    with client.messages.stream(model=THINKER, max_tokens=4000, thinking=thinking,
+                                messages=[{"role": "user", "content": "think about it"}]) as stream:
+        kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert kinds[0] == "thinking_delta" and kinds[-1] == "text_delta"
+    assert [b.type for b in final.content] == ["thinking", "text"] and final.content[1].text == plain.content[1].text
+
+
+def test_claude_thinking_stream_keeps_its_signature(client, vendors):
+    with client.messages.stream(model=CLAUDE, max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 1024},
+                                messages=[{"role": "user", "content": "think first"}]) as stream:
+        kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert "signature_delta" in kinds
+    assert final.content[0].type == "thinking" and final.content[0].signature.startswith("Sig")
+
+
+def test_translated_stream_failure_is_an_error_event(client, ada, vendors):
+    vendors["openai"].script("midstream_error")
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        with client.messages.stream(model=GPT, max_tokens=100,
+                                    messages=[{"role": "user", "content": "a long story"}]) as stream:
+            for _ in stream:
+                pass
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "api_error"
+    row = usage_rows(ada)[-1]
+    assert row.status == "error" and Decimal("5") - balance_of(ada) == row.cost_usd
