@@ -221,12 +221,14 @@ BAD_BODIES = [
     b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": 7}]}',
     b'{"model": 7, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}',
     b'{"model": "gpt-4o", "max_tokens": 5, "stream": "yes", "messages": [{"role": "user", "content": "x"}]}',
-    b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", '
-    b'"source": {"type": "file", "file_id": "f"}}]}]}',
-    b'{"model": "gpt-4o", "max_tokens": 5, "tools": [{"type": "web_search_20250305", "name": "web_search"}], '
-    b'"messages": [{"role": "user", "content": "x"}]}',
-    b'{"model": "gpt-4o", "max_tokens": 5, "thinking": {"type": "adaptive"}, "output_config": "x", '
-    b'"tool_choice": "auto", "tools": [7], "stop_sequences": "END", "messages": [{"role": "user", "content": "x"}]}',
+    (b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", '
+     b'"source": {"type": "file", "file_id": "f"}}]}]}'),
+    (b'{"model": "gpt-4o", "max_tokens": 5, "tools": [{"type": "web_search_20250305", "name": "web_search"}], '
+     b'"messages": [{"role": "user", "content": "x"}]}'),
+    b'{"model": "gpt-4o", "max_tokens": 5, "tools": [7], "messages": [{"role": "user", "content": "x"}]}',
+    b'{"model": "gpt-4o", "max_tokens": 5, "stop_sequences": "END", "messages": [{"role": "user", "content": "x"}]}',
+    (b'{"model": "deepseek-v3.2-thinking", "max_tokens": 5, "thinking": {"type": "adaptive"}, "output_config": "x", '
+     b'"tool_choice": "auto", "temperature": 5, "messages": [{"role": "user", "content": "x"}]}'),
 ]
 
 

@@ -12,7 +12,7 @@ passes through: a Message dict as it is, stream events byte for byte.
 import json
 from collections.abc import AsyncIterator
 
-from gpuniq_site.errors import CATALOG, ANTHROPIC_TYPES
+from gpuniq_site.errors import ANTHROPIC_TYPES, CATALOG
 from gpuniq_site.ids import unique_hex
 
 from ..providers.base import Usage, dumps, text_of

@@ -34,13 +34,13 @@ def _original(request, body: dict) -> AnthropicOriginal:
     return AnthropicOriginal(body=body, headers=headers, beta=request.GET.get("beta") == "true")
 
 
-async def _translate(request, body: dict) -> tuple[dict, ModelInfo]:
+async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dict, ModelInfo]:
     anthropic_request.check(body)
     slug = body["model"]
     if not isinstance(slug, str) or not slug or len(slug) > 100:
         raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
     model = await chat.resolve_model(slug, request.principal)
-    return anthropic_request.to_chat(body, model, lenient=_is_claude(model)), model
+    return anthropic_request.to_chat(body, model, lenient=lenient or _is_claude(model)), model
 
 
 @require_POST
@@ -71,7 +71,7 @@ async def count_tokens(request):
     estimate (the generous one its holds use)."""
     body = parse_body(request.body)
     body.setdefault("max_tokens", 1)  # count_tokens takes no max_tokens; check() wants one
-    chat_body, model = await _translate(request, body)
+    chat_body, model = await _translate(request, body, lenient=True)  # a count never refuses a server tool
     tokens = None
     if _is_claude(model):
         tokens = await _vendor_count(request, body, model)
