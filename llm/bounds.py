@@ -87,19 +87,26 @@ def route_output(family: str, body: dict, base: int, upstream_model: str, model:
     return (base + (model.max_output or STREAM_OUTPUT_RESERVE)) * _candidates(body)
 
 
-def chat_bound(model: ModelInfo, body: dict, *, stream: bool) -> ChatBound:
+def chat_bound(model: ModelInfo, body: dict, *, stream: bool, anthropic_body: dict | None = None) -> ChatBound:
+    """`anthropic_body`: the Anthropic Messages body `body` was translated from; Anthropic routes
+    send it as it is, so their part of the bound is taken from it (thinking, cache_control, size)."""
     base = client_limit(body) or default_limit(model, stream)
     families = []
     for route in model.live_routes():
         upstream = upstream_for(route.provider)
         families.append(("sandbox" if upstream is None or upstream.sandbox else upstream.family, route.upstream_model))
-    output = max((route_output(f, body, base, m, model) for f, m in families), default=base)
+    native = anthropic_body if anthropic_body is not None and any(f == "anthropic" for f, _ in families) else None
+    output = max((route_output(f, native if f == "anthropic" and native else body, base, m, model)
+                  for f, m in families), default=base)
     exact = model.vendor.lower() == "openai"  # GPT-4o and later, o-series: o200k_base on every route
-    prompt = prompt_bound(body, image_tokens=getattr(model, "image_tokens", None) or IMAGE_TOKENS,
-                          context_window=model.context_window, exact=exact)
+    image_tokens = getattr(model, "image_tokens", None) or IMAGE_TOKENS
+    prompt = prompt_bound(body, image_tokens=image_tokens, context_window=model.context_window, exact=exact)
+    if native is not None:
+        prompt = max(prompt, prompt_bound(native, image_tokens=image_tokens, context_window=model.context_window))
     factor = Decimal(1)
     if any(f == "anthropic" for f, _ in families):
-        text = str(body.get("messages")) + str(body.get("tools") or "")
+        source = native or body
+        text = str(source.get("system") or "") + str(source.get("messages")) + str(source.get("tools") or "")
         if "cache_control" in text:
             factor = CACHE_WRITE_1H if "'ttl': '1h'" in text else CACHE_WRITE_5M
     return ChatBound(prompt_tokens=prompt, output_tokens=output, prompt_price_factor=factor, base_output=base)

@@ -28,7 +28,7 @@ from gpuniq_site.ids import unique_hex
 
 from .bounds import ChatBound, chat_bound
 from .catalog import ModelInfo, asnapshot
-from .providers.base import ChatRequest, Route, Usage, text_of
+from .providers.base import AnthropicOriginal, ChatRequest, Route, Usage, text_of
 from .tokens import counted_prompt_tokens
 from .validation import validate_chat
 
@@ -87,22 +87,24 @@ async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> 
 
 
 async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint: str,
-                  default_model: str | None = None, long_output_ok: bool = False) -> Prepared:
-    """Validate, authorize and hold the most the vendor can bill. Raises ApiError; holds nothing then."""
+                  default_model: str | None = None, long_output_ok: bool = False,
+                  anthropic: AnthropicOriginal | None = None) -> Prepared:
+    """Validate, authorize and hold the most the vendor can bill. Raises ApiError; holds nothing then.
+    `anthropic`: the Messages body `body` was translated from, which Anthropic routes send instead."""
     slug, max_tokens, stream = validate_chat(body, default_model=default_model)
     limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
     if not stream and not long_output_ok and max_tokens and max_tokens > limit:
         raise ApiError("streaming_required", max_tokens=max_tokens, limit=limit,
                        meta={"max_tokens": max_tokens, "limit": limit})
     model = await resolve_model(slug, principal)
-    bound = chat_bound(model, body, stream=stream)
+    bound = chat_bound(model, body, stream=stream, anthropic_body=anthropic.body if anthropic else None)
     amount = chat_worst_case(prices(model), prompt_tokens=bound.prompt_tokens, max_output_tokens=bound.output_tokens,
                              prompt_price_factor=bound.prompt_price_factor)
     hold_id = await hold_for(principal, amount, request_id, endpoint, model=slug)
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
     request = ChatRequest(body={**body, "model": slug}, slug=slug, stream=stream, include_usage=include_usage,
                           max_output_tokens=bound.base_output, request_id=request_id,
-                          first_byte_timeout=float(model.first_byte_timeout))
+                          first_byte_timeout=float(model.first_byte_timeout), anthropic=anthropic)
     return Prepared(principal, model, request, hold_id, bound, endpoint)
 
 

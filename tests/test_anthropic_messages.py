@@ -281,3 +281,22 @@ def test_translated_stream_failure_is_an_error_event(client, ada, vendors):
     assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "api_error"
     row = usage_rows(ada)[-1]
     assert row.status == "error" and Decimal("5") - balance_of(ada) == row.cost_usd
+
+
+def test_the_hold_covers_what_anthropic_can_bill_for_the_body_as_sent(client, ada, vendors):
+    """Claude routes get the original body: its cache writes (1-hour TTL at 2x input) and its
+    thinking budget are in the hold, though the Chat Completions translation carries neither."""
+    from billing.models import Hold
+
+    def hold_for(**extra) -> Decimal:
+        block = {"type": "text", "text": "some words " * 50, **extra.pop("block", {})}
+        extra.setdefault("max_tokens", 100)
+        message = client.messages.with_raw_response.create(
+            model=CLAUDE, messages=[{"role": "user", "content": [block]}], **extra)
+        return Hold.objects.get(request_id=message.headers["x-request-id"]).amount
+
+    plain = hold_for()
+    tools = hold_for(tools=[WEATHER])  # a cache breakpoint on a tool: the translation has no place for it
+    cached = hold_for(tools=[{**WEATHER, "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+    thinking = hold_for(thinking={"type": "enabled", "budget_tokens": 3000}, max_tokens=4000)
+    assert cached > tools and thinking - plain >= Decimal("4.00") * (3000 + 3900) / 1_000_000

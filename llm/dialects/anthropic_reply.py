@@ -29,10 +29,14 @@ def message_id() -> str:
 def usage_object(usage: Usage | None) -> dict:
     """Anthropic's usage: input_tokens excludes cache reads and writes, which are counted apart."""
     usage = usage or Usage()
-    written = int(getattr(usage, "cache_write_tokens", 0) or 0)
-    return {"input_tokens": max(usage.prompt_tokens - usage.cached_tokens - written, 0),
-            "cache_creation_input_tokens": written, "cache_read_input_tokens": usage.cached_tokens,
-            "output_tokens": usage.completion_tokens}
+    written = usage.cache_write_tokens + usage.cache_write_1h_tokens
+    out = {"input_tokens": max(usage.prompt_tokens - usage.cached_tokens - written, 0),
+           "cache_creation_input_tokens": written, "cache_read_input_tokens": usage.cached_tokens,
+           "output_tokens": usage.completion_tokens}
+    if written:
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": usage.cache_write_tokens,
+                                 "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens}
+    return out
 
 
 def _tool_input(arguments) -> dict:

@@ -87,7 +87,7 @@ class _Relay:
             kind = event["type"]
         except (ValueError, KeyError, TypeError):
             raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
-        usage, chars = None, 0
+        usage, partial, chars = None, None, 0
         if kind == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
             raise UpstreamError("overloaded" if error.get("type") == "overloaded_error" else "server",
@@ -97,6 +97,7 @@ class _Relay:
             self._add_usage(message.get("usage"))
             event["message"] = {**message, "model": self.slug}
             data = dumps(event)
+            partial = map_usage(self.usage)  # the prompt as Anthropic counted it: what a cut stream bills
         elif kind == "content_block_delta":
             delta = event.get("delta") or {}
             chars = len(delta.get(_DELTA_TEXT.get(delta.get("type"), ""), "") or "")
@@ -108,7 +109,7 @@ class _Relay:
         elif kind == "message_stop":
             self.done = True
         return StreamPiece(data=b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n", usage=usage,
-                           text_chars=chars, more=more and not self.done)
+                           text_chars=chars, more=more and not self.done, partial_usage=partial)
 
     def _add_usage(self, usage) -> None:
         if isinstance(usage, dict):

@@ -20,7 +20,8 @@ from ..dialects import anthropic_reply, anthropic_request
 from ..gateway import _ordered_routes, to_api_error
 from ..providers.base import AnthropicOriginal, ChatRequest, UpstreamError
 from ..providers.registry import provider_for
-from ..validation import estimate_prompt_tokens, parse_body
+from ..tokens import counted_prompt_tokens
+from ..validation import parse_body
 from .chat import _headers, complete_once, overhead_header, start_stream
 
 
@@ -49,13 +50,12 @@ async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)
     prepared = await chat.prepare(request.principal, chat_body, request_id=request.request_id,
-                                  endpoint="anthropic_messages")
-    if _is_claude(model):
-        prepared.request.anthropic = _original(request, body)
+                                  endpoint="anthropic_messages",
+                                  anthropic=_original(request, body) if _is_claude(model) else None)
     if prepared.request.stream:
         prepared.request.include_usage = True  # the closing message_delta carries the exact usage
         response = await start_stream(prepared)
-        translator = anthropic_reply.StreamTranslator(model.slug, prepared.prompt_estimate)
+        translator = anthropic_reply.StreamTranslator(model.slug, counted_prompt_tokens(prepared.request.body))
         response.streaming_content = anthropic_reply.anthropic_events(response.streaming_content, translator)
         return response
     completion, usage, settled, route = await complete_once(prepared)
@@ -67,8 +67,8 @@ async def messages(request):
 @require_POST
 @key_required
 async def count_tokens(request):
-    """Free, like Anthropic's: the vendor's own count for Claude models, else the gateway's
-    estimate (the generous one its holds use)."""
+    """Free, like Anthropic's: the vendor's own count for Claude models, else the gateway's count
+    (o200k_base: exact for OpenAI's models, an estimate for others)."""
     body = parse_body(request.body)
     body.setdefault("max_tokens", 1)  # count_tokens takes no max_tokens; check() wants one
     chat_body, model = await _translate(request, body, lenient=True)  # a count never refuses a server tool
@@ -76,7 +76,7 @@ async def count_tokens(request):
     if _is_claude(model):
         tokens = await _vendor_count(request, body, model)
     if tokens is None:
-        tokens = estimate_prompt_tokens(chat_body)
+        tokens = counted_prompt_tokens(chat_body)
     return json_response({"input_tokens": tokens})
 
 
