@@ -8,6 +8,8 @@ from .views import anthropic as views
 patterns = [
     path("v1/messages", views.messages, name="anthropic-messages"),
     path("v1/messages/count_tokens", views.count_tokens, name="anthropic-count-tokens"),
+    path("v1/models", views.models, name="anthropic-models"),
+    path("v1/models/<str:model_id>", views.model, name="anthropic-model"),
 ]
 
 root_patterns = [

@@ -300,3 +300,14 @@ def test_the_hold_covers_what_anthropic_can_bill_for_the_body_as_sent(client, ad
     cached = hold_for(tools=[{**WEATHER, "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
     thinking = hold_for(thinking={"type": "enabled", "budget_tokens": 3000}, max_tokens=4000)
     assert cached > tools and thinking - plain >= Decimal("4.00") * (3000 + 3900) / 1_000_000
+
+
+def test_models_list_and_retrieve_follow_the_key_allow_list(api_server, committed, vendors):
+    # Lee: a key limited to two models.
+    lee = make_user("lee", "1", allowed_models=[CLAUDE, GPT])
+    client = anthropic.Anthropic(api_key=lee.raw_key, base_url=f"{api_server}/v1/anthropic", max_retries=0)
+    listed = client.models.list()
+    assert sorted(m.id for m in listed.data) == sorted([CLAUDE, GPT]) and listed.has_more is False
+    assert client.models.retrieve(GPT).type == "model"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("gemini-2.5-pro")

@@ -1,4 +1,5 @@
-"""The Anthropic Messages front door: POST …/v1/messages and …/v1/messages/count_tokens.
+"""The Anthropic Messages front door: POST …/v1/messages and …/v1/messages/count_tokens, and
+GET …/v1/models[/{id}] (the chat models this key may use, as Anthropic's model objects).
 
 A translator over the canonical request, never a second money path: the body is checked,
 translated to Chat Completions (llm.dialects.anthropic_request) and run through the same
@@ -8,14 +9,14 @@ prices are identical. For a model with an Anthropic route the original body ride
 (gpuniq_site.errors.anthropic_envelope, chosen by path).
 """
 
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.guard import key_required
 from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import json_response
 
 from .. import chat
-from ..catalog import ModelInfo
+from ..catalog import ModelInfo, asnapshot
 from ..dialects import anthropic_reply, anthropic_request
 from ..gateway import _ordered_routes, to_api_error
 from ..providers.base import AnthropicOriginal, ChatRequest, UpstreamError
@@ -96,3 +97,33 @@ async def _vendor_count(request, body: dict, model: ModelInfo) -> int | None:
             if error.kind in ("bad_request", "context_length"):
                 raise to_api_error(error, model.slug) from None
     return None
+
+
+CREATED_AT = "2025-01-01T00:00:00Z"  # Anthropic's model object needs a date; ours is fixed
+
+
+def _model_object(model: ModelInfo) -> dict:
+    return {"type": "model", "id": model.slug, "display_name": model.name, "created_at": CREATED_AT}
+
+
+async def _usable(principal) -> list[ModelInfo]:
+    snap = await asnapshot()
+    return [m for m in snap.models.values() if m.kind == "chat" and m.available and principal.may_use(m.slug)]
+
+
+@require_GET
+@key_required
+async def models(request):
+    """Anthropic's list object (one page: every usable chat model)."""
+    data = [_model_object(m) for m in await _usable(request.principal)]
+    return json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                          "last_id": data[-1]["id"] if data else None})
+
+
+@require_GET
+@key_required
+async def model(request, model_id: str):
+    found = next((m for m in await _usable(request.principal) if m.slug == model_id), None)
+    if found is None:
+        raise ApiError("model_not_found", model=model_id, meta={"model": model_id})
+    return json_response(_model_object(found))
