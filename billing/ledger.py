@@ -142,9 +142,11 @@ def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: st
 
 
 def release_stale_holds(*, older_than_seconds: int) -> int:
-    """Release holds left open by a crashed process. Returns how many were released."""
+    """Release holds left open by a crashed process. Returns how many were released.
+    Job holds are not touched: their job owns them (billing.job_holds)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff).values_list("pk", flat=True))
+    ids = list(Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff).exclude(purpose__in=Hold.JOB_PURPOSES)
+               .values_list("pk", flat=True))
     return sum(1 for hold_id in ids if release(hold_id=hold_id, reason="stale hold released"))
 
 

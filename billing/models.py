@@ -41,6 +41,9 @@ class Hold(models.Model):
 
     OPEN, SETTLED, RELEASED = "open", "settled", "released"
     STATUSES = [(OPEN, "open"), (SETTLED, "settled"), (RELEASED, "released")]
+    # Holds taken for a job row: the job owns them until its completion is charged or the job is
+    # discarded, and the job's reaper closes them; the generic stale-hold sweep never does.
+    JOB_PURPOSES = ("chat_job", "image_job", "video_job")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
     amount = models.DecimalField(**USD)

@@ -105,6 +105,9 @@ _SPECS = [
     # --- media_jobs ---------------------------------------------------------------------
     ErrorSpec("media_link_invalid", 404, "not_found_error", "This media link is invalid or has expired.",
               recovery="Poll the job (or generate) again for a fresh link."),
+    ErrorSpec("job_expired", 410, "not_found_error",
+              "The job's result was not collected within the media link lifetime and was discarded; "
+              "nothing was charged.", recovery="Start the job again and poll it until it completes."),
 ]
 
 CATALOG: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}

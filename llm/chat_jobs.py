@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.keys import Principal
-from billing import ledger
+from billing import job_holds, ledger
 from gpuniq_site.errors import ApiError
 from gpuniq_site.loops import run_isolated
 
@@ -103,22 +103,47 @@ def execute(job_id: str) -> None:
 
 
 def _complete(job_id: str, result: dict) -> None:
-    ChatJob.objects.filter(pk=job_id).update(status=ChatJob.COMPLETED, result=result, finished_at=timezone.now())
+    """running → completed; a job a read or the reaper already ended stays as it is."""
+    ChatJob.objects.filter(pk=job_id, status=ChatJob.RUNNING).update(
+        status=ChatJob.COMPLETED, result=result, finished_at=timezone.now())
 
 
-def _fail(job_id: str, error: dict) -> None:
-    ChatJob.objects.filter(pk=job_id).exclude(status=ChatJob.COMPLETED).update(
-        status=ChatJob.FAILED, error=error, finished_at=timezone.now())
+def _fail(job_id: str, error: dict) -> bool:
+    return bool(ChatJob.objects.filter(pk=job_id).exclude(status=ChatJob.COMPLETED).exclude(
+        status=ChatJob.FAILED).update(status=ChatJob.FAILED, error=error, finished_at=timezone.now()))
 
 
-def reap(budget_seconds: int = JOB_BUDGET_SECONDS + 60) -> int:
-    """Fail jobs past their budget (their worker died) and release their holds."""
-    cutoff = timezone.now() - timedelta(seconds=budget_seconds)
-    stale = list(ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING], created_at__lt=cutoff))
-    for job in stale:
-        _fail(job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."})
-        ledger.release(hold_id=job.hold_id, reason="chat job reaped")
-    return len(stale)
+OVERDUE_SECONDS = JOB_BUDGET_SECONDS + 60  # the worker's own budget, and a minute to record its outcome
+
+
+def _overdue_cutoff(seconds: int = OVERDUE_SECONDS):
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def expire(job: ChatJob) -> bool:
+    """Fail a job past its budget (its worker died or never came) and release its hold, once."""
+    if not _fail(job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}):
+        return False
+    ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
+    return True
+
+
+def read(user_id: int, job_id: str) -> ChatJob:
+    """The job as a poll sees it: one past its budget is failed (hold released) on the spot,
+    whether or not a worker or the reaper is alive."""
+    job = find_job(user_id, job_id)
+    if not job.is_terminal and job.created_at < _overdue_cutoff() and expire(job):
+        job = find_job(user_id, job_id)
+    return job
+
+
+def reap(budget_seconds: int = OVERDUE_SECONDS) -> int:
+    """Fail jobs past their budget (their worker died) and release their holds; release chat-job
+    holds whose job row was never written."""
+    stale = ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING], created_at__lt=_overdue_cutoff(budget_seconds))
+    count = sum(1 for job in stale if expire(job))
+    job_holds.release_unowned(purposes=("chat_job",), owned_hold_ids=ChatJob.objects.values("hold_id"))
+    return count
 
 
 def payload(job: ChatJob) -> dict:

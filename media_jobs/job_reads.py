@@ -21,32 +21,47 @@ from . import charging, storage
 from .coalesce import coalesced
 from .jobs import find_job
 from .models import MediaJob
-from .worker import cache_key
+from .worker import cache_key, drop_result, settle_if_due
 
 
 def charge_once(job: MediaJob) -> MediaJob:
-    """Charge a completed job if nobody has; returns the row as it now stands."""
+    """Charge a completed job if nobody has; returns the row as it now stands.
+    Guarantee: the result is delivered only if its price was charged (the job's hold is kept
+    for it; if that hold was closed anyway, a late charge is tried, and failing that the job
+    ends failed and nothing is delivered)."""
     won = MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
         charged_at=timezone.now(), cost_usd=job.estimated_cost_usd)
-    if won:
-        reason = f"{job.model} {job.kind} job {job.pk}"
-        charged = charging.settle(job.hold_id, job.estimated_cost_usd, reason)
-        if charged is None:  # the hold was swept before anyone read the result
-            account_id = Hold.objects.get(pk=job.hold_id).account_id
-            charged = charging.late_charge(account_id, job.estimated_cost_usd, f"media_late:{job.pk}", reason)
-        if charged != job.estimated_cost_usd:
-            MediaJob.objects.filter(pk=job.pk).update(cost_usd=charged)
-        finished = job.finished_at or timezone.now()
-        charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
-                           endpoint=f"{job.kind}_job", model=job.model, route=job.route,
-                           images=1 if job.kind == MediaJob.IMAGE else 0,
-                           video_seconds=int(job.config.get("duration") or 0) if job.kind == MediaJob.VIDEO else 0,
-                           cost=charged, latency_ms=int((finished - job.created_at).total_seconds() * 1000))
+    if not won:
+        return MediaJob.objects.get(pk=job.pk)
+    reason = f"{job.model} {job.kind} job {job.pk}"
+    charged = charging.settle(job.hold_id, job.estimated_cost_usd, reason)
+    if charged is None:  # the hold was closed before anyone read the result (not by this job)
+        account_id = Hold.objects.get(pk=job.hold_id).account_id
+        charged = charging.late_charge(account_id, job.estimated_cost_usd, f"media_late:{job.pk}", reason)
+    if charged != job.estimated_cost_usd:  # late_charge takes all of it or nothing
+        return _withhold(job)
+    finished = job.finished_at or timezone.now()
+    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
+                       endpoint=f"{job.kind}_job", model=job.model, route=job.route,
+                       images=1 if job.kind == MediaJob.IMAGE else 0,
+                       video_seconds=int(job.config.get("duration") or 0) if job.kind == MediaJob.VIDEO else 0,
+                       cost=charged, latency_ms=int((finished - job.created_at).total_seconds() * 1000))
+    return MediaJob.objects.get(pk=job.pk)
+
+
+def _withhold(job: MediaJob) -> MediaJob:
+    """A completion that could not be paid for is not delivered: the job ends failed, cost 0."""
+    MediaJob.objects.filter(pk=job.pk).update(
+        status=MediaJob.FAILED, cost_usd=Decimal(0),
+        error={"code": "insufficient_balance", "message": "The result could not be paid for; nothing was charged."})
+    drop_result(job)
+    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
+                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code="insufficient_balance")
     return MediaJob.objects.get(pk=job.pk)
 
 
 def _load(user_id: int, job_id: str, kind: str) -> dict:
-    job = find_job(user_id, job_id, kind)
+    job = settle_if_due(find_job(user_id, job_id, kind))
     if job.status == MediaJob.COMPLETED and job.charged_at is None:
         job = charge_once(job)
     return render(job)

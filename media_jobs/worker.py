@@ -4,7 +4,13 @@ claim: pending → running in one conditional update (one worker wins; a redeliv
 no-op). The run has the job's budget (from its creation), beats a heartbeat every few seconds
 and ends the row completed (hold still open: the first completion read charges it) or failed
 (hold released, nothing charged). The reaper fails jobs past their budget or without a
-heartbeat for GPUNIQ_MEDIA_DEAD_WORKER_SECONDS, and releases their holds.
+heartbeat for GPUNIQ_MEDIA_DEAD_WORKER_SECONDS, and releases their holds; any read of such a
+job does the same on the spot (job_reads), so no worker or beat has to be alive.
+
+The hold belongs to the job until its completion is charged or the job is discarded (the
+generic stale-hold sweep skips job holds): a completion nobody read within the media link
+lifetime (GPUNIQ_MEDIA_URL_TTL_SECONDS) is discarded — file deleted, hold released, nothing
+delivered and nothing charged.
 """
 
 import asyncio
@@ -16,6 +22,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from billing import job_holds
 from gpuniq_site import shared_state
 from gpuniq_site.db import run_db
 from gpuniq_site.loops import run_isolated
@@ -23,7 +30,7 @@ from gpuniq_site.errors import ApiError
 from llm.catalog import asnapshot
 
 from . import charging, storage
-from .models import MediaJob
+from .models import MediaAsset, MediaJob
 from .providers.base import Deadline
 from .runners import run_image, run_video
 
@@ -122,16 +129,68 @@ def _drop_inputs(job: MediaJob) -> None:
             storage.delete(item["path"])
 
 
-def reap(now=None) -> int:
-    """Fail jobs past their budget, or running without a heartbeat (their worker died)."""
-    now = now or timezone.now()
+def _overdue(now) -> Q:
+    """Active jobs past their budget, or running without a heartbeat (their worker died)."""
     budget = now - timedelta(seconds=settings.GPUNIQ_MEDIA_BUDGET_SECONDS)
     silent = now - timedelta(seconds=settings.GPUNIQ_MEDIA_DEAD_WORKER_SECONDS)
-    stale = MediaJob.objects.filter(status__in=MediaJob.ACTIVE).filter(
-        Q(created_at__lt=budget) | Q(status=MediaJob.RUNNING, heartbeat_at__lt=silent))
-    count = 0
-    for job in stale:
-        if fail(job.pk, "upstream_timeout", "The job did not finish in time; nothing was charged."):
-            _drop_inputs(job)
-            count += 1
+    return Q(status__in=MediaJob.ACTIVE) & (Q(created_at__lt=budget) | Q(status=MediaJob.RUNNING,
+                                                                        heartbeat_at__lt=silent))
+
+
+def _unread_too_long(now) -> Q:
+    """Completions nobody read (so nobody paid for) within the media link lifetime."""
+    cutoff = now - timedelta(seconds=settings.GPUNIQ_MEDIA_URL_TTL_SECONDS)
+    return Q(status=MediaJob.COMPLETED, charged_at__isnull=True, finished_at__lt=cutoff)
+
+
+def time_out(job: MediaJob) -> bool:
+    """Fail one overdue job (once), releasing its hold."""
+    if fail(job.pk, "upstream_timeout", "The job did not finish in time; nothing was charged."):
+        _drop_inputs(job)
+        return True
+    return False
+
+
+def discard(job: MediaJob) -> bool:
+    """End a completed, unread, uncharged job (once): nothing delivered, hold released, file deleted."""
+    if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
+            status=MediaJob.FAILED, finished_at=timezone.now(),
+            error={"code": "job_expired", "message": ApiError("job_expired").message}):
+        return False
+    charging.release(job.hold_id, f"{job.kind} job discarded unread")
+    drop_result(job)
+    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
+                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code="job_expired")
+    shared_state.cache_delete(cache_key(job.pk))
+    return True
+
+
+def drop_result(job: MediaJob) -> None:
+    """Delete an undelivered result: its file and its studio asset rows."""
+    MediaAsset.objects.filter(job_id=job.pk).delete()
+    if (job.result or {}).get("path"):
+        storage.delete(job.result["path"])
+
+
+def settle_if_due(job: MediaJob, now=None) -> MediaJob:
+    """What a read does before rendering: time out an overdue job, discard an expired completion."""
+    now = now or timezone.now()
+    due = MediaJob.objects.filter(pk=job.pk)
+    if job.status in MediaJob.ACTIVE and due.filter(_overdue(now)).exists():
+        time_out(job)
+    elif job.status == MediaJob.COMPLETED and due.filter(_unread_too_long(now)).exists():
+        discard(job)
+    else:
+        return job
+    return MediaJob.objects.get(pk=job.pk)
+
+
+def reap(now=None) -> int:
+    """Fail overdue jobs, discard completions unread past the link lifetime, and release job holds
+    whose job row was never written. Returns how many jobs were ended."""
+    now = now or timezone.now()
+    count = sum(1 for job in MediaJob.objects.filter(_overdue(now)) if time_out(job))
+    count += sum(1 for job in MediaJob.objects.filter(_unread_too_long(now)) if discard(job))
+    job_holds.release_unowned(purposes=("image_job", "video_job"),
+                              owned_hold_ids=MediaJob.objects.values("hold_id"))
     return count

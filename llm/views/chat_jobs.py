@@ -47,7 +47,7 @@ def _wait_seconds(raw: str | None) -> float:
 async def get_chat_job(request, job_id: str):
     deadline = time.monotonic() + _wait_seconds(request.GET.get("wait"))
     while True:
-        job = await run_db(chat_jobs.find_job, request.principal.user_id, job_id)
+        job = await run_db(chat_jobs.read, request.principal.user_id, job_id)
         if job.is_terminal or time.monotonic() >= deadline:
             return native_ok(request, chat_jobs.payload(job))
         await asyncio.sleep(POLL_EVERY)
