@@ -15,7 +15,7 @@ from pathlib import Path
 from django.db import transaction
 
 from .models import CatalogModel, Route
-from .upstreams import provider_enabled
+from .upstreams import serving_routes, upstream_for
 
 SNAPSHOT_TTL = 10.0
 
@@ -48,8 +48,8 @@ class ModelInfo:
     notes: str = ""
 
     def live_routes(self) -> tuple[RouteInfo, ...]:
-        """Routes whose provider is configured (a key is set, or the sandbox serves it)."""
-        return tuple(r for r in self.routes if provider_enabled(r.provider))
+        """Routes whose vendor has a key; or, when none has, the sandbox (llm.upstreams.serving_routes)."""
+        return tuple(serving_routes(self.routes, upstream_for))
 
     @property
     def available(self) -> bool:

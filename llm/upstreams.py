@@ -1,7 +1,9 @@
 """Which upstream providers are configured: UPSTREAM_<P>_BASE_URL and UPSTREAM_<P>_API_KEY.
 
-A provider without a key is disabled. With GPUNIQ_SANDBOX=1 every provider without a key is
-served by the built-in sandbox (simulated replies, clearly marked). Read once per process.
+A provider without a key is disabled. With GPUNIQ_SANDBOX=1 a provider without a key is served
+by the built-in sandbox (simulated replies, clearly marked), but only for models none of whose
+routes has a real vendor configured (`serving_routes`): the simulator never stands in for a
+real vendor, not even as a fallback after that vendor failed. Read once per process.
 
 Media endpoints have families of their own (UPSTREAM_OPENAI_IMAGES_*, UPSTREAM_OPENAI_VIDEO_*,
 UPSTREAM_GEMINI_IMAGES_*, UPSTREAM_XAI_IMAGES_*, UPSTREAM_FALLBACK_IMAGES_*) so each can point
@@ -74,6 +76,15 @@ def upstream_for_family(family: str) -> Upstream | None:
     if settings.GPUNIQ_SANDBOX:
         return Upstream(family=family, base_url="sandbox:", api_key="", sandbox=True)
     return None
+
+
+def serving_routes(routes, upstream_of) -> list:
+    """The routes (with a .provider) that may serve one model, in order: those whose vendor has a
+    key; the first sandboxed one only when no route has a real vendor. `upstream_of(provider)`
+    gives the Upstream or None."""
+    found = [(route, upstream_of(route.provider)) for route in routes]
+    real = [route for route, up in found if up is not None and not up.sandbox]
+    return real or [route for route, up in found if up is not None][:1]
 
 
 def upstream_for(provider: str) -> Upstream | None:

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from llm import route_health
 from llm.catalog import ModelInfo, load_catalog_file
-from llm.upstreams import Upstream, upstream_for_family
+from llm.upstreams import Upstream, serving_routes, upstream_for_family
 
 from .providers.base import Route
 
@@ -30,9 +30,10 @@ def upstream(provider: str) -> Upstream | None:
 
 
 def live_routes(model: ModelInfo) -> list[Route]:
+    """The routes that may serve `model`: its vendors with a key, else the sandbox (never both)."""
     wanted = PROVIDERS.get(model.kind, set())
-    return [Route(r.provider, r.upstream_model) for r in model.routes
-            if r.provider in wanted and upstream(r.provider) is not None]
+    return [Route(r.provider, r.upstream_model)
+            for r in serving_routes([r for r in model.routes if r.provider in wanted], upstream)]
 
 
 async def ordered_routes(model: ModelInfo) -> list[Route]:

@@ -36,6 +36,7 @@ _ERRORS = {
                                      "(https://docs.anthropic.com/en/api/rate-limits); see the response "
                                      "headers for current usage. Please reduce the prompt length or the "
                                      "maximum tokens requested, or try again later."),
+    "404": (404, "not_found_error", "model: claude-unknown"),
     "500": (500, "api_error", "Internal server error"),
     "529": (529, "overloaded_error", "Overloaded"),
     "context": (400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"),

@@ -45,7 +45,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-ERROR_FAULTS = frozenset({"400", "401", "429", "500", "503", "529", "context"})
+ERROR_FAULTS = frozenset({"400", "401", "404", "429", "500", "503", "529", "context"})
 STREAM_FAULTS = frozenset({"stall", "cutoff", "malformed", "midstream_error"})
 FAULTS = ERROR_FAULTS | STREAM_FAULTS | {"slow_first_byte", "no_usage", "refuse"}
 CACHED_MARKER = "[[cached]]"
@@ -354,7 +354,7 @@ class FakeServer:
                                stream: bool) -> None:
         """Send the completion, applying ``fault``:
 
-        400/401/429/500/503/529/context -> vendor error body (429 adds ``retry-after: 1``);
+        400/401/404/429/500/503/529/context -> vendor error body (429 adds ``retry-after: 1``);
         slow_first_byte -> wait ``slow_seconds`` first; refuse -> close, no bytes;
         no_usage -> omit usage; malformed -> truncated JSON body / one bad SSE frame
         (stream then continues normally); cutoff -> a few frames then abrupt close;

@@ -41,6 +41,8 @@ _ERRORS = {
                                     "token, login cookie or other valid authentication credential."),
     "429": (429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing "
                                        "details. Please retry in 1s."),
+    "404": (404, "NOT_FOUND", "models/unknown is not found for API version v1beta, or is not supported for "
+                              "generateContent."),
     "500": (500, "INTERNAL", "An internal error has occurred. Please retry or report in "
                              "https://developers.generativeai.google/guide/troubleshooting"),
     "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),

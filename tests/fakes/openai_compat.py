@@ -32,6 +32,8 @@ _ERRORS = {
     "400": (400, "Invalid value for 'messages': fake invalid request.", "invalid_request_error", None, None),
     "401": (401, "Incorrect API key provided: sk-fa**********key. You can find your API key at "
                  "https://platform.openai.com/account/api-keys.", "invalid_request_error", None, "invalid_api_key"),
+    "404": (404, "The model `unknown` does not exist or you do not have access to it.", "invalid_request_error",
+            None, "model_not_found"),
     "500": (500, "The server had an error while processing your request. Sorry about that!",
             "server_error", None, None),
     "503": (503, "The server is overloaded or not ready yet.", "server_error", None, None),
