@@ -5,13 +5,15 @@ Chat: (prompt - cached - cache writes) × input + cached × cached_input (input 
 writes × input × 1.25 (5-minute TTL) or × 2 (1-hour TTL, Anthropic's published multipliers)
 + completion × output, per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's
 convention) and are billed at the output price. Images: per delivered image. Video: headline × duration/default ×
-multipliers (audio, mode, resolution) from the catalog's video options.
+multipliers (audio, mode, resolution) from the catalog's video options, computed as exact
+fractions and rounded once.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
-from .money import ZERO, usd
+from .money import CENT_MILLIONTH, ZERO, usd
 
 MILLION = Decimal(1_000_000)
 
@@ -74,14 +76,27 @@ class VideoConfig:
     mode: str | None
 
 
+def exact_factor(value) -> Fraction:
+    """A catalog multiplier as an exact number: a decimal string ("0.75") or a ratio ("28/9")."""
+    return Fraction(str(value)) if isinstance(value, str) and "/" in value else Fraction(Decimal(str(value)))
+
+
+def _usd_of(exact: Fraction) -> Decimal:
+    """Round an exact amount once, half up, to 1e-8 USD (no intermediate rounding at all)."""
+    units, rest = divmod(exact.numerator * 10**8, exact.denominator)
+    return (Decimal(units + (1 if 2 * rest >= exact.denominator else 0)) / 10**8).quantize(CENT_MILLIONTH)
+
+
 def video_cost(per_video: Decimal, options: dict, config: VideoConfig) -> Decimal:
-    """Scale the headline price (the default configuration) to the requested configuration."""
-    default_duration = Decimal(options.get("default_duration") or config.duration or 1)
-    price = per_video * Decimal(config.duration) / default_duration
+    """Scale the headline price (the default configuration) to the requested configuration, exactly:
+    multipliers are ratios of the vendor's published prices ("28/9" for Kling 2.1 Master = $1.26 /
+    $0.405), so a tier's price is the docs' price to the cent, not a rounded multiplier's."""
+    default_duration = options.get("default_duration") or config.duration or 1
+    price = Fraction(Decimal(per_video)) * config.duration / default_duration
     if config.audio:
-        price *= Decimal(str(options.get("audio_multiplier", "2")))
+        price *= exact_factor(options.get("audio_multiplier", "2"))
     if config.mode:
-        price *= Decimal(str(options.get("mode_multipliers", {}).get(config.mode, "1")))
+        price *= exact_factor(options.get("mode_multipliers", {}).get(config.mode, "1"))
     if config.resolution:
-        price *= Decimal(str(options.get("resolution_multipliers", {}).get(config.resolution, "1")))
-    return usd(price) if price > ZERO else ZERO
+        price *= exact_factor(options.get("resolution_multipliers", {}).get(config.resolution, "1"))
+    return _usd_of(price) if price > 0 else ZERO
