@@ -4,6 +4,8 @@ Guarantee: a job's hold is settled by exactly one worker run (claiming the job i
 conditional update only one caller wins) or released when the job fails or is reaped.
 """
 
+import hashlib
+import json
 import logging
 from datetime import timedelta
 
@@ -25,9 +27,30 @@ log = logging.getLogger("gpuniq.chat_jobs")
 JOB_BUDGET_SECONDS = 600
 
 
+def _digest(request: dict) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def stored_request(body: dict, default_model: str) -> dict:
+    """The request as a job stores it (chat.prepare's body: the model slug filled in)."""
+    return {**body, "model": body.get("model", default_model)}
+
+
+def replay(user_id: int, idempotency_key: str, request: dict) -> ChatJob | None:
+    """The job an earlier kickoff with this Idempotency-Key made, if its request was the same;
+    409 idempotency_conflict if it was not. None when the key is new (or empty)."""
+    if not idempotency_key:
+        return None
+    job = ChatJob.objects.filter(user_id=user_id, idempotency_key=idempotency_key).first()
+    if job is not None and _digest(job.request) != _digest(json.loads(json.dumps(request))):
+        raise ApiError("idempotency_conflict", meta={"job_id": job.pk})
+    return job
+
+
 def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
-    """Record the job and queue it after commit. Same Idempotency-Key → the first job, and the
-    new hold is released (it would otherwise be charged twice)."""
+    """Record the job and queue it after commit. Same Idempotency-Key (a kickoff that raced this
+    one) → the first job, and the new hold is released (it would otherwise be charged twice); a
+    different body under that key is a 409."""
     from .tasks import run_chat_job
 
     principal = prepared.principal
@@ -40,7 +63,7 @@ def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
             transaction.on_commit(lambda: run_chat_job.delay(job.pk))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
-        return ChatJob.objects.get(user_id=principal.user_id, idempotency_key=idempotency_key)
+        return replay(principal.user_id, idempotency_key, prepared.request.body)
     return job
 
 

@@ -80,6 +80,30 @@ def test_same_idempotency_key_gives_the_same_job_and_one_hold(api_server, celery
     assert ledger.find_mismatches() == []
 
 
+def test_same_idempotency_key_with_a_different_body_is_a_409_and_holds_nothing(api_server, frank, committed):
+    h = {**headers(frank), "Idempotency-Key": "retry-456"}
+    first = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=h,
+                       json={"messages": [{"role": "user", "content": "first question"}]})
+    assert first.status_code == 202
+    job_id = first.json()["data"]["job_id"]
+    changed = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=h,
+                         json={"messages": [{"role": "user", "content": "a different question"}]})
+    assert changed.status_code == 409, changed.text
+    error = changed.json()["error"]
+    assert error["code"] == "idempotency_conflict" and error["meta"]["job_id"] == job_id
+    other_model = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=h, json={
+        "model": "gpt-4o", "messages": [{"role": "user", "content": "first question"}]})
+    assert other_model.status_code == 409
+    same = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=h,  # the default model, spelled out
+                      json={"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "first question"}]})
+    assert same.status_code == 202 and same.json()["data"]["job_id"] == job_id
+    assert ChatJob.objects.filter(user_id=frank.pk).count() == 1
+    assert Hold.objects.filter(account=frank.account).count() == 1  # the replays held nothing
+    grace = make_user("grace", "1")  # Grace's keys are her own: the same key, another body, a new job
+    assert httpx.post(f"{api_server}/v1/llm/chat/jobs", headers={**headers(grace), "Idempotency-Key": "retry-456"},
+                      json={"messages": [{"role": "user", "content": "a different question"}]}).status_code == 202
+
+
 def test_another_users_job_is_404_and_bad_wait_is_400(api_server, frank, committed):
     grace = make_user("grace", "1")
     job_id = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers=headers(frank),
