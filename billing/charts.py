@@ -7,6 +7,9 @@ are "other"). No JavaScript: native <title> tooltips, and a table fallback for s
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from .money import format_usd, usd
 
 WIDTH, HEIGHT = 720, 240
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 22, 12, 28
@@ -47,14 +50,16 @@ class Chart:
 
 
 def money(value) -> str:
-    value = float(value or 0)
-    if value == 0:
-        return "$0"
-    if abs(value) >= 100:
-        return f"${value:,.0f}"
-    if abs(value) >= 0.01:
-        return f"${value:,.2f}"
-    return f"${value:.4f}".rstrip("0")
+    """Axis and legend labels (billing.money.format_usd): whole dollars from $100, cents from 1¢,
+    below that up to 4 places."""
+    amount = usd(value or 0)
+    if amount == 0:
+        return format_usd(0, 0)
+    if abs(amount) >= 100:
+        return format_usd(amount, 0)
+    if abs(amount) >= Decimal("0.01"):
+        return format_usd(amount, 2)
+    return format_usd(amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
 def count(value) -> str:

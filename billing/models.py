@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .money import format_usd
+
 USD = dict(max_digits=20, decimal_places=8)
 ZERO = Decimal("0")
 
@@ -29,7 +31,7 @@ class Account(models.Model):
         constraints = [models.CheckConstraint(condition=Q(held__gte=0), name="account_held_not_negative")]
 
     def __str__(self) -> str:
-        return f"{self.user} ${self.balance}"
+        return f"{self.user} {format_usd(self.balance)}"
 
     @property
     def available(self) -> Decimal:
@@ -62,7 +64,7 @@ class Hold(models.Model):
         constraints = [models.UniqueConstraint(fields=["idempotency_key"], name="hold_idempotency_key")]
 
     def __str__(self) -> str:
-        return f"hold {self.pk} ${self.amount} {self.status}"
+        return f"hold {self.pk} {format_usd(self.amount)} {self.status}"
 
 
 class LedgerEntry(models.Model):
@@ -168,7 +170,7 @@ class TopUp(models.Model):
         indexes = [models.Index(fields=["user", "-created_at"], name="topup_user_recent")]
 
     def __str__(self) -> str:
-        return f"top-up {self.session_id} ${self.amount} {self.status}"
+        return f"top-up {self.session_id} {format_usd(self.amount)} {self.status}"
 
 
 class StripeEvent(models.Model):

@@ -18,9 +18,19 @@ def usd_float(value: Decimal) -> float:
     return float(value)
 
 
-def format_usd(value) -> str:
-    """Money as people read it, without the currency sign: at least cents, at most the 8 places
-    the ledger keeps, never an exponent (0E-8 → "0.00", 0.00123400 → "0.001234", 12.5 → "12.50")."""
-    text = f"{usd(value):f}".rstrip("0")
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.ljust(2, '0')}"
+def format_usd(value, places: int | None = None) -> str:
+    """Money as people read it — the one formatter for every message, page and label.
+
+    places=None: exact to 1e-8 USD, trailing zeros dropped, at least cents ("$0.00", "$1.26",
+    "$0.0018", "$1,234.50"); places=N: rounded half up to N places ("$5.00"). Negative amounts
+    read "-$0.50". Never scientific notation (Decimal("0E-8") is "$0.00").
+    """
+    amount = usd(value if value is not None else 0)
+    if places is not None:
+        amount = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    else:
+        amount = amount.normalize()
+        if amount.as_tuple().exponent > -2:
+            amount = amount.quantize(Decimal("0.01"))
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,f}"

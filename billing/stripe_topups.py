@@ -12,6 +12,7 @@ import stripe
 from django.conf import settings
 
 from .models import TopUp
+from .money import format_usd
 
 log = logging.getLogger("gpuniq.stripe")
 TOPUP_PURPOSE = "gpuniq_topup"
@@ -50,7 +51,7 @@ def _session_params(*, user, amount: Decimal) -> dict:
         "mode": "payment",
         "line_items": [{"quantity": 1, "price_data": {
             "currency": "usd", "unit_amount": int(amount * 100),
-            "product_data": {"name": "GPUniq balance top-up", "description": f"${amount:,.2f} of API credit"},
+            "product_data": {"name": "GPUniq balance top-up", "description": f"{format_usd(amount, 2)} of API credit"},
         }}],
         "success_url": f"{base}/billing/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base}/billing/?checkout=cancelled",

@@ -15,6 +15,7 @@ from django.utils.safestring import mark_safe
 from accounts import ratelimit
 from accounts.keys import Principal, dashboard_principal
 from accounts.web import user_zone
+from billing.money import format_usd
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 from media_jobs.validation import NANO_BANANA
@@ -70,7 +71,7 @@ class ModelChoice:
 
 
 def _per_m(value) -> str:
-    return f"${value.normalize():f}" if value is not None else "–"
+    return format_usd(value) if value is not None else "–"
 
 
 def model_choices(principal: Principal) -> dict[str, list[ModelChoice]]:
@@ -111,10 +112,7 @@ class MessageView:
 
 def usd_label(value) -> str:
     """$0.000123 style: enough places for a fraction of a cent, no trailing zeros."""
-    if not value:
-        return "$0"
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return f"${text}"
+    return format_usd(value or 0)
 
 
 def message_view(m: ChatMessage) -> MessageView:

@@ -182,6 +182,6 @@ def test_axis_maximum_is_a_round_number(value, expected):
     assert charts.nice_ceiling(value) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("value,text", [(0, "$0"), (0.00123, "$0.0012"), (0.5, "$0.50"), (1234.5, "$1,234")])
+@pytest.mark.parametrize("value,text", [(0, "$0"), (0.00123, "$0.0012"), (0.5, "$0.50"), (1234.5, "$1,235")])
 def test_money_labels(value, text):
     assert charts.money(value) == text

@@ -8,6 +8,7 @@ from accounts.keys import create_key
 from accounts.models import User
 from billing import ledger
 from billing.models import LedgerEntry
+from billing.money import format_usd
 
 
 class Command(BaseCommand):
@@ -41,5 +42,5 @@ class Command(BaseCommand):
             ledger.post(account_id=account.pk, amount=amount, kind=LedgerEntry.ADJUSTMENT,
                         idempotency_key=f"create_api_key:{key.pk}", reason=f"credit via create_api_key ({name})")
         account.refresh_from_db()
-        self.stderr.write(f"user {user.email}: key {key.display} created, balance ${account.balance}")
+        self.stderr.write(f"user {user.email}: key {key.display} created, balance {format_usd(account.balance)}")
         self.stdout.write(raw)
