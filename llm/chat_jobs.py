@@ -163,7 +163,8 @@ def read(user_id: int, job_id: str) -> ChatJob:
 def reap(budget_seconds: int = OVERDUE_SECONDS) -> int:
     """Fail jobs past their budget (their worker died) and release their holds; release chat-job
     holds whose job row was never written."""
-    stale = ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING], created_at__lt=_overdue_cutoff(budget_seconds))
+    stale = ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING],
+                                   created_at__lt=_overdue_cutoff(budget_seconds))
     count = sum(1 for job in stale if expire(job))
     job_holds.release_unowned(purposes=("chat_job",), owned_hold_ids=ChatJob.objects.values("hold_id"))
     return count
