@@ -78,6 +78,14 @@
     });
   }
 
+  // The page-side mirror of billing.money.format_usd for costs that arrive as numbers in a stream:
+  // exact to 1e-8 USD, trailing zeros dropped, at least cents, never an exponent ("$0.0000012").
+  function usd(value) {
+    var text = Math.abs(Number(value)).toFixed(8).replace(/0+$/, "");
+    var parts = text.split(".");
+    return (Number(value) < 0 ? "-$" : "$") + parts[0] + "." + (parts[1] + "00").slice(0, Math.max(2, parts[1].length));
+  }
+
   function handleEvent(turn, event) {
     var line = event.split("\n").filter(function (l) { return l.indexOf("data: ") === 0; }).join("");
     if (!line || line === "data: [DONE]") return null;
@@ -92,7 +100,7 @@
         turn.out.textContent = turn.text;
       }
     });
-    if (obj.usage && obj.usage.cost_usd !== undefined) turn.meta.textContent = "$" + obj.usage.cost_usd;
+    if (obj.usage && obj.usage.cost_usd !== undefined) turn.meta.textContent = usd(obj.usage.cost_usd);
     scrollDown();
     return null;
   }
