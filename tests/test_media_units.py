@@ -96,10 +96,10 @@ def test_prices_scale_linearly_from_the_headline(catalog_loaded, django_db_block
     def cost(slug, **body):
         return resolve(models[slug], {"prompt": "x", **body}).cost(models[slug])
 
-    assert cost("kling-2-1", image_url=PNG, mode="master", duration=10) == Decimal("0.405") * 2 * Decimal("3.1111")
-    assert cost("kling-2-1", image_url=PNG, mode="standard") == Decimal("0.22501800")
+    assert cost("kling-2-1", image_url=PNG, mode="master", duration=10) == Decimal("2.52")  # 0.405 x 2 x 28/9
+    assert cost("kling-2-1", image_url=PNG, mode="standard") == Decimal("0.225")  # 0.405 x 5/9
     assert cost("kling-2-6", audio=True, duration=10) == Decimal("1.26")
-    assert cost("grok-imagine-video", resolution="480p", duration=3) == Decimal("0.300") * 3 / 6 * Decimal("0.7143")
+    assert cost("grok-imagine-video", resolution="480p", duration=3) == Decimal("0.10714286")  # 0.3 x 3/6 x 5/7
     assert cost("sora-2-pro-official", resolution="720p", duration=4) == Decimal("0.168")
     assert cost("wan-2-6", duration=15) == Decimal("2.4")
 
@@ -259,7 +259,7 @@ def _completed_image_job(user, *, hold_released: bool):
                                    result={"path": path, "mime_type": "image/png"}, finished_at=timezone.now())
 
 
-def test_a_completion_read_after_its_hold_was_swept_is_charged_once_if_covered(committed):
+def test_a_completion_whose_hold_was_closed_is_charged_once_if_covered_and_else_never_delivered(committed):
     from media_jobs import job_reads
 
     lara, otto = make_user("lara", "1"), make_user("otto", "0.04")
@@ -270,6 +270,8 @@ def test_a_completion_read_after_its_hold_was_swept_is_charged_once_if_covered(c
 
     swept = _completed_image_job(otto, hold_released=True)
     ledger.post(account_id=otto.account.pk, amount="-0.035", kind="adjustment", idempotency_key=f"adj:{otto.pk}")
-    assert job_reads._load(otto.pk, swept.pk, "image")["cost_usd"] == 0.0  # no longer covered: delivered free
+    read = job_reads._load(otto.pk, swept.pk, "image")  # no longer covered: withheld, never delivered free
+    assert read["status"] == "failed" and read["error"]["code"] == "insufficient_balance"
+    assert "image" not in read and "cost_usd" not in read
     assert balance_of(otto) == Decimal("0.005")
     assert ledger.find_mismatches() == []
