@@ -238,9 +238,10 @@ def test_a_worker_killed_mid_job_is_reaped_and_its_hold_released(api_server, cel
         time.sleep(0.05)
     celery_worker_proc.kill()
     try:
-        assert worker.reap() == 0  # the job is young and was beating a moment ago
+        worker.reap()  # other tests' leftovers may be reaped too; this job is young and was beating
+        assert MediaJob.objects.get(pk=job_id).status == "running"
         MediaJob.objects.filter(pk=job_id).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
-        assert worker.reap() == 1
+        assert worker.reap() >= 1
         reaped = MediaJob.objects.get(pk=job_id)
         assert reaped.status == "failed" and reaped.error["code"] == "upstream_timeout"
         assert Hold.objects.get(pk=job.hold_id).status == Hold.RELEASED and balance_of(leo) == Decimal("5")
