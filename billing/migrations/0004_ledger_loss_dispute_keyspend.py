@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='hold',
             name='api_key_id',
-            field=models.BigIntegerField(blank=True, help_text='the API key whose spend this is', null=True),
+            field=models.BigIntegerField(blank=True, help_text='the capped API key whose monthly spend this hold counts toward', null=True),
         ),
         migrations.AddField(
             model_name='ledgerentry',
