@@ -19,8 +19,9 @@ from . import stripe_events
 log = logging.getLogger("gpuniq.stripe")
 
 
-def _refuse(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"received": False, "error": message}, status=status)
+def _refuse(status: int, message: str, code: str) -> JsonResponse:
+    """Stripe reads only the status; `code` is the catalog's (gpuniq_site.errors) for our logs and tools."""
+    return JsonResponse({"received": False, "error": message, "code": code}, status=status)
 
 
 @csrf_exempt  # authenticated by the Stripe-Signature HMAC instead of a session
@@ -28,22 +29,24 @@ def _refuse(status: int, message: str) -> JsonResponse:
 def stripe_webhook(request):
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
-        return _refuse(503, "payments are not configured")
+        return _refuse(503, "payments are not configured", "service_unavailable")
     payload = request.body
     try:
-        stripe.Webhook.construct_event(payload, request.headers.get("Stripe-Signature"), secret,
-                                       tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+        # verify first, then parse ourselves: the SDK's construct_event assumes an object and
+        # fails with an AttributeError on a signed array
+        stripe.WebhookSignature.verify_header(payload, request.headers.get("Stripe-Signature"), secret,
+                                              tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
         event = json.loads(payload)
     except stripe.SignatureVerificationError as exc:
         log.warning("stripe webhook refused: %s", exc.user_message or exc)
-        return _refuse(400, "invalid signature")
-    except ValueError:
-        return _refuse(400, "invalid payload")
-    if not isinstance(event, dict) or not event.get("id"):
-        return _refuse(400, "invalid payload")
+        return _refuse(400, "invalid signature", "invalid_parameter")
+    except (ValueError, RecursionError):
+        return _refuse(400, "invalid payload", "invalid_json")
+    if not isinstance(event, dict) or not event.get("id") or not isinstance(event.get("id"), str):
+        return _refuse(400, "invalid payload", "invalid_json")
     try:
         outcome = stripe_events.receive(event)
     except Exception:
         log.exception("stripe event %s (%s) failed; Stripe will retry", event.get("id"), event.get("type"))
-        return _refuse(500, "handling failed")
+        return _refuse(500, "handling failed", "internal_error")
     return JsonResponse({"received": True, "status": outcome})

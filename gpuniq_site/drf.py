@@ -4,12 +4,31 @@ import logging
 
 from django.http import Http404
 from rest_framework import exceptions
+from rest_framework.parsers import JSONParser
 
 from .errors import ApiError
+from .json_body import loads
 from .middleware import api_exception_to_error
 from .responses import error_response
 
 log = logging.getLogger("gpuniq.errors")
+
+
+class SafeJSONParser(JSONParser):
+    """DRF's JSON parser with the gateway's rules (gpuniq_site.json_body): deep nesting is
+    invalid_json instead of an uncaught RecursionError, and NUL or lone surrogates in any string
+    are invalid_parameter before a view sees the data."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        if not raw:
+            raise exceptions.ParseError("empty body")
+        try:
+            return loads(raw)
+        except ApiError as error:
+            if error.code == "invalid_json":
+                raise exceptions.ParseError(error.message) from None
+            raise
 
 
 def _first_validation_problem(detail, prefix: str = "") -> tuple[str, str]:

@@ -4,6 +4,7 @@ Written as plain sync+async middleware (not MiddlewareMixin) so async views are 
 bounced through a thread for each hook.
 """
 
+import functools
 import logging
 import re
 import time
@@ -68,6 +69,17 @@ class RequestIdMiddleware(_DualMiddleware):
         return response
 
 
+@functools.cache
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean our database or Redis is out of reach: 503, not a client mistake."""
+    import psycopg
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
+            redis.ConnectionError, redis.TimeoutError)
+
+
 def api_exception_to_error(request, exc) -> ApiError | None:
     """Map an exception raised under /v1/ to a catalog error (None: not an API path)."""
     if not request.path.startswith("/v1/"):
@@ -82,6 +94,10 @@ def api_exception_to_error(request, exc) -> ApiError | None:
         return ApiError("not_found", method=request.method, path=request.path)
     if isinstance(exc, (PermissionDenied, SuspiciousOperation)):
         return ApiError("invalid_parameter", field="request", reason="the request was refused")
+    if isinstance(exc, outage_errors()):
+        log.warning("backing service unavailable on %s %s request_id=%s: %r", request.method, request.path,
+                    getattr(request, "request_id", ""), exc)
+        return ApiError("service_unavailable", reason="A backing service did not answer; retry shortly.")
     log.exception("unhandled error on %s %s request_id=%s", request.method, request.path,
                   getattr(request, "request_id", ""))
     return ApiError("internal_error")

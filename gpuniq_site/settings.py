@@ -173,7 +173,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.drf.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gpuniq_site.drf.SafeJSONParser"],
     "EXCEPTION_HANDLER": "gpuniq_site.drf.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -192,6 +192,7 @@ GPUNIQ_HOLD_TIMEOUT_SECONDS = envint("GPUNIQ_HOLD_TIMEOUT_SECONDS", 900)
 GPUNIQ_STREAMING_REQUIRED_ABOVE = envint("GPUNIQ_STREAMING_REQUIRED_ABOVE", 4096)
 GPUNIQ_RATE_LIMIT_FAIL_OPEN = envbool("GPUNIQ_RATE_LIMIT_FAIL_OPEN", True)
 GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
+GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
 GPUNIQ_MAX_BODY_BYTES = envint("GPUNIQ_MAX_BODY_BYTES", 25 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GPUNIQ_MAX_BODY_BYTES

@@ -125,6 +125,15 @@ def cache_delete(key: str) -> None:
     local_store.delete(key)
 
 
+def cache_discard(key: str) -> None:
+    """Drop a cached copy whose staleness is harmless for its short TTL (a job poll's shared
+    read): unlike cache_delete, a Redis outage is logged, not raised."""
+    try:
+        cache_delete(key)
+    except redis.RedisError as exc:
+        log.warning("cache delete of %s failed: %s", key, exc)
+
+
 async def acache_get_json(key: str):
     client = async_redis()
     try:

@@ -1,6 +1,6 @@
 """The model catalog: load llm/catalog.toml into the database, and serve a read-only snapshot.
 
-The snapshot is rebuilt from the database at most every SNAPSHOT_TTL seconds per process
+The snapshot is rebuilt from the database at most every GPUNIQ_CATALOG_TTL_SECONDS (10) per process
 (and at once in the process that edits it), so an admin edit reaches every process within
 that time without a database read on every request.
 """
@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from .models import CatalogModel, Route
 from .upstreams import serving_routes, upstream_for
 
-SNAPSHOT_TTL = 10.0
+
+
+def _ttl() -> float:
+    return settings.GPUNIQ_CATALOG_TTL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def snapshot() -> Snapshot:
     """The current catalog (sync; async code uses asnapshot)."""
     global _snapshot
     current = _snapshot
-    if current is None or time.monotonic() - current.loaded_at > SNAPSHOT_TTL:
+    if current is None or time.monotonic() - current.loaded_at > _ttl():
         with _lock:
             current = _snapshot = _build_snapshot()
     return current
@@ -108,7 +112,7 @@ def snapshot() -> Snapshot:
 def fresh_snapshot() -> Snapshot | None:
     """The snapshot if it is still fresh, without touching the database (for the event loop)."""
     current = _snapshot
-    if current is not None and time.monotonic() - current.loaded_at <= SNAPSHOT_TTL:
+    if current is not None and time.monotonic() - current.loaded_at <= _ttl():
         return current
     return None
 

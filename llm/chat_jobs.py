@@ -50,21 +50,39 @@ def replay(user_id: int, idempotency_key: str, request: dict) -> ChatJob | None:
 def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
     """Record the job and queue it after commit. Same Idempotency-Key (a kickoff that raced this
     one) → the first job, and the new hold is released (it would otherwise be charged twice); a
-    different body under that key is a 409."""
-    from .tasks import run_chat_job
+    different body under that key is a 409. A broker that refuses the job: the job is failed, its
+    hold released, and the caller gets 503 service_unavailable."""
 
     principal = prepared.principal
+    queued: dict[str, bool] = {}
     try:
         with transaction.atomic():
             job = ChatJob.objects.create(
                 user_id=principal.user_id, api_key_id=principal.key_id, request=prepared.request.body,
                 hold_id=prepared.hold_id, request_id=prepared.request.request_id, idempotency_key=idempotency_key,
                 prompt_estimate=prepared.bound.prompt_tokens)
-            transaction.on_commit(lambda: run_chat_job.delay(job.pk))
+            transaction.on_commit(lambda: queued.update(ok=_enqueue(job)))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
         return replay(principal.user_id, idempotency_key, prepared.request.body)
+    if queued.get("ok") is False:
+        raise ApiError("service_unavailable", reason="The job could not be queued; nothing was charged.",
+                       meta={"job_id": job.pk})
     return job
+
+
+def _enqueue(job: ChatJob) -> bool:
+    """Queue the job; if the broker refuses, fail it now and release its hold (not at the reaper)."""
+    from .tasks import run_chat_job
+
+    try:
+        run_chat_job.delay(job.pk)
+        return True
+    except Exception as exc:
+        log.error("could not queue chat job %s: %s", job.pk, exc)
+        _fail(job.pk, {"code": "service_unavailable", "message": "The job could not be queued; nothing was charged."})
+        ledger.release(hold_id=job.hold_id, reason="chat job not queued")
+        return False
 
 
 def find_job(user_id: int, job_id: str) -> ChatJob:

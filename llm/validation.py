@@ -4,19 +4,15 @@ import json
 import math
 
 from gpuniq_site.errors import ApiError
+from gpuniq_site.json_body import loads_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_MESSAGES = 10_000
 
 
 def parse_body(raw: bytes) -> dict:
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, RecursionError):
-        raise ApiError("invalid_json") from None
-    if not isinstance(body, dict):
-        raise ApiError("invalid_json", "The request body must be a JSON object.")
-    return body
+    """The body as a JSON object whose text can be stored and sent on (gpuniq_site.json_body)."""
+    return loads_object(raw)
 
 
 def _int_field(body: dict, name: str, low: int, high: int) -> int | None:

@@ -67,6 +67,7 @@ def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMed
     job.hold_id = charging.hold(principal, job.estimated_cost_usd, purpose=f"{job.kind}_job",
                                 request_id=job.request_id, key=f"{job.kind}_job:{job.id}")
     saved: dict[str, list[dict]] = {}
+    queued: dict[str, bool] = {}
     try:
         for name, items in inputs.items():
             if items:
@@ -76,7 +77,7 @@ def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMed
             job.save(force_insert=True)
             if on_record is not None:
                 on_record(job)
-            transaction.on_commit(lambda: _enqueue(job.pk))
+            transaction.on_commit(lambda: queued.update(ok=_enqueue(job.pk)))
     except IntegrityError:
         _discard(job, saved, "duplicate idempotency key")
         existing = find_by_key(principal.user_id, job.idempotency_key, job.request_hash)
@@ -86,6 +87,9 @@ def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMed
     except Exception:
         _discard(job, saved, "job not recorded")
         raise
+    if queued.get("ok") is False:
+        raise ApiError("service_unavailable", reason="The job could not be queued; nothing was charged.",
+                       meta={"job_id": job.pk})
     return job
 
 
@@ -96,16 +100,19 @@ def _discard(job: MediaJob, saved: dict, reason: str) -> None:
         storage.delete(item["path"])
 
 
-def _enqueue(job_id: str) -> None:
-    """Queue the job; if the broker refuses, fail it now (hold released) rather than at the reaper."""
+def _enqueue(job_id: str) -> bool:
+    """Queue the job; if the broker refuses, fail it now (hold released) rather than at the reaper.
+    False tells the kickoff to answer 503 service_unavailable."""
     from .tasks import run_media_job
     from .worker import fail
 
     try:
         run_media_job.delay(job_id)
-    except Exception:
-        log.exception("could not queue media job %s", job_id)
+        return True
+    except Exception as exc:
+        log.error("could not queue media job %s: %s", job_id, exc)
         fail(job_id, "service_unavailable", "The job could not be queued; nothing was charged.")
+        return False
 
 
 def _new(principal: Principal, kind: str, slug: str, request: dict, config: dict, estimate, request_id: str,

@@ -47,7 +47,7 @@ def claim(job_id: str) -> MediaJob | None:
     if not MediaJob.objects.filter(pk=job_id, status=MediaJob.PENDING).update(
             status=MediaJob.RUNNING, started_at=now, heartbeat_at=now):
         return None
-    shared_state.cache_delete(cache_key(job_id))
+    shared_state.cache_discard(cache_key(job_id))
     return MediaJob.objects.get(pk=job_id)
 
 
@@ -105,7 +105,7 @@ def complete(job_id: str, outcome: dict) -> bool:
     done = MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
         status=MediaJob.COMPLETED, result=outcome["result"], route=outcome["route"], simulated=outcome["simulated"],
         finished_at=timezone.now())
-    shared_state.cache_delete(cache_key(job_id))
+    shared_state.cache_discard(cache_key(job_id))
     return bool(done)
 
 
@@ -119,7 +119,7 @@ def fail(job_id: str, code: str, message: str, started: float | None = None) -> 
     latency = int((time.perf_counter() - started) * 1000) if started else 0
     charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
                        endpoint=f"{job.kind}_job", model=job.model, status="error", error_code=code, latency_ms=latency)
-    shared_state.cache_delete(cache_key(job_id))
+    shared_state.cache_discard(cache_key(job_id))
     return True
 
 

@@ -1,0 +1,64 @@
+"""Request bodies as JSON objects, refused with a catalog code when they cannot be used.
+
+Two kinds of valid JSON still cannot go anywhere: a lone UTF-16 surrogate (`"\\ud800"`) is not
+encodable as UTF-8, so neither PostgreSQL nor a vendor can take it, and NUL (`"\\u0000"`) is
+refused by PostgreSQL's text and jsonb columns. Both are refused here, before anything is held,
+queued or stored. Deep nesting (the parser's RecursionError) is invalid JSON, like any other
+unparsable body.
+
+Cost on the hot path: one bytes regex search over the raw body; the parsed object is walked only
+when the raw bytes contain an escape or encoding that could produce such a character.
+"""
+
+import json
+import re
+
+from .errors import ApiError
+
+# \u escapes of surrogates or NUL, or UTF-8 encoded surrogates (json.loads(bytes) lets them through)
+_SUSPECT = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)|\xed[\xa0-\xbf]")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+BAD_TEXT_REASON = "text must not contain NUL characters or unpaired UTF-16 surrogates"
+
+
+def loads(raw: bytes | str):
+    """Parse JSON (any value); invalid_json for anything unparsable, deep nesting included."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError("invalid_json") from None
+    if _SUSPECT.search(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw):
+        check_text(value)
+    return value
+
+
+def loads_object(raw: bytes) -> dict:
+    body = loads(raw or b"null")
+    if not isinstance(body, dict):
+        raise ApiError("invalid_json", "The request body must be a JSON object.")
+    return body
+
+
+def bad_text_path(value) -> str | None:
+    """The path (e.g. messages[0].content) of the first string holding NUL or a lone surrogate."""
+    stack = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _BAD_CHAR.search(item):
+                return path or "request"
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if _BAD_CHAR.search(key):
+                    return name.encode("utf-8", "backslashreplace").decode()
+                stack.append((name, inner))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", inner) for i, inner in enumerate(item))
+    return None
+
+
+def check_text(value) -> None:
+    path = bad_text_path(value)
+    if path is not None:
+        raise ApiError("invalid_parameter", field=path, reason=BAD_TEXT_REASON, meta={"field": path})
