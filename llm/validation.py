@@ -49,7 +49,8 @@ def _check_messages(messages) -> None:
         field = f"messages[{index}]"
         if not isinstance(message, dict):
             raise ApiError("invalid_parameter", field=field, reason="must be an object", meta={"field": field})
-        if message.get("role") not in ROLES:
+        role = message.get("role")
+        if not isinstance(role, str) or role not in ROLES:
             raise ApiError("invalid_parameter", field=f"{field}.role",
                            reason=f"must be one of {', '.join(sorted(ROLES))}", meta={"field": f"{field}.role"})
         content = message.get("content")

@@ -71,7 +71,7 @@ def test_unencodable_text_in_prompts_is_refused_before_any_hold(api_server, mall
 
 def test_a_chat_turn_with_a_lone_surrogate_is_refused(api_server, mallory, vendors):
     chat_id = call(api_server, mallory, "POST", "/v1/llm/chats", b"{}").json()["data"]["id"]
-    response = call(api_server, mallory, "POST", f"/v1/llm/chats/{chat_id}/messages", b'{"content": "\\ud800"}')
+    response = call(api_server, mallory, "POST", f"/v1/llm/chats/{chat_id}/messages", b'{"message": "\\ud800"}')
     assert_refused(response, "invalid_parameter", mallory)
     response = call(api_server, mallory, "PATCH", f"/v1/llm/chats/{chat_id}", b'{"title": "x\\u0000y"}')
     assert_refused(response, "invalid_parameter", mallory)
