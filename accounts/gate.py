@@ -5,6 +5,8 @@ to loading the principal (keys.aauthenticate) and a separate rate-limit call."""
 import json
 import time
 
+import redis
+
 from gpuniq_site import shared_state
 from gpuniq_site.ids import unique_hex
 
@@ -54,10 +56,12 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
     """Authenticate and count the request against the key's limit (raises ApiError)."""
     key_hash = _check_format(raw_key)
     client = shared_state.async_redis()
-    if client is not None:
+    if client is not None and not shared_state.redis_down():
         try:
             reply = await _admit_cached(client, key_hash)
-        except Exception:  # Redis trouble: the slow path degrades as documented
+        except Exception as exc:  # Redis trouble: the slow path degrades as documented
+            if isinstance(exc, (redis.RedisError, OSError)):
+                shared_state.mark_redis_down(exc)
             reply = [0]
         if reply[0] == 1:
             data = json.loads(reply[1])

@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
 
@@ -14,3 +14,15 @@ app.conf.beat_schedule = {
     "reap-chat-jobs": {"task": "llm.reap_chat_jobs", "schedule": 30.0},
     "reap-media-jobs": {"task": "media_jobs.reap_media_jobs", "schedule": 15.0},
 }
+
+REAPERS = {"billing.release_stale_holds", "llm.reap_chat_jobs", "media_jobs.reap_media_jobs"}
+
+
+@signals.task_postrun.connect
+def _count_reaper_runs(sender=None, task=None, state=None, **_):
+    """Every finished run of a reaper is counted for /metrics (gpuniq_site.metrics)."""
+    name = getattr(task, "name", "")
+    if name in REAPERS and state == "SUCCESS":
+        from .metrics import count_reaper_run
+
+        count_reaper_run(name)

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.urls import Resolver404, get_resolver
 
+from . import metrics
 from .errors import ApiError
 from .middleware import ApiErrorMiddleware, RequestIdMiddleware, api_exception_to_error
 from .responses import error_response
@@ -62,10 +63,14 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin1"), str(value).encode("latin1")) for name, value in response.items()]
 
 
-async def _send_streaming(response, send, receive) -> None:
+async def _send_streaming(request, response, send, receive) -> None:
     async def pump():
+        first = True
         async for part in getattr(response, "chunks", None) or response:
             if part:
+                if first:
+                    first = False
+                    metrics.observe_first_chunk(request)
                 await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -106,7 +111,7 @@ class LeanApiApp:
         response = self.envelopes.after(request, self.request_ids.after(request, response))
         await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
         if response.streaming:
-            await _send_streaming(response, send, receive)
+            await _send_streaming(request, response, send, receive)
         else:
             await send({"type": "http.response.body", "body": response.content, "more_body": False})
 

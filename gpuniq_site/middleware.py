@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404
 from django.middleware.csrf import CsrfViewMiddleware
 
+from . import metrics
 from .errors import ApiError
 from .ids import unique_hex
 from .responses import error_response
@@ -66,6 +67,11 @@ class RequestIdMiddleware(_DualMiddleware):
         response["x-request-id"] = request.request_id
         for name, value in getattr(request, "ratelimit_headers", {}).items():
             response.setdefault(name, value)
+        if request.path.startswith("/v1/"):
+            metrics.observe_request(request, response.status_code)
+            overhead_ms = response.get("x-gpuniq-overhead-ms")
+            if overhead_ms:
+                metrics.observe_overhead(request, float(overhead_ms) / 1000)
         return response
 
 

@@ -26,6 +26,55 @@ def redis_url() -> str:
     return settings.REDIS_URL
 
 
+class _RedisHealth:
+    """This process's view of Redis: after a connection failure it is "down" until a call
+    succeeds again; meanwhile callers skip it and retry only every GPUNIQ_REDIS_RETRY_SECONDS,
+    so an outage costs one failed attempt per interval, not a timeout per request."""
+
+    def __init__(self):
+        self.down = False
+        self.retry_at = 0.0
+
+
+_health = _RedisHealth()
+
+
+def redis_down() -> bool:
+    """True while callers should not try Redis (it failed recently)."""
+    return _health.down and time.monotonic() < _health.retry_at
+
+
+def redis_degraded() -> bool:
+    """True from a Redis failure until the next successful call."""
+    return _health.down
+
+
+def mark_redis_down(exc: BaseException) -> None:
+    from .metrics import RATELIMIT_LOCAL
+
+    if not _health.down:
+        log.warning("redis unreachable (%s): rate limits fall back to this process", exc)
+    _health.down = True
+    _health.retry_at = time.monotonic() + settings.GPUNIQ_REDIS_RETRY_SECONDS
+    RATELIMIT_LOCAL.set(1)
+
+
+def mark_redis_up() -> None:
+    if _health.down:
+        from .metrics import RATELIMIT_LOCAL
+
+        _health.down = False
+        RATELIMIT_LOCAL.set(0)
+        log.warning("redis reachable again")
+
+
+def _pool(pool_class):
+    """At most GPUNIQ_REDIS_MAX_CONNECTIONS connections per client; a burst beyond that waits
+    (up to 2 s) for a free one instead of opening more."""
+    return pool_class.from_url(settings.REDIS_URL, max_connections=settings.GPUNIQ_REDIS_MAX_CONNECTIONS, timeout=2,
+                               socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+
+
 def sync_redis() -> redis.Redis | None:
     global _sync_client
     if not settings.REDIS_URL:
@@ -33,8 +82,7 @@ def sync_redis() -> redis.Redis | None:
     if _sync_client is None:
         with _lock:
             if _sync_client is None:
-                _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2,
-                                                    health_check_interval=30)
+                _sync_client = redis.Redis(connection_pool=_pool(redis.BlockingConnectionPool))
     return _sync_client
 
 
@@ -47,9 +95,7 @@ def async_redis() -> aioredis.Redis | None:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_clients[loop] = aioredis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30,
-            max_connections=256)
+        client = _async_clients[loop] = aioredis.Redis(connection_pool=_pool(aioredis.BlockingConnectionPool))
     return client
 
 
@@ -98,10 +144,13 @@ local_store = _LocalStore()
 
 def cache_get_json(key: str):
     client = sync_redis()
+    if client is not None and redis_down():
+        return None
     try:
         raw = client.get(key) if client else local_store.get(key)
     except redis.RedisError as exc:
         log.warning("cache read failed: %s", exc)
+        mark_redis_down(exc)
         return None
     return json.loads(raw) if raw else None
 
@@ -111,6 +160,8 @@ def cache_set_json(key: str, value, ttl: float) -> None:
     client = sync_redis()
     if not client:
         local_store.set(key, raw, ttl)
+        return
+    if redis_down():
         return
     try:
         client.set(key, raw, ex=max(1, int(ttl)))
@@ -136,10 +187,13 @@ def cache_discard(key: str) -> None:
 
 async def acache_get_json(key: str):
     client = async_redis()
+    if client is not None and redis_down():
+        return None
     try:
         raw = await client.get(key) if client else local_store.get(key)
     except redis.RedisError as exc:
         log.warning("cache read failed: %s", exc)
+        mark_redis_down(exc)
         return None
     return json.loads(raw) if raw else None
 
@@ -149,6 +203,8 @@ async def acache_set_json(key: str, value, ttl: float) -> None:
     client = async_redis()
     if not client:
         local_store.set(key, raw, ttl)
+        return
+    if redis_down():
         return
     try:
         await client.set(key, raw, ex=max(1, int(ttl)))

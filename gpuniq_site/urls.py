@@ -13,7 +13,7 @@ from llm import urls as llm_urls
 from media_jobs import pages_urls as media_pages
 from media_jobs import urls as media_urls
 
-from . import views
+from . import ops, views
 
 openai_patterns = llm_urls.openai_patterns + media_urls.openai_patterns
 native_patterns = (llm_urls.native_patterns + llm_native.native_patterns + media_urls.native_patterns
@@ -29,7 +29,9 @@ urlpatterns = [
     path("webhooks/", include(billing_urls.webhook_patterns)),
     path("admin/", admin.site.urls),
     path("errors/", views.error_catalog, name="error-catalog"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics_view, name="metrics"),
     path("", views.home, name="home"),
     path("", include(page_patterns)),
 ]

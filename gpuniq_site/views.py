@@ -1,10 +1,10 @@
-"""Site-level pages: home, the error catalog, health, and /v1/-aware 404/500 handlers."""
+"""Site-level pages: home, the error catalog, and /v1/-aware 404/500 handlers (health: gpuniq_site.ops)."""
 
 from django.http import HttpResponse
 from django.shortcuts import render
 
 from .errors import CATALOG, ApiError, doc_url
-from .responses import error_response, json_response
+from .responses import error_response
 
 
 def home(request):
@@ -14,10 +14,6 @@ def home(request):
 def error_catalog(request):
     rows = [{"spec": spec, "doc_url": doc_url(spec)} for spec in CATALOG.values()]
     return render(request, "errors.html", {"rows": rows})
-
-
-def healthz(request):
-    return json_response({"status": "ok"})
 
 
 def not_found(request, exception=None):

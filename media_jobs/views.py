@@ -57,6 +57,7 @@ def _idempotency_key(request) -> str:
 async def create_image_job(request):
     job = await jobs.start_image_job(request.principal, parse_body(request.body), request_id=request.request_id,
                                      key=_idempotency_key(request))
+    request.metric_model = job.model
     return native_ok(request, _kickoff(job), status=202)
 
 
@@ -65,6 +66,7 @@ async def create_image_job(request):
 async def create_video_job(request):
     job = await jobs.start_video_job(request.principal, parse_body(request.body), request_id=request.request_id,
                                      key=_idempotency_key(request))
+    request.metric_model = job.model
     return native_ok(request, _kickoff(job), status=202)
 
 

@@ -66,6 +66,7 @@ def overhead_header(request, prepared: chat.Prepared) -> dict:
 async def openai_chat_completions(request):
     body = parse_body(request.body)
     prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat")
+    request.metric_model = prepared.model.slug
     if prepared.request.stream:
         return await start_stream(prepared)
     response, usage, settled, route = await complete_once(prepared)
@@ -79,6 +80,7 @@ async def native_chat_completions(request):
     body = parse_body(request.body)
     prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="native_chat",
                                   default_model=DEFAULT_CHAT_MODEL)
+    request.metric_model = prepared.model.slug
     if prepared.request.stream:
         prepared.request.include_usage = True
         return await start_stream(prepared)

@@ -29,6 +29,7 @@ async def create_chat_job(request):
     if job is None:  # a new key: hold and queue
         prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat_job",
                                       default_model=DEFAULT_CHAT_MODEL, long_output_ok=True)
+        request.metric_model = prepared.model.slug
         job = await run_db(chat_jobs.create_job, prepared, key)
     return native_ok(request, chat_jobs.payload(job), status=202)
 

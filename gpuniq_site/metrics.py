@@ -1,0 +1,135 @@
+"""Prometheus metrics (prometheus-client). The hot path only bumps counters and histograms in
+memory; everything that needs the database or Redis (open holds, loss entries, queue depth,
+reaper runs) is read when /metrics is scraped.
+
+Several app processes: set PROMETHEUS_MULTIPROC_DIR to a directory shared by the processes of
+one host (emptied before they start); every process writes its samples there and /metrics,
+served by any of them, adds them up. Without it each process exposes its own numbers.
+"""
+
+import logging
+import os
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+log = logging.getLogger("gpuniq.metrics")
+MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+disable_created_metrics()  # *_created series only add bytes to every scrape
+
+REQUESTS = Counter("gpuniq_requests", "API requests answered, by surface, model and status",
+                   ["surface", "model", "status"])
+OVERHEAD = Histogram("gpuniq_gateway_overhead_seconds",
+                     "Time spent in the gateway on a non-streamed completion, vendor time excluded", ["surface"],
+                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+TTFT = Histogram("gpuniq_time_to_first_token_seconds",
+                 "From the request's arrival to the first streamed chunk sent to the client", ["surface", "model"],
+                 buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0))
+RATELIMIT_FALLBACKS = Counter("gpuniq_ratelimit_fallbacks",
+                              "Requests whose rate limit was decided by the process-local fallback (Redis down)")
+RATELIMIT_LOCAL = Gauge("gpuniq_ratelimit_local_mode",
+                        "1 while this process limits requests locally because Redis is unreachable",
+                        multiprocess_mode="max")
+REAPER_RUNS = Counter("gpuniq_reaper_runs", "Runs of a periodic reaper in this process (workers, beat)",
+                      ["reaper"])
+
+REAPER_KEY = "gpuniq:metrics:reaper_runs"  # Redis hash reaper name → runs, shared by every process
+
+
+def surface_of(path: str) -> str:
+    return "openai" if path.startswith("/v1/openai") else "native"
+
+
+def observe_request(request, status: int) -> None:
+    """Count one /v1/ answer (called once per request by RequestIdMiddleware.after)."""
+    surface = surface_of(request.path)
+    model = getattr(request, "metric_model", "") or "-"
+    REQUESTS.labels(surface, model, str(status)).inc()
+
+
+def observe_overhead(request, seconds: float) -> None:
+    OVERHEAD.labels(surface_of(request.path)).observe(seconds)
+
+
+def observe_first_chunk(request) -> None:
+    started = getattr(request, "started_at", None)
+    if started is not None:
+        TTFT.labels(surface_of(request.path), getattr(request, "metric_model", "") or "-").observe(
+            time.perf_counter() - started)
+
+
+def count_reaper_run(name: str) -> None:
+    """A periodic reaper ran: counted in Redis (seen by every app process) and in this process."""
+    REAPER_RUNS.labels(name).inc()
+    from . import shared_state
+
+    client = shared_state.sync_redis()
+    if client is None:
+        return
+    try:
+        client.hincrby(REAPER_KEY, name, 1)
+    except Exception as exc:  # a metric must never fail the reaper
+        log.warning("could not count reaper run: %s", exc)
+
+
+class ScrapeTimeCollector:
+    """Numbers read at scrape time from PostgreSQL/SQLite and Redis (never on the request path)."""
+
+    def collect(self):
+        yield from _ledger_metrics()
+        yield from _redis_metrics()
+
+
+def _ledger_metrics():
+    from billing.models import Hold, LedgerEntry
+
+    try:
+        open_holds = Hold.objects.filter(status=Hold.OPEN).count()
+        losses = LedgerEntry.objects.filter(kind="loss").count()
+    except Exception as exc:
+        log.warning("metrics: database unavailable: %s", exc)
+        return
+    yield GaugeMetricFamily("gpuniq_open_holds", "Holds currently open (money reserved, not yet settled)",
+                            value=open_holds)
+    yield CounterMetricFamily("gpuniq_ledger_loss_entries", "Ledger entries of kind 'loss'", value=losses)
+
+
+def _redis_metrics():
+    from celery import current_app
+    from django.conf import settings
+
+    from . import shared_state
+
+    depth = GaugeMetricFamily("gpuniq_queue_depth", "Tasks waiting in a Celery queue", labels=["queue"])
+    runs = CounterMetricFamily("gpuniq_reaper_runs_recorded", "Reaper runs recorded in Redis by any process",
+                               labels=["reaper"])
+    client = shared_state.sync_redis()
+    broker = current_app.conf.broker_url or ""
+    try:
+        if broker.startswith("redis"):
+            import redis
+
+            with redis.Redis.from_url(broker, socket_timeout=2, socket_connect_timeout=2) as conn:
+                for queue in settings.GPUNIQ_METRICS_QUEUES:
+                    depth.add_metric([queue], conn.llen(queue))
+        if client is not None:
+            for name, count in sorted(client.hgetall(REAPER_KEY).items()):
+                runs.add_metric([name.decode()], int(count))
+    except Exception as exc:
+        log.warning("metrics: redis unavailable: %s", exc)
+    yield depth
+    yield runs
+
+
+def render() -> bytes:
+    registry = CollectorRegistry()
+    if MULTIPROC:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in (REQUESTS, OVERHEAD, TTFT, RATELIMIT_FALLBACKS, RATELIMIT_LOCAL, REAPER_RUNS):
+            registry.register(collector)
+    registry.register(ScrapeTimeCollector())
+    return generate_latest(registry)
