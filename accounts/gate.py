@@ -8,17 +8,20 @@ import time
 import redis
 
 from gpuniq_site import shared_state
+from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
 
 from . import ratelimit
 from .keys import LAST_USED_EVERY_SECONDS, Principal, _cache_key, _check_format, _to_principal, _touch, aauthenticate
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
-# Returns {0} on a cache miss, else {1, principal json, allowed, remaining, reset ms}.
+# Returns {0} on a cache miss, {2, error code} for a cached refusal (keys.NEGATIVE), else
+# {1, principal json, allowed, remaining, reset ms}.
 _ADMIT_LUA = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {0} end
 local p = cjson.decode(raw)
+if p['refused'] then return {2, p['refused']} end
 local key = 'gpuniq:rl:' .. tostring(p['key_id'])
 local limit = tonumber(p['rpm'])
 local window = tonumber(ARGV[1])
@@ -63,6 +66,8 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
             if isinstance(exc, (redis.RedisError, OSError)):
                 shared_state.mark_redis_down(exc)
             reply = [0]
+        if reply[0] == 2:
+            raise ApiError(reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
         if reply[0] == 1:
             data = json.loads(reply[1])
             if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:

@@ -57,6 +57,7 @@ def create_key(*, user: User, name: str = "default", rpm: int | None = None,
         rpm=rpm or settings.GPUNIQ_DEFAULT_RPM, monthly_spend_cap_usd=monthly_spend_cap_usd,
         allowed_models=list(allowed_models or []),
     )
+    shared_state.cache_discard(_cache_key(key.key_hash))  # no refusal cached for this hash can outlive it
     return key, raw
 
 
@@ -96,15 +97,29 @@ def _load_principal(key_hash: str) -> dict:
 
     row = APIKey.objects.filter(key_hash=key_hash).select_related("user").first()
     if row is None or not row.user.is_active:
-        raise ApiError("invalid_api_key")
+        _refuse(key_hash, "invalid_api_key")
     if row.revoked_at is not None:
-        raise ApiError("revoked_api_key")
+        _refuse(key_hash, "revoked_api_key")
     account = account_for_user(row.user_id)
     cap = row.monthly_spend_cap_usd
     last_used = row.last_used_at.timestamp() if row.last_used_at else 0.0
     return asdict(Principal(user_id=row.user_id, key_id=row.pk, account_id=account.pk, rpm=row.rpm,
                             spend_cap=str(cap) if cap is not None else None,
                             allowed_models=tuple(row.allowed_models or ()), last_used=last_used))
+
+
+def _refuse(key_hash: str, code: str):
+    """Remember a refused key for GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS, so a flood of the same bad key
+    is one database lookup per interval, then raise. Keys are random: a refused hash cannot
+    belong to a key created later (and create_key drops any entry for its hash anyway)."""
+    shared_state.cache_set_json(_cache_key(key_hash), {"refused": code}, settings.GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS)
+    raise ApiError(code)
+
+
+def _cached(data: dict | None) -> dict | None:
+    if data is not None and "refused" in data:
+        raise ApiError(data["refused"])
+    return data
 
 
 def _touch(key_id: int, key_hash: str, data: dict) -> None:
@@ -132,7 +147,7 @@ def _to_principal(data: dict) -> Principal:
 def authenticate(raw: str | None) -> Principal:
     """Sync variant (DRF views, the dashboard)."""
     key_hash = _check_format(raw)
-    data = shared_state.cache_get_json(_cache_key(key_hash))
+    data = _cached(shared_state.cache_get_json(_cache_key(key_hash)))
     if data is None:
         data = _load_principal(key_hash)
         shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
@@ -144,7 +159,7 @@ def authenticate(raw: str | None) -> Principal:
 async def aauthenticate(raw: str | None) -> Principal:
     """Async variant for the hot path: one cache read when warm, DB work off the event loop."""
     key_hash = _check_format(raw)
-    data = await shared_state.acache_get_json(_cache_key(key_hash))
+    data = _cached(await shared_state.acache_get_json(_cache_key(key_hash)))
     if data is None:
         data = await run_db(_load_principal, key_hash)
         await shared_state.acache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)

@@ -17,6 +17,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from . import metrics
 from .errors import ApiError
 from .ids import unique_hex
+from .logs import request_id_var
 from .responses import error_response
 
 log = logging.getLogger("gpuniq.errors")
@@ -62,6 +63,7 @@ class RequestIdMiddleware(_DualMiddleware):
         request.started_at = time.perf_counter()
         inbound = request.headers.get("x-request-id", "")
         request.request_id = inbound if _VALID_INBOUND_ID.match(inbound) else new_request_id()
+        request_id_var.set(request.request_id)
 
     def after(self, request, response):
         response["x-request-id"] = request.request_id

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from django.core.exceptions import ImproperlyConfigured
+
+from . import logs
 from .env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,15 +215,12 @@ STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = envstr("STRIPE_API_BASE")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"},
-                "httpcore": {"level": "WARNING"}},
-}
+# One JSON object per line with the request id (gpuniq_site.logs), by default with PostgreSQL
+# (production); plain text for the embedded default.
+GPUNIQ_LOG_FORMAT = envstr("GPUNIQ_LOG_FORMAT", "json" if IS_POSTGRES else "plain")
+if GPUNIQ_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"GPUNIQ_LOG_FORMAT={GPUNIQ_LOG_FORMAT!r}: use json or plain")
+LOGGING = logs.config(GPUNIQ_LOG_FORMAT, envstr("LOG_LEVEL", "INFO"))
 GPUNIQ_STREAM_IDLE_TIMEOUT = envfloat("GPUNIQ_STREAM_IDLE_TIMEOUT", 120.0)
 
 # --- dashboard ---
