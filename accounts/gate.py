@@ -15,7 +15,7 @@ from . import ratelimit
 from .keys import LAST_USED_EVERY_SECONDS, Principal, _cache_key, _check_format, _to_principal, _touch, aauthenticate
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
-# Returns {0} on a cache miss, {2, error code} for a cached refusal (keys.NEGATIVE), else
+# Returns {0} on a cache miss, {2, error code} for a cached refusal (keys._refuse), else
 # {1, principal json, allowed, remaining, reset ms}.
 _ADMIT_LUA = """
 local raw = redis.call('GET', KEYS[1])
@@ -62,6 +62,7 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
     if client is not None and not shared_state.redis_down():
         try:
             reply = await _admit_cached(client, key_hash)
+            shared_state.mark_redis_up()
         except Exception as exc:  # Redis trouble: the slow path degrades as documented
             if isinstance(exc, (redis.RedisError, OSError)):
                 shared_state.mark_redis_down(exc)

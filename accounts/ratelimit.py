@@ -101,7 +101,9 @@ def mode() -> str:
     """How this process limits right now: redis, local (Redis unreachable: fallback) or memory."""
     if not settings.REDIS_URL:
         return "memory"
-    return "local" if shared_state.redis_down() else "redis"
+    return "local" if shared_state.redis_degraded() else "redis"
+
+
 _script_sha: str | None = None
 
 

@@ -64,10 +64,11 @@ async def test_redis_window_is_shared_by_every_client_of_the_same_redis():
 def test_redis_down_fails_open_by_default(settings, monkeypatch):
     from gpuniq_site import shared_state
 
+    monkeypatch.setattr(shared_state, "_health", shared_state._RedisHealth())  # this test's outage stays here
     monkeypatch.setattr(shared_state, "_sync_client", None)
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     decision = ratelimit.hit(30_000_001, 5)
-    assert decision.allowed
+    assert decision.allowed and decision.mode == "local"
     settings.GPUNIQ_RATE_LIMIT_FAIL_OPEN = False
     monkeypatch.setattr(shared_state, "_sync_client", None)
     from gpuniq_site.errors import ApiError
