@@ -21,13 +21,27 @@ input_tokens = prompt - cached, cache_read_input_tokens = cached;
 529 overloaded_error (Anthropic does not use 503).  Thinking is produced when
 ``thinking.type`` is "enabled"/"adaptive" or the model name contains
 "thinking"/"reason".
+
+Billing the maximum (``[[bill:max]]``, see tests/fakes/common.py): Anthropic's tokenizer is not
+published, so input = the UTF-8 bytes of all text (system, messages, the tools' JSON; a token
+covers at least one byte) plus per image the largest count of
+https://docs.anthropic.com/en/docs/build-with-claude/vision (width x height / 750 at the 1.15 MP
+cap: 1,600; 4,784 on Opus 4.7's high-resolution input); output = ``max_tokens`` as sent, which
+includes the thinking budget (thinking tokens are billed as output). ``message_start`` carries
+that input count, as the real stream does.
+
+Cache writes (``[[bill:cache_write]]``): the whole input is reported as written to the cache,
+``cache_creation_input_tokens`` with its ``cache_creation.ephemeral_5m_input_tokens`` /
+``ephemeral_1h_input_tokens`` split (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching),
+the TTL taken from the request's ``cache_control`` (``"ttl": "1h"`` or the 5-minute default).
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, fake_signature, make_plan, split_json, sse
+from .common import (CACHE_WRITE_MARKER, Conn, FakeServer, Plan, Request, Turn, bills_max, fake_signature, make_plan,
+                     split_json, sse, utf8_len)
 
 _ERRORS = {
     "400": (400, "invalid_request_error", "messages: fake invalid request"),
@@ -66,6 +80,30 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(t for t in (_block_text(b) for b in content) if t)
     return str(content)
+
+
+def _images(content: Any) -> int:
+    return sum(1 for b in content if isinstance(b, dict) and b.get("type") == "image") \
+        if isinstance(content, list) else 0
+
+
+def bill_max(plan: Plan, body: dict) -> None:
+    """The most Anthropic bills for `body` as sent (rule in the module docstring)."""
+    per_image = 4_784 if "opus-4-7" in plan.model else 1_600
+    text = _content_text(body.get("system")) + json.dumps(body.get("tools") or [])
+    prompt = utf8_len(text) + sum(utf8_len(_content_text(m.get("content"))) + per_image * _images(m.get("content"))
+                                  for m in body["messages"])
+    reasoning = min(plan.reasoning_tokens, int(body["max_tokens"]))
+    plan.bill_max(prompt=prompt, output=int(body["max_tokens"]) - reasoning, reasoning=reasoning)
+
+
+def bill_cache_write(plan: Plan, body: dict) -> None:
+    """Report every input token as written to the prompt cache, at the request's TTL."""
+    written, plan.cached_tokens = plan.prompt_tokens, 0
+    if '"ttl": "1h"' in json.dumps(body):
+        plan.cache_write_1h_tokens = written
+    else:
+        plan.cache_write_tokens = written
 
 
 def _has_tool_result(content: Any) -> bool:
@@ -159,6 +197,10 @@ class FakeAnthropic(FakeServer):
         plan = make_plan(model=model, turns=turns, tool_names=tool_names, forced_tool=forced,
                          tools_allowed=choice.get("type") != "none", reasoning=thinking,
                          max_tokens=body.get("max_tokens"))
+        if bills_max(req):
+            bill_max(plan, body)
+        if CACHE_WRITE_MARKER in req.body.decode("utf-8", "replace"):
+            bill_cache_write(plan, body)
         last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
         await self.serve_completion(conn, req, plan, self.take_fault(last_user), bool(body.get("stream")))
 
@@ -177,8 +219,12 @@ class FakeAnthropic(FakeServer):
 
     @staticmethod
     def _usage(plan: Plan, output_tokens: int | None = None) -> dict:
-        return {"input_tokens": plan.prompt_tokens - plan.cached_tokens, "cache_creation_input_tokens": 0,
+        written = plan.cache_write_tokens + plan.cache_write_1h_tokens
+        return {"input_tokens": plan.prompt_tokens - plan.cached_tokens - written,
+                "cache_creation_input_tokens": written,
                 "cache_read_input_tokens": plan.cached_tokens,
+                "cache_creation": {"ephemeral_5m_input_tokens": plan.cache_write_tokens,
+                                   "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens},
                 "output_tokens": plan.output_tokens + plan.reasoning_tokens if output_tokens is None
                 else output_tokens,
                 "service_tier": "standard"}

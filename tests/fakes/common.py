@@ -22,6 +22,14 @@ Deterministic rules (identical for every vendor):
 * ``[[fault:NAME]]`` in the last user message -> that request gets fault NAME.
 * ``[[call:TOOL {json args}]]`` in the last user message, TOOL among the tools given -> a call
   of TOOL with those args (how agent clients such as Claude Code are made to run a tool).
+* ``[[bill:max]]`` anywhere in the request body -> usage is the most the real vendor could
+  legitimately bill for the request as sent (each fake documents its rule: the vendor's own
+  tokenizer or a byte bound for the prompt, the output limit sent, times the candidates, thinking
+  budgets, images at the vendor's largest per-image count); the visible reply stays the echo.
+* ``[[bill:cache_write]]`` (Anthropic) -> the whole prompt is reported as written to the prompt
+  cache, at the TTL of the request's ``cache_control`` (5 minutes unless it says ``"1h"``).
+* :attr:`FakeServer.billed` lists, per request the fake answered (also a stream the client left),
+  what it billed, as ``billing.pricing.TokenUsage`` fields (prompt includes cached and written).
 
 Faults (``FAULTS``): see :meth:`FakeServer.serve_completion`.  ``refuse`` closes the
 TCP connection without any response bytes (the ASGI app closes uvicorn's transport,
@@ -49,6 +57,8 @@ ERROR_FAULTS = frozenset({"400", "401", "404", "429", "500", "503", "529", "cont
 STREAM_FAULTS = frozenset({"stall", "cutoff", "malformed", "midstream_error"})
 FAULTS = ERROR_FAULTS | STREAM_FAULTS | {"slow_first_byte", "no_usage", "refuse"}
 CACHED_MARKER = "[[cached]]"
+BILL_MAX_MARKER = "[[bill:max]]"
+CACHE_WRITE_MARKER = "[[bill:cache_write]]"
 TOOL_ARGS = {"location": "Paris"}
 _INBAND = re.compile(r"\[\[fault:([A-Za-z0-9_]+)\]\]")
 _CALL = re.compile(r"\[\[call:([A-Za-z0-9_-]+) (\{.*?\})\]\]")
@@ -57,6 +67,15 @@ _CALL = re.compile(r"\[\[call:([A-Za-z0-9_-]+) (\{.*?\})\]\]")
 def count_tokens(text: Any) -> int:
     """Fake tokenizer: one token per whitespace-separated word."""
     return len(str(text or "").split())
+
+
+def bills_max(req: "Request") -> bool:
+    return BILL_MAX_MARKER in req.body.decode("utf-8", "replace")
+
+
+def utf8_len(text: str) -> int:
+    """A byte bound of a prompt: every BPE token covers at least one UTF-8 byte."""
+    return len(text.encode("utf-8"))
 
 
 def inband_fault(text: str) -> str | None:
@@ -94,12 +113,27 @@ class Plan:
     output_tokens: int = 0  # visible output (text or tool call), excludes reasoning
     reasoning_tokens: int = 0
     truncated: bool = False
+    cache_write_tokens: int = 0  # prompt tokens written to the cache, 5-minute TTL
+    cache_write_1h_tokens: int = 0  # ... 1-hour TTL
+    candidates: int = 1  # choices rendered (OpenAI n); usage counts are totals over them
     options: dict = field(default_factory=dict)  # vendor-specific rendering flags
 
     is_tool = property(lambda self: self.tool_name is not None)
     tool_args_json = property(lambda self: json.dumps(self.tool_args))
     text_chunks = lambda self: split_words(self.text)  # noqa: E731
     reasoning_chunks = lambda self: split_words(self.reasoning or "")  # noqa: E731
+
+    def bill_max(self, *, prompt: int, output: int, reasoning: int = 0) -> None:
+        """Report the most the vendor could bill: `prompt` tokens uncached, `output` visible and
+        `reasoning` thinking tokens (totals over all candidates)."""
+        self.prompt_tokens, self.cached_tokens = prompt, 0
+        self.output_tokens, self.reasoning_tokens = output, reasoning
+
+    def billed(self) -> dict:
+        """What the vendor bills for this plan, as billing.pricing.TokenUsage fields."""
+        return {"model": self.model, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens,
+                "cache_write_tokens": self.cache_write_tokens, "cache_write_1h_tokens": self.cache_write_1h_tokens,
+                "completion_tokens": self.output_tokens + self.reasoning_tokens}
 
 
 def split_words(text: str) -> list[str]:
@@ -244,6 +278,7 @@ class FakeServer:
         self._lock, self._closing = threading.Lock(), threading.Event()
         self._scripts: collections.deque = collections.deque()
         self._requests: list[dict] = []
+        self._billed: list[dict] = []
         self._disconnects, self._ids = 0, itertools.count(1)
         self._thread: threading.Thread | None = None
         self._uvicorn: uvicorn.Server | None = None
@@ -258,6 +293,12 @@ class FakeServer:
     def requests(self) -> list[dict]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def billed(self) -> list[dict]:
+        """Per answered completion, what the vendor billed (see :meth:`Plan.billed`)."""
+        with self._lock:
+            return list(self._billed)
 
     @property
     def disconnects(self) -> int:
@@ -275,6 +316,7 @@ class FakeServer:
         with self._lock:
             self._scripts.clear()
             self._requests.clear()
+            self._billed.clear()
             self._disconnects = 0
 
     def wait_for_disconnects(self, n: int = 1, timeout: float = 5.0) -> bool:
@@ -368,6 +410,8 @@ class FakeServer:
             status, body, headers = self.error_response(fault, plan.model)
             await conn.send_json(status, body, headers, self.json_content_type)
             return
+        with self._lock:  # the vendor bills once it starts answering, whether or not the client stays
+            self._billed.append(plan.billed())
         no_usage = fault == "no_usage"
         if not stream:
             if fault == "malformed":

@@ -27,13 +27,25 @@ Fidelity notes (matching the real service):
   ``thinkingConfig.includeThoughts`` is true (as with the real API).  A functionCall
   part carries a ``thoughtSignature`` when reasoning is active.
 * Faults "503" and "529" both give 503 UNAVAILABLE.
+
+Billing the maximum (``[[bill:max]]``, see tests/fakes/common.py): Gemini's tokenizer is not
+published, so promptTokenCount = the UTF-8 bytes of all text (systemInstruction, contents, the
+tools' JSON) plus 1,120 per inline image (the largest per-image count,
+https://ai.google.dev/gemini-api/docs/media-resolution); output = candidateCount x
+(maxOutputTokens + the thinking budget): ``thinkingBudget`` when sent, else for a dynamic budget
+(a thinking model, or ``thinkingLevel``) the model's ceiling (24,576 Flash, 32,768 Pro, per
+https://ai.google.dev/gemini-api/docs/thinking), 0 when ``thinkingBudget`` is 0. Every stream
+chunk carries ``usageMetadata`` with the whole prompt, so a cut stream knows it.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, fake_signature, make_plan, sse
+from .common import Conn, FakeServer, Plan, Request, Turn, bills_max, fake_signature, make_plan, sse, utf8_len
+
+IMAGE_MAX_TOKENS = 1_120
+DEFAULT_OUTPUT_LIMIT = 65_536  # Gemini 2.5's output cap when no maxOutputTokens is sent
 
 _ERRORS = {
     "400": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
@@ -81,6 +93,30 @@ def _parts_text(parts: Any) -> tuple[str, bool]:
             is_tool = True
             texts.append(_tool_result_text(p["functionResponse"]))
     return " ".join(texts), is_tool
+
+
+def _thinking_budget(model: str, config: dict, reasoning: bool) -> int:
+    tc = config.get("thinkingConfig") if isinstance(config.get("thinkingConfig"), dict) else {}
+    budget = tc.get("thinkingBudget")
+    if isinstance(budget, int) and budget >= 0:
+        return budget
+    return (32_768 if "pro" in model else 24_576) if reasoning or tc else 0
+
+
+def bill_max(plan: Plan, body: dict, reasoning: bool) -> None:
+    """The most Gemini bills for `body` as sent (rule in the module docstring)."""
+    prompt, images = 0, 0
+    for content in [body.get("systemInstruction") or body.get("system_instruction") or {}] + body["contents"]:
+        for part in content.get("parts") or []:
+            images += 1 if isinstance(part, dict) and ("inlineData" in part or "inline_data" in part) else 0
+        prompt += utf8_len(_parts_text(content.get("parts"))[0])
+    prompt += utf8_len(json.dumps(body.get("tools") or [])) + IMAGE_MAX_TOKENS * images
+    config = body.get("generationConfig") or {}
+    n = config.get("candidateCount") if isinstance(config.get("candidateCount"), int) else 1
+    plan.candidates = max(n, 1)
+    thinking = _thinking_budget(plan.model, config, reasoning)
+    plan.bill_max(prompt=prompt, output=plan.candidates * int(config.get("maxOutputTokens") or DEFAULT_OUTPUT_LIMIT),
+                  reasoning=plan.candidates * thinking)
 
 
 class FakeGemini(FakeServer):
@@ -150,6 +186,8 @@ class FakeGemini(FakeServer):
         plan = make_plan(model=model, turns=turns, tool_names=tool_names, forced_tool=forced,
                          tools_allowed=mode != "NONE", reasoning=reasoning, max_tokens=gc.get("maxOutputTokens"))
         plan.options["include_thoughts"] = bool(isinstance(tc, dict) and tc.get("includeThoughts"))
+        if bills_max(req):
+            bill_max(plan, body, reasoning)
         last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
         fault = self.take_fault(last_user)
         stream = method == "streamGenerateContent"
@@ -196,8 +234,7 @@ class FakeGemini(FakeServer):
         cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
         if finish:
             cand["finishReason"] = self._finish(plan)
-        cand["index"] = 0
-        out: dict[str, Any] = {"candidates": [cand]}
+        out: dict[str, Any] = {"candidates": [{**cand, "index": i} for i in range(plan.candidates)]}
         if usage is not None:
             out["usageMetadata"] = usage
         out["modelVersion"] = plan.model
@@ -223,6 +260,8 @@ class FakeGemini(FakeServer):
         else:
             words = plan.text_chunks() or [""]
             steps += [({"text": w}, i + 1 if w else 0, thoughts) for i, w in enumerate(words)]
+        part, _, _ = steps[-1]  # the last chunk reports the whole bill (a no-op unless billed above the text)
+        steps[-1] = (part, plan.output_tokens, thoughts)
         frames = []
         for i, (part, cand, th) in enumerate(steps):
             usage = None if no_usage else self._usage(plan, cand, th)

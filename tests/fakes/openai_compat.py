@@ -16,6 +16,14 @@ Reasoning (model name contains "reason"/"thinking") is returned DeepSeek-style a
 Mid-stream errors (fault ``midstream_error``) are sent as ``data: {"error": {...}}``,
 which is what the official SDK recognises.
 
+Billing the maximum (``[[bill:max]]`` in the request, see tests/fakes/common.py): prompt = the
+o200k_base count (llm.tokens.exact_count, OpenAI's published encoding for GPT-4o and later) of
+each message's text + 4 per message + 3 to prime the reply, plus the tools' JSON and 1,445 per
+image part (a high-detail image's largest tiling, 85 + 170 x 8 tiles, per
+https://platform.openai.com/docs/guides/images-vision); completion = n x the limit sent
+(``max_completion_tokens`` or ``max_tokens``, else the model's default output cap, 16,384),
+reasoning included. With ``n`` > 1 the reply has n choices (each the same echo).
+
 Structured output: with ``response_format: {"type": "json_schema", "json_schema": {"schema": S}}``
 the reply text is ``json.dumps(sample_json(S, last_user_text))`` instead of the echo (see
 :func:`sample_json` for the deterministic values), so JSON-parsing callers can be tested.
@@ -26,7 +34,10 @@ import json
 import time
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, count_tokens, make_plan, split_json, sse
+from .common import Conn, FakeServer, Plan, Request, Turn, bills_max, count_tokens, make_plan, split_json, sse
+
+DEFAULT_OUTPUT_LIMIT = 16_384  # what the vendor caps a reply at when no limit is sent (gpt-4o)
+IMAGE_MAX_TOKENS = 1_445  # a high-detail image's largest tiling: 85 + 170 x 8 tiles
 
 _ERRORS = {
     "400": (400, "Invalid value for 'messages': fake invalid request.", "invalid_request_error", None, None),
@@ -52,6 +63,26 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
     return str(content)
+
+
+def _image_parts(content: Any) -> int:
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") in ("image_url", "input_image")) \
+        if isinstance(content, list) else 0
+
+
+def bill_max(plan: Plan, body: dict) -> None:
+    """The most OpenAI bills for `body` as sent (rule in the module docstring)."""
+    from llm.tokens import exact_count
+
+    n = body.get("n") if isinstance(body.get("n"), int) and body["n"] > 1 else 1
+    prompt = 3
+    for m in body["messages"]:
+        prompt += 4 + exact_count(_content_text(m.get("content"))) + IMAGE_MAX_TOKENS * _image_parts(m.get("content"))
+    if body.get("tools"):
+        prompt += exact_count(json.dumps(body["tools"]))
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_OUTPUT_LIMIT
+    plan.candidates = n
+    plan.bill_max(prompt=prompt, output=n * int(limit) - plan.reasoning_tokens * n, reasoning=plan.reasoning_tokens * n)
 
 
 def sample_json(schema: Any, text: str) -> Any:
@@ -192,6 +223,8 @@ class FakeOpenAI(FakeServer):
         response_format = body.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_schema" and not plan.is_tool:
             structured_answer(plan, (response_format.get("json_schema") or {}).get("schema"), last_user)
+        if bills_max(req):
+            bill_max(plan, body)
         fault = self.take_fault(last_user)
         await self.serve_completion(conn, req, plan, fault, bool(body.get("stream")))
 
@@ -242,8 +275,8 @@ class FakeOpenAI(FakeServer):
                                   "function": {"name": plan.tool_name, "arguments": plan.tool_args_json}}]
         out = {"id": self.next_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
                "model": plan.model,
-               "choices": [{"index": 0, "message": msg, "logprobs": None,
-                            "finish_reason": self._finish_reason(plan)}],
+               "choices": [{"index": i, "message": msg, "logprobs": None,
+                            "finish_reason": self._finish_reason(plan)} for i in range(plan.candidates)],
                "service_tier": "default", "system_fingerprint": "fp_fake0001"}
         if not no_usage:
             out["usage"] = self._usage(plan)
@@ -256,8 +289,8 @@ class FakeOpenAI(FakeServer):
         def chunk(delta: dict | None, finish: str | None = None, usage: Any = None, choices: bool = True) -> bytes:
             obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": plan.model,
                    "service_tier": "default", "system_fingerprint": "fp_fake0001",
-                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-                   if choices else []}
+                   "choices": [{"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+                               for i in range(plan.candidates)] if choices else []}
             if include_usage:
                 obj["usage"] = usage
             return sse(obj)
