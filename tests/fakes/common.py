@@ -54,7 +54,7 @@ from urllib.parse import parse_qsl
 import uvicorn
 
 ERROR_FAULTS = frozenset({"400", "401", "404", "429", "500", "503", "529", "context"})
-STREAM_FAULTS = frozenset({"stall", "cutoff", "malformed", "midstream_error"})
+STREAM_FAULTS = frozenset({"stall", "stall_early", "cutoff", "malformed", "midstream_error"})
 FAULTS = ERROR_FAULTS | STREAM_FAULTS | {"slow_first_byte", "no_usage", "refuse"}
 CACHED_MARKER = "[[cached]]"
 BILL_MAX_MARKER = "[[bill:max]]"
@@ -401,6 +401,8 @@ class FakeServer:
         no_usage -> omit usage; malformed -> truncated JSON body / one bad SSE frame
         (stream then continues normally); cutoff -> a few frames then abrupt close;
         stall -> a few frames then silence until client leaves / ``stall_seconds``;
+        stall_early -> the same after the first frame only (a client leaving right after it
+        has received no text: OpenAI's role chunk, Anthropic's message_start);
         midstream_error -> a few frames then the vendor's in-stream error, then end.
         Non-stream cutoff/stall send headers + partial JSON body.
         """
@@ -427,6 +429,8 @@ class FakeServer:
             return
         frames = self.render_stream(plan, no_usage, req)
         cut = min(4, len(frames) - 1) if fault in ("cutoff", "stall", "midstream_error") else len(frames)
+        if fault == "stall_early":
+            fault, cut = "stall", 1
         await conn.start(200, [("content-type", self.sse_content_type), ("cache-control", "no-cache"),
                                ("connection", "keep-alive")] + self.response_headers())
         for i, frame in enumerate(frames[:cut]):
