@@ -173,7 +173,7 @@ def ten_thousand_words() -> str:
     return "[[bill:max]] " + " ".join(f"zq{(i * 7919) % 100003}xj{i % 97}" for i in range(10_000))
 
 
-@pytest.mark.parametrize("model,copies", [("gpt-4o", 8), ("claude-sonnet-4-5", 4), ("gemini-2.5-flash", 6)])
+@pytest.mark.parametrize("model,copies", [("gpt-4o", 8), ("claude-sonnet-4-5", 4), ("gemini-2.5-flash", 10)])
 def test_a_ten_thousand_word_prompt_is_held_at_its_bound(servers, mallory, vendors, model, copies):
     before = balance_of(mallory)
     responses = send_all(servers, mallory, [ask(model, ten_thousand_words())] * copies)
@@ -193,8 +193,9 @@ def test_a_megabyte_prompt_is_held_at_its_bound_and_a_larger_one_refused(servers
     assert vendors["anthropic"].requests == []  # refused before the vendor was called
 
 
-@pytest.mark.parametrize("model,copies", [("gpt-4o", 10), ("claude-opus-4-7", 5)])
-def test_images_are_held_at_the_vendors_largest_per_image_count(servers, mallory, vendors, model, copies):
+def test_images_are_held_at_the_vendors_largest_per_image_count(servers, mallory, vendors):
+    # Opus 4.7 reads images at high resolution: up to 4,784 tokens each (the old hold counted 1,500)
+    model, copies = "claude-opus-4-7", 5
     before = balance_of(mallory)
     content = [{"type": "text", "text": "[[bill:max]] describe these"}] + \
         [{"type": "image_url", "image_url": {"url": PNG}} for _ in range(8)]
@@ -209,7 +210,7 @@ def test_large_tool_definitions_are_held_for(servers, mallory, vendors):
     tools = [{"type": "function", "function": {"name": f"tool_{i}", "description": "d" * 5_000 + f" {i}",
                                                "parameters": {"type": "object", "properties": {}}}}
              for i in range(20)]
-    responses = send_all(servers, mallory, [ask("claude-sonnet-4-5", "[[bill:max]] hi", tools=tools)] * 4)
+    responses = send_all(servers, mallory, [ask("claude-sonnet-4-5", "[[bill:max]] hi", tools=tools)] * 8)
     assert_paid_for("20 tools of 5 KB, claude-sonnet-4-5", "claude-sonnet-4-5", mallory, before, vendors, responses)
     assert_refused_for_money(responses)
 
