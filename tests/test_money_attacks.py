@@ -39,11 +39,18 @@ PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADU
 
 
 @pytest.fixture(scope="module")
-def servers(api_server, fake_vendors):
-    """Two app processes on the same database and Redis; attacks alternate between them."""
-    second = LiveServer(env=service_extra_env(fake_vendors)).start()
-    yield [api_server, second.url]
-    second.stop()
+def servers(catalog_loaded, fake_vendors):
+    """Two app processes on the same database and Redis; attacks alternate between them. Each
+    model's own vendor only: a generic OpenAI-compatible fallback is bounded by a reasoning model's
+    whole output ceiling (128,000 tokens on Opus), which no $0.50 user could ever hold."""
+    env = {k: v for k, v in service_extra_env(fake_vendors).items() if "_FALLBACK_" not in k}
+    started = [LiveServer(env=env).start()]
+    try:
+        started.append(LiveServer(env=env).start())
+        yield [server.url for server in started]
+    finally:
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture
