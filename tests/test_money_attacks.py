@@ -118,18 +118,20 @@ def assert_paid_for(attack: str, slug: str, user, before: Decimal, vendors, resp
         figures.overshoot_pct = max(paid - cap, Decimal(0)) / cap * 100
     record(figures)
     assert figures.delivered <= figures.paid + EPSILON, figures
+    answered = sum(len(vendors[name].billed) for name in ("openai", "anthropic", "gemini"))
+    assert answered == served  # no refused request reached a vendor
     assert figures.losses == 0
     assert ledger.find_mismatches() == []
     assert figures.overshoot_pct == 0
     return figures
 
 
-def assert_refused_for_money(responses, at_least: int = 1) -> None:
+def assert_refused_for_money(responses) -> None:
     """Only served (200) and refused-before-the-vendor (402 insufficient_balance) answers."""
     refused = [r for r in responses if r.status_code != 200]
     assert all(r.status_code == 402 and r.json()["error"]["code"] == "insufficient_balance" for r in refused), \
         {r.status_code: r.text[:200] for r in refused}
-    assert len(refused) >= at_least and len(refused) < len(responses)
+    assert 0 < len(refused) < len(responses)  # the attack ran the balance out
 
 
 def record(figures: Figures) -> None:
@@ -152,7 +154,6 @@ def test_n16_on_gpt4o_cannot_buy_sixteen_replies_for_the_price_of_one(servers, m
     assert_paid_for("gpt-4o n=16, max_tokens=215", "gpt-4o", mallory, before, vendors, responses)
     assert_refused_for_money(responses)
     assert all(len(r.json()["choices"]) == 16 for r in responses if r.status_code == 200)
-    assert len(vendors["openai"].billed) == sum(r.status_code == 200 for r in responses)
 
 
 def test_a_client_chosen_anthropic_thinking_budget_is_paid_for(servers, mallory, vendors):
@@ -222,7 +223,7 @@ def test_large_tool_definitions_are_held_for(servers, mallory, vendors):
     assert_refused_for_money(responses)
 
 
-@pytest.mark.parametrize("ttl,premium", [(None, Decimal("1.25")), ("1h", Decimal("2"))])
+@pytest.mark.parametrize("ttl,premium", [(None, Decimal("1.25")), ("1h", Decimal(2))])
 def test_an_anthropic_cache_write_costs_its_premium_exactly(servers, mallory, vendors, ttl, premium):
     before = balance_of(mallory)
     cache = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
