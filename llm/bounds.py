@@ -22,6 +22,7 @@ from .upstreams import upstream_for
 
 NON_STREAM_OUTPUT_RESERVE = 4096
 STREAM_OUTPUT_RESERVE = 16384
+THINKING_WITHIN_LIMIT = ("openai", "anthropic", "google")  # vendors whose thinking a router keeps in max_tokens
 GEMINI_THINKING_CEILING = 32768  # Gemini 2.5 Pro's largest budget; dynamic thinking stays below it
 IMAGE_TOKENS = 5_000  # per image: Anthropic <= ~1,600 (~4,800 on Opus 4.7), OpenAI tiles <= 1,445,
 # patch models <= 1,536 x 2.46, Gemini 3 <= 1,120; a catalog model may name its own (image_tokens)
@@ -80,8 +81,10 @@ def route_output(family: str, body: dict, base: int, upstream_model: str, model:
         return base + _anthropic_thinking(body)  # Anthropic takes one candidate (n > 1 is refused)
     if family == "gemini":
         return (base + _gemini_thinking(body, upstream_model, model.slug)) * _candidates(body)
-    if family in ("openai", "sandbox") or not model.reasoning:
-        return (base + _predicted(body)) * _candidates(body)  # OpenAI: reasoning counts within the limit
+    if family in ("openai", "sandbox") or not model.reasoning or model.vendor in THINKING_WITHIN_LIMIT:
+        # OpenAI's reasoning counts within the limit; so does an Anthropic or Google model's thinking
+        # behind an OpenAI-compatible router (OpenRouter sizes its budget inside max_tokens)
+        return (base + _predicted(body)) * _candidates(body)
     # other OpenAI-compatible reasoning models (DeepSeek's reasoner: chain of thought beyond
     # max_tokens) may think up to their whole output ceiling on top of the answer
     return (base + (model.max_output or STREAM_OUTPUT_RESERVE)) * _candidates(body)

@@ -8,6 +8,7 @@ from gpuniq_site.json_body import loads_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_MESSAGES = 10_000
+PRICED_TIERS = (None, "auto", "default", "flex")  # the catalog prices the standard tier; flex costs less
 
 
 def parse_body(raw: bytes) -> dict:
@@ -67,6 +68,10 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     if not isinstance(model, str) or not model or len(model) > 100:
         raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
     _check_messages(body.get("messages"))
+    if body.get("service_tier") not in PRICED_TIERS:  # a dearer tier would be billed at the catalog's price
+        raise ApiError("unsupported_parameter", field="service_tier", model=model,
+                       reason=f"only {', '.join(t for t in PRICED_TIERS if t)} are offered",
+                       meta={"field": "service_tier"})
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError("invalid_parameter", field="stream", reason="must be true or false", meta={"field": "stream"})

@@ -42,8 +42,8 @@ def test_gemini_thinking_without_a_budget_is_bounded_by_the_thinking_ceiling(mod
     model = models["gemini-2.5-pro"]
     assert route_output("gemini", ask(), 100, "gemini-2.5-pro", model) == 100 + GEMINI_THINKING_CEILING
     assert route_output("gemini", ask(reasoning_effort="low"), 100, "gemini-2.5-pro", model) == 100 + 1024
-    # the route with the largest bound decides: its OpenRouter fallback may think up to the whole output ceiling
-    assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + model.max_output
+    # behind the OpenRouter fallback a Google model's thinking stays inside max_tokens: the Gemini route decides
+    assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + GEMINI_THINKING_CEILING
 
 
 def test_a_reasoning_model_behind_an_openai_compatible_vendor_may_think_beyond_max_tokens(models):
@@ -104,3 +104,13 @@ def test_the_vendored_tokenizer_is_the_published_o200k_base():
     assert tokens.exact_count("Hello, world!") == 4
     assert json.dumps(tokens.o200k().encode("tiktoken is great!")) == "[83, 8251, 2488, 382, 2212, 0]"
     assert Decimal(tokens.exact_count("")) == 0
+
+
+def test_a_dearer_service_tier_than_the_catalog_prices_is_refused():
+    from gpuniq_site.errors import ApiError
+    from llm.validation import validate_chat
+
+    with pytest.raises(ApiError) as refused:
+        validate_chat(ask(model="gpt-4o", service_tier="priority"))
+    assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": "service_tier"}
+    assert validate_chat(ask(model="gpt-4o", service_tier="flex"))[0] == "gpt-4o"
