@@ -1,6 +1,5 @@
 """Validate only what the gateway must; every other Chat Completions field passes through."""
 
-import json
 import math
 
 from gpuniq_site.errors import ApiError
