@@ -7,6 +7,7 @@ Invariants (checked by `manage.py check_ledger`):
 Rows here change only through billing/ledger.py.
 """
 
+import uuid
 from decimal import Decimal
 
 from django.conf import settings
@@ -143,23 +144,40 @@ class KeySpend(models.Model):
 
 
 class TopUp(models.Model):
-    """One Stripe Checkout top-up, keyed by its Checkout Session id. The money lives in the ledger.
+    """One top-up through one payment rail (Stripe Checkout, YooKassa, BTCPay Server), keyed by the
+    rail's own id for it (`session_id`: a Checkout Session, a YooKassa payment, a BTCPay invoice).
+    The money lives in the ledger.
 
-    Status: pending → paid | failed; paid → refunded once Stripe has refunded all of it. Only
-    billing/stripe_events.py changes a top-up, with conditional updates, and the credit is a ledger
-    entry keyed by the session id, so replayed or reordered events can never credit twice.
+    Status: pending → paid | failed | cancelled | expired; paid → refunded once the rail has refunded
+    all of it. Only the rail's event module (billing/stripe_events.py, yookassa_rail.py,
+    btcpay_rail.py) changes a top-up, through billing/topup_ops.py: conditional updates, and every
+    credit or debit is a ledger entry keyed by the rail's id, so replayed or reordered events can
+    never move money twice.
     """
 
     PENDING, PAID, FAILED, REFUNDED = "pending", "paid", "failed", "refunded"
-    STATUSES = [(s, s) for s in (PENDING, PAID, FAILED, REFUNDED)]
+    CANCELLED, EXPIRED = "cancelled", "expired"
+    STATUSES = [(s, s) for s in (PENDING, PAID, FAILED, REFUNDED, CANCELLED, EXPIRED)]
+    OPEN_STATUSES = (PENDING, FAILED, CANCELLED, EXPIRED)  # nothing credited yet; a late payment still counts
+    STRIPE, YOOKASSA, BTCPAY = "stripe", "yookassa", "btcpay"
+    RAILS = [(STRIPE, "Stripe"), (YOOKASSA, "YooKassa"), (BTCPAY, "Crypto (BTCPay)")]
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topups")
-    session_id = models.CharField(max_length=255, unique=True)
-    amount = models.DecimalField(**USD, help_text="USD asked for at checkout (credited: what Stripe collected)")
-    currency = models.CharField(max_length=3, default="usd")
+    rail = models.CharField(max_length=10, choices=RAILS, default=STRIPE)
+    session_id = models.CharField(max_length=255, unique=True, help_text="the rail's id for this payment")
+    ref = models.UUIDField(default=uuid.uuid4, editable=False, unique=True,
+                           help_text="our own reference: return URLs and the receipt")
+    amount = models.DecimalField(**USD, help_text="USD asked for at checkout (credited: what the rail collected)")
+    currency = models.CharField(max_length=3, default="usd", help_text="the currency the buyer pays in")
+    pay_amount = models.DecimalField(**USD, null=True, blank=True,
+                                     help_text="what the buyer pays, in `currency` (YooKassa: RUB)")
+    rate = models.DecimalField(**USD, null=True, blank=True,
+                               help_text="units of `currency` per USD, fixed when the payment was created")
+    credited = models.DecimalField(**USD, default=ZERO, help_text="USD credited so far")
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
     refunded = models.DecimalField(**USD, default=ZERO, help_text="USD refunded so far")
+    disputed = models.DecimalField(**USD, default=ZERO, help_text="USD taken back by a dispute still lost/open")
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -170,7 +188,36 @@ class TopUp(models.Model):
         indexes = [models.Index(fields=["user", "-created_at"], name="topup_user_recent")]
 
     def __str__(self) -> str:
-        return f"top-up {self.session_id} {format_usd(self.amount)} {self.status}"
+        return f"{self.rail} top-up {self.session_id} {format_usd(self.amount)} {self.status}"
+
+
+class PaymentEvent(models.Model):
+    """A YooKassa notification or BTCPay webhook, recorded under (rail, event id) before it is handled.
+
+    YooKassa notifications carry no id of their own: the id is "<event>:<object id>", so the same
+    notification for the same payment or refund is one row. BTCPay's is the original delivery id,
+    so a redelivery is a duplicate. Only the status, error and processed_at ever change.
+    """
+
+    RECEIVED, PROCESSED, FAILED, IGNORED = "received", "processed", "failed", "ignored"
+    STATUSES = [(s, s) for s in (RECEIVED, PROCESSED, FAILED, IGNORED)]
+
+    rail = models.CharField(max_length=10, choices=TopUp.RAILS)
+    event_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=STATUSES, default=RECEIVED)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["rail", "event_id"], name="payment_event_rail_id")]
+
+    def __str__(self) -> str:
+        return f"{self.rail} {self.type} {self.event_id} ({self.status})"
 
 
 class StripeEvent(models.Model):

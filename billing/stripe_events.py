@@ -5,7 +5,10 @@ Exactly-once, whatever Stripe's delivery order or retries:
 - a top-up is credited through ledger.post keyed "stripe-topup:<session id>", so
   `checkout.session.completed` and `...async_payment_succeeded` (in either order, or the return
   page fetching the session) credit it once between them;
-- each refund is debited through ledger.post keyed "stripe-refund:<refund id>";
+- each refund is debited through ledger.post keyed "stripe-refund:<refund id>", its full amount
+  even while money is held; a refund that later fails is given back, keyed "stripe-refund-failed:<id>";
+- a dispute debits its amount keyed "stripe-dispute:<id>"; a won one gives it back keyed
+  "stripe-dispute-won:<id>" (inquiries, "warning_*", never took money and move nothing);
 - status changes are conditional updates that never move a top-up backwards.
 Handlers may run twice for one event (two deliveries at once, or a retry after a crash); every
 step above is idempotent, so that is safe.
@@ -16,18 +19,15 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from . import ledger
+from . import topup_ops
 from .models import LedgerEntry, StripeEvent, TopUp
+from .topup_ops import UnusableEvent
 
 log = logging.getLogger("gpuniq.stripe")
 CENTS = Decimal(100)
-
-
-class UnusableEvent(Exception):
-    """The event cannot be applied as it stands (say, a currency we do not sell in)."""
+__all__ = ["receive", "apply_session", "UnusableEvent"]
 
 
 def _cents(value) -> Decimal:
@@ -74,9 +74,14 @@ def _dispatch(event: dict) -> str:
     if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
         return "" if apply_session(obj) else "not a GPUniq top-up session"
     if kind in ("checkout.session.async_payment_failed", "checkout.session.expired"):
-        return "" if mark_failed(obj) else "not a pending top-up"
+        status = TopUp.EXPIRED if kind.endswith("expired") else TopUp.FAILED
+        return "" if mark_closed(obj, status) else "not a pending top-up"
     if kind == "charge.refunded":
         return apply_refunds(obj)
+    if kind in ("charge.refund.updated", "refund.updated", "refund.failed"):
+        return apply_refund_update(obj)
+    if kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed"):
+        return apply_dispute(obj)
     return f"unhandled event type {kind}"
 
 
@@ -118,20 +123,16 @@ def apply_session(session: dict) -> TopUp | None:
     if amount != topup.amount:
         log.warning("top-up %s: asked $%s, Stripe collected $%s; crediting what was collected",
                     topup.session_id, topup.amount, amount)
-    ledger.post(account_id=ledger.account_for_user(topup.user_id).pk, amount=amount, kind=LedgerEntry.TOPUP,
-                idempotency_key=f"stripe-topup:{topup.session_id}", reason=f"Stripe top-up {topup.session_id}")
-    # Failed → paid too: if Stripe says the money arrived, the credit above stands and the row agrees.
-    TopUp.objects.filter(pk=topup.pk, status__in=[TopUp.PENDING, TopUp.FAILED]).update(
-        status=TopUp.PAID, paid_at=timezone.now())
     TopUp.objects.filter(pk=topup.pk, payment_intent="").update(payment_intent=_id_of(session.get("payment_intent")))
-    topup.refresh_from_db()
-    return topup
+    # A zero or negative amount_total raises UnusableEvent: it never becomes a top-up entry.
+    return topup_ops.credit(topup, amount=amount, key=topup_ops.topup_key(topup),
+                            reason=f"Stripe top-up {topup.session_id}")
 
 
-def mark_failed(session: dict) -> bool:
+def mark_closed(session: dict, status: str) -> bool:
     """A pending top-up whose payment failed or whose session expired; nothing was credited."""
-    return bool(TopUp.objects.filter(session_id=session.get("id", ""), status=TopUp.PENDING)
-                .update(status=TopUp.FAILED))
+    topup = TopUp.objects.filter(rail=TopUp.STRIPE, session_id=session.get("id", "")).first()
+    return topup is not None and topup_ops.close(topup, status)
 
 
 def _refunds_of(charge: dict) -> list[dict]:
@@ -149,17 +150,53 @@ def apply_refunds(charge: dict) -> str:
     topup = TopUp.objects.filter(payment_intent=intent).first() if intent else None
     if topup is None:
         return f"no top-up paid by payment intent {intent or '(none)'}"
-    account_id = ledger.account_for_user(topup.user_id).pk
     total = Decimal(0)
     for refund in _refunds_of(charge):
         if refund.get("status") not in ("succeeded", "pending"):
-            continue  # failed or canceled refunds gave nothing back
+            apply_refund_update(refund, topup=topup)  # failed or canceled: given back if it was taken
+            continue
         amount = _cents(refund.get("amount"))
         total += amount
-        ledger.post(account_id=account_id, amount=-amount, kind=LedgerEntry.REFUND,
-                    idempotency_key=f"stripe-refund:{refund['id']}",
-                    reason=f"Stripe refund {refund['id']} of top-up {topup.session_id}")
-    # The row shows the highest total seen; the ledger entries above are the money.
-    TopUp.objects.filter(Q(refunded__lt=total), pk=topup.pk).update(refunded=total)
-    TopUp.objects.filter(pk=topup.pk, status=TopUp.PAID, refunded__gte=topup.amount).update(status=TopUp.REFUNDED)
+        topup_ops.debit(topup, amount=amount, kind=LedgerEntry.REFUND, key=f"stripe-refund:{refund['id']}",
+                        reason=f"Stripe refund {refund['id']} of top-up {topup.session_id}")
+    topup_ops.refunded_total(topup, total)
+    return ""
+
+
+def _topup_by_intent(obj: dict) -> TopUp | None:
+    intent = _id_of(obj.get("payment_intent"))
+    return TopUp.objects.filter(rail=TopUp.STRIPE, payment_intent=intent).first() if intent else None
+
+
+def apply_refund_update(refund: dict, topup: TopUp | None = None) -> str:
+    """A refund that failed or was canceled after being reported (pending) gives its money back, once."""
+    topup = topup or _topup_by_intent(refund)
+    if topup is None:
+        return "no top-up for this refund's payment intent"
+    if refund.get("status") not in ("failed", "canceled"):
+        return "" if refund.get("status") in ("succeeded", "pending") else f"refund status {refund.get('status')}"
+    rid = refund["id"]
+    topup_ops.give_back(topup, amount=_cents(refund.get("amount")), kind=LedgerEntry.REFUND,
+                        debit_key=f"stripe-refund:{rid}", key=f"stripe-refund-failed:{rid}",
+                        reason=f"Stripe refund {rid} of top-up {topup.session_id} {refund['status']}: re-credited")
+    return ""
+
+
+def apply_dispute(dispute: dict) -> str:
+    """A dispute debits its amount once; a won one gives it back once; an inquiry moves nothing."""
+    topup = _topup_by_intent(dispute)
+    if topup is None:
+        return "no top-up for this dispute's payment intent"
+    status, did, amount = dispute.get("status") or "", dispute["id"], _cents(dispute.get("amount"))
+    if status.startswith("warning_"):
+        return f"inquiry ({status}): no funds withdrawn"
+    reason = f"Stripe dispute {did} of top-up {topup.session_id} ({dispute.get('reason') or 'no reason given'})"
+    if status == "won":
+        topup_ops.give_back(topup, amount=amount, kind=LedgerEntry.DISPUTE, debit_key=f"stripe-dispute:{did}",
+                            key=f"stripe-dispute-won:{did}", reason=f"{reason}: won, re-credited")
+        TopUp.objects.filter(pk=topup.pk).update(disputed=0)
+        return ""
+    topup_ops.debit(topup, amount=amount, kind=LedgerEntry.DISPUTE, key=f"stripe-dispute:{did}", reason=reason)
+    if not LedgerEntry.objects.filter(idempotency_key=f"stripe-dispute-won:{did}").exists():
+        TopUp.objects.filter(pk=topup.pk).update(disputed=amount)
     return ""

@@ -6,11 +6,13 @@ page, it goes through stripe_events.apply_session(), which credits at most once 
 
 import functools
 import logging
+import uuid
 from decimal import Decimal
 
 import stripe
 from django.conf import settings
 
+from . import topup_ops
 from .models import TopUp
 from .money import format_usd
 
@@ -44,7 +46,7 @@ def client() -> stripe.StripeClient:
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
 
 
-def _session_params(*, user, amount: Decimal) -> dict:
+def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     metadata = {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}
     return {
@@ -54,7 +56,7 @@ def _session_params(*, user, amount: Decimal) -> dict:
             "product_data": {"name": "GPUniq balance top-up", "description": f"{format_usd(amount, 2)} of API credit"},
         }}],
         "success_url": f"{base}/billing/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": f"{base}/billing/?checkout=cancelled",
+        "cancel_url": f"{base}/billing/?checkout=cancelled&ref={ref}",
         "client_reference_id": str(user.pk),
         "customer_email": user.email,
         "metadata": metadata,
@@ -68,13 +70,33 @@ def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
     Returns the top-up and the hosted payment page to send the buyer to. Nothing is credited
     here: that happens when Stripe reports the session paid.
     """
+    ref = uuid.uuid4()
     try:
-        session = client().v1.checkout.sessions.create(params=_session_params(user=user, amount=amount))
+        session = client().v1.checkout.sessions.create(params=_session_params(user=user, amount=amount, ref=ref))
     except stripe.StripeError as exc:
         log.warning("checkout session for user %s failed: %s", user.pk, exc)
         raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
-    topup = TopUp.objects.create(user=user, session_id=session.id, amount=amount)
+    topup = TopUp.objects.create(user=user, rail=TopUp.STRIPE, session_id=session.id, ref=ref, amount=amount,
+                                 pay_amount=amount)
     return topup, session.url
+
+
+def cancel_checkout(*, topup: TopUp) -> TopUp:
+    """The buyer came back through the cancel URL: expire the session at Stripe so it can no longer
+    be paid, then mark the top-up cancelled. If Stripe refuses (the session was paid meanwhile), the
+    session is fetched and applied instead, so a payment is never lost to a cancel click."""
+    from .stripe_events import apply_session
+
+    if topup.status != TopUp.PENDING or not payments_configured():
+        return topup
+    try:
+        client().v1.checkout.sessions.expire(topup.session_id)
+    except stripe.StripeError as exc:
+        log.info("expiring checkout session %s refused (%s); fetching it instead", topup.session_id, exc)
+        return refresh_from_stripe(user=topup.user, session_id=topup.session_id) or topup
+    topup_ops.close(topup, TopUp.CANCELLED)
+    topup.refresh_from_db()
+    return topup
 
 
 def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
@@ -82,7 +104,7 @@ def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
     the balance looking unpaid. Credits through the same once-only path as the webhook."""
     from .stripe_events import apply_session
 
-    topup = TopUp.objects.filter(user=user, session_id=session_id).first()
+    topup = TopUp.objects.filter(user=user, rail=TopUp.STRIPE, session_id=session_id).first()
     if topup is None or topup.status != TopUp.PENDING or not payments_configured():
         return topup
     try:

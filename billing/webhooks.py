@@ -7,6 +7,7 @@ duplicates included.
 
 import json
 import logging
+import time
 
 import stripe
 from django.conf import settings
@@ -24,6 +25,16 @@ def _refuse(status: int, message: str, code: str) -> JsonResponse:
     return JsonResponse({"received": False, "error": message, "code": code}, status=status)
 
 
+def _from_the_future(header: str) -> bool:
+    """stripe-python only refuses old timestamps; a signed time too far ahead is refused here too
+    (a captured future-dated delivery would otherwise stay replayable until then)."""
+    stamps = [part[2:] for part in header.split(",") if part.startswith("t=")]
+    try:
+        return bool(stamps) and int(stamps[0]) > time.time() + settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+    except ValueError:
+        return False  # construct_event refuses a malformed header
+
+
 @csrf_exempt  # authenticated by the Stripe-Signature HMAC instead of a session
 @require_POST
 def stripe_webhook(request):
@@ -31,6 +42,9 @@ def stripe_webhook(request):
     if not secret:
         return _refuse(503, "payments are not configured", "service_unavailable")
     payload = request.body
+    if _from_the_future(request.headers.get("Stripe-Signature") or ""):
+        log.warning("stripe webhook refused: timestamp beyond the tolerance in the future")
+        return _refuse(400, "invalid signature")
     try:
         # verify first, then parse ourselves: the SDK's construct_event assumes an object and
         # fails with an AttributeError on a signed array

@@ -6,13 +6,20 @@ Wire format follows Stripe's API reference (https://docs.stripe.com/api):
   a Checkout Session object (``id`` "cs_test_…", ``object`` "checkout.session", ``url``,
   ``amount_total`` in cents, ``currency``, ``status``, ``payment_status``, ``metadata``,
   ``client_reference_id``, ``payment_intent``, ``success_url``, ``cancel_url``, ``mode``).
-* ``GET /v1/checkout/sessions/{id}`` (retrieve) and ``GET /v1/refunds?charge=…`` (refunds/list,
+* ``GET /v1/checkout/sessions/{id}`` (retrieve), ``POST /v1/checkout/sessions/{id}/expire`` (expire: an
+  open session becomes ``status`` "expired" and ``checkout.session.expired`` is sent; any other
+  status answers 400), and ``GET /v1/refunds?charge=…`` (refunds/list,
   a list object with ``data`` and ``has_more``).
 * Errors: ``{"error": {"type": "invalid_request_error", "message", "param"}}`` with 400/401/404.
 * Webhooks (https://docs.stripe.com/webhooks#verify-events): an Event object (``id`` "evt_…",
   ``object`` "event", ``type``, ``created``, ``livemode``, ``api_version``, ``data.object``) POSTed as
   JSON with ``Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with
   the endpoint secret>``. :func:`sign` computes it independently of stripe-python.
+* Refunds (https://docs.stripe.com/api/refunds/object): ``status`` pending → succeeded | failed |
+  canceled; a later change arrives as ``charge.refund.updated`` with the Refund as data.object.
+* Disputes (https://docs.stripe.com/api/disputes/object, /disputes#dispute_object-status):
+  ``charge.dispute.created`` / ``charge.dispute.closed`` with a Dispute (``id`` "du_…", ``amount``,
+  ``charge``, ``payment_intent``, ``reason``, ``status`` needs_response | won | lost | warning_*).
 
 ``GET /pay/{id}`` stands in for checkout.stripe.com: its "Pay" button marks the session paid and
 delivers the signed ``checkout.session.completed`` webhook to ``webhook_url`` (or, without one,
@@ -89,6 +96,7 @@ class FakeStripe(FakeServer):
         self._state = threading.Lock()
         self.route("POST", r"/v1/checkout/sessions", self._create_session)
         self.route("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", self._get_session)
+        self.route("POST", r"/v1/checkout/sessions/(?P<id>[^/]+)/expire", self._expire_session)
         self.route("GET", r"/v1/refunds", self._list_refunds)
         self.route("GET", r"/pay/(?P<id>[^/]+)", self._checkout_page)
         self.route("POST", r"/pay/(?P<id>[^/]+)", self._checkout_pay)
@@ -134,6 +142,28 @@ class FakeStripe(FakeServer):
             await conn.send_json(404, _error(f"No such checkout.session: '{sid}'", "session"))
         else:
             await conn.send_json(200, self.sessions[sid])
+
+    async def _expire_session(self, req: Request, conn: Conn) -> None:
+        sid = req.path.split("/")[-2]
+        if not self._authorized(req):
+            await conn.send_json(401, _error("Invalid API Key provided."))
+            return
+        with self._state:
+            session = self.sessions.get(sid)
+            if session is not None and session["status"] == "open":
+                session["status"] = "expired"
+                event = self.event("checkout.session.expired", dict(session))
+            else:
+                event = None
+        if session is None:
+            await conn.send_json(404, _error(f"No such checkout.session: '{sid}'", "session"))
+        elif event is None:
+            await conn.send_json(400, _error(f"Only Checkout Sessions with a status of `open` can be expired. "
+                                             f"This Checkout Session has a status of `{session['status']}`."))
+        else:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await self._adeliver(client, event)
+            await conn.send_json(200, session)
 
     async def _list_refunds(self, req: Request, conn: Conn) -> None:
         if not self._authorized(req):
@@ -188,7 +218,7 @@ class FakeStripe(FakeServer):
             self.deliver(event) if self.webhook_url else self.outbox.append(event)
         return events
 
-    def refund(self, sid: str, cents: int | None = None, *, with_list: bool = True) -> dict:
+    def refund(self, sid: str, cents: int | None = None, *, with_list: bool = True, status: str = "succeeded") -> dict:
         """Refund (part of) a paid session's charge; returns the charge.refunded event (not delivered)."""
         with self._state:
             session = self.sessions[sid]
@@ -198,7 +228,7 @@ class FakeStripe(FakeServer):
             amount = session["amount_total"] - sum(r["amount"] for r in refunds) if cents is None else cents
             refunds.append({"id": _uid("re_test_"), "object": "refund", "amount": amount, "charge": charge_id,
                             "currency": session["currency"], "payment_intent": session["payment_intent"],
-                            "status": "succeeded", "created": int(time.time())})
+                            "status": status, "created": int(time.time())})
             refunded = sum(r["amount"] for r in refunds)
             charge = {"id": charge_id, "object": "charge", "amount": session["amount_total"],
                       "amount_refunded": refunded, "refunded": refunded >= session["amount_total"],
@@ -207,6 +237,29 @@ class FakeStripe(FakeServer):
             if with_list:
                 charge["refunds"] = {"object": "list", "data": list(reversed(refunds)), "has_more": False}
             return self.event("charge.refunded", charge)
+
+    def refund_update(self, refund_id: str, status: str) -> dict:
+        """A refund changes status later (pending → failed); returns charge.refund.updated (not delivered)."""
+        with self._state:
+            refund = next(r for rs in self.refunds.values() for r in rs if r["id"] == refund_id)
+            refund["status"] = status
+            if status == "failed":
+                refund["failure_reason"] = "expired_or_canceled_card"
+            return self.event("charge.refund.updated", dict(refund))
+
+    def dispute(self, sid: str, cents: int | None = None, status: str = "needs_response") -> dict:
+        """The buyer's bank disputes a paid session's charge; returns charge.dispute.created (not delivered)."""
+        session = self.sessions[sid]
+        n = sid.rsplit("_", 1)[-1]
+        obj = {"id": _uid("du_test_"), "object": "dispute", "amount": session["amount_total"] if cents is None
+               else cents, "currency": session["currency"], "charge": f"ch_test_{n}",
+               "payment_intent": session["payment_intent"], "reason": "fraudulent", "status": status,
+               "is_charge_refundable": False, "created": int(time.time()), "livemode": False}
+        return self.event("charge.dispute.created", obj)
+
+    def dispute_closed(self, created: dict, status: str) -> dict:
+        """The dispute's outcome (won / lost / warning_closed) as charge.dispute.closed (not delivered)."""
+        return self.event("charge.dispute.closed", {**created["data"]["object"], "status": status})
 
     def event(self, type_: str, obj: dict) -> dict:
         return {"id": _uid("evt_test_"), "object": "event", "api_version": API_VERSION,
