@@ -9,9 +9,19 @@ from .usage_stats import RANGES, STATUSES
 
 
 class TopUpForm(forms.Form):
-    """A preset button posts `amount`; the custom field posts the same name."""
+    """A preset button posts `amount`; the custom field posts the same name. `rail` picks one of the
+    configured rails (the first when absent)."""
 
     amount = forms.DecimalField(max_digits=7, decimal_places=2, label="Amount (USD)")
+    rail = forms.ChoiceField(required=False, choices=[])
+
+    def __init__(self, *args, rails=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rail_names = [rail.name for rail in rails]
+        self.fields["rail"].choices = [(name, name) for name in self.rail_names]
+
+    def clean_rail(self) -> str:
+        return self.cleaned_data.get("rail") or (self.rail_names[0] if self.rail_names else "")
 
     def clean_amount(self) -> Decimal:
         amount = self.cleaned_data["amount"]

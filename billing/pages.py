@@ -1,9 +1,11 @@
 """Dashboard overview and the balance / top-up pages."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -11,22 +13,37 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.keys import user_keys
 from accounts.web import member_page, page_or_fragment, user_zone
 
-from . import charts, ledger, usage_stats
+from . import charts, history, ledger, rails, usage_stats, yookassa_rail
 from .forms import TopUpForm
 from .models import TopUp
-from .stripe_topups import PaymentProviderError, payments_configured, refresh_from_stripe, start_checkout
+from .stripe_topups import PaymentProviderError, cancel_checkout, refresh_from_stripe
 
 HISTORY_ROWS = 25
-POLL_PENDING_FOR = timedelta(minutes=15)  # an abandoned checkout stays pending until Stripe expires it
+POLL_PENDING_FOR = timedelta(minutes=15)  # an abandoned checkout stays pending until its rail expires it
+SHOWN_ON_OVERVIEW = (TopUp.PAID, TopUp.REFUNDED)  # open or abandoned checkouts never push these off
+
+
+def _rail_offers(configured) -> list[dict]:
+    """Each configured rail with its presets; YooKassa's show the RUB price at today's rate."""
+    rate = yookassa_rail.usd_rate()
+    offers = []
+    for rail in configured:
+        rub = rail.name == TopUp.YOOKASSA and rate
+        presets = [{"usd": p, "rub": yookassa_rail.quote(Decimal(p), rate) if rub else None}
+                   for p in settings.TOPUP_PRESETS_USD]
+        offers.append({"rail": rail, "presets": presets, "rate": rate if rub else None})
+    return offers
 
 
 def _billing_context(request, form=None, **extra) -> dict:
     topups = list(TopUp.objects.filter(user=request.user)[:HISTORY_ROWS])
     recent = timezone.now() - POLL_PENDING_FOR
+    configured = rails.configured_rails()
     return {"account": ledger.account_for_user(request.user.pk), "topups": topups,
             "polling": any(t.status == TopUp.PENDING and t.created_at > recent for t in topups),
-            "form": form or TopUpForm(),
-            "presets": settings.TOPUP_PRESETS_USD, "configured": payments_configured(),
+            "form": form or TopUpForm(rails=configured), "offers": _rail_offers(configured),
+            "presets": settings.TOPUP_PRESETS_USD, "configured": bool(configured),
+            "negative": history.negative_balance(request.user.pk),
             "min_usd": settings.TOPUP_MIN_USD, "max_usd": settings.TOPUP_MAX_USD, **extra}
 
 
@@ -43,8 +60,9 @@ def dashboard(request):
         "today": usage_stats.summary(request.user.pk, win.start + timedelta(days=13)),
         "spend_chart": charts.stacked_daily("Spend, last 14 days", win.days, rows, "cost", charts.money),
         "live_keys": user_keys(request.user).filter(revoked_at__isnull=True).count(),
-        "topups": TopUp.objects.filter(user=request.user)[:3],
-        "configured": payments_configured(),
+        "topups": TopUp.objects.filter(user=request.user, status__in=SHOWN_ON_OVERVIEW)[:3],
+        "configured": bool(rails.configured_rails()),
+        "negative": history.negative_balance(request.user.pk),
     }
     return render(request, "billing/dashboard.html", context)
 
@@ -52,34 +70,49 @@ def dashboard(request):
 @member_page
 @require_GET
 def billing(request):
-    returned = None
-    if request.GET.get("checkout") == "success" and request.GET.get("session_id"):
+    returned, checkout = None, request.GET.get("checkout")
+    if checkout == "success" and request.GET.get("session_id"):
         returned = refresh_from_stripe(user=request.user, session_id=request.GET["session_id"])
-    cancelled = request.GET.get("checkout") == "cancelled"
+    elif checkout in ("return", "cancelled"):
+        returned = _own_topup(request, request.GET.get("ref"))
+        if returned is not None:
+            cancel = checkout == "cancelled" and returned.rail == TopUp.STRIPE
+            returned = cancel_checkout(topup=returned) if cancel else rails.refresh(returned)
+    cancelled = checkout == "cancelled" or (returned is not None and returned.status == TopUp.CANCELLED)
     return render(request, "billing/billing.html", _billing_context(request, returned=returned, cancelled=cancelled))
+
+
+def _own_topup(request, ref) -> TopUp | None:
+    """The signed-in user's top-up by our reference; anyone else's (or a malformed one) is None."""
+    try:
+        return TopUp.objects.filter(user=request.user, ref=ref).first() if ref else None
+    except (ValueError, ValidationError):
+        return None
 
 
 @member_page
 @require_POST
 def topup(request):
-    form = TopUpForm(request.POST)
-    if not payments_configured():
+    configured = rails.configured_rails()
+    form = TopUpForm(request.POST, rails=configured)
+    if not configured:
         messages.error(request, "Payments are not configured on this server.")
         return redirect("billing")
     if not form.is_valid():
         return render(request, "billing/billing.html", _billing_context(request, form), status=400)
     try:
-        _, url = start_checkout(user=request.user, amount=form.cleaned_data["amount"])
+        _, url = rails.start(form.cleaned_data["rail"], user=request.user, amount=form.cleaned_data["amount"])
     except PaymentProviderError as exc:
         form.add_error(None, str(exc))
         return render(request, "billing/billing.html", _billing_context(request, form), status=502)
-    return redirect(url)  # Stripe's hosted checkout page; Stripe sends the buyer back to /billing/
+    return redirect(url)  # the rail's hosted payment page; it sends the buyer back to /billing/
 
 
 @member_page
 @require_GET
 def topups(request):
     """The balance and history fragment; the page polls it while a recent top-up is pending."""
-    returned = TopUp.objects.filter(user=request.user, session_id=request.GET.get("session_id", "")).first()
+    returned = _own_topup(request, request.GET.get("ref")) or TopUp.objects.filter(
+        user=request.user, session_id=request.GET.get("session_id", "")).first()
     return page_or_fragment(request, "billing/billing.html", "billing/_balance_and_history.html",
                             _billing_context(request, returned=returned))

@@ -50,11 +50,16 @@ def credit(topup: TopUp, *, amount, key: str, reason: str) -> TopUp:
 def recount_credited(topup: TopUp) -> Decimal:
     """`credited` is what the ledger holds for this top-up (one entry, or one per settled part)."""
     prefix = topup_key(topup)
-    total = LedgerEntry.objects.filter(
-        Q(idempotency_key=prefix) | Q(idempotency_key__startswith=prefix + ":"),
-        account_id=_account_id(topup), kind=LedgerEntry.TOPUP).aggregate(total=Sum("amount"))["total"] or ZERO
+    total = ledger_total(topup, prefix + ":") + ledger_total(topup, prefix, exact=True)
     TopUp.objects.filter(pk=topup.pk).update(credited=total)
     return total
+
+
+def ledger_total(topup: TopUp, key: str, *, exact: bool = False) -> Decimal:
+    """The sum of the owner's entries keyed `key` (exact) or starting with it."""
+    match = Q(idempotency_key=key) if exact else Q(idempotency_key__startswith=key)
+    entries = LedgerEntry.objects.filter(match, account_id=_account_id(topup))
+    return entries.aggregate(total=Sum("amount"))["total"] or ZERO
 
 
 def debit(topup: TopUp, *, amount, kind: str, key: str, reason: str) -> LedgerEntry | None:

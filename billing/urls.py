@@ -1,12 +1,14 @@
-"""Billing routes: the native balance endpoint and Stripe webhooks (mounted at /webhooks/)."""
+"""Billing routes: the native balance endpoint and payment webhooks (mounted at /webhooks/)."""
 
 from django.urls import path
 
-from . import views, webhooks
+from . import rail_webhooks, views, webhooks
 
 native_patterns = [
     path("balance", views.balance, name="balance"),
 ]
 webhook_patterns: list = [
     path("stripe", webhooks.stripe_webhook, name="stripe-webhook"),
+    path("yookassa", rail_webhooks.yookassa_webhook, name="yookassa-webhook"),
+    path("btcpay", rail_webhooks.btcpay_webhook, name="btcpay-webhook"),
 ]

@@ -238,6 +238,24 @@ TOPUP_MIN_USD = envint("TOPUP_MIN_USD", 5)
 TOPUP_MAX_USD = envint("TOPUP_MAX_USD", 1000)
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = envint("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 STRIPE_TIMEOUT_SECONDS = envfloat("STRIPE_TIMEOUT_SECONDS", 20.0)
+# YooKassa (RUB): on when shop id, secret key and a rate are set. The rate is RUB per USD, fixed on
+# each payment when it is created (the rate source for now: this setting). Notifications are accepted
+# only from YooKassa's published networks (https://yookassa.ru/developers/using-api/webhooks#ip);
+# YOOKASSA_FORWARDED_HOPS > 0 reads the client address from X-Forwarded-For behind that many proxies.
+YOOKASSA_SHOP_ID = envstr("YOOKASSA_SHOP_ID")
+YOOKASSA_SECRET_KEY = envstr("YOOKASSA_SECRET_KEY")
+YOOKASSA_API_BASE = envstr("YOOKASSA_API_BASE", "https://api.yookassa.ru/v3")
+YOOKASSA_USD_RATE = envstr("YOOKASSA_USD_RATE")
+YOOKASSA_NOTIFICATION_IPS = envlist("YOOKASSA_NOTIFICATION_IPS", [
+    "185.71.76.0/27", "185.71.77.0/27", "77.75.153.0/25", "77.75.156.11", "77.75.156.35", "77.75.154.128/25",
+    "2a02:5180::/32"])
+YOOKASSA_FORWARDED_HOPS = envint("YOOKASSA_FORWARDED_HOPS", 0)
+# Crypto through a self-hosted BTCPay Server (Greenfield API): invoices priced in USD.
+BTCPAY_URL = envstr("BTCPAY_URL")
+BTCPAY_API_KEY = envstr("BTCPAY_API_KEY")
+BTCPAY_STORE_ID = envstr("BTCPAY_STORE_ID")
+BTCPAY_WEBHOOK_SECRET = envstr("BTCPAY_WEBHOOK_SECRET")
+PAYMENT_TIMEOUT_SECONDS = envfloat("PAYMENT_TIMEOUT_SECONDS", 20.0)  # YooKassa and BTCPay API calls
 
 # --- media_jobs ---
 # Image and video generation (media_jobs/). Budgets in seconds; sizes in bytes.
