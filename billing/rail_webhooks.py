@@ -82,12 +82,18 @@ def yookassa_webhook(request):
     def handle() -> str:
         if event not in YOOKASSA_EVENTS:
             return f"unhandled event {event}"
-        if event.startswith("refund."):
-            return yookassa_rail.apply_refund(yookassa_rail.fetch_refund(object_id))
-        payment = yookassa_rail.fetch_payment(object_id)
+        payment_id = str(obj.get("payment_id") or "") if event.startswith("refund.") else object_id
+        if not TopUp.objects.filter(rail=TopUp.YOOKASSA, session_id=payment_id).exists():
+            return "not a GPUniq top-up payment"  # nothing to re-read: no money of ours moves
+        try:
+            if event.startswith("refund."):
+                return yookassa_rail.apply_refund(yookassa_rail.fetch_refund(object_id))
+            payment = yookassa_rail.fetch_payment(object_id)
+        except yookassa_rail.NotFound:
+            return "YooKassa has no such object"
+        outcome = yookassa_rail.apply_payment(payment)
         wanted = event.split(".", 1)[1]
-        note_ = yookassa_rail.apply_payment(payment)
-        return note_ or ("" if payment.get("status") == wanted else f"YooKassa says {payment.get('status')}")
+        return outcome or ("" if payment.get("status") == wanted else f"YooKassa says {payment.get('status')}")
 
     return _outcome(lambda: rail_events.receive(rail=TopUp.YOOKASSA, event_id=f"{event}:{object_id}", type_=event,
                                                 object_id=object_id, payload=note, handle=handle))

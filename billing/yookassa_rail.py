@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.conf import settings
 from yookassa import Configuration, Payment, Refund
+from yookassa.domain.exceptions import NotFoundError
 
 from . import topup_ops
 from .models import LedgerEntry, TopUp
@@ -27,6 +28,10 @@ from .stripe_topups import TOPUP_PURPOSE, PaymentProviderError
 
 log = logging.getLogger("gpuniq.yookassa")
 KOPECK = Decimal("0.01")
+
+
+class NotFound(Exception):
+    """YooKassa has no such payment or refund in this shop."""
 
 
 def usd_rate() -> Decimal | None:
@@ -54,6 +59,8 @@ def _sdk(call, *args, **kwargs):
                             api_url=settings.YOOKASSA_API_BASE.rstrip("/"), max_attempts=2)
     try:
         return dict(call(*args, **kwargs))
+    except NotFoundError as exc:
+        raise NotFound(str(args[:1])) from exc
     except Exception as exc:  # the SDK raises its ApiError family, requests' errors, or AttributeError
         log.warning("YooKassa %s failed: %r", getattr(call, "__name__", call), exc)
         raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
