@@ -82,21 +82,29 @@ def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
 
 
 def cancel_checkout(*, topup: TopUp) -> TopUp:
-    """The buyer came back through the cancel URL: expire the session at Stripe so it can no longer
-    be paid, then mark the top-up cancelled. If Stripe refuses (the session was paid meanwhile), the
-    session is fetched and applied instead, so a payment is never lost to a cancel click."""
-    from .stripe_events import apply_session
-
+    """The buyer came back through the cancel URL: mark the top-up cancelled, then expire the session
+    at Stripe so it can no longer be paid (its checkout.session.expired event finds it cancelled
+    already). If Stripe refuses (the session was paid meanwhile), the session is fetched and applied,
+    which turns the top-up paid: a payment is never lost to a cancel click."""
     if topup.status != TopUp.PENDING or not payments_configured():
         return topup
+    topup_ops.close(topup, TopUp.CANCELLED)
     try:
         client().v1.checkout.sessions.expire(topup.session_id)
     except stripe.StripeError as exc:
         log.info("expiring checkout session %s refused (%s); fetching it instead", topup.session_id, exc)
-        return refresh_from_stripe(user=topup.user, session_id=topup.session_id) or topup
-    topup_ops.close(topup, TopUp.CANCELLED)
+        _apply_fetched(topup.session_id)
     topup.refresh_from_db()
     return topup
+
+
+def _apply_fetched(session_id: str) -> None:
+    from .stripe_events import apply_session
+
+    try:
+        apply_session(client().v1.checkout.sessions.retrieve(session_id).to_dict())
+    except stripe.StripeError as exc:
+        log.warning("retrieving checkout session %s failed: %s", session_id, exc)
 
 
 def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:

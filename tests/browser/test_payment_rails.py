@@ -1,0 +1,173 @@
+"""Each payment rail in a real browser, against its fake on a socket: top up, cancel, and see a refund
+(or crypto's reversal) arrive by webhook, then the receipt and the transaction history. The gateway
+runs as its own process with all three rails configured; the fakes post their webhooks to it."""
+
+import re
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from playwright.sync_api import expect
+
+from billing import ledger
+from billing.models import TopUp
+
+from ..conftest import make_user, service_extra_env
+from ..fakes.btcpay import FakeBTCPay
+from ..fakes.stripe import FakeStripe
+from ..fakes.yookassa import FakeYooKassa
+from ..rails import full_debits
+
+PASSWORD = "rails pass 123"
+
+
+@pytest.fixture(scope="module")
+def rails_site(chromium_path, catalog_loaded, fake_vendors):
+    from ..live import LiveServer
+
+    stripe = FakeStripe(api_key="sk_test_rails", webhook_secret="whsec_rails").start()
+    yookassa = FakeYooKassa(shop_id="777001", secret_key="test_rails_yk").start()
+    btcpay = FakeBTCPay(api_key="btcpay-rails", store_id="StoreRails1", webhook_secret="btcpay-rails-wh").start()
+    env = {**service_extra_env(fake_vendors),
+           "STRIPE_SECRET_KEY": stripe.api_key, "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
+           "STRIPE_API_BASE": stripe.base_url,
+           "YOOKASSA_SHOP_ID": yookassa.shop_id, "YOOKASSA_SECRET_KEY": yookassa.secret_key,
+           "YOOKASSA_API_BASE": yookassa.api_base, "YOOKASSA_USD_RATE": "92.50",
+           "YOOKASSA_NOTIFICATION_IPS": "127.0.0.1/32",
+           "BTCPAY_URL": btcpay.base_url, "BTCPAY_API_KEY": btcpay.api_key, "BTCPAY_STORE_ID": btcpay.store_id,
+           "BTCPAY_WEBHOOK_SECRET": btcpay.webhook_secret}
+    server = LiveServer(env=env).start()
+    stripe.webhook_url = f"{server.url}/webhooks/stripe"
+    yookassa.webhook_url = f"{server.url}/webhooks/yookassa"
+    btcpay.webhook_url = f"{server.url}/webhooks/btcpay"
+    yield SimpleNamespace(url=server.url, stripe=stripe, yookassa=yookassa, btcpay=btcpay)
+    server.stop()
+    for fake in (stripe, yookassa, btcpay):
+        fake.stop()
+
+
+def log_in(page, site, label: str):
+    user = make_user(label)
+    hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
+    user.password = hasher.encode(PASSWORD, hasher.salt())
+    user.save(update_fields=["password"])
+    page.goto(site.url + "/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    page.goto(site.url + "/billing/")
+    return user
+
+
+def choose(page, rail: str, dollars: int) -> None:
+    page.locator(f'[data-rail="{rail}"]').get_by_role("button", name=re.compile(rf"^\${dollars}\b")).click()
+
+
+def newest(user) -> TopUp:
+    return TopUp.objects.filter(user=user).order_by("-id").first()
+
+
+def open_receipt(page, shoot, name: str) -> None:
+    page.locator("[data-topup]").first.get_by_role("link", name="Receipt").click()
+    expect(page.get_by_test_id("receipt")).to_be_visible()
+    shoot(name)
+
+
+def test_stripe_top_up_cancel_and_refund(page, rails_site, shoot):
+    site = rails_site
+    user = log_in(page, site, "stripe-payer")
+    expect(page.locator("[data-rail]")).to_have_count(3)  # exactly the configured rails
+    shoot("30-billing-three-rails")
+
+    choose(page, "stripe", 10)
+    expect(page).to_have_url(re.compile(r"/pay/cs_test_"))
+    page.get_by_role("link", name="Cancel and return").click()
+    expect(page.get_by_test_id("checkout-cancelled")).to_be_visible()
+    expect(page.locator("[data-topup]").first).to_contain_text("Cancelled")
+    assert newest(user).status == "cancelled"
+
+    choose(page, "stripe", 25)
+    page.locator("#pay").click()
+    expect(page.get_by_text("Payment received.")).to_be_visible()
+    expect(page.get_by_test_id("balance")).to_have_text("$25.00")
+    open_receipt(page, shoot, "31-receipt-stripe")
+    expect(page.get_by_test_id("receipt-rail")).to_have_text("Card (Stripe)")
+
+    site.stripe.deliver(site.stripe.refund(newest(user).session_id, cents=1000))
+    page.goto(site.url + "/billing/transactions/")
+    expect(page.locator('tr[data-kind="refund"]')).to_contain_text("-$10.00")
+    shoot("32-transactions-after-refund")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    assert "Refund" in download.value.path().read_text()
+    assert ledger.find_mismatches() == []
+
+
+def test_yookassa_top_up_cancel_and_refund(page, rails_site, shoot):
+    site = rails_site
+    user = log_in(page, site, "yookassa-payer")
+    expect(page.get_by_test_id("yookassa-rate")).to_contain_text("1 USD = 92.50 RUB")
+
+    choose(page, "yookassa", 10)
+    expect(page).to_have_url(re.compile(r"/checkout/"))
+    expect(page.locator(".amt")).to_have_text("925.00 RUB")  # the quoted price, fixed on the payment
+    page.locator("#cancel").click()
+    expect(page.locator("[data-topup]").first).to_contain_text("Cancelled")
+    assert newest(user).status == "cancelled"
+
+    choose(page, "yookassa", 25)
+    shoot("33-fake-yookassa")
+    page.locator("#pay").click()
+    expect(page.get_by_text("Payment received.")).to_be_visible()
+    expect(page.get_by_test_id("balance")).to_have_text("$25.00")
+    open_receipt(page, shoot, "34-receipt-yookassa")
+    expect(page.get_by_test_id("receipt-paid")).to_have_text("2312.50 RUB")
+    expect(page.get_by_test_id("receipt-rate")).to_contain_text("1 USD = 92.5000 RUB")
+
+    site.yookassa.refund(newest(user).session_id)  # a full refund, notified from loopback
+    page.goto(site.url + "/billing/")
+    expect(page.locator("[data-topup]").first).to_contain_text("Refunded")
+    expect(page.get_by_test_id("balance")).to_have_text("$0.00")
+    assert ledger.find_mismatches() == []
+
+
+def test_crypto_top_up_partial_payment_and_expiry(page, rails_site, shoot):
+    site = rails_site
+    user = log_in(page, site, "crypto-payer")
+
+    choose(page, "btcpay", 10)
+    expect(page).to_have_url(re.compile(r"/i/"))
+    page.locator("#cancel").click()  # lets the invoice expire
+    expect(page.get_by_text("The payment expired.")).to_be_visible()
+    assert newest(user).status == "expired"
+
+    choose(page, "btcpay", 50)
+    shoot("35-fake-btcpay")
+    page.locator("#pay-half").click()  # half paid; credited by what settled
+    expect(page.get_by_text("Payment received.")).to_be_visible()
+    expect(page.get_by_test_id("balance")).to_have_text("$25.00")
+    topup = newest(user)
+    assert (topup.status, topup.credited) == ("paid", Decimal("25"))
+    open_receipt(page, shoot, "36-receipt-crypto")
+    expect(page.get_by_test_id("receipt-credited")).to_have_text("$25.00 USD")
+    assert ledger.find_mismatches() == []
+
+
+@full_debits
+def test_a_crypto_payment_that_turns_invalid_shows_a_negative_balance_and_why(page, rails_site, shoot):
+    site = rails_site
+    user = log_in(page, site, "crypto-reversed")
+    choose(page, "btcpay", 20)
+    page.locator("#pay").click()
+    expect(page.get_by_test_id("balance")).to_have_text("$20.00")
+    held = ledger.hold(account_id=user.account.pk, amount="15", idempotency_key=f"browser-held-{user.pk}")
+    ledger.settle(hold_id=held.id, actual="15")  # $15 spent
+
+    site.btcpay.invalidate_payment(newest(user).session_id)
+    page.goto(site.url + "/dashboard/")
+    expect(page.get_by_test_id("negative-balance")).to_contain_text("-$15.00")
+    expect(page.get_by_test_id("negative-balance")).to_contain_text("dispute")
+    shoot("37-overview-negative-balance")
+    assert ledger.find_mismatches() == []
