@@ -101,15 +101,16 @@ from django.urls import path  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from . import usage_stats  # noqa: E402
-from .models import StripeEvent, TopUp  # noqa: E402
+from .models import PaymentEvent, StripeEvent, TopUp  # noqa: E402
 
 ROUTE_HEALTH_WINDOW = timedelta(hours=1)
 
 
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "amount", "status", "refunded", "session_id", "payment_intent", "paid_at"]
-    list_filter = ["status"]
+    list_display = ["created_at", "user", "rail", "amount", "credited", "status", "refunded", "disputed", "session_id",
+                    "paid_at"]
+    list_filter = ["rail", "status"]
     search_fields = ["session_id", "payment_intent", "user__email"]
     date_hierarchy = "created_at"
 
@@ -131,4 +132,13 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_filter = ["status", "type", "livemode"]
     search_fields = ["event_id", "object_id"]
     readonly_fields = ["event_id", "type", "livemode", "object_id", "payload", "status", "error", "received_at",
+                       "processed_at"]
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "rail", "event_id", "type", "status", "object_id", "processed_at"]
+    list_filter = ["rail", "status", "type"]
+    search_fields = ["event_id", "object_id"]
+    readonly_fields = ["rail", "event_id", "type", "object_id", "payload", "status", "error", "received_at",
                        "processed_at"]

@@ -20,7 +20,8 @@ class Rail:
 
 
 RAILS = {
-    TopUp.STRIPE: Rail(TopUp.STRIPE, "Card (Stripe)", "Secure checkout by Stripe. Card details never touch our servers."),
+    TopUp.STRIPE: Rail(TopUp.STRIPE, "Card (Stripe)",
+                       "Secure checkout by Stripe. Card details never touch our servers."),
     TopUp.YOOKASSA: Rail(TopUp.YOOKASSA, "YooKassa (RUB)",
                          "Pay in roubles through YooKassa: cards, SBP, YooMoney. The rate is fixed when you start."),
     TopUp.BTCPAY: Rail(TopUp.BTCPAY, "Crypto (BTCPay)",

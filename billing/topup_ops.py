@@ -81,7 +81,8 @@ def give_back(topup: TopUp, *, amount, kind: str, debit_key: str, key: str, reas
     amount = usd(amount)
     if amount <= ZERO:
         return
-    taken = debit(topup, amount=amount, kind=kind, key=debit_key, reason=f"{reason} (debit recorded before its reversal)")
+    taken = debit(topup, amount=amount, kind=kind, key=debit_key,
+                  reason=f"{reason} (debit recorded before its reversal)")
     # Give back exactly what the debit entry took, whatever its event said.
     ledger.post(account_id=_account_id(topup), amount=-taken.amount, kind=kind, idempotency_key=key, reason=reason)
 

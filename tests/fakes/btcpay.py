@@ -39,6 +39,7 @@ from .common import Conn, FakeServer, Request
 
 RATE = Decimal("50000.00")  # USD per BTC
 SAT = Decimal("0.00000001")
+NOT_FOUND = {"code": "invoice-not-found", "message": "The invoice was not found"}
 
 
 def sign(body: str, secret: str) -> str:
@@ -97,7 +98,7 @@ class FakeBTCPay(FakeServer):
         refused = self._refused(req)
         iid = req.path.rsplit("/", 1)[-1]
         if refused or iid not in self.invoices:
-            await conn.send_json(*(refused or (404, {"code": "invoice-not-found", "message": "The invoice was not found"})))
+            await conn.send_json(*(refused or (404, NOT_FOUND)))
             return
         await conn.send_json(200, self.invoices[iid])
 
@@ -105,7 +106,7 @@ class FakeBTCPay(FakeServer):
         refused = self._refused(req)
         iid = req.path.split("/")[-2]
         if refused or iid not in self.invoices:
-            await conn.send_json(*(refused or (404, {"code": "invoice-not-found", "message": "The invoice was not found"})))
+            await conn.send_json(*(refused or (404, NOT_FOUND)))
             return
         await conn.send_json(200, [self.method(iid)])
 
