@@ -106,8 +106,26 @@ from .models import PaymentEvent, StripeEvent, TopUp  # noqa: E402
 ROUTE_HEALTH_WINDOW = timedelta(hours=1)
 
 
+@admin.action(description="Refund what is left through the top-up's rail")
+def refund_through_rail(modeladmin, request, queryset):
+    from .refunds import NothingToRefund, PaymentProviderError, refund_remaining
+
+    for topup in queryset:
+        try:
+            amount = refund_remaining(topup)
+        except (NothingToRefund, PaymentProviderError) as exc:
+            modeladmin.message_user(request, f"{topup.session_id}: {exc}", messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"{topup.session_id}: refunded ${amount}", messages.SUCCESS)
+
+
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
+    actions = [refund_through_rail]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and request.user.is_superuser  # lets the changelist run the refund action
+
     list_display = ["created_at", "user", "rail", "amount", "credited", "status", "refunded", "disputed", "session_id",
                     "paid_at"]
     list_filter = ["rail", "status"]

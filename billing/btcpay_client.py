@@ -62,6 +62,14 @@ def get_payment_methods(invoice_id: str) -> list[dict]:
     return methods
 
 
+def refund_invoice(invoice_id: str, *, amount_usd: str) -> dict:
+    """POST .../invoices/{invoiceId}/refund (Invoices_Refund): a pull payment of `amount_usd` the buyer
+    claims to an address of their choice; answers PullPaymentData (`id`, `amount`, `currency`, `viewLink`)."""
+    return _request("POST", f"/invoices/{invoice_id}/refund", json={
+        "name": f"Refund of invoice {invoice_id}", "paymentMethod": "BTC-CHAIN", "refundVariant": "Custom",
+        "customAmount": amount_usd, "customCurrency": "USD"})
+
+
 def signature_ok(body: bytes, header: str | None) -> bool:
     """BTCPay-Sig: "sha256=" + hex HMAC-SHA256 of the raw body keyed with the webhook's secret."""
     if not header or not header.startswith("sha256="):

@@ -85,6 +85,12 @@ def start_payment(*, user, amount: Decimal) -> tuple[TopUp, str]:
     return topup, payment["confirmation"]["confirmation_url"]
 
 
+def create_refund(*, payment_id: str, rub: Decimal, idempotency_key: str) -> dict:
+    """POST /v3/refunds for `rub` of a payment; the same key is the same refund at YooKassa."""
+    return _sdk(Refund.create, {"payment_id": payment_id, "amount": {"value": f"{rub:.2f}", "currency": "RUB"}},
+                idempotency_key)
+
+
 def fetch_payment(payment_id: str) -> dict:
     return _sdk(Payment.find_one, payment_id)
 

@@ -18,6 +18,10 @@ Wire format follows the Greenfield API reference (https://docs.btcpayserver.org/
   ``manuallyMarked`` / ``overPaid`` / ``partiallyPaid`` / ``afterExpiration`` / ``payment`` by type),
   signed ``BTCPay-Sig: sha256=<hex HMAC-SHA256 of the raw body keyed with the webhook secret>``.
 
+* ``POST .../invoices/{invoiceId}/refund`` (Invoices_Refund: ``refundVariant`` "Custom" with
+  ``customAmount`` and ``customCurrency``, ``paymentMethod``) answers PullPaymentData (``id``, ``name``,
+  ``currency``, ``amount``, ``archived``, ``viewLink``); only a Settled or Expired invoice can be refunded.
+
 ``GET /i/{invoiceId}`` stands in for the checkout page: "Pay" pays the due amount (settled at once),
 "Pay half" pays half, "Cancel" lets the invoice expire; then it redirects to ``redirectURL``.
 """
@@ -59,6 +63,7 @@ class FakeBTCPay(FakeServer):
         self.store_id, self.webhook_secret, self.webhook_url = store_id, webhook_secret, webhook_url
         self.invoices: dict[str, dict] = {}
         self.payments: dict[str, list[dict]] = {}
+        self.pull_payments: list[dict] = []
         self.outbox: list[dict] = []
         self.delivered: list[tuple[dict, int]] = []
         self._state = threading.Lock()
@@ -66,6 +71,7 @@ class FakeBTCPay(FakeServer):
         self.route("POST", store, self._create)
         self.route("GET", store + r"/(?P<id>[^/]+)", self._get_invoice)
         self.route("GET", store + r"/(?P<id>[^/]+)/payment-methods", self._get_methods)
+        self.route("POST", store + r"/(?P<id>[^/]+)/refund", self._refund)
         self.route("GET", r"/i/(?P<id>[^/]+)", self._page)
         self.route("POST", r"/i/(?P<id>[^/]+)", self._submit)
 
@@ -109,6 +115,21 @@ class FakeBTCPay(FakeServer):
             await conn.send_json(*(refused or (404, NOT_FOUND)))
             return
         await conn.send_json(200, [self.method(iid)])
+
+    async def _refund(self, req: Request, conn: Conn) -> None:
+        refused = self._refused(req)
+        iid = req.path.split("/")[-2]
+        if refused or iid not in self.invoices:
+            await conn.send_json(*(refused or (404, NOT_FOUND)))
+            return
+        body = req.json if isinstance(req.json, dict) else {}
+        if self.invoices[iid]["status"] not in ("Settled", "Expired") or body.get("refundVariant") != "Custom":
+            await conn.send_json(422, [{"path": "refundVariant", "message": "Cannot refund this invoice"}])
+            return
+        pull = {"id": uuid.uuid4().hex[:20], "name": body.get("name", ""), "currency": body["customCurrency"],
+                "amount": body["customAmount"], "archived": False, "viewLink": f"{self.base_url}/pull-payments/x"}
+        self.pull_payments.append({**pull, "invoiceId": iid})
+        await conn.send_json(200, pull)
 
     def method(self, iid: str) -> dict:
         with self._state:

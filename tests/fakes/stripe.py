@@ -15,6 +15,8 @@ Wire format follows Stripe's API reference (https://docs.stripe.com/api):
   ``object`` "event", ``type``, ``created``, ``livemode``, ``api_version``, ``data.object``) POSTed as
   JSON with ``Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with
   the endpoint secret>``. :func:`sign` computes it independently of stripe-python.
+* ``POST /v1/refunds`` (refunds/create: ``payment_intent``, ``amount`` in cents; the ``Idempotency-Key``
+  header replays the first answer) answers the Refund and sends ``charge.refunded``.
 * Refunds (https://docs.stripe.com/api/refunds/object): ``status`` pending → succeeded | failed |
   canceled; a later change arrives as ``charge.refund.updated`` with the Refund as data.object.
 * Disputes (https://docs.stripe.com/api/disputes/object, /disputes#dispute_object-status):
@@ -92,12 +94,14 @@ class FakeStripe(FakeServer):
         self.sessions: dict[str, dict] = {}
         self.refunds: dict[str, list[dict]] = {}  # charge id -> refunds
         self.outbox: list[dict] = []
+        self.idempotent: dict[str, dict] = {}
         self.delivered: list[tuple[dict, int]] = []  # (event, gateway status)
         self._state = threading.Lock()
         self.route("POST", r"/v1/checkout/sessions", self._create_session)
         self.route("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", self._get_session)
         self.route("POST", r"/v1/checkout/sessions/(?P<id>[^/]+)/expire", self._expire_session)
         self.route("GET", r"/v1/refunds", self._list_refunds)
+        self.route("POST", r"/v1/refunds", self._create_refund)
         self.route("GET", r"/pay/(?P<id>[^/]+)", self._checkout_page)
         self.route("POST", r"/pay/(?P<id>[^/]+)", self._checkout_pay)
 
@@ -164,6 +168,27 @@ class FakeStripe(FakeServer):
             async with httpx.AsyncClient(timeout=30) as client:
                 await self._adeliver(client, event)
             await conn.send_json(200, session)
+
+    async def _create_refund(self, req: Request, conn: Conn) -> None:
+        if not self._authorized(req):
+            await conn.send_json(401, _error("Invalid API Key provided."))
+            return
+        params = parse_form(req.body)
+        key = req.headers.get("idempotency-key")
+        if key and key in self.idempotent:
+            await conn.send_json(200, self.idempotent[key])
+            return
+        sid = next((s for s, v in self.sessions.items() if v.get("payment_intent") == params.get("payment_intent")), None)
+        if sid is None:
+            await conn.send_json(400, _error("No such payment_intent.", "payment_intent"))
+            return
+        event = self.refund(sid, int(params["amount"]) if params.get("amount") else None)
+        refund = event["data"]["object"]["refunds"]["data"][0]
+        if key:
+            self.idempotent[key] = refund
+        async with httpx.AsyncClient(timeout=30) as client:
+            await self._adeliver(client, event)
+        await conn.send_json(200, refund)
 
     async def _list_refunds(self, req: Request, conn: Conn) -> None:
         if not self._authorized(req):

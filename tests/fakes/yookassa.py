@@ -10,6 +10,8 @@ Wire format follows YooKassa's API reference (https://yookassa.ru/developers/api
   ``paid``, ``amount``, ``income_amount``, ``refunded_amount``, ``confirmation {type,
   confirmation_url, return_url}``, ``created_at``, ``captured_at``, ``description``, ``metadata``,
   ``recipient``, ``refundable``, ``test``, ``cancellation_details {party, reason}``.
+* ``POST /v3/refunds`` (Create a refund: ``payment_id``, ``amount``; Idempotence-Key required) answers
+  a succeeded Refund and sends ``refund.succeeded``.
 * ``GET /v3/payments/{id}``, ``GET /v3/refunds/{id}`` (the Refund object: ``id``, ``payment_id``,
   ``status`` pending | succeeded | canceled, ``amount``, ``created_at``); 404 ``not_found`` errors.
 * Notifications (https://yookassa.ru/developers/using-api/webhooks): POSTed as JSON
@@ -64,6 +66,7 @@ class FakeYooKassa(FakeServer):
         self.route("POST", r"/v3/payments", self._create_payment)
         self.route("GET", r"/v3/payments/(?P<id>[^/]+)", self._get("payments"))
         self.route("GET", r"/v3/refunds/(?P<id>[^/]+)", self._get("refunds"))
+        self.route("POST", r"/v3/refunds", self._create_refund)
         self.route("GET", r"/checkout/(?P<id>[^/]+)", self._page)
         self.route("POST", r"/checkout/(?P<id>[^/]+)", self._submit)
 
@@ -106,6 +109,26 @@ class FakeYooKassa(FakeServer):
         }
         self.payments[pid] = payment
         return payment
+
+    async def _create_refund(self, req: Request, conn: Conn) -> None:
+        if not self._authorized(req):
+            await conn.send_json(401, _error("invalid_credentials", "Basic authentication failed"))
+            return
+        body, key = req.json if isinstance(req.json, dict) else {}, req.headers.get("idempotence-key")
+        if not key or body.get("payment_id") not in self.payments:
+            await conn.send_json(400, _error("invalid_request", "Idempotence-Key and a known payment_id are required"))
+            return
+        if key in self.by_key:
+            await conn.send_json(200, self.refunds[self.by_key[key]])
+            return
+        if self.payments[body["payment_id"]]["status"] != "succeeded":
+            await conn.send_json(400, _error("invalid_request", "Payment is not succeeded"))
+            return
+        note = self.refund(body["payment_id"], body["amount"]["value"], deliver=False)
+        self.by_key[key] = note["object"]["id"]
+        async with httpx.AsyncClient(timeout=30) as client:
+            await self._adeliver(client, note)
+        await conn.send_json(200, note["object"])
 
     def _get(self, kind: str):
         async def handler(req: Request, conn: Conn) -> None:
