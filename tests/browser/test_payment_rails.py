@@ -14,6 +14,7 @@ from billing import ledger
 from billing.models import TopUp
 
 from ..conftest import make_user, service_extra_env
+from .conftest import SCREENSHOTS
 from ..fakes.btcpay import FakeBTCPay
 from ..fakes.stripe import FakeStripe
 from ..fakes.yookassa import FakeYooKassa
@@ -133,7 +134,33 @@ def test_yookassa_top_up_cancel_and_refund(page, rails_site, shoot):
     assert ledger.find_mismatches() == []
 
 
-def test_crypto_top_up_partial_payment_and_expiry(page, rails_site, shoot):
+def refund_as_operator(browser, site, topup, name: str) -> None:
+    """An operator refunds the top-up through its rail in the admin, in a browser of their own."""
+    import uuid
+
+    from accounts.models import User
+
+    email = f"op-{uuid.uuid4().hex[:8]}@example.com"
+    operator = User.objects.create_superuser(email, "x")
+    hasher = PBKDF2PasswordHasher()
+    operator.password = hasher.encode(PASSWORD, hasher.salt())
+    operator.save(update_fields=["password"])
+    context = browser.new_context()
+    admin = context.new_page()
+    admin.goto(f"{site.url}/admin/login/?next=/admin/billing/topup/")
+    admin.locator("#id_username").fill(email)
+    admin.locator("#id_password").fill(PASSWORD)
+    admin.locator("input[type=submit]").click()
+    admin.locator(f'input[name="_selected_action"][value="{topup.pk}"]').check()
+    admin.locator('select[name="action"]').select_option("refund_through_rail")
+    admin.get_by_role("button", name="Go").click()
+    expect(admin.locator(".messagelist")).to_contain_text("refunded $")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    admin.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    context.close()
+
+
+def test_crypto_top_up_partial_payment_expiry_and_refund(page, browser, rails_site, shoot):
     site = rails_site
     user = log_in(page, site, "crypto-payer")
 
@@ -152,6 +179,12 @@ def test_crypto_top_up_partial_payment_and_expiry(page, rails_site, shoot):
     assert (topup.status, topup.credited) == ("paid", Decimal("25"))
     open_receipt(page, shoot, "36-receipt-crypto")
     expect(page.get_by_test_id("receipt-credited")).to_have_text("$25.00 USD")
+
+    refund_as_operator(browser, site, topup, "38-admin-crypto-refund")
+    assert site.btcpay.pull_payments[-1]["amount"] == "25.00"  # the buyer claims it at BTCPay
+    page.goto(site.url + "/billing/")
+    expect(page.locator("[data-topup]").first).to_contain_text("Refunded")
+    expect(page.get_by_test_id("balance")).to_have_text("$0.00")
     assert ledger.find_mismatches() == []
 
 
