@@ -17,7 +17,7 @@ def existing_rows(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_lean_hot_path_indexes'),
+        ('billing', '0004_ledger_loss_dispute_keyspend'),
     ]
 
     operations = [
