@@ -1,19 +1,9 @@
-"""Shared by the payment-rail tests: the fakes' fixtures and a marker for the ledger change they need.
-
-`full_debits`: a refund or lost dispute must debit its full amount even while money is held (the
-balance may go below zero). billing/ledger.py gains that together with LedgerEntry.DISPUTE; until
-then these tests are expected to fail (strictly: once the ledger has it, they must pass).
-"""
+"""Shared by the payment-rail tests: the fakes of YooKassa and BTCPay, with the settings pointed at them."""
 
 import pytest
 
-from billing.models import LedgerEntry
-
 from .fakes.btcpay import FakeBTCPay
 from .fakes.yookassa import FakeYooKassa
-
-full_debits = pytest.mark.xfail(not hasattr(LedgerEntry, "DISPUTE"), strict=True,
-                                reason="needs billing.ledger's full refund/dispute debits (LedgerEntry.DISPUTE)")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from billing import ledger
 from billing.models import LedgerEntry, StripeEvent, TopUp
 
 from .conftest import balance_of
-from .rails import full_debits
 from .test_stripe_webhooks import open_topup, post, stripe_fake  # noqa: F401 (fixture)
 
 
@@ -23,7 +22,6 @@ def assert_books_balance():
     assert ledger.find_mismatches() == []
 
 
-@full_debits
 def test_a_lost_dispute_debits_the_disputed_amount_once(client, stripe_fake, alice):
     sid = paid_topup(client, stripe_fake, alice, 20)
     created = stripe_fake.dispute(sid)
@@ -38,7 +36,6 @@ def test_a_lost_dispute_debits_the_disputed_amount_once(client, stripe_fake, ali
     assert_books_balance()
 
 
-@full_debits
 def test_a_won_dispute_gives_the_money_back_even_when_its_events_arrive_out_of_order(client, stripe_fake, alice):
     sid = paid_topup(client, stripe_fake, alice, 20)
     created = stripe_fake.dispute(sid)
@@ -53,7 +50,6 @@ def test_a_won_dispute_gives_the_money_back_even_when_its_events_arrive_out_of_o
     assert_books_balance()
 
 
-@full_debits
 def test_a_dispute_while_money_is_held_takes_the_balance_below_zero_and_the_dashboard_says_why(
         client, stripe_fake, alice):
     sid = paid_topup(client, stripe_fake, alice, 20)
@@ -107,7 +103,6 @@ def test_a_failed_refund_reported_before_the_refund_itself_never_debits(client, 
     assert_books_balance()
 
 
-@full_debits
 def test_a_refund_while_money_is_held_debits_its_full_amount(client, stripe_fake, alice):
     sid = paid_topup(client, stripe_fake, alice, 20)
     held = ledger.hold(account_id=alice.account.pk, amount="29.84", idempotency_key=f"refund-held-{sid}")

@@ -18,7 +18,6 @@ from .conftest import SCREENSHOTS
 from ..fakes.btcpay import FakeBTCPay
 from ..fakes.stripe import FakeStripe
 from ..fakes.yookassa import FakeYooKassa
-from ..rails import full_debits
 
 PASSWORD = "rails pass 123"
 
@@ -188,7 +187,6 @@ def test_crypto_top_up_partial_payment_expiry_and_refund(page, browser, rails_si
     assert ledger.find_mismatches() == []
 
 
-@full_debits
 def test_a_crypto_payment_that_turns_invalid_shows_a_negative_balance_and_why(page, rails_site, shoot):
     site = rails_site
     user = log_in(page, site, "crypto-reversed")
