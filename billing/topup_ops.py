@@ -8,7 +8,7 @@ changes are conditional updates that only move a top-up forwards.
 import logging
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from . import ledger
@@ -91,7 +91,9 @@ def refunded_total(topup: TopUp, total) -> None:
     """The row shows the highest refunded total the rail has reported; the ledger holds the money."""
     total = usd(total)
     TopUp.objects.filter(Q(refunded__lt=total), pk=topup.pk).update(refunded=total)
-    TopUp.objects.filter(pk=topup.pk, status=TopUp.PAID, refunded__gte=topup.amount).update(status=TopUp.REFUNDED)
+    # Refunded once all that was credited went back (a partly paid crypto invoice: what settled).
+    TopUp.objects.filter(pk=topup.pk, status=TopUp.PAID, credited__gt=0, refunded__gte=F("credited")).update(
+        status=TopUp.REFUNDED)
 
 
 def close(topup: TopUp, status: str) -> bool:
