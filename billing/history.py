@@ -68,4 +68,6 @@ def negative_balance(user_id: int) -> dict | None:
         return None
     cause = (LedgerEntry.objects.filter(account=account, kind__in=("refund", "dispute"), amount__lt=0)
              .order_by("-id").values("kind", "amount", "reason", "created_at").first())
+    if cause:
+        cause["taken"] = -cause["amount"]
     return {"balance": account.balance, "owed": -account.balance, "cause": cause}
