@@ -22,14 +22,18 @@ YOOKASSA_EVENTS = {"payment.succeeded", "payment.canceled", "refund.succeeded"}
 BTCPAY_EVENTS = {"InvoiceSettled", "InvoiceExpired", "InvoiceInvalid", "InvoicePaymentSettled"}
 
 
-def _refuse(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"received": False, "error": message}, status=status)
+CODES = {400: "invalid_parameter", 403: "webhook_sender_not_allowed", 500: "internal_error",
+         503: "service_unavailable"}  # the catalog's (gpuniq_site.errors), for our logs and tools
+
+
+def _refuse(status: int, message: str, code: str | None = None) -> JsonResponse:
+    return JsonResponse({"received": False, "error": message, "code": code or CODES[status]}, status=status)
 
 
 def _json(body: bytes) -> dict | None:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -76,7 +80,7 @@ def yookassa_webhook(request):
     note = _json(request.body)
     obj = (note or {}).get("object")
     if not note or note.get("type") != "notification" or not isinstance(obj, dict) or not obj.get("id"):
-        return _refuse(400, "invalid payload")
+        return _refuse(400, "invalid payload", "invalid_json")
     event, object_id = str(note.get("event", "")), str(obj["id"])
 
     def handle() -> str:
@@ -109,7 +113,7 @@ def btcpay_webhook(request):
         return _refuse(400, "invalid signature")
     event = _json(request.body)
     if not event or not event.get("deliveryId") or not event.get("type"):
-        return _refuse(400, "invalid payload")
+        return _refuse(400, "invalid payload", "invalid_json")
     kind, invoice_id = str(event["type"]), str(event.get("invoiceId") or "")
 
     def handle() -> str:

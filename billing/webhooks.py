@@ -44,7 +44,7 @@ def stripe_webhook(request):
     payload = request.body
     if _from_the_future(request.headers.get("Stripe-Signature") or ""):
         log.warning("stripe webhook refused: timestamp beyond the tolerance in the future")
-        return _refuse(400, "invalid signature")
+        return _refuse(400, "invalid signature", "invalid_parameter")
     try:
         # verify first, then parse ourselves: the SDK's construct_event assumes an object and
         # fails with an AttributeError on a signed array

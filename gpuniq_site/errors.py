@@ -102,6 +102,9 @@ _SPECS = [
               recovery="Retry with backoff."),
     ErrorSpec("internal_error", 500, "api_error", "Internal error. Quote the request id when reporting it.",
               recovery="Retry; report the request id if it persists."),
+    ErrorSpec("webhook_sender_not_allowed", 403, "permission_error",
+              "Payment notifications are accepted only from the payment provider's published networks.",
+              recovery="Operators: set YOOKASSA_NOTIFICATION_IPS or YOOKASSA_FORWARDED_HOPS behind a proxy."),
     # --- media_jobs ---------------------------------------------------------------------
     ErrorSpec("media_link_invalid", 404, "not_found_error", "This media link is invalid or has expired.",
               recovery="Poll the job (or generate) again for a fresh link."),

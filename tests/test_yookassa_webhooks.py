@@ -64,7 +64,7 @@ def test_a_notification_from_outside_yookassas_networks_is_refused_unrecorded(cl
 
     response = post(client, note, ip="203.0.113.7")
 
-    assert response.status_code == 403
+    assert response.status_code == 403 and response.json()["code"] == "webhook_sender_not_allowed"
     assert not PaymentEvent.objects.filter(object_id=topup.session_id).exists()
     assert balance_of(alice) == Decimal("10")
 
