@@ -82,6 +82,8 @@ _SPECS = [
     ErrorSpec("chat_not_found", 404, "not_found_error", "No chat with this id.", recovery="List your chats."),
     ErrorSpec("job_not_found", 404, "not_found_error", "No job with this id.",
               recovery="Check the job id; finished chat image jobs live in the chat history."),
+    ErrorSpec("response_not_found", 404, "not_found_error", "No response with id '{response_id}'.",
+              recovery="Responses are kept when created with store: true, for the key's own user only."),
     ErrorSpec("not_found", 404, "not_found_error", "No such endpoint: {method} {path}.",
               recovery="Check the URL against the API reference."),
     ErrorSpec("method_not_allowed", 405, "invalid_request_error", "{method} is not allowed on {path}.",
@@ -144,8 +146,15 @@ def doc_url(spec: ErrorSpec) -> str:
     return f"{base}/{spec.doc_path}"
 
 
+def param_of(error: ApiError) -> str | None:
+    """The request field an error is about, as OpenAI's `error.param` (null when none is)."""
+    field = error.params.get("field") or (error.meta or {}).get("field")
+    return field if isinstance(field, str) else None
+
+
 def error_body(error: ApiError) -> dict:
-    body = {"message": error.message, "type": error.spec.type, "code": error.code, "doc_url": doc_url(error.spec)}
+    body = {"message": error.message, "type": error.spec.type, "param": param_of(error), "code": error.code,
+            "doc_url": doc_url(error.spec)}
     if error.meta is not None:
         body["meta"] = error.meta
     return body

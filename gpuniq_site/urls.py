@@ -10,12 +10,13 @@ from llm import anthropic_urls
 from llm import native_urls as llm_native
 from llm import pages_urls as llm_pages
 from llm import urls as llm_urls
+from llm.front.responses import urls as responses_urls
 from media_jobs import pages_urls as media_pages
 from media_jobs import urls as media_urls
 
 from . import ops, views
 
-openai_patterns = llm_urls.openai_patterns + media_urls.openai_patterns
+openai_patterns = llm_urls.openai_patterns + responses_urls.openai_patterns + media_urls.openai_patterns
 native_patterns = (llm_urls.native_patterns + llm_native.native_patterns + media_urls.native_patterns
                    + billing_urls.native_patterns)
 page_patterns = (account_pages.page_patterns + billing_pages.page_patterns + llm_pages.page_patterns

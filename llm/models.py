@@ -200,3 +200,19 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.kind} in chat {self.chat_id}"
+
+
+class StoredResponse(models.Model):
+    """A Responses API response kept because the request said `store` (the default): read back by
+    GET /v1/openai/responses/{id} and continued by `previous_response_id`. Visible to its owner only.
+    `input_items` is the whole conversation before this reply (earlier turns and this input)."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=100)
+    input_items = models.JSONField(default=list)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"])]

@@ -79,6 +79,9 @@ class ChatRequest:
     request_id: str = ""
     first_byte_timeout: float = 120.0
     anthropic: AnthropicOriginal | None = None
+    # the client's OpenAI Responses body, when it came through the Responses front door: a route to
+    # OpenAI itself forwards it to the vendor's /responses; every other route serves `body`
+    responses_body: dict | None = None
 
 
 # kinds of upstream failure; the retryable ones may move on to the next route

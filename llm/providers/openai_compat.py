@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
+from . import openai_responses
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .http import generic_error, post_json, post_stream, scrub, sse_data
 from .wire import TICK
@@ -62,7 +63,14 @@ class OpenAICompatProvider:
             body.pop("stream_options", None)
         return body
 
+    @property
+    def speaks_responses(self) -> bool:
+        """OpenAI itself serves the Responses API; other compatible vendors get Chat Completions."""
+        return self.name == "openai"
+
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
+        if request.responses_body is not None and self.speaks_responses:
+            return await openai_responses.complete(self.upstream, self._headers, request, route)
         data = await post_json(self.upstream, "/chat/completions", headers=self._headers,
                                body=self._body(request, route, stream=False),
                                first_byte=request.first_byte_timeout, error_parser=parse_error)
@@ -72,6 +80,10 @@ class OpenAICompatProvider:
         return data, Usage.from_openai(data.get("usage"))
 
     async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+        if request.responses_body is not None and self.speaks_responses:
+            async for piece in openai_responses.stream(self.upstream, self._headers, request, route):
+                yield piece
+            return
         swap = _model_swapper(request.slug)
         async with post_stream(self.upstream, "/chat/completions", headers=self._headers,
                                body=self._body(request, route, stream=True),

@@ -142,6 +142,7 @@ class FakeOpenAI(FakeServer):
                                      "minimax": "minimax"}.get(flavor, flavor)
         self.route("POST", r"(?:/v1)?/chat/completions", self._chat)
         self.route("GET", r"(?:/v1)?/models", self._list_models)
+        self.route("POST", r"(?:/v1)?/responses", self._responses)
 
     @property
     def api_base(self) -> str:
@@ -165,6 +166,11 @@ class FakeOpenAI(FakeServer):
                           "https://platform.openai.com/account/api-keys.",
                           "invalid_request_error", None, "invalid_api_key")
         return None
+
+    async def _responses(self, req: Request, conn: Conn) -> None:
+        from .openai_responses import serve_responses
+
+        await serve_responses(self, req, conn)
 
     async def _list_models(self, req: Request, conn: Conn) -> None:
         err = self._auth_error(req)
