@@ -56,7 +56,7 @@ def test_plain_response_is_billed_like_the_same_chat_completion(api_server, erin
     assert row.endpoint == "responses" and row.status == "ok"
     expected = cost(model, row.prompt_tokens, row.completion_tokens)
     assert row.cost_usd == expected and Decimal(str(resp.usage.model_extra["cost_usd"])) == expected
-    assert balance_of(erin) == Decimal("5") - expected
+    assert balance_of(erin) == Decimal(5) - expected
     assert LedgerEntry.objects.get(account=erin.account, kind="charge").amount == -expected
 
     chat = sdk(api_server, frank).chat.completions.create(
@@ -102,7 +102,7 @@ def test_stream_sends_the_typed_events_in_order_and_bills_once(api_server, erin,
     [row] = usage_rows(erin)
     assert (final.usage.input_tokens, final.usage.output_tokens) == (row.prompt_tokens, row.completion_tokens)
     assert Decimal(str(final.usage.model_extra["cost_usd"])) == row.cost_usd
-    assert balance_of(erin) == Decimal("5") - row.cost_usd
+    assert balance_of(erin) == Decimal(5) - row.cost_usd
 
 
 def test_raw_stream_framing_has_event_lines_and_no_done(api_server, erin, vendors):
@@ -198,4 +198,4 @@ def test_errors_use_the_openai_envelope_and_charge_nothing(api_server, erin, ven
     vendors["openai"].script("500", times=2)
     with pytest.raises(openai.APIStatusError):
         client.responses.create(model="gpt-4o", input="fail")
-    assert balance_of(erin) == Decimal("5")
+    assert balance_of(erin) == Decimal(5)

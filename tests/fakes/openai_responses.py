@@ -11,20 +11,17 @@ Reasoning models (o-series, gpt-5.x) refuse sampling parameters as OpenAI does: 
 `unsupported_parameter` naming `temperature` / `top_p`.
 
 The deterministic "model" is tests.fakes.common.make_plan, as for Chat Completions; the reply is
-rendered in the Responses shapes. `[[tool:NAME {json}]]` in the last user message makes the
-reply a call of NAME with those arguments (used to drive agent CLIs through one tool call).
+rendered in the Responses shapes.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, count_tokens, make_plan, split_json, sse
+from .common import Conn, FakeServer, Plan, Request, Turn, make_plan, split_json, sse
 
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
-_TOOL_MARKER = re.compile(r"\[\[tool:([A-Za-z0-9_.-]+)\s+(\{.*?\})\]\]", re.S)
 
 
 def refused_sampling(model: str, body: dict) -> str | None:
@@ -71,10 +68,6 @@ def plan_for(body: dict) -> Plan:
     model = body.get("model") or ""
     plan = make_plan(model=model, turns=turns, tool_names=tools, forced_tool=forced, tools_allowed=choice != "none",
                      reasoning="reason" in model or "thinking" in model, max_tokens=body.get("max_output_tokens"))
-    marker = _TOOL_MARKER.search(turns[-1].text) if turns and turns[-1].role == "user" else None
-    if marker:
-        plan.tool_name, plan.tool_args, plan.text = marker.group(1), json.loads(marker.group(2)), ""
-        plan.output_tokens, plan.truncated = count_tokens(plan.tool_name + " " + plan.tool_args_json), False
     fmt = (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema" and not plan.is_tool:
         from .openai_compat import structured_answer

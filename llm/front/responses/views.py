@@ -12,8 +12,10 @@ from gpuniq_site.responses import EventStreamResponse, json_response
 
 from ... import chat
 from ...validation import parse_body
+from ...views.chat import _headers as sandbox_headers
 from ...views.chat import complete_once, overhead_header, start_stream
-from . import reply, request as translate, store
+from . import reply, store
+from . import request as translate
 from .events import ResponseEvents
 from .relay import Relay
 
@@ -76,7 +78,7 @@ async def create_response(request):
         response = reply.from_chat(body, done, response_id=shell["id"], slug=prepared.model.slug, usage=usage,
                                    cost=settled.cost)
     await on_done(response)
-    return json_response(response, headers=overhead_header(request, prepared))
+    return json_response(response, headers={**sandbox_headers(route), **overhead_header(request, prepared)})
 
 
 @require_http_methods(["GET", "DELETE"])
