@@ -3,6 +3,7 @@ headless (`codex exec`), the Vercel AI SDK's default OpenAI provider (generateTe
 the OpenAI Agents SDK running an agent with a function tool. Each run is billed like Chat
 Completions; the npm clients skip when node or `make clients` is missing."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -66,5 +67,57 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (work / "proof.txt").read_text().strip() == "gpuniq-tool-ran"
     assert "The tool said:" in done.stdout
+    assert len(usage_rows(user)) == 2
+    _billed_exactly(user)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-haiku-4-5"])
+def test_vercel_ai_sdk_default_provider_generates_and_streams(api_server, committed, vendors, model):
+    _need(CLIENTS / "node_modules" / "@ai-sdk" / "openai", "The Vercel AI SDK")
+    user = make_user("vercel", "5")
+    env = {**os.environ, "GPUNIQ_BASE": f"{api_server}/v1/openai", "GPUNIQ_KEY": user.raw_key, "GPUNIQ_MODEL": model}
+    done = subprocess.run(["node", "vercel_responses.mjs"], cwd=CLIENTS, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["plain"]["text"] == "Echo: Hello from vercel" and seen["plain"]["finishReason"] == "stop"
+    assert seen["stream"]["text"] == "Echo: stream from vercel" and seen["stream"]["finishReason"] == "stop"
+    first, second = usage_rows(user)
+    assert (seen["plain"]["inputTokens"], seen["plain"]["outputTokens"]) == (first.prompt_tokens,
+                                                                             first.completion_tokens)
+    assert (seen["stream"]["inputTokens"], seen["stream"]["outputTokens"]) == (second.prompt_tokens,
+                                                                               second.completion_tokens)
+    if model == "gpt-4o":  # OpenAI's own Responses API served both
+        assert [r["path"] for r in vendors["openai"].requests] == ["/v1/responses"] * 2
+    _billed_exactly(user)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-haiku-4-5"])
+def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(api_server, committed, vendors, model):
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)  # traces would go to OpenAI
+    user = make_user("agent", "5")
+    calls = []
+
+    @function_tool
+    def get_weather(location: str) -> str:
+        """The weather in a city."""
+        calls.append(location)
+        return f"sunny in {location}"
+
+    async def run():
+        client = AsyncOpenAI(api_key=user.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+        agent = Agent(name="forecaster", instructions="Answer with the tool's help.", tools=[get_weather],
+                      model=OpenAIResponsesModel(model=model, openai_client=client))
+        try:
+            return await Runner.run(agent, "What is the weather in Paris?")
+        finally:
+            await client.close()
+
+    result = asyncio.run(run())
+    assert calls == ["Paris"]
+    assert result.final_output == "The tool said: sunny in Paris"
     assert len(usage_rows(user)) == 2
     _billed_exactly(user)
