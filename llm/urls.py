@@ -8,6 +8,7 @@ from .views import models as model_views
 
 openai_patterns = [
     path("models", model_views.openai_models, name="openai-models"),
+    path("models/<path:model_id>", model_views.openai_model, name="openai-model"),
     path("chat/completions", chat_views.openai_chat_completions, name="openai-chat"),
 ]
 

@@ -183,7 +183,9 @@ class ChunkBuilder:
 def completion_object(*, model: str, message: dict, finish_reason: str | None, usage: Usage | None,
                       id: str | None = None, created: int | None = None, system_fingerprint: str | None = None
                       ) -> dict:
-    """An OpenAI `chat.completion` dict with one choice."""
+    """An OpenAI `chat.completion` dict with one choice (its message has `refusal`, null unless the
+    vendor refused, as OpenAI's own replies do)."""
+    message = {**message, "refusal": message.get("refusal")}
     obj = {"id": id or "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
            "created": created or int(time.time()), "model": model,
            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}]}

@@ -390,6 +390,7 @@ def to_completion(data, slug: str) -> tuple[dict, Usage | None]:
     choices = []
     for i, candidate in enumerate(candidates):
         message, finish = map_candidate(candidate)
+        message.setdefault("refusal", None)
         choices.append({"index": i, "message": message, "logprobs": map_logprobs(candidate.get("logprobsResult")),
                         "finish_reason": finish})
     obj = completion_object(model=slug, message=choices[0]["message"], finish_reason=choices[0]["finish_reason"],

@@ -94,8 +94,16 @@ class OpenAICompatProvider:
                     continue
                 if data == b"[DONE]":
                     return
+                if not request.include_usage and b'"usage":null' in data:
+                    data = _without_null_usage(data)
                 yield _piece(data, swap, response.more)
         raise UpstreamError("connect", "the stream ended without [DONE]")
+
+
+def _without_null_usage(data: bytes) -> bytes:
+    """The gateway always asks for usage; OpenAI then puts `"usage":null` on every chunk. A client
+    that did not ask for usage gets the chunks as OpenAI would have sent them to it: without."""
+    return data.replace(b',"usage":null', b"").replace(b'"usage":null,', b"")
 
 
 def _plain_text_chars(data: bytes) -> int | None:

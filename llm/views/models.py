@@ -3,6 +3,7 @@
 from django.views.decorators.http import require_GET
 
 from accounts.guard import key_required
+from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import json_response, native_ok
 
 from ..catalog import ModelInfo, asnapshot
@@ -27,13 +28,28 @@ def _public(model: ModelInfo) -> dict:
     return data
 
 
+def _openai_model(model: ModelInfo) -> dict:
+    return {"id": model.slug, "object": "model", "created": CREATED, "owned_by": model.vendor}
+
+
 @require_GET
 @key_required
 async def openai_models(request):
+    """The models this key may call: available ones, within the key's allow-list."""
     snap = await asnapshot()
-    data = [{"id": m.slug, "object": "model", "created": CREATED, "owned_by": m.vendor}
-            for m in snap.models.values() if m.available]
+    may_use = request.principal.may_use
+    data = [_openai_model(m) for m in snap.models.values() if m.available and may_use(m.slug)]
     return json_response({"object": "list", "data": data})
+
+
+@require_GET
+@key_required
+async def openai_model(request, model_id: str):
+    """OpenAI's models.retrieve: one model object, or 404 for one this key cannot call."""
+    model = (await asnapshot()).models.get(model_id)
+    if model is None or not model.available or not request.principal.may_use(model_id):
+        raise ApiError("model_not_found", model=model_id[:100], meta={"model": model_id[:100]})
+    return json_response(_openai_model(model))
 
 
 @require_GET
