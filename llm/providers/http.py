@@ -161,7 +161,10 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
             if chunk is wire.TICK:
                 yield chunk
                 continue
-            buffer = buffer + chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else buffer + chunk
+            if b"\r" in chunk or buffer.endswith(b"\r"):  # CRLF vendors: a CR may end one read, its LF the next
+                buffer = (buffer + chunk).replace(b"\r\n", b"\n")
+            else:
+                buffer += chunk
             events, end = [], buffer.find(b"\n\n")
             while end >= 0:
                 data = event_data(buffer[:end])
