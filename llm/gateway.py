@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gpuniq_site.errors import ApiError
 
-from . import route_health
+from . import model_params, route_health
 from .catalog import ModelInfo
 from .providers.base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .providers.registry import provider_for
@@ -69,6 +69,7 @@ class Completed:
 
 
 async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
+    model_params.fit(request, model)
     last: UpstreamError | None = None
     attempts = 0
     waited = 0.0
@@ -102,6 +103,7 @@ class OpenedStream:
 
 async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
     """Try routes until one produces its first event; that route then serves the whole stream."""
+    model_params.fit(request, model)
     last: UpstreamError | None = None
     attempts = 0
     for route in await _ordered_routes(model):

@@ -24,6 +24,9 @@ https://platform.openai.com/docs/guides/images-vision); completion = n x the lim
 (``max_completion_tokens`` or ``max_tokens``, else the model's default output cap, 16,384),
 reasoning included. With ``n`` > 1 the reply has n choices (each the same echo).
 
+Reasoning models (``o1``/``o3``/... and ``gpt-5*``) refuse ``max_tokens`` and non-default
+``temperature`` / ``top_p`` with OpenAI's 400 ``unsupported_parameter`` / ``unsupported_value``.
+
 Structured output: with ``response_format: {"type": "json_schema", "json_schema": {"schema": S}}``
 the reply text is ``json.dumps(sample_json(S, last_user_text))`` instead of the echo (see
 :func:`sample_json` for the deterministic values), so JSON-parsing callers can be tested.
@@ -123,6 +126,24 @@ def structured_answer(plan: Plan, schema: Any, text: str) -> None:
     plan.output_tokens, plan.truncated = count_tokens(plan.text), False
 
 
+def _refused_by_reasoning_model(model: str, body: dict) -> dict | None:
+    """OpenAI's reasoning models (o-series, gpt-5.x) refuse `max_tokens` and non-default sampling
+    values on Chat Completions, with these errors (as the API answers them)."""
+    from .openai_responses import REASONING_MODEL
+
+    if not REASONING_MODEL.match(model):
+        return None
+    if body.get("max_tokens") is not None:
+        return _error("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                      "'max_completion_tokens' instead.", "invalid_request_error", "max_tokens",
+                      "unsupported_parameter")
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None and body[name] != 1:
+            return _error(f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the "
+                          "default (1) value is supported.", "invalid_request_error", name, "unsupported_value")
+    return None
+
+
 class FakeOpenAI(FakeServer):
     """Fake OpenAI-compatible vendor.
 
@@ -207,6 +228,10 @@ class FakeOpenAI(FakeServer):
             await conn.send_json(404, _error(f"The model `{model}` does not exist or you do not have access to it.",
                                              "invalid_request_error", None, "model_not_found"),
                                  self.response_headers())
+            return
+        refused = _refused_by_reasoning_model(model, body)
+        if refused:
+            await conn.send_json(400, refused, self.response_headers())
             return
         turns = []
         for m in messages:
