@@ -247,6 +247,9 @@ def _interpreter(c: _Cmd):
     code = " ".join(c.args)
     if re.search(r"\bfork\b", code) and re.search(r"\b(while|for|loop|until)\b", code):
         yield D, "fork bomb in an inline script"
+    if "-m" in c.args[:-1]:  # `python -m pip install ...` is pip's command line
+        at = c.args.index("-m")
+        yield from c.ctx.command(c.args[at + 1:])
     if any(_downloads(w, c.ctx) for w in c.args + [t for _, t in c.redirects]):
         yield D, f"{c.name} executes a script downloaded from the network"
 
@@ -333,16 +336,21 @@ def _sub_rule(table: dict[str, tuple[str, str]], essential: frozenset = frozense
         for key in (" ".join(pos[:2]), pos[0] if pos else ""):
             if key in table:
                 yield table[key]
-                if table[key][0] != S and essential & set(pos[1:]):
+                if table[key] == _REMOVES and essential & set(pos[1:]):
                     yield D, f"removes essential system package(s) {sorted(essential & set(pos[1:]))}"
                 return
         if c.name == "pacman" and any(a.startswith("-R") for a in c.args):
-            yield C, "removes packages"
+            yield _REMOVES
+        elif c.name == "pacman" and any(a[:2] in ("-S", "-U") and not set(a[2:]) & set("silpgc") for a in c.args):
+            yield _INSTALLS
     return rule
 
 
-_PKG_RM = dict.fromkeys(("remove", "purge", "autoremove", "erase", "uninstall", "del", "rm"),
-                        (C, "removes packages"))
+_REMOVES, _INSTALLS = (C, "removes packages"), (C, "installs or upgrades packages")
+# package changes are caution, as the generator's own rules say (installs run vendor code, change the system)
+_PKG_RM = {**dict.fromkeys(("remove", "purge", "autoremove", "erase", "uninstall", "del", "rm"), _REMOVES),
+           **dict.fromkeys(("install", "i", "add", "reinstall", "upgrade", "dist-upgrade", "full-upgrade",
+                            "localinstall", "groupinstall", "update -g", "global add"), _INSTALLS)}
 _ESSENTIAL = frozenset({"libc6", "systemd", "sudo", "coreutils", "bash", "python3", "openssh-server",
                         "apt", "dpkg", "glibc", "rpm", "yum", "dnf", "grub-pc", "linux-image-generic"})
 _SYSTEMCTL = {**dict.fromkeys(("poweroff", "reboot", "halt", "kexec", "emergency", "rescue"),
