@@ -6,6 +6,8 @@ through a thread. Clients are created lazily, once per process (and per event lo
 
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 import weakref
@@ -109,13 +111,45 @@ async def close_async_redis() -> None:
 
 
 class _LocalStore:
-    """A tiny TTL dict for the embedded default (one web process)."""
+    """A tiny TTL dict for the embedded default (no Redis).
+
+    Its entries are copies of database facts (principals). Every process on the machine shares one
+    stamp file under GPUNIQ_VAR_DIR: a delete (revocation, a key's new limits) replaces it, and a
+    process whose last seen stamp differs drops its whole dict before its next read. So a key
+    revoked in another process (the dashboard's server, `manage.py shell`, a worker) is refused by
+    every process at once; the cost is one stat() per read."""
 
     def __init__(self):
         self._data: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
+        self._seen: tuple[int, int] | None = None
+
+    def _stamp_path(self):
+        return settings.VAR_DIR / "local-cache.stamp"
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self._stamp_path())
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns
+
+    def _fresh(self) -> None:
+        stamp = self._stamp()
+        if stamp != self._seen:
+            with self._lock:
+                self._data.clear()
+                self._seen = stamp
+
+    def _bump(self) -> None:
+        path = self._stamp_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stamp-")
+        os.close(fd)
+        os.replace(tmp, path)  # a new inode each time: no two bumps look alike
 
     def get(self, key: str) -> str | None:
+        self._fresh()
         item = self._data.get(key)
         if item is None:
             return None
@@ -133,6 +167,7 @@ class _LocalStore:
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
+        self._bump()  # also with Redis here: a process without it may share this machine
 
 
 local_store = _LocalStore()
