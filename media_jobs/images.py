@@ -21,7 +21,7 @@ from gpuniq_site.errors import ApiError
 from llm.catalog import ModelInfo, asnapshot
 
 from . import chain, charging, routes, storage
-from .imaging import reencode
+from .imaging import dimensions, reencode
 from .inputs import fetch_images
 from .models import MediaAsset
 from .providers.base import Deadline, GeneratedImage, ImageSpec
@@ -122,8 +122,9 @@ def _deliver(run: _Run, encoded: list, route: str, simulated: bool, size: str | 
                        latency_ms=int((time.perf_counter() - run.started) * 1000))
     items = [_item(data, mime, revised, path, run.req.response_format)
              for path, (data, mime, revised) in zip(paths, encoded)]
+    delivered = dimensions(encoded[0][0]) if encoded else None  # what was made, not what was asked
     return Outcome(items, run.req.n, charged, charging.available(run.principal.account_id), run.req.output_format,
-                   size, simulated)
+                   delivered or size, simulated)
 
 
 def _item(data: bytes, mime: str, revised: str | None, path: str, response_format: str) -> dict:

@@ -26,6 +26,15 @@ def sniff_image_mime(data: bytes) -> str | None:
     return None
 
 
+def dimensions(data: bytes) -> str | None:
+    """"WIDTHxHEIGHT" of an encoded image (header only), or None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return f"{img.width}x{img.height}"
+    except Exception:  # noqa: BLE001 - any unreadable image: no size to report
+        return None
+
+
 def normalise_output_format(value) -> str:
     """Map a user value to "png" | "jpeg" | "webp" ("jpg" accepted, None -> "png")."""
     if value is None:
