@@ -67,6 +67,13 @@ msg = client.messages.create(
     messages=[{{"role": "user", "content": "Write a binary search in Rust."}}],
 )
 print(msg.content[0].text)""", note="pip install anthropic"),
+    Snippet("codex", "Codex CLI", "toml", """# ~/.codex/config.toml
+model_provider = "gpuniq"
+model_providers.gpuniq = {{ name = "GPUniq", base_url = "{openai_base}", env_key = "GPUNIQ_API_KEY", wire_api = "responses" }}
+
+# then: codex -m gpt-5.2-codex   (or any chat slug, e.g. {model})""",
+            note="Codex speaks the Responses API at /v1/openai/responses; OpenAI models are forwarded, "
+                 "others translated."),
     Snippet("cursor", "Cursor", "text", """Settings → Models → Override OpenAI Base URL
 
 Base URL: {openai_base}

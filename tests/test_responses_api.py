@@ -199,3 +199,13 @@ def test_errors_use_the_openai_envelope_and_charge_nothing(api_server, erin, ven
     with pytest.raises(openai.APIStatusError):
         client.responses.create(model="gpt-4o", input="fail")
     assert balance_of(erin) == Decimal(5)
+
+
+def test_the_quick_start_shows_codex_set_up(client, committed):
+    from html import unescape
+
+    from django.urls import reverse
+
+    page = unescape(client.get(reverse("quickstart")).content.decode())
+    assert "Codex CLI" in page and 'model_provider = "gpuniq"' in page
+    assert 'wire_api = "responses"' in page and "/v1/openai" in page

@@ -34,19 +34,14 @@ def _billed_exactly(user, start: str = "5") -> None:
 
 
 def codex_home(tmp_path: Path, server: str, model: str) -> Path:
+    """A CODEX_HOME whose config.toml is the README's two lines (plus the model, and no retries)."""
     home = tmp_path / "codex-home"
     home.mkdir()
-    (home / "config.toml").write_text(f'''model = "{model}"
-model_provider = "gpuniq"
-
-[model_providers.gpuniq]
-name = "GPUniq"
-base_url = "{server}/v1/openai"
-env_key = "GPUNIQ_API_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-''')
+    (home / "config.toml").write_text(
+        f'model = "{model}"\n'
+        'model_provider = "gpuniq"\n'
+        f'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{server}/v1/openai", env_key = "GPUNIQ_API_KEY", '
+        'wire_api = "responses", request_max_retries = 0, stream_max_retries = 0 }\n')
     return home
 
 
