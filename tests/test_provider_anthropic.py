@@ -55,7 +55,7 @@ async def test_plain_completion_text_and_usage(provider, fake):
     completion, usage = await provider.complete(chat("Hello there"), route())
     assert completion["object"] == "chat.completion" and completion["model"] == "claude-haiku-4-5"
     choice = completion["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there"}
+    assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there", "refusal": None}
     assert choice["finish_reason"] == "stop"
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (5, 3, 0)
     assert completion["usage"]["total_tokens"] == 8

@@ -66,7 +66,7 @@ async def test_plain_completion_and_usage(provider, fake):
     obj, usage = await provider.complete(chat("Hello there [[cached]]"), ROUTE)
     assert obj["object"] == "chat.completion" and obj["model"] == "gemini-test"
     choice = obj["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there [[cached]]"}
+    assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there [[cached]]", "refusal": None}
     assert choice["finish_reason"] == "stop"
     # prompt = 3 words + 3; cached = half of it; 4 words of reply
     assert usage == Usage(prompt_tokens=6, completion_tokens=4, cached_tokens=3, reasoning_tokens=0)

@@ -5,6 +5,7 @@ ends the stream with response.failed and costs only what was produced."""
 
 import base64
 import io
+from decimal import Decimal
 
 import openai
 import pytest
@@ -79,3 +80,30 @@ def test_a_vendor_failing_mid_stream_ends_with_response_failed(api_server, kim, 
     assert events[-1].response.status == "failed" and events[-1].response.error.code == "server_error"
     [row] = usage_rows(kim)
     assert row.status == "error"
+
+
+def test_tools_without_a_chat_form_reach_only_openai_and_are_held_for(api_server, kim, vendors):
+    from billing.models import Hold
+
+    patch_tool = {"type": "custom", "name": "apply_patch", "description": "Apply a patch. " + "word " * 4000}
+    client = sdk(api_server, kim)
+    client.responses.create(model="gpt-4o", input="plain")
+    client.responses.create(model="gpt-4o", input="with a freeform tool", tools=[patch_tool])
+    assert vendors["openai"].requests[-1]["json"]["tools"] == [patch_tool]
+    plain, with_tool = Hold.objects.filter(account=kim.account).order_by("id")
+    assert with_tool.amount - plain.amount >= Decimal("0.008")  # its ~4,000 tokens at $2.00/1M are in the bound
+
+    client.responses.create(model="claude-haiku-4-5", input="with a freeform tool", tools=[patch_tool])
+    assert "tools" not in vendors["anthropic"].requests[-1]["json"]
+
+
+def test_freeform_tool_calls_in_history_reach_a_translated_model(api_server, kim, vendors):
+    resp = sdk(api_server, kim).responses.create(model="claude-haiku-4-5", input=[
+        {"role": "user", "content": "patch the file"},
+        {"type": "custom_tool_call", "call_id": "call_1", "name": "apply_patch", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed"}])
+    sent = vendors["anthropic"].requests[-1]["json"]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"][0]["type"] == "tool_use" and sent[1]["content"][0]["input"] == {"input": "*** Begin Patch"}
+    assert resp.output_text == "The tool said: Done!"

@@ -26,7 +26,8 @@ def new_id(prefix: str) -> str:
 
 def usage_object(usage: Usage, cost=None) -> dict:
     out = {"input_tokens": usage.prompt_tokens,
-           "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
+           "input_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                    "cache_write_tokens": getattr(usage, "cache_write_tokens", 0)},
            "output_tokens": usage.completion_tokens,
            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
            "total_tokens": usage.prompt_tokens + usage.completion_tokens}

@@ -5,8 +5,9 @@ a list of items (messages with input_text / input_image / output_text / refusal 
 `function_call`, `function_call_output`; `reasoning` and `item_reference` items are tolerated and
 left out of the translation); `instructions` becomes the system message; function tools are
 un-flattened; `text.format`, `reasoning.effort`, `max_output_tokens` map to their Chat Completions
-fields. Tools of other types (web search, custom, local shell, ...) have no Chat Completions form
-and are left out of translated requests; the OpenAI pass-through forwards them unchanged.
+fields. Tools of other types (web search, custom, local shell, ...) and items without a Chat
+Completions form have no place in a translated request; the OpenAI pass-through forwards them
+unchanged, and `uncounted()` gives them to the hold, which must cover that request too.
 """
 
 import json
@@ -99,10 +100,13 @@ def messages_from_items(items: list) -> list[dict]:
             last.setdefault("tool_calls", []).append(_tool_call(item, field))
         elif kind == "function_call_output":
             messages.append(_tool_output(item, field))
-        elif kind in ("reasoning", "item_reference"):
-            continue  # tolerated: the vendors behind a translation cannot take them back
-        else:
-            raise _bad(f"{field}.type", f"input item type '{kind}' is not supported on this model")
+        elif kind == "custom_tool_call":  # a freeform tool's call: its text as the one argument
+            custom = {**item, "arguments": json.dumps({"input": item.get("input") or ""})}
+            messages.append({"role": "assistant", "content": None, "tool_calls": [_tool_call(custom, field)]})
+        elif kind == "custom_tool_call_output":
+            messages.append(_tool_output(item, field))
+        # anything else (reasoning, item references, hosted tools' calls) has no Chat Completions
+        # form: left out here, forwarded as it is to OpenAI's own Responses API
     for message in messages:
         if message["role"] == "assistant" and message.get("tool_calls") and message.get("content") == "":
             message["content"] = None
@@ -164,6 +168,17 @@ def response_format(text) -> dict | None:
         schema.setdefault("name", "response")
         return {"type": "json_schema", "json_schema": schema}
     raise _bad("text.format.type", "must be 'text', 'json_object' or 'json_schema'")
+
+
+_TRANSLATED_ITEMS = {"message", "function_call", "function_call_output", "custom_tool_call",
+                     "custom_tool_call_output"}
+
+
+def uncounted(body: dict, items: list) -> list:
+    """What OpenAI's own Responses API would get but the canonical body lacks: tools of other types
+    and untranslated items (e.g. encrypted reasoning). Only for sizing the hold."""
+    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") != "function"]
+    return tools + [i for i in items if isinstance(i, dict) and i.get("type", "message") not in _TRANSLATED_ITEMS]
 
 
 def chat_body(body: dict, history: list) -> dict:

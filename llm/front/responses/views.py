@@ -20,6 +20,7 @@ from .events import ResponseEvents
 from .relay import Relay
 
 ENDPOINT = "responses"
+_UNCOUNTED = "x_gpuniq_responses_only"
 
 
 def _check(body: dict) -> None:
@@ -52,7 +53,11 @@ async def create_response(request):
     history = await store.history(user_id, body["previous_response_id"]) if body.get("previous_response_id") else []
     items = history + translate.input_items(body)
     canonical = translate.chat_body(body, history)
+    extra = translate.uncounted(body, items)
+    if extra:  # the hold covers what the OpenAI pass-through would send; no vendor gets this key
+        canonical[_UNCOUNTED] = extra
     prepared = await chat.prepare(request.principal, canonical, request_id=request.request_id, endpoint=ENDPOINT)
+    prepared.request.body.pop(_UNCOUNTED, None)
     prepared.request.responses_body = _forwarded(body, items)
     keep = body.get("store", True)
     shell = reply.shell(body, response_id=reply.new_id("resp"), slug=prepared.model.slug, status="in_progress")
