@@ -18,7 +18,7 @@ REFUSED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "log
 
 def fit(request: ChatRequest, model: ModelInfo) -> None:
     """Adjust `request` in place for `model` (a no-op for models without restrictions)."""
-    if FIXED_SAMPLING not in model.capabilities:
+    if FIXED_SAMPLING not in getattr(model, "capabilities", ()):
         return
     body = {k: v for k, v in request.body.items() if k not in REFUSED}
     if "max_tokens" in body:
