@@ -14,8 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 from . import logs
 from .env import envbool, envfloat, envint, envlist, envstr
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str(BASE_DIR / "var")))
+SITE_DIR = Path(__file__).resolve().parent  # templates/ and static/ ship inside this package
+BASE_DIR = SITE_DIR.parent  # the checkout, or site-packages in an installed (non-editable) layout
+IN_CHECKOUT = (BASE_DIR / "manage.py").exists()
+# Files the embedded default writes: beside manage.py in a checkout, under the working directory when
+# installed (never into site-packages).
+VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str((BASE_DIR if IN_CHECKOUT else Path.cwd()) / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -76,7 +80,7 @@ ASGI_APPLICATION = "gpuniq_site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SITE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "builtins": ["billing.templatetags.money"],  # {{ amount|usd }} everywhere
@@ -137,6 +141,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Two queues (gpuniq_site.celery): jobs (chat and media jobs, minutes each) and periodic (reapers,
+# the stale-hold release; milliseconds each), so a backlog of jobs never delays a reaper. A worker
+# started without -Q consumes both (make run); production runs one worker per queue.
+GPUNIQ_JOBS_QUEUE = envstr("GPUNIQ_JOBS_QUEUE", "jobs")
+GPUNIQ_PERIODIC_QUEUE = envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")
+GPUNIQ_STALE_HOLDS_EVERY = envfloat("GPUNIQ_STALE_HOLDS_EVERY", 60.0)  # seconds between beat runs
+GPUNIQ_REAP_CHAT_JOBS_EVERY = envfloat("GPUNIQ_REAP_CHAT_JOBS_EVERY", 30.0)
+GPUNIQ_REAP_MEDIA_JOBS_EVERY = envfloat("GPUNIQ_REAP_MEDIA_JOBS_EVERY", 15.0)
+# A worker's database pool: 0 = sized from its own concurrency (gpuniq_site.worker_pool).
+GPUNIQ_WORKER_DB_POOL = envint("GPUNIQ_WORKER_DB_POOL", 0)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -156,9 +170,9 @@ EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.Email
 
 # --- Static files -----------------------------------------------------------
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [SITE_DIR / "static"]
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
