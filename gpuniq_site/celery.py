@@ -13,17 +13,18 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
 
-from django.conf import settings  # noqa: E402 — after the settings module is named
+from .env import envfloat, envstr  # noqa: E402
 
 app = Celery("gpuniq_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-JOBS, PERIODIC = settings.GPUNIQ_JOBS_QUEUE, settings.GPUNIQ_PERIODIC_QUEUE
+# Read here, not in settings: this module is imported while the settings module loads.
+JOBS, PERIODIC = envstr("GPUNIQ_JOBS_QUEUE", "jobs"), envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")
 SCHEDULE = {  # beat entry → (task, seconds between runs)
-    "release-stale-holds": ("billing.release_stale_holds", settings.GPUNIQ_STALE_HOLDS_EVERY),
-    "reap-chat-jobs": ("llm.reap_chat_jobs", settings.GPUNIQ_REAP_CHAT_JOBS_EVERY),
-    "reap-media-jobs": ("media_jobs.reap_media_jobs", settings.GPUNIQ_REAP_MEDIA_JOBS_EVERY),
+    "release-stale-holds": ("billing.release_stale_holds", envfloat("GPUNIQ_STALE_HOLDS_EVERY", 60.0)),
+    "reap-chat-jobs": ("llm.reap_chat_jobs", envfloat("GPUNIQ_REAP_CHAT_JOBS_EVERY", 30.0)),
+    "reap-media-jobs": ("media_jobs.reap_media_jobs", envfloat("GPUNIQ_REAP_MEDIA_JOBS_EVERY", 15.0)),
 }
 app.conf.task_default_queue = JOBS
 app.conf.task_queues = (Queue(JOBS), Queue(PERIODIC))

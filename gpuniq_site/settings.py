@@ -141,14 +141,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Two queues (gpuniq_site.celery): jobs (chat and media jobs, minutes each) and periodic (reapers,
-# the stale-hold release; milliseconds each), so a backlog of jobs never delays a reaper. A worker
-# started without -Q consumes both (make run); production runs one worker per queue.
-GPUNIQ_JOBS_QUEUE = envstr("GPUNIQ_JOBS_QUEUE", "jobs")
-GPUNIQ_PERIODIC_QUEUE = envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")
-GPUNIQ_STALE_HOLDS_EVERY = envfloat("GPUNIQ_STALE_HOLDS_EVERY", 60.0)  # seconds between beat runs
-GPUNIQ_REAP_CHAT_JOBS_EVERY = envfloat("GPUNIQ_REAP_CHAT_JOBS_EVERY", 30.0)
-GPUNIQ_REAP_MEDIA_JOBS_EVERY = envfloat("GPUNIQ_REAP_MEDIA_JOBS_EVERY", 15.0)
+# Queues and the beat schedule's intervals: gpuniq_site.celery (read there, before settings load).
 # A worker's database pool: 0 = sized from its own concurrency (gpuniq_site.worker_pool).
 GPUNIQ_WORKER_DB_POOL = envint("GPUNIQ_WORKER_DB_POOL", 0)
 
