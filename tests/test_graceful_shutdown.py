@@ -2,6 +2,7 @@
 GPUNIQ_DRAIN_SECONDS finishes whole and is settled; one still running then is cut, and billed
 for what it produced before the process closes its pools — no hold left for the stale-hold task."""
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -97,3 +98,22 @@ def test_sigterm_drains_a_short_stream_and_bills_a_cut_one(web_server, committed
     assert charged == bob_usage.cost_usd > Decimal("0")
     print(f"DRAIN grace={DRAIN}s short_finished_after={short['ended'] - signalled:.2f}s "
           f"long_cut_after={long_['ended'] - signalled:.2f}s long_billed={bob_usage.cost_usd} exited_after={stopped:.2f}s")
+
+
+async def test_a_cancellation_that_meets_a_keepalive_tick_still_cancels_the_read():
+    """Seen in the test above about once in five runs: the server cancelled a stream's body task
+    at the end of the drain period and, in the same loop iteration, the keep-alive timer fired;
+    the read took the real cancellation for its own tick, the stream carried on and ended with
+    [DONE] after the process had been told to stop."""
+    from llm.providers.wire_body import TICK, Ticker
+
+    ticker = Ticker(60.0)
+    never = asyncio.Event()
+    task = asyncio.create_task(ticker.read(never.wait))
+    await asyncio.sleep(0)  # the task waits in read()
+    task.cancel()  # the real cancellation ...
+    ticker.last_event -= 120.0
+    ticker._fire()  # ... and the keep-alive timer, before the task runs again
+    with pytest.raises(asyncio.CancelledError):
+        assert await task is not TICK
+    ticker.stop()
