@@ -208,7 +208,8 @@ GPUNIQ_REDIS_RETRY_SECONDS = envfloat("GPUNIQ_REDIS_RETRY_SECONDS", 2.0)
 GPUNIQ_REDIS_MAX_CONNECTIONS = envint("GPUNIQ_REDIS_MAX_CONNECTIONS", 64)  # per process and event loop
 GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS = envint("GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS", 30)
 GPUNIQ_METRICS_TOKEN = envstr("GPUNIQ_METRICS_TOKEN")  # /metrics: bearer token; unset = loopback only
-GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", ["celery"])
+GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", [envstr("GPUNIQ_JOBS_QUEUE", "jobs"),  # gpuniq_site.celery
+                                                       envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")])
 GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
 GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
