@@ -1,9 +1,7 @@
 #!/usr/bin/env python
-import os
-import sys
+"""Django's management commands from a checkout (installed: `gpuniq-manage`)."""
+
+from gpuniq_site.manage import main
 
 if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
+    main()

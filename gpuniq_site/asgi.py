@@ -5,7 +5,8 @@
 - Other /v1/ requests (DRF views) go through a Django handler with only the API middleware
   (request ids, error envelopes).
 - Everything else (dashboard, admin, static files) gets the full stack: sessions, CSRF, auth.
-- Lifespan events warm each worker process before its first request (gpuniq_site.lifespan).
+- Lifespan events warm each worker process before its first request and, at shutdown, wait for
+  requests in flight to settle before closing its pools (gpuniq_site.lifespan).
 """
 
 import os
@@ -41,8 +42,12 @@ api_app = CorsApp(LeanApiApp(fallback=ApiASGIHandler()))
 
 
 async def application(scope, receive, send):
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-        return await api_app(scope, receive, send)
     if scope["type"] == "lifespan":
         return await lifespan.serve(receive, send)
-    return await site_app(scope, receive, send)
+    lifespan.in_flight.open += 1  # shutdown waits for these (a cut stream still settles its hold)
+    try:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            return await api_app(scope, receive, send)
+        return await site_app(scope, receive, send)
+    finally:
+        lifespan.in_flight.open -= 1

@@ -19,6 +19,17 @@ log = logging.getLogger("gpuniq.db")
 _executor: ThreadPoolExecutor | None = None
 
 
+class Sizes:
+    """Pool sizes of this process: DB_POOL_MAX for an app process; a Celery worker replaces them
+    with ones derived from its concurrency (size_for_worker) before its first query."""
+
+    executor_threads: int | None = None  # None: from DB_POOL_MAX
+    async_pool_max: int | None = None  # per event loop
+
+
+sizes = Sizes()
+
+
 def _pooled() -> bool:
     return "pool" in settings.DATABASES["default"].get("OPTIONS", {})
 
@@ -26,9 +37,30 @@ def _pooled() -> bool:
 def executor() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:
-        size = max(4, settings.DB_POOL_MAX) if _pooled() else 8
+        size = sizes.executor_threads or (max(4, settings.DB_POOL_MAX) if _pooled() else 8)
         _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="db")
     return _executor
+
+
+def size_for_worker(concurrency: int) -> int:
+    """Size this worker process's database pools from its own concurrency; answer the sync pool size.
+
+    Each of the `concurrency` job threads holds a connection only for short ORM calls (claim,
+    outcome), never while its job waits on a vendor (loops.run_isolated gives it back); the job's
+    own database work runs on `concurrency` executor threads. So 2 x concurrency connections (+2
+    for the heartbeats' slack) mean no thread ever waits for one, whatever DB_POOL_MAX says —
+    with DB_POOL_MAX = -c, jobs used to wait 30 s and fail ("couldn't get a connection").
+    GPUNIQ_WORKER_DB_POOL overrides the figure. Each job's event loop gets an async pool of 2."""
+    from django.db import connections
+
+    size = settings.GPUNIQ_WORKER_DB_POOL or 2 * concurrency + 2
+    sizes.executor_threads, sizes.async_pool_max = max(concurrency, 1), 2
+    options = connections["default"].settings_dict.get("OPTIONS", {})
+    if isinstance(options.get("pool"), dict):
+        connections["default"].close_pool()  # none is open yet; a pool made earlier would keep its size
+        options["pool"] = {**options["pool"], "max_size": size}
+    log.info("worker database pool: %d connections for %d threads", size, concurrency)
+    return size
 
 
 def _call(fn, args, kwargs):
@@ -75,8 +107,9 @@ async def pg_pool():
     loop = asyncio.get_running_loop()
     pool = _async_pools.get(loop)
     if pool is None:
-        pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=max(4, settings.DB_POOL_MAX),
-                                   kwargs={"autocommit": True}, open=False, timeout=30)
+        size = sizes.async_pool_max or max(4, settings.DB_POOL_MAX)
+        pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=size, kwargs={"autocommit": True},
+                                   open=False, timeout=30)
         _async_pools[loop] = pool
         await pool.open()
     return pool

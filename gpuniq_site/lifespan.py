@@ -12,8 +12,19 @@ on each of its passes over the old generation.
 import asyncio
 import gc
 import logging
+import time
 
 log = logging.getLogger("gpuniq.lifespan")
+SETTLE_SECONDS = 15.0  # after the drain period: how long cut requests get to record what they cost
+
+
+class InFlight:
+    """Requests this process is serving (gpuniq_site.asgi counts them)."""
+
+    open = 0
+
+
+in_flight = InFlight()
 
 
 async def warm() -> None:
@@ -43,8 +54,25 @@ async def warm() -> None:
     gc.freeze()
 
 
+async def settle_in_flight(limit: float = SETTLE_SECONDS) -> int:
+    """Wait until no request is in flight, at most `limit` seconds; answer how many still are.
+
+    uvicorn shuts down in this order: stop accepting, let requests run for the drain period
+    (--timeout-graceful-shutdown, GPUNIQ_DRAIN_SECONDS under gpuniq-web), cancel the rest, then send
+    lifespan.shutdown. A cancelled stream settles its hold on its way out (llm.streaming bills what
+    was produced); closing the pools before that would leave the hold open until the stale-hold
+    task, and the user unbilled."""
+    ends = time.monotonic() + limit
+    while in_flight.open and time.monotonic() < ends:
+        await asyncio.sleep(0.02)
+    if in_flight.open:
+        log.error("shutting down with %d request(s) still settling", in_flight.open)
+    return in_flight.open
+
+
 async def serve(receive, send) -> None:
-    """The lifespan protocol: warm on startup, close this loop's resources on shutdown."""
+    """The lifespan protocol: warm on startup; on shutdown let requests in flight settle, then close
+    this loop's resources."""
     from .loops import close_loop_resources
 
     while True:
@@ -53,6 +81,7 @@ async def serve(receive, send) -> None:
             await warm()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await settle_in_flight()
             await close_loop_resources()
             await send({"type": "lifespan.shutdown.complete"})
             return

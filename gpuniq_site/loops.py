@@ -30,7 +30,13 @@ async def close_loop_resources() -> None:
 
 
 def run_isolated(coro_factory: Callable[[], Awaitable], /):
-    """asyncio.run(coro_factory()) in a new loop, closing the loop's resources afterwards."""
+    """asyncio.run(coro_factory()) in a new loop, closing the loop's resources afterwards.
+
+    The calling thread first gives back its database connection: a job waits minutes on a
+    vendor, and a thread sitting on a pooled connection meanwhile starves the job's own database
+    calls (gpuniq_site.db runs them on other threads, from the same pool)."""
+    _release_thread_connection()
+
     async def main():
         try:
             return await coro_factory()
@@ -38,3 +44,10 @@ def run_isolated(coro_factory: Callable[[], Awaitable], /):
             await close_loop_resources()
 
     return asyncio.run(main())
+
+
+def _release_thread_connection() -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        connection.close()  # pooled: back to the pool; otherwise reopened on the next query

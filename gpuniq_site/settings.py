@@ -14,8 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 from . import logs
 from .env import envbool, envfloat, envint, envlist, envstr
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str(BASE_DIR / "var")))
+SITE_DIR = Path(__file__).resolve().parent  # templates/ and static/ ship inside this package
+BASE_DIR = SITE_DIR.parent  # the checkout, or site-packages in an installed (non-editable) layout
+IN_CHECKOUT = (BASE_DIR / "manage.py").exists()
+# Files the embedded default writes: beside manage.py in a checkout, under the working directory when
+# installed (never into site-packages).
+VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str((BASE_DIR if IN_CHECKOUT else Path.cwd()) / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -76,7 +80,7 @@ ASGI_APPLICATION = "gpuniq_site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SITE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "builtins": ["billing.templatetags.money"],  # {{ amount|usd }} everywhere
@@ -137,6 +141,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Queues and the beat schedule's intervals: gpuniq_site.celery (read there, before settings load).
+# A worker's database pool: 0 = sized from its own concurrency (gpuniq_site.worker_pool).
+GPUNIQ_WORKER_DB_POOL = envint("GPUNIQ_WORKER_DB_POOL", 0)
 
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -156,9 +163,9 @@ EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.Email
 
 # --- Static files -----------------------------------------------------------
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [SITE_DIR / "static"]
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -201,7 +208,8 @@ GPUNIQ_REDIS_RETRY_SECONDS = envfloat("GPUNIQ_REDIS_RETRY_SECONDS", 2.0)
 GPUNIQ_REDIS_MAX_CONNECTIONS = envint("GPUNIQ_REDIS_MAX_CONNECTIONS", 64)  # per process and event loop
 GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS = envint("GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS", 30)
 GPUNIQ_METRICS_TOKEN = envstr("GPUNIQ_METRICS_TOKEN")  # /metrics: bearer token; unset = loopback only
-GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", ["celery"])
+GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", [envstr("GPUNIQ_JOBS_QUEUE", "jobs"),  # gpuniq_site.celery
+                                                       envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")])
 GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
 GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))

@@ -51,9 +51,11 @@ def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class Worker:
     """A real Celery worker process (threads pool) on the same broker, database and Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 4, name: str = "w1"):
+    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 4, name: str = "w1",
+                 args: tuple[str, ...] = ()):
         self.env = env or {}
         self.concurrency = concurrency
+        self.args = args  # e.g. ("-Q", "periodic") or ("-B", "-s", path)
         self.name = name
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(settings.VAR_DIR) / f"worker-{name}-{os.getpid()}.log"
@@ -61,7 +63,7 @@ class Worker:
     def start(self) -> "Worker":
         cmd = [sys.executable, "-m", "celery", "-A", "gpuniq_site", "worker", "-P", "threads", "-c",
                str(self.concurrency), "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip",
-               "--without-mingle", "--without-heartbeat"]
+               "--without-mingle", "--without-heartbeat", *self.args]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=service_env(self.env), stdout=self.log,
                                      stderr=subprocess.STDOUT)

@@ -93,13 +93,16 @@ class Ticker:
         now, due = self.clock(), self.last_event + self.interval
         if now >= due:
             if self.reading is not None and not self.ticked:
-                self.base, self.ticked = self.reading.cancelling(), True
+                self.ticked = True
                 self.reading.cancel()
             self.last_event = due = now
         self.handle = asyncio.get_running_loop().call_at(due + self.interval, self._fire)
 
     async def read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         task = self.reading = asyncio.current_task()
+        # cancellations requested before this read: counted here, not when the timer fires, or a
+        # real cancel that lands in the same loop iteration as a tick would be taken for the tick
+        self.base = task.cancelling()
         try:
             return await read()
         except asyncio.CancelledError:

@@ -1,0 +1,15 @@
+"""`gpuniq-manage`: Django's management commands for an installed gateway (no manage.py there)."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
