@@ -29,6 +29,7 @@ def prepare() -> str:
     from billing.models import LedgerEntry
 
     call_command("migrate", verbosity=0, interactive=False)
+    call_command("collectstatic", verbosity=0, interactive=False)  # hashed, compressed copies under var/
     call_command("sync_catalog", path=str(settings.GPUNIQ_CATALOG_PATH))
     user = User.objects.filter(email=DEMO_EMAIL).first()
     if user is None:

@@ -161,9 +161,10 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Hashed names (cached for a year, `immutable`) and .gz/.br siblings, written by `collectstatic`
+    # (run by `make run`, the test session and the deploy's release step).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 LANGUAGE_CODE = "en-us"
@@ -202,7 +203,6 @@ GPUNIQ_REDIS_MAX_CONNECTIONS = envint("GPUNIQ_REDIS_MAX_CONNECTIONS", 64)  # per
 GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS = envint("GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS", 30)
 GPUNIQ_METRICS_TOKEN = envstr("GPUNIQ_METRICS_TOKEN")  # /metrics: bearer token; unset = loopback only
 GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", ["celery"])
-GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
 GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
 GPUNIQ_MAX_BODY_BYTES = envint("GPUNIQ_MAX_BODY_BYTES", 25 * 1024 * 1024)
