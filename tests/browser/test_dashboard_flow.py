@@ -170,7 +170,7 @@ def test_the_console_in_dark_mode_on_a_phone_and_by_keyboard(page, dashboard_sit
     hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
     user.password = hasher.encode(PASSWORD, hasher.salt())
     user.save(update_fields=["password"])
-    TopUp.objects.create(user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal("50"), status="paid")
+    TopUp.objects.create(user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal(50), status="paid")
     seed_history(user.email, days=90)
 
     page.goto(site.url + "/login/")
