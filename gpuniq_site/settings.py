@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from . import logs
-from .env import envbool, envfloat, envint, envlist, envstr
+from .env import envbool, envdecimal, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("GPUNIQ_VAR_DIR", str(BASE_DIR / "var")))
@@ -236,6 +236,8 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "GPUniq <no-reply@localhost>")
 TOPUP_PRESETS_USD = [int(v) for v in envlist("TOPUP_PRESETS_USD", ["5", "10", "25", "50"])]
 TOPUP_MIN_USD = envint("TOPUP_MIN_USD", 5)
 TOPUP_MAX_USD = envint("TOPUP_MAX_USD", 1000)
+# Credit every new account gets at sign-up (USD, through a ledger adjustment); 0 = none.
+SIGNUP_CREDIT_USD = envdecimal("SIGNUP_CREDIT_USD", "0")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = envint("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 STRIPE_TIMEOUT_SECONDS = envfloat("STRIPE_TIMEOUT_SECONDS", 20.0)
 # YooKassa (RUB): on when shop id, secret key and a rate are set. The rate is RUB per USD, fixed on
