@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from . import pages
+from . import models_page, pages
 
 # "chat" (no arguments) is the web chat; the native API's "chat" route takes a chat_id, so
 # reverse() tells them apart. Per-chat pages use their own names.
 page_patterns: list = [
+    path("models/", models_page.models_page, name="models"),
     path("chat/", pages.chat_home, name="chat"),
     path("chat/new", pages.chat_new, name="chat-new"),
     path("chat/list", pages.chat_list, name="chat-list"),
