@@ -17,5 +17,6 @@ page_patterns: list = [
     path("chat/<int:chat_id>/delete", pages.chat_delete, name="chat-delete"),
     path("chat/<int:chat_id>/messages", pages.chat_transcript, name="chat-transcript"),
     path("chat/<int:chat_id>/send", pages.chat_send, name="chat-send"),
+    path("chat/<int:chat_id>/stop", pages.chat_stop, name="chat-stop"),
     path("chat/<int:chat_id>/images/<int:message_id>", pages.chat_image, name="chat-image"),
 ]

@@ -20,7 +20,7 @@ from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 from media_jobs.validation import NANO_BANANA
 
-from . import chat, chat_images, chat_turns, chats
+from . import chat, chat_images, chat_stop, chat_turns, chats
 from .catalog import snapshot
 from .markdown import to_html
 from .models import Chat, ChatMessage
@@ -160,7 +160,7 @@ async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: 
     prepared.request.include_usage = True
     response = await start_stream(prepared)
     response.streaming_content = chat_turns.record_stream(response.streaming_content, plan, principal.user_id,
-                                                          request_id)
+                                                          request_id, chat_stop.checker(principal.user_id, request_id))
     return response
 
 

@@ -69,9 +69,9 @@ def _clean_redis():
 def _static_files_collected():
     """Pages name static files by their hashed names (the manifest storage): collect them once,
     before any page renders or server process starts."""
-    from django.core.management import call_command
+    from gpuniq_site.static_build import collect_if_changed
 
-    call_command("collectstatic", verbosity=0, interactive=False)
+    collect_if_changed()
 
 
 @pytest.fixture(scope="session")
