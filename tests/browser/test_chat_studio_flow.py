@@ -32,7 +32,7 @@ def test_chat_then_studio_then_usage(page, playground_site, shoot):
     site = playground_site
     user = log_in(page, site, "pia")
 
-    page.get_by_role("link", name="Chat").click()
+    page.get_by_role("link", name="Chat", exact=True).click()
     expect(page).to_have_url(re.compile(r"/chat/$"))
     shoot("30-chat")
     page.get_by_role("button", name="Start a chat").click()

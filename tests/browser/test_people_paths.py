@@ -120,3 +120,18 @@ def test_the_period_buttons_keep_the_usage_filters(page, playground_site, shoot,
     expect(page.locator("#usage-table tbody tr")).to_have_count(1)
     expect(page.locator("#usage-table tbody")).to_contain_text("error")
     shoot(f"64-usage-filtered-7-days-{viewport['width']}")
+
+
+def test_the_sandbox_video_plays_in_chromium(page, playground_site, shoot):
+    from media_jobs import storage
+    from media_jobs.providers.base import VideoSpec
+    from media_jobs.providers.sandbox import video_bytes
+
+    data = video_bytes(VideoSpec("kling-2-6", "waves on a beach", 3, "9:16", None, False, None, "t2v"))
+    link = f"{playground_site.url}/v1/llm/media/{storage.sign(storage.save('results', 'video', data, 'video/mp4'))}"
+    page.set_content(f'<video id="v" muted playsinline src="{link}"></video>')
+    page.evaluate("document.getElementById('v').play()")
+    page.wait_for_function("document.getElementById('v').currentTime > 0.3", timeout=15000)
+    assert page.evaluate("[v.videoWidth, v.videoHeight, v.error]".replace("v.", "document.getElementById('v').")) \
+        == [360, 640, None]
+    shoot("65-sandbox-video-playing", full_page=False)
