@@ -38,7 +38,7 @@ log = logging.getLogger("gpuniq.chat_turns")
 MAX_MESSAGE_CHARS = 1_000_000
 DEFAULT_OUTPUT_RESERVE = 4096
 FRAMING_TOKENS = 64  # kept free for the role framing vendors add around messages
-_OPTIONS = ("temperature", "max_tokens", "top_p", "stream")
+_OPTIONS = ("temperature", "max_tokens", "top_p", "stream", "reasoning_effort")
 STOP_CHECK_SECONDS = 0.25  # how often a streaming web-chat reply looks for a stop from the page
 
 

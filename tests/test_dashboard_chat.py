@@ -224,3 +224,23 @@ def test_the_dashboards_own_key_is_not_listed_and_its_name_is_reserved(client, c
     assert DASHBOARD_KEY_NAME not in page
     refused = client.post("/keys/create", {"name": DASHBOARD_KEY_NAME, "rpm": 120})
     assert "reserved" in refused.content.decode()
+
+
+def test_playground_settings_become_the_turns_options_and_bad_ones_are_refused():
+    from django.http import QueryDict
+
+    from gpuniq_site.errors import ApiError
+    from llm.web_chat import turn_body
+
+    form = QueryDict(mutable=True)
+    form.update({"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": "0.3",
+                 "max_tokens": "64", "reasoning_effort": "low"})
+    assert turn_body(form) == {"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": 0.3,
+                               "max_tokens": 64, "reasoning_effort": "low"}
+    empty = QueryDict("message=hi&temperature=&max_tokens=&reasoning_effort=&system_prompt=")
+    assert turn_body(empty) == {"message": "hi", "model": None, "system_prompt": ""}
+    for field, value in [("temperature", "3"), ("temperature", "warm"), ("max_tokens", "0"), ("max_tokens", "1.5")]:
+        with pytest.raises(ApiError) as refused:
+            turn_body(QueryDict(f"message=hi&{field}={value}"))
+        assert refused.value.code == "invalid_parameter" and refused.value.meta == {"field": field}
+    assert "reasoning_effort" not in turn_body(QueryDict("message=hi&reasoning_effort=extreme"))

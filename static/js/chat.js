@@ -170,6 +170,32 @@
     setTimeout(function () { if (controller === current) current.abort(); }, 8000);
   }
 
+  /* "View code": the current settings as curl, Python (OpenAI SDK) and JavaScript (OpenAI SDK). */
+  var code = form.querySelector("[data-view-code]");
+  function settings() {
+    var value = function (name) { var el = form.querySelector("[name=" + name + "]"); return el ? el.value.trim() : ""; };
+    var body = { model: select.value, messages: [] };
+    if (value("system_prompt")) body.messages.push({ role: "system", content: value("system_prompt") });
+    body.messages.push({ role: "user", content: textarea.value.trim() || "Hello!" });
+    if (value("temperature")) body.temperature = Number(value("temperature"));
+    if (value("max_tokens")) body.max_tokens = parseInt(value("max_tokens"), 10);
+    if (value("reasoning_effort")) body.reasoning_effort = value("reasoning_effort");
+    return body;
+  }
+  function pyValue(v) { return JSON.stringify(v, null, 4).replace(/\btrue\b/g, "True").replace(/\bfalse\b/g, "False").replace(/\bnull\b/g, "None"); }
+  function showCode() {
+    if (!code) return;
+    var base = code.getAttribute("data-base-url").replace(/\/$/, "") + "/v1/openai";
+    var body = settings(), json = JSON.stringify(body, null, 2);
+    var args = Object.keys(body).map(function (k) { return "    " + k + "=" + pyValue(body[k]).replace(/\n/g, "\n    ") + ","; }).join("\n");
+    code.querySelector("[data-code=curl]").textContent = "curl " + base + "/chat/completions \\\n  -H \"Authorization: Bearer $GPUNIQ_API_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '" + json.replace(/'/g, "'\\''") + "'";
+    code.querySelector("[data-code=python]").textContent = "import os\nfrom openai import OpenAI\n\nclient = OpenAI(api_key=os.environ[\"GPUNIQ_API_KEY\"], base_url=\"" + base + "\")\nreply = client.chat.completions.create(\n" + args + "\n)\nprint(reply.choices[0].message.content)";
+    code.querySelector("[data-code=js]").textContent = "import OpenAI from \"openai\";\n\nconst client = new OpenAI({ apiKey: process.env.GPUNIQ_API_KEY, baseURL: \"" + base + "\" });\nconst reply = await client.chat.completions.create(" + json.replace(/\n/g, "\n") + ");\nconsole.log(reply.choices[0].message.content);";
+  }
+  form.addEventListener("input", showCode);
+  form.addEventListener("change", showCode);
+  showCode();
+
   form.addEventListener("submit", function (event) {
     if (!window.fetch || !window.ReadableStream) return;  /* an old browser posts the form: the page answers */
     event.preventDefault(); send();

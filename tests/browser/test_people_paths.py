@@ -135,3 +135,36 @@ def test_the_sandbox_video_plays_in_chromium(page, playground_site, shoot):
     assert page.evaluate("[v.videoWidth, v.videoHeight, v.error]".replace("v.", "document.getElementById('v').")) \
         == [360, 640, None]
     shoot("65-sandbox-video-playing", full_page=False)
+
+
+@VIEWPORTS
+def test_playground_settings_reach_the_vendor_and_view_code_shows_them(page, playground_site, fake_vendors, shoot,
+                                                                       viewport):
+    page.set_viewport_size(viewport)
+    user = log_in(page, playground_site, f"sam{viewport['width']}")
+    page.goto(playground_site.url + "/chat/")
+    page.get_by_role("button", name="Start a chat").click()
+    page.get_by_text("Settings", exact=True).click()
+    page.get_by_label("System prompt").fill("Answer like a pirate")
+    page.get_by_label("Temperature").fill("0.3")
+    page.get_by_label("Max tokens").fill("64")
+    page.get_by_label("Reasoning effort").select_option("low")
+    page.get_by_label("Message").fill("Where is the treasure?")
+    page.get_by_text("View code", exact=True).click()
+    curl = page.locator("[data-code=curl]")
+    for text in ['"temperature": 0.3', '"max_tokens": 64', '"reasoning_effort": "low"', '"Answer like a pirate"',
+                 "/v1/openai/chat/completions", "Where is the treasure?"]:
+        expect(curl).to_contain_text(text)
+    page.get_by_role("tab", name="Python").click()
+    expect(page.locator("[data-code=python]")).to_contain_text("temperature=0.3")
+    page.get_by_role("tab", name="JavaScript").click()
+    expect(page.locator("[data-code=js]")).to_contain_text('baseURL: "' + playground_site.url + '/v1/openai"')
+    shoot(f"66-chat-settings-view-code-{viewport['width']}")
+    page.get_by_label("Message").press("Enter")
+    expect(page.locator(".msg-assistant .md").last).to_contain_text("Echo: Where is the treasure?", timeout=15000)
+    sent = next(r["json"] for r in reversed(fake_vendors["anthropic"].requests)
+                if "Where is the treasure?" in str(r["json"].get("messages")))
+    assert "pirate" in str(sent["system"])
+    # low effort on Claude Haiku 4.5 is extended thinking with a budget on top of the 64 answer tokens
+    assert sent["thinking"]["type"] == "enabled" and sent["max_tokens"] == sent["thinking"]["budget_tokens"] + 64
+    assert Chat.objects.get(user=user).system_prompt == "Answer like a pirate"
