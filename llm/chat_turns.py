@@ -12,8 +12,8 @@ messages were. The kept history always starts with a user message. An image turn
 
 Streams: the turn is stored when the stream ends normally (before its final `[DONE]` event
 reaches the client), with the tokens and cost of its usage row. A stream stopped from the page
-(llm.chat_stop) or abandoned is billed for what was produced (llm.streaming) and its partial
-reply is kept, marked stopped; a stream that fails leaves no turn in the history.
+(llm.chat_stop) or abandoned is billed for what was produced (llm.streaming); the web chat keeps
+its partial reply, marked stopped, the API does not; a stream that fails leaves no turn.
 """
 
 import asyncio
@@ -229,8 +229,8 @@ async def record_stream(content, plan: TurnPlan, user_id: int, request_id: str, 
 
     Stopped (`stop_requested()` turned true, checked even while the vendor is silent) or
     abandoned: the upstream stream is closed first, so llm.streaming settles the hold for what
-    was produced and writes the usage row; then the partial turn is kept, marked stopped, with
-    that row's tokens and cost."""
+    was produced and writes the usage row. The web chat (which passes `stop_requested`) then keeps
+    the partial turn, marked stopped, with that row's tokens and cost; the API stores no turn."""
     text = _StreamText()
     stored = stopped = False
     events = content.__aiter__()
@@ -253,7 +253,7 @@ async def record_stream(content, plan: TurnPlan, user_id: int, request_id: str, 
             yield chunk
     finally:
         await content.aclose()
-        if not stored and not text.failed and text.parts:
-            await _store_once(plan, user_id, request_id, text, STOPPED)
+        if stop_requested is not None and not stored and not text.failed and text.parts:
+            await _store_once(plan, user_id, request_id, text, STOPPED)  # the web chat keeps what it showed
     if stopped:
         yield SSE_DONE

@@ -138,6 +138,8 @@ async def chat_send(request, chat_id: int):
             async for _ in response.streaming_content:
                 pass
     except ApiError as error:
+        if error.status == 404:  # another user's chat (or none): no page to go back to
+            raise
         await sync_to_async(messages.error)(request, error.message)
     return redirect("chat-session", chat_id=chat_id)
 

@@ -172,7 +172,7 @@ def test_a_streamed_web_turn_is_stored_and_billed(api_server, alice, vendors):
         token = csrf_of(web, f"/chat/{chat.pk}/")
         with web.stream("POST", f"/chat/{chat.pk}/send", data={"message": "hello from the browser",
                                                                "csrfmiddlewaretoken": token},
-                        headers={"Referer": api_server + "/"}) as response:
+                        headers={"Referer": api_server + "/", "HX-Request": "true"}) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             body = "".join(response.iter_text())
@@ -198,8 +198,13 @@ def test_a_web_turn_without_money_is_refused_and_stores_nothing(api_server, vend
     with contextlib.closing(session_client(api_server, poor)) as web:
         token = csrf_of(web, f"/chat/{chat.pk}/")
         response = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
-                            headers={"Referer": api_server + "/"})
-    assert response.status_code == 402 and 'data-error-code="insufficient_balance"' in response.text
+                            headers={"Referer": api_server + "/", "HX-Request": "true"})
+        assert response.status_code == 402 and 'data-error-code="insufficient_balance"' in response.text
+        # the same form posted without JavaScript: back on the chat page, which says why
+        plain = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
+                         headers={"Referer": api_server + "/"}, follow_redirects=True)
+        assert plain.status_code == 200 and str(plain.url).endswith(f"/chat/{chat.pk}/")
+        assert "Insufficient balance" in plain.text
     assert not ChatMessage.objects.filter(chat=chat).exists()
 
 
