@@ -9,7 +9,6 @@ Codes are a public contract: clients branch on them, so never rename one.
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -123,11 +122,6 @@ class _Defaulting(dict):
         return "?"
 
 
-def _plain(value: Any) -> Any:
-    """Decimals read as numbers in messages ("0.00000000", never "0E-8")."""
-    return format(value, "f") if isinstance(value, Decimal) else value
-
-
 class ApiError(Exception):
     """Raise anywhere below a view to answer with a catalog error; nothing else defines codes."""
 
@@ -140,8 +134,7 @@ class ApiError(Exception):
         self.params = params
         self.meta = meta
         self.headers = headers or {}
-        self.message = message or spec.message.format_map(
-            _Defaulting({k: _plain(v) for k, v in params.items()})).strip()
+        self.message = message or spec.message.format_map(_Defaulting(params)).strip()
         super().__init__(self.message)
 
 

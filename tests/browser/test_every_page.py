@@ -58,8 +58,9 @@ def test_every_dashboard_page_fits_and_passes_axe(page, playground_site, shoot, 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1366", "390"])
 def test_public_pages_fit_and_pass_axe(browser, playground_site, viewport):
-    from ..browser.conftest import SCREENSHOTS
+    from .conftest import SCREENSHOTS
 
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=viewport, color_scheme="light")
     page = context.new_page()
     problems = []

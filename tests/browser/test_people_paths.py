@@ -25,7 +25,7 @@ def test_generate_with_no_money_shows_the_servers_402_message(page, playground_s
         page.get_by_role("button", name="Generate").click()
         error = page.locator("#form-error")
         expect(error).to_contain_text("Insufficient balance")
-        expect(error).to_contain_text("available $0.00000000")
+        expect(error).to_contain_text("available $0.00")
         shoot(f"60-studio-402-{kind}-{viewport['width']}", full_page=False)
 
 
