@@ -223,3 +223,17 @@ def test_the_period_buttons_carry_the_tables_filters(as_alice, alice):
     fragment = as_alice.get("/usage/?model=gpt-4o&status=ok&range=7", HTTP_HX_REQUEST="true",
                             HTTP_HX_TARGET="usage-charts").content.decode()
     assert 'href="?model=gpt-4o&amp;status=ok&amp;range=90"' in fragment and "last 7 days" in fragment
+
+
+def test_a_non_streamed_call_records_its_latency(api_server, committed, vendors, client):
+    import openai
+
+    from .conftest import make_user
+
+    tess = make_user("tess", "5")
+    api = openai.OpenAI(api_key=tess.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+    api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:slow_first_byte]] hi"}])
+    [row] = UsageLog.objects.filter(user=tess)
+    assert row.status == "ok" and not row.stream and row.latency_ms >= vendors["openai"].slow_seconds * 1000
+    client.force_login(tess)
+    assert f"{row.latency_ms:,} ms" in client.get("/usage/").content.decode()
