@@ -7,6 +7,7 @@ from django.urls import reverse
 from accounts.keys import user_keys
 
 from .models import LedgerEntry
+from .money import format_usd
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def steps(user, account) -> list[Step] | None:
     used = user.usage_logs.exists()
     if has_key and has_money and used:
         return None
-    money_detail = (f"Your ${credited.amount:.2f} sign-up credit is ready to spend." if credited
+    money_detail = (f"Your {format_usd(credited.amount, 2)} sign-up credit is ready to spend." if credited
                     else "Your balance is $0: requests are refused until you add funds.")
     todo = [
         Step("Create an API key", "Name it after where it will live: laptop, CI, production.",

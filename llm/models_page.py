@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.web import wants_fragment
+from billing.money import format_usd
 
 from .catalog import ModelInfo, snapshot
 
@@ -25,10 +26,7 @@ class Row:
 
 
 def _usd(value: Decimal | None) -> str:
-    if value is None:
-        return "–"
-    text = f"{value.normalize():f}"
-    return f"${text}" if "." in text and len(text.split(".")[1]) > 2 else f"${value:.2f}"
+    return "–" if value is None else format_usd(value)
 
 
 def _prices(model: ModelInfo) -> tuple[list[tuple[str, str]], Decimal | None]:
