@@ -92,7 +92,8 @@ class ProfileForm(forms.ModelForm):
 class KeyForm(forms.Form):
     """Name and limits of an API key (creating one, or editing a live one)."""
 
-    name = forms.CharField(max_length=100, initial="default")
+    name = forms.CharField(max_length=100, widget=forms.TextInput(
+        attrs={"placeholder": "e.g. laptop, CI, production", "autocomplete": "off"}))
     rpm = forms.IntegerField(label="Requests per minute", min_value=1, max_value=MAX_RPM, required=False,
                              help_text="Empty for the default.",
                              widget=forms.NumberInput(attrs={"placeholder": str(settings.GPUNIQ_DEFAULT_RPM)}))

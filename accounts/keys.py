@@ -11,7 +11,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import DecimalField, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from gpuniq_site import shared_state
@@ -174,6 +175,17 @@ DASHBOARD_KEY_NAME = "Web dashboard"
 def user_keys(user):
     """The keys a user manages: every key but the dashboard's own (it has no usable secret)."""
     return user.api_keys.exclude(name=DASHBOARD_KEY_NAME)
+
+
+def month_start():
+    """Where a key's monthly spend cap starts counting (the same instant the cap check uses)."""
+    return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def with_month_spend(keys):
+    """Annotate each key with `month_spend`: what its requests cost since the month began (USD)."""
+    spent = Sum("usage_logs__cost_usd", filter=Q(usage_logs__created_at__gte=month_start()))
+    return keys.annotate(month_spend=Coalesce(spent, Value(Decimal(0)), output_field=DecimalField()))
 
 
 def _dashboard_key(user: User) -> APIKey:

@@ -13,6 +13,7 @@ from .forms import ProfileForm, SignupForm, ThrottledLoginForm
 from .keys import user_keys
 from .models import User
 from .quickstart import snippets
+from .signals import user_signed_up
 from .web import member_page
 
 
@@ -24,9 +25,9 @@ def signup(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         user = User.objects.create_user(data["email"], data["password"], time_zone=data["time_zone"])
+        user_signed_up.send(sender=User, user=user)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome to GPUniq. Create your first API key to start.")
-        return redirect("keys")
+        return redirect("dashboard")  # its onboarding card says what to do first
     return render(request, "accounts/signup.html", {"form": form})
 
 

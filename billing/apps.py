@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing and ledger"
+
+    def ready(self):
+        from accounts.signals import user_signed_up
+
+        from .signup_credit import credit_new_user
+
+        user_signed_up.connect(credit_new_user, dispatch_uid="billing.signup_credit")

@@ -5,6 +5,8 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 
+from accounts.keys import DASHBOARD_KEY_NAME
+
 from .usage_stats import RANGES, STATUSES
 
 
@@ -42,9 +44,12 @@ class UsageFilterForm(forms.Form):
 
     def __init__(self, data, *, models: list[str], keys):
         super().__init__(data)
+        for field in self.fields.values():
+            field.widget.attrs["data-filter"] = ""  # what the period buttons carry along
         self.fields["model"].choices = [("", "All models")] + [(m, m) for m in models]
         self.fields["key"].choices = [("", "All keys")] + [
-            (k.pk, f"{k.name} ({k.display}){' · revoked' if k.is_revoked else ''}") for k in keys]
+            (k.pk, k.name if k.name == DASHBOARD_KEY_NAME else f"{k.name} ({k.display})"
+             + (" · revoked" if k.is_revoked else "")) for k in keys]
 
     def filters(self) -> dict:
         """Valid filters only: a stale bookmark with a deleted key still shows the rest."""

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.keys import user_keys
 from accounts.web import member_page, page_or_fragment, user_zone
 
-from . import charts, history, ledger, rails, usage_stats, yookassa_rail
+from . import charts, history, ledger, onboarding, rails, usage_stats, yookassa_rail
 from .forms import TopUpForm
 from .models import TopUp
 from .stripe_topups import PaymentProviderError, cancel_checkout, refresh_from_stripe
@@ -54,8 +54,9 @@ def dashboard(request):
     win = usage_stats.window(14, zone)
     rows = usage_stats.daily_by_model(request.user.pk, win, zone)
     month = usage_stats.summary(request.user.pk, timezone.now() - timedelta(days=30))
+    account = ledger.account_for_user(request.user.pk)
     context = {
-        "account": ledger.account_for_user(request.user.pk),
+        "account": account, "onboarding": onboarding.steps(request.user, account),
         "month": month, "month_tokens": charts.count(month["tokens"]),
         "today": usage_stats.summary(request.user.pk, win.start + timedelta(days=13)),
         "spend_chart": charts.stacked_daily("Spend, last 14 days", win.days, rows, "cost", charts.money),

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.keys import DASHBOARD_KEY_NAME
 from accounts.web import member_page, user_zone, wants_fragment
 from gpuniq_site.db import run_db
 
@@ -33,7 +34,11 @@ def _charts_context(request) -> dict:
     rows = usage_stats.daily_by_model(request.user.pk, win, zone)
     series = charts.series_order(rows, "cost")  # one colour per model on both charts
     size = {"series": series, "width": 560, "height": 240}
-    return {"range": days, "ranges": usage_stats.RANGES, "totals": usage_stats.summary(request.user.pk, win.start),
+    filters = request.GET.copy()
+    for name in ("range", "page"):
+        filters.pop(name, None)
+    return {"range": days, "ranges": usage_stats.RANGES, "filter_query": filters.urlencode(),
+            "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME, "totals": usage_stats.summary(request.user.pk, win.start),
             "spend_chart": charts.stacked_daily("Daily spend", win.days, rows, "cost", charts.money, **size),
             "tokens_chart": charts.stacked_daily("Daily tokens", win.days, rows, "tokens", charts.count, **size)}
 
@@ -44,7 +49,7 @@ def _table_context(request) -> dict:
     page = Paginator(rows, PAGE_ROWS).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return {"filter_form": form, "page": page, "query": query.urlencode()}
+    return {"filter_form": form, "page": page, "query": query.urlencode(), "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME}
 
 
 @member_page

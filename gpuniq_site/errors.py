@@ -20,7 +20,6 @@ class ErrorSpec:
     status: int
     type: str
     message: str
-    doc_path: str = "errors"
     recovery: str = ""
 
 
@@ -37,7 +36,7 @@ _SPECS = [
               recovery="Drop the field or choose a model that supports it."),
     ErrorSpec("streaming_required", 400, "invalid_request_error",
               "max_tokens={max_tokens} is above {limit} for a non-streaming request. "
-              "Set \"stream\": true or use the chat jobs API.", doc_path="llm/long-generations",
+              "Set \"stream\": true or use the chat jobs API.",
               recovery="Stream the reply, use POST /v1/llm/chat/jobs, or lower max_tokens."),
     ErrorSpec("context_length_exceeded", 400, "invalid_request_error",
               "The request is longer than the model's context window. {reason}",
@@ -69,7 +68,7 @@ _SPECS = [
               recovery="Raise the key's cap in the dashboard or wait for the next month."),
     ErrorSpec("insufficient_balance", 402, "insufficient_quota",
               "Insufficient balance: this request may cost up to {required}, available {available}.",
-              doc_path="billing", recovery="Top up the balance or lower max_tokens / n."),
+              recovery="Top up the balance or lower max_tokens / n."),
     ErrorSpec("rate_limit_per_key", 429, "rate_limit_error",
               "Rate limit reached: {limit} requests per minute for this key. Retry after {retry_after}s.",
               recovery="Honour Retry-After, spread requests, or raise the key's rpm."),
@@ -140,10 +139,8 @@ class ApiError(Exception):
 
 
 def doc_url(spec: ErrorSpec) -> str:
-    base = settings.GPUNIQ_DOCS_BASE_URL.rstrip("/")
-    if spec.doc_path == "errors":
-        return f"{base}/errors#{spec.code}"
-    return f"{base}/{spec.doc_path}"
+    """This server's own catalog page, anchored at the code (the page every deployment serves)."""
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/errors/#{spec.code}"
 
 
 def param_of(error: ApiError) -> str | None:

@@ -24,11 +24,13 @@ def prepare() -> str:
     from django.core.management import call_command
 
     from accounts.keys import create_key, revoke_key
+    from gpuniq_site.static_build import collect_if_changed
     from accounts.models import APIKey, User
     from billing import ledger
     from billing.models import LedgerEntry
 
     call_command("migrate", verbosity=0, interactive=False)
+    collect_if_changed()  # hashed, compressed copies under var/ (only when a source changed)
     call_command("sync_catalog", path=str(settings.GPUNIQ_CATALOG_PATH))
     user = User.objects.filter(email=DEMO_EMAIL).first()
     if user is None:

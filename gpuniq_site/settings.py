@@ -12,7 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from . import logs
-from .env import envbool, envfloat, envint, envlist, envstr
+from .env import envbool, envdecimal, envfloat, envint, envlist, envstr
 
 SITE_DIR = Path(__file__).resolve().parent  # templates/ and static/ ship inside this package
 BASE_DIR = SITE_DIR.parent  # the checkout, or site-packages in an installed (non-editable) layout
@@ -168,9 +168,10 @@ STATIC_ROOT = Path(envstr("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Hashed names (cached for a year, `immutable`) and .gz/.br siblings, written by `collectstatic`
+    # (run by `make run`, the test session and the deploy's release step).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
-WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 LANGUAGE_CODE = "en-us"
@@ -210,7 +211,6 @@ GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS = envint("GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS", 
 GPUNIQ_METRICS_TOKEN = envstr("GPUNIQ_METRICS_TOKEN")  # /metrics: bearer token; unset = loopback only
 GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", [envstr("GPUNIQ_JOBS_QUEUE", "jobs"),  # gpuniq_site.celery
                                                        envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")])
-GPUNIQ_DOCS_BASE_URL = envstr("GPUNIQ_DOCS_BASE_URL", "https://docs.gpuniq.com")
 GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
 GPUNIQ_MAX_BODY_BYTES = envint("GPUNIQ_MAX_BODY_BYTES", 25 * 1024 * 1024)
@@ -244,6 +244,8 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "GPUniq <no-reply@localhost>")
 TOPUP_PRESETS_USD = [int(v) for v in envlist("TOPUP_PRESETS_USD", ["5", "10", "25", "50"])]
 TOPUP_MIN_USD = envint("TOPUP_MIN_USD", 5)
 TOPUP_MAX_USD = envint("TOPUP_MAX_USD", 1000)
+# Credit every new account gets at sign-up (USD, through a ledger adjustment); 0 = none.
+SIGNUP_CREDIT_USD = envdecimal("SIGNUP_CREDIT_USD", "0")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = envint("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 STRIPE_TIMEOUT_SECONDS = envfloat("STRIPE_TIMEOUT_SECONDS", 20.0)
 # YooKassa (RUB): on when shop id, secret key and a rate are set. The rate is RUB per USD, fixed on

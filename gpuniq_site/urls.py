@@ -33,6 +33,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics_view, name="metrics"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("", views.home, name="home"),
     path("", include(page_patterns)),
 ]

@@ -1,7 +1,8 @@
 """Site-level pages: home, the error catalog, and /v1/-aware 404/500 handlers (health: gpuniq_site.ops)."""
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 
 from .errors import CATALOG, ApiError, doc_url
 from .responses import error_response
@@ -14,6 +15,13 @@ def home(request):
 def error_catalog(request):
     rows = [{"spec": spec, "doc_url": doc_url(spec)} for spec in CATALOG.values()]
     return render(request, "errors.html", {"rows": rows})
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on their own; it lives under a hashed, long-cached static name."""
+    response = HttpResponsePermanentRedirect(static("img/favicon.ico"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def not_found(request, exception=None):

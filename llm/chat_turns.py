@@ -11,8 +11,9 @@ messages were. The kept history always starts with a user message. An image turn
 (llm.chat_images) is sent as assistant text: its stand-in content, "[image generated: <prompt>]".
 
 Streams: the turn is stored when the stream ends normally (before its final `[DONE]` event
-reaches the client), with the tokens and cost of its usage row. A stream that fails or is
-abandoned is billed for what was produced (llm.streaming) but leaves no turn in the history.
+reaches the client), with the tokens and cost of its usage row. A stream stopped from the page
+(llm.chat_stop) or abandoned is billed for what was produced (llm.streaming); the web chat keeps
+its partial reply, marked stopped, the API does not; a stream that fails leaves no turn.
 """
 
 import asyncio
@@ -37,7 +38,8 @@ log = logging.getLogger("gpuniq.chat_turns")
 MAX_MESSAGE_CHARS = 1_000_000
 DEFAULT_OUTPUT_RESERVE = 4096
 FRAMING_TOKENS = 64  # kept free for the role framing vendors add around messages
-_OPTIONS = ("temperature", "max_tokens", "top_p", "stream")
+_OPTIONS = ("temperature", "max_tokens", "top_p", "stream", "reasoning_effort")
+STOP_CHECK_SECONDS = 0.25  # how often a streaming web-chat reply looks for a stop from the page
 
 
 def estimate_tokens(text: str) -> int:
@@ -183,20 +185,75 @@ class _StreamText:
                 self.finish_reason = choice.get("finish_reason") or self.finish_reason
 
 
-async def record_stream(content, plan: TurnPlan, user_id: int, request_id: str):
-    """Pass a streamed reply through; store the turn when it ends well, before [DONE] is sent."""
-    text = _StreamText()
+STOPPED = "stopped"  # finish_reason of a turn stopped from the page (or abandoned by the client)
+
+
+async def _store_once(plan: TurnPlan, user_id: int, request_id: str, text: "_StreamText", finish_reason: str):
+    store = run_db(store_streamed_turn, plan, user_id, request_id, "".join(text.parts), finish_reason)
     try:
-        async for chunk in content:
+        await asyncio.shield(run_to_completion(store))
+    except Exception:  # the reply was delivered and paid for; the client still gets its ending
+        log.exception("storing streamed turn of chat %s failed (request %s)", plan.chat_id, request_id)
+
+
+_END = object()
+
+
+async def _pull(events):
+    try:
+        return await events.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+async def _next_or_stop(events, stop_requested):
+    """The next chunk, _END at the end, or None once a stop was asked for. The pending read is then
+    cancelled, which is exactly a client disconnect to llm.streaming (bill what was produced)."""
+    pending = asyncio.ensure_future(_pull(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=STOP_CHECK_SECONDS)
+            if done:
+                return pending.result()
+            if await stop_requested():
+                break
+    finally:
+        if not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+    return None
+
+
+async def record_stream(content, plan: TurnPlan, user_id: int, request_id: str, stop_requested=None):
+    """Pass a streamed reply through; store the turn when it ends well, before [DONE] is sent.
+
+    Stopped (`stop_requested()` turned true, checked even while the vendor is silent) or
+    abandoned: the upstream stream is closed first, so llm.streaming settles the hold for what
+    was produced and writes the usage row. The web chat (which passes `stop_requested`) then keeps
+    the partial turn, marked stopped, with that row's tokens and cost; the API stores no turn."""
+    text = _StreamText()
+    stored = stopped = False
+    events = content.__aiter__()
+    try:
+        while True:
+            if stop_requested is not None and not stored:
+                chunk = await _next_or_stop(events, stop_requested)
+            else:
+                chunk = await _pull(events)
+            if chunk is _END:
+                break
+            if chunk is None:
+                stopped = True
+                break
             if chunk == SSE_DONE and not text.failed:
-                store = run_db(store_streamed_turn, plan, user_id, request_id, "".join(text.parts),
-                               text.finish_reason)
-                try:
-                    await asyncio.shield(run_to_completion(store))
-                except Exception:  # the reply was delivered and paid for; the client still gets [DONE]
-                    log.exception("storing streamed turn of chat %s failed (request %s)", plan.chat_id, request_id)
+                await _store_once(plan, user_id, request_id, text, text.finish_reason)
+                stored = True
             else:
                 text.feed(chunk)
             yield chunk
     finally:
         await content.aclose()
+        if stop_requested is not None and not stored and not text.failed and text.parts:
+            await _store_once(plan, user_id, request_id, text, STOPPED)  # the web chat keeps what it showed
+    if stopped:
+        yield SSE_DONE

@@ -5,6 +5,7 @@ Same sessions as the native API (llm.models.Chat of the signed-in user; another 
 404); money and storage through llm.web_chat, which calls the API's own functions.
 """
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,6 +16,7 @@ from accounts.keys import dashboard_principal
 from accounts.web import member_page
 from gpuniq_site.errors import ApiError
 
+from . import chat_stop as chat_stop_flags
 from . import chats, web_chat
 from .catalog import DEFAULT_CHAT_MODEL
 from .models import Chat
@@ -126,7 +128,28 @@ def chat_transcript(request, chat_id: int):
 @web_chat.dashboard_endpoint
 async def chat_send(request, chat_id: int):
     body = web_chat.turn_body(request.POST)
-    return await web_chat.send_turn(request.principal, chat_id, body, request.request_id)
+    if request.headers.get("HX-Request"):
+        return await web_chat.send_turn(request.principal, chat_id, body, request.request_id)
+    # A plain form post (no JavaScript): wait for the whole reply, which stores the turn, then
+    # show the chat page with it (post/redirect/get); a refusal comes back as a message on it.
+    try:
+        response = await web_chat.send_turn(request.principal, chat_id, body, request.request_id)
+        if response.streaming:
+            async for _ in response.streaming_content:
+                pass
+    except ApiError as error:
+        if error.status == 404:  # another user's chat (or none): no page to go back to
+            raise
+        await sync_to_async(messages.error)(request, error.message)
+    return redirect("chat-session", chat_id=chat_id)
+
+
+@require_POST
+@web_chat.dashboard_endpoint(counted=False)
+async def chat_stop(request, chat_id: int):
+    """The Stop button: the reply with this request id ends at its next event and is kept."""
+    await chat_stop_flags.request_stop(request.principal.user_id, request.POST.get("request_id", ""))
+    return HttpResponse(status=204)
 
 
 @require_GET

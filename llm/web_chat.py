@@ -20,7 +20,7 @@ from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 from media_jobs.validation import NANO_BANANA
 
-from . import chat, chat_images, chat_turns, chats
+from . import chat, chat_images, chat_stop, chat_turns, chats
 from .catalog import snapshot
 from .markdown import to_html
 from .models import Chat, ChatMessage
@@ -134,13 +134,48 @@ def render_transcript(user_id: int, chat_id: int) -> str:
 
 # --- turns -------------------------------------------------------------------------------
 
+EFFORTS = ("low", "medium", "high")
+
+
+def _number(post, name: str, cast, low, high):
+    raw = (post.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = cast(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ApiError("invalid_parameter", field=name, reason=f"must be a number from {low} to {high}",
+                       meta={"field": name})
+    return value
+
+
 def turn_body(post) -> dict:
-    """The form's fields as the native API's JSON body (every turn from the page streams)."""
+    """The form's fields as the native API's JSON body (every turn from the page streams), with the
+    playground's settings: system prompt, temperature, max tokens, reasoning effort."""
     body = {"message": post.get("message", ""), "model": post.get("model") or None}
     for name in ("size", "output_format"):
         if post.get(name):
             body[name] = post[name]
+    if "system_prompt" in post:
+        body["system_prompt"] = chat_turns.clean_text(post.get("system_prompt", ""), "system_prompt", required=False,
+                                                      max_chars=100_000)
+    for name, cast, low, high in (("temperature", float, 0, 2), ("max_tokens", int, 1, 1_000_000)):
+        value = _number(post, name, cast, low, high)
+        if value is not None:
+            body[name] = value
+    if post.get("reasoning_effort") in EFFORTS:
+        body["reasoning_effort"] = post["reasoning_effort"]
     return body
+
+
+def _keep_system_prompt(session: Chat, body: dict) -> Chat:
+    """The settings' system prompt becomes the chat's (the API's PATCH /chats/{id} does the same)."""
+    if "system_prompt" in body and (body["system_prompt"] or "") != session.system_prompt:
+        session.system_prompt = body["system_prompt"] or ""
+        session.save(update_fields=["system_prompt", "updated_at"])
+    return session
 
 
 async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: str) -> HttpResponse:
@@ -153,6 +188,7 @@ async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: 
         await chat_images.start(principal, session, turn, image_body, request_id=request_id)
         return HttpResponse(await run_db(render_transcript, principal.user_id, chat_id))
     await run_db(_auto_title, session, turn.message)
+    session = await run_db(_keep_system_prompt, session, body)
     turn.options["stream"] = True
     model = await chat.resolve_model(turn.model or session.model, principal)
     plan = await run_db(chat_turns.plan_turn, session, model, turn)
@@ -160,7 +196,7 @@ async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: 
     prepared.request.include_usage = True
     response = await start_stream(prepared)
     response.streaming_content = chat_turns.record_stream(response.streaming_content, plan, principal.user_id,
-                                                          request_id)
+                                                          request_id, chat_stop.checker(principal.user_id, request_id))
     return response
 
 

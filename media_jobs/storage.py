@@ -6,6 +6,7 @@ authorises a download, and a token older than GPUNIQ_MEDIA_URL_TTL_SECONDS is re
 """
 
 import mimetypes
+import re
 import uuid
 from pathlib import Path
 
@@ -85,6 +86,19 @@ def sign(relative: str) -> str:
 
 def signed_url(relative: str) -> str:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/llm/media/{sign(relative)}"
+
+
+def download_name(prompt: str, model: str, path: str) -> str:
+    """A file name people recognise: the prompt's first words and the model, with the file's extension."""
+    words = re.sub(r"[^a-z0-9]+", "-", (prompt or "").lower()).strip("-")[:60].rstrip("-") or "generation"
+    model_part = re.sub(r"[^a-z0-9.]+", "-", (model or "").lower()).strip("-")
+    return f"{words}-{model_part}{Path(path).suffix}" if model_part else f"{words}{Path(path).suffix}"
+
+
+def safe_download_name(name: str, path: Path) -> str:
+    """A client-supplied download name reduced to safe characters, always with the file's real extension."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name or "").stem).strip("-.")[:120] or "generation"
+    return f"{stem}{path.suffix}"
 
 
 def unsign(token: str) -> Path:

@@ -6,6 +6,7 @@ poll reads its completion first), and the gallery of the user's charged results.
 
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.db.models import Q
 
@@ -118,6 +119,14 @@ class Tile:
     asset: MediaAsset
     url: str
     cost: Decimal | None
+
+    @property
+    def download_name(self) -> str:
+        return storage.download_name(self.asset.prompt, self.asset.model, self.asset.path)
+
+    @property
+    def download_url(self) -> str:
+        return f"{self.url}?{urlencode({'name': self.download_name})}"
 
 
 def gallery(user_id: int) -> list[Tile]:

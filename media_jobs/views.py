@@ -139,4 +139,6 @@ async def media_file(request, token: str):
     if partial:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Cache-Control"] = "private, max-age=3600"
+    if request.GET.get("name"):  # the dashboard's download links name the file after its prompt and model
+        response["Content-Disposition"] = f'attachment; filename="{storage.safe_download_name(request.GET["name"], path)}"'
     return response

@@ -65,6 +65,15 @@ def _clean_redis():
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_collected():
+    """Pages name static files by their hashed names (the manifest storage): collect them once,
+    before any page renders or server process starts."""
+    from gpuniq_site.static_build import collect_if_changed
+
+    collect_if_changed()
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb,
                     django_db_modify_db_settings):

@@ -25,13 +25,13 @@ def login(client, email, password=PASSWORD, ip="127.0.0.1"):
     return client.post("/login/", {"username": email, "password": password}, REMOTE_ADDR=ip)
 
 
-def test_signup_creates_the_user_signs_in_and_opens_the_keys_page(client, committed):
+def test_signup_creates_the_user_signs_in_and_opens_the_overview(client, committed):
     email = f"carol-{uuid.uuid4().hex[:6]}@example.com"
 
     response = client.post("/signup/", {"email": email.upper(), "password": "a-long password 9",
                                         "time_zone": "Europe/Berlin"})
 
-    assert response.status_code == 302 and response["Location"] == "/keys/"
+    assert response.status_code == 302 and response["Location"] == "/dashboard/"
     user = User.objects.get(email=email)
     assert user.time_zone == "Europe/Berlin" and user.check_password("a-long password 9")
     assert "a-long password 9" not in user.password

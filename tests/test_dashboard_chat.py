@@ -172,7 +172,7 @@ def test_a_streamed_web_turn_is_stored_and_billed(api_server, alice, vendors):
         token = csrf_of(web, f"/chat/{chat.pk}/")
         with web.stream("POST", f"/chat/{chat.pk}/send", data={"message": "hello from the browser",
                                                                "csrfmiddlewaretoken": token},
-                        headers={"Referer": api_server + "/"}) as response:
+                        headers={"Referer": api_server + "/", "HX-Request": "true"}) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             body = "".join(response.iter_text())
@@ -198,8 +198,13 @@ def test_a_web_turn_without_money_is_refused_and_stores_nothing(api_server, vend
     with contextlib.closing(session_client(api_server, poor)) as web:
         token = csrf_of(web, f"/chat/{chat.pk}/")
         response = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
-                            headers={"Referer": api_server + "/"})
-    assert response.status_code == 402 and 'data-error-code="insufficient_balance"' in response.text
+                            headers={"Referer": api_server + "/", "HX-Request": "true"})
+        assert response.status_code == 402 and 'data-error-code="insufficient_balance"' in response.text
+        # the same form posted without JavaScript: back on the chat page, which says why
+        plain = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
+                         headers={"Referer": api_server + "/"}, follow_redirects=True)
+        assert plain.status_code == 200 and str(plain.url).endswith(f"/chat/{chat.pk}/")
+        assert "Insufficient balance" in plain.text
     assert not ChatMessage.objects.filter(chat=chat).exists()
 
 
@@ -224,3 +229,23 @@ def test_the_dashboards_own_key_is_not_listed_and_its_name_is_reserved(client, c
     assert DASHBOARD_KEY_NAME not in page
     refused = client.post("/keys/create", {"name": DASHBOARD_KEY_NAME, "rpm": 120})
     assert "reserved" in refused.content.decode()
+
+
+def test_playground_settings_become_the_turns_options_and_bad_ones_are_refused():
+    from django.http import QueryDict
+
+    from gpuniq_site.errors import ApiError
+    from llm.web_chat import turn_body
+
+    form = QueryDict(mutable=True)
+    form.update({"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": "0.3",
+                 "max_tokens": "64", "reasoning_effort": "low"})
+    assert turn_body(form) == {"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": 0.3,
+                               "max_tokens": 64, "reasoning_effort": "low"}
+    empty = QueryDict("message=hi&temperature=&max_tokens=&reasoning_effort=&system_prompt=")
+    assert turn_body(empty) == {"message": "hi", "model": None, "system_prompt": ""}
+    for field, value in [("temperature", "3"), ("temperature", "warm"), ("max_tokens", "0"), ("max_tokens", "1.5")]:
+        with pytest.raises(ApiError) as refused:
+            turn_body(QueryDict(f"message=hi&{field}={value}"))
+        assert refused.value.code == "invalid_parameter" and refused.value.meta == {"field": field}
+    assert "reasoning_effort" not in turn_body(QueryDict("message=hi&reasoning_effort=extreme"))

@@ -35,7 +35,8 @@ def test_creating_a_key_shows_it_once_and_stores_only_its_hash(as_alice, alice, 
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     html = response.content.decode()
     raw = raw_key_in(html)
-    assert html.count(raw) == 1 and 'hx-swap-oob="true"' in html  # the dialog body plus the refreshed table
+    # the dialog body (the key and a "Try it" line that can be pasted as is) plus the refreshed table
+    assert html.count(raw) == 2 and f'-H "X-API-Key: {raw}"' in html and 'hx-swap-oob="true"' in html
     key = APIKey.objects.get(user=alice, name="laptop")
     assert key.key_hash == hashlib.sha256(raw.encode()).hexdigest() and key.last4 == raw[-4:]
     assert raw not in str(list(APIKey.objects.filter(pk=key.pk).values()))
@@ -134,7 +135,7 @@ def test_bobs_keys_are_404_to_alice(as_alice, bob, client, method, path):
 
 
 def test_key_routes_refuse_the_wrong_method(as_alice, alice):
-    assert as_alice.get("/keys/create").status_code == 405
+    assert as_alice.delete("/keys/create").status_code == 405  # GET is the form page
     assert as_alice.post("/keys/").status_code == 405
 
 
@@ -145,3 +146,38 @@ def test_live_keys_are_listed_before_revoked_ones(as_alice, alice):
     revoke_key(key=old)
     html = as_alice.get("/keys/").content.decode()
     assert html.index(f'id="key-{alice.key.pk}"') < html.index(f'id="key-{old.pk}"')
+
+
+def test_the_create_link_opens_a_plain_form_page_that_posts_without_javascript(as_alice, alice):
+    page = as_alice.get("/keys/").content.decode()
+    assert re.search(r'<a class="btn btn-primary" href="/keys/create" data-open-dialog="key-dialog"', page)
+    form = as_alice.get("/keys/create").content.decode()
+    assert '<form method="post" action="/keys/create"' in form and "<html" in form
+    name = re.search(r'<input[^>]*name="name"[^>]*>', form).group(0)
+    assert 'value=' not in name and 'placeholder="e.g. laptop, CI, production"' in name  # typing gives "laptop"
+    created = as_alice.post("/keys/create", {"name": "laptop", "rpm": "", "monthly_spend_cap_usd": "",
+                                             "allowed_models": ""})
+    assert created.status_code == 200 and "will not be shown again" in created.content.decode()
+    assert APIKey.objects.filter(user=alice, name="laptop").count() == 1
+    refused = as_alice.post("/keys/create", {"name": ""})
+    assert refused.status_code == 200 and "This field is required." in refused.content.decode()
+
+
+def test_each_key_shows_what_it_spent_this_month_against_its_cap(as_alice, alice):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from accounts.keys import month_start
+    from llm.models import UsageLog
+
+    APIKey.objects.filter(pk=alice.key.pk).update(monthly_spend_cap_usd=Decimal("20"))
+    for cost, when in [("1.25", timezone.now()), ("2.50", timezone.now()),
+                       ("9", month_start() - timedelta(seconds=1))]:  # last month's does not count
+        row = UsageLog.objects.create(user=alice, api_key=alice.key, request_id=f"req_{cost}", model="gpt-4o",
+                                      cost_usd=Decimal(cost))
+        UsageLog.objects.filter(pk=row.pk).update(created_at=when)
+    html = as_alice.get("/keys/").content.decode()
+    cell = re.search(r'<td class="num nowrap" data-month-spend>(.*?)</td>', html, re.S).group(1)
+    assert re.sub(r"<[^>]+>|\s+", " ", cell).split() == ["$3.75", "/", "$20.00"]

@@ -8,6 +8,7 @@ import io
 import re
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -148,3 +149,17 @@ def test_a_refused_kickoff_is_shown_in_the_form(api_server, committed, vendors):
                             headers={"Referer": api_server + "/", "HX-Request": "true"})
     assert response.status_code == 402 and "insufficient_balance" in response.text
     assert not MediaJob.objects.filter(user=poor).exists()
+
+
+def test_downloads_are_named_from_the_prompt_and_model(client, committed):
+    from media_jobs import storage
+
+    assert storage.download_name("A red fox in fresh snow, golden hour!", "nano-banana", "x/abc.png") == \
+        "a-red-fox-in-fresh-snow-golden-hour-nano-banana.png"
+    assert storage.safe_download_name('../evil"name.exe', Path("v.mp4")) == "evil-name.mp4"
+    relative = storage.save("results", "image", b"\x89PNG\r\n\x1a\nfake", "image/png")
+    token = storage.sign(relative)
+    named = client.get(f"/v1/llm/media/{token}?name=a-red-fox-nano-banana.png")
+    assert named.status_code == 200
+    assert named["Content-Disposition"] == 'attachment; filename="a-red-fox-nano-banana.png"'
+    assert "Content-Disposition" not in client.get(f"/v1/llm/media/{token}")  # plain links stay inline

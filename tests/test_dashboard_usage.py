@@ -185,3 +185,55 @@ def test_axis_maximum_is_a_round_number(value, expected):
 @pytest.mark.parametrize("value,text", [(0, "$0"), (0.00123, "$0.0012"), (0.5, "$0.50"), (1234.5, "$1,235")])
 def test_money_labels(value, text):
     assert charts.money(value) == text
+
+
+def test_refused_calls_show_on_the_usage_page_as_failed(api_server, committed, vendors, client):
+    import openai
+
+    from .conftest import make_user
+
+    poor = make_user("poor", "0")
+    api = openai.OpenAI(api_key=poor.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert refused.value.status_code == 402
+    [row] = UsageLog.objects.filter(user=poor)
+    assert (row.model, row.status, row.error_code, row.cost_usd) == ("gpt-4o", "error", "insufficient_balance", 0)
+    client.force_login(poor)
+    page = client.get("/usage/?status=error").content.decode()
+    assert "1 failed (not charged)" in page and "insufficient_balance" in page
+
+
+def test_the_dashboards_own_key_is_named_and_a_sub_millisecond_latency_reads_under_1_ms(as_alice, alice):
+    from accounts.keys import dashboard_principal
+
+    principal = dashboard_principal(alice)
+    UsageLog.objects.create(user=alice, api_key_id=principal.key_id, request_id="req_web", model="gpt-4o",
+                            latency_ms=0)
+    html = as_alice.get("/usage/").content.decode()
+    row = html[html.index("req_web") - 1500:html.index("req_web")]
+    assert "Web dashboard" in row and "&lt;1 ms" in row and "gpuniq_" not in row.split("<tr>")[-1]
+
+
+def test_the_period_buttons_carry_the_tables_filters(as_alice, alice):
+    log(alice, model="gpt-4o")
+    html = as_alice.get("/usage/?model=gpt-4o&status=ok&range=30").content.decode()
+    assert 'href="?model=gpt-4o&amp;status=ok&amp;range=7"' in html
+    assert 'hx-include="#usage-filters [data-filter]"' in html
+    fragment = as_alice.get("/usage/?model=gpt-4o&status=ok&range=7", HTTP_HX_REQUEST="true",
+                            HTTP_HX_TARGET="usage-charts").content.decode()
+    assert 'href="?model=gpt-4o&amp;status=ok&amp;range=90"' in fragment and "last 7 days" in fragment
+
+
+def test_a_non_streamed_call_records_its_latency(api_server, committed, vendors, client):
+    import openai
+
+    from .conftest import make_user
+
+    tess = make_user("tess", "5")
+    api = openai.OpenAI(api_key=tess.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+    api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:slow_first_byte]] hi"}])
+    [row] = UsageLog.objects.filter(user=tess)
+    assert row.status == "ok" and not row.stream and row.latency_ms >= vendors["openai"].slow_seconds * 1000
+    client.force_login(tess)
+    assert f"{row.latency_ms:,} ms" in client.get("/usage/").content.decode()

@@ -128,7 +128,24 @@ def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict:
     return found
 
 
-def test_the_sandbox_video_is_a_real_mjpeg_mp4():
+def test_the_sandbox_video_is_h264_that_browsers_play():
+    import subprocess
+
+    from media_jobs.providers.h264 import ffmpeg_exe
+
+    data = video_bytes(VideoSpec("kling-2-6", "waves on a beach", 3, "9:16", None, False, None, "t2v"))
+    top = _boxes(data)
+    assert list(top)[:3] == ["ftyp", "moov", "free"] or list(top)[:2] == ["ftyp", "moov"]  # moov first: plays at once
+    assert b"avc1" in data[:top["moov"][1]] and b"avcC" in data[:top["moov"][1]]  # H.264, not MPEG-4 Part 2
+    probe = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", "pipe:0", "-f", "null", "-"], input=data,
+                           capture_output=True, timeout=60)
+    assert probe.returncode == 0 and not probe.stderr
+
+
+def test_without_an_encoder_the_sandbox_video_falls_back_to_mjpeg_mp4(monkeypatch):
+    from media_jobs.providers import h264
+
+    monkeypatch.setattr(h264, "ffmpeg_exe", lambda: None)
     data = video_bytes(VideoSpec("kling-2-6", "waves on a beach", 3, "9:16", None, False, None, "t2v"))
     top = _boxes(data)
     assert list(top) == ["ftyp", "moov", "mdat"]

@@ -13,6 +13,7 @@ import textwrap
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .base import GeneratedImage, GeneratedVideo, ImageSpec, Route, VideoSpec
+from .h264 import encode_h264_mp4
 from .sandbox_video import FPS, encode_mjpeg_mp4
 
 MAX_SIDE = 4096
@@ -57,7 +58,7 @@ def video_bytes(spec: VideoSpec) -> bytes:
         x = int((size[0] - 20) * i / max(1, count - 1))
         ImageDraw.Draw(frame).rectangle([x, size[1] - 24, x + 20, size[1] - 4], fill=(255, 255, 255))
         frames.append(frame)
-    return encode_mjpeg_mp4(frames)
+    return encode_h264_mp4(frames, FPS) or encode_mjpeg_mp4(frames)  # browsers play H.264, not MJPEG
 
 
 class SandboxImages:

@@ -84,6 +84,16 @@ def dashboard_site(chromium_path, catalog_loaded, fake_vendors):
     stripe.stop()
 
 
+@pytest.fixture(scope="package")
+def playground_site(chromium_path, catalog_loaded, fake_vendors, celery_worker_proc):
+    """A gateway on a socket with every vendor pointed at the fakes, and a Celery worker for media jobs."""
+    from ..live import LiveServer
+
+    server = LiveServer(env=service_extra_env(fake_vendors)).start()
+    yield SimpleNamespace(url=server.url, server=server)
+    server.stop()
+
+
 @pytest.fixture
 def shoot(page):
     """shoot(name): a full-page PNG screenshot in test-artifacts/screenshots/."""

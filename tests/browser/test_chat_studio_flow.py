@@ -3,28 +3,16 @@ reply stream in, then render as Markdown with its cost → studio → generate a
 through the fakes and a real Celery worker → see it in the gallery → see both on the usage page."""
 
 import re
-from types import SimpleNamespace
 
-import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import expect
 
 from llm.models import ChatMessage
 from media_jobs.models import MediaJob
 
-from ..conftest import make_user, service_extra_env
+from ..conftest import make_user
 
 PASSWORD = "browser pass 123"
-
-
-@pytest.fixture(scope="package")
-def playground_site(chromium_path, catalog_loaded, fake_vendors, celery_worker_proc):
-    """A gateway on a socket with every vendor pointed at the fakes, and a Celery worker for media jobs."""
-    from ..live import LiveServer
-
-    server = LiveServer(env=service_extra_env(fake_vendors)).start()
-    yield SimpleNamespace(url=server.url, server=server)
-    server.stop()
 
 
 def log_in(page, site, label: str):
@@ -44,7 +32,7 @@ def test_chat_then_studio_then_usage(page, playground_site, shoot):
     site = playground_site
     user = log_in(page, site, "pia")
 
-    page.get_by_role("link", name="Chat").click()
+    page.get_by_role("link", name="Chat", exact=True).click()
     expect(page).to_have_url(re.compile(r"/chat/$"))
     shoot("30-chat")
     page.get_by_role("button", name="Start a chat").click()

@@ -31,7 +31,11 @@ def sign_up(page, site) -> str:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(re.compile(r"/keys/$"))
+    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    expect(page.get_by_test_id("onboarding")).to_contain_text("Your balance is $0")
+    page.get_by_test_id("onboarding").get_by_role("link", name="Create a key").click()
+    expect(page).to_have_url(re.compile(r"/keys/create$"))  # the form page (what a browser without JS uses)
+    page.goto(site.url + "/keys/")
     expect(page.get_by_role("heading", name="No API keys yet")).to_be_visible()
     return email
 
@@ -48,11 +52,15 @@ def create_key(page, shoot) -> str:
     expect(secret).to_be_visible()
     raw = secret.inner_text().strip()
     assert raw.startswith("gpuniq_")
+    expect(dialog.get_by_role("button", name="Copy")).to_be_focused()  # Enter copies; it never dismisses the key
+    expect(dialog.locator("pre")).to_contain_text(f'-H "X-API-Key: {raw}"')  # "Try it" pastes as is
     expect(page.locator("#keys-table")).to_contain_text("laptop")  # refreshed behind the dialog
     shoot("04-key-created", full_page=False)
     page.get_by_role("link", name=re.compile("I saved it")).click()
     expect(page.locator("#keys-table")).to_contain_text(raw[:11])
     expect(page.get_by_test_id("new-key")).to_have_count(0)  # shown once
+    expect(page.locator(".page-actions").get_by_role("link", name="Create key")).to_be_focused()  # back to the opener
+    expect(page.locator("#keys-table [data-month-spend]").first).to_have_text(re.compile(r"\$0\.00\s*/\s*\$20\.00"))
     return raw
 
 
@@ -170,7 +178,7 @@ def test_the_console_in_dark_mode_on_a_phone_and_by_keyboard(page, dashboard_sit
     hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
     user.password = hasher.encode(PASSWORD, hasher.salt())
     user.save(update_fields=["password"])
-    TopUp.objects.create(user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal("50"), status="paid")
+    TopUp.objects.create(user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal(50), status="paid")
     seed_history(user.email, days=90)
 
     page.goto(site.url + "/login/")

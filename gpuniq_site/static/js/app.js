@@ -33,9 +33,13 @@
     document.body.removeChild(area);
   }
 
-  function openDialog(id) {
+  /* A dialog remembers what opened it and gives focus back there when it closes. */
+  function openDialog(id, opener) {
     var dialog = document.getElementById(id);
-    if (dialog && !dialog.open) dialog.showModal();
+    if (dialog && !dialog.open) {
+      dialog.gpuniqOpener = opener || document.activeElement;
+      dialog.showModal();
+    }
     return dialog;
   }
 
@@ -76,8 +80,12 @@
       var target = el.getAttribute("data-copy");
       var source = target ? document.querySelector(target) : null;
       copyText(source ? source.textContent.trim() : el.getAttribute("data-copy-text") || "", el);
-    } else if (el.hasAttribute("data-open-dialog")) openDialog(el.getAttribute("data-open-dialog"));
-    else if (el.hasAttribute("data-close-dialog")) { var d = el.closest("dialog"); if (d) d.close(); }
+    } else if (el.hasAttribute("data-open-dialog")) {
+      if (openDialog(el.getAttribute("data-open-dialog"), el)) event.preventDefault();  /* links work without JS */
+    } else if (el.hasAttribute("data-close-dialog")) {
+      var d = el.closest("dialog");
+      if (d) { event.preventDefault(); d.close(); }
+    }
     else if (el.hasAttribute("data-dismiss")) { var t = el.closest("[data-toast]"); if (t) t.remove(); }
     else if (el.hasAttribute("data-toggle-nav")) {
       var sidebar = document.getElementById("sidebar");
@@ -110,7 +118,7 @@
     if (event.key === "?") { openDialog("shortcuts-dialog"); return; }
     if (event.key === "t") { toggleTheme(); return; }
     var target = document.querySelector('[data-shortcut="' + event.key + '"]');
-    if (target) { event.preventDefault(); target.click(); }
+    if (target) { event.preventDefault(); target.focus(); target.click(); }
   });
 
   /* htmx: confirmations in our own dialog instead of window.confirm. */
@@ -127,12 +135,20 @@
     (scope || document).querySelectorAll("[data-autofocus]").forEach(function (el) { el.focus(); });
     (scope || document).querySelectorAll("dialog[data-open-on-load]").forEach(function (d) { if (!d.open) d.showModal(); });
   }
-  /* A dialog that showed a new secret reloads the page when closed, so the secret leaves the DOM. */
+  /* Closing a dialog: a new secret leaves the DOM (the fresh form comes back from the server), and
+     focus returns to the element that opened the dialog. */
   document.addEventListener("close", function (event) {
     var dialog = event.target;
-    if (dialog.hasAttribute && dialog.hasAttribute("data-reload-if-secret") && dialog.querySelector("[data-secret]")) {
-      window.location.reload();
+    if (!dialog.hasAttribute) return;
+    var reset = dialog.getAttribute("data-reset-from");
+    if (reset && dialog.querySelector("[data-secret]")) {
+      dialog.querySelector("[data-secret]").remove();
+      if (window.htmx) htmx.ajax("GET", reset, { target: dialog.querySelector("[data-dialog-body]"), swap: "innerHTML" });
+      else window.location.reload();
     }
+    var opener = dialog.gpuniqOpener;
+    dialog.gpuniqOpener = null;
+    if (opener && opener.isConnected && opener !== document.body) opener.focus();
   }, true);
   document.addEventListener("DOMContentLoaded", function () { onLoad(document); });
   document.addEventListener("htmx:load", function (event) { onLoad(event.detail.elt); });

@@ -1,7 +1,8 @@
 /* Web chat: send a turn with fetch(), read the SSE reply with a stream reader and show the text as
    it arrives (as plain text: textContent, never HTML); when the stream ends, swap in the server's
-   rendered, sanitised Markdown of the stored turn. Stop aborts the fetch: the server cancels the
-   upstream request and bills what was produced. Image turns come back as the transcript's HTML. */
+   rendered, sanitised Markdown of the stored turn. Stop asks the server to end the reply: it cancels
+   the upstream request, bills what was produced and keeps the turn, marked stopped. Image turns come
+   back as the transcript's HTML. */
 (function () {
   "use strict";
   var form = document.querySelector("[data-chat-composer]");
@@ -13,7 +14,7 @@
   var status = form.querySelector("[data-status]");
   var sendButton = form.querySelector("[data-send]");
   var stopButton = form.querySelector("[data-stop]");
-  var controller = null;
+  var controller = null, requestId = null, stopping = null;
 
   function showPrice() {
     var option = select.selectedOptions[0];
@@ -131,6 +132,7 @@
     try {
       var response = await fetch(form.action, { method: "POST", body: data, signal: controller.signal,
                                                 headers: { "HX-Request": "true" } });
+      requestId = response.headers.get("x-request-id");
       var type = response.headers.get("content-type") || "";
       if (!response.ok) await showError(turn, response, "The message could not be sent.");
       else if (type.indexOf("text/event-stream") !== 0) { swapHtml(transcript, await response.text()); scrollDown(); }
@@ -143,21 +145,65 @@
       turn.reply.classList.remove("is-streaming");
       if (error.name === "AbortError") {
         turn.reply.classList.add("is-stopped");
-        turn.meta.textContent = "Stopped. You pay only for what was produced; a stopped turn is not kept in the history.";
+        turn.meta.textContent = "Stopped. You pay only for what was produced.";
       } else {
         await showError(turn, null, "The connection was lost. Check the chat history before retrying.");
       }
     } finally {
-      controller = null;
+      controller = null; requestId = null; stopping = null;
       busy(false);
     }
   }
 
-  form.addEventListener("submit", function (event) { event.preventDefault(); send(); });
-  stopButton.addEventListener("click", function () { if (controller) controller.abort(); });
+  /* Stop: ask the server to end the reply (it bills what was produced, closes the hold and keeps
+     the turn, marked stopped); the stream then ends by itself. Abort only if that does not work. */
+  function stop() {
+    if (!controller || stopping) return;
+    if (!requestId) { controller.abort(); return; }
+    var data = new FormData();
+    data.append("csrfmiddlewaretoken", form.querySelector("[name=csrfmiddlewaretoken]").value);
+    data.append("request_id", requestId);
+    var current = controller;
+    status.textContent = "Stopping…";
+    stopping = fetch(form.action.replace(/send$/, "stop"), { method: "POST", body: data, headers: { "HX-Request": "true" } })
+      .then(function (r) { if (!r.ok) current.abort(); }, function () { current.abort(); });
+    setTimeout(function () { if (controller === current) current.abort(); }, 8000);
+  }
+
+  /* "View code": the current settings as curl, Python (OpenAI SDK) and JavaScript (OpenAI SDK). */
+  var code = form.querySelector("[data-view-code]");
+  function settings() {
+    var value = function (name) { var el = form.querySelector("[name=" + name + "]"); return el ? el.value.trim() : ""; };
+    var body = { model: select.value, messages: [] };
+    if (value("system_prompt")) body.messages.push({ role: "system", content: value("system_prompt") });
+    body.messages.push({ role: "user", content: textarea.value.trim() || "Hello!" });
+    if (value("temperature")) body.temperature = Number(value("temperature"));
+    if (value("max_tokens")) body.max_tokens = parseInt(value("max_tokens"), 10);
+    if (value("reasoning_effort")) body.reasoning_effort = value("reasoning_effort");
+    return body;
+  }
+  function pyValue(v) { return JSON.stringify(v, null, 4).replace(/\btrue\b/g, "True").replace(/\bfalse\b/g, "False").replace(/\bnull\b/g, "None"); }
+  function showCode() {
+    if (!code) return;
+    var base = code.getAttribute("data-base-url").replace(/\/$/, "") + "/v1/openai";
+    var body = settings(), json = JSON.stringify(body, null, 2);
+    var args = Object.keys(body).map(function (k) { return "    " + k + "=" + pyValue(body[k]).replace(/\n/g, "\n    ") + ","; }).join("\n");
+    code.querySelector("[data-code=curl]").textContent = "curl " + base + "/chat/completions \\\n  -H \"Authorization: Bearer $GPUNIQ_API_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '" + json.replace(/'/g, "'\\''") + "'";
+    code.querySelector("[data-code=python]").textContent = "import os\nfrom openai import OpenAI\n\nclient = OpenAI(api_key=os.environ[\"GPUNIQ_API_KEY\"], base_url=\"" + base + "\")\nreply = client.chat.completions.create(\n" + args + "\n)\nprint(reply.choices[0].message.content)";
+    code.querySelector("[data-code=js]").textContent = "import OpenAI from \"openai\";\n\nconst client = new OpenAI({ apiKey: process.env.GPUNIQ_API_KEY, baseURL: \"" + base + "\" });\nconst reply = await client.chat.completions.create(" + json.replace(/\n/g, "\n") + ");\nconsole.log(reply.choices[0].message.content);";
+  }
+  form.addEventListener("input", showCode);
+  form.addEventListener("change", showCode);
+  showCode();
+
+  form.addEventListener("submit", function (event) {
+    if (!window.fetch || !window.ReadableStream) return;  /* an old browser posts the form: the page answers */
+    event.preventDefault(); send();
+  });
+  stopButton.addEventListener("click", stop);
   textarea.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(); }
-    if (event.key === "Escape" && controller) controller.abort();
+    if (event.key === "Escape" && controller) stop();
   });
   textarea.addEventListener("input", function () {
     textarea.style.height = "auto";

@@ -35,7 +35,9 @@
   });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var form = event.detail.elt.closest && event.detail.elt.closest("[data-swap-errors]");
+    /* htmx 2 names the swap's target in detail.elt; the element that sent the request is requestConfig.elt */
+    var source = (event.detail.requestConfig && event.detail.requestConfig.elt) || event.detail.elt;
+    var form = source && source.closest && source.closest("[data-swap-errors]");
     if (!form) return;
     var slot = document.querySelector(form.getAttribute("data-swap-errors"));
     var status = event.detail.xhr.status;
