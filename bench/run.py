@@ -32,7 +32,7 @@ def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int, headers:
     threads = str(min(concurrency, 2))
     out = subprocess.run(["wrk", "-t", threads, "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "30s",
                           "-s", str(targets.BENCH / "post.lua"), url], env=env, capture_output=True, text=True)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result: {out.stdout}\n{out.stderr}")
     raw = json.loads(line[7:])

@@ -82,11 +82,12 @@ class ScrapeTimeCollector:
 
 
 def _ledger_metrics():
-    from billing.models import Hold, LedgerEntry
+    from django.apps import apps  # by name: the floor of gpuniq_site imports no app
 
+    hold, entry = apps.get_model("billing", "Hold"), apps.get_model("billing", "LedgerEntry")
     try:
-        open_holds = Hold.objects.filter(status=Hold.OPEN).count()
-        losses = LedgerEntry.objects.filter(kind="loss").count()
+        open_holds = hold.objects.filter(status="open").count()
+        losses = entry.objects.filter(kind="loss").count()
     except Exception as exc:
         log.warning("metrics: database unavailable: %s", exc)
         return

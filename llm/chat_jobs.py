@@ -109,7 +109,7 @@ def _principal(job: ChatJob) -> Principal:
 async def run(job: ChatJob, principal: Principal) -> None:
     """Run the completion for a claimed job and record the outcome on the row."""
     from gpuniq_site.db import run_db
-    from .views.chat import native_reply
+    from .completions import native_reply
 
     body = job.request
     model = (await asnapshot()).models.get(body["model"])

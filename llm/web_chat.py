@@ -24,7 +24,7 @@ from . import chat, chat_images, chat_stop, chat_turns, chats
 from .catalog import snapshot
 from .markdown import to_html
 from .models import Chat, ChatMessage
-from .views.chat import start_stream
+from .completions import start_stream
 
 CHAT_LIST_LIMIT = 100
 TITLE_CHARS = 60

@@ -73,7 +73,7 @@ async def test_200_concurrent_requests_batch_and_never_overdraw(committed):
         account = await run_db(Account.objects.get, pk=person.account.pk)
         assert account.held == 0
         assert account.balance == Decimal(credit) - Decimal("0.07") * paid[person.pk]
-        rows = await run_db(lambda: list(UsageLog.objects.filter(user_id=person.pk).values_list("cost_usd", flat=True)))
+        rows = await run_db(lambda pk=person.pk: list(UsageLog.objects.filter(user_id=pk).values_list("cost_usd", flat=True)))
         assert len(rows) == paid[person.pk] and set(rows) == {Decimal("0.07")}  # one usage row each, cost filled in
     assert not await run_db(lambda: Hold.objects.filter(status=Hold.OPEN, account__user__in=[carol, dave]).exists())
     assert [m for m in await run_db(ledger.find_mismatches) if m.account_id in paid] == []

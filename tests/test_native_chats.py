@@ -5,7 +5,6 @@ import time
 from decimal import Decimal
 
 import httpx
-import pytest
 
 from billing.models import Hold
 from llm.chat_turns import estimate_tokens

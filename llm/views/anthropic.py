@@ -23,7 +23,8 @@ from ..providers.base import AnthropicOriginal, ChatRequest, UpstreamError
 from ..providers.registry import provider_for
 from ..tokens import counted_prompt_tokens
 from ..validation import parse_body
-from .chat import _headers, complete_once, overhead_header, start_stream
+from ..completions import complete_once, overhead_header, start_stream
+from ..completions import sandbox_headers as _headers
 
 
 def _is_claude(model: ModelInfo) -> bool:

@@ -12,7 +12,8 @@ from gpuniq_site.responses import native_ok
 from .. import chat, chat_images, chat_turns, chats
 from .. import serializers as s
 from ..validation import parse_body
-from .chat import _headers, complete_once, native_reply, start_stream
+from ..completions import complete_once, native_reply, start_stream
+from ..completions import sandbox_headers as _headers
 
 TAG = ["Chat sessions"]
 CHAT_ID = OpenApiParameter("chat_id", int, OpenApiParameter.PATH, description="the chat's id")

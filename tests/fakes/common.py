@@ -475,7 +475,7 @@ class FakeServer:
             self._requests.append({"method": req.method, "path": req.path, "query": req.query,
                                    "headers": headers, "json": parsed,
                                    "body": body.decode("utf-8", "replace"), "time": time.time()})
-        for method, pattern, handler in self._routes:
+        for method, pattern, handler in self._routes:  # noqa: B007 — the matching handler is used below
             if method == req.method and pattern.match(req.path):
                 break
         else:

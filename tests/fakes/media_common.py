@@ -294,7 +294,8 @@ class FakeMediaServer:
 
     def reset(self) -> None:
         with self._lock:
-            self.requests.clear(); self._scripted.clear(); self.files.clear(); self.errors.clear()
+            for log in (self.requests, self._scripted, self.files, self.errors):
+                log.clear()
             getattr(self, "jobs", {}).clear()
 
     def requests_of(self, kind: str) -> list[FakeRequest]:

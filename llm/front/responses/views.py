@@ -12,8 +12,8 @@ from gpuniq_site.responses import EventStreamResponse, json_response
 
 from ... import chat
 from ...validation import parse_body
-from ...views.chat import _headers as sandbox_headers
-from ...views.chat import complete_once, overhead_header, start_stream
+from ...completions import sandbox_headers
+from ...completions import complete_once, overhead_header, start_stream
 from . import reply, store
 from . import request as translate
 from .events import ResponseEvents

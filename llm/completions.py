@@ -1,0 +1,74 @@
+"""Running one prepared chat completion, for every surface (OpenAI-compatible, native, chat
+sessions, the web chat, the Anthropic and Responses doors): the non-streamed call, the opened
+stream, and the native reply shape. Views render what these return; jobs call them too."""
+
+import asyncio
+import time
+
+from django.conf import settings
+
+from gpuniq_site.responses import EventStreamResponse
+
+from . import chat, gateway
+from .providers.base import text_of
+from .streaming import stream_body
+
+
+def sandbox_headers(route) -> dict:
+    return {"x-gpuniq-simulated": "true"} if is_sandbox(route) else {}
+
+
+def is_sandbox(route) -> bool:
+    from ..upstreams import upstream_for
+
+    upstream = upstream_for(route.provider)
+    return bool(upstream and upstream.sandbox)
+
+
+async def complete_once(prepared: chat.Prepared):
+    """Non-streaming: the gateway call, then settle. Returns (response dict, usage, settled, route)."""
+    async with chat.Bill(prepared, sent=True) as bill:
+        done = await gateway.complete(prepared.request, prepared.model)
+        usage = done.usage or chat.usage_from_text(prepared, chat.reply_chars(done.response))
+        settled = await bill.settle(usage, route=done.route)
+    prepared.upstream_seconds = done.upstream_seconds
+    return done.response, usage, settled, done.route
+
+
+async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
+    """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
+    bill = chat.Bill(prepared, sent=True)
+    opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
+    try:
+        await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
+        if opening.done() and opening.exception() is not None:
+            raise opening.exception()
+    except BaseException as error:
+        opening.cancel()
+        await bill.close(error)
+        raise
+    response = EventStreamResponse(stream_body(prepared, opening, bill))
+    if opening.done() and is_sandbox(opening.result().route):
+        response["x-gpuniq-simulated"] = "true"
+    return response
+
+
+def overhead_header(request, prepared: chat.Prepared) -> dict:
+    """Our own time on this request: everything but waiting on the vendor."""
+    spent = time.perf_counter() - request.started_at - prepared.upstream_seconds
+    return {"x-gpuniq-overhead-ms": f"{max(spent, 0) * 1000:.2f}"}
+
+
+def native_reply(response: dict, usage, settled: chat.Settled, slug: str) -> dict:
+    choice = (response.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    data = {"content": text_of(message.get("content")), "model": slug, "finish_reason": choice.get("finish_reason"),
+            "tokens_used": usage.total_tokens, "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens, "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens, "cost_usd": float(settled.cost),
+            "balance_usd": float(settled.balance)}
+    if message.get("reasoning_content"):
+        data["reasoning_content"] = message["reasoning_content"]
+    if message.get("tool_calls"):
+        data["tool_calls"] = message["tool_calls"]
+    return data
