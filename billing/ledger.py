@@ -142,12 +142,21 @@ def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: st
 
 
 def release_stale_holds(*, older_than_seconds: int) -> int:
-    """Release holds left open by a crashed process. Returns how many were released.
-    Job holds are not touched: their job owns them (billing.job_holds)."""
+    """Release holds left open by a crashed process. Returns how many were released. Job holds
+    are not touched: their job owns them (billing.job_holds). Each request whose process died is
+    logged once, as an interrupted usage row at no cost, so the user and the operator see it."""
+    from . import metering
+
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff).exclude(purpose__in=Hold.JOB_PURPOSES)
-               .values_list("pk", flat=True))
-    return sum(1 for hold_id in ids if release(hold_id=hold_id, reason="stale hold released"))
+    stale = list(Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff).exclude(purpose__in=Hold.JOB_PURPOSES)
+                 .values_list("pk", "account__user_id", "api_key_id", "request_id", "purpose"))
+    released = 0
+    for hold_id, user_id, key_id, request_id, purpose in stale:
+        if release(hold_id=hold_id, reason="stale hold released"):
+            released += 1
+            metering.write(user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=purpose, model="",
+                           cost_usd=0, status="interrupted", error_code="internal_error", latency_ms=0)
+    return released
 
 
 @dataclass(frozen=True)

@@ -124,14 +124,20 @@ def test_entries_are_immutable(alice):
         entry.delete()
 
 
-def test_stale_holds_are_released(alice):
-    h = ledger.hold(account_id=alice.account.pk, amount="3", idempotency_key="crashed")
+def test_stale_holds_are_released_and_their_requests_logged_as_interrupted(alice):
+    from llm.models import UsageLog
+
+    h = ledger.hold(account_id=alice.account.pk, amount="3", idempotency_key="crashed", purpose="chat",
+                    request_id="req_killed_process")
     Hold.objects.filter(pk=h.id).update(created_at="2020-01-01T00:00:00Z")
     fresh = ledger.hold(account_id=alice.account.pk, amount="1", idempotency_key="fresh")
     call_command("release_stale_holds", "--older-than", "60")
+    call_command("release_stale_holds", "--older-than", "60")  # a second sweep finds nothing more to log
     assert Hold.objects.get(pk=h.id).status == Hold.RELEASED
     assert Hold.objects.get(pk=fresh.id).status == Hold.OPEN
     assert balance_of(alice) == (Decimal("10"), Decimal("1"))
+    [row] = UsageLog.objects.filter(user_id=alice.pk)
+    assert (row.request_id, row.endpoint, row.status, row.cost_usd) == ("req_killed_process", "chat", "interrupted", 0)
 
 
 def test_check_ledger_passes_then_reports_a_tampered_balance(alice, bob, capsys):
