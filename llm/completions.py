@@ -19,7 +19,7 @@ def sandbox_headers(route) -> dict:
 
 
 def is_sandbox(route) -> bool:
-    from ..upstreams import upstream_for
+    from .upstreams import upstream_for
 
     upstream = upstream_for(route.provider)
     return bool(upstream and upstream.sandbox)
