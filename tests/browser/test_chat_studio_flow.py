@@ -4,28 +4,13 @@ through the fakes and a real Celery worker → see it in the gallery → see bot
 
 import re
 
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import expect
 
 from llm.models import ChatMessage
 from media_jobs.models import MediaJob
 
-from ..conftest import make_user
+from .pages import log_in
 
-PASSWORD = "browser pass 123"
-
-
-def log_in(page, site, label: str):
-    user = make_user(label, "25")
-    hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
-    user.password = hasher.encode(PASSWORD, hasher.salt())
-    user.save(update_fields=["password"])
-    page.goto(site.url + "/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
-    return user
 
 
 def test_chat_then_studio_then_usage(page, playground_site, shoot):

@@ -13,7 +13,8 @@ from playwright.sync_api import expect
 from billing import ledger
 from billing.models import TopUp
 
-from ..conftest import make_user, service_extra_env
+from ..conftest import service_extra_env
+from . import pages
 from .conftest import SCREENSHOTS
 from ..fakes.btcpay import FakeBTCPay
 from ..fakes.stripe import FakeStripe
@@ -48,15 +49,8 @@ def rails_site(chromium_path, catalog_loaded, fake_vendors):
 
 
 def log_in(page, site, label: str):
-    user = make_user(label)
-    hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
-    user.password = hasher.encode(PASSWORD, hasher.salt())
-    user.save(update_fields=["password"])
-    page.goto(site.url + "/login/")
-    page.get_by_label("Email").fill(user.email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard/$"))
+    """A payer with no credit, on the billing page."""
+    user = pages.log_in(page, site, label, credit="0")
     page.goto(site.url + "/billing/")
     return user
 
