@@ -5,6 +5,7 @@ that venv. A sandbox image job completes through that worker and a page renders 
 files. Slow (one pip install, from pip's cache), so it runs once per `make test`."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -139,9 +140,11 @@ def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(in
 
         page = httpx.get(f"{base}/login/", timeout=10)
         assert page.status_code == 200 and "<form" in page.text
-        css = httpx.get(f"{base}/static/css/site.css", timeout=10)
-        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css") and len(css.content) > 500
-        assert "/static/css/site.css" in page.text
+        linked = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', page.text)
+        assert linked, "the page links the collected, hashed stylesheet"
+        css = httpx.get(f"{base}{linked.group(1)}", timeout=10, headers={"Accept-Encoding": "br"})
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert css.headers.get("content-encoding") == "br" and "immutable" in css.headers["cache-control"]
     finally:
         _stop(procs)
 
