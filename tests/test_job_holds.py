@@ -3,7 +3,6 @@ is charged from it when first read (however late), a completion nobody reads wit
 lifetime is discarded (nothing delivered, nothing charged), and a read of a job past its budget
 fails it on the spot and releases its hold — with no worker and no beat running."""
 
-import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -20,6 +19,7 @@ from media_jobs import storage
 from media_jobs.models import MediaAsset, MediaJob, new_job_id
 
 from .conftest import balance_of, make_user, usage_rows
+from .test_video_jobs import wait_status
 
 
 @pytest.fixture
@@ -34,16 +34,6 @@ def headers(user):
 
 def poll(api_server, user, kind, job_id):
     return httpx.get(f"{api_server}/v1/llm/{kind}/jobs/{job_id}", headers=headers(user), timeout=10)
-
-
-def wait_status(job_id: str, statuses=("completed", "failed"), timeout: float = 30.0) -> MediaJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = MediaJob.objects.get(pk=job_id)
-        if job.status in statuses:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {job.status}")
 
 
 def completed_video(api_server, user) -> MediaJob:

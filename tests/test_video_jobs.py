@@ -41,7 +41,7 @@ def poll(api_server, user, job_id):
     return httpx.get(f"{api_server}/v1/llm/videos/jobs/{job_id}", headers=headers(user), timeout=10)
 
 
-def wait_status(job_id: str, statuses=("completed", "failed"), timeout: float = 20.0) -> MediaJob:
+def wait_status(job_id: str, statuses=("completed", "failed"), timeout: float = 30.0) -> MediaJob:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = MediaJob.objects.get(pk=job_id)
