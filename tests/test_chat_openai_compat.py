@@ -275,33 +275,6 @@ def test_client_disconnect_cancels_upstream_and_pays_for_what_was_produced(api_s
     assert not Hold.objects.filter(account=dave.account, status=Hold.OPEN).exists()
 
 
-def test_a_client_that_drops_a_non_streamed_request_still_pays_for_the_reply_the_vendor_made(api_server, dave,
-                                                                                           vendors):
-    """A non-streamed call runs to its end when the client leaves (the vendor bills it all): the
-    whole reply is charged, never $0."""
-    words = " ".join(["hello"] * 3000)
-    vendors["openai"].script("slow_first_byte")  # the vendor is still working when the client leaves
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{api_server}/v1/openai/chat/completions", headers={"Authorization": f"Bearer {dave.raw_key}"},
-                   json={"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": words}]},
-                   timeout=httpx.Timeout(30, read=0.5))
-    row = wait_for_row(dave)
-    assert row.status == "ok" and row.prompt_tokens == 3003  # the fake's count: 3,000 words + 3
-    assert row.cost_usd == cost(row.prompt_tokens, row.completion_tokens) > 0
-    assert balance_of(dave) == Decimal("5") - row.cost_usd
-    assert not Hold.objects.filter(account=dave.account, status=Hold.OPEN).exists()
-
-
-def wait_for_row(user, timeout: float = 10.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not usage_rows(user):
-        time.sleep(0.05)
-    [row] = usage_rows(user)
-    return row
-
-
 def test_monthly_spend_cap_refuses_the_request_whose_hold_would_pass_it(api_server, committed, vendors):
     capped = make_user("capped", "5", monthly_spend_cap_usd=Decimal("0.001"))
     client = openai.OpenAI(api_key=capped.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
