@@ -36,8 +36,16 @@ def revoke(modeladmin, request, queryset):
 
 @admin.register(APIKey)
 class APIKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "display", "user", "rpm", "monthly_spend_cap_usd", "created_at", "last_used_at",
-                    "revoked_at"]
+    list_display = [
+        "name",
+        "display",
+        "user",
+        "rpm",
+        "monthly_spend_cap_usd",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     search_fields = ["user__email", "name", "last4"]
     list_filter = ["revoked_at"]
     readonly_fields = ["key_hash", "prefix", "last4", "created_at", "last_used_at", "revoked_at"]

@@ -26,10 +26,14 @@ def _valid_zone(name: str) -> str:
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(max_length=254,
-                             widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
-    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                               help_text="At least 10 characters; not a common password.")
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
+    password = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 10 characters; not a common password.",
+    )
     time_zone = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def clean_email(self):
@@ -40,7 +44,9 @@ class SignupForm(forms.Form):
 
     def clean_time_zone(self):
         name = self.cleaned_data.get("time_zone") or "UTC"
-        return name if name in zoneinfo.available_timezones() else "UTC"  # detected by the browser; best effort
+        return (
+            name if name in zoneinfo.available_timezones() else "UTC"
+        )  # detected by the browser; best effort
 
     def clean(self):
         data = super().clean()
@@ -59,7 +65,7 @@ class ThrottledLoginForm(AuthenticationForm):
         **AuthenticationForm.error_messages,
         "invalid_login": "That email and password do not match an account.",
         "throttled": "Too many failed sign-in attempts for this email from your network. "
-                     "Try again in %(minutes)s minute(s), or reset your password.",
+        "Try again in %(minutes)s minute(s), or reset your password.",
     }
 
     def clean(self):
@@ -67,8 +73,9 @@ class ThrottledLoginForm(AuthenticationForm):
         ip = throttle.client_ip(self.request)
         wait = throttle.blocked_for(email, ip)
         if wait:
-            raise forms.ValidationError(self.error_messages["throttled"], code="throttled",
-                                        params={"minutes": max(1, -(-wait // 60))})
+            raise forms.ValidationError(
+                self.error_messages["throttled"], code="throttled", params={"minutes": max(1, -(-wait // 60))}
+            )
         try:
             data = super().clean()
         except forms.ValidationError:
@@ -92,18 +99,39 @@ class ProfileForm(forms.ModelForm):
 class KeyForm(forms.Form):
     """Name and limits of an API key (creating one, or editing a live one)."""
 
-    name = forms.CharField(max_length=100, widget=forms.TextInput(
-        attrs={"placeholder": "e.g. laptop, CI, production", "autocomplete": "off"}))
-    rpm = forms.IntegerField(label="Requests per minute", min_value=1, max_value=MAX_RPM, required=False,
-                             help_text="Empty for the default.",
-                             widget=forms.NumberInput(attrs={"placeholder": str(settings.GPUNIQ_DEFAULT_RPM)}))
+    name = forms.CharField(
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. laptop, CI, production", "autocomplete": "off"}),
+    )
+    rpm = forms.IntegerField(
+        label="Requests per minute",
+        min_value=1,
+        max_value=MAX_RPM,
+        required=False,
+        help_text="Empty for the default.",
+        widget=forms.NumberInput(attrs={"placeholder": str(settings.GPUNIQ_DEFAULT_RPM)}),
+    )
     monthly_spend_cap_usd = forms.DecimalField(
-        label="Monthly spend cap (USD)", required=False, min_value=Decimal("0.01"), max_digits=12, decimal_places=2,
-        help_text="Empty for no cap.", widget=forms.NumberInput(attrs={"placeholder": "No cap", "step": "0.01"}))
-    allowed_models = forms.CharField(required=False, max_length=5000,
-                                     help_text="Comma-separated model slugs; empty allows every model.",
-                                     widget=forms.TextInput(attrs={"placeholder": "e.g. claude-haiku-4-5, gpt-5.2",
-                                                                   "spellcheck": "false", "autocomplete": "off"}))
+        label="Monthly spend cap (USD)",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
+        help_text="Empty for no cap.",
+        widget=forms.NumberInput(attrs={"placeholder": "No cap", "step": "0.01"}),
+    )
+    allowed_models = forms.CharField(
+        required=False,
+        max_length=5000,
+        help_text="Comma-separated model slugs; empty allows every model.",
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "e.g. claude-haiku-4-5, gpt-5.2",
+                "spellcheck": "false",
+                "autocomplete": "off",
+            }
+        ),
+    )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -117,7 +145,9 @@ class KeyForm(forms.Form):
         return self.cleaned_data.get("rpm") or settings.GPUNIQ_DEFAULT_RPM
 
     def clean_allowed_models(self) -> list[str]:
-        slugs = [s.strip() for s in re.split(r"[,\s]+", self.cleaned_data.get("allowed_models") or "") if s.strip()]
+        slugs = [
+            s.strip() for s in re.split(r"[,\s]+", self.cleaned_data.get("allowed_models") or "") if s.strip()
+        ]
         bad = [s for s in slugs if not MODEL_SLUG.match(s)]
         if bad:
             raise forms.ValidationError(f"Not a model slug: {', '.join(bad[:3])}")
@@ -128,7 +158,10 @@ class KeyForm(forms.Form):
     @classmethod
     def for_key(cls, key, data=None):
         cap = key.monthly_spend_cap_usd
-        initial = {"name": key.name, "rpm": key.rpm,
-                   "monthly_spend_cap_usd": cap.quantize(Decimal("0.01")) if cap is not None else None,
-                   "allowed_models": ", ".join(key.allowed_models or [])}
+        initial = {
+            "name": key.name,
+            "rpm": key.rpm,
+            "monthly_spend_cap_usd": cap.quantize(Decimal("0.01")) if cap is not None else None,
+            "allowed_models": ", ".join(key.allowed_models or []),
+        }
         return cls(data, initial=initial, prefix=f"k{key.pk}")

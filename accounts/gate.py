@@ -12,7 +12,15 @@ from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
 
 from . import ratelimit
-from .keys import LAST_USED_EVERY_SECONDS, Principal, _cache_key, _check_format, _to_principal, _touch, aauthenticate
+from .keys import (
+    LAST_USED_EVERY_SECONDS,
+    Principal,
+    _cache_key,
+    _check_format,
+    _to_principal,
+    _touch,
+    aauthenticate,
+)
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
 # Returns {0} on a cache miss, {2, error code} for a cached refusal (keys._refuse), else
@@ -75,7 +83,9 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
                 from gpuniq_site.db import run_db
 
                 await run_db(_touch, data["key_id"], key_hash, dict(data))
-            decision = ratelimit.Decision(bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4]))
+            decision = ratelimit.Decision(
+                bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4])
+            )
             return _to_principal(data), decision
     principal = await aauthenticate(raw_key)
     return principal, await ratelimit.ahit(principal.key_id, principal.rpm)

@@ -48,14 +48,24 @@ def _cache_key(key_hash: str) -> str:
     return f"gpuniq:apikey:{key_hash}"
 
 
-def create_key(*, user: User, name: str = "default", rpm: int | None = None,
-               monthly_spend_cap_usd: Decimal | None = None, allowed_models: list[str] | None = None
-               ) -> tuple[APIKey, str]:
+def create_key(
+    *,
+    user: User,
+    name: str = "default",
+    rpm: int | None = None,
+    monthly_spend_cap_usd: Decimal | None = None,
+    allowed_models: list[str] | None = None,
+) -> tuple[APIKey, str]:
     """Create a key and return it with the raw secret, which is never stored or shown again."""
     raw = generate_raw_key()
     key = APIKey.objects.create(
-        user=user, name=name, key_hash=hash_key(raw), prefix=raw[: len(KEY_PREFIX) + 4], last4=raw[-4:],
-        rpm=rpm or settings.GPUNIQ_DEFAULT_RPM, monthly_spend_cap_usd=monthly_spend_cap_usd,
+        user=user,
+        name=name,
+        key_hash=hash_key(raw),
+        prefix=raw[: len(KEY_PREFIX) + 4],
+        last4=raw[-4:],
+        rpm=rpm or settings.GPUNIQ_DEFAULT_RPM,
+        monthly_spend_cap_usd=monthly_spend_cap_usd,
         allowed_models=list(allowed_models or []),
     )
     shared_state.cache_discard(_cache_key(key.key_hash))  # no refusal cached for this hash can outlive it
@@ -70,12 +80,17 @@ def revoke_key(*, key: APIKey) -> None:
     key.refresh_from_db(fields=["revoked_at"])
 
 
-def update_key(*, key: APIKey, name: str, rpm: int, monthly_spend_cap_usd: Decimal | None,
-               allowed_models: list[str]) -> APIKey:
+def update_key(
+    *, key: APIKey, name: str, rpm: int, monthly_spend_cap_usd: Decimal | None, allowed_models: list[str]
+) -> APIKey:
     """Change a live key's name and limits; the cached principal goes with the commit."""
     with transaction.atomic():
         APIKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
-            name=name, rpm=rpm, monthly_spend_cap_usd=monthly_spend_cap_usd, allowed_models=list(allowed_models))
+            name=name,
+            rpm=rpm,
+            monthly_spend_cap_usd=monthly_spend_cap_usd,
+            allowed_models=list(allowed_models),
+        )
         transaction.on_commit(lambda: forget_key(key.key_hash))
     key.refresh_from_db()
     return key
@@ -104,16 +119,26 @@ def _load_principal(key_hash: str) -> dict:
     account = account_for_user(row.user_id)
     cap = row.monthly_spend_cap_usd
     last_used = row.last_used_at.timestamp() if row.last_used_at else 0.0
-    return asdict(Principal(user_id=row.user_id, key_id=row.pk, account_id=account.pk, rpm=row.rpm,
-                            spend_cap=str(cap) if cap is not None else None,
-                            allowed_models=tuple(row.allowed_models or ()), last_used=last_used))
+    return asdict(
+        Principal(
+            user_id=row.user_id,
+            key_id=row.pk,
+            account_id=account.pk,
+            rpm=row.rpm,
+            spend_cap=str(cap) if cap is not None else None,
+            allowed_models=tuple(row.allowed_models or ()),
+            last_used=last_used,
+        )
+    )
 
 
 def _refuse(key_hash: str, code: str):
     """Remember a refused key for GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS, so a flood of the same bad key
     is one database lookup per interval, then raise. Keys are random: a refused hash cannot
     belong to a key created later (and create_key drops any entry for its hash anyway)."""
-    shared_state.cache_set_json(_cache_key(key_hash), {"refused": code}, settings.GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS)
+    shared_state.cache_set_json(
+        _cache_key(key_hash), {"refused": code}, settings.GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS
+    )
     raise ApiError(code)
 
 
@@ -126,7 +151,9 @@ def _cached(data: dict | None) -> dict | None:
 def _touch(key_id: int, key_hash: str, data: dict) -> None:
     """Record last use at most once a minute; a conditional update lets one process win."""
     now = timezone.now()
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=LAST_USED_EVERY_SECONDS))
+    stale = Q(last_used_at__isnull=True) | Q(
+        last_used_at__lt=now - timedelta(seconds=LAST_USED_EVERY_SECONDS)
+    )
     APIKey.objects.filter(stale, pk=key_id).update(last_used_at=now)
     data["last_used"] = now.timestamp()
     shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
@@ -194,8 +221,11 @@ def _dashboard_key(user: User) -> APIKey:
     The user row is locked so two first requests do not create two keys."""
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
-        key = (APIKey.objects.filter(user=user, name=DASHBOARD_KEY_NAME, revoked_at__isnull=True)
-               .order_by("created_at").first())
+        key = (
+            APIKey.objects.filter(user=user, name=DASHBOARD_KEY_NAME, revoked_at__isnull=True)
+            .order_by("created_at")
+            .first()
+        )
         if key is None:
             key, _raw = create_key(user=user, name=DASHBOARD_KEY_NAME)
     return key

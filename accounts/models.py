@@ -68,8 +68,9 @@ class APIKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     rpm = models.PositiveIntegerField("requests per minute", default=120)
     monthly_spend_cap_usd = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
-    allowed_models = models.JSONField(default=list, blank=True,
-                                      help_text="Model slugs this key may use; empty means all.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Model slugs this key may use; empty means all."
+    )
 
     class Meta:
         ordering = ["-created_at"]

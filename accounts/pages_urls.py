@@ -10,7 +10,11 @@ page_patterns: list = [
     path("logout/", views_pages.LogoutView.as_view(), name="logout"),
     path("password-reset/", views_pages.PasswordResetView.as_view(), name="password-reset"),
     path("password-reset/sent/", views_pages.PasswordResetDoneView.as_view(), name="password-reset-done"),
-    path("reset/<uidb64>/<token>/", views_pages.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path(
+        "reset/<uidb64>/<token>/",
+        views_pages.PasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
     path("reset/done/", views_pages.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("account/", views_pages.account_settings, name="account"),
     path("quickstart/", views_pages.quickstart, name="quickstart"),

@@ -20,7 +20,11 @@ class Snippet:
 
 
 _TEMPLATES = [
-    Snippet("curl", "curl", "bash", """curl {openai_base}/chat/completions \\
+    Snippet(
+        "curl",
+        "curl",
+        "bash",
+        """curl {openai_base}/chat/completions \\
   -H "Authorization: Bearer $GPUNIQ_API_KEY" \\
   -H "Content-Type: application/json" \\
   -d '{{
@@ -29,8 +33,13 @@ _TEMPLATES = [
   }}'
 
 # Native API: balance in USD
-curl {native_base}/balance -H "X-API-Key: $GPUNIQ_API_KEY\""""),
-    Snippet("python", "Python (OpenAI SDK)", "python", """import os
+curl {native_base}/balance -H "X-API-Key: $GPUNIQ_API_KEY\"""",
+    ),
+    Snippet(
+        "python",
+        "Python (OpenAI SDK)",
+        "python",
+        """import os
 from openai import OpenAI
 
 client = OpenAI(
@@ -41,8 +50,14 @@ resp = client.chat.completions.create(
     model="{model}",
     messages=[{{"role": "user", "content": "Write a binary search in Rust."}}],
 )
-print(resp.choices[0].message.content)""", note="pip install openai"),
-    Snippet("node", "JavaScript (OpenAI SDK)", "javascript", """import OpenAI from "openai";
+print(resp.choices[0].message.content)""",
+        note="pip install openai",
+    ),
+    Snippet(
+        "node",
+        "JavaScript (OpenAI SDK)",
+        "javascript",
+        """import OpenAI from "openai";
 
 const client = new OpenAI({{
   apiKey: process.env.GPUNIQ_API_KEY,
@@ -52,13 +67,24 @@ const resp = await client.chat.completions.create({{
   model: "{model}",
   messages: [{{ role: "user", content: "Write a binary search in Rust." }}],
 }});
-console.log(resp.choices[0].message.content);""", note="npm install openai"),
-    Snippet("claude-code", "Claude Code", "bash", """export ANTHROPIC_BASE_URL={anthropic_base}
+console.log(resp.choices[0].message.content);""",
+        note="npm install openai",
+    ),
+    Snippet(
+        "claude-code",
+        "Claude Code",
+        "bash",
+        """export ANTHROPIC_BASE_URL={anthropic_base}
 export ANTHROPIC_AUTH_TOKEN=$GPUNIQ_API_KEY
 claude --model {model}   # or any chat slug, e.g. --model gpt-5.2""",
-            note="Claude models are forwarded to Anthropic as sent; other models are translated. "
-                 "All tokens are billed to your GPUniq balance; no Anthropic account needed."),
-    Snippet("anthropic", "Python (Anthropic SDK)", "python", """import os
+        note="Claude models are forwarded to Anthropic as sent; other models are translated. "
+        "All tokens are billed to your GPUniq balance; no Anthropic account needed.",
+    ),
+    Snippet(
+        "anthropic",
+        "Python (Anthropic SDK)",
+        "python",
+        """import os
 from anthropic import Anthropic
 
 client = Anthropic(api_key=os.environ["GPUNIQ_API_KEY"], base_url="{anthropic_base}")
@@ -66,28 +92,50 @@ msg = client.messages.create(
     model="{model}", max_tokens=1024,
     messages=[{{"role": "user", "content": "Write a binary search in Rust."}}],
 )
-print(msg.content[0].text)""", note="pip install anthropic"),
-    Snippet("codex", "Codex CLI", "toml", """# ~/.codex/config.toml
+print(msg.content[0].text)""",
+        note="pip install anthropic",
+    ),
+    Snippet(
+        "codex",
+        "Codex CLI",
+        "toml",
+        """# ~/.codex/config.toml
 model_provider = "gpuniq"
 model_providers.gpuniq = {{ name = "GPUniq", base_url = "{openai_base}", env_key = "GPUNIQ_API_KEY", wire_api = "responses" }}
 
 # then: codex -m gpt-5.2-codex   (or any chat slug, e.g. {model})""",
-            note="Codex speaks the Responses API at /v1/openai/responses; OpenAI models are forwarded, "
-                 "others translated."),
-    Snippet("cursor", "Cursor", "text", """Settings → Models → Override OpenAI Base URL
+        note="Codex speaks the Responses API at /v1/openai/responses; OpenAI models are forwarded, "
+        "others translated.",
+    ),
+    Snippet(
+        "cursor",
+        "Cursor",
+        "text",
+        """Settings → Models → Override OpenAI Base URL
 
 Base URL: {openai_base}
 API Key:  your gpuniq_… key
-Model:    {model}   (or any slug from /v1/openai/models)"""),
-    Snippet("aider", "Aider / Continue", "bash", """export OPENAI_API_KEY=$GPUNIQ_API_KEY
+Model:    {model}   (or any slug from /v1/openai/models)""",
+    ),
+    Snippet(
+        "aider",
+        "Aider / Continue",
+        "bash",
+        """export OPENAI_API_KEY=$GPUNIQ_API_KEY
 export OPENAI_BASE_URL={openai_base}
-aider --model {model}""", note="Any tool that accepts OPENAI_BASE_URL works the same way."),
+aider --model {model}""",
+        note="Any tool that accepts OPENAI_BASE_URL works the same way.",
+    ),
 ]
 
 
 def snippets(base_url: str, model: str = DEFAULT_MODEL) -> list[Snippet]:
     """The snippets with this site's URLs and a default model filled in."""
     base = base_url.rstrip("/")
-    values = {"openai_base": f"{base}/v1/openai", "anthropic_base": f"{base}/v1/anthropic",
-              "native_base": f"{base}/v1/llm", "model": model}
+    values = {
+        "openai_base": f"{base}/v1/openai",
+        "anthropic_base": f"{base}/v1/anthropic",
+        "native_base": f"{base}/v1/llm",
+        "model": model,
+    }
     return [replace(s, code=s.code.format(**values)) for s in _TEMPLATES]

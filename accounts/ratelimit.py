@@ -66,9 +66,13 @@ class Decision:
         if self.allowed:
             return
         retry_after = max(1, -(-self.reset_ms // 1000))
-        raise ApiError("rate_limit_per_key", limit=self.limit, retry_after=retry_after,
-                       headers={**self.headers(), "Retry-After": str(retry_after)},
-                       meta={"limit": self.limit, "window_seconds": WINDOW_MS // 1000, "retry_after": retry_after})
+        raise ApiError(
+            "rate_limit_per_key",
+            limit=self.limit,
+            retry_after=retry_after,
+            headers={**self.headers(), "Retry-After": str(retry_after)},
+            meta={"limit": self.limit, "window_seconds": WINDOW_MS // 1000, "retry_after": retry_after},
+        )
 
 
 class _LocalWindows:
@@ -116,8 +120,11 @@ def _unavailable(key_id: int, limit: int, exc: Exception | None = None) -> Decis
     process's share of its limit from a process-local window, and the answer says so."""
     if exc is not None:
         shared_state.mark_redis_down(exc)
-        log.warning("rate limiter: redis unavailable (%s); %s", exc,
-                    "limiting locally" if settings.GPUNIQ_RATE_LIMIT_FAIL_OPEN else "refusing requests")
+        log.warning(
+            "rate limiter: redis unavailable (%s); %s",
+            exc,
+            "limiting locally" if settings.GPUNIQ_RATE_LIMIT_FAIL_OPEN else "refusing requests",
+        )
     if not settings.GPUNIQ_RATE_LIMIT_FAIL_OPEN:
         raise ApiError("service_unavailable", reason="Rate limiting is unavailable.")
     metrics.RATELIMIT_FALLBACKS.inc()

@@ -21,8 +21,11 @@ def _own_key(request, pk: int, *, live: bool = False) -> APIKey:
 
 
 def _keys_context(request, **extra) -> dict:
-    keys = list(with_month_spend(user_keys(request.user)).order_by(F("revoked_at").asc(nulls_first=True),
-                                                                  "-created_at"))
+    keys = list(
+        with_month_spend(user_keys(request.user)).order_by(
+            F("revoked_at").asc(nulls_first=True), "-created_at"
+        )
+    )
     return {"keys": keys, "live_count": sum(1 for k in keys if not k.is_revoked), **extra}
 
 
@@ -37,14 +40,22 @@ def keys(request):
 def key_create(request):
     """GET: the form as a page of its own (the "Create key" link without JavaScript); POST: create."""
     if request.method == "GET":
-        return page_or_fragment(request, "accounts/key_new.html", "accounts/_key_form.html", {"form": KeyForm()})
+        return page_or_fragment(
+            request, "accounts/key_new.html", "accounts/_key_form.html", {"form": KeyForm()}
+        )
     form = KeyForm(request.POST)
     if not form.is_valid():
-        return page_or_fragment(request, "accounts/key_new.html", "accounts/_key_form.html",
-                                _keys_context(request, form=form))
+        return page_or_fragment(
+            request, "accounts/key_new.html", "accounts/_key_form.html", _keys_context(request, form=form)
+        )
     data = form.cleaned_data
-    key, raw = create_key(user=request.user, name=data["name"], rpm=data["rpm"],
-                          monthly_spend_cap_usd=data["monthly_spend_cap_usd"], allowed_models=data["allowed_models"])
+    key, raw = create_key(
+        user=request.user,
+        name=data["name"],
+        rpm=data["rpm"],
+        monthly_spend_cap_usd=data["monthly_spend_cap_usd"],
+        allowed_models=data["allowed_models"],
+    )
     context = _keys_context(request, form=KeyForm(), created=key, raw_key=raw)
     return no_store(page_or_fragment(request, "accounts/keys.html", "accounts/_key_created.html", context))
 
@@ -56,15 +67,21 @@ def key_edit(request, pk: int):
     form = KeyForm.for_key(key, request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        update_key(key=key, name=data["name"], rpm=data["rpm"],
-                   monthly_spend_cap_usd=data["monthly_spend_cap_usd"], allowed_models=data["allowed_models"])
+        update_key(
+            key=key,
+            name=data["name"],
+            rpm=data["rpm"],
+            monthly_spend_cap_usd=data["monthly_spend_cap_usd"],
+            allowed_models=data["allowed_models"],
+        )
         key = _own_key(request, pk)
         if wants_fragment(request):
             return render(request, "accounts/_key_row.html", {"key": key, "flash": "Saved"})
         messages.success(request, f"Saved the limits of “{key.name}”.")
         return redirect("keys")
-    return page_or_fragment(request, "accounts/key_edit.html", "accounts/_key_edit_row.html",
-                            {"key": key, "form": form})
+    return page_or_fragment(
+        request, "accounts/key_edit.html", "accounts/_key_edit_row.html", {"key": key, "form": form}
+    )
 
 
 @member_page

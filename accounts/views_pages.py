@@ -64,8 +64,12 @@ class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
 @member_page
 @require_http_methods(["GET", "POST"])
 def account_settings(request):
-    profile = ProfileForm(request.POST if request.POST.get("form") == "profile" else None, instance=request.user)
-    password = PasswordChangeForm(request.user, request.POST if request.POST.get("form") == "password" else None)
+    profile = ProfileForm(
+        request.POST if request.POST.get("form") == "profile" else None, instance=request.user
+    )
+    password = PasswordChangeForm(
+        request.user, request.POST if request.POST.get("form") == "password" else None
+    )
     if profile.is_bound and profile.is_valid():
         profile.save()
         messages.success(request, "Profile saved.")
@@ -81,7 +85,12 @@ def quickstart(request):
     key = None
     if request.user.is_authenticated:
         key = user_keys(request.user).filter(revoked_at__isnull=True).first()
-    return render(request, "accounts/quickstart.html", {
-        "snippets": snippets(settings.PUBLIC_BASE_URL), "key": key,
-        "openai_base": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/openai",
-    })
+    return render(
+        request,
+        "accounts/quickstart.html",
+        {
+            "snippets": snippets(settings.PUBLIC_BASE_URL),
+            "key": key,
+            "openai_base": f"{settings.PUBLIC_BASE_URL.rstrip('/')}/v1/openai",
+        },
+    )

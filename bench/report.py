@@ -13,8 +13,10 @@ def _by(rows, point, target):
 
 def table(result: dict) -> str:
     rows = result["rows"]
-    lines = ["| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms | errors |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for point in dict.fromkeys(r["point"] for r in rows):
         direct = _by(rows, point, "direct")
         for target in ("direct", "gateway", "litellm", "portkey"):
@@ -24,16 +26,26 @@ def table(result: dict) -> str:
             if r.get("failure"):
                 lines.append(f"| {point} | {target} | failed: {r['failure'][:60]} | | | | | {r['errors']} |")
             elif r["kind"] == "non-stream":
-                added = (f"{r['p50_ms'] - direct['p50_ms']:.2f} / {r['p99_ms'] - direct['p99_ms']:.2f}"
-                         if target != "direct" else "")
-                lines.append(f"| {point} | {target} | {r['req_per_s']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                             f"{added} | | {r['errors']} |")
+                added = (
+                    f"{r['p50_ms'] - direct['p50_ms']:.2f} / {r['p99_ms'] - direct['p99_ms']:.2f}"
+                    if target != "direct"
+                    else ""
+                )
+                lines.append(
+                    f"| {point} | {target} | {r['req_per_s']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                    f"{added} | | {r['errors']} |"
+                )
             else:
-                added = (f"TTFB +{r['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.1f} / "
-                         f"+{r['ttfb_p99_ms'] - direct['ttfb_p99_ms']:.1f}"
-                         if target != "direct" and r["ttfb_p50_ms"] is not None else "")
-                lines.append(f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} | {r['total_p99_ms']} "
-                             f"| {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |")
+                added = (
+                    f"TTFB +{r['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.1f} / "
+                    f"+{r['ttfb_p99_ms'] - direct['ttfb_p99_ms']:.1f}"
+                    if target != "direct" and r["ttfb_p50_ms"] is not None
+                    else ""
+                )
+                lines.append(
+                    f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} | {r['total_p99_ms']} "
+                    f"| {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |"
+                )
     return "\n".join(lines)
 
 
@@ -47,10 +59,14 @@ def ratios(result: dict) -> list[str]:
             if g and peer and peer.get(key):
                 out.append(f"- {point}: gateway / {name} throughput = {g[key] / peer[key]:.1f}×")
         if g and d and pk and g["kind"] == "non-stream" and pk.get("p50_ms") is not None:
-            out.append(f"- {point}: added p50 gateway {g['p50_ms'] - d['p50_ms']:.2f} ms, "
-                       f"Portkey {pk['p50_ms'] - d['p50_ms']:.2f} ms")
+            out.append(
+                f"- {point}: added p50 gateway {g['p50_ms'] - d['p50_ms']:.2f} ms, "
+                f"Portkey {pk['p50_ms'] - d['p50_ms']:.2f} ms"
+            )
         if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
-            out.append(f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}")
+            out.append(
+                f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}"
+            )
     return out
 
 
@@ -58,14 +74,19 @@ def write(result: dict, update_doc: bool = True) -> None:
     stamp = result["date"].replace(":", "").replace("+0000", "Z")
     (BENCH / "results").mkdir(exist_ok=True)
     (BENCH / "results" / f"{stamp}.json").write_text(json.dumps(result, indent=2))
-    body = (f"Run {result['date']}, {result['machine']['cpus']} cores, Python {result['machine']['python']}, "
-            f"{result['workers']} app processes each, {result['seconds_per_point']} s per point.\n\n"
-            f"{table(result)}\n\n" + "\n".join(ratios(result)) +
-            f"\n\nMemory after the run (RSS per process, MB): gateway {result['memory']['gateway_rss_mb']}, "
-            f"LiteLLM {result['memory']['litellm_rss_mb']}, Portkey {result['memory'].get('portkey_rss_mb')}\n")
+    body = (
+        f"Run {result['date']}, {result['machine']['cpus']} cores, Python {result['machine']['python']}, "
+        f"{result['workers']} app processes each, {result['seconds_per_point']} s per point.\n\n"
+        f"{table(result)}\n\n"
+        + "\n".join(ratios(result))
+        + f"\n\nMemory after the run (RSS per process, MB): gateway {result['memory']['gateway_rss_mb']}, "
+        f"LiteLLM {result['memory']['litellm_rss_mb']}, Portkey {result['memory'].get('portkey_rss_mb')}\n"
+    )
     if result["memory"].get("gateway_rss_mb_after_repeat"):
-        body += ("After the gateway's points were run a second time, identically: gateway "
-                 f"{result['memory']['gateway_rss_mb_after_repeat']}\n")
+        body += (
+            "After the gateway's points were run a second time, identically: gateway "
+            f"{result['memory']['gateway_rss_mb_after_repeat']}\n"
+        )
     (BENCH / "results" / f"{stamp}.md").write_text(body)
     print(body)
     if not update_doc:

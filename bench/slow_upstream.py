@@ -16,8 +16,13 @@ def _event(obj) -> bytes:
 
 
 def _chunk(delta, finish=None, choices=True, usage=None) -> bytes:
-    obj = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 1764000000, "model": "slow",
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []}
+    obj = {
+        "id": "chatcmpl-slow",
+        "object": "chat.completion.chunk",
+        "created": 1764000000,
+        "model": "slow",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else [],
+    }
     if usage:
         obj["usage"] = usage
     return _event(obj)
@@ -42,8 +47,12 @@ _USAGE = {"prompt_tokens": 12, "completion_tokens": CHUNKS, "total_tokens": 12 +
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 FIRST = _framed(_chunk({"role": "assistant", "content": ""}))
 TOKENS = [_framed(_chunk({"content": f"w{i} "})) for i in range(CHUNKS)]
-TAIL = (_framed(_chunk({}, finish="stop")) + _framed(_chunk({}, choices=False, usage=_USAGE))
-        + _framed(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+TAIL = (
+    _framed(_chunk({}, finish="stop"))
+    + _framed(_chunk({}, choices=False, usage=_USAGE))
+    + _framed(b"data: [DONE]\n\n")
+    + b"0\r\n\r\n"
+)
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -28,18 +28,26 @@ class StreamStats:
             ordered = sorted(values)
             return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2)
 
-        return {"completed": self.completed, "errors": self.errors, "dropped": self.dropped,
-                "streams_per_s": round(self.completed / self.elapsed, 1) if self.elapsed else 0,
-                "ttfb_p50_ms": pct(self.ttfb_ms, 50), "ttfb_p99_ms": pct(self.ttfb_ms, 99),
-                "total_p50_ms": pct(self.total_ms, 50), "total_p99_ms": pct(self.total_ms, 99),
-                "ttfb_mean_ms": round(statistics.fmean(self.ttfb_ms), 2) if self.ttfb_ms else None}
+        return {
+            "completed": self.completed,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "streams_per_s": round(self.completed / self.elapsed, 1) if self.elapsed else 0,
+            "ttfb_p50_ms": pct(self.ttfb_ms, 50),
+            "ttfb_p99_ms": pct(self.ttfb_ms, 99),
+            "total_p50_ms": pct(self.total_ms, 50),
+            "total_p99_ms": pct(self.total_ms, 99),
+            "ttfb_mean_ms": round(statistics.fmean(self.ttfb_ms), 2) if self.ttfb_ms else None,
+        }
 
 
 def _request(host: str, port: int, path: str, key: str, body: dict, extra: dict | None = None) -> bytes:
     payload = json.dumps(body).encode()
     more = "".join(f"{name}: {value}\r\n" for name, value in (extra or {}).items())
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {key}\r\n{more}Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\n{more}Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
     return head.encode() + payload
 
 
@@ -66,9 +74,9 @@ class _Dechunk:
         out = []
         while not self.done:
             if self.state == "data":
-                piece = self.buf[:self.left]
+                piece = self.buf[: self.left]
                 out.append(piece)
-                self.buf, self.left = self.buf[len(piece):], self.left - len(piece)
+                self.buf, self.left = self.buf[len(piece) :], self.left - len(piece)
                 if self.left:
                     break
                 self.state = "crlf"
@@ -84,7 +92,7 @@ class _Dechunk:
                 if end < 0:
                     break
                 self.left = int(self.buf[:end].split(b";")[0].strip() or b"0", 16)
-                self.buf = self.buf[end + 2:]
+                self.buf = self.buf[end + 2 :]
                 self.state = "data" if self.left else "end"
         return b"".join(out)
 
@@ -148,8 +156,16 @@ async def _worker(host, port, request, deadline, stats):
         conn[1].close()
 
 
-async def run(host: str, port: int, path: str, key: str, body: dict, concurrency: int, seconds: float,
-              headers: dict | None = None) -> dict:
+async def run(
+    host: str,
+    port: int,
+    path: str,
+    key: str,
+    body: dict,
+    concurrency: int,
+    seconds: float,
+    headers: dict | None = None,
+) -> dict:
     stats = StreamStats()
     request = _request(host, port, path, key, body, headers)
     started = time.perf_counter()
@@ -178,5 +194,8 @@ if __name__ == "__main__":
     except ImportError:
         pass
     body = {"model": args.model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
-    print(json.dumps(asyncio.run(run(args.host, args.port, args.path, args.key, body, args.concurrency,
-                                     args.seconds))))
+    print(
+        json.dumps(
+            asyncio.run(run(args.host, args.port, args.path, args.key, body, args.concurrency, args.seconds))
+        )
+    )

@@ -45,8 +45,14 @@ class Procs:
 
     def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(RUN / f"{name}.log", "wb")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env or os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env or os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         return proc
 
@@ -83,14 +89,23 @@ def start_slow(procs: Procs) -> int:
 
 def gateway_env(nginx: int, slow: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "TEST_"))}
-    env.update({
-        "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "GPUNIQ_VAR_DIR": str(RUN / "var"), "DEBUG": "0",
-        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz", "GPUNIQ_SANDBOX": "0",
-        "UPSTREAM_OPENAI_BASE_URL": f"http://127.0.0.1:{nginx}/json/v1", "UPSTREAM_OPENAI_API_KEY": "bench",
-        "UPSTREAM_DEEPSEEK_BASE_URL": f"http://127.0.0.1:{nginx}/sse/v1", "UPSTREAM_DEEPSEEK_API_KEY": "bench",
-        "UPSTREAM_MINIMAX_BASE_URL": f"http://127.0.0.1:{slow}/v1", "UPSTREAM_MINIMAX_API_KEY": "bench",
-        "DB_POOL_MAX": os.environ.get("BENCH_DB_POOL_MAX", "16"),
-    })
+    env.update(
+        {
+            "DATABASE_URL": DB_URL,
+            "REDIS_URL": REDIS_URL,
+            "GPUNIQ_VAR_DIR": str(RUN / "var"),
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+            "GPUNIQ_SANDBOX": "0",
+            "UPSTREAM_OPENAI_BASE_URL": f"http://127.0.0.1:{nginx}/json/v1",
+            "UPSTREAM_OPENAI_API_KEY": "bench",
+            "UPSTREAM_DEEPSEEK_BASE_URL": f"http://127.0.0.1:{nginx}/sse/v1",
+            "UPSTREAM_DEEPSEEK_API_KEY": "bench",
+            "UPSTREAM_MINIMAX_BASE_URL": f"http://127.0.0.1:{slow}/v1",
+            "UPSTREAM_MINIMAX_API_KEY": "bench",
+            "DB_POOL_MAX": os.environ.get("BENCH_DB_POOL_MAX", "16"),
+        }
+    )
     return env
 
 
@@ -108,17 +123,44 @@ def prepare_gateway(env: dict) -> str:
     manage = [str(PY), "manage.py"]
     subprocess.run(manage + ["migrate", "-v0"], cwd=ROOT, env=env, check=True)
     subprocess.run(manage + ["sync_catalog"], cwd=ROOT, env=env, check=True, capture_output=True)
-    out = subprocess.run(manage + ["create_api_key", "bench@example.com", "--credit", "1000000", "--rpm",
-                                   "1000000000"], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        manage + ["create_api_key", "bench@example.com", "--credit", "1000000", "--rpm", "1000000000"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
 def start_gateway(procs: Procs, env: dict, workers: int) -> tuple[int, subprocess.Popen]:
     port = free_port()
-    proc = procs.start("gateway", [str(PY), "-m", "uvicorn", "gpuniq_site.asgi:application", "--host", "127.0.0.1",
-                                   "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
-                                   "httptools", "--no-access-log", "--log-level", "warning", "--backlog", "4096"],
-                       env=env)
+    proc = procs.start(
+        "gateway",
+        [
+            str(PY),
+            "-m",
+            "uvicorn",
+            "gpuniq_site.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+        ],
+        env=env,
+    )
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return port, proc
 
@@ -128,16 +170,38 @@ def start_litellm(procs: Procs, nginx: int, slow: int, workers: int) -> tuple[in
         return None
     port = free_port()
     config = RUN / "litellm.yaml"
-    models = [("gpt-4o", f"http://127.0.0.1:{nginx}/json/v1"), ("deepseek-chat", f"http://127.0.0.1:{nginx}/sse/v1"),
-              ("MiniMax-M2.7", f"http://127.0.0.1:{slow}/v1")]
-    config.write_text("model_list:\n" + "".join(
-        f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n      api_base: {base}\n"
-        "      api_key: bench\n" for name, base in models) + "litellm_settings:\n  drop_params: true\n"
-        f"general_settings:\n  master_key: {LITELLM_KEY}\n")
+    models = [
+        ("gpt-4o", f"http://127.0.0.1:{nginx}/json/v1"),
+        ("deepseek-chat", f"http://127.0.0.1:{nginx}/sse/v1"),
+        ("MiniMax-M2.7", f"http://127.0.0.1:{slow}/v1"),
+    ]
+    config.write_text(
+        "model_list:\n"
+        + "".join(
+            f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n      api_base: {base}\n"
+            "      api_key: bench\n"
+            for name, base in models
+        )
+        + "litellm_settings:\n  drop_params: true\n"
+        f"general_settings:\n  master_key: {LITELLM_KEY}\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL"))}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # no network fetch at start
-    proc = procs.start("litellm", [str(LITELLM), "--config", str(config), "--port", str(port), "--host",
-                                   "127.0.0.1", "--num_workers", str(workers)], env=env)
+    proc = procs.start(
+        "litellm",
+        [
+            str(LITELLM),
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--num_workers",
+            str(workers),
+        ],
+        env=env,
+    )
     wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
     return port, proc
 
@@ -155,12 +219,22 @@ def start_portkey(procs: Procs) -> tuple[int, subprocess.Popen] | None:
 
 def portkey_target(port: int, nginx: int, slow: int) -> dict:
     """Portkey routes by headers: the provider, and the upstream as a custom host."""
+
     def headers(base: str) -> dict:
         return {"x-portkey-provider": "openai", "x-portkey-custom-host": base}
+
     path = "/v1/chat/completions"
-    return {"key": "bench", "json_url": f"http://127.0.0.1:{port}{path}", "sse": (port, path), "slow": (port, path),
-            "headers": {"json": headers(f"http://127.0.0.1:{nginx}/json/v1"),
-                        "sse": headers(f"http://127.0.0.1:{nginx}/sse/v1"), "slow": headers(f"http://127.0.0.1:{slow}/v1")}}
+    return {
+        "key": "bench",
+        "json_url": f"http://127.0.0.1:{port}{path}",
+        "sse": (port, path),
+        "slow": (port, path),
+        "headers": {
+            "json": headers(f"http://127.0.0.1:{nginx}/json/v1"),
+            "sse": headers(f"http://127.0.0.1:{nginx}/sse/v1"),
+            "slow": headers(f"http://127.0.0.1:{slow}/v1"),
+        },
+    }
 
 
 def worker_pids(root_pid: int) -> list[int]:

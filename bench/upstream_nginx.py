@@ -10,16 +10,36 @@ CREATED = 1764000000
 
 
 def completion_body() -> str:
-    return json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": CREATED, "model": "gpt-4o-2024-08-06",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}}, separators=(",", ":"))
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": "gpt-4o-2024-08-06",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hello from the benchmark upstream."},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+        },
+        separators=(",", ":"),
+    )
 
 
 def chunk(delta: dict, finish=None, usage=None, choices=True) -> str:
-    obj = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": CREATED, "model": "bench-sse",
-           "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []}
+    obj = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": "bench-sse",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        if choices
+        else [],
+    }
     if usage:
         obj["usage"] = usage
     return "data: " + json.dumps(obj, separators=(",", ":")) + "\n\n"
@@ -29,8 +49,13 @@ def sse_body(chunks: int = 50) -> str:
     parts = [chunk({"role": "assistant", "content": ""})]
     parts += [chunk({"content": f"word{i} "}) for i in range(chunks)]
     parts.append(chunk({}, finish="stop"))
-    parts.append(chunk({}, usage={"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks},
-                       choices=False))
+    parts.append(
+        chunk(
+            {},
+            usage={"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks},
+            choices=False,
+        )
+    )
     parts.append("data: [DONE]\n\n")
     return "".join(parts)
 
@@ -62,7 +87,10 @@ http {{
 
 if __name__ == "__main__":
     port, run_dir = int(sys.argv[1]), Path(sys.argv[2])
-    for path, body in (("json/v1/chat/completions", completion_body()), ("sse/v1/chat/completions", sse_body())):
+    for path, body in (
+        ("json/v1/chat/completions", completion_body()),
+        ("sse/v1/chat/completions", sse_body()),
+    ):
         target = run_dir / "static" / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body)

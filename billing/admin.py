@@ -36,14 +36,24 @@ def adjust_balance(modeladmin, request, queryset):
     form = AdjustmentForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         for account in queryset:
-            ledger.post(account_id=account.pk, amount=form.cleaned_data["amount"], kind=LedgerEntry.ADJUSTMENT,
-                        idempotency_key=f"admin:{uuid.uuid4().hex}", reason=form.cleaned_data["reason"],
-                        created_by=request.user)
+            ledger.post(
+                account_id=account.pk,
+                amount=form.cleaned_data["amount"],
+                kind=LedgerEntry.ADJUSTMENT,
+                idempotency_key=f"admin:{uuid.uuid4().hex}",
+                reason=form.cleaned_data["reason"],
+                created_by=request.user,
+            )
         modeladmin.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
         return None
-    context = {**modeladmin.admin_site.each_context(request), "form": form, "accounts": queryset,
-               "action": "adjust_balance", "opts": modeladmin.model._meta,
-               "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "form": form,
+        "accounts": queryset,
+        "action": "adjust_balance",
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
     return TemplateResponse(request, "admin/billing/adjust_balance.html", context)
 
 
@@ -67,8 +77,17 @@ class HoldAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "account", "kind", "amount", "held_delta", "balance_after", "shortfall",
-                    "reason"]
+    list_display = [
+        "id",
+        "created_at",
+        "account",
+        "kind",
+        "amount",
+        "held_delta",
+        "balance_after",
+        "shortfall",
+        "reason",
+    ]
     list_filter = ["kind"]
     search_fields = ["idempotency_key", "account__user__email", "reason"]
 
@@ -85,7 +104,9 @@ class LossAdmin(ReadOnlyAdmin):
         from django.db.models import Sum
 
         total = Loss.objects.aggregate(s=Sum("shortfall"))["s"] or 0
-        return super().changelist_view(request, {**(extra_context or {}), "title": f"Losses (total ${total})"})
+        return super().changelist_view(
+            request, {**(extra_context or {}), "title": f"Losses (total ${total})"}
+        )
 
 
 @admin.register(KeySpend)
@@ -126,8 +147,18 @@ class TopUpAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and request.user.is_superuser  # lets the changelist run the refund action
 
-    list_display = ["created_at", "user", "rail", "amount", "credited", "status", "refunded", "disputed", "session_id",
-                    "paid_at"]
+    list_display = [
+        "created_at",
+        "user",
+        "rail",
+        "amount",
+        "credited",
+        "status",
+        "refunded",
+        "disputed",
+        "session_id",
+        "paid_at",
+    ]
     list_filter = ["rail", "status"]
     search_fields = ["session_id", "payment_intent", "user__email"]
     date_hierarchy = "created_at"
@@ -139,8 +170,13 @@ class TopUpAdmin(ReadOnlyAdmin):
 
     def route_health_view(self, request):
         since = timezone.now() - ROUTE_HEALTH_WINDOW
-        context = {**self.admin_site.each_context(request), "title": "Route health (last hour)",
-                   "rows": usage_stats.route_health(since), "since": since, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Route health (last hour)",
+            "rows": usage_stats.route_health(since),
+            "since": since,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/billing/route_health.html", context)
 
 
@@ -149,8 +185,17 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "event_id", "type", "status", "object_id", "livemode", "processed_at"]
     list_filter = ["status", "type", "livemode"]
     search_fields = ["event_id", "object_id"]
-    readonly_fields = ["event_id", "type", "livemode", "object_id", "payload", "status", "error", "received_at",
-                       "processed_at"]
+    readonly_fields = [
+        "event_id",
+        "type",
+        "livemode",
+        "object_id",
+        "payload",
+        "status",
+        "error",
+        "received_at",
+        "processed_at",
+    ]
 
 
 @admin.register(PaymentEvent)
@@ -158,5 +203,14 @@ class PaymentEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "rail", "event_id", "type", "status", "object_id", "processed_at"]
     list_filter = ["rail", "status", "type"]
     search_fields = ["event_id", "object_id"]
-    readonly_fields = ["rail", "event_id", "type", "object_id", "payload", "status", "error", "received_at",
-                       "processed_at"]
+    readonly_fields = [
+        "rail",
+        "event_id",
+        "type",
+        "object_id",
+        "payload",
+        "status",
+        "error",
+        "received_at",
+        "processed_at",
+    ]

@@ -20,17 +20,25 @@ class NotFound(Exception):
 
 
 def configured() -> bool:
-    return bool(settings.BTCPAY_URL and settings.BTCPAY_API_KEY and settings.BTCPAY_STORE_ID
-                and settings.BTCPAY_WEBHOOK_SECRET)
+    return bool(
+        settings.BTCPAY_URL
+        and settings.BTCPAY_API_KEY
+        and settings.BTCPAY_STORE_ID
+        and settings.BTCPAY_WEBHOOK_SECRET
+    )
 
 
 def _request(method: str, path: str, **kwargs):
     url = f"{settings.BTCPAY_URL.rstrip('/')}/api/v1/stores/{settings.BTCPAY_STORE_ID}{path}"
     headers = {"Authorization": f"token {settings.BTCPAY_API_KEY}", "Accept": "application/json"}
     try:
-        response = httpx.request(method, url, headers=headers, timeout=settings.PAYMENT_TIMEOUT_SECONDS, **kwargs)
+        response = httpx.request(
+            method, url, headers=headers, timeout=settings.PAYMENT_TIMEOUT_SECONDS, **kwargs
+        )
     except httpx.HTTPError as exc:
-        raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
+        raise PaymentProviderError(
+            "The payment provider is unavailable right now; please try again."
+        ) from exc
     if response.status_code == 404:
         raise NotFound(path)
     if response.status_code != 200:
@@ -43,9 +51,16 @@ def _request(method: str, path: str, **kwargs):
 
 def create_invoice(*, amount_usd: str, metadata: dict, redirect_url: str) -> dict:
     """POST /api/v1/stores/{storeId}/invoices (Invoices_CreateInvoice): an invoice priced in USD."""
-    return _request("POST", "/invoices", json={
-        "amount": amount_usd, "currency": "USD", "metadata": metadata,
-        "checkout": {"redirectURL": redirect_url, "redirectAutomatically": True}})
+    return _request(
+        "POST",
+        "/invoices",
+        json={
+            "amount": amount_usd,
+            "currency": "USD",
+            "metadata": metadata,
+            "checkout": {"redirectURL": redirect_url, "redirectAutomatically": True},
+        },
+    )
 
 
 def get_invoice(invoice_id: str) -> dict:
@@ -65,9 +80,17 @@ def get_payment_methods(invoice_id: str) -> list[dict]:
 def refund_invoice(invoice_id: str, *, amount_usd: str) -> dict:
     """POST .../invoices/{invoiceId}/refund (Invoices_Refund): a pull payment of `amount_usd` the buyer
     claims to an address of their choice; answers PullPaymentData (`id`, `amount`, `currency`, `viewLink`)."""
-    return _request("POST", f"/invoices/{invoice_id}/refund", json={
-        "name": f"Refund of invoice {invoice_id}", "paymentMethod": "BTC-CHAIN", "refundVariant": "Custom",
-        "customAmount": amount_usd, "customCurrency": "USD"})
+    return _request(
+        "POST",
+        f"/invoices/{invoice_id}/refund",
+        json={
+            "name": f"Refund of invoice {invoice_id}",
+            "paymentMethod": "BTC-CHAIN",
+            "refundVariant": "Custom",
+            "customAmount": amount_usd,
+            "customCurrency": "USD",
+        },
+    )
 
 
 def signature_ok(body: bytes, header: str | None) -> bool:
@@ -75,4 +98,4 @@ def signature_ok(body: bytes, header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(settings.BTCPAY_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256="):].strip().lower())
+    return hmac.compare_digest(expected, header[len("sha256=") :].strip().lower())

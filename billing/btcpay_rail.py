@@ -30,11 +30,25 @@ def start_invoice(*, user, amount: Decimal) -> tuple[TopUp, str]:
     ref = uuid.uuid4()
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     invoice = btcpay_client.create_invoice(
-        amount_usd=f"{amount:.2f}", redirect_url=f"{base}/billing/?checkout=return&ref={ref}",
-        metadata={"orderId": str(ref), "buyerEmail": user.email, "gpuniq_user_id": str(user.pk),
-                  "purpose": TOPUP_PURPOSE, "itemDesc": f"GPUniq balance top-up ${amount:,.2f}"})
-    topup = TopUp.objects.create(user=user, rail=TopUp.BTCPAY, session_id=invoice["id"], ref=ref, amount=amount,
-                                 currency="usd", pay_amount=amount)
+        amount_usd=f"{amount:.2f}",
+        redirect_url=f"{base}/billing/?checkout=return&ref={ref}",
+        metadata={
+            "orderId": str(ref),
+            "buyerEmail": user.email,
+            "gpuniq_user_id": str(user.pk),
+            "purpose": TOPUP_PURPOSE,
+            "itemDesc": f"GPUniq balance top-up ${amount:,.2f}",
+        },
+    )
+    topup = TopUp.objects.create(
+        user=user,
+        rail=TopUp.BTCPAY,
+        session_id=invoice["id"],
+        ref=ref,
+        amount=amount,
+        currency="usd",
+        pay_amount=amount,
+    )
     return topup, invoice["checkoutLink"]
 
 
@@ -87,10 +101,18 @@ def _apply_payment(topup: TopUp, payment: dict, value: Decimal) -> None:
         return
     key = f"{topup_ops.topup_key(topup)}:{pid}"
     if status == "Settled" and value > ZERO:
-        topup_ops.credit(topup, amount=value, key=key,
-                         reason=f"BTCPay top-up {topup.session_id}: payment {pid} settled, ${value}")
+        topup_ops.credit(
+            topup,
+            amount=value,
+            key=key,
+            reason=f"BTCPay top-up {topup.session_id}: payment {pid} settled, ${value}",
+        )
     elif status == "Invalid" and LedgerEntry.objects.filter(idempotency_key=key).exists():
         credited = LedgerEntry.objects.get(idempotency_key=key).amount
-        topup_ops.debit(topup, amount=credited, kind=LedgerEntry.DISPUTE,
-                        key=f"btcpay-reversed:{topup.session_id}:{pid}",
-                        reason=f"BTCPay payment {pid} of top-up {topup.session_id} became invalid after settling")
+        topup_ops.debit(
+            topup,
+            amount=credited,
+            kind=LedgerEntry.DISPUTE,
+            key=f"btcpay-reversed:{topup.session_id}:{pid}",
+            reason=f"BTCPay payment {pid} of top-up {topup.session_id} became invalid after settling",
+        )

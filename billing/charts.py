@@ -76,7 +76,7 @@ def nice_ceiling(value: float) -> float:
         return 1.0
     exponent = math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10 ** exponent
+        candidate = step * 10**exponent
         if candidate >= value * 0.999999:
             return candidate
     return 10 ** (exponent + 1)
@@ -92,7 +92,9 @@ def series_order(rows: list[dict], key: str) -> dict[str, int]:
     return {m: (i if i < SERIES_COLOURS else SERIES_COLOURS) for i, m in enumerate(ranked)}
 
 
-def _stacks(days: list[date], rows: list[dict], key: str, series: dict[str, int]) -> dict[date, dict[int, float]]:
+def _stacks(
+    days: list[date], rows: list[dict], key: str, series: dict[str, int]
+) -> dict[date, dict[int, float]]:
     stacks: dict[date, dict[int, float]] = {d: {} for d in days}
     for row in rows:
         if row["model"] in series and row["day"] in stacks:
@@ -101,8 +103,17 @@ def _stacks(days: list[date], rows: list[dict], key: str, series: dict[str, int]
     return stacks
 
 
-def stacked_daily(title: str, days: list[date], rows: list[dict], key: str, fmt=money, *,
-                  series: dict[str, int] | None = None, width: int = WIDTH, height: int = HEIGHT) -> Chart:
+def stacked_daily(
+    title: str,
+    days: list[date],
+    rows: list[dict],
+    key: str,
+    fmt=money,
+    *,
+    series: dict[str, int] | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> Chart:
     """A stacked-bar chart of rows[key] per day and model (rows from usage_stats.daily_by_model)."""
     chart = Chart(title=title, width=width, height=height)
     series = series if series is not None else series_order(rows, key)
@@ -127,8 +138,11 @@ def stacked_daily(title: str, days: list[date], rows: list[dict], key: str, fmt=
             label = f"{day:%b} {day.day} · {names[s]}: {fmt(stacks[day][s])}"
             chart.bars.append(Bar(round(x, 2), round(y, 2), round(bar_w, 2), round(max(h, 0.5), 2), s, label))
     every = max(1, math.ceil(len(days) / 8))
-    chart.xlabels = [(round(chart.plot_left + band * (i + 0.5), 2), f"{d:%b} {d.day}")
-                     for i, d in enumerate(days) if (len(days) - 1 - i) % every == 0]
+    chart.xlabels = [
+        (round(chart.plot_left + band * (i + 0.5), 2), f"{d:%b} {d.day}")
+        for i, d in enumerate(days)
+        if (len(days) - 1 - i) % every == 0
+    ]
     chart.legend = _legend(rows, key, series, names, fmt)
     chart.total = fmt(sum(float(r[key] or 0) for r in rows))
     return chart
@@ -138,5 +152,7 @@ def _legend(rows, key, series, names, fmt) -> list[tuple[int, str, str]]:
     per_series: dict[int, float] = {}
     for row in rows:
         if row["model"] in series:
-            per_series[series[row["model"]]] = per_series.get(series[row["model"]], 0.0) + float(row[key] or 0)
+            per_series[series[row["model"]]] = per_series.get(series[row["model"]], 0.0) + float(
+                row[key] or 0
+            )
     return [(s, names[s], fmt(per_series[s])) for s in sorted(per_series) if per_series[s] > 0]

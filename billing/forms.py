@@ -48,15 +48,26 @@ class UsageFilterForm(forms.Form):
             field.widget.attrs["data-filter"] = ""  # what the period buttons carry along
         self.fields["model"].choices = [("", "All models")] + [(m, m) for m in models]
         self.fields["key"].choices = [("", "All keys")] + [
-            (k.pk, k.name if k.name == DASHBOARD_KEY_NAME else f"{k.name} ({k.display})"
-             + (" · revoked" if k.is_revoked else "")) for k in keys]
+            (
+                k.pk,
+                k.name
+                if k.name == DASHBOARD_KEY_NAME
+                else f"{k.name} ({k.display})" + (" · revoked" if k.is_revoked else ""),
+            )
+            for k in keys
+        ]
 
     def filters(self) -> dict:
         """Valid filters only: a stale bookmark with a deleted key still shows the rest."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
-        return {"model": data.get("model") or "", "key_id": data.get("key"), "status": data.get("status") or "",
-                "date_from": data.get("date_from"), "date_to": data.get("date_to")}
+        return {
+            "model": data.get("model") or "",
+            "key_id": data.get("key"),
+            "status": data.get("status") or "",
+            "date_from": data.get("date_from"),
+            "date_to": data.get("date_to"),
+        }
 
 
 def chart_range(value) -> int:

@@ -17,8 +17,13 @@ from .models import Account, LedgerEntry
 from .money import ZERO
 
 MOVEMENTS = ("topup", "refund", "dispute", "adjustment")
-LABELS = {"topup": "Top-up", "refund": "Refund", "dispute": "Dispute", "adjustment": "Adjustment by an operator",
-          "charge": "API usage"}
+LABELS = {
+    "topup": "Top-up",
+    "refund": "Refund",
+    "dispute": "Dispute",
+    "adjustment": "Adjustment by an operator",
+    "charge": "API usage",
+}
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,31 @@ class Row:
 def rows(user_id: int, zone: ZoneInfo, limit: int | None = None) -> list[Row]:
     """Newest first. With `limit`, at most that many of each sort (enough for a page)."""
     entries = LedgerEntry.objects.filter(account__user_id=user_id)
-    moves = entries.filter(kind__in=MOVEMENTS).order_by("-id").values(
-        "created_at", "kind", "amount", "balance_after", "reason")
-    days = (entries.filter(kind="charge").annotate(day=TruncDate("created_at", tzinfo=zone)).values("day")
-            .annotate(total=Sum("amount"), n=Count("id"), last=Max("created_at")).order_by("-day"))
+    moves = (
+        entries.filter(kind__in=MOVEMENTS)
+        .order_by("-id")
+        .values("created_at", "kind", "amount", "balance_after", "reason")
+    )
+    days = (
+        entries.filter(kind="charge")
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day")
+        .annotate(total=Sum("amount"), n=Count("id"), last=Max("created_at"))
+        .order_by("-day")
+    )
     if limit:
         moves, days = moves[:limit], days[:limit]
     out = [Row(m["created_at"], m["kind"], m["amount"], m["balance_after"], m["reason"]) for m in moves]
-    out += [Row(d["day"], "charge", d["total"], None, f"{d['n']} charge{'s' if d['n'] != 1 else ''} for requests and jobs")
-            for d in days]
+    out += [
+        Row(
+            d["day"],
+            "charge",
+            d["total"],
+            None,
+            f"{d['n']} charge{'s' if d['n'] != 1 else ''} for requests and jobs",
+        )
+        for d in days
+    ]
     out.sort(key=lambda r: _sort_key(r, zone), reverse=True)
     return out[:limit] if limit else out
 
@@ -66,8 +87,12 @@ def negative_balance(user_id: int) -> dict | None:
     account = Account.objects.filter(user_id=user_id).only("balance", "held").first()
     if account is None or account.balance >= ZERO:
         return None
-    cause = (LedgerEntry.objects.filter(account=account, kind__in=("refund", "dispute"), amount__lt=0)
-             .order_by("-id").values("kind", "amount", "reason", "created_at").first())
+    cause = (
+        LedgerEntry.objects.filter(account=account, kind__in=("refund", "dispute"), amount__lt=0)
+        .order_by("-id")
+        .values("kind", "amount", "reason", "created_at")
+        .first()
+    )
     if cause:
         cause["taken"] = -cause["amount"]
     return {"balance": account.balance, "owed": -account.balance, "cause": cause}

@@ -24,17 +24,31 @@ def receipt(request, ref):
     if topup is None:
         raise Http404("no such top-up")
     rail = rails.RAILS.get(topup.rail)
-    return render(request, "billing/receipt.html", {"topup": topup, "rail_label": rail.label if rail else topup.rail,
-                                                    "net": topup.credited - topup.refunded - topup.disputed})
+    return render(
+        request,
+        "billing/receipt.html",
+        {
+            "topup": topup,
+            "rail_label": rail.label if rail else topup.rail,
+            "net": topup.credited - topup.refunded - topup.disputed,
+        },
+    )
 
 
 @member_page
 @require_GET
 def transactions(request):
     zone = user_zone(request.user)
-    return render(request, "billing/transactions.html",
-                  {"rows": history.rows(request.user.pk, zone, limit=PAGE_ROWS), "zone": zone,
-                   "negative": history.negative_balance(request.user.pk), "page_rows": PAGE_ROWS})
+    return render(
+        request,
+        "billing/transactions.html",
+        {
+            "rows": history.rows(request.user.pk, zone, limit=PAGE_ROWS),
+            "zone": zone,
+            "negative": history.negative_balance(request.user.pk),
+            "page_rows": PAGE_ROWS,
+        },
+    )
 
 
 def _cell(text: str) -> str:
@@ -50,10 +64,20 @@ def transactions_csv(request):
     writer = csv.writer(out)
     writer.writerow(["date", "kind", "amount_usd", "balance_after_usd", "description"])
     for row in history.rows(request.user.pk, zone):
-        when = timezone.localtime(row.when, zone).isoformat(timespec="seconds") if hasattr(row.when, "hour") \
+        when = (
+            timezone.localtime(row.when, zone).isoformat(timespec="seconds")
+            if hasattr(row.when, "hour")
             else row.when.isoformat()
-        writer.writerow([when, row.label, f"{row.amount:.8f}",
-                         "" if row.balance_after is None else f"{row.balance_after:.8f}", _cell(row.description)])
+        )
+        writer.writerow(
+            [
+                when,
+                row.label,
+                f"{row.amount:.8f}",
+                "" if row.balance_after is None else f"{row.balance_after:.8f}",
+                _cell(row.description),
+            ]
+        )
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime(timezone.now(), zone).strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="gpuniq-transactions-{stamp}.csv"'

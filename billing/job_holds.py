@@ -16,12 +16,19 @@ from . import ledger
 from .models import Hold
 
 
-def release_unowned(*, purposes: tuple[str, ...], owned_hold_ids, older_than_seconds: int | None = None) -> int:
+def release_unowned(
+    *, purposes: tuple[str, ...], owned_hold_ids, older_than_seconds: int | None = None
+) -> int:
     """Release open holds of `purposes` older than the hold timeout that no job row owns
     (`owned_hold_ids`: a values_list/queryset of the hold ids the job table references).
     Guarantee: a hold some job row references is never released here."""
     seconds = settings.GPUNIQ_HOLD_TIMEOUT_SECONDS if older_than_seconds is None else older_than_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    orphans = (Hold.objects.filter(status=Hold.OPEN, purpose__in=purposes, created_at__lt=cutoff)
-               .exclude(pk__in=owned_hold_ids).values_list("pk", flat=True))
-    return sum(1 for hold_id in list(orphans) if ledger.release(hold_id=hold_id, reason="job hold without a job"))
+    orphans = (
+        Hold.objects.filter(status=Hold.OPEN, purpose__in=purposes, created_at__lt=cutoff)
+        .exclude(pk__in=owned_hold_ids)
+        .values_list("pk", flat=True)
+    )
+    return sum(
+        1 for hold_id in list(orphans) if ledger.release(hold_id=hold_id, reason="job hold without a job")
+    )

@@ -19,14 +19,38 @@ from django.utils import timezone
 from . import ledger_orm, pg_ledger
 from .models import Account, Hold, LedgerEntry
 from .money import ZERO, usd
-from .outcomes import (AlreadyClosed, Closed, CloseOutcome, HoldRef, HoldRequest, InsufficientBalance, Refused,
-                       SpendCapReached, refusal_error)
+from .outcomes import (
+    AlreadyClosed,
+    Closed,
+    CloseOutcome,
+    HoldRef,
+    HoldRequest,
+    InsufficientBalance,
+    Refused,
+    SpendCapReached,
+    refusal_error,
+)
 
 log = logging.getLogger("gpuniq.ledger")
 
-__all__ = ["AlreadyClosed", "Closed", "HoldRef", "InsufficientBalance", "SpendCapReached", "account_for_user", "hold",
-           "close", "settle", "release", "post", "ahold", "aclose", "asettle", "release_stale_holds",
-           "find_mismatches"]
+__all__ = [
+    "AlreadyClosed",
+    "Closed",
+    "HoldRef",
+    "InsufficientBalance",
+    "SpendCapReached",
+    "account_for_user",
+    "hold",
+    "close",
+    "settle",
+    "release",
+    "post",
+    "ahold",
+    "aclose",
+    "asettle",
+    "release_stale_holds",
+    "find_mismatches",
+]
 
 
 def account_for_user(user_id: int) -> Account:
@@ -38,8 +62,16 @@ def _on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def hold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat", request_id: str = "",
-         api_key_id: int | None = None, cap: Decimal | None = None) -> HoldRef:
+def hold(
+    *,
+    account_id: int,
+    amount,
+    idempotency_key: str,
+    purpose: str = "chat",
+    request_id: str = "",
+    api_key_id: int | None = None,
+    cap: Decimal | None = None,
+) -> HoldRef:
     """Reserve `amount`; raises InsufficientBalance, or SpendCapReached when the key's monthly
     `cap` (settled spend + open holds + amount) would be passed. Same key → same hold."""
     request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
@@ -61,8 +93,15 @@ def _hold_request(account_id, amount, key, purpose, request_id, api_key_id, cap)
     amount = usd(amount)
     if amount < ZERO:
         raise ValueError("hold amount must not be negative")
-    return HoldRequest(account_id=account_id, amount=amount, key=key, purpose=purpose, request_id=request_id,
-                       api_key_id=api_key_id, cap=usd(cap) if cap is not None else None)
+    return HoldRequest(
+        account_id=account_id,
+        amount=amount,
+        key=key,
+        purpose=purpose,
+        request_id=request_id,
+        api_key_id=api_key_id,
+        cap=usd(cap) if cap is not None else None,
+    )
 
 
 def close(*, hold_id: int, actual, reason: str = "") -> CloseOutcome:
@@ -86,17 +125,34 @@ def release(*, hold_id: int, reason: str = "") -> bool:
 
 # --- async (the hot path) -------------------------------------------------------------------
 
-async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str = "chat", request_id: str = "",
-                api_key_id: int | None = None, cap: Decimal | None = None,
-                release_if_abandoned: bool = False) -> HoldRef:
+
+async def ahold(
+    *,
+    account_id: int,
+    amount,
+    idempotency_key: str,
+    purpose: str = "chat",
+    request_id: str = "",
+    api_key_id: int | None = None,
+    cap: Decimal | None = None,
+    release_if_abandoned: bool = False,
+) -> HoldRef:
     """hold() for the event loop: on PostgreSQL one statement, grouped with concurrent holds
     (billing/pg_async.py); elsewhere the ORM in a thread. `release_if_abandoned`: the key is this
     request's own, so a hold that lands after the caller was cancelled is released."""
     from gpuniq_site.db import run_db, uses_postgres
 
     if not uses_postgres():
-        return await run_db(hold, account_id=account_id, amount=amount, idempotency_key=idempotency_key,
-                            purpose=purpose, request_id=request_id, api_key_id=api_key_id, cap=cap)
+        return await run_db(
+            hold,
+            account_id=account_id,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            purpose=purpose,
+            request_id=request_id,
+            api_key_id=api_key_id,
+            cap=cap,
+        )
     from . import pg_async
 
     request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
@@ -107,8 +163,15 @@ async def ahold(*, account_id: int, amount, idempotency_key: str, purpose: str =
     return HoldRef(id=outcome, account_id=account_id, amount=request.amount)
 
 
-async def aclose(*, hold_id: int, account_id: int, actual, reason: str = "", also: tuple[str, dict] | None = None,
-                 also_cte: str | None = None) -> CloseOutcome:
+async def aclose(
+    *,
+    hold_id: int,
+    account_id: int,
+    actual,
+    reason: str = "",
+    also: tuple[str, dict] | None = None,
+    also_cte: str | None = None,
+) -> CloseOutcome:
     """close() for the event loop. On PostgreSQL `also` is one more statement (the usage row,
     billing.metering) in the same round trip, written once, by whichever statement closes the
     hold; `also_cte` is the same write as a CTE of a lone settle's own statement."""
@@ -127,8 +190,9 @@ async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "") ->
     return outcome.charged if isinstance(outcome, Closed) else None
 
 
-def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "",
-         created_by=None) -> LedgerEntry:
+def post(
+    *, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "", created_by=None
+) -> LedgerEntry:
     """Add (amount > 0) or take (amount < 0) money outside a hold: top-ups, refunds, disputes,
     adjustments. A refund or dispute debit takes its full amount, even while money is held (the
     balance may go below zero: new holds are then refused); an adjustment debit stops at what is
@@ -137,8 +201,14 @@ def post(*, account_id: int, amount, kind: str, idempotency_key: str, reason: st
     amount = usd(amount)
     if kind not in ledger_orm.POSTABLE:
         raise ValueError(f"post() does not write {kind} entries")
-    return ledger_orm.post(account_id=account_id, amount=amount, kind=kind, idempotency_key=idempotency_key,
-                           reason=reason, created_by=created_by)
+    return ledger_orm.post(
+        account_id=account_id,
+        amount=amount,
+        kind=kind,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        created_by=created_by,
+    )
 
 
 def release_stale_holds(*, older_than_seconds: int) -> int:
@@ -148,14 +218,26 @@ def release_stale_holds(*, older_than_seconds: int) -> int:
     from . import metering
 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = list(Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff).exclude(purpose__in=Hold.JOB_PURPOSES)
-                 .values_list("pk", "account__user_id", "api_key_id", "request_id", "purpose"))
+    stale = list(
+        Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff)
+        .exclude(purpose__in=Hold.JOB_PURPOSES)
+        .values_list("pk", "account__user_id", "api_key_id", "request_id", "purpose")
+    )
     released = 0
     for hold_id, user_id, key_id, request_id, purpose in stale:
         if release(hold_id=hold_id, reason="stale hold released"):
             released += 1
-            metering.write(user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=purpose, model="",
-                           cost_usd=0, status="interrupted", error_code="internal_error", latency_ms=0)
+            metering.write(
+                user_id=user_id,
+                api_key_id=key_id,
+                request_id=request_id,
+                endpoint=purpose,
+                model="",
+                cost_usd=0,
+                status="interrupted",
+                error_code="internal_error",
+                latency_ms=0,
+            )
     return released
 
 
@@ -176,20 +258,26 @@ def find_mismatches() -> list[Mismatch]:
     sums = {
         row["account_id"]: row
         for row in LedgerEntry.objects.values("account_id").annotate(
-            amount_sum=Coalesce(Sum("amount"), zero), held_sum=Coalesce(Sum("held_delta"), zero))
+            amount_sum=Coalesce(Sum("amount"), zero), held_sum=Coalesce(Sum("held_delta"), zero)
+        )
     }
     open_holds = {
         row["account_id"]: row["total"]
         for row in Hold.objects.filter(status=Hold.OPEN).values("account_id").annotate(total=Sum("amount"))
     }
-    clawed_back = set(LedgerEntry.objects.filter(kind__in=ledger_orm.DEBIT_IN_FULL, amount__lt=0)
-                      .values_list("account_id", flat=True))
+    clawed_back = set(
+        LedgerEntry.objects.filter(kind__in=ledger_orm.DEBIT_IN_FULL, amount__lt=0).values_list(
+            "account_id", flat=True
+        )
+    )
     problems = []
     for account in Account.objects.all().order_by("pk"):
         row = sums.get(account.pk, {"amount_sum": ZERO, "held_sum": ZERO})
-        checks = [("balance", account.balance, usd(row["amount_sum"])),
-                  ("held", account.held, usd(row["held_sum"])),
-                  ("open_holds", account.held, usd(open_holds.get(account.pk, ZERO)))]
+        checks = [
+            ("balance", account.balance, usd(row["amount_sum"])),
+            ("held", account.held, usd(row["held_sum"])),
+            ("open_holds", account.held, usd(open_holds.get(account.pk, ZERO))),
+        ]
         problems += [Mismatch(account.pk, f, c, e) for f, c, e in checks if usd(c) != e]
         overdrawn = account.balance < ZERO or account.balance < account.held
         if account.held < ZERO or (overdrawn and account.pk not in clawed_back):  # only a claw-back may

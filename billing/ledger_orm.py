@@ -17,12 +17,31 @@ DEBIT_IN_FULL = (LedgerEntry.REFUND, LedgerEntry.DISPUTE)
 POSTABLE = (LedgerEntry.TOPUP, LedgerEntry.REFUND, LedgerEntry.ADJUSTMENT, LedgerEntry.DISPUTE)
 
 
-def entry(account: Account, *, kind: str, amount: Decimal, held_delta: Decimal, key: str, hold: Hold | None = None,
-          reason: str = "", created_by=None, shortfall: Decimal = ZERO) -> LedgerEntry:
+def entry(
+    account: Account,
+    *,
+    kind: str,
+    amount: Decimal,
+    held_delta: Decimal,
+    key: str,
+    hold: Hold | None = None,
+    reason: str = "",
+    created_by=None,
+    shortfall: Decimal = ZERO,
+) -> LedgerEntry:
     return LedgerEntry.objects.create(
-        account=account, kind=kind, amount=amount, held_delta=held_delta, balance_after=account.balance,
-        held_after=account.held, idempotency_key=key, hold=hold, reason=reason[:500], created_by=created_by,
-        shortfall=shortfall)
+        account=account,
+        kind=kind,
+        amount=amount,
+        held_delta=held_delta,
+        balance_after=account.balance,
+        held_after=account.held,
+        idempotency_key=key,
+        hold=hold,
+        reason=reason[:500],
+        created_by=created_by,
+        shortfall=shortfall,
+    )
 
 
 def _key_spend(key_id: int) -> KeySpend:
@@ -34,8 +53,12 @@ def _key_spend(key_id: int) -> KeySpend:
         from llm.models import UsageLog
 
         month = month_start()
-        spent = UsageLog.objects.filter(api_key_id=key_id, created_at__date__gte=month).aggregate(
-            s=Sum("cost_usd"))["s"] or ZERO
+        spent = (
+            UsageLog.objects.filter(api_key_id=key_id, created_at__date__gte=month).aggregate(
+                s=Sum("cost_usd")
+            )["s"]
+            or ZERO
+        )
         row = KeySpend.objects.create(key_id=key_id, month=month, spent=usd(spent), held=ZERO)
     if row.month != month_start():
         row.month, row.spent = month_start(), ZERO
@@ -59,11 +82,23 @@ def hold(request: HoldRequest) -> HoldRef | Refused:
             if spend is not None:
                 spend.held += request.amount
                 spend.save()
-            h = Hold.objects.create(account=account, amount=request.amount, idempotency_key=request.key,
-                                    purpose=request.purpose, request_id=request.request_id,
-                                    api_key_id=request.api_key_id if spend is not None else None)
-            entry(account, kind=LedgerEntry.HOLD, amount=ZERO, held_delta=request.amount, key=f"hold:{request.key}",
-                  hold=h, reason=request.purpose)
+            h = Hold.objects.create(
+                account=account,
+                amount=request.amount,
+                idempotency_key=request.key,
+                purpose=request.purpose,
+                request_id=request.request_id,
+                api_key_id=request.api_key_id if spend is not None else None,
+            )
+            entry(
+                account,
+                kind=LedgerEntry.HOLD,
+                amount=ZERO,
+                held_delta=request.amount,
+                key=f"hold:{request.key}",
+                hold=h,
+                reason=request.purpose,
+            )
     except IntegrityError:
         existing = Hold.objects.filter(idempotency_key=request.key).first()
         if existing is None:
@@ -94,15 +129,34 @@ def close(hold_id: int, actual, reason: str = "") -> Closed | AlreadyClosed:
         account.save(update_fields=["balance", "held", "updated_at"])
         _release_key_spend(h, charge)
         settled = charge > ZERO
-        h.status, h.captured, h.closed_at = (Hold.SETTLED if settled else Hold.RELEASED), charge, timezone.now()
+        h.status, h.captured, h.closed_at = (
+            (Hold.SETTLED if settled else Hold.RELEASED),
+            charge,
+            timezone.now(),
+        )
         h.save(update_fields=["status", "captured", "closed_at"])
         kind, prefix = (LedgerEntry.CHARGE, "settle") if settled else (LedgerEntry.RELEASE, "release")
-        entry(account, kind=kind, amount=-charge, held_delta=-h.amount, key=f"{prefix}:{h.idempotency_key}", hold=h,
-              reason=reason or h.purpose)
+        entry(
+            account,
+            kind=kind,
+            amount=-charge,
+            held_delta=-h.amount,
+            key=f"{prefix}:{h.idempotency_key}",
+            hold=h,
+            reason=reason or h.purpose,
+        )
         shortfall = actual - charge
         if shortfall > ZERO:
-            entry(account, kind=LedgerEntry.LOSS, amount=ZERO, held_delta=ZERO, key=f"loss:{h.idempotency_key}",
-                  hold=h, reason=reason or h.purpose, shortfall=shortfall)
+            entry(
+                account,
+                kind=LedgerEntry.LOSS,
+                amount=ZERO,
+                held_delta=ZERO,
+                key=f"loss:{h.idempotency_key}",
+                hold=h,
+                reason=reason or h.purpose,
+                shortfall=shortfall,
+            )
     return Closed(charge, shortfall, account.available)
 
 
@@ -119,8 +173,9 @@ def _release_key_spend(h: Hold, charge: Decimal) -> None:
     spend.save()
 
 
-def post(*, account_id: int, amount: Decimal, kind: str, idempotency_key: str, reason: str = "",
-         created_by=None) -> LedgerEntry:
+def post(
+    *, account_id: int, amount: Decimal, kind: str, idempotency_key: str, reason: str = "", created_by=None
+) -> LedgerEntry:
     existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing:
         return existing
@@ -133,7 +188,14 @@ def post(*, account_id: int, amount: Decimal, kind: str, idempotency_key: str, r
                 amount = -capped
             account.balance += amount
             account.save(update_fields=["balance", "updated_at"])
-            return entry(account, kind=kind, amount=amount, held_delta=ZERO, key=idempotency_key, reason=reason,
-                         created_by=created_by)
+            return entry(
+                account,
+                kind=kind,
+                amount=amount,
+                held_delta=ZERO,
+                key=idempotency_key,
+                reason=reason,
+                created_by=created_by,
+            )
     except IntegrityError:
         return LedgerEntry.objects.get(idempotency_key=idempotency_key)

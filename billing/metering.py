@@ -8,16 +8,35 @@ from django.utils import timezone
 
 from gpuniq_site.db import run_db
 
-COLUMNS = ("user_id", "api_key_id", "request_id", "endpoint", "model", "route", "prompt_tokens", "cached_tokens",
-           "completion_tokens", "reasoning_tokens", "images", "video_seconds", "cost_usd", "latency_ms", "ttft_ms",
-           "status", "error_code", "stream", "created_at")
+COLUMNS = (
+    "user_id",
+    "api_key_id",
+    "request_id",
+    "endpoint",
+    "model",
+    "route",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "images",
+    "video_seconds",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "error_code",
+    "stream",
+    "created_at",
+)
 
 # The same row with its cost read from the hold its settle closed (billing.ledger.aclose(also=...)):
 # as a CTE inside the settle statement itself (the hold it closed is `h`), or as a statement of
 # its own sent in the same round trip. Either writes only once the hold is closed: a settle that
 # did not happen leaves no row, and whichever statement closes the hold later writes it.
-_FROM_HOLD = (f"INSERT INTO llm_usagelog ({', '.join(COLUMNS)}) SELECT "
-              + ", ".join("h.captured" if c == "cost_usd" else f"%({c})s" for c in COLUMNS))
+_FROM_HOLD = f"INSERT INTO llm_usagelog ({', '.join(COLUMNS)}) SELECT " + ", ".join(
+    "h.captured" if c == "cost_usd" else f"%({c})s" for c in COLUMNS
+)
 INSERT_FROM_HOLD_CTE = _FROM_HOLD + " FROM h"
 INSERT_FROM_HOLD_SQL = _FROM_HOLD + " FROM billing_hold h WHERE h.id = %(hold_id)s AND h.status <> 'open'"
 DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}

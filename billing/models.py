@@ -53,7 +53,9 @@ class Hold(models.Model):
     status = models.CharField(max_length=10, choices=STATUSES, default=OPEN)
     captured = models.DecimalField(**USD, default=ZERO)
     idempotency_key = models.CharField(max_length=200)
-    api_key_id = models.BigIntegerField(null=True, blank=True, help_text="the capped API key whose monthly spend this hold counts toward")
+    api_key_id = models.BigIntegerField(
+        null=True, blank=True, help_text="the capped API key whose monthly spend this hold counts toward"
+    )
     purpose = models.CharField(max_length=40, default="chat")
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -71,25 +73,38 @@ class Hold(models.Model):
 class LedgerEntry(models.Model):
     """One immutable line of money history. Never updated or deleted; corrections are new entries."""
 
-    TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT = "topup", "hold", "charge", "release", "refund", "adjustment"
+    TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT = (
+        "topup",
+        "hold",
+        "charge",
+        "release",
+        "refund",
+        "adjustment",
+    )
     DISPUTE = "dispute"  # a chargeback debit (negative) or a won dispute's re-credit (positive)
     LOSS = "loss"  # a vendor bill above what the hold and balance covered: `shortfall` USD the platform lost
     KINDS = [(k, k) for k in (TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT, DISPUTE, LOSS)]
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries",
-                                db_index=False)  # ledger_account_recent covers it
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )  # ledger_account_recent covers it
     kind = models.CharField(max_length=12, choices=KINDS)
     amount = models.DecimalField(**USD, help_text="change to the balance")
     held_delta = models.DecimalField(**USD, default=ZERO, help_text="change to the held amount")
-    shortfall = models.DecimalField(**USD, default=ZERO, db_default=ZERO,
-                                    help_text="loss entries: USD billed by the vendor that nobody paid")
+    shortfall = models.DecimalField(
+        **USD,
+        default=ZERO,
+        db_default=ZERO,
+        help_text="loss entries: USD billed by the vendor that nobody paid",
+    )
     balance_after = models.DecimalField(**USD)
     held_after = models.DecimalField(**USD)
     idempotency_key = models.CharField(max_length=200)
     hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
     reason = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -165,19 +180,32 @@ class TopUp(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topups")
     rail = models.CharField(max_length=10, choices=RAILS, default=STRIPE)
     session_id = models.CharField(max_length=255, unique=True, help_text="the rail's id for this payment")
-    ref = models.UUIDField(default=uuid.uuid4, editable=False, unique=True,
-                           help_text="our own reference: return URLs and the receipt")
-    amount = models.DecimalField(**USD, help_text="USD asked for at checkout (credited: what the rail collected)")
+    ref = models.UUIDField(
+        default=uuid.uuid4,
+        editable=False,
+        unique=True,
+        help_text="our own reference: return URLs and the receipt",
+    )
+    amount = models.DecimalField(
+        **USD, help_text="USD asked for at checkout (credited: what the rail collected)"
+    )
     currency = models.CharField(max_length=3, default="usd", help_text="the currency the buyer pays in")
-    pay_amount = models.DecimalField(**USD, null=True, blank=True,
-                                     help_text="what the buyer pays, in `currency` (YooKassa: RUB)")
-    rate = models.DecimalField(**USD, null=True, blank=True,
-                               help_text="units of `currency` per USD, fixed when the payment was created")
+    pay_amount = models.DecimalField(
+        **USD, null=True, blank=True, help_text="what the buyer pays, in `currency` (YooKassa: RUB)"
+    )
+    rate = models.DecimalField(
+        **USD,
+        null=True,
+        blank=True,
+        help_text="units of `currency` per USD, fixed when the payment was created",
+    )
     credited = models.DecimalField(**USD, default=ZERO, help_text="USD credited so far")
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
     refunded = models.DecimalField(**USD, default=ZERO, help_text="USD refunded so far")
-    disputed = models.DecimalField(**USD, default=ZERO, help_text="USD taken back by a dispute still lost/open")
+    disputed = models.DecimalField(
+        **USD, default=ZERO, help_text="USD taken back by a dispute still lost/open"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -233,8 +261,9 @@ class StripeEvent(models.Model):
     event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100)
     livemode = models.BooleanField(default=False)
-    object_id = models.CharField(max_length=255, blank=True, db_index=True,
-                                 help_text="the event's data.object id (session, charge)")
+    object_id = models.CharField(
+        max_length=255, blank=True, db_index=True, help_text="the event's data.object id (session, charge)"
+    )
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=STATUSES, default=RECEIVED)
     error = models.TextField(blank=True)

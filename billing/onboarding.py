@@ -28,14 +28,27 @@ def steps(user, account) -> list[Step] | None:
     used = user.usage_logs.exists()
     if has_key and has_money and used:
         return None
-    money_detail = (f"Your {format_usd(credited.amount, 2)} sign-up credit is ready to spend." if credited
-                    else "Your balance is $0: requests are refused until you add funds.")
+    money_detail = (
+        f"Your {format_usd(credited.amount, 2)} sign-up credit is ready to spend."
+        if credited
+        else "Your balance is $0: requests are refused until you add funds."
+    )
     todo = [
-        Step("Create an API key", "Name it after where it will live: laptop, CI, production.",
-             reverse("key-create"), "Create a key", has_key),
+        Step(
+            "Create an API key",
+            "Name it after where it will live: laptop, CI, production.",
+            reverse("key-create"),
+            "Create a key",
+            has_key,
+        ),
         Step("Add funds", money_detail, reverse("billing"), "Add funds", has_money),
-        Step("Make a first request", "Try a model in the chat playground, or paste a snippet from the quick start.",
-             reverse("chat"), "Open the chat", used),
+        Step(
+            "Make a first request",
+            "Try a model in the chat playground, or paste a snippet from the quick start.",
+            reverse("chat"),
+            "Open the chat",
+            used,
+        ),
     ]
     first = next(i for i, step in enumerate(todo) if not step.done)
     todo[first] = replace(todo[first], next=True)

@@ -29,8 +29,10 @@ def _rail_offers(configured) -> list[dict]:
     offers = []
     for rail in configured:
         rub = rail.name == TopUp.YOOKASSA and rate
-        presets = [{"usd": p, "rub": yookassa_rail.quote(Decimal(p), rate) if rub else None}
-                   for p in settings.TOPUP_PRESETS_USD]
+        presets = [
+            {"usd": p, "rub": yookassa_rail.quote(Decimal(p), rate) if rub else None}
+            for p in settings.TOPUP_PRESETS_USD
+        ]
         offers.append({"rail": rail, "presets": presets, "rate": rate if rub else None})
     return offers
 
@@ -39,12 +41,19 @@ def _billing_context(request, form=None, **extra) -> dict:
     topups = list(TopUp.objects.filter(user=request.user)[:HISTORY_ROWS])
     recent = timezone.now() - POLL_PENDING_FOR
     configured = rails.configured_rails()
-    return {"account": ledger.account_for_user(request.user.pk), "topups": topups,
-            "polling": any(t.status == TopUp.PENDING and t.created_at > recent for t in topups),
-            "form": form or TopUpForm(rails=configured), "offers": _rail_offers(configured),
-            "presets": settings.TOPUP_PRESETS_USD, "configured": bool(configured),
-            "negative": history.negative_balance(request.user.pk),
-            "min_usd": settings.TOPUP_MIN_USD, "max_usd": settings.TOPUP_MAX_USD, **extra}
+    return {
+        "account": ledger.account_for_user(request.user.pk),
+        "topups": topups,
+        "polling": any(t.status == TopUp.PENDING and t.created_at > recent for t in topups),
+        "form": form or TopUpForm(rails=configured),
+        "offers": _rail_offers(configured),
+        "presets": settings.TOPUP_PRESETS_USD,
+        "configured": bool(configured),
+        "negative": history.negative_balance(request.user.pk),
+        "min_usd": settings.TOPUP_MIN_USD,
+        "max_usd": settings.TOPUP_MAX_USD,
+        **extra,
+    }
 
 
 @member_page
@@ -56,8 +65,10 @@ def dashboard(request):
     month = usage_stats.summary(request.user.pk, timezone.now() - timedelta(days=30))
     account = ledger.account_for_user(request.user.pk)
     context = {
-        "account": account, "onboarding": onboarding.steps(request.user, account),
-        "month": month, "month_tokens": charts.count(month["tokens"]),
+        "account": account,
+        "onboarding": onboarding.steps(request.user, account),
+        "month": month,
+        "month_tokens": charts.count(month["tokens"]),
         "today": usage_stats.summary(request.user.pk, win.start + timedelta(days=13)),
         "spend_chart": charts.stacked_daily("Spend, last 14 days", win.days, rows, "cost", charts.money),
         "live_keys": user_keys(request.user).filter(revoked_at__isnull=True).count(),
@@ -80,7 +91,9 @@ def billing(request):
             cancel = checkout == "cancelled" and returned.rail == TopUp.STRIPE
             returned = cancel_checkout(topup=returned) if cancel else rails.refresh(returned)
     cancelled = checkout == "cancelled" or (returned is not None and returned.status == TopUp.CANCELLED)
-    return render(request, "billing/billing.html", _billing_context(request, returned=returned, cancelled=cancelled))
+    return render(
+        request, "billing/billing.html", _billing_context(request, returned=returned, cancelled=cancelled)
+    )
 
 
 def _own_topup(request, ref) -> TopUp | None:
@@ -113,7 +126,13 @@ def topup(request):
 @require_GET
 def topups(request):
     """The balance and history fragment; the page polls it while a recent top-up is pending."""
-    returned = _own_topup(request, request.GET.get("ref")) or TopUp.objects.filter(
-        user=request.user, session_id=request.GET.get("session_id", "")).first()
-    return page_or_fragment(request, "billing/billing.html", "billing/_balance_and_history.html",
-                            _billing_context(request, returned=returned))
+    returned = (
+        _own_topup(request, request.GET.get("ref"))
+        or TopUp.objects.filter(user=request.user, session_id=request.GET.get("session_id", "")).first()
+    )
+    return page_or_fragment(
+        request,
+        "billing/billing.html",
+        "billing/_balance_and_history.html",
+        _billing_context(request, returned=returned),
+    )

@@ -51,8 +51,11 @@ def _release_orphan(params: dict, outcome) -> None:
     (release_if_abandoned), since a repeated key returns a hold somebody else may be using."""
     if isinstance(outcome, Refused) or not params.get("release_if_abandoned"):
         return
-    item = SettleItem(pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled"),
-                      params["account"], None)
+    item = SettleItem(
+        pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled"),
+        params["account"],
+        None,
+    )
     task = asyncio.ensure_future(settle(item))
     _orphans.add(task)
     task.add_done_callback(_orphans.discard)
@@ -64,6 +67,7 @@ async def settle(item: SettleItem) -> CloseOutcome:
 
 
 # --- one at a time ---------------------------------------------------------------------------
+
 
 async def _hold_one(params: dict) -> int | Refused:
     from psycopg.errors import UniqueViolation
@@ -138,14 +142,19 @@ async def _one_by_one(items, run) -> list:
 
 # --- batches ---------------------------------------------------------------------------------
 
+
 async def _flush_holds(items: list[dict]) -> list:
     batch = [(n, item) for n, item in enumerate(items, 1) if item.get("cap") is None]  # capped: alone
     if len(batch) <= 1:
         return await _one_by_one(items, _hold_one)
     try:
         async with (await pg_pool()).connection() as conn:
-            cursor = await conn.execute(pg_ledger.HOLD_MANY_SQL, pg_ledger.hold_many_params([i for _, i in batch]))
-            taken = {batch[ord_ - 1][0]: hold_id for ord_, hold_id in await cursor.fetchall()}  # position -> id
+            cursor = await conn.execute(
+                pg_ledger.HOLD_MANY_SQL, pg_ledger.hold_many_params([i for _, i in batch])
+            )
+            taken = {
+                batch[ord_ - 1][0]: hold_id for ord_, hold_id in await cursor.fetchall()
+            }  # position -> id
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back (a repeated key, say) or unknown: holds are idempotent by key
@@ -163,13 +172,16 @@ async def _flush_settles(items: list[SettleItem]) -> list:
             # one round trip and one commit (BEGIN/COMMIT queued in the pipeline, not
             # conn.transaction(), which syncs on entry and exit)
             await conn.execute("BEGIN")
-            cursor = await conn.execute(pg_ledger.SETTLE_MANY_SQL,
-                                        pg_ledger.settle_many_params([item.params for item in items]))
+            cursor = await conn.execute(
+                pg_ledger.SETTLE_MANY_SQL, pg_ledger.settle_many_params([item.params for item in items])
+            )
             for sql, rows in _grouped_also(items):  # each writes once its hold is closed
                 await conn.cursor().executemany(sql, rows)
             await conn.execute("COMMIT")
-            done = {row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
-                    for row in await cursor.fetchall()}
+            done = {
+                row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
+                for row in await cursor.fetchall()
+            }
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back, or unknown whether it committed: each item is redone knowing that

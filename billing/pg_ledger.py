@@ -146,8 +146,15 @@ WHERE h.id = %(hold)s AND h.status <> 'open'
 
 
 def hold_params(request: HoldRequest) -> dict:
-    return {"account": request.account_id, "amount": request.amount, "key": request.key, "purpose": request.purpose,
-            "request_id": request.request_id, "api_key": request.api_key_id, "cap": request.cap}
+    return {
+        "account": request.account_id,
+        "amount": request.amount,
+        "key": request.key,
+        "purpose": request.purpose,
+        "request_id": request.request_id,
+        "api_key": request.api_key_id,
+        "cap": request.cap,
+    }
 
 
 def settle_params(*, hold_id: int, actual, reason: str) -> dict:
@@ -180,6 +187,7 @@ def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
 
 # --- the adapter for sync callers (Django's connection) ------------------------------------
 
+
 def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
     params = hold_params(request)
     for sql in hold_statements(params):
@@ -194,7 +202,9 @@ def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
 
 
 def existing_hold(cursor, key: str) -> HoldRef | None:
-    cursor.execute("SELECT id, account_id, amount FROM billing_hold WHERE idempotency_key = %(key)s", {"key": key})
+    cursor.execute(
+        "SELECT id, account_id, amount FROM billing_hold WHERE idempotency_key = %(key)s", {"key": key}
+    )
     row = cursor.fetchone()
     return HoldRef(*row) if row else None
 
@@ -290,11 +300,18 @@ SELECT ord, captured, balance_after - held_after FROM run
 
 
 def hold_many_params(items: list[dict]) -> dict:
-    return {"accounts": [p["account"] for p in items], "amounts": [p["amount"] for p in items],
-            "keys": [p["key"] for p in items], "purposes": [p["purpose"] for p in items],
-            "request_ids": [p["request_id"] for p in items]}
+    return {
+        "accounts": [p["account"] for p in items],
+        "amounts": [p["amount"] for p in items],
+        "keys": [p["key"] for p in items],
+        "purposes": [p["purpose"] for p in items],
+        "request_ids": [p["request_id"] for p in items],
+    }
 
 
 def settle_many_params(items: list[dict]) -> dict:
-    return {"holds": [p["hold"] for p in items], "actuals": [p["actual"] for p in items],
-            "reasons": [p["reason"] for p in items]}
+    return {
+        "holds": [p["hold"] for p in items],
+        "actuals": [p["actual"] for p in items],
+        "reasons": [p["reason"] for p in items],
+    }

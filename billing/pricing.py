@@ -50,14 +50,22 @@ def chat_cost(prices: TokenPrices, usage: TokenUsage) -> Decimal:
     write_5m = min(max(usage.cache_write_tokens, 0), prompt - cached - write_1h)
     uncached = prompt - cached - write_1h - write_5m
     cached_price = prices.cached_input if prices.cached_input is not None else prices.input
-    raw = (uncached * prices.input + cached * cached_price
-           + (write_5m * CACHE_WRITE_5M + write_1h * CACHE_WRITE_1H) * prices.input
-           + max(usage.completion_tokens, 0) * prices.output)
+    raw = (
+        uncached * prices.input
+        + cached * cached_price
+        + (write_5m * CACHE_WRITE_5M + write_1h * CACHE_WRITE_1H) * prices.input
+        + max(usage.completion_tokens, 0) * prices.output
+    )
     return usd(raw / MILLION)
 
 
-def chat_worst_case(prices: TokenPrices, *, prompt_tokens: int, max_output_tokens: int,
-                    prompt_price_factor: Decimal = Decimal(1)) -> Decimal:
+def chat_worst_case(
+    prices: TokenPrices,
+    *,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    prompt_price_factor: Decimal = Decimal(1),
+) -> Decimal:
     """The hold for a chat request: every prompt token uncached (or written to the cache at
     `prompt_price_factor` × input), every output token used."""
     raw = prompt_tokens * prices.input * prompt_price_factor + max_output_tokens * prices.output

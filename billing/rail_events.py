@@ -17,8 +17,9 @@ from .models import PaymentEvent
 log = logging.getLogger("gpuniq.payments")
 
 
-def receive(*, rail: str, event_id: str, type_: str, object_id: str, payload: dict,
-            handle: Callable[[], str]) -> str:
+def receive(
+    *, rail: str, event_id: str, type_: str, object_id: str, payload: dict, handle: Callable[[], str]
+) -> str:
     """Returns "processed", "ignored" or "duplicate"; raises when handling failed (the vendor retries)."""
     row, created = _record(rail, event_id, type_, object_id, payload)
     if not created and row.status == PaymentEvent.PROCESSED:
@@ -29,14 +30,21 @@ def receive(*, rail: str, event_id: str, type_: str, object_id: str, payload: di
         PaymentEvent.objects.filter(pk=row.pk).update(status=PaymentEvent.FAILED, error=repr(exc)[:2000])
         raise
     status = PaymentEvent.IGNORED if note else PaymentEvent.PROCESSED
-    PaymentEvent.objects.filter(pk=row.pk).update(status=status, error=note or "", processed_at=timezone.now())
+    PaymentEvent.objects.filter(pk=row.pk).update(
+        status=status, error=note or "", processed_at=timezone.now()
+    )
     return status
 
 
 def _record(rail: str, event_id: str, type_: str, object_id: str, payload: dict) -> tuple[PaymentEvent, bool]:
     try:
         with transaction.atomic():
-            return PaymentEvent.objects.create(rail=rail, event_id=event_id[:255], type=type_[:100],
-                                               object_id=object_id[:255], payload=payload), True
+            return PaymentEvent.objects.create(
+                rail=rail,
+                event_id=event_id[:255],
+                type=type_[:100],
+                object_id=object_id[:255],
+                payload=payload,
+            ), True
     except IntegrityError:
         return PaymentEvent.objects.get(rail=rail, event_id=event_id[:255]), False

@@ -22,8 +22,12 @@ YOOKASSA_EVENTS = {"payment.succeeded", "payment.canceled", "refund.succeeded"}
 BTCPAY_EVENTS = {"InvoiceSettled", "InvoiceExpired", "InvoiceInvalid", "InvoicePaymentSettled"}
 
 
-CODES = {400: "invalid_parameter", 403: "webhook_sender_not_allowed", 500: "internal_error",
-         503: "service_unavailable"}  # the catalog's (gpuniq_site.errors), for our logs and tools
+CODES = {
+    400: "invalid_parameter",
+    403: "webhook_sender_not_allowed",
+    500: "internal_error",
+    503: "service_unavailable",
+}  # the catalog's (gpuniq_site.errors), for our logs and tools
 
 
 def _refuse(status: int, message: str, code: str | None = None) -> JsonResponse:
@@ -97,10 +101,20 @@ def yookassa_webhook(request):
             return "YooKassa has no such object"
         outcome = yookassa_rail.apply_payment(payment)
         wanted = event.split(".", 1)[1]
-        return outcome or ("" if payment.get("status") == wanted else f"YooKassa says {payment.get('status')}")
+        return outcome or (
+            "" if payment.get("status") == wanted else f"YooKassa says {payment.get('status')}"
+        )
 
-    return _outcome(lambda: rail_events.receive(rail=TopUp.YOOKASSA, event_id=f"{event}:{object_id}", type_=event,
-                                                object_id=object_id, payload=note, handle=handle))
+    return _outcome(
+        lambda: rail_events.receive(
+            rail=TopUp.YOOKASSA,
+            event_id=f"{event}:{object_id}",
+            type_=event,
+            object_id=object_id,
+            payload=note,
+            handle=handle,
+        )
+    )
 
 
 @csrf_exempt  # authenticated by the BTCPay-Sig HMAC instead of a session
@@ -124,5 +138,13 @@ def btcpay_webhook(request):
         return btcpay_rail.reconcile(invoice_id)
 
     delivery = str(event.get("originalDeliveryId") or event["deliveryId"])  # a redelivery is the same event
-    return _outcome(lambda: rail_events.receive(rail=TopUp.BTCPAY, event_id=delivery, type_=kind,
-                                                object_id=invoice_id, payload=event, handle=handle))
+    return _outcome(
+        lambda: rail_events.receive(
+            rail=TopUp.BTCPAY,
+            event_id=delivery,
+            type_=kind,
+            object_id=invoice_id,
+            payload=event,
+            handle=handle,
+        )
+    )

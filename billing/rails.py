@@ -20,19 +20,29 @@ class Rail:
 
 
 RAILS = {
-    TopUp.STRIPE: Rail(TopUp.STRIPE, "Card (Stripe)",
-                       "Secure checkout by Stripe. Card details never touch our servers."),
-    TopUp.YOOKASSA: Rail(TopUp.YOOKASSA, "YooKassa (RUB)",
-                         "Pay in roubles through YooKassa: cards, SBP, YooMoney. The rate is fixed when you start."),
-    TopUp.BTCPAY: Rail(TopUp.BTCPAY, "Crypto (BTCPay)",
-                       "Pay in crypto through our BTCPay Server. You are credited the USD value of what settles."),
+    TopUp.STRIPE: Rail(
+        TopUp.STRIPE, "Card (Stripe)", "Secure checkout by Stripe. Card details never touch our servers."
+    ),
+    TopUp.YOOKASSA: Rail(
+        TopUp.YOOKASSA,
+        "YooKassa (RUB)",
+        "Pay in roubles through YooKassa: cards, SBP, YooMoney. The rate is fixed when you start.",
+    ),
+    TopUp.BTCPAY: Rail(
+        TopUp.BTCPAY,
+        "Crypto (BTCPay)",
+        "Pay in crypto through our BTCPay Server. You are credited the USD value of what settles.",
+    ),
 }
 
 
 def configured_rails() -> list[Rail]:
     """Exactly the rails whose settings are complete, in a fixed order."""
-    on = {TopUp.STRIPE: stripe_topups.payments_configured(), TopUp.YOOKASSA: yookassa_rail.configured(),
-          TopUp.BTCPAY: btcpay_client.configured()}
+    on = {
+        TopUp.STRIPE: stripe_topups.payments_configured(),
+        TopUp.YOOKASSA: yookassa_rail.configured(),
+        TopUp.BTCPAY: btcpay_client.configured(),
+    }
     return [rail for name, rail in RAILS.items() if on[name]]
 
 

@@ -45,14 +45,24 @@ def refund_remaining(topup: TopUp) -> Decimal:
 
 def _stripe(topup: TopUp, usd: Decimal, key: str) -> None:
     try:
-        refund = stripe_topups.client().v1.refunds.create(
-            params={"payment_intent": topup.payment_intent, "amount": int(usd * 100)},
-            options={"idempotency_key": key}).to_dict()
+        refund = (
+            stripe_topups.client()
+            .v1.refunds.create(
+                params={"payment_intent": topup.payment_intent, "amount": int(usd * 100)},
+                options={"idempotency_key": key},
+            )
+            .to_dict()
+        )
     except stripe.StripeError as exc:
         raise PaymentProviderError(f"Stripe refused the refund: {exc.user_message or exc}") from exc
     if refund.get("status") in ("succeeded", "pending"):
-        topup_ops.debit(topup, amount=usd, kind=LedgerEntry.REFUND, key=f"stripe-refund:{refund['id']}",
-                        reason=f"Stripe refund {refund['id']} of top-up {topup.session_id} (by an operator)")
+        topup_ops.debit(
+            topup,
+            amount=usd,
+            kind=LedgerEntry.REFUND,
+            key=f"stripe-refund:{refund['id']}",
+            reason=f"Stripe refund {refund['id']} of top-up {topup.session_id} (by an operator)",
+        )
         topup_ops.refunded_total(topup, topup.refunded + usd)
     log.info("Stripe refund %s of %s: %s", refund.get("id"), topup.session_id, refund.get("status"))
 
@@ -65,6 +75,11 @@ def _yookassa(topup: TopUp, usd: Decimal, key: str) -> None:
 
 def _btcpay(topup: TopUp, usd: Decimal) -> None:
     pull = btcpay_client.refund_invoice(topup.session_id, amount_usd=f"{usd:.2f}")
-    topup_ops.debit(topup, amount=usd, kind=LedgerEntry.REFUND,
-                    key=f"btcpay-refund:{topup.session_id}:{pull['id']}", reason=f"BTCPay refund of top-up {topup.session_id}: pull payment {pull['id']} (by an operator)")
+    topup_ops.debit(
+        topup,
+        amount=usd,
+        kind=LedgerEntry.REFUND,
+        key=f"btcpay-refund:{topup.session_id}:{pull['id']}",
+        reason=f"BTCPay refund of top-up {topup.session_id}: pull payment {pull['id']} (by an operator)",
+    )
     topup_ops.refunded_total(topup, -topup_ops.ledger_total(topup, f"btcpay-refund:{topup.session_id}:"))

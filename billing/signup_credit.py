@@ -12,5 +12,10 @@ def credit_new_user(sender, *, user, **kwargs) -> LedgerEntry | None:
     if amount <= 0:
         return None
     account = ledger.account_for_user(user.pk)
-    return ledger.post(account_id=account.pk, amount=amount, kind=LedgerEntry.ADJUSTMENT,
-                       idempotency_key=f"signup-credit:{user.pk}", reason="sign-up credit")
+    return ledger.post(
+        account_id=account.pk,
+        amount=amount,
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key=f"signup-credit:{user.pk}",
+        reason="sign-up credit",
+    )

@@ -62,8 +62,12 @@ def _record(event: dict) -> tuple[StripeEvent, bool]:
     try:
         with transaction.atomic():
             return StripeEvent.objects.create(
-                event_id=event["id"], type=event.get("type", ""), livemode=bool(event.get("livemode")),
-                object_id=str(obj.get("id", ""))[:255], payload=event), True
+                event_id=event["id"],
+                type=event.get("type", ""),
+                livemode=bool(event.get("livemode")),
+                object_id=str(obj.get("id", ""))[:255],
+                payload=event,
+            ), True
     except IntegrityError:
         return StripeEvent.objects.get(event_id=event["id"]), False
 
@@ -92,7 +96,9 @@ def _topup_for(session: dict) -> TopUp | None:
     if topup is not None:
         owner = metadata.get("gpuniq_user_id")
         if owner and str(owner) != str(topup.user_id):
-            raise UnusableEvent(f"session {topup.session_id} names user {owner}, top-up belongs to {topup.user_id}")
+            raise UnusableEvent(
+                f"session {topup.session_id} names user {owner}, top-up belongs to {topup.user_id}"
+            )
         return topup
     from .stripe_topups import TOPUP_PURPOSE
 
@@ -101,9 +107,14 @@ def _topup_for(session: dict) -> TopUp | None:
         return None
     if not get_user_model().objects.filter(pk=user_id).exists():
         return None
-    topup, _ = TopUp.objects.get_or_create(session_id=session["id"], defaults={
-        "user_id": int(user_id), "amount": _cents(session.get("amount_total")),
-        "currency": session.get("currency") or "usd"})
+    topup, _ = TopUp.objects.get_or_create(
+        session_id=session["id"],
+        defaults={
+            "user_id": int(user_id),
+            "amount": _cents(session.get("amount_total")),
+            "currency": session.get("currency") or "usd",
+        },
+    )
     return topup
 
 
@@ -121,12 +132,19 @@ def apply_session(session: dict) -> TopUp | None:
         raise UnusableEvent(f"session {topup.session_id} is in {session.get('currency')!r}, not usd")
     amount = _cents(session.get("amount_total"))
     if amount != topup.amount:
-        log.warning("top-up %s: asked $%s, Stripe collected $%s; crediting what was collected",
-                    topup.session_id, topup.amount, amount)
-    TopUp.objects.filter(pk=topup.pk, payment_intent="").update(payment_intent=_id_of(session.get("payment_intent")))
+        log.warning(
+            "top-up %s: asked $%s, Stripe collected $%s; crediting what was collected",
+            topup.session_id,
+            topup.amount,
+            amount,
+        )
+    TopUp.objects.filter(pk=topup.pk, payment_intent="").update(
+        payment_intent=_id_of(session.get("payment_intent"))
+    )
     # A zero or negative amount_total raises UnusableEvent: it never becomes a top-up entry.
-    return topup_ops.credit(topup, amount=amount, key=topup_ops.topup_key(topup),
-                            reason=f"Stripe top-up {topup.session_id}")
+    return topup_ops.credit(
+        topup, amount=amount, key=topup_ops.topup_key(topup), reason=f"Stripe top-up {topup.session_id}"
+    )
 
 
 def mark_closed(session: dict, status: str) -> bool:
@@ -157,8 +175,13 @@ def apply_refunds(charge: dict) -> str:
             continue
         amount = _cents(refund.get("amount"))
         total += amount
-        topup_ops.debit(topup, amount=amount, kind=LedgerEntry.REFUND, key=f"stripe-refund:{refund['id']}",
-                        reason=f"Stripe refund {refund['id']} of top-up {topup.session_id}")
+        topup_ops.debit(
+            topup,
+            amount=amount,
+            kind=LedgerEntry.REFUND,
+            key=f"stripe-refund:{refund['id']}",
+            reason=f"Stripe refund {refund['id']} of top-up {topup.session_id}",
+        )
     topup_ops.refunded_total(topup, total)
     return ""
 
@@ -174,11 +197,20 @@ def apply_refund_update(refund: dict, topup: TopUp | None = None) -> str:
     if topup is None:
         return "no top-up for this refund's payment intent"
     if refund.get("status") not in ("failed", "canceled"):
-        return "" if refund.get("status") in ("succeeded", "pending") else f"refund status {refund.get('status')}"
+        return (
+            ""
+            if refund.get("status") in ("succeeded", "pending")
+            else f"refund status {refund.get('status')}"
+        )
     rid = refund["id"]
-    topup_ops.give_back(topup, amount=_cents(refund.get("amount")), kind=LedgerEntry.REFUND,
-                        debit_key=f"stripe-refund:{rid}", key=f"stripe-refund-failed:{rid}",
-                        reason=f"Stripe refund {rid} of top-up {topup.session_id} {refund['status']}: re-credited")
+    topup_ops.give_back(
+        topup,
+        amount=_cents(refund.get("amount")),
+        kind=LedgerEntry.REFUND,
+        debit_key=f"stripe-refund:{rid}",
+        key=f"stripe-refund-failed:{rid}",
+        reason=f"Stripe refund {rid} of top-up {topup.session_id} {refund['status']}: re-credited",
+    )
     return ""
 
 
@@ -190,13 +222,23 @@ def apply_dispute(dispute: dict) -> str:
     status, did, amount = dispute.get("status") or "", dispute["id"], _cents(dispute.get("amount"))
     if status.startswith("warning_"):
         return f"inquiry ({status}): no funds withdrawn"
-    reason = f"Stripe dispute {did} of top-up {topup.session_id} ({dispute.get('reason') or 'no reason given'})"
+    reason = (
+        f"Stripe dispute {did} of top-up {topup.session_id} ({dispute.get('reason') or 'no reason given'})"
+    )
     if status == "won":
-        topup_ops.give_back(topup, amount=amount, kind=LedgerEntry.DISPUTE, debit_key=f"stripe-dispute:{did}",
-                            key=f"stripe-dispute-won:{did}", reason=f"{reason}: won, re-credited")
+        topup_ops.give_back(
+            topup,
+            amount=amount,
+            kind=LedgerEntry.DISPUTE,
+            debit_key=f"stripe-dispute:{did}",
+            key=f"stripe-dispute-won:{did}",
+            reason=f"{reason}: won, re-credited",
+        )
         TopUp.objects.filter(pk=topup.pk).update(disputed=0)
         return ""
-    topup_ops.debit(topup, amount=amount, kind=LedgerEntry.DISPUTE, key=f"stripe-dispute:{did}", reason=reason)
+    topup_ops.debit(
+        topup, amount=amount, kind=LedgerEntry.DISPUTE, key=f"stripe-dispute:{did}", reason=reason
+    )
     if not LedgerEntry.objects.filter(idempotency_key=f"stripe-dispute-won:{did}").exists():
         TopUp.objects.filter(pk=topup.pk).update(disputed=amount)
     return ""

@@ -35,8 +35,12 @@ def payments_configured() -> bool:
 @functools.lru_cache(maxsize=4)
 def _client(secret_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
     base = {"api": api_base.rstrip("/")} if api_base else None
-    return stripe.StripeClient(secret_key, base_addresses=base, max_network_retries=2,
-                               http_client=stripe.RequestsClient(timeout=timeout))
+    return stripe.StripeClient(
+        secret_key,
+        base_addresses=base,
+        max_network_retries=2,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
 
 
 def client() -> stripe.StripeClient:
@@ -51,10 +55,19 @@ def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
     metadata = {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}
     return {
         "mode": "payment",
-        "line_items": [{"quantity": 1, "price_data": {
-            "currency": "usd", "unit_amount": int(amount * 100),
-            "product_data": {"name": "GPUniq balance top-up", "description": f"{format_usd(amount, 2)} of API credit"},
-        }}],
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": int(amount * 100),
+                    "product_data": {
+                        "name": "GPUniq balance top-up",
+                        "description": f"{format_usd(amount, 2)} of API credit",
+                    },
+                },
+            }
+        ],
         "success_url": f"{base}/billing/?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{base}/billing/?checkout=cancelled&ref={ref}",
         "client_reference_id": str(user.pk),
@@ -72,12 +85,17 @@ def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
     """
     ref = uuid.uuid4()
     try:
-        session = client().v1.checkout.sessions.create(params=_session_params(user=user, amount=amount, ref=ref))
+        session = client().v1.checkout.sessions.create(
+            params=_session_params(user=user, amount=amount, ref=ref)
+        )
     except stripe.StripeError as exc:
         log.warning("checkout session for user %s failed: %s", user.pk, exc)
-        raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
-    topup = TopUp.objects.create(user=user, rail=TopUp.STRIPE, session_id=session.id, ref=ref, amount=amount,
-                                 pay_amount=amount)
+        raise PaymentProviderError(
+            "The payment provider is unavailable right now; please try again."
+        ) from exc
+    topup = TopUp.objects.create(
+        user=user, rail=TopUp.STRIPE, session_id=session.id, ref=ref, amount=amount, pay_amount=amount
+    )
     return topup, session.url
 
 

@@ -37,11 +37,17 @@ def credit(topup: TopUp, *, amount, key: str, reason: str) -> TopUp:
     amount = usd(amount)
     if amount <= ZERO:
         raise UnusableEvent(f"{topup.rail} top-up {topup.session_id}: refusing to credit {amount}")
-    ledger.post(account_id=_account_id(topup), amount=amount, kind=LedgerEntry.TOPUP, idempotency_key=key,
-                reason=reason)
+    ledger.post(
+        account_id=_account_id(topup),
+        amount=amount,
+        kind=LedgerEntry.TOPUP,
+        idempotency_key=key,
+        reason=reason,
+    )
     # Cancelled/expired/failed → paid too: if the rail says the money arrived, the credit stands.
-    TopUp.objects.filter(pk=topup.pk, status__in=TopUp.OPEN_STATUSES).update(status=TopUp.PAID,
-                                                                             paid_at=timezone.now())
+    TopUp.objects.filter(pk=topup.pk, status__in=TopUp.OPEN_STATUSES).update(
+        status=TopUp.PAID, paid_at=timezone.now()
+    )
     recount_credited(topup)
     topup.refresh_from_db()
     return topup
@@ -69,8 +75,9 @@ def debit(topup: TopUp, *, amount, kind: str, key: str, reason: str) -> LedgerEn
     if amount <= ZERO:
         log.warning("%s top-up %s: ignoring a %s of %s", topup.rail, topup.session_id, kind, amount)
         return None
-    return ledger.post(account_id=_account_id(topup), amount=-amount, kind=kind, idempotency_key=key,
-                       reason=reason)
+    return ledger.post(
+        account_id=_account_id(topup), amount=-amount, kind=kind, idempotency_key=key, reason=reason
+    )
 
 
 def give_back(topup: TopUp, *, amount, kind: str, debit_key: str, key: str, reason: str) -> None:
@@ -81,10 +88,17 @@ def give_back(topup: TopUp, *, amount, kind: str, debit_key: str, key: str, reas
     amount = usd(amount)
     if amount <= ZERO:
         return
-    taken = debit(topup, amount=amount, kind=kind, key=debit_key,
-                  reason=f"{reason} (debit recorded before its reversal)")
+    taken = debit(
+        topup,
+        amount=amount,
+        kind=kind,
+        key=debit_key,
+        reason=f"{reason} (debit recorded before its reversal)",
+    )
     # Give back exactly what the debit entry took, whatever its event said.
-    ledger.post(account_id=_account_id(topup), amount=-taken.amount, kind=kind, idempotency_key=key, reason=reason)
+    ledger.post(
+        account_id=_account_id(topup), amount=-taken.amount, kind=kind, idempotency_key=key, reason=reason
+    )
 
 
 def refunded_total(topup: TopUp, total) -> None:
@@ -93,7 +107,8 @@ def refunded_total(topup: TopUp, total) -> None:
     TopUp.objects.filter(Q(refunded__lt=total), pk=topup.pk).update(refunded=total)
     # Refunded once all that was credited went back (a partly paid crypto invoice: what settled).
     TopUp.objects.filter(pk=topup.pk, status=TopUp.PAID, credited__gt=0, refunded__gte=F("credited")).update(
-        status=TopUp.REFUNDED)
+        status=TopUp.REFUNDED
+    )
 
 
 def close(topup: TopUp, status: str) -> bool:

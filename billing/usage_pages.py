@@ -18,9 +18,25 @@ from .forms import UsageFilterForm, chart_range
 
 PAGE_ROWS = 50
 CSV_CHUNK = 2000
-CSV_COLUMNS = ["created_at", "request_id", "model", "endpoint", "api_key", "status", "error_code", "prompt_tokens",
-               "cached_tokens", "completion_tokens", "reasoning_tokens", "images", "video_seconds", "cost_usd",
-               "latency_ms", "ttft_ms", "stream"]
+CSV_COLUMNS = [
+    "created_at",
+    "request_id",
+    "model",
+    "endpoint",
+    "api_key",
+    "status",
+    "error_code",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "images",
+    "video_seconds",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+]
 
 
 def _filter_form(request) -> UsageFilterForm:
@@ -37,10 +53,15 @@ def _charts_context(request) -> dict:
     filters = request.GET.copy()
     for name in ("range", "page"):
         filters.pop(name, None)
-    return {"range": days, "ranges": usage_stats.RANGES, "filter_query": filters.urlencode(),
-            "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME, "totals": usage_stats.summary(request.user.pk, win.start),
-            "spend_chart": charts.stacked_daily("Daily spend", win.days, rows, "cost", charts.money, **size),
-            "tokens_chart": charts.stacked_daily("Daily tokens", win.days, rows, "tokens", charts.count, **size)}
+    return {
+        "range": days,
+        "ranges": usage_stats.RANGES,
+        "filter_query": filters.urlencode(),
+        "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME,
+        "totals": usage_stats.summary(request.user.pk, win.start),
+        "spend_chart": charts.stacked_daily("Daily spend", win.days, rows, "cost", charts.money, **size),
+        "tokens_chart": charts.stacked_daily("Daily tokens", win.days, rows, "tokens", charts.count, **size),
+    }
 
 
 def _table_context(request) -> dict:
@@ -49,7 +70,12 @@ def _table_context(request) -> dict:
     page = Paginator(rows, PAGE_ROWS).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return {"filter_form": form, "page": page, "query": query.urlencode(), "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME}
+    return {
+        "filter_form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "DASHBOARD_KEY_NAME": DASHBOARD_KEY_NAME,
+    }
 
 
 @member_page
@@ -73,12 +99,30 @@ _CSV = csv.writer(_Echo())
 def _csv_chunk(rows, before_id: int | None, zone) -> tuple[str, int | None]:
     """The next CSV_CHUNK rows below `before_id` (keyset pagination on id, newest first)."""
     batch = list((rows.filter(id__lt=before_id) if before_id else rows).order_by("-id")[:CSV_CHUNK])
-    lines = [_CSV.writerow([
-        timezone.localtime(row.created_at, zone).isoformat(), row.request_id, row.model, row.endpoint,
-        row.api_key.display if row.api_key else "", row.status, row.error_code, row.prompt_tokens,
-        row.cached_tokens, row.completion_tokens, row.reasoning_tokens, row.images, row.video_seconds,
-        f"{row.cost_usd:.8f}", row.latency_ms, "" if row.ttft_ms is None else row.ttft_ms,
-        "true" if row.stream else "false"]) for row in batch]
+    lines = [
+        _CSV.writerow(
+            [
+                timezone.localtime(row.created_at, zone).isoformat(),
+                row.request_id,
+                row.model,
+                row.endpoint,
+                row.api_key.display if row.api_key else "",
+                row.status,
+                row.error_code,
+                row.prompt_tokens,
+                row.cached_tokens,
+                row.completion_tokens,
+                row.reasoning_tokens,
+                row.images,
+                row.video_seconds,
+                f"{row.cost_usd:.8f}",
+                row.latency_ms,
+                "" if row.ttft_ms is None else row.ttft_ms,
+                "true" if row.stream else "false",
+            ]
+        )
+        for row in batch
+    ]
     return "".join(lines), batch[-1].pk if batch else None
 
 

@@ -30,7 +30,9 @@ def window(days: int, zone: ZoneInfo, now: datetime | None = None) -> Window:
     """The last `days` calendar days in `zone`, today included."""
     today = timezone.localtime(now or timezone.now(), zone).date()
     first = today - timedelta(days=days - 1)
-    return Window(datetime.combine(first, time.min, tzinfo=zone), [first + timedelta(days=d) for d in range(days)])
+    return Window(
+        datetime.combine(first, time.min, tzinfo=zone), [first + timedelta(days=d) for d in range(days)]
+    )
 
 
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -43,8 +45,11 @@ def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
         UsageLog.objects.filter(user_id=user_id, created_at__gte=win.start)
         .annotate(day=TruncDate("created_at", tzinfo=zone))
         .values("day", "model")
-        .annotate(cost=Sum("cost_usd"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")),
-                  requests=Count("id"))
+        .annotate(
+            cost=Sum("cost_usd"),
+            tokens=Sum(F("prompt_tokens") + F("completion_tokens")),
+            requests=Count("id"),
+        )
         .order_by("day", "model")
     )
 
@@ -52,16 +57,26 @@ def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
 def summary(user_id: int, since: datetime) -> dict:
     """Totals since a moment: spend, tokens, requests and failed requests."""
     totals = UsageLog.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
-        cost=Coalesce(Sum("cost_usd"), ZERO), requests=Count("id"),
+        cost=Coalesce(Sum("cost_usd"), ZERO),
+        requests=Count("id"),
         tokens=Coalesce(Sum(F("prompt_tokens") + F("completion_tokens")), 0),
-        errors=Count("id", filter=Q(status="error")))
+        errors=Count("id", filter=Q(status="error")),
+    )
     totals["error_rate"] = totals["errors"] / totals["requests"] if totals["requests"] else 0.0
     totals["avg_cost"] = totals["cost"] / totals["requests"] if totals["requests"] else ZERO
     return totals
 
 
-def requests_for(user_id: int, *, zone: ZoneInfo, model: str = "", key_id: int | None = None, status: str = "",
-                 date_from: date | None = None, date_to: date | None = None) -> QuerySet:
+def requests_for(
+    user_id: int,
+    *,
+    zone: ZoneInfo,
+    model: str = "",
+    key_id: int | None = None,
+    status: str = "",
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> QuerySet:
     """The user's usage rows, newest first, narrowed by the table's filters (dates are local, inclusive)."""
     rows = UsageLog.objects.filter(user_id=user_id).select_related("api_key").order_by("-created_at", "-id")
     if model:
@@ -78,7 +93,9 @@ def requests_for(user_id: int, *, zone: ZoneInfo, model: str = "", key_id: int |
 
 
 def models_used(user_id: int) -> list[str]:
-    return list(UsageLog.objects.filter(user_id=user_id).order_by("model").values_list("model", flat=True).distinct())
+    return list(
+        UsageLog.objects.filter(user_id=user_id).order_by("model").values_list("model", flat=True).distinct()
+    )
 
 
 def route_health(since: datetime) -> list[dict]:
@@ -88,9 +105,14 @@ def route_health(since: datetime) -> list[dict]:
     return list(
         UsageLog.objects.filter(created_at__gte=since)
         .values("route")
-        .annotate(requests=total, errors=errors,
-                  error_rate=Cast(errors, FloatField()) / Cast(total, FloatField()),
-                  avg_latency_ms=Avg("latency_ms"), max_latency_ms=Max("latency_ms"), avg_ttft_ms=Avg("ttft_ms"),
-                  last_seen=Max("created_at"))
+        .annotate(
+            requests=total,
+            errors=errors,
+            error_rate=Cast(errors, FloatField()) / Cast(total, FloatField()),
+            avg_latency_ms=Avg("latency_ms"),
+            max_latency_ms=Max("latency_ms"),
+            avg_ttft_ms=Avg("ttft_ms"),
+            last_seen=Max("created_at"),
+        )
         .order_by("-error_rate", "-requests", "route")
     )

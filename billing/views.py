@@ -12,8 +12,12 @@ from .models import Account
 def _balance(account_id: int) -> dict:
     account = Account.objects.get(pk=account_id)
     # balance_usd is what can be spent now; held_usd is reserved by requests and jobs in flight.
-    return {"balance_usd": float(account.available), "held_usd": float(account.held),
-            "total_usd": float(account.balance), "currency": "USD"}
+    return {
+        "balance_usd": float(account.available),
+        "held_usd": float(account.held),
+        "total_usd": float(account.balance),
+        "currency": "USD",
+    }
 
 
 @require_GET

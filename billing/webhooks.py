@@ -48,8 +48,12 @@ def stripe_webhook(request):
     try:
         # verify first, then parse ourselves: the SDK's construct_event assumes an object and
         # fails with an AttributeError on a signed array
-        stripe.WebhookSignature.verify_header(payload, request.headers.get("Stripe-Signature"), secret,
-                                              tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS)
+        stripe.WebhookSignature.verify_header(
+            payload,
+            request.headers.get("Stripe-Signature"),
+            secret,
+            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
+        )
         event = json.loads(payload)
     except stripe.SignatureVerificationError as exc:
         log.warning("stripe webhook refused: %s", exc.user_message or exc)

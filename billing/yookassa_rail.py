@@ -55,15 +55,21 @@ def quote(amount_usd: Decimal, rate: Decimal) -> Decimal:
 def _sdk(call, *args, **kwargs):
     """Every SDK call goes through here. The SDK keeps its configuration in class attributes, so it is
     set from settings (the same values every time) right before each call."""
-    Configuration.configure(settings.YOOKASSA_SHOP_ID, settings.YOOKASSA_SECRET_KEY,
-                            api_url=settings.YOOKASSA_API_BASE.rstrip("/"), max_attempts=2)
+    Configuration.configure(
+        settings.YOOKASSA_SHOP_ID,
+        settings.YOOKASSA_SECRET_KEY,
+        api_url=settings.YOOKASSA_API_BASE.rstrip("/"),
+        max_attempts=2,
+    )
     try:
         return dict(call(*args, **kwargs))
     except NotFoundError as exc:
         raise NotFound(str(args[:1])) from exc
     except Exception as exc:  # the SDK raises its ApiError family, requests' errors, or AttributeError
         log.warning("YooKassa %s failed: %r", getattr(call, "__name__", call), exc)
-        raise PaymentProviderError("The payment provider is unavailable right now; please try again.") from exc
+        raise PaymentProviderError(
+            "The payment provider is unavailable right now; please try again."
+        ) from exc
 
 
 def start_payment(*, user, amount: Decimal) -> tuple[TopUp, str]:
@@ -73,22 +79,39 @@ def start_payment(*, user, amount: Decimal) -> tuple[TopUp, str]:
     rub = quote(amount, rate)
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     params = {
-        "amount": {"value": f"{rub:.2f}", "currency": "RUB"}, "capture": True,
+        "amount": {"value": f"{rub:.2f}", "currency": "RUB"},
+        "capture": True,
         "confirmation": {"type": "redirect", "return_url": f"{base}/billing/?checkout=return&ref={ref}"},
         "description": f"GPUniq balance top-up ${amount:,.2f}",
-        "metadata": {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE, "gpuniq_ref": str(ref),
-                     "usd_amount": f"{amount:.2f}", "usd_rate": str(rate)},
+        "metadata": {
+            "gpuniq_user_id": str(user.pk),
+            "purpose": TOPUP_PURPOSE,
+            "gpuniq_ref": str(ref),
+            "usd_amount": f"{amount:.2f}",
+            "usd_rate": str(rate),
+        },
     }
     payment = _sdk(Payment.create, params, str(ref))  # our ref is the Idempotence-Key: a retry is one payment
-    topup = TopUp.objects.create(user=user, rail=TopUp.YOOKASSA, session_id=payment["id"], ref=ref, amount=amount,
-                                 currency="rub", pay_amount=rub, rate=rate)
+    topup = TopUp.objects.create(
+        user=user,
+        rail=TopUp.YOOKASSA,
+        session_id=payment["id"],
+        ref=ref,
+        amount=amount,
+        currency="rub",
+        pay_amount=rub,
+        rate=rate,
+    )
     return topup, payment["confirmation"]["confirmation_url"]
 
 
 def create_refund(*, payment_id: str, rub: Decimal, idempotency_key: str) -> dict:
     """POST /v3/refunds for `rub` of a payment; the same key is the same refund at YooKassa."""
-    return _sdk(Refund.create, {"payment_id": payment_id, "amount": {"value": f"{rub:.2f}", "currency": "RUB"}},
-                idempotency_key)
+    return _sdk(
+        Refund.create,
+        {"payment_id": payment_id, "amount": {"value": f"{rub:.2f}", "currency": "RUB"}},
+        idempotency_key,
+    )
 
 
 def fetch_payment(payment_id: str) -> dict:
@@ -130,8 +153,12 @@ def apply_payment(payment: dict) -> str:
     if str(amount.get("currency", "")).lower() != topup.currency:
         raise topup_ops.UnusableEvent(f"payment {topup.session_id} is in {amount.get('currency')!r}")
     rub = _rub(amount)
-    topup_ops.credit(topup, amount=_usd_for(topup, rub), key=topup_ops.topup_key(topup),
-                     reason=f"YooKassa top-up {topup.session_id}: {rub} RUB at {topup.rate} RUB/USD")
+    topup_ops.credit(
+        topup,
+        amount=_usd_for(topup, rub),
+        key=topup_ops.topup_key(topup),
+        reason=f"YooKassa top-up {topup.session_id}: {rub} RUB at {topup.rate} RUB/USD",
+    )
     return ""
 
 
@@ -143,7 +170,12 @@ def apply_refund(refund: dict) -> str:
     if refund.get("status") != "succeeded":
         return f"refund is {refund.get('status')}"
     rub, prefix = _rub(refund.get("amount")), f"yookassa-refund:{topup.session_id}:"
-    topup_ops.debit(topup, amount=_usd_for(topup, rub), kind=LedgerEntry.REFUND, key=prefix + refund["id"],
-                    reason=f"YooKassa refund {refund['id']} of top-up {topup.session_id}: {rub} RUB")
+    topup_ops.debit(
+        topup,
+        amount=_usd_for(topup, rub),
+        kind=LedgerEntry.REFUND,
+        key=prefix + refund["id"],
+        reason=f"YooKassa refund {refund['id']} of top-up {topup.session_id}: {rub} RUB",
+    )
     topup_ops.refunded_total(topup, -topup_ops.ledger_total(topup, prefix))
     return ""

@@ -40,7 +40,9 @@ def _size_database_pool(sender=None, instance=None, options=None, **_):
     """A worker's database pool follows its own -c (gpuniq_site.db.size_for_worker)."""
     from .db import size_for_worker
 
-    concurrency = (options or {}).get("concurrency") or getattr(instance, "concurrency", None) or os.cpu_count()
+    concurrency = (
+        (options or {}).get("concurrency") or getattr(instance, "concurrency", None) or os.cpu_count()
+    )
     size_for_worker(int(concurrency))
 
 

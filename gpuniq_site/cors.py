@@ -11,9 +11,11 @@ cookies never ride along. The dashboard (everything outside /v1/) gets no CORS h
 import re
 
 METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
-EXPOSED = (b"x-request-id, request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
-           b"x-ratelimit-reset-requests, x-gpuniq-simulated, x-gpuniq-overhead-ms, x-gpuniq-cost-usd, "
-           b"x-gpuniq-truncated-turns")
+EXPOSED = (
+    b"x-request-id, request-id, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, "
+    b"x-ratelimit-reset-requests, x-gpuniq-simulated, x-gpuniq-overhead-ms, x-gpuniq-cost-usd, "
+    b"x-gpuniq-truncated-turns"
+)
 MAX_AGE = b"86400"
 _HEADER_LIST = re.compile(rb"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 _DEFAULT_ALLOWED = b"authorization, x-api-key, content-type, idempotency-key, x-request-id"
@@ -29,9 +31,14 @@ def _header(scope, name: bytes) -> bytes | None:
 async def _preflight(scope, send) -> None:
     asked = (_header(scope, b"access-control-request-headers") or b"").strip()
     allowed = asked if asked and len(asked) < 2048 and _HEADER_LIST.match(asked) else _DEFAULT_ALLOWED
-    headers = [(b"access-control-allow-origin", b"*"), (b"access-control-allow-methods", METHODS),
-               (b"access-control-allow-headers", allowed), (b"access-control-max-age", MAX_AGE),
-               (b"vary", b"access-control-request-headers"), (b"content-length", b"0")]
+    headers = [
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-allow-methods", METHODS),
+        (b"access-control-allow-headers", allowed),
+        (b"access-control-max-age", MAX_AGE),
+        (b"vary", b"access-control-request-headers"),
+        (b"content-length", b"0"),
+    ]
     await send({"type": "http.response.start", "status": 204, "headers": headers})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -50,8 +57,15 @@ class CorsApp:
 
         async def send_with_cors(message):
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if not k.lower().startswith(b"access-control-")]
-                headers += [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", EXPOSED)]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", ())
+                    if not k.lower().startswith(b"access-control-")
+                ]
+                headers += [
+                    (b"access-control-allow-origin", b"*"),
+                    (b"access-control-expose-headers", EXPOSED),
+                ]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -94,8 +94,14 @@ def _conninfo() -> str:
 
     db = settings.DATABASES["default"]
     extra = {k: v for k, v in db.get("OPTIONS", {}).items() if isinstance(v, str)}  # e.g. application_name
-    return make_conninfo(dbname=db["NAME"], user=db.get("USER") or None, password=db.get("PASSWORD") or None,
-                         host=db.get("HOST") or None, port=str(db["PORT"]) if db.get("PORT") else None, **extra)
+    return make_conninfo(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=str(db["PORT"]) if db.get("PORT") else None,
+        **extra,
+    )
 
 
 async def pg_pool():
@@ -108,8 +114,9 @@ async def pg_pool():
     pool = _async_pools.get(loop)
     if pool is None:
         size = sizes.async_pool_max or max(4, settings.DB_POOL_MAX)
-        pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=size, kwargs={"autocommit": True},
-                                   open=False, timeout=30)
+        pool = AsyncConnectionPool(
+            _conninfo(), min_size=1, max_size=size, kwargs={"autocommit": True}, open=False, timeout=30
+        )
         _async_pools[loop] = pool
         await pool.open()
     return pool

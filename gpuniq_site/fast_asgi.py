@@ -105,11 +105,15 @@ class LeanApiApp:
         request = ASGIRequest(scope, io.BytesIO(body or b""))
         self.request_ids.before(request)
         if body is None:
-            response = error_response(request, ApiError("payload_too_large", limit=settings.GPUNIQ_MAX_BODY_BYTES))
+            response = error_response(
+                request, ApiError("payload_too_large", limit=settings.GPUNIQ_MAX_BODY_BYTES)
+            )
         else:
             response = await self._run(request, match)
         response = self.envelopes.after(request, self.request_ids.after(request, response))
-        await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
+        )
         if response.streaming:
             await _send_streaming(request, response, send, receive)
         else:

@@ -26,7 +26,9 @@ class Lane(Generic[Item, Result]):
     """`orphan(item, result)` is called for work that succeeded after its caller stopped waiting
     (e.g. to release a hold nobody will settle)."""
 
-    def __init__(self, flush: Flush, max_batch: int = 128, orphan: Callable[[Item, Result], None] | None = None):
+    def __init__(
+        self, flush: Flush, max_batch: int = 128, orphan: Callable[[Item, Result], None] | None = None
+    ):
         self.flush = flush
         self.orphan = orphan
         self.max_batch = max_batch
@@ -45,7 +47,7 @@ class Lane(Generic[Item, Result]):
     async def _drain(self) -> None:
         try:
             while self.pending:
-                batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+                batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
                 self.batches += 1
                 self.items += len(batch)
                 try:
@@ -58,7 +60,6 @@ class Lane(Generic[Item, Result]):
                 self._deliver(batch, outcomes)
         finally:
             self.draining = None
-
 
     def _deliver(self, batch, outcomes) -> None:
         for (item, future), outcome in zip(batch, outcomes, strict=True):

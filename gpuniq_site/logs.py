@@ -22,7 +22,8 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -38,16 +39,21 @@ class JsonFormatter(logging.Formatter):
 def config(fmt: str, level: str) -> dict:
     """The LOGGING dict for settings.py; uvicorn's loggers are included so its lines match."""
     handler = {"class": "logging.StreamHandler", "formatter": fmt, "filters": ["request_id"]}
-    loggers = {"django.request": {"level": "ERROR"}, "httpx": {"level": "WARNING"},
-               "httpcore": {"level": "WARNING"}}
+    loggers = {
+        "django.request": {"level": "ERROR"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    }
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         loggers[name] = {"handlers": ["console"], "propagate": False}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "gpuniq_site.logs.RequestIdFilter"}},
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-                       "json": {"()": "gpuniq_site.logs.JsonFormatter"}},
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+            "json": {"()": "gpuniq_site.logs.JsonFormatter"},
+        },
         "handlers": {"console": handler},
         "root": {"handlers": ["console"], "level": level},
         "loggers": loggers,

@@ -11,28 +11,47 @@ import logging
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("gpuniq.metrics")
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 disable_created_metrics()  # *_created series only add bytes to every scrape
 
-REQUESTS = Counter("gpuniq_requests", "API requests answered, by surface, model and status",
-                   ["surface", "model", "status"])
-OVERHEAD = Histogram("gpuniq_gateway_overhead_seconds",
-                     "Time spent in the gateway on a non-streamed completion, vendor time excluded", ["surface"],
-                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
-TTFT = Histogram("gpuniq_time_to_first_token_seconds",
-                 "From the request's arrival to the first streamed chunk sent to the client", ["surface", "model"],
-                 buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0))
-RATELIMIT_FALLBACKS = Counter("gpuniq_ratelimit_fallbacks",
-                              "Requests whose rate limit was decided by the process-local fallback (Redis down)")
-RATELIMIT_LOCAL = Gauge("gpuniq_ratelimit_local_mode",
-                        "1 while this process limits requests locally because Redis is unreachable",
-                        multiprocess_mode="max")
-REAPER_RUNS = Counter("gpuniq_reaper_runs", "Runs of a periodic reaper in this process (workers, beat)",
-                      ["reaper"])
+REQUESTS = Counter(
+    "gpuniq_requests", "API requests answered, by surface, model and status", ["surface", "model", "status"]
+)
+OVERHEAD = Histogram(
+    "gpuniq_gateway_overhead_seconds",
+    "Time spent in the gateway on a non-streamed completion, vendor time excluded",
+    ["surface"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+TTFT = Histogram(
+    "gpuniq_time_to_first_token_seconds",
+    "From the request's arrival to the first streamed chunk sent to the client",
+    ["surface", "model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0),
+)
+RATELIMIT_FALLBACKS = Counter(
+    "gpuniq_ratelimit_fallbacks",
+    "Requests whose rate limit was decided by the process-local fallback (Redis down)",
+)
+RATELIMIT_LOCAL = Gauge(
+    "gpuniq_ratelimit_local_mode",
+    "1 while this process limits requests locally because Redis is unreachable",
+    multiprocess_mode="max",
+)
+REAPER_RUNS = Counter(
+    "gpuniq_reaper_runs", "Runs of a periodic reaper in this process (workers, beat)", ["reaper"]
+)
 
 REAPER_KEY = "gpuniq:metrics:reaper_runs"  # Redis hash reaper name → runs, shared by every process
 
@@ -56,7 +75,8 @@ def observe_first_chunk(request) -> None:
     started = getattr(request, "started_at", None)
     if started is not None:
         TTFT.labels(surface_of(request.path), getattr(request, "metric_model", "") or "-").observe(
-            time.perf_counter() - started)
+            time.perf_counter() - started
+        )
 
 
 def count_reaper_run(name: str) -> None:
@@ -91,8 +111,9 @@ def _ledger_metrics():
     except Exception as exc:
         log.warning("metrics: database unavailable: %s", exc)
         return
-    yield GaugeMetricFamily("gpuniq_open_holds", "Holds currently open (money reserved, not yet settled)",
-                            value=open_holds)
+    yield GaugeMetricFamily(
+        "gpuniq_open_holds", "Holds currently open (money reserved, not yet settled)", value=open_holds
+    )
     yield CounterMetricFamily("gpuniq_ledger_loss_entries", "Ledger entries of kind 'loss'", value=losses)
 
 
@@ -103,8 +124,9 @@ def _redis_metrics():
     from . import shared_state
 
     depth = GaugeMetricFamily("gpuniq_queue_depth", "Tasks waiting in a Celery queue", labels=["queue"])
-    runs = CounterMetricFamily("gpuniq_reaper_runs_recorded", "Reaper runs recorded in Redis by any process",
-                               labels=["reaper"])
+    runs = CounterMetricFamily(
+        "gpuniq_reaper_runs_recorded", "Reaper runs recorded in Redis by any process", labels=["reaper"]
+    )
     client = shared_state.sync_redis()
     broker = current_app.conf.broker_url or ""
     try:

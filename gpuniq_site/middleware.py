@@ -84,8 +84,14 @@ def outage_errors() -> tuple[type[BaseException], ...]:
     import redis
     from django.db import InterfaceError, OperationalError
 
-    return (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError,
-            redis.ConnectionError, redis.TimeoutError)
+    return (
+        OperationalError,
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        redis.ConnectionError,
+        redis.TimeoutError,
+    )
 
 
 def api_exception_to_error(request, exc) -> ApiError | None:
@@ -103,11 +109,20 @@ def api_exception_to_error(request, exc) -> ApiError | None:
     if isinstance(exc, (PermissionDenied, SuspiciousOperation)):
         return ApiError("invalid_parameter", field="request", reason="the request was refused")
     if isinstance(exc, outage_errors()):
-        log.warning("backing service unavailable on %s %s request_id=%s: %r", request.method, request.path,
-                    getattr(request, "request_id", ""), exc)
+        log.warning(
+            "backing service unavailable on %s %s request_id=%s: %r",
+            request.method,
+            request.path,
+            getattr(request, "request_id", ""),
+            exc,
+        )
         return ApiError("service_unavailable", reason="A backing service did not answer; retry shortly.")
-    log.exception("unhandled error on %s %s request_id=%s", request.method, request.path,
-                  getattr(request, "request_id", ""))
+    log.exception(
+        "unhandled error on %s %s request_id=%s",
+        request.method,
+        request.path,
+        getattr(request, "request_id", ""),
+    )
     return ApiError("internal_error")
 
 
@@ -119,13 +134,19 @@ class ApiErrorMiddleware(_DualMiddleware):
         return error_response(request, error) if error else None
 
     def after(self, request, response):
-        if not request.path.startswith("/v1/") or response.get("Content-Type", "").startswith("application/json"):
+        if not request.path.startswith("/v1/") or response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
             return response
         if response.status_code == 404:
             return error_response(request, ApiError("not_found", method=request.method, path=request.path))
         if response.status_code == 405:
-            error = ApiError("method_not_allowed", method=request.method, path=request.path,
-                             headers={"Allow": response.get("Allow", "")})
+            error = ApiError(
+                "method_not_allowed",
+                method=request.method,
+                path=request.path,
+                headers={"Allow": response.get("Allow", "")},
+            )
             return error_response(request, error)
         return response
 

@@ -76,7 +76,9 @@ def _may_scrape(request) -> bool:
     token = settings.GPUNIQ_METRICS_TOKEN
     if token:
         auth = request.headers.get("Authorization", "")
-        return auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
+        return auth[:7].lower() == "bearer " and hmac.compare_digest(
+            auth[7:].strip().encode(), token.encode()
+        )
     return request.META.get("REMOTE_ADDR") in LOOPBACK
 
 

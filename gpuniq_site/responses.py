@@ -5,7 +5,14 @@ import logging
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from .errors import ApiError, anthropic_envelope, is_anthropic_path, is_openai_path, native_envelope, openai_envelope
+from .errors import (
+    ApiError,
+    anthropic_envelope,
+    is_anthropic_path,
+    is_openai_path,
+    native_envelope,
+    openai_envelope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +31,9 @@ def request_id_of(request) -> str:
 
 
 def native_ok(request, data, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    return json_response({"success": True, "data": data, "request_id": request_id_of(request)}, status, headers)
+    return json_response(
+        {"success": True, "data": data, "request_id": request_id_of(request)}, status, headers
+    )
 
 
 def error_response(request, error: ApiError) -> HttpResponse:

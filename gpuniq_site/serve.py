@@ -36,8 +36,13 @@ def prepare() -> str:
     if user is None:
         user = User.objects.create_user(DEMO_EMAIL, password="demo-password-123")
         account = ledger.account_for_user(user.pk)
-        ledger.post(account_id=account.pk, amount=DEMO_CREDIT, kind=LedgerEntry.ADJUSTMENT,
-                    idempotency_key=f"demo-credit:{user.pk}", reason="demo credit (make run)")
+        ledger.post(
+            account_id=account.pk,
+            amount=DEMO_CREDIT,
+            kind=LedgerEntry.ADJUSTMENT,
+            idempotency_key=f"demo-credit:{user.pk}",
+            reason="demo credit (make run)",
+        )
     for old in APIKey.objects.filter(user=user, name=DEMO_KEY_NAME, revoked_at__isnull=True):
         revoke_key(key=old)
     _, raw = create_key(user=user, name=DEMO_KEY_NAME)
@@ -51,14 +56,46 @@ def main() -> int:
     port = str(settings.PORT)
     url = f"http://127.0.0.1:{port}"
     procs = [
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "gpuniq_site.asgi:application", "--host", "127.0.0.1",
-                          "--port", port, "--log-level", "warning"]),
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "gpuniq_site", "worker", "-B", "-P", "threads",
-                          "-c", "4", "--loglevel", "warning", "-s", str(settings.CELERY_BEAT_SCHEDULE_FILENAME)]),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "gpuniq_site.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--log-level",
+                "warning",
+            ]
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gpuniq_site",
+                "worker",
+                "-B",
+                "-P",
+                "threads",
+                "-c",
+                "4",
+                "--loglevel",
+                "warning",
+                "-s",
+                str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
+            ]
+        ),
     ]
-    print(f"\nGPUniq is serving at {url}\n  demo user: {DEMO_EMAIL} / demo-password-123\n"
-          f"  demo API key: {raw_key}\n  try: curl {url}/v1/openai/models -H 'Authorization: Bearer {raw_key}'\n"
-          "  Ctrl-C stops the server and the worker.\n", flush=True)
+    print(
+        f"\nGPUniq is serving at {url}\n  demo user: {DEMO_EMAIL} / demo-password-123\n"
+        f"  demo API key: {raw_key}\n  try: curl {url}/v1/openai/models -H 'Authorization: Bearer {raw_key}'\n"
+        "  Ctrl-C stops the server and the worker.\n",
+        flush=True,
+    )
     stopping = False
 
     def stop(*_):

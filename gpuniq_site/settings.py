@@ -115,7 +115,10 @@ if IS_POSTGRES and DB_POOL_MAX > 0:
     # share at most DB_POOL_MAX server connections (PostgreSQL allows ~100 in all).
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1, "max_size": DB_POOL_MAX, "timeout": envfloat("DB_POOL_TIMEOUT", 30.0)}
+        "min_size": 1,
+        "max_size": DB_POOL_MAX,
+        "timeout": envfloat("DB_POOL_TIMEOUT", 30.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, Redis, Celery -------------------------------------------------
@@ -129,10 +132,15 @@ else:
 _broker_dir = VAR_DIR / "broker"
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"data_folder_in": str(_broker_dir), "data_folder_out": str(_broker_dir),
-     "processed_folder": str(_broker_dir / "processed"), "store_processed": False,
-     "control_folder": str(_broker_dir / "control")}
-    if CELERY_BROKER_URL.startswith("filesystem") else {"visibility_timeout": 3600}
+    {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "control_folder": str(_broker_dir / "control"),
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": 3600}
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -209,9 +217,16 @@ GPUNIQ_REDIS_RETRY_SECONDS = envfloat("GPUNIQ_REDIS_RETRY_SECONDS", 2.0)
 GPUNIQ_REDIS_MAX_CONNECTIONS = envint("GPUNIQ_REDIS_MAX_CONNECTIONS", 64)  # per process and event loop
 GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS = envint("GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS", 30)
 GPUNIQ_METRICS_TOKEN = envstr("GPUNIQ_METRICS_TOKEN")  # /metrics: bearer token; unset = loopback only
-GPUNIQ_METRICS_QUEUES = envlist("GPUNIQ_METRICS_QUEUES", [envstr("GPUNIQ_JOBS_QUEUE", "jobs"),  # gpuniq_site.celery
-                                                       envstr("GPUNIQ_PERIODIC_QUEUE", "periodic")])
-GPUNIQ_CATALOG_TTL_SECONDS = envfloat("GPUNIQ_CATALOG_TTL_SECONDS", 10.0)  # per-process snapshot of the catalog
+GPUNIQ_METRICS_QUEUES = envlist(
+    "GPUNIQ_METRICS_QUEUES",
+    [
+        envstr("GPUNIQ_JOBS_QUEUE", "jobs"),  # gpuniq_site.celery
+        envstr("GPUNIQ_PERIODIC_QUEUE", "periodic"),
+    ],
+)
+GPUNIQ_CATALOG_TTL_SECONDS = envfloat(
+    "GPUNIQ_CATALOG_TTL_SECONDS", 10.0
+)  # per-process snapshot of the catalog
 GPUNIQ_CATALOG_PATH = Path(envstr("GPUNIQ_CATALOG_PATH", str(BASE_DIR / "llm" / "catalog.toml")))
 GPUNIQ_MAX_BODY_BYTES = envint("GPUNIQ_MAX_BODY_BYTES", 25 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GPUNIQ_MAX_BODY_BYTES
@@ -256,9 +271,18 @@ YOOKASSA_SHOP_ID = envstr("YOOKASSA_SHOP_ID")
 YOOKASSA_SECRET_KEY = envstr("YOOKASSA_SECRET_KEY")
 YOOKASSA_API_BASE = envstr("YOOKASSA_API_BASE", "https://api.yookassa.ru/v3")
 YOOKASSA_USD_RATE = envstr("YOOKASSA_USD_RATE")
-YOOKASSA_NOTIFICATION_IPS = envlist("YOOKASSA_NOTIFICATION_IPS", [
-    "185.71.76.0/27", "185.71.77.0/27", "77.75.153.0/25", "77.75.156.11", "77.75.156.35", "77.75.154.128/25",
-    "2a02:5180::/32"])
+YOOKASSA_NOTIFICATION_IPS = envlist(
+    "YOOKASSA_NOTIFICATION_IPS",
+    [
+        "185.71.76.0/27",
+        "185.71.77.0/27",
+        "77.75.153.0/25",
+        "77.75.156.11",
+        "77.75.156.35",
+        "77.75.154.128/25",
+        "2a02:5180::/32",
+    ],
+)
 YOOKASSA_FORWARDED_HOPS = envint("YOOKASSA_FORWARDED_HOPS", 0)
 # Crypto through a self-hosted BTCPay Server (Greenfield API): invoices priced in USD.
 BTCPAY_URL = envstr("BTCPAY_URL")
@@ -283,10 +307,15 @@ GPUNIQ_MEDIA_OUTPUT_MAX_BYTES = envint("GPUNIQ_MEDIA_OUTPUT_MAX_BYTES", 512 * 10
 # --- native api ---
 # The OpenAPI schema of /v1/llm/* (llm.openapi): DRF views are introspected; the async views'
 # hand-written path items are merged by a postprocessing hook.
-SPECTACULAR_SETTINGS.update({
-    "DESCRIPTION": "The native GPUniq API: wrapped chat completions, persistent chat sessions, a terminal-command "
-                   "generator, usage history and balance. One key, one USD balance.",
-    "SCHEMA_PATH_PREFIX": r"/v1/llm/",
-    "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "llm.openapi.add_async_operations"],
-})
+SPECTACULAR_SETTINGS.update(
+    {
+        "DESCRIPTION": "The native GPUniq API: wrapped chat completions, persistent chat sessions, a terminal-command "
+        "generator, usage history and balance. One key, one USD balance.",
+        "SCHEMA_PATH_PREFIX": r"/v1/llm/",
+        "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": [
+            "drf_spectacular.hooks.postprocess_schema_enums",
+            "llm.openapi.add_async_operations",
+        ],
+    }
+)

@@ -73,8 +73,14 @@ def mark_redis_up() -> None:
 def _pool(pool_class):
     """At most GPUNIQ_REDIS_MAX_CONNECTIONS connections per client; a burst beyond that waits
     (up to 2 s) for a free one instead of opening more."""
-    return pool_class.from_url(settings.REDIS_URL, max_connections=settings.GPUNIQ_REDIS_MAX_CONNECTIONS, timeout=2,
-                               socket_timeout=2, socket_connect_timeout=2, health_check_interval=30)
+    return pool_class.from_url(
+        settings.REDIS_URL,
+        max_connections=settings.GPUNIQ_REDIS_MAX_CONNECTIONS,
+        timeout=2,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
 
 
 def sync_redis() -> redis.Redis | None:
@@ -176,6 +182,7 @@ local_store = _LocalStore()
 # A cache read that fails is a miss and a cache write that fails is skipped: while Redis is down
 # the gateway keeps serving from the database (rate limits follow GPUNIQ_RATE_LIMIT_FAIL_OPEN).
 # Deletes (revocation) must not be lost silently, so they raise.
+
 
 def cache_get_json(key: str):
     client = sync_redis()

@@ -17,10 +17,18 @@ from media_jobs import urls as media_urls
 from . import ops, views
 
 openai_patterns = llm_urls.openai_patterns + responses_urls.openai_patterns + media_urls.openai_patterns
-native_patterns = (llm_urls.native_patterns + llm_native.native_patterns + media_urls.native_patterns
-                   + billing_urls.native_patterns)
-page_patterns = (account_pages.page_patterns + billing_pages.page_patterns + llm_pages.page_patterns
-                 + media_pages.page_patterns)
+native_patterns = (
+    llm_urls.native_patterns
+    + llm_native.native_patterns
+    + media_urls.native_patterns
+    + billing_urls.native_patterns
+)
+page_patterns = (
+    account_pages.page_patterns
+    + billing_pages.page_patterns
+    + llm_pages.page_patterns
+    + media_pages.page_patterns
+)
 
 urlpatterns = [
     path("v1/openai/", include(openai_patterns)),

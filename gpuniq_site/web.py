@@ -16,11 +16,17 @@ def options() -> dict:
     from .env import envfloat, envint, envstr
 
     return {
-        "host": envstr("HOST", "0.0.0.0"), "port": envint("PORT", 8000), "workers": envint("WEB_CONCURRENCY", 1),
-        "loop": "uvloop" if sys.platform != "win32" else "asyncio", "http": "httptools", "access_log": False,
-        "proxy_headers": True, "forwarded_allow_ips": envstr("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "host": envstr("HOST", "0.0.0.0"),
+        "port": envint("PORT", 8000),
+        "workers": envint("WEB_CONCURRENCY", 1),
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "http": "httptools",
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": envstr("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         "timeout_graceful_shutdown": envfloat("GPUNIQ_DRAIN_SECONDS", 30.0),
-        "log_level": envstr("LOG_LEVEL", "INFO").lower(), "backlog": envint("WEB_BACKLOG", 2048),
+        "log_level": envstr("LOG_LEVEL", "INFO").lower(),
+        "backlog": envint("WEB_BACKLOG", 2048),
     }
 
 

@@ -14,8 +14,17 @@ class RouteInline(admin.TabularInline):
 
 @admin.register(CatalogModel)
 class CatalogModelAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "kind", "vendor", "enabled", "input_per_mtok", "output_per_mtok", "per_image",
-                    "per_video"]
+    list_display = [
+        "slug",
+        "name",
+        "kind",
+        "vendor",
+        "enabled",
+        "input_per_mtok",
+        "output_per_mtok",
+        "per_image",
+        "per_video",
+    ]
     list_filter = ["kind", "vendor", "enabled"]
     search_fields = ["slug", "name"]
     inlines = [RouteInline]
@@ -27,11 +36,21 @@ class CatalogModelAdmin(admin.ModelAdmin):
 
 @admin.register(UsageLog)
 class UsageLogAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "model", "endpoint", "status", "error_code", "prompt_tokens",
-                    "completion_tokens", "cost_usd", "latency_ms", "request_id"]
+    list_display = [
+        "created_at",
+        "user",
+        "model",
+        "endpoint",
+        "status",
+        "error_code",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "request_id",
+    ]
     list_filter = ["status", "endpoint", "model"]
     search_fields = ["request_id", "user__email", "model"]
-
 
 
 from .models import Chat, ChatMessage  # noqa: E402  (appended with the chat sessions)
@@ -39,8 +58,20 @@ from .models import Chat, ChatMessage  # noqa: E402  (appended with the chat ses
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
-    fields = ["role", "kind", "status", "model", "content", "prompt_tokens", "completion_tokens", "cost_usd",
-              "truncated_turns", "job_id", "request_id", "created_at"]
+    fields = [
+        "role",
+        "kind",
+        "status",
+        "model",
+        "content",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "truncated_turns",
+        "job_id",
+        "request_id",
+        "created_at",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False

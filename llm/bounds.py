@@ -22,7 +22,11 @@ from .upstreams import upstream_for
 
 NON_STREAM_OUTPUT_RESERVE = 4096
 STREAM_OUTPUT_RESERVE = 16384
-THINKING_WITHIN_LIMIT = ("openai", "anthropic", "google")  # vendors whose thinking a router keeps in max_tokens
+THINKING_WITHIN_LIMIT = (
+    "openai",
+    "anthropic",
+    "google",
+)  # vendors whose thinking a router keeps in max_tokens
 GEMINI_THINKING_CEILING = 32768  # Gemini 2.5 Pro's largest budget; dynamic thinking stays below it
 IMAGE_TOKENS = 5_000  # per image: Anthropic <= ~1,600 (~4,800 on Opus 4.7), OpenAI tiles <= 1,445,
 # patch models <= 1,536 x 2.46, Gemini 3 <= 1,120; a catalog model may name its own (image_tokens)
@@ -42,8 +46,10 @@ def client_limit(body: dict) -> int | None:
 
 
 def default_limit(model: ModelInfo, stream: bool) -> int:
-    return min(model.max_output or NON_STREAM_OUTPUT_RESERVE,
-               STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE)
+    return min(
+        model.max_output or NON_STREAM_OUTPUT_RESERVE,
+        STREAM_OUTPUT_RESERVE if stream else NON_STREAM_OUTPUT_RESERVE,
+    )
 
 
 def _candidates(body: dict) -> int:
@@ -61,7 +67,9 @@ def _anthropic_thinking(body: dict) -> int:
 
 def _gemini_thinking(body: dict, upstream_model: str, slug: str) -> int:
     reasoning = body.get("reasoning")
-    effort = body.get("reasoning_effort") or (reasoning.get("effort") if isinstance(reasoning, dict) else None)
+    effort = body.get("reasoning_effort") or (
+        reasoning.get("effort") if isinstance(reasoning, dict) else None
+    )
     if effort in GEMINI_BUDGETS and GEMINI_BUDGETS[effort] > 0 and "gemini-3" not in upstream_model:
         return max(GEMINI_BUDGETS[effort], 128)
     if effort in GEMINI_BUDGETS or is_thinking_model(f"{upstream_model} {slug}"):
@@ -90,22 +98,35 @@ def route_output(family: str, body: dict, base: int, upstream_model: str, model:
     return (base + (model.max_output or STREAM_OUTPUT_RESERVE)) * _candidates(body)
 
 
-def chat_bound(model: ModelInfo, body: dict, *, stream: bool, anthropic_body: dict | None = None) -> ChatBound:
+def chat_bound(
+    model: ModelInfo, body: dict, *, stream: bool, anthropic_body: dict | None = None
+) -> ChatBound:
     """`anthropic_body`: the Anthropic Messages body `body` was translated from; Anthropic routes
     send it as it is, so their part of the bound is taken from it (thinking, cache_control, size)."""
     base = client_limit(body) or default_limit(model, stream)
     families = []
     for route in model.live_routes():
         upstream = upstream_for(route.provider)
-        families.append(("sandbox" if upstream is None or upstream.sandbox else upstream.family, route.upstream_model))
-    native = anthropic_body if anthropic_body is not None and any(f == "anthropic" for f, _ in families) else None
-    output = max((route_output(f, native if f == "anthropic" and native else body, base, m, model)
-                  for f, m in families), default=base)
+        families.append(
+            ("sandbox" if upstream is None or upstream.sandbox else upstream.family, route.upstream_model)
+        )
+    native = (
+        anthropic_body if anthropic_body is not None and any(f == "anthropic" for f, _ in families) else None
+    )
+    output = max(
+        (
+            route_output(f, native if f == "anthropic" and native else body, base, m, model)
+            for f, m in families
+        ),
+        default=base,
+    )
     exact = model.vendor.lower() == "openai"  # GPT-4o and later, o-series: o200k_base on every route
     image_tokens = getattr(model, "image_tokens", None) or IMAGE_TOKENS
     prompt = prompt_bound(body, image_tokens=image_tokens, context_window=model.context_window, exact=exact)
     if native is not None:
-        prompt = max(prompt, prompt_bound(native, image_tokens=image_tokens, context_window=model.context_window))
+        prompt = max(
+            prompt, prompt_bound(native, image_tokens=image_tokens, context_window=model.context_window)
+        )
     factor = Decimal(1)
     if any(f == "anthropic" for f, _ in families):
         source = native or body

@@ -19,7 +19,6 @@ from .models import CatalogModel, Route
 from .upstreams import serving_routes, upstream_for
 
 
-
 def _ttl() -> float:
     return settings.GPUNIQ_CATALOG_TTL_SECONDS
 
@@ -61,8 +60,12 @@ class ModelInfo:
 
     def price_dict(self) -> dict:
         if self.kind == CatalogModel.CHAT:
-            return {"input_per_1m": _num(self.input_per_mtok), "output_per_1m": _num(self.output_per_mtok),
-                    "cached_input_per_1m": _num(self.cached_input_per_mtok), "currency": "USD"}
+            return {
+                "input_per_1m": _num(self.input_per_mtok),
+                "output_per_1m": _num(self.output_per_mtok),
+                "cached_input_per_1m": _num(self.cached_input_per_mtok),
+                "currency": "USD",
+            }
         if self.kind == CatalogModel.IMAGE:
             return {"per_image": _num(self.per_image), "currency": "USD"}
         return {"per_video": _num(self.per_video), "currency": "USD"}
@@ -86,14 +89,28 @@ DEFAULT_CHAT_MODEL = "claude-haiku-4-5"
 
 def _build_snapshot() -> Snapshot:
     models = {}
-    for m in CatalogModel.objects.filter(enabled=True).prefetch_related("routes").order_by("kind", "position"):
+    for m in (
+        CatalogModel.objects.filter(enabled=True).prefetch_related("routes").order_by("kind", "position")
+    ):
         routes = tuple(RouteInfo(r.provider, r.upstream_model) for r in m.routes.all() if r.enabled)
         models[m.slug] = ModelInfo(
-            slug=m.slug, name=m.name, vendor=m.vendor, kind=m.kind, category=m.category,
-            context_window=m.context_window, max_output=m.max_output, capabilities=tuple(m.capabilities or ()),
-            reasoning=m.reasoning, first_byte_timeout=m.first_byte_timeout, input_per_mtok=m.input_per_mtok,
-            output_per_mtok=m.output_per_mtok, cached_input_per_mtok=m.cached_input_per_mtok,
-            per_image=m.per_image, per_video=m.per_video, video_options=m.video_options or {}, routes=routes,
+            slug=m.slug,
+            name=m.name,
+            vendor=m.vendor,
+            kind=m.kind,
+            category=m.category,
+            context_window=m.context_window,
+            max_output=m.max_output,
+            capabilities=tuple(m.capabilities or ()),
+            reasoning=m.reasoning,
+            first_byte_timeout=m.first_byte_timeout,
+            input_per_mtok=m.input_per_mtok,
+            output_per_mtok=m.output_per_mtok,
+            cached_input_per_mtok=m.cached_input_per_mtok,
+            per_image=m.per_image,
+            per_video=m.per_video,
+            video_options=m.video_options or {},
+            routes=routes,
             notes=m.notes,
         )
     return Snapshot(models=models, default_chat_model=DEFAULT_CHAT_MODEL, loaded_at=time.monotonic())
@@ -133,6 +150,7 @@ async def asnapshot() -> Snapshot:
 
 # --- loading the data file ---------------------------------------------------------------
 
+
 def _dec(value) -> Decimal | None:
     return Decimal(str(value)) if value is not None else None
 
@@ -143,13 +161,23 @@ def _fields_from_entry(entry: dict, position: int) -> dict:
     video_options = {k: v for k, v in price.items() if k != "per_video"} if kind == "video" else {}
     list_price = dict(entry.get("list_price", {}))
     return dict(
-        name=entry["name"], vendor=entry["vendor"], kind=kind, category=entry.get("category", ""),
-        position=position, context_window=entry.get("context_window"), max_output=entry.get("max_output"),
-        capabilities=list(entry.get("capabilities", [])), reasoning=bool(entry.get("reasoning", False)),
+        name=entry["name"],
+        vendor=entry["vendor"],
+        kind=kind,
+        category=entry.get("category", ""),
+        position=position,
+        context_window=entry.get("context_window"),
+        max_output=entry.get("max_output"),
+        capabilities=list(entry.get("capabilities", [])),
+        reasoning=bool(entry.get("reasoning", False)),
         first_byte_timeout=int(entry.get("first_byte_timeout", 300 if entry.get("reasoning") else 120)),
-        input_per_mtok=_dec(price.get("input")), output_per_mtok=_dec(price.get("output")),
-        cached_input_per_mtok=_dec(price.get("cached_input")), per_image=_dec(price.get("per_image")),
-        per_video=_dec(price.get("per_video")), video_options=video_options, list_price=list_price,
+        input_per_mtok=_dec(price.get("input")),
+        output_per_mtok=_dec(price.get("output")),
+        cached_input_per_mtok=_dec(price.get("cached_input")),
+        per_image=_dec(price.get("per_image")),
+        per_video=_dec(price.get("per_video")),
+        video_options=video_options,
+        list_price=list_price,
         notes=entry.get("notes", "") or entry.get("pricing_note", ""),
     )
 
@@ -176,14 +204,17 @@ def sync_catalog(path: Path) -> tuple[int, int]:
     with transaction.atomic():
         for position, entry in enumerate(data["models"]):
             model, was_created = CatalogModel.objects.update_or_create(
-                slug=entry["slug"], defaults=_fields_from_entry(entry, position))
+                slug=entry["slug"], defaults=_fields_from_entry(entry, position)
+            )
             created += was_created
             updated += not was_created
             wanted = [(r["provider"], r["upstream_model"]) for r in entry.get("routes", [])]
             have = [(r.provider, r.upstream_model) for r in model.routes.order_by("position")]
             if wanted != have:
                 model.routes.all().delete()
-                Route.objects.bulk_create(Route(model=model, position=i, provider=p, upstream_model=u)
-                                          for i, (p, u) in enumerate(wanted))
+                Route.objects.bulk_create(
+                    Route(model=model, position=i, provider=p, upstream_model=u)
+                    for i, (p, u) in enumerate(wanted)
+                )
     invalidate()
     return created, updated

@@ -49,29 +49,54 @@ class Prepared:
 
 
 def prices(model: ModelInfo) -> TokenPrices:
-    return TokenPrices(input=model.input_per_mtok or Decimal(0), output=model.output_per_mtok or Decimal(0),
-                       cached_input=model.cached_input_per_mtok)
+    return TokenPrices(
+        input=model.input_per_mtok or Decimal(0),
+        output=model.output_per_mtok or Decimal(0),
+        cached_input=model.cached_input_per_mtok,
+    )
 
 
-async def hold_for(principal: Principal, amount: Decimal, request_id: str, purpose: str, *, model: str = "") -> int:
+async def hold_for(
+    principal: Principal, amount: Decimal, request_id: str, purpose: str, *, model: str = ""
+) -> int:
     """Hold `amount` for this key's request, within its balance and monthly cap, or raise the
     catalog error that says why not (and log the refused request, at cost 0)."""
     try:
-        hold = await ledger.ahold(account_id=principal.account_id, amount=amount, purpose=purpose,
-                                  request_id=request_id, idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
-                                  api_key_id=principal.key_id, cap=principal.spend_cap_usd,
-                                  release_if_abandoned=True)
+        hold = await ledger.ahold(
+            account_id=principal.account_id,
+            amount=amount,
+            purpose=purpose,
+            request_id=request_id,
+            idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
+            api_key_id=principal.key_id,
+            cap=principal.spend_cap_usd,
+            release_if_abandoned=True,
+        )
     except ledger.SpendCapReached:
-        error = ApiError("spend_cap_reached", cap=format_usd(principal.spend_cap_usd),
-                         meta={"cap_usd": float(principal.spend_cap_usd)})
+        error = ApiError(
+            "spend_cap_reached",
+            cap=format_usd(principal.spend_cap_usd),
+            meta={"cap_usd": float(principal.spend_cap_usd)},
+        )
     except ledger.InsufficientBalance as short:
-        error = ApiError("insufficient_balance", required=format_usd(short.required),
-                         available=format_usd(short.available),
-                         meta={"required_usd": float(short.required), "available_usd": float(short.available)})
+        error = ApiError(
+            "insufficient_balance",
+            required=format_usd(short.required),
+            available=format_usd(short.available),
+            meta={"required_usd": float(short.required), "available_usd": float(short.available)},
+        )
     else:
         return hold.id
-    await metering.awrite(user_id=principal.user_id, api_key_id=principal.key_id, request_id=request_id,
-                          endpoint=purpose, model=model, cost_usd=0, status="error", error_code=error.code)
+    await metering.awrite(
+        user_id=principal.user_id,
+        api_key_id=principal.key_id,
+        request_id=request_id,
+        endpoint=purpose,
+        model=model,
+        cost_usd=0,
+        status="error",
+        error_code=error.code,
+    )
     raise error
 
 
@@ -86,25 +111,47 @@ async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> 
     return model
 
 
-async def prepare(principal: Principal, body: dict, *, request_id: str, endpoint: str,
-                  default_model: str | None = None, long_output_ok: bool = False,
-                  anthropic: AnthropicOriginal | None = None) -> Prepared:
+async def prepare(
+    principal: Principal,
+    body: dict,
+    *,
+    request_id: str,
+    endpoint: str,
+    default_model: str | None = None,
+    long_output_ok: bool = False,
+    anthropic: AnthropicOriginal | None = None,
+) -> Prepared:
     """Validate, authorize and hold the most the vendor can bill. Raises ApiError; holds nothing then.
     `anthropic`: the Messages body `body` was translated from, which Anthropic routes send instead."""
     slug, max_tokens, stream = validate_chat(body, default_model=default_model)
     limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
     if not stream and not long_output_ok and max_tokens and max_tokens > limit:
-        raise ApiError("streaming_required", max_tokens=max_tokens, limit=limit,
-                       meta={"max_tokens": max_tokens, "limit": limit})
+        raise ApiError(
+            "streaming_required",
+            max_tokens=max_tokens,
+            limit=limit,
+            meta={"max_tokens": max_tokens, "limit": limit},
+        )
     model = await resolve_model(slug, principal)
     bound = chat_bound(model, body, stream=stream, anthropic_body=anthropic.body if anthropic else None)
-    amount = chat_worst_case(prices(model), prompt_tokens=bound.prompt_tokens, max_output_tokens=bound.output_tokens,
-                             prompt_price_factor=bound.prompt_price_factor)
+    amount = chat_worst_case(
+        prices(model),
+        prompt_tokens=bound.prompt_tokens,
+        max_output_tokens=bound.output_tokens,
+        prompt_price_factor=bound.prompt_price_factor,
+    )
     hold_id = await hold_for(principal, amount, request_id, endpoint, model=slug)
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
-    request = ChatRequest(body={**body, "model": slug}, slug=slug, stream=stream, include_usage=include_usage,
-                          max_output_tokens=bound.base_output, request_id=request_id,
-                          first_byte_timeout=float(model.first_byte_timeout), anthropic=anthropic)
+    request = ChatRequest(
+        body={**body, "model": slug},
+        slug=slug,
+        stream=stream,
+        include_usage=include_usage,
+        max_output_tokens=bound.base_output,
+        request_id=request_id,
+        first_byte_timeout=float(model.first_byte_timeout),
+        anthropic=anthropic,
+    )
     return Prepared(principal, model, request, hold_id, bound, endpoint)
 
 
@@ -114,9 +161,13 @@ def cut_usage(prepared: Prepared, partial: Usage | None, chars: int) -> Usage:
     o200k_base count (exact for OpenAI models) — and the output produced, ~4 characters a token."""
     output = max(partial.completion_tokens if partial else 0, math.ceil(chars / 4))
     if partial is not None and partial.prompt_tokens:
-        return Usage(prompt_tokens=partial.prompt_tokens, cached_tokens=partial.cached_tokens,
-                     cache_write_tokens=partial.cache_write_tokens,
-                     cache_write_1h_tokens=partial.cache_write_1h_tokens, completion_tokens=output)
+        return Usage(
+            prompt_tokens=partial.prompt_tokens,
+            cached_tokens=partial.cached_tokens,
+            cache_write_tokens=partial.cache_write_tokens,
+            cache_write_1h_tokens=partial.cache_write_1h_tokens,
+            completion_tokens=output,
+        )
     return Usage(prompt_tokens=counted_prompt_tokens(prepared.request.body), completion_tokens=output)
 
 
@@ -130,7 +181,9 @@ def reply_chars(response: dict) -> int:
     for choice in response.get("choices") or ():
         message = choice.get("message") or {}
         total += len(text_of(message.get("content"))) + len(message.get("reasoning_content") or "")
-        total += sum(len((c.get("function") or {}).get("arguments") or "") for c in message.get("tool_calls") or ())
+        total += sum(
+            len((c.get("function") or {}).get("arguments") or "") for c in message.get("tool_calls") or ()
+        )
     return total
 
 
@@ -140,27 +193,54 @@ class Settled:
     balance: Decimal
 
 
-async def finish(prepared: Prepared, *, usage: Usage | None, route: Route | None = None, status: str = "ok",
-                 error_code: str = "", ttft_ms: int | None = None) -> Settled:
+async def finish(
+    prepared: Prepared,
+    *,
+    usage: Usage | None,
+    route: Route | None = None,
+    status: str = "ok",
+    error_code: str = "",
+    ttft_ms: int | None = None,
+) -> Settled:
     """Settle the hold at the real cost (nothing when usage is None) and write the usage row."""
     tokens = usage or TokenUsage()
     cost = chat_cost(prices(prepared.model), tokens) if usage else Decimal(0)
     principal = prepared.principal
     row = dict(
-        user_id=principal.user_id, api_key_id=principal.key_id, request_id=prepared.request.request_id,
-        endpoint=prepared.endpoint, model=prepared.model.slug, route=str(route or ""),
-        prompt_tokens=tokens.prompt_tokens, cached_tokens=tokens.cached_tokens,
-        completion_tokens=tokens.completion_tokens, reasoning_tokens=tokens.reasoning_tokens,
-        latency_ms=int((time.perf_counter() - prepared.started) * 1000), ttft_ms=ttft_ms, status=status,
-        error_code=error_code, stream=prepared.request.stream)
+        user_id=principal.user_id,
+        api_key_id=principal.key_id,
+        request_id=prepared.request.request_id,
+        endpoint=prepared.endpoint,
+        model=prepared.model.slug,
+        route=str(route or ""),
+        prompt_tokens=tokens.prompt_tokens,
+        cached_tokens=tokens.cached_tokens,
+        completion_tokens=tokens.completion_tokens,
+        reasoning_tokens=tokens.reasoning_tokens,
+        latency_ms=int((time.perf_counter() - prepared.started) * 1000),
+        ttft_ms=ttft_ms,
+        status=status,
+        error_code=error_code,
+        stream=prepared.request.stream,
+    )
     reason = f"{prepared.model.slug} {status}"
     if uses_postgres():  # settle and usage row in one round trip
-        also = (metering.INSERT_FROM_HOLD_SQL, metering.row_params(**row, cost_usd=0, hold_id=prepared.hold_id))
-        outcome = await ledger.aclose(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,
-                                      reason=reason, also=also, also_cte=metering.INSERT_FROM_HOLD_CTE)
+        also = (
+            metering.INSERT_FROM_HOLD_SQL,
+            metering.row_params(**row, cost_usd=0, hold_id=prepared.hold_id),
+        )
+        outcome = await ledger.aclose(
+            hold_id=prepared.hold_id,
+            account_id=principal.account_id,
+            actual=cost,
+            reason=reason,
+            also=also,
+            also_cte=metering.INSERT_FROM_HOLD_CTE,
+        )
     else:
-        outcome = await ledger.aclose(hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost,
-                                      reason=reason)
+        outcome = await ledger.aclose(
+            hold_id=prepared.hold_id, account_id=principal.account_id, actual=cost, reason=reason
+        )
         charged = outcome.charged if isinstance(outcome, ledger.Closed) else outcome.captured
         await metering.awrite(**row, cost_usd=charged)
     charged = outcome.charged if isinstance(outcome, ledger.Closed) else outcome.captured
@@ -215,11 +295,18 @@ class Bill:
         """What the vendor has billed so far: the vendor's final usage, else the cut estimate."""
         return self.usage or cut_usage(self.prepared, self.partial, self.chars)
 
-    async def settle(self, usage: Usage | None, *, route: Route | None = None, status: str = "ok",
-                     error_code: str = "") -> Settled:
+    async def settle(
+        self, usage: Usage | None, *, route: Route | None = None, status: str = "ok", error_code: str = ""
+    ) -> Settled:
         if self.settled is None:
-            self.settled = await finish(self.prepared, usage=usage, route=route or self.route, status=status,
-                                        error_code=error_code, ttft_ms=self.ttft_ms)
+            self.settled = await finish(
+                self.prepared,
+                usage=usage,
+                route=route or self.route,
+                status=status,
+                error_code=error_code,
+                ttft_ms=self.ttft_ms,
+            )
         return self.settled
 
     async def fail(self, code: str) -> Settled:

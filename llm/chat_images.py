@@ -48,9 +48,11 @@ log = logging.getLogger("gpuniq.chat_images")
 IMAGE_OPTIONS = ("size", "quality", "output_format", "input_images")
 CHAT_ONLY = ("temperature", "top_p", "max_tokens")
 KEY_PREFIX = "chat:{chat_id}:"
-_STANDIN = {ChatMessage.PENDING: "[image generation pending: {prompt}]",
-            ChatMessage.COMPLETED: "[image generated: {prompt}]",
-            ChatMessage.FAILED: "[image generation failed: {prompt}]"}
+_STANDIN = {
+    ChatMessage.PENDING: "[image generation pending: {prompt}]",
+    ChatMessage.COMPLETED: "[image generated: {prompt}]",
+    ChatMessage.FAILED: "[image generation failed: {prompt}]",
+}
 
 
 def standin(status: str, prompt: str) -> str:
@@ -66,20 +68,39 @@ async def is_image_model(slug: str) -> bool:
 def _check(slug: str, turn: TurnInput) -> None:
     """Refusals before anything is fetched or held."""
     if not NANO_BANANA.match(slug):
-        raise ApiError("wrong_model_kind", f"'{slug}' is an image model that chat sessions cannot run: image "
-                       "turns take the Nano Banana models (nano-banana, nano-banana-2, nano-banana-pro, "
-                       "nano-banana-pro-4k); use POST /v1/llm/images/generations for the others.",
-                       model=slug, kind="image", meta={"field": "model", "model": slug})
+        raise ApiError(
+            "wrong_model_kind",
+            f"'{slug}' is an image model that chat sessions cannot run: image "
+            "turns take the Nano Banana models (nano-banana, nano-banana-2, nano-banana-pro, "
+            "nano-banana-pro-4k); use POST /v1/llm/images/generations for the others.",
+            model=slug,
+            kind="image",
+            meta={"field": "model", "model": slug},
+        )
     if turn.options.get("stream"):
-        raise ApiError("unsupported_parameter", field="stream", model=slug, reason="image turns are not streamed; "
-                       "poll GET /v1/llm/chats/{chat_id}/image-jobs/{job_id}", meta={"field": "stream", "model": slug})
+        raise ApiError(
+            "unsupported_parameter",
+            field="stream",
+            model=slug,
+            reason="image turns are not streamed; poll GET /v1/llm/chats/{chat_id}/image-jobs/{job_id}",
+            meta={"field": "stream", "model": slug},
+        )
     for name in CHAT_ONLY:
         if name in turn.options:
-            raise ApiError("unsupported_parameter", field=name, model=slug, reason="image turns take size, quality, "
-                           "output_format and input_images", meta={"field": name, "model": slug})
+            raise ApiError(
+                "unsupported_parameter",
+                field=name,
+                model=slug,
+                reason="image turns take size, quality, output_format and input_images",
+                meta={"field": name, "model": slug},
+            )
     if len(turn.message) > MAX_PROMPT:
-        raise ApiError("invalid_parameter", field="message", reason=f"an image prompt is at most {MAX_PROMPT} "
-                       "characters", meta={"field": "message"})
+        raise ApiError(
+            "invalid_parameter",
+            field="message",
+            reason=f"an image prompt is at most {MAX_PROMPT} characters",
+            meta={"field": "message"},
+        )
 
 
 def idempotency_key(chat_id: int, key: str) -> str:
@@ -87,7 +108,7 @@ def idempotency_key(chat_id: int, key: str) -> str:
     if not key:
         return ""
     prefix = KEY_PREFIX.format(chat_id=chat_id)
-    return prefix + key[:200 - len(prefix)]
+    return prefix + key[: 200 - len(prefix)]
 
 
 def record_turn(chat_id: int, request_id: str, job: MediaJob) -> None:
@@ -95,12 +116,26 @@ def record_turn(chat_id: int, request_id: str, job: MediaJob) -> None:
     if not chats.touch(chat_id):
         raise ApiError("chat_not_found", meta={"chat_id": chat_id})
     prompt = job.request["prompt"]
-    ChatMessage.objects.create(chat_id=chat_id, role=ChatMessage.USER, content=prompt, model=job.model,
-                               tokens=estimate_tokens(prompt), request_id=request_id)
+    ChatMessage.objects.create(
+        chat_id=chat_id,
+        role=ChatMessage.USER,
+        content=prompt,
+        model=job.model,
+        tokens=estimate_tokens(prompt),
+        request_id=request_id,
+    )
     content = standin(ChatMessage.PENDING, prompt)
-    ChatMessage.objects.create(chat_id=chat_id, role=ChatMessage.ASSISTANT, kind=ChatMessage.IMAGE,
-                               status=ChatMessage.PENDING, content=content, model=job.model,
-                               tokens=estimate_tokens(content), request_id=request_id, job_id=job.pk)
+    ChatMessage.objects.create(
+        chat_id=chat_id,
+        role=ChatMessage.ASSISTANT,
+        kind=ChatMessage.IMAGE,
+        status=ChatMessage.PENDING,
+        content=content,
+        model=job.model,
+        tokens=estimate_tokens(content),
+        request_id=request_id,
+        job_id=job.pk,
+    )
 
 
 def _turn_of(chat_id: int, job_id: str) -> tuple[ChatMessage, int | None] | None:
@@ -108,28 +143,49 @@ def _turn_of(chat_id: int, job_id: str) -> tuple[ChatMessage, int | None] | None
     placeholder = ChatMessage.objects.filter(chat_id=chat_id, kind=ChatMessage.IMAGE, job_id=job_id).first()
     if placeholder is None:
         return None
-    user = ChatMessage.objects.filter(chat_id=chat_id, role=ChatMessage.USER, id__lt=placeholder.pk,
-                                      request_id=placeholder.request_id).order_by("-id").first()
+    user = (
+        ChatMessage.objects.filter(
+            chat_id=chat_id, role=ChatMessage.USER, id__lt=placeholder.pk, request_id=placeholder.request_id
+        )
+        .order_by("-id")
+        .first()
+    )
     return placeholder, user and user.pk
 
 
-async def start(principal: Principal, chat: Chat, turn: TurnInput, body: dict, *, request_id: str,
-                key: str = "") -> dict:
+async def start(
+    principal: Principal, chat: Chat, turn: TurnInput, body: dict, *, request_id: str, key: str = ""
+) -> dict:
     """Kick off an image turn; the kickoff payload (a replay of an Idempotency-Key gives the first)."""
     slug = turn.model or chat.model
     _check(slug, turn)
-    job_body = {"model": slug, "prompt": turn.message, "n": 1,
-                **{name: body[name] for name in IMAGE_OPTIONS if body.get(name) is not None}}
-    job = await jobs.start_image_job(principal, job_body, request_id=request_id,
-                                     key=idempotency_key(chat.pk, key),
-                                     on_record=partial(record_turn, chat.pk, request_id))
+    job_body = {
+        "model": slug,
+        "prompt": turn.message,
+        "n": 1,
+        **{name: body[name] for name in IMAGE_OPTIONS if body.get(name) is not None},
+    }
+    job = await jobs.start_image_job(
+        principal,
+        job_body,
+        request_id=request_id,
+        key=idempotency_key(chat.pk, key),
+        on_record=partial(record_turn, chat.pk, request_id),
+    )
     found = await run_db(_turn_of, chat.pk, job.pk)
     if found is None:  # the key names a job of the image-jobs API or of another chat
         raise ApiError("idempotency_conflict", meta={"job_id": job.pk})
     placeholder, user_message_id = found
-    return {"type": "image_pending", "job_id": job.pk, "dialogue_id": placeholder.pk, "chat_id": chat.pk,
-            "user_message_id": user_message_id, "status": placeholder.status, "model": job.model,
-            "estimated_cost_usd": float(job.estimated_cost_usd)}
+    return {
+        "type": "image_pending",
+        "job_id": job.pk,
+        "dialogue_id": placeholder.pk,
+        "chat_id": chat.pk,
+        "user_message_id": user_message_id,
+        "status": placeholder.status,
+        "model": job.model,
+        "estimated_cost_usd": float(job.estimated_cost_usd),
+    }
 
 
 def _pending_turn(user_id: int, chat_id: int, job_id: str) -> ChatMessage:
@@ -148,16 +204,23 @@ def finish_turn(message_id: int, job_id: str) -> bool:
     prompt = job.request.get("prompt", "")
     if job.status == MediaJob.COMPLETED and job.charged_at is not None:
         result = job.result or {}
-        changes = {"status": ChatMessage.COMPLETED, "cost_usd": job.cost_usd or Decimal(0),
-                   "image": {"asset_id": result.get("asset_id"), "path": result["path"],
-                             "mime_type": result.get("mime_type")}}
+        changes = {
+            "status": ChatMessage.COMPLETED,
+            "cost_usd": job.cost_usd or Decimal(0),
+            "image": {
+                "asset_id": result.get("asset_id"),
+                "path": result["path"],
+                "mime_type": result.get("mime_type"),
+            },
+        }
     elif job.status == MediaJob.FAILED:
         changes = {"status": ChatMessage.FAILED, "error": job.error}
     else:
         return False
     content = standin(changes["status"], prompt)
     done = ChatMessage.objects.filter(pk=message_id, status=ChatMessage.PENDING).update(
-        content=content, tokens=estimate_tokens(content), updated_at=timezone.now(), **changes)
+        content=content, tokens=estimate_tokens(content), updated_at=timezone.now(), **changes
+    )
     if done:
         chats.touch(ChatMessage.objects.get(pk=message_id).chat_id)
     return bool(done)

@@ -58,16 +58,24 @@ def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
     try:
         with transaction.atomic():
             job = ChatJob.objects.create(
-                user_id=principal.user_id, api_key_id=principal.key_id, request=prepared.request.body,
-                hold_id=prepared.hold_id, request_id=prepared.request.request_id, idempotency_key=idempotency_key,
-                prompt_estimate=prepared.bound.prompt_tokens)
+                user_id=principal.user_id,
+                api_key_id=principal.key_id,
+                request=prepared.request.body,
+                hold_id=prepared.hold_id,
+                request_id=prepared.request.request_id,
+                idempotency_key=idempotency_key,
+                prompt_estimate=prepared.bound.prompt_tokens,
+            )
             transaction.on_commit(lambda: queued.update(ok=_enqueue(job)))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
         return replay(principal.user_id, idempotency_key, prepared.request.body)
     if queued.get("ok") is False:
-        raise ApiError("service_unavailable", reason="The job could not be queued; nothing was charged.",
-                       meta={"job_id": job.pk})
+        raise ApiError(
+            "service_unavailable",
+            reason="The job could not be queued; nothing was charged.",
+            meta={"job_id": job.pk},
+        )
     return job
 
 
@@ -80,7 +88,10 @@ def _enqueue(job: ChatJob) -> bool:
         return True
     except Exception as exc:
         log.error("could not queue chat job %s: %s", job.pk, exc)
-        _fail(job.pk, {"code": "service_unavailable", "message": "The job could not be queued; nothing was charged."})
+        _fail(
+            job.pk,
+            {"code": "service_unavailable", "message": "The job could not be queued; nothing was charged."},
+        )
         ledger.release(hold_id=job.hold_id, reason="chat job not queued")
         return False
 
@@ -94,16 +105,24 @@ def find_job(user_id: int, job_id: str) -> ChatJob:
 
 def claim(job_id: str) -> ChatJob | None:
     """pending → running; only one worker wins."""
-    if not ChatJob.objects.filter(pk=job_id, status=ChatJob.PENDING).update(status=ChatJob.RUNNING,
-                                                                            started_at=timezone.now()):
+    if not ChatJob.objects.filter(pk=job_id, status=ChatJob.PENDING).update(
+        status=ChatJob.RUNNING, started_at=timezone.now()
+    ):
         return None
     return ChatJob.objects.select_related("api_key").get(pk=job_id)
 
 
 def _principal(job: ChatJob) -> Principal:
     account = ledger.account_for_user(job.user_id)
-    return Principal(user_id=job.user_id, key_id=job.api_key_id, account_id=account.pk, rpm=0, spend_cap=None,
-                     allowed_models=(), last_used=0.0)
+    return Principal(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        account_id=account.pk,
+        rpm=0,
+        spend_cap=None,
+        allowed_models=(),
+        last_used=0.0,
+    )
 
 
 async def run(job: ChatJob, principal: Principal) -> None:
@@ -114,9 +133,14 @@ async def run(job: ChatJob, principal: Principal) -> None:
     body = job.request
     model = (await asnapshot()).models.get(body["model"])
     bound = chat_bound(model, body, stream=False)  # as at kickoff: the providers send its output limit
-    request = ChatRequest(body={**body, "stream": False}, slug=body["model"], stream=False,
-                          max_output_tokens=bound.base_output, request_id=job.request_id,
-                          first_byte_timeout=float(JOB_BUDGET_SECONDS))
+    request = ChatRequest(
+        body={**body, "stream": False},
+        slug=body["model"],
+        stream=False,
+        max_output_tokens=bound.base_output,
+        request_id=job.request_id,
+        first_byte_timeout=float(JOB_BUDGET_SECONDS),
+    )
     prepared = chat.Prepared(principal, model, request, job.hold_id, bound, "chat_job")
     try:
         async with chat.Bill(prepared, sent=True) as bill:
@@ -146,12 +170,17 @@ def execute(job_id: str) -> None:
 def _complete(job_id: str, result: dict) -> None:
     """running → completed; a job a read or the reaper already ended stays as it is."""
     ChatJob.objects.filter(pk=job_id, status=ChatJob.RUNNING).update(
-        status=ChatJob.COMPLETED, result=result, finished_at=timezone.now())
+        status=ChatJob.COMPLETED, result=result, finished_at=timezone.now()
+    )
 
 
 def _fail(job_id: str, error: dict) -> bool:
-    return bool(ChatJob.objects.filter(pk=job_id).exclude(status=ChatJob.COMPLETED).exclude(
-        status=ChatJob.FAILED).update(status=ChatJob.FAILED, error=error, finished_at=timezone.now()))
+    return bool(
+        ChatJob.objects.filter(pk=job_id)
+        .exclude(status=ChatJob.COMPLETED)
+        .exclude(status=ChatJob.FAILED)
+        .update(status=ChatJob.FAILED, error=error, finished_at=timezone.now())
+    )
 
 
 OVERDUE_SECONDS = JOB_BUDGET_SECONDS + 60  # the worker's own budget, and a minute to record its outcome
@@ -163,7 +192,9 @@ def _overdue_cutoff(seconds: int = OVERDUE_SECONDS):
 
 def expire(job: ChatJob) -> bool:
     """Fail a job past its budget (its worker died or never came) and release its hold, once."""
-    if not _fail(job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}):
+    if not _fail(
+        job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}
+    ):
         return False
     ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
     return True
@@ -181,17 +212,22 @@ def read(user_id: int, job_id: str) -> ChatJob:
 def reap(budget_seconds: int = OVERDUE_SECONDS) -> int:
     """Fail jobs past their budget (their worker died) and release their holds; release chat-job
     holds whose job row was never written."""
-    stale = ChatJob.objects.filter(status__in=[ChatJob.PENDING, ChatJob.RUNNING],
-                                   created_at__lt=_overdue_cutoff(budget_seconds))
+    stale = ChatJob.objects.filter(
+        status__in=[ChatJob.PENDING, ChatJob.RUNNING], created_at__lt=_overdue_cutoff(budget_seconds)
+    )
     count = sum(1 for job in stale if expire(job))
     job_holds.release_unowned(purposes=("chat_job",), owned_hold_ids=ChatJob.objects.values("hold_id"))
     return count
 
 
 def payload(job: ChatJob) -> dict:
-    data = {"job_id": job.pk, "status": job.status, "model": job.request.get("model"),
-            "created_at": job.created_at.isoformat(),
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+    data = {
+        "job_id": job.pk,
+        "status": job.status,
+        "model": job.request.get("model"),
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
     if job.status == ChatJob.COMPLETED:
         data["result"] = job.result
         data.update({k: job.result[k] for k in ("content", "cost_usd", "balance_usd") if k in job.result})

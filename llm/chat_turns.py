@@ -58,10 +58,16 @@ def clean_text(value, name: str, *, required: bool, max_chars: int) -> str | Non
     if required and not value.strip():
         raise ApiError("invalid_parameter", field=name, reason="must not be empty", meta={"field": name})
     if len(value) > max_chars:
-        raise ApiError("invalid_parameter", field=name, reason=f"at most {max_chars} characters", meta={"field": name})
+        raise ApiError(
+            "invalid_parameter", field=name, reason=f"at most {max_chars} characters", meta={"field": name}
+        )
     if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise ApiError("invalid_parameter", field=name, reason="contains characters that cannot be stored",
-                       meta={"field": name})
+        raise ApiError(
+            "invalid_parameter",
+            field=name,
+            reason="contains characters that cannot be stored",
+            meta={"field": name},
+        )
     return value
 
 
@@ -103,12 +109,14 @@ def _fit(rows, budget: int | None) -> list[tuple[str, str]]:
 
 def plan_turn(chat: Chat, model: ModelInfo, turn: TurnInput) -> TurnPlan:
     # image turns go as their stand-in text (llm.chat_images); vendors refuse empty turns
-    stored = ChatMessage.objects.filter(Q(kind=ChatMessage.TEXT, status=ChatMessage.COMPLETED) |
-                                        Q(kind=ChatMessage.IMAGE), chat_id=chat.pk).exclude(content="")
+    stored = ChatMessage.objects.filter(
+        Q(kind=ChatMessage.TEXT, status=ChatMessage.COMPLETED) | Q(kind=ChatMessage.IMAGE), chat_id=chat.pk
+    ).exclude(content="")
     budget = None
     if model.context_window:
-        reserve = turn.options.get("max_tokens") or min(model.max_output or DEFAULT_OUTPUT_RESERVE,
-                                                        DEFAULT_OUTPUT_RESERVE)
+        reserve = turn.options.get("max_tokens") or min(
+            model.max_output or DEFAULT_OUTPUT_RESERVE, DEFAULT_OUTPUT_RESERVE
+        )
         reserve = reserve if isinstance(reserve, int) else DEFAULT_OUTPUT_RESERVE
         fixed = estimate_tokens(turn.message) + FRAMING_TOKENS
         fixed += estimate_tokens(chat.system_prompt) if chat.system_prompt else 0
@@ -135,27 +143,49 @@ def store_turn(plan: TurnPlan, reply: Reply) -> tuple[int, int] | None:
     """Write the user turn and the reply together; (user id, reply id), or None if the chat is gone."""
     with transaction.atomic():
         if not chats.touch(plan.chat_id):
-            log.info("chat %s was deleted before its reply was stored (request %s)", plan.chat_id, reply.request_id)
+            log.info(
+                "chat %s was deleted before its reply was stored (request %s)", plan.chat_id, reply.request_id
+            )
             return None
-        user = ChatMessage.objects.create(chat_id=plan.chat_id, role=ChatMessage.USER, content=plan.message,
-                                          model=plan.model, tokens=estimate_tokens(plan.message),
-                                          request_id=reply.request_id)
+        user = ChatMessage.objects.create(
+            chat_id=plan.chat_id,
+            role=ChatMessage.USER,
+            content=plan.message,
+            model=plan.model,
+            tokens=estimate_tokens(plan.message),
+            request_id=reply.request_id,
+        )
         usage = reply.usage
         answer = ChatMessage.objects.create(
-            chat_id=plan.chat_id, role=ChatMessage.ASSISTANT, content=reply.content, model=plan.model,
-            tokens=estimate_tokens(reply.content), prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens, cost_usd=reply.cost, finish_reason=reply.finish_reason or "",
-            truncated_turns=plan.truncated, request_id=reply.request_id)
+            chat_id=plan.chat_id,
+            role=ChatMessage.ASSISTANT,
+            content=reply.content,
+            model=plan.model,
+            tokens=estimate_tokens(reply.content),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=reply.cost,
+            finish_reason=reply.finish_reason or "",
+            truncated_turns=plan.truncated,
+            request_id=reply.request_id,
+        )
     return user.pk, answer.pk
 
 
 def store_streamed_turn(plan: TurnPlan, user_id: int, request_id: str, content: str, finish_reason: str):
     """Store a streamed turn with the tokens and cost of its usage row (written before [DONE])."""
-    row = (UsageLog.objects.filter(user_id=user_id, request_id=request_id, endpoint="chat_session")
-           .order_by("-id").first())
-    usage = Usage(row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.reasoning_tokens) if row \
+    row = (
+        UsageLog.objects.filter(user_id=user_id, request_id=request_id, endpoint="chat_session")
+        .order_by("-id")
+        .first()
+    )
+    usage = (
+        Usage(row.prompt_tokens, row.completion_tokens, row.cached_tokens, row.reasoning_tokens)
+        if row
         else Usage()
+    )
     cost = row.cost_usd if row else Decimal(0)
     return store_turn(plan, Reply(content, finish_reason, usage, cost, request_id))
 

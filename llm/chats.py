@@ -38,11 +38,13 @@ def check_chat_model(principal: Principal, slug: str) -> str:
     return slug
 
 
-def create_chat(principal: Principal, *, model: str | None = None, title: str | None = None,
-                system_prompt: str = "") -> Chat:
+def create_chat(
+    principal: Principal, *, model: str | None = None, title: str | None = None, system_prompt: str = ""
+) -> Chat:
     slug = check_chat_model(principal, model or DEFAULT_CHAT_MODEL)
-    return Chat.objects.create(user_id=principal.user_id, model=slug, title=title or DEFAULT_TITLE,
-                               system_prompt=system_prompt or "")
+    return Chat.objects.create(
+        user_id=principal.user_id, model=slug, title=title or DEFAULT_TITLE, system_prompt=system_prompt or ""
+    )
 
 
 def update_chat(principal: Principal, chat_id: int, changes: dict) -> Chat:
@@ -63,9 +65,15 @@ def delete_chat(user_id: int, chat_id: int) -> None:
 
 def list_chats(user_id: int, *, limit: int, offset: int) -> dict:
     chats = Chat.objects.filter(user_id=user_id)
-    page = chats.order_by("-created_at", "-id").annotate(message_count=Count("messages"))[offset:offset + limit]
-    return {"chats": [chat_payload(c, message_count=c.message_count) for c in page], "total": chats.count(),
-            "limit": limit, "offset": offset}
+    page = chats.order_by("-created_at", "-id").annotate(message_count=Count("messages"))[
+        offset : offset + limit
+    ]
+    return {
+        "chats": [chat_payload(c, message_count=c.message_count) for c in page],
+        "total": chats.count(),
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 def chat_detail(user_id: int, chat_id: int) -> dict:
@@ -75,20 +83,39 @@ def chat_detail(user_id: int, chat_id: int) -> dict:
 
 
 def chat_payload(chat: Chat, *, message_count: int | None = None) -> dict:
-    data = {"id": chat.pk, "title": chat.title, "model": chat.model, "system_prompt": chat.system_prompt,
-            "created_at": chat.created_at.isoformat(), "updated_at": chat.updated_at.isoformat()}
+    data = {
+        "id": chat.pk,
+        "title": chat.title,
+        "model": chat.model,
+        "system_prompt": chat.system_prompt,
+        "created_at": chat.created_at.isoformat(),
+        "updated_at": chat.updated_at.isoformat(),
+    }
     if message_count is not None:
         data["message_count"] = message_count
     return data
 
 
 def message_payload(m: ChatMessage) -> dict:
-    data = {"id": m.pk, "role": m.role, "kind": m.kind, "status": m.status, "content": m.content,
-            "model": m.model, "tokens": m.tokens, "prompt_tokens": m.prompt_tokens,
-            "completion_tokens": m.completion_tokens, "cached_tokens": m.cached_tokens,
-            "reasoning_tokens": m.reasoning_tokens, "total_tokens": m.prompt_tokens + m.completion_tokens,
-            "cost_usd": float(m.cost_usd), "finish_reason": m.finish_reason or None,
-            "truncated_turns": m.truncated_turns, "request_id": m.request_id, "created_at": m.created_at.isoformat()}
+    data = {
+        "id": m.pk,
+        "role": m.role,
+        "kind": m.kind,
+        "status": m.status,
+        "content": m.content,
+        "model": m.model,
+        "tokens": m.tokens,
+        "prompt_tokens": m.prompt_tokens,
+        "completion_tokens": m.completion_tokens,
+        "cached_tokens": m.cached_tokens,
+        "reasoning_tokens": m.reasoning_tokens,
+        "total_tokens": m.prompt_tokens + m.completion_tokens,
+        "cost_usd": float(m.cost_usd),
+        "finish_reason": m.finish_reason or None,
+        "truncated_turns": m.truncated_turns,
+        "request_id": m.request_id,
+        "created_at": m.created_at.isoformat(),
+    }
     if m.kind == ChatMessage.IMAGE:
         data.update(job_id=m.job_id, image=image_payload(m.image), error=m.error)
     return data
@@ -98,7 +125,11 @@ def image_payload(ref: dict | None) -> dict | None:
     """A stored image reference (llm.chat_images) → a fresh signed link to the file."""
     if not ref or not ref.get("path"):
         return None
-    return {"url": storage.signed_url(ref["path"]), "mime_type": ref.get("mime_type"), "asset_id": ref.get("asset_id")}
+    return {
+        "url": storage.signed_url(ref["path"]),
+        "mime_type": ref.get("mime_type"),
+        "asset_id": ref.get("asset_id"),
+    }
 
 
 def touch(chat_id: int) -> bool:

@@ -62,11 +62,18 @@ def overhead_header(request, prepared: chat.Prepared) -> dict:
 def native_reply(response: dict, usage, settled: chat.Settled, slug: str) -> dict:
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    data = {"content": text_of(message.get("content")), "model": slug, "finish_reason": choice.get("finish_reason"),
-            "tokens_used": usage.total_tokens, "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens, "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens, "cost_usd": float(settled.cost),
-            "balance_usd": float(settled.balance)}
+    data = {
+        "content": text_of(message.get("content")),
+        "model": slug,
+        "finish_reason": choice.get("finish_reason"),
+        "tokens_used": usage.total_tokens,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cost_usd": float(settled.cost),
+        "balance_usd": float(settled.balance),
+    }
     if message.get("reasoning_content"):
         data["reasoning_content"] = message["reasoning_content"]
     if message.get("tool_calls"):

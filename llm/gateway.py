@@ -33,8 +33,12 @@ _USER_ERRORS = {
 def to_api_error(error: UpstreamError, model: str, *, attempts: int = 1) -> ApiError:
     """What the user sees. Auth failures are the operator's problem: logged, never detailed."""
     if error.kind == "bad_request":
-        return ApiError("invalid_parameter", f"The model provider rejected the request: {error.message}",
-                        field="request", reason=error.message)
+        return ApiError(
+            "invalid_parameter",
+            f"The model provider rejected the request: {error.message}",
+            field="request",
+            reason=error.message,
+        )
     if error.kind in ("context_length", "content_policy"):
         return ApiError(_USER_ERRORS[error.kind], reason=error.message)
     reason = "the provider is misconfigured" if error.kind == "auth" else (error.message or error.kind)

@@ -6,12 +6,52 @@ listed here (the text of a dropped tag stays, escaped)."""
 import markdown as md
 import nh3
 
-TAGS = {"p", "br", "hr", "strong", "em", "b", "i", "del", "s", "code", "pre", "span", "div", "blockquote",
-        "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td",
-        "sup", "sub", "kbd"}
+TAGS = {
+    "p",
+    "br",
+    "hr",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "del",
+    "s",
+    "code",
+    "pre",
+    "span",
+    "div",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "a",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "sup",
+    "sub",
+    "kbd",
+}
 # Pygments marks tokens with classes only (noclasses=False), so "class" is the one styling hook
-ATTRIBUTES = {"a": {"href", "title"}, "span": {"class"}, "div": {"class"}, "code": {"class"}, "pre": {"class"},
-              "th": {"align"}, "td": {"align"}, "ol": {"start"}}
+ATTRIBUTES = {
+    "a": {"href", "title"},
+    "span": {"class"},
+    "div": {"class"},
+    "code": {"class"},
+    "pre": {"class"},
+    "th": {"align"},
+    "td": {"align"},
+    "ol": {"start"},
+}
 URL_SCHEMES = {"http", "https", "mailto"}
 EXTENSIONS = ["fenced_code", "codehilite", "tables", "sane_lists"]
 EXTENSION_CONFIGS = {"codehilite": {"css_class": "hl", "guess_lang": False, "linenums": False}}
@@ -19,7 +59,13 @@ EXTENSION_CONFIGS = {"codehilite": {"css_class": "hl", "guess_lang": False, "lin
 
 def to_html(text: str) -> str:
     """Markdown → sanitised HTML (safe to mark_safe in a template)."""
-    html = md.markdown(text or "", extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS,
-                       output_format="html")
-    return nh3.clean(html, tags=TAGS, attributes=ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     link_rel="noopener noreferrer nofollow")
+    html = md.markdown(
+        text or "", extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS, output_format="html"
+    )
+    return nh3.clean(
+        html,
+        tags=TAGS,
+        attributes=ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+    )

@@ -12,8 +12,15 @@ from .catalog import ModelInfo
 from .providers.base import ChatRequest
 
 FIXED_SAMPLING = "fixed_sampling"
-REFUSED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs",
-           "logit_bias")
+REFUSED = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "logprobs",
+    "top_logprobs",
+    "logit_bias",
+)
 
 
 def fit(request: ChatRequest, model: ModelInfo) -> None:

@@ -28,7 +28,9 @@ class CatalogModel(models.Model):
     cached_input_per_mtok = models.DecimalField(**USD, null=True, blank=True)
     per_image = models.DecimalField(**USD, null=True, blank=True)
     per_video = models.DecimalField(**USD, null=True, blank=True)
-    video_options = models.JSONField(default=dict, blank=True, help_text="durations, resolutions, multipliers")
+    video_options = models.JSONField(
+        default=dict, blank=True, help_text="durations, resolutions, multipliers"
+    )
     list_price = models.JSONField(default=dict, blank=True, help_text="vendor list price and its source")
     notes = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -63,10 +65,12 @@ class UsageLog(models.Model):
 
     # every index here is paid for on each API request: no pattern index for request_id, and the
     # user's own index is the prefix of usage_user_recent
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs",
-                             db_index=False)
-    api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
-                                related_name="usage_logs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs", db_index=False
+    )
+    api_key = models.ForeignKey(
+        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_logs"
+    )
     request_id = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=40, default="chat")
     model = models.CharField(max_length=100)
@@ -87,9 +91,11 @@ class UsageLog(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
-                   models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
-                   models.Index(fields=["request_id"], name="usage_request")]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
+            models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
+            models.Index(fields=["request_id"], name="usage_request"),
+        ]
 
     @property
     def total_tokens(self) -> int:
@@ -114,7 +120,9 @@ class ChatJob(models.Model):
 
     id = models.CharField(primary_key=True, max_length=32, default=_chat_job_id, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_jobs")
-    api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    api_key = models.ForeignKey(
+        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     request = models.JSONField(help_text="the validated chat request body")
     hold_id = models.BigIntegerField()
@@ -130,8 +138,13 @@ class ChatJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"], name="chatjob_status_created")]
-        constraints = [models.UniqueConstraint(fields=["user", "idempotency_key"], name="chatjob_idempotency",
-                                               condition=~models.Q(idempotency_key=""))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                name="chatjob_idempotency",
+                condition=~models.Q(idempotency_key=""),
+            )
+        ]
 
     @property
     def is_terminal(self) -> bool:
@@ -184,7 +197,9 @@ class ChatMessage(models.Model):
     reasoning_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(**USD, default=0)
     finish_reason = models.CharField(max_length=30, blank=True)
-    truncated_turns = models.PositiveIntegerField(default=0, help_text="history messages left out of the request")
+    truncated_turns = models.PositiveIntegerField(
+        default=0, help_text="history messages left out of the request"
+    )
     request_id = models.CharField(max_length=64, blank=True)
     job_id = models.CharField(max_length=40, blank=True, help_text="image turns: the media job")
     image = models.JSONField(null=True, blank=True, help_text="image turns: the delivered image reference")
@@ -195,8 +210,11 @@ class ChatMessage(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["chat", "id"], name="chatmsg_chat_order")]
-        constraints = [models.UniqueConstraint(fields=["chat", "job_id"], name="chatmsg_chat_job",
-                                               condition=~models.Q(job_id=""))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat", "job_id"], name="chatmsg_chat_job", condition=~models.Q(job_id="")
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} {self.kind} in chat {self.chat_id}"

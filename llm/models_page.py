@@ -14,8 +14,14 @@ from billing.money import format_usd
 from .catalog import ModelInfo, snapshot
 
 KINDS = [("", "Any kind"), ("chat", "Chat"), ("image", "Image"), ("video", "Video")]
-CAPABILITIES = [("", "Any capability"), ("vision", "Vision"), ("tools", "Tools"), ("reasoning", "Reasoning"),
-                ("image_input", "Image input"), ("edit", "Image editing")]
+CAPABILITIES = [
+    ("", "Any capability"),
+    ("vision", "Vision"),
+    ("tools", "Tools"),
+    ("reasoning", "Reasoning"),
+    ("image_input", "Image input"),
+    ("edit", "Image editing"),
+]
 
 
 @dataclass(frozen=True)
@@ -31,17 +37,23 @@ def _usd(value: Decimal | None) -> str:
 
 def _prices(model: ModelInfo) -> tuple[list[tuple[str, str]], Decimal | None]:
     if model.kind == "chat":
-        prices = [("Input", f"{_usd(model.input_per_mtok)} / 1M tokens"),
-                  ("Output", f"{_usd(model.output_per_mtok)} / 1M tokens")]
+        prices = [
+            ("Input", f"{_usd(model.input_per_mtok)} / 1M tokens"),
+            ("Output", f"{_usd(model.output_per_mtok)} / 1M tokens"),
+        ]
         if model.cached_input_per_mtok is not None:
             prices.append(("Cached input", f"{_usd(model.cached_input_per_mtok)} / 1M tokens"))
         return prices, None
     if model.kind == "image":
         return [("Image", f"{_usd(model.per_image)} / image")], None
     seconds = model.video_options.get("default_duration") or 0
-    per_second = (model.per_video / seconds).quantize(Decimal("0.0001")) if model.per_video and seconds else None
-    return [("Video", f"{_usd(per_second)} / second"), ("Default clip", f"{_usd(model.per_video)} for {seconds} s")], \
-        per_second
+    per_second = (
+        (model.per_video / seconds).quantize(Decimal("0.0001")) if model.per_video and seconds else None
+    )
+    return [
+        ("Video", f"{_usd(per_second)} / second"),
+        ("Default clip", f"{_usd(model.per_video)} for {seconds} s"),
+    ], per_second
 
 
 def search(params) -> tuple[list[Row], dict]:

@@ -94,9 +94,17 @@ def operations(spec: dict) -> list[dict]:
     for path, item in spec.get("paths", {}).items():
         for method, operation in item.items():
             if method in ("get", "post", "put", "patch", "delete"):
-                out.append({"method": method.upper(), "path": path, "summary": operation.get("summary", ""),
-                            "description": operation.get("description", ""), "tags": operation.get("tags", []),
-                            "auth": bool(operation.get("security")),
-                            "parameters": operation.get("parameters", []),
-                            "request": operation.get("requestBody"), "responses": operation.get("responses", {})})
+                out.append(
+                    {
+                        "method": method.upper(),
+                        "path": path,
+                        "summary": operation.get("summary", ""),
+                        "description": operation.get("description", ""),
+                        "tags": operation.get("tags", []),
+                        "auth": bool(operation.get("security")),
+                        "parameters": operation.get("parameters", []),
+                        "request": operation.get("requestBody"),
+                        "responses": operation.get("responses", {}),
+                    }
+                )
     return out

@@ -34,8 +34,13 @@ def _own_chat(request, chat_id: int) -> Chat:
 def _page_context(request, chat: Chat | None) -> dict:
     principal = dashboard_principal(request.user)
     query = request.GET.get("q", "")
-    context = {"chats": web_chat.chat_list(request.user.pk, query), "q": query, "chat": chat,
-               "models": web_chat.model_choices(principal), "default_model": DEFAULT_CHAT_MODEL}
+    context = {
+        "chats": web_chat.chat_list(request.user.pk, query),
+        "q": query,
+        "chat": chat,
+        "models": web_chat.model_choices(principal),
+        "default_model": DEFAULT_CHAT_MODEL,
+    }
     if chat is not None:
         context["messages_"] = web_chat.transcript(request.user.pk, chat.pk)[1]
     return context
@@ -58,8 +63,15 @@ def chat_session(request, chat_id: int):
 def chat_list(request):
     q = request.GET.get("q", "")
     current = request.GET.get("current")
-    return render(request, "llm/_chat_list.html", {"chats": web_chat.chat_list(request.user.pk, q), "q": q,
-                                                    "current_id": int(current) if (current or "").isdigit() else None})
+    return render(
+        request,
+        "llm/_chat_list.html",
+        {
+            "chats": web_chat.chat_list(request.user.pk, q),
+            "q": q,
+            "current_id": int(current) if (current or "").isdigit() else None,
+        },
+    )
 
 
 @member_page
@@ -68,7 +80,9 @@ def chat_new(request):
     principal = dashboard_principal(request.user)
     model = request.POST.get("model") or None
     try:
-        session = chats.create_chat(principal, model=model if model and model in _chat_slugs(principal) else None)
+        session = chats.create_chat(
+            principal, model=model if model and model in _chat_slugs(principal) else None
+        )
     except ApiError as error:
         messages.error(request, error.message)
         return redirect("chat")
@@ -92,7 +106,9 @@ def chat_rename(request, chat_id: int):
         if not request.htmx:
             return redirect("chat-session", chat_id)
         current = request.POST.get("current") == "1"
-        return render(request, "llm/_chat_item.html", {"c": session, "current_id": chat_id if current else None})
+        return render(
+            request, "llm/_chat_item.html", {"c": session, "current_id": chat_id if current else None}
+        )
     return render(request, "llm/_chat_rename.html", {"c": session})
 
 
@@ -100,8 +116,11 @@ def chat_rename(request, chat_id: int):
 @require_GET
 def chat_item(request, chat_id: int):
     current = request.GET.get("current") == "1"
-    return render(request, "llm/_chat_item.html", {"c": _own_chat(request, chat_id),
-                                                   "current_id": chat_id if current else None})
+    return render(
+        request,
+        "llm/_chat_item.html",
+        {"c": _own_chat(request, chat_id), "current_id": chat_id if current else None},
+    )
 
 
 @member_page

@@ -10,8 +10,10 @@ MAX_SYSTEM_PROMPT = 100_000
 
 def envelope(name: str, data) -> serializers.Serializer:
     """The native success envelope around `data` (a serializer instance), for the schema."""
-    return inline_serializer(name=name, fields={"success": serializers.BooleanField(), "data": data,
-                                                "request_id": serializers.CharField()})
+    return inline_serializer(
+        name=name,
+        fields={"success": serializers.BooleanField(), "data": data, "request_id": serializers.CharField()},
+    )
 
 
 class PageQuery(serializers.Serializer):
@@ -26,8 +28,9 @@ class UsagePageQuery(PageQuery):
 class ChatCreate(serializers.Serializer):
     model = serializers.CharField(max_length=100, required=False, help_text="default: claude-haiku-4-5")
     title = serializers.CharField(max_length=MAX_TITLE, required=False, allow_blank=True)
-    system_prompt = serializers.CharField(max_length=MAX_SYSTEM_PROMPT, required=False, allow_blank=True,
-                                          trim_whitespace=False)
+    system_prompt = serializers.CharField(
+        max_length=MAX_SYSTEM_PROMPT, required=False, allow_blank=True, trim_whitespace=False
+    )
 
 
 class ChatUpdate(ChatCreate):
@@ -115,7 +118,9 @@ class UsageHistoryOut(serializers.Serializer):
 
 class BreakdownQuery(serializers.Serializer):
     period = serializers.ChoiceField(choices=["day", "week"], default="day")
-    start = serializers.DateField(required=False, help_text="first local date (default: 30 days / 12 weeks back)")
+    start = serializers.DateField(
+        required=False, help_text="first local date (default: 30 days / 12 weeks back)"
+    )
     end = serializers.DateField(required=False, help_text="last local date, inclusive (default: today)")
     tz = serializers.CharField(max_length=64, default="UTC", help_text="IANA time zone, e.g. Europe/Berlin")
     group_by = serializers.ChoiceField(choices=["model"], required=False, allow_blank=True)
@@ -144,4 +149,3 @@ class UsageBreakdownOut(serializers.Serializer):
     group_by = serializers.CharField(allow_null=True)
     buckets = UsageBucketOut(many=True)
     totals = UsageTotalsOut()
-

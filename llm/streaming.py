@@ -31,8 +31,13 @@ async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
 
 def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | None, usage, cost) -> bytes:
     if chunk is None:
-        chunk = {"id": "chatcmpl-usage", "object": "chat.completion.chunk", "created": int(time.time()),
-                 "model": prepared.request.slug, "choices": []}
+        chunk = {
+            "id": "chatcmpl-usage",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": prepared.request.slug,
+            "choices": [],
+        }
     chunk["usage"] = {**usage.to_openai(), **(chunk.get("usage") or {}), "cost_usd": float(cost)}
     return b"data: " + dumps(chunk) + b"\n\n"
 
@@ -76,8 +81,9 @@ async def _relay(bill: chat.Bill, opened: OpenedStream) -> AsyncIterator[bytes]:
         yield b"".join(pending)
 
 
-async def stream_body(prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]",
-                      bill: chat.Bill | None = None) -> AsyncIterator[bytes]:
+async def stream_body(
+    prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]", bill: chat.Bill | None = None
+) -> AsyncIterator[bytes]:
     """The client's SSE body. The bill closes the hold once whatever happens: settled at the end,
     failed with what reached the client, or (client gone) the prompt and the output so far."""
     bill = bill or chat.Bill(prepared, sent=True)

@@ -19,15 +19,17 @@ from pathlib import Path
 O200K_FILE = Path(__file__).parent / "tokenizer_data" / "o200k_base.tiktoken"
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 # tiktoken_ext.openai_public.o200k_base's split pattern (the encoding's spec, with its ranks)
-O200K_PATTERN = "|".join([
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
-    r"""\p{N}{1,3}""",
-    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
-    r"""\s*[\r\n]+""",
-    r"""\s+(?!\S)""",
-    r"""\s+""",
-])
+O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
 
 PER_MESSAGE = 8  # role and separator tokens a vendor adds around each message (OpenAI: 3-4)
 PER_REQUEST = 64  # the reply primer and a system preamble
@@ -44,8 +46,12 @@ def o200k():
     from tiktoken.load import load_tiktoken_bpe
 
     ranks = load_tiktoken_bpe(str(O200K_FILE), expected_hash=O200K_SHA256)
-    return Encoding(name="o200k_base", pat_str=O200K_PATTERN, mergeable_ranks=ranks,
-                    special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018})
+    return Encoding(
+        name="o200k_base",
+        pat_str=O200K_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+    )
 
 
 def exact_count(text: str) -> int:
@@ -72,7 +78,9 @@ def _without_media(value, found: dict):
 def prompt_parts(body: dict) -> tuple[str, int, int]:
     """(the prompt's text as JSON, inline images, files) of a Chat Completions body."""
     found = {"images": 0, "files": 0}
-    prompt = {k: _without_media(v, found) for k, v in body.items() if k not in ("model", "stream", "stream_options")}
+    prompt = {
+        k: _without_media(v, found) for k, v in body.items() if k not in ("model", "stream", "stream_options")
+    }
     return json.dumps(prompt, ensure_ascii=False, separators=(",", ":")), found["images"], found["files"]
 
 
@@ -80,7 +88,8 @@ def framing(body: dict) -> int:
     tools = body.get("tools") or body.get("functions") or ()
     messages = body.get("messages") or ()
     return (PER_REQUEST + PER_MESSAGE * len(messages) if isinstance(messages, list) else PER_REQUEST) + (
-        TOOLS_PREAMBLE + PER_TOOL * len(tools) if isinstance(tools, list) and tools else 0)
+        TOOLS_PREAMBLE + PER_TOOL * len(tools) if isinstance(tools, list) and tools else 0
+    )
 
 
 def prompt_bound(body: dict, *, image_tokens: int, context_window: int | None, exact: bool = False) -> int:

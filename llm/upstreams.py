@@ -34,16 +34,26 @@ FAMILIES = {
 }
 
 # media family → the vendor family whose base URL and key it uses when its own are unset
-FAMILY_PARENT = {"openai_images": "openai", "openai_video": "openai", "gemini_images": "gemini",
-                 "xai_images": "xai", "fallback_images": "fallback"}
+FAMILY_PARENT = {
+    "openai_images": "openai",
+    "openai_video": "openai",
+    "gemini_images": "gemini",
+    "xai_images": "xai",
+    "fallback_images": "fallback",
+}
 
 # catalog provider name → credential family
 PROVIDER_FAMILY = {
-    "openai": "openai", "openai_images": "openai_images", "openai_video": "openai_video",
+    "openai": "openai",
+    "openai_images": "openai_images",
+    "openai_video": "openai_video",
     "anthropic": "anthropic",
-    "gemini": "gemini", "gemini_images": "gemini_images",
-    "xai": "xai", "xai_images": "xai_images",
-    "deepseek": "deepseek", "minimax": "minimax",
+    "gemini": "gemini",
+    "gemini_images": "gemini_images",
+    "xai": "xai",
+    "xai_images": "xai_images",
+    "deepseek": "deepseek",
+    "minimax": "minimax",
     "openai_compat_fallback": "fallback",
     "fal": "fal",
 }

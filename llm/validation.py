@@ -22,8 +22,9 @@ def _int_field(body: dict, name: str, low: int, high: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ApiError("invalid_parameter", field=name, reason="must be an integer", meta={"field": name})
     if not low <= value <= high:
-        raise ApiError("invalid_parameter", field=name, reason=f"must be between {low} and {high}",
-                       meta={"field": name})
+        raise ApiError(
+            "invalid_parameter", field=name, reason=f"must be between {low} and {high}", meta={"field": name}
+        )
     return value
 
 
@@ -34,29 +35,48 @@ def _number_field(body: dict, name: str, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ApiError("invalid_parameter", field=name, reason="must be a number", meta={"field": name})
     if not low <= value <= high:
-        raise ApiError("invalid_parameter", field=name, reason=f"must be between {low} and {high}",
-                       meta={"field": name})
+        raise ApiError(
+            "invalid_parameter", field=name, reason=f"must be between {low} and {high}", meta={"field": name}
+        )
 
 
 def _check_messages(messages) -> None:
     if not isinstance(messages, list) or not messages:
-        raise ApiError("invalid_parameter", field="messages", reason="must be a non-empty array",
-                       meta={"field": "messages"})
+        raise ApiError(
+            "invalid_parameter",
+            field="messages",
+            reason="must be a non-empty array",
+            meta={"field": "messages"},
+        )
     if len(messages) > MAX_MESSAGES:
-        raise ApiError("invalid_parameter", field="messages", reason=f"at most {MAX_MESSAGES} messages",
-                       meta={"field": "messages"})
+        raise ApiError(
+            "invalid_parameter",
+            field="messages",
+            reason=f"at most {MAX_MESSAGES} messages",
+            meta={"field": "messages"},
+        )
     for index, message in enumerate(messages):
         field = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise ApiError("invalid_parameter", field=field, reason="must be an object", meta={"field": field})
+            raise ApiError(
+                "invalid_parameter", field=field, reason="must be an object", meta={"field": field}
+            )
         role = message.get("role")
         if not isinstance(role, str) or role not in ROLES:
-            raise ApiError("invalid_parameter", field=f"{field}.role",
-                           reason=f"must be one of {', '.join(sorted(ROLES))}", meta={"field": f"{field}.role"})
+            raise ApiError(
+                "invalid_parameter",
+                field=f"{field}.role",
+                reason=f"must be one of {', '.join(sorted(ROLES))}",
+                meta={"field": f"{field}.role"},
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list)):
-            raise ApiError("invalid_parameter", field=f"{field}.content", reason="must be a string or an array",
-                           meta={"field": f"{field}.content"})
+            raise ApiError(
+                "invalid_parameter",
+                field=f"{field}.content",
+                reason="must be a string or an array",
+                meta={"field": f"{field}.content"},
+            )
 
 
 def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str, int | None, bool]:
@@ -65,18 +85,30 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     if model is None:
         raise ApiError("missing_parameter", field="model", meta={"field": "model"})
     if not isinstance(model, str) or not model or len(model) > 100:
-        raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
+        raise ApiError(
+            "invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"}
+        )
     _check_messages(body.get("messages"))
     if body.get("service_tier") not in PRICED_TIERS:  # a dearer tier would be billed at the catalog's price
-        raise ApiError("unsupported_parameter", field="service_tier", model=model,
-                       reason=f"only {', '.join(t for t in PRICED_TIERS if t)} are offered",
-                       meta={"field": "service_tier"})
+        raise ApiError(
+            "unsupported_parameter",
+            field="service_tier",
+            model=model,
+            reason=f"only {', '.join(t for t in PRICED_TIERS if t)} are offered",
+            meta={"field": "service_tier"},
+        )
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
-        raise ApiError("invalid_parameter", field="stream", reason="must be true or false", meta={"field": "stream"})
+        raise ApiError(
+            "invalid_parameter", field="stream", reason="must be true or false", meta={"field": "stream"}
+        )
     if body.get("stream_options") is not None and not isinstance(body["stream_options"], dict):
-        raise ApiError("invalid_parameter", field="stream_options", reason="must be an object",
-                       meta={"field": "stream_options"})
+        raise ApiError(
+            "invalid_parameter",
+            field="stream_options",
+            reason="must be an object",
+            meta={"field": "stream_options"},
+        )
     max_tokens = _int_field(body, "max_completion_tokens", 1, 10_000_000)
     legacy = _int_field(body, "max_tokens", 1, 10_000_000)
     _int_field(body, "n", 1, 16)

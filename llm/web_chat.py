@@ -62,6 +62,7 @@ def dashboard_endpoint(view=None, *, counted: bool = True):
 
 # --- what the pages show -----------------------------------------------------------------
 
+
 @dataclass
 class ModelChoice:
     slug: str
@@ -117,7 +118,11 @@ def usd_label(value) -> str:
 
 def message_view(m: ChatMessage) -> MessageView:
     """User text is shown as typed (escaped by the template); replies as sanitised Markdown."""
-    html = mark_safe(to_html(m.content)) if m.role == ChatMessage.ASSISTANT and m.kind == ChatMessage.TEXT else ""
+    html = (
+        mark_safe(to_html(m.content))
+        if m.role == ChatMessage.ASSISTANT and m.kind == ChatMessage.TEXT
+        else ""
+    )
     image = chats.image_payload(m.image) if m.kind == ChatMessage.IMAGE else None
     return MessageView(m, html, image)
 
@@ -146,8 +151,12 @@ def _number(post, name: str, cast, low, high):
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise ApiError("invalid_parameter", field=name, reason=f"must be a number from {low} to {high}",
-                       meta={"field": name})
+        raise ApiError(
+            "invalid_parameter",
+            field=name,
+            reason=f"must be a number from {low} to {high}",
+            meta={"field": name},
+        )
     return value
 
 
@@ -159,8 +168,9 @@ def turn_body(post) -> dict:
         if post.get(name):
             body[name] = post[name]
     if "system_prompt" in post:
-        body["system_prompt"] = chat_turns.clean_text(post.get("system_prompt", ""), "system_prompt", required=False,
-                                                      max_chars=100_000)
+        body["system_prompt"] = chat_turns.clean_text(
+            post.get("system_prompt", ""), "system_prompt", required=False, max_chars=100_000
+        )
     for name, cast, low, high in (("temperature", float, 0, 2), ("max_tokens", int, 1, 1_000_000)):
         value = _number(post, name, cast, low, high)
         if value is not None:
@@ -195,8 +205,13 @@ async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: 
     prepared = await chat.prepare(principal, plan.body, request_id=request_id, endpoint="chat_session")
     prepared.request.include_usage = True
     response = await start_stream(prepared)
-    response.streaming_content = chat_turns.record_stream(response.streaming_content, plan, principal.user_id,
-                                                          request_id, chat_stop.checker(principal.user_id, request_id))
+    response.streaming_content = chat_turns.record_stream(
+        response.streaming_content,
+        plan,
+        principal.user_id,
+        request_id,
+        chat_stop.checker(principal.user_id, request_id),
+    )
     return response
 
 

@@ -5,7 +5,17 @@ from .models import MediaAsset, MediaJob
 
 @admin.register(MediaJob)
 class MediaJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "model", "user", "status", "estimated_cost_usd", "cost_usd", "route", "created_at")
+    list_display = (
+        "id",
+        "kind",
+        "model",
+        "user",
+        "status",
+        "estimated_cost_usd",
+        "cost_usd",
+        "route",
+        "created_at",
+    )
     list_filter = ("kind", "status", "simulated")
     search_fields = ("id", "model", "user__email", "request_id")
     readonly_fields = [f.name for f in MediaJob._meta.fields]

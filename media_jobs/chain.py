@@ -14,14 +14,28 @@ from llm import route_health
 from llm.catalog import ModelInfo
 
 from . import routes
-from .providers.base import Deadline, GeneratedImage, GeneratedVideo, ImageSpec, Route, UpstreamError, VideoSpec, redact
+from .providers.base import (
+    Deadline,
+    GeneratedImage,
+    GeneratedVideo,
+    ImageSpec,
+    Route,
+    UpstreamError,
+    VideoSpec,
+    redact,
+)
 
 log = logging.getLogger("gpuniq.media.chain")
 MIN_ATTEMPT_SECONDS = 1.0  # no new route is started with less of the budget left
 
-_GENERIC = {"timeout": "the provider did not finish in time", "rate_limited": "the provider is rate limiting",
-            "auth": "the provider is misconfigured", "connect": "the provider could not be reached",
-            "malformed": "the provider sent an unusable reply", "no_output": "the provider returned nothing"}
+_GENERIC = {
+    "timeout": "the provider did not finish in time",
+    "rate_limited": "the provider is rate limiting",
+    "auth": "the provider is misconfigured",
+    "connect": "the provider could not be reached",
+    "malformed": "the provider sent an unusable reply",
+    "no_output": "the provider returned nothing",
+}
 
 
 @dataclass
@@ -45,6 +59,7 @@ async def generate_images(spec: ImageSpec, model: ModelInfo) -> Delivered:
 
 async def generate_video(spec: VideoSpec, model: ModelInfo, keep=None) -> Delivered:
     """`keep(video, route)` stores the delivery inside the attempt: if it fails, the next route runs."""
+
     async def attempt(route: Route) -> Delivered:
         video = await routes.adapter(route, "video").generate(spec, route)
         if video is None or not (video.data or video.url):
@@ -87,10 +102,18 @@ def user_error(error: UpstreamError, route: Route, slug: str, kind: str, *, atte
     if error.kind == "no_output":
         return ApiError("no_output_delivered", kind=kind, meta=meta)
     if error.kind == "bad_request" and attempts == 1:
-        return ApiError("invalid_parameter", f"The model provider rejected the request: {message}",
-                        field="request", reason=message, meta={**meta, "field": "request"})
-    reason = message if error.kind in ("bad_request", "server", "not_found") and message else \
-        _GENERIC.get(error.kind, "the provider failed")
+        return ApiError(
+            "invalid_parameter",
+            f"The model provider rejected the request: {message}",
+            field="request",
+            reason=message,
+            meta={**meta, "field": "request"},
+        )
+    reason = (
+        message
+        if error.kind in ("bad_request", "server", "not_found") and message
+        else _GENERIC.get(error.kind, "the provider failed")
+    )
     if attempts > 1:
         return ApiError("all_routes_failed", model=slug, reason=reason, meta=meta)
     if error.kind == "timeout":

@@ -16,25 +16,51 @@ from gpuniq_site.errors import ApiError
 log = logging.getLogger("gpuniq.media.billing")
 
 
-def hold(principal: Principal, amount: Decimal, *, purpose: str, request_id: str, key: str | None = None,
-         model: str = "") -> int:
+def hold(
+    principal: Principal,
+    amount: Decimal,
+    *,
+    purpose: str,
+    request_id: str,
+    key: str | None = None,
+    model: str = "",
+) -> int:
     """Reserve `amount` within the balance and the key's monthly cap (402 / 403 otherwise, and the
     refused request is logged at cost 0)."""
     try:
-        ref = ledger.hold(account_id=principal.account_id, amount=amount, purpose=purpose, request_id=request_id,
-                          idempotency_key=key or f"{purpose}:{request_id}:{uuid.uuid4().hex}",
-                          api_key_id=principal.key_id, cap=principal.spend_cap_usd)
+        ref = ledger.hold(
+            account_id=principal.account_id,
+            amount=amount,
+            purpose=purpose,
+            request_id=request_id,
+            idempotency_key=key or f"{purpose}:{request_id}:{uuid.uuid4().hex}",
+            api_key_id=principal.key_id,
+            cap=principal.spend_cap_usd,
+        )
     except ledger.SpendCapReached:
-        error = ApiError("spend_cap_reached", cap=format_usd(principal.spend_cap_usd),
-                         meta={"cap_usd": float(principal.spend_cap_usd)})
+        error = ApiError(
+            "spend_cap_reached",
+            cap=format_usd(principal.spend_cap_usd),
+            meta={"cap_usd": float(principal.spend_cap_usd)},
+        )
     except ledger.InsufficientBalance as short:
-        error = ApiError("insufficient_balance", required=format_usd(short.required),
-                         available=format_usd(short.available),
-                         meta={"required_usd": float(short.required), "available_usd": float(short.available)})
+        error = ApiError(
+            "insufficient_balance",
+            required=format_usd(short.required),
+            available=format_usd(short.available),
+            meta={"required_usd": float(short.required), "available_usd": float(short.available)},
+        )
     else:
         return ref.id
-    usage_row(user_id=principal.user_id, key_id=principal.key_id, request_id=request_id, endpoint=purpose, model=model,
-              status="error", error_code=error.code)
+    usage_row(
+        user_id=principal.user_id,
+        key_id=principal.key_id,
+        request_id=request_id,
+        endpoint=purpose,
+        model=model,
+        status="error",
+        error_code=error.code,
+    )
     raise error
 
 
@@ -66,9 +92,32 @@ def available_for_user(user_id: int) -> Decimal:
     return Account.objects.get(user_id=user_id).available
 
 
-def usage_row(*, user_id: int, key_id: int | None, request_id: str, endpoint: str, model: str, route: str = "",
-              images: int = 0, video_seconds: int = 0, cost: Decimal = Decimal(0), latency_ms: int = 0,
-              status: str = "ok", error_code: str = ""):
-    return metering.write(user_id=user_id, api_key_id=key_id, request_id=request_id, endpoint=endpoint, model=model,
-                          route=route, images=images, video_seconds=video_seconds, cost_usd=cost,
-                          latency_ms=max(0, latency_ms), status=status, error_code=error_code)
+def usage_row(
+    *,
+    user_id: int,
+    key_id: int | None,
+    request_id: str,
+    endpoint: str,
+    model: str,
+    route: str = "",
+    images: int = 0,
+    video_seconds: int = 0,
+    cost: Decimal = Decimal(0),
+    latency_ms: int = 0,
+    status: str = "ok",
+    error_code: str = "",
+):
+    return metering.write(
+        user_id=user_id,
+        api_key_id=key_id,
+        request_id=request_id,
+        endpoint=endpoint,
+        model=model,
+        route=route,
+        images=images,
+        video_seconds=video_seconds,
+        cost_usd=cost,
+        latency_ms=max(0, latency_ms),
+        status=status,
+        error_code=error_code,
+    )

@@ -56,8 +56,9 @@ async def _compute_once(key: str, owner: int, compute):
                 return peer, True
     try:
         value = await compute()
-        await shared_state.acache_set_json(key, {"owner": owner, "value": value},
-                                           settings.GPUNIQ_MEDIA_COALESCE_SECONDS)
+        await shared_state.acache_set_json(
+            key, {"owner": owner, "value": value}, settings.GPUNIQ_MEDIA_COALESCE_SECONDS
+        )
         return value, False
     finally:
         if client is not None and locked:

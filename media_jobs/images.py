@@ -65,9 +65,16 @@ class _Run:
 
     def fail(self, code: str) -> None:
         charging.release(self.hold_id, f"{self.model.slug} images: {code}")
-        charging.usage_row(user_id=self.principal.user_id, key_id=self.principal.key_id, request_id=self.request_id,
-                           endpoint="images", model=self.model.slug, status="error", error_code=code,
-                           latency_ms=int((time.perf_counter() - self.started) * 1000))
+        charging.usage_row(
+            user_id=self.principal.user_id,
+            key_id=self.principal.key_id,
+            request_id=self.request_id,
+            endpoint="images",
+            model=self.model.slug,
+            status="error",
+            error_code=code,
+            latency_ms=int((time.perf_counter() - self.started) * 1000),
+        )
 
 
 def encode_all(images: list[GeneratedImage], output_format: str) -> list[tuple[bytes, str, str | None]]:
@@ -83,8 +90,16 @@ async def generate(principal: Principal, body: dict, *, request_id: str) -> Outc
     hold_id = await run_db(charging.hold, principal, amount, purpose="images", request_id=request_id)
     run = _Run(principal, model, req, hold_id, request_id, time.perf_counter())
     budget = settings.GPUNIQ_MEDIA_BUDGET_SECONDS
-    spec = ImageSpec(slug=model.slug, prompt=req.prompt, n=req.n, size=requested_size(req), quality=req.quality,
-                     inputs=inputs, request_id=request_id, deadline=Deadline.after(budget))
+    spec = ImageSpec(
+        slug=model.slug,
+        prompt=req.prompt,
+        n=req.n,
+        size=requested_size(req),
+        quality=req.quality,
+        inputs=inputs,
+        request_id=request_id,
+        deadline=Deadline.after(budget),
+    )
     try:
         async with asyncio.timeout(budget + 5):
             delivered = await chain.generate_images(spec, model)
@@ -108,28 +123,58 @@ def _deliver(run: _Run, encoded: list, route: str, simulated: bool, size: str | 
     """Store the files, settle for what was delivered, write the usage row."""
     try:
         paths = [storage.save("generated", "image", data, mime) for data, mime, _ in encoded]
-        MediaAsset.objects.bulk_create(MediaAsset(
-            user_id=run.principal.user_id, kind="image", model=run.model.slug, path=path, mime_type=mime,
-            size_bytes=len(data), prompt=run.req.prompt, request_id=run.request_id, simulated=simulated)
-            for path, (data, mime, _) in zip(paths, encoded))
+        MediaAsset.objects.bulk_create(
+            MediaAsset(
+                user_id=run.principal.user_id,
+                kind="image",
+                model=run.model.slug,
+                path=path,
+                mime_type=mime,
+                size_bytes=len(data),
+                prompt=run.req.prompt,
+                request_id=run.request_id,
+                simulated=simulated,
+            )
+            for path, (data, mime, _) in zip(paths, encoded)
+        )
     except Exception:
         run.fail("internal_error")
         raise
     cost = image_cost(run.model.per_image or Decimal(0), len(encoded))
     charged = charging.settle(run.hold_id, cost, f"{run.model.slug} x{len(encoded)}") or Decimal(0)
-    charging.usage_row(user_id=run.principal.user_id, key_id=run.principal.key_id, request_id=run.request_id,
-                       endpoint="images", model=run.model.slug, route=route, images=len(encoded), cost=charged,
-                       latency_ms=int((time.perf_counter() - run.started) * 1000))
-    items = [_item(data, mime, revised, path, run.req.response_format)
-             for path, (data, mime, revised) in zip(paths, encoded)]
+    charging.usage_row(
+        user_id=run.principal.user_id,
+        key_id=run.principal.key_id,
+        request_id=run.request_id,
+        endpoint="images",
+        model=run.model.slug,
+        route=route,
+        images=len(encoded),
+        cost=charged,
+        latency_ms=int((time.perf_counter() - run.started) * 1000),
+    )
+    items = [
+        _item(data, mime, revised, path, run.req.response_format)
+        for path, (data, mime, revised) in zip(paths, encoded)
+    ]
     delivered = dimensions(encoded[0][0]) if encoded else None  # what was made, not what was asked
-    return Outcome(items, run.req.n, charged, charging.available(run.principal.account_id), run.req.output_format,
-                   delivered or size, simulated)
+    return Outcome(
+        items,
+        run.req.n,
+        charged,
+        charging.available(run.principal.account_id),
+        run.req.output_format,
+        delivered or size,
+        simulated,
+    )
 
 
 def _item(data: bytes, mime: str, revised: str | None, path: str, response_format: str) -> dict:
-    item = {"b64_json": base64.b64encode(data).decode()} if response_format == "b64_json" \
+    item = (
+        {"b64_json": base64.b64encode(data).decode()}
+        if response_format == "b64_json"
         else {"url": storage.signed_url(path)}
+    )
     item["mime_type"] = mime
     if revised:
         item["revised_prompt"] = revised

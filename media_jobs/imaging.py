@@ -1,4 +1,5 @@
 """Output re-encoding for generated images (png pass-through, jpeg, webp)."""
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,7 @@ def sniff_image_mime(data: bytes) -> str | None:
 
 
 def dimensions(data: bytes) -> str | None:
-    """"WIDTHxHEIGHT" of an encoded image (header only), or None when it cannot be read."""
+    """ "WIDTHxHEIGHT" of an encoded image (header only), or None when it cannot be read."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             return f"{img.width}x{img.height}"
@@ -50,8 +51,7 @@ def normalise_output_format(value) -> str:
 
 
 def _has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info)
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
 
 
 def _convert(img: Image.Image, fmt: str) -> bytes:

@@ -26,13 +26,21 @@ def _to_api_error(refused: safe_fetch.FetchRefused, kind: str) -> ApiError:
 
 async def fetch(value, *, field: str, kind: str) -> InputMedia:
     if not isinstance(value, str) or not value.strip():
-        raise ApiError("invalid_parameter", field=field, reason="must be an https URL or a data: URI",
-                       meta={"field": field})
-    limit = (settings.GPUNIQ_MEDIA_IMAGE_INPUT_MAX_BYTES if kind == "image"
-             else settings.GPUNIQ_MEDIA_VIDEO_INPUT_MAX_BYTES)
+        raise ApiError(
+            "invalid_parameter",
+            field=field,
+            reason="must be an https URL or a data: URI",
+            meta={"field": field},
+        )
+    limit = (
+        settings.GPUNIQ_MEDIA_IMAGE_INPUT_MAX_BYTES
+        if kind == "image"
+        else settings.GPUNIQ_MEDIA_VIDEO_INPUT_MAX_BYTES
+    )
     try:
-        media = await safe_fetch.fetch_media(value, field=field, kind=kind, max_bytes=limit,
-                                             timeout=settings.GPUNIQ_MEDIA_FETCH_TIMEOUT)
+        media = await safe_fetch.fetch_media(
+            value, field=field, kind=kind, max_bytes=limit, timeout=settings.GPUNIQ_MEDIA_FETCH_TIMEOUT
+        )
     except safe_fetch.FetchRefused as refused:
         raise _to_api_error(refused, kind) from None
     source = value.strip() if media.source == "https" else ""
@@ -40,4 +48,6 @@ async def fetch(value, *, field: str, kind: str) -> InputMedia:
 
 
 async def fetch_images(values: list, field: str = "input_images") -> list[InputMedia]:
-    return list(await asyncio.gather(*(fetch(v, field=f"{field}[{i}]", kind="image") for i, v in enumerate(values))))
+    return list(
+        await asyncio.gather(*(fetch(v, field=f"{field}[{i}]", kind="image") for i, v in enumerate(values)))
+    )

@@ -30,7 +30,8 @@ def charge_once(job: MediaJob) -> MediaJob:
     for it; if that hold was closed anyway, a late charge is tried, and failing that the job
     ends failed and nothing is delivered)."""
     won = MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
-        charged_at=timezone.now(), cost_usd=job.estimated_cost_usd)
+        charged_at=timezone.now(), cost_usd=job.estimated_cost_usd
+    )
     if not won:
         return MediaJob.objects.get(pk=job.pk)
     reason = f"{job.model} {job.kind} job {job.pk}"
@@ -41,22 +42,41 @@ def charge_once(job: MediaJob) -> MediaJob:
     if charged != job.estimated_cost_usd:  # late_charge takes all of it or nothing
         return _withhold(job)
     finished = job.finished_at or timezone.now()
-    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
-                       endpoint=f"{job.kind}_job", model=job.model, route=job.route,
-                       images=1 if job.kind == MediaJob.IMAGE else 0,
-                       video_seconds=int(job.config.get("duration") or 0) if job.kind == MediaJob.VIDEO else 0,
-                       cost=charged, latency_ms=int((finished - job.created_at).total_seconds() * 1000))
+    charging.usage_row(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        request_id=job.request_id,
+        endpoint=f"{job.kind}_job",
+        model=job.model,
+        route=job.route,
+        images=1 if job.kind == MediaJob.IMAGE else 0,
+        video_seconds=int(job.config.get("duration") or 0) if job.kind == MediaJob.VIDEO else 0,
+        cost=charged,
+        latency_ms=int((finished - job.created_at).total_seconds() * 1000),
+    )
     return MediaJob.objects.get(pk=job.pk)
 
 
 def _withhold(job: MediaJob) -> MediaJob:
     """A completion that could not be paid for is not delivered: the job ends failed, cost 0."""
     MediaJob.objects.filter(pk=job.pk).update(
-        status=MediaJob.FAILED, cost_usd=Decimal(0),
-        error={"code": "insufficient_balance", "message": "The result could not be paid for; nothing was charged."})
+        status=MediaJob.FAILED,
+        cost_usd=Decimal(0),
+        error={
+            "code": "insufficient_balance",
+            "message": "The result could not be paid for; nothing was charged.",
+        },
+    )
     drop_result(job)
-    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
-                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code="insufficient_balance")
+    charging.usage_row(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        request_id=job.request_id,
+        endpoint=f"{job.kind}_job",
+        model=job.model,
+        status="error",
+        error_code="insufficient_balance",
+    )
     return MediaJob.objects.get(pk=job.pk)
 
 
@@ -73,9 +93,14 @@ def _money(value) -> float | None:
 
 def render(job: MediaJob) -> dict:
     """The public view of a job (no route identifiers; image bytes attached later)."""
-    data = {"job_id": job.pk, "status": job.status, "model": job.model,
-            "estimated_cost_usd": _money(job.estimated_cost_usd), "created_at": job.created_at.isoformat(),
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+    data = {
+        "job_id": job.pk,
+        "status": job.status,
+        "model": job.model,
+        "estimated_cost_usd": _money(job.estimated_cost_usd),
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
     if job.kind == MediaJob.VIDEO:
         data["config"] = {k: v for k, v in job.config.items() if k != "inputs"}
     if job.status == MediaJob.FAILED:
@@ -96,8 +121,9 @@ async def read(principal: Principal, job_id: str, kind: str) -> tuple[dict, bool
     """(payload, coalesced?) for a poll of `job_id` by `principal`."""
     if not job_id.startswith(MediaJob.PREFIX[kind]):
         raise ApiError("job_not_found")
-    data, shared = await coalesced(cache_key(job_id), principal.user_id,
-                                   lambda: run_db(_load, principal.user_id, job_id, kind))
+    data, shared = await coalesced(
+        cache_key(job_id), principal.user_id, lambda: run_db(_load, principal.user_id, job_id, kind)
+    )
     data = dict(data)
     path = data.pop("_path", None)
     if path and kind == MediaJob.IMAGE and data.get("image"):

@@ -60,12 +60,19 @@ def _save_input(kind: str, media: InputMedia) -> dict:
     return {"path": path, "mime_type": media.mime_type, "source_url": media.source_url}
 
 
-def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMedia]], on_record=None) -> MediaJob:
+def _create(
+    principal: Principal, job: MediaJob, inputs: dict[str, list[InputMedia]], on_record=None
+) -> MediaJob:
     """Hold, store the inputs, insert the row (and whatever `on_record(job)` writes, in the same
     transaction: a chat's image turn), queue it after commit."""
     job.id = new_job_id(job.kind)  # known before the insert: the hold is keyed by it
-    job.hold_id = charging.hold(principal, job.estimated_cost_usd, purpose=f"{job.kind}_job",
-                                request_id=job.request_id, key=f"{job.kind}_job:{job.id}")
+    job.hold_id = charging.hold(
+        principal,
+        job.estimated_cost_usd,
+        purpose=f"{job.kind}_job",
+        request_id=job.request_id,
+        key=f"{job.kind}_job:{job.id}",
+    )
     saved: dict[str, list[dict]] = {}
     queued: dict[str, bool] = {}
     try:
@@ -88,8 +95,11 @@ def _create(principal: Principal, job: MediaJob, inputs: dict[str, list[InputMed
         _discard(job, saved, "job not recorded")
         raise
     if queued.get("ok") is False:
-        raise ApiError("service_unavailable", reason="The job could not be queued; nothing was charged.",
-                       meta={"job_id": job.pk})
+        raise ApiError(
+            "service_unavailable",
+            reason="The job could not be queued; nothing was charged.",
+            meta={"job_id": job.pk},
+        )
     return job
 
 
@@ -115,15 +125,35 @@ def _enqueue(job_id: str) -> bool:
         return False
 
 
-def _new(principal: Principal, kind: str, slug: str, request: dict, config: dict, estimate, request_id: str,
-         key: str, digest: str) -> MediaJob:
-    return MediaJob(kind=kind, user_id=principal.user_id, api_key_id=principal.key_id, model=slug, request=request,
-                    config=config, hold_id=0, request_id=request_id, idempotency_key=key, request_hash=digest,
-                    estimated_cost_usd=estimate)
+def _new(
+    principal: Principal,
+    kind: str,
+    slug: str,
+    request: dict,
+    config: dict,
+    estimate,
+    request_id: str,
+    key: str,
+    digest: str,
+) -> MediaJob:
+    return MediaJob(
+        kind=kind,
+        user_id=principal.user_id,
+        api_key_id=principal.key_id,
+        model=slug,
+        request=request,
+        config=config,
+        hold_id=0,
+        request_id=request_id,
+        idempotency_key=key,
+        request_hash=digest,
+        estimated_cost_usd=estimate,
+    )
 
 
-async def start_image_job(principal: Principal, body: dict, *, request_id: str, key: str,
-                          on_record=None) -> MediaJob:
+async def start_image_job(
+    principal: Principal, body: dict, *, request_id: str, key: str, on_record=None
+) -> MediaJob:
     """`on_record(job)`: called inside the transaction that inserts a new job (not on a replay)."""
     req = parse_image_request(body)
     model = await resolve_model(req.slug, principal, "image")
@@ -134,10 +164,25 @@ async def start_image_job(principal: Principal, body: dict, *, request_id: str, 
         return existing
     inputs = await fetch_images(req.input_images)
     size = requested_size(req)
-    request = {"model": req.slug, "prompt": req.prompt, "n": 1, "quality": req.quality,
-               "output_format": req.output_format, "size": f"{size[0]}x{size[1]}" if size else None}
-    job = _new(principal, MediaJob.IMAGE, req.slug, request, {"output_format": req.output_format},
-               image_cost(model.per_image, 1), request_id, key, digest)
+    request = {
+        "model": req.slug,
+        "prompt": req.prompt,
+        "n": 1,
+        "quality": req.quality,
+        "output_format": req.output_format,
+        "size": f"{size[0]}x{size[1]}" if size else None,
+    }
+    job = _new(
+        principal,
+        MediaJob.IMAGE,
+        req.slug,
+        request,
+        {"output_format": req.output_format},
+        image_cost(model.per_image, 1),
+        request_id,
+        key,
+        digest,
+    )
     return await run_db(_create, principal, job, {"images": inputs}, on_record)
 
 
@@ -150,8 +195,23 @@ async def start_video_job(principal: Principal, body: dict, *, request_id: str, 
         return existing
     image = await fetch(video.image_url, field="image_url", kind="image") if video.image_url else None
     clip = await fetch(video.video_url, field="video_url", kind="video") if video.video_url else None
-    request = {"model": model.slug, "prompt": video.prompt, "image_url": _inline(video.image_url),
-               "video_url": _inline(video.video_url)}
-    job = _new(principal, MediaJob.VIDEO, model.slug, request, video.config(), video.cost(model), request_id, key,
-               digest)
-    return await run_db(_create, principal, job, {"image": [image] if image else [], "video": [clip] if clip else []})
+    request = {
+        "model": model.slug,
+        "prompt": video.prompt,
+        "image_url": _inline(video.image_url),
+        "video_url": _inline(video.video_url),
+    }
+    job = _new(
+        principal,
+        MediaJob.VIDEO,
+        model.slug,
+        request,
+        video.config(),
+        video.cost(model),
+        request_id,
+        key,
+        digest,
+    )
+    return await run_db(
+        _create, principal, job, {"image": [image] if image else [], "video": [clip] if clip else []}
+    )

@@ -30,8 +30,9 @@ class MediaJob(models.Model):
     id = models.CharField(primary_key=True, max_length=32, editable=False)
     kind = models.CharField(max_length=10, choices=KINDS)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="media_jobs")
-    api_key = models.ForeignKey("accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True,
-                                related_name="+")
+    api_key = models.ForeignKey(
+        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     model = models.CharField(max_length=100, help_text="catalog slug")
     request = models.JSONField(help_text="the validated request (user inputs stored as files, not inline)")
     config = models.JSONField(default=dict, help_text="resolved options (video: resolution, audio, ...)")
@@ -54,10 +55,17 @@ class MediaJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "created_at"], name="mediajob_status_created"),
-                   models.Index(fields=["user", "-created_at"], name="mediajob_user_recent")]
-        constraints = [models.UniqueConstraint(fields=["user", "idempotency_key"], name="mediajob_idempotency",
-                                               condition=~models.Q(idempotency_key=""))]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="mediajob_status_created"),
+            models.Index(fields=["user", "-created_at"], name="mediajob_user_recent"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                name="mediajob_idempotency",
+                condition=~models.Q(idempotency_key=""),
+            )
+        ]
 
     def save(self, *args, **kwargs):
         if not self.id:

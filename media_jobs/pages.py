@@ -26,9 +26,15 @@ def _kind(request) -> str:
 
 def _form_context(request, principal, kind: str) -> dict:
     model = studio.pick_model(principal, kind, request.GET.get("model"))
-    return {"kind": kind, "models": studio.models_for(principal, kind), "model": model,
-            "options": model.video_options if model else {}, "sizes": studio.IMAGE_SIZES,
-            "formats": studio.OUTPUT_FORMATS, "estimate": studio.estimate(principal, kind, request.GET)}
+    return {
+        "kind": kind,
+        "models": studio.models_for(principal, kind),
+        "model": model,
+        "options": model.video_options if model else {},
+        "sizes": studio.IMAGE_SIZES,
+        "formats": studio.OUTPUT_FORMATS,
+        "estimate": studio.estimate(principal, kind, request.GET),
+    }
 
 
 @member_page
@@ -52,8 +58,11 @@ def studio_params(request):
 @require_GET
 def studio_estimate(request):
     principal = dashboard_principal(request.user)
-    return render(request, "media_jobs/_estimate.html",
-                  {"estimate": studio.estimate(principal, _kind(request), request.GET)})
+    return render(
+        request,
+        "media_jobs/_estimate.html",
+        {"estimate": studio.estimate(principal, _kind(request), request.GET)},
+    )
 
 
 @member_page
@@ -82,7 +91,9 @@ async def studio_job(request, job_id: str):
     data.get("image", {}).pop("b64_json", None)  # the page shows the signed link, not the bytes
     job = await run_db(_row, request.principal.user_id, job_id)
     cost = usd_label(job.cost_usd) if job.cost_usd is not None else None
-    html = render_to_string("media_jobs/_job.html", {"job": job, "data": data, "cost": cost,
-                                                       "media": data.get("image") or data.get("video")})
+    html = render_to_string(
+        "media_jobs/_job.html",
+        {"job": job, "data": data, "cost": cost, "media": data.get("image") or data.get("video")},
+    )
     headers = {"HX-Trigger": "gallery-changed"} if job.is_terminal else {}
     return HttpResponse(html, headers=headers)

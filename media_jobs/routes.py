@@ -16,10 +16,18 @@ from llm.upstreams import Upstream, serving_routes, upstream_for_family
 
 from .providers.base import Route
 
-MEDIA_FAMILY = {"openai_images": "openai_images", "openai_video": "openai_video", "gemini_images": "gemini_images",
-                "xai_images": "xai_images", "fal": "fal", "openai_compat_fallback": "fallback_images"}
-PROVIDERS = {"image": {"openai_images", "gemini_images", "xai_images", "fal", "openai_compat_fallback"},
-             "video": {"fal", "openai_video"}}
+MEDIA_FAMILY = {
+    "openai_images": "openai_images",
+    "openai_video": "openai_video",
+    "gemini_images": "gemini_images",
+    "xai_images": "xai_images",
+    "fal": "fal",
+    "openai_compat_fallback": "fallback_images",
+}
+PROVIDERS = {
+    "image": {"openai_images", "gemini_images", "xai_images", "fal", "openai_compat_fallback"},
+    "video": {"fal", "openai_video"},
+}
 
 _adapters: dict[tuple[str, str], object] = {}
 
@@ -32,8 +40,10 @@ def upstream(provider: str) -> Upstream | None:
 def live_routes(model: ModelInfo) -> list[Route]:
     """The routes that may serve `model`: its vendors with a key, else the sandbox (never both)."""
     wanted = PROVIDERS.get(model.kind, set())
-    return [Route(r.provider, r.upstream_model)
-            for r in serving_routes([r for r in model.routes if r.provider in wanted], upstream)]
+    return [
+        Route(r.provider, r.upstream_model)
+        for r in serving_routes([r for r in model.routes if r.provider in wanted], upstream)
+    ]
 
 
 async def ordered_routes(model: ModelInfo) -> list[Route]:

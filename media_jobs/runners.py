@@ -24,32 +24,63 @@ def _inputs(job: MediaJob, name: str) -> list[InputMedia]:
 
 
 def _asset(job: MediaJob, path: str, mime: str, size: int, simulated: bool) -> MediaAsset:
-    return MediaAsset.objects.create(user_id=job.user_id, job_id=job.pk, kind=job.kind, model=job.model, path=path,
-                                     mime_type=mime, size_bytes=size, prompt=job.request.get("prompt", ""),
-                                     request_id=job.request_id, simulated=simulated)
+    return MediaAsset.objects.create(
+        user_id=job.user_id,
+        job_id=job.pk,
+        kind=job.kind,
+        model=job.model,
+        path=path,
+        mime_type=mime,
+        size_bytes=size,
+        prompt=job.request.get("prompt", ""),
+        request_id=job.request_id,
+        simulated=simulated,
+    )
 
 
 async def run_image(job: MediaJob, model: ModelInfo, deadline: Deadline) -> dict:
     request = job.request
-    spec = ImageSpec(slug=model.slug, prompt=request["prompt"], n=1, size=size_of(request.get("size")),
-                     quality=request.get("quality"), inputs=await asyncio.to_thread(_inputs, job, "images"),
-                     request_id=job.request_id, deadline=deadline)
+    spec = ImageSpec(
+        slug=model.slug,
+        prompt=request["prompt"],
+        n=1,
+        size=size_of(request.get("size")),
+        quality=request.get("quality"),
+        inputs=await asyncio.to_thread(_inputs, job, "images"),
+        request_id=job.request_id,
+        deadline=deadline,
+    )
     delivered = await chain.generate_images(spec, model)
     data, mime = await asyncio.to_thread(reencode, delivered.images[0].data, request.get("output_format"))
     path = await asyncio.to_thread(storage.save, "generated", "image", data, mime)
     asset = await run_db(_asset, job, path, mime, len(data), delivered.simulated)
-    return {"result": {"asset_id": asset.pk, "path": path, "mime_type": mime},
-            "route": str(delivered.route), "simulated": delivered.simulated}
+    return {
+        "result": {"asset_id": asset.pk, "path": path, "mime_type": mime},
+        "route": str(delivered.route),
+        "simulated": delivered.simulated,
+    }
 
 
 async def run_video(job: MediaJob, model: ModelInfo, deadline: Deadline) -> dict:
     config = job.config
-    images, clips = await asyncio.to_thread(_inputs, job, "image"), await asyncio.to_thread(_inputs, job, "video")
-    spec = VideoSpec(slug=model.slug, prompt=job.request["prompt"], duration=config["duration"],
-                     aspect_ratio=config.get("aspect_ratio"), resolution=config.get("resolution"),
-                     audio=bool(config.get("audio")), mode=config.get("mode"), task=config["task"],
-                     image=images[0] if images else None, video=clips[0] if clips else None,
-                     request_id=job.request_id, deadline=deadline)
+    images, clips = (
+        await asyncio.to_thread(_inputs, job, "image"),
+        await asyncio.to_thread(_inputs, job, "video"),
+    )
+    spec = VideoSpec(
+        slug=model.slug,
+        prompt=job.request["prompt"],
+        duration=config["duration"],
+        aspect_ratio=config.get("aspect_ratio"),
+        resolution=config.get("resolution"),
+        audio=bool(config.get("audio")),
+        mode=config.get("mode"),
+        task=config["task"],
+        image=images[0] if images else None,
+        video=clips[0] if clips else None,
+        request_id=job.request_id,
+        deadline=deadline,
+    )
     kept: dict = {}
 
     async def keep(video: GeneratedVideo, route: Route) -> None:
@@ -57,9 +88,16 @@ async def run_video(job: MediaJob, model: ModelInfo, deadline: Deadline) -> dict
 
     delivered = await chain.generate_video(spec, model, keep)
     asset = await run_db(_asset, job, kept["path"], kept["mime_type"], kept["size"], delivered.simulated)
-    return {"result": {"asset_id": asset.pk, "path": kept["path"], "mime_type": kept["mime_type"],
-                       "stored_at": timezone.now().isoformat()},
-            "route": str(delivered.route), "simulated": delivered.simulated}
+    return {
+        "result": {
+            "asset_id": asset.pk,
+            "path": kept["path"],
+            "mime_type": kept["mime_type"],
+            "stored_at": timezone.now().isoformat(),
+        },
+        "route": str(delivered.route),
+        "simulated": delivered.simulated,
+    }
 
 
 async def _store_video(video: GeneratedVideo, route: Route, deadline: Deadline) -> dict:
@@ -71,8 +109,9 @@ async def _store_video(video: GeneratedVideo, route: Route, deadline: Deadline) 
         path = await asyncio.to_thread(storage.save, "generated", "video", video.data, mime)
         return {"path": path, "mime_type": mime, "size": len(video.data)}
     relative, target = storage.open_for_write("generated", "video", video.mime_type or "video/mp4")
-    size = await http.download_to(routes.upstream(route.provider), video.url, target, deadline=deadline,
-                                  headers=video.headers or None)
+    size = await http.download_to(
+        routes.upstream(route.provider), video.url, target, deadline=deadline, headers=video.headers or None
+    )
     with open(target, "rb") as fh:
         head = fh.read(64)
     if sniff_video_mime(head) is None:

@@ -9,6 +9,7 @@ real name and a DNS rebind between check and connect cannot redirect us.
 Redirects are followed manually (each hop re-vetted), the body is streamed
 under a byte cap, and the content type is sniffed from the bytes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -69,8 +70,14 @@ def is_public_address(ip: str) -> bool:
             return False
     return bool(
         addr.is_global
-        and not (addr.is_private or addr.is_loopback or addr.is_link_local
-                 or addr.is_multicast or addr.is_reserved or addr.is_unspecified)
+        and not (
+            addr.is_private
+            or addr.is_loopback
+            or addr.is_link_local
+            or addr.is_multicast
+            or addr.is_reserved
+            or addr.is_unspecified
+        )
     )
 
 
@@ -127,11 +134,9 @@ def _decode_data_uri(url: str, kind: str, field: str, max_bytes: int) -> Media:
     header, sep, payload = url[5:].partition(",")
     params = [p.strip().lower() for p in header.split(";")]
     if not sep or "base64" not in params[1:] or "/" not in params[0]:
-        raise FetchRefused("invalid_data_uri", field,
-                           "expected data:<mime>;base64,<payload>")
+        raise FetchRefused("invalid_data_uri", field, "expected data:<mime>;base64,<payload>")
     if params[0].split("/", 1)[0] != kind:
-        raise FetchRefused("url_bad_content", field,
-                           f"data URI type {params[0]!r} is not an {kind}")
+        raise FetchRefused("url_bad_content", field, f"data URI type {params[0]!r} is not an {kind}")
     data = _b64decode(payload, field, "invalid_data_uri", max_bytes)
     return Media(data, _verify_kind(data, kind, field), "data_uri")
 
@@ -173,8 +178,7 @@ async def resolve_public(host: str, port: int, resolver: Resolver | None, field:
         raise FetchRefused("url_unresolvable", field, f"cannot resolve host {host!r}")
     for ip in addresses:
         if not is_public_address(ip):
-            raise FetchRefused("url_private_address", field,
-                               "URL resolves to a non-public address")
+            raise FetchRefused("url_private_address", field, "URL resolves to a non-public address")
     return addresses[0].split("%", 1)[0]
 
 
@@ -182,22 +186,26 @@ def pinned_request(client: httpx.AsyncClient, url: httpx.URL, ip: str, kind: str
     """Build a request to ``ip`` carrying the original Host header and SNI."""
     # SNI + certificate hostname check use the original name (ssl handles IP literals).
     extensions = {"sni_hostname": url.raw_host.decode("ascii")}
-    headers = {"Host": url.netloc.decode("ascii"), "Accept": f"{kind}/*",
-               "Accept-Encoding": "identity", "User-Agent": _USER_AGENT}
-    return client.build_request("GET", url.copy_with(host=ip), headers=headers,
-                                extensions=extensions)
+    headers = {
+        "Host": url.netloc.decode("ascii"),
+        "Accept": f"{kind}/*",
+        "Accept-Encoding": "identity",
+        "User-Agent": _USER_AGENT,
+    }
+    return client.build_request("GET", url.copy_with(host=ip), headers=headers, extensions=extensions)
 
 
-async def fetch_https_bytes(client: httpx.AsyncClient, url: str, *, field: str, kind: str,
-                            max_bytes: int, resolver: Resolver | None) -> bytes:
+async def fetch_https_bytes(
+    client: httpx.AsyncClient, url: str, *, field: str, kind: str, max_bytes: int, resolver: Resolver | None
+) -> bytes:
     """GET with manual, re-vetted redirects (max 3) and a streamed size cap."""
     current: str | httpx.URL = url
     for _hop in range(MAX_REDIRECTS + 1):
         target = check_https_url(current, field)
-        ip = await resolve_public(target.raw_host.decode("ascii"), target.port or 443,
-                                  resolver, field)
-        response = await client.send(pinned_request(client, target, ip, kind),
-                                     stream=True, follow_redirects=False)
+        ip = await resolve_public(target.raw_host.decode("ascii"), target.port or 443, resolver, field)
+        response = await client.send(
+            pinned_request(client, target, ip, kind), stream=True, follow_redirects=False
+        )
         try:
             if response.status_code in _REDIRECT_STATUSES:
                 location = response.headers.get("location")
@@ -206,12 +214,10 @@ async def fetch_https_bytes(client: httpx.AsyncClient, url: str, *, field: str, 
                 current = target.join(location)
                 continue
             if not 200 <= response.status_code < 300:
-                raise FetchRefused("url_http_error", field,
-                                   f"upstream returned HTTP {response.status_code}")
+                raise FetchRefused("url_http_error", field, f"upstream returned HTTP {response.status_code}")
             encoding = response.headers.get("content-encoding", "identity").lower()
             if encoding not in ("", "identity"):
-                raise FetchRefused("url_bad_content", field,
-                                   f"unsupported content-encoding {encoding!r}")
+                raise FetchRefused("url_bad_content", field, f"unsupported content-encoding {encoding!r}")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise FetchRefused("url_too_large", field, f"content exceeds {max_bytes} bytes")
@@ -221,20 +227,24 @@ async def fetch_https_bytes(client: httpx.AsyncClient, url: str, *, field: str, 
             async for chunk in response.aiter_bytes():
                 buf += chunk
                 if len(buf) > max_bytes:
-                    raise FetchRefused("url_too_large", field,
-                                       f"content exceeds {max_bytes} bytes")
+                    raise FetchRefused("url_too_large", field, f"content exceeds {max_bytes} bytes")
             return bytes(buf)
         finally:
             await response.aclose()
-    raise FetchRefused("url_too_many_redirects", field,
-                       f"more than {MAX_REDIRECTS} redirects")
+    raise FetchRefused("url_too_many_redirects", field, f"more than {MAX_REDIRECTS} redirects")
 
 
 # ------------------------------------------------------------------ entry --
-async def fetch_media(url: str, *, field: str, kind: str = "image",
-                      max_bytes: int = 20 * 1024 * 1024, timeout: float = 20.0,
-                      client: httpx.AsyncClient | None = None,
-                      resolver: Resolver | None = None) -> Media:
+async def fetch_media(
+    url: str,
+    *,
+    field: str,
+    kind: str = "image",
+    max_bytes: int = 20 * 1024 * 1024,
+    timeout: float = 20.0,
+    client: httpx.AsyncClient | None = None,
+    resolver: Resolver | None = None,
+) -> Media:
     if kind not in ("image", "video"):
         raise ValueError(f"unsupported kind {kind!r}")
     if not isinstance(url, str) or not url.strip():
@@ -254,17 +264,16 @@ async def fetch_media(url: str, *, field: str, kind: str = "image",
 
     own_client = client is None
     if own_client:  # fresh pool per fetch: no connection reuse across SNI names
-        client = httpx.AsyncClient(trust_env=False, follow_redirects=False,
-                                   timeout=httpx.Timeout(timeout))
+        client = httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout))
     try:
         async with asyncio.timeout(timeout):
-            data = await fetch_https_bytes(client, url, field=field, kind=kind,
-                                           max_bytes=max_bytes, resolver=resolver)
+            data = await fetch_https_bytes(
+                client, url, field=field, kind=kind, max_bytes=max_bytes, resolver=resolver
+            )
     except (TimeoutError, httpx.TimeoutException):
         raise FetchRefused("url_timeout", field, f"fetch exceeded {timeout:g}s") from None
     except httpx.HTTPError as exc:
-        raise FetchRefused("url_http_error", field,
-                           f"fetch failed: {type(exc).__name__}") from None
+        raise FetchRefused("url_http_error", field, f"fetch failed: {type(exc).__name__}") from None
     finally:
         if own_client:
             await client.aclose()

@@ -15,8 +15,15 @@ from django.core import signing
 from django.utils import timezone
 
 SALT = "gpuniq.media.link"
-_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif",
-        "video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
+_EXT = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+}
 _MIME = {ext: mime for mime, ext in _EXT.items()}
 
 
@@ -104,7 +111,9 @@ def safe_download_name(name: str, path: Path) -> str:
 def unsign(token: str) -> Path:
     """The file a token names, if the token is genuine, unexpired and the file exists."""
     try:
-        data = signing.TimestampSigner(salt=SALT).unsign_object(token, max_age=settings.GPUNIQ_MEDIA_URL_TTL_SECONDS)
+        data = signing.TimestampSigner(salt=SALT).unsign_object(
+            token, max_age=settings.GPUNIQ_MEDIA_URL_TTL_SECONDS
+        )
     except (signing.BadSignature, ValueError, TypeError) as exc:
         raise BadLink(str(exc)) from None
     relative = data.get("p") if isinstance(data, dict) else None

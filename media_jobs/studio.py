@@ -104,7 +104,9 @@ async def start(principal: Principal, kind: str, data, request_id: str) -> list[
         return [await jobs.start_video_job(principal, body, request_id=request_id, key="")]
     started = []
     for index in range(_count(data.get("n"))):
-        started.append(await jobs.start_image_job(principal, body, request_id=f"{request_id}-{index}", key=""))
+        started.append(
+            await jobs.start_image_job(principal, body, request_id=f"{request_id}-{index}", key="")
+        )
     return started
 
 
@@ -132,9 +134,12 @@ class Tile:
 def gallery(user_id: int) -> list[Tile]:
     """The user's results: files of charged jobs (and of synchronous generations, paid at once).
     A completed job nobody has read yet is not shown: it is delivered, and charged, by a poll."""
-    assets = (MediaAsset.objects.filter(user_id=user_id)
-              .filter(Q(job__isnull=True) | Q(job__charged_at__isnull=False))
-              .select_related("job").order_by("-created_at")[:GALLERY_SIZE])
+    assets = (
+        MediaAsset.objects.filter(user_id=user_id)
+        .filter(Q(job__isnull=True) | Q(job__charged_at__isnull=False))
+        .select_related("job")
+        .order_by("-created_at")[:GALLERY_SIZE]
+    )
     return [Tile(a, storage.signed_url(a.path), a.job.cost_usd if a.job else None) for a in assets]
 
 

@@ -20,8 +20,9 @@ def invalid(name: str, reason: str) -> ApiError:
 
 
 def unsupported(name: str, model: str, reason: str) -> ApiError:
-    return ApiError("unsupported_parameter", field=name, model=model, reason=reason,
-                    meta={"field": name, "model": model})
+    return ApiError(
+        "unsupported_parameter", field=name, model=model, reason=reason, meta={"field": name, "model": model}
+    )
 
 
 def slug_of(body: dict) -> str:
@@ -99,9 +100,16 @@ def parse_image_request(body: dict) -> ImageRequest:
         inputs = [inputs]
     if not isinstance(inputs, list) or len(inputs) > MAX_INPUT_IMAGES:
         raise invalid("input_images", f"must be a list of at most {MAX_INPUT_IMAGES} images")
-    return ImageRequest(slug, prompt, n, size_of(body.get("size")),
-                        quality.strip().lower() if isinstance(quality, str) and quality.strip() else None,
-                        response_format, output_format, inputs)
+    return ImageRequest(
+        slug,
+        prompt,
+        n,
+        size_of(body.get("size")),
+        quality.strip().lower() if isinstance(quality, str) and quality.strip() else None,
+        response_format,
+        output_format,
+        inputs,
+    )
 
 
 def check_image_model(model: ModelInfo, req: ImageRequest) -> None:
@@ -114,8 +122,11 @@ NANO_BANANA = re.compile(r"^nano-banana(-|$)")
 
 def check_image_job(model: ModelInfo, req: ImageRequest) -> None:
     if not NANO_BANANA.match(model.slug):
-        raise invalid("model", "the image jobs API accepts only Nano Banana models "
-                               "(nano-banana, nano-banana-2, nano-banana-pro, nano-banana-pro-4k)")
+        raise invalid(
+            "model",
+            "the image jobs API accepts only Nano Banana models "
+            "(nano-banana, nano-banana-2, nano-banana-pro, nano-banana-pro-4k)",
+        )
     if req.n != 1:
         raise invalid("n", "must be 1 on the jobs API; start several jobs for a batch")
     check_image_model(model, req)

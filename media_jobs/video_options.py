@@ -31,7 +31,9 @@ class VideoRequest:
         return {k: v for k, v in asdict(self).items() if k in keys}
 
     def cost(self, model: ModelInfo) -> Decimal:
-        config = VideoConfig(duration=self.duration, resolution=self.resolution, audio=self.audio, mode=self.mode)
+        config = VideoConfig(
+            duration=self.duration, resolution=self.resolution, audio=self.audio, mode=self.mode
+        )
         return video_cost(model.per_video or Decimal(0), model.video_options, config)
 
 
@@ -104,7 +106,9 @@ def resolve(model: ModelInfo, body: dict) -> VideoRequest:
     aspects = options.get("aspect_ratios")
     aspect_default = (DEFAULT_ASPECT if DEFAULT_ASPECT in aspects else aspects[0]) if aspects else None
     aspect = _choice(body, "aspect_ratio", slug, aspects, aspect_default, normalise=lambda v: v)
-    resolution = _choice(body, "resolution", slug, options.get("resolutions"), options.get("default_resolution"))
+    resolution = _choice(
+        body, "resolution", slug, options.get("resolutions"), options.get("default_resolution")
+    )
     mode = _choice(body, "mode", slug, options.get("modes"), options.get("default_mode"))
     audio = _audio(body, slug, options)
     task, image_url, video_url = _task(body, slug, list(options.get("tasks") or ["t2v"]))

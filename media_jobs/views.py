@@ -26,7 +26,9 @@ def _simulated(flag: bool) -> dict:
 @require_POST
 @key_required
 async def openai_images_generations(request):
-    outcome = await images.generate(request.principal, parse_body(request.body), request_id=request.request_id)
+    outcome = await images.generate(
+        request.principal, parse_body(request.body), request_id=request.request_id
+    )
     body = {"created": int(time.time()), "data": outcome.items, "output_format": outcome.output_format}
     if outcome.size:
         body["size"] = outcome.size
@@ -39,10 +41,17 @@ async def openai_images_generations(request):
 async def native_images_generations(request):
     body = parse_body(request.body)
     outcome = await images.generate(request.principal, body, request_id=request.request_id)
-    data = {"created": int(time.time()), "model": body.get("model"), "data": outcome.items,
-            "output_format": outcome.output_format, "size": outcome.size, "images_requested": outcome.requested,
-            "images_delivered": len(outcome.items), "cost_usd": float(outcome.cost),
-            "balance_usd": float(outcome.balance)}
+    data = {
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "data": outcome.items,
+        "output_format": outcome.output_format,
+        "size": outcome.size,
+        "images_requested": outcome.requested,
+        "images_delivered": len(outcome.items),
+        "cost_usd": float(outcome.cost),
+        "balance_usd": float(outcome.balance),
+    }
     if outcome.simulated:
         data["simulated"] = True
     return native_ok(request, data, headers=_simulated(outcome.simulated))
@@ -55,8 +64,12 @@ def _idempotency_key(request) -> str:
 @require_POST
 @key_required
 async def create_image_job(request):
-    job = await jobs.start_image_job(request.principal, parse_body(request.body), request_id=request.request_id,
-                                     key=_idempotency_key(request))
+    job = await jobs.start_image_job(
+        request.principal,
+        parse_body(request.body),
+        request_id=request.request_id,
+        key=_idempotency_key(request),
+    )
     request.metric_model = job.model
     return native_ok(request, _kickoff(job), status=202)
 
@@ -64,15 +77,23 @@ async def create_image_job(request):
 @require_POST
 @key_required
 async def create_video_job(request):
-    job = await jobs.start_video_job(request.principal, parse_body(request.body), request_id=request.request_id,
-                                     key=_idempotency_key(request))
+    job = await jobs.start_video_job(
+        request.principal,
+        parse_body(request.body),
+        request_id=request.request_id,
+        key=_idempotency_key(request),
+    )
     request.metric_model = job.model
     return native_ok(request, _kickoff(job), status=202)
 
 
 def _kickoff(job: MediaJob) -> dict:
-    data = {"job_id": job.pk, "status": job.status, "model": job.model,
-            "estimated_cost_usd": float(job.estimated_cost_usd)}
+    data = {
+        "job_id": job.pk,
+        "status": job.status,
+        "model": job.model,
+        "estimated_cost_usd": float(job.estimated_cost_usd),
+    }
     if job.kind == MediaJob.VIDEO:
         data["config"] = {k: v for k, v in job.config.items() if k != "inputs"}
     return data
@@ -132,13 +153,18 @@ async def media_file(request, token: str):
         yield
 
     partial = (start, end) != (0, size - 1)
-    response = StreamingHttpResponse(chunks() if request.method == "GET" else nothing(),
-                                     content_type=storage.mime_of(path.name), status=206 if partial else 200)
+    response = StreamingHttpResponse(
+        chunks() if request.method == "GET" else nothing(),
+        content_type=storage.mime_of(path.name),
+        status=206 if partial else 200,
+    )
     response["Content-Length"] = str(max(0, end - start + 1))
     response["Accept-Ranges"] = "bytes"
     if partial:
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Cache-Control"] = "private, max-age=3600"
     if request.GET.get("name"):  # the dashboard's download links name the file after its prompt and model
-        response["Content-Disposition"] = f'attachment; filename="{storage.safe_download_name(request.GET["name"], path)}"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="{storage.safe_download_name(request.GET["name"], path)}"'
+        )
     return response

@@ -45,7 +45,8 @@ def cache_key(job_id: str) -> str:
 def claim(job_id: str) -> MediaJob | None:
     now = timezone.now()
     if not MediaJob.objects.filter(pk=job_id, status=MediaJob.PENDING).update(
-            status=MediaJob.RUNNING, started_at=now, heartbeat_at=now):
+        status=MediaJob.RUNNING, started_at=now, heartbeat_at=now
+    ):
         return None
     shared_state.cache_discard(cache_key(job_id))
     return MediaJob.objects.get(pk=job_id)
@@ -83,7 +84,9 @@ async def run(job: MediaJob) -> None:
         await run_db(fail, job.pk, error.code, error.message, started)
         return
     except TimeoutError:
-        await run_db(fail, job.pk, "upstream_timeout", "The job ran out of time; nothing was charged.", started)
+        await run_db(
+            fail, job.pk, "upstream_timeout", "The job ran out of time; nothing was charged.", started
+        )
         return
     finally:
         beating.cancel()
@@ -95,16 +98,23 @@ async def _heartbeat(job_id: str) -> None:
     while True:
         await asyncio.sleep(settings.GPUNIQ_MEDIA_HEARTBEAT_SECONDS)
         try:
-            await run_db(lambda: MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
-                heartbeat_at=timezone.now()))
+            await run_db(
+                lambda: MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+            )
         except Exception as exc:
             log.warning("media job %s heartbeat failed: %s", job_id, exc)
 
 
 def complete(job_id: str, outcome: dict) -> bool:
     done = MediaJob.objects.filter(pk=job_id, status=MediaJob.RUNNING).update(
-        status=MediaJob.COMPLETED, result=outcome["result"], route=outcome["route"], simulated=outcome["simulated"],
-        finished_at=timezone.now())
+        status=MediaJob.COMPLETED,
+        result=outcome["result"],
+        route=outcome["route"],
+        simulated=outcome["simulated"],
+        finished_at=timezone.now(),
+    )
     shared_state.cache_discard(cache_key(job_id))
     return bool(done)
 
@@ -112,13 +122,22 @@ def complete(job_id: str, outcome: dict) -> bool:
 def fail(job_id: str, code: str, message: str, started: float | None = None) -> bool:
     """End an active job as failed (once), release its hold and log the failed attempt."""
     if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
-            status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()):
+        status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
+    ):
         return False
     job = MediaJob.objects.get(pk=job_id)
     charging.release(job.hold_id, f"{job.kind} job {code}")
     latency = int((time.perf_counter() - started) * 1000) if started else 0
-    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
-                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code=code, latency_ms=latency)
+    charging.usage_row(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        request_id=job.request_id,
+        endpoint=f"{job.kind}_job",
+        model=job.model,
+        status="error",
+        error_code=code,
+        latency_ms=latency,
+    )
     shared_state.cache_discard(cache_key(job_id))
     return True
 
@@ -133,8 +152,9 @@ def _overdue(now) -> Q:
     """Active jobs past their budget, or running without a heartbeat (their worker died)."""
     budget = now - timedelta(seconds=settings.GPUNIQ_MEDIA_BUDGET_SECONDS)
     silent = now - timedelta(seconds=settings.GPUNIQ_MEDIA_DEAD_WORKER_SECONDS)
-    return Q(status__in=MediaJob.ACTIVE) & (Q(created_at__lt=budget) | Q(status=MediaJob.RUNNING,
-                                                                        heartbeat_at__lt=silent))
+    return Q(status__in=MediaJob.ACTIVE) & (
+        Q(created_at__lt=budget) | Q(status=MediaJob.RUNNING, heartbeat_at__lt=silent)
+    )
 
 
 def _unread_too_long(now) -> Q:
@@ -154,13 +174,22 @@ def time_out(job: MediaJob) -> bool:
 def discard(job: MediaJob) -> bool:
     """End a completed, unread, uncharged job (once): nothing delivered, hold released, file deleted."""
     if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
-            status=MediaJob.FAILED, finished_at=timezone.now(),
-            error={"code": "job_expired", "message": ApiError("job_expired").message}):
+        status=MediaJob.FAILED,
+        finished_at=timezone.now(),
+        error={"code": "job_expired", "message": ApiError("job_expired").message},
+    ):
         return False
     charging.release(job.hold_id, f"{job.kind} job discarded unread")
     drop_result(job)
-    charging.usage_row(user_id=job.user_id, key_id=job.api_key_id, request_id=job.request_id,
-                       endpoint=f"{job.kind}_job", model=job.model, status="error", error_code="job_expired")
+    charging.usage_row(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        request_id=job.request_id,
+        endpoint=f"{job.kind}_job",
+        model=job.model,
+        status="error",
+        error_code="job_expired",
+    )
     shared_state.cache_delete(cache_key(job.pk))
     return True
 
@@ -191,6 +220,7 @@ def reap(now=None) -> int:
     now = now or timezone.now()
     count = sum(1 for job in MediaJob.objects.filter(_overdue(now)) if time_out(job))
     count += sum(1 for job in MediaJob.objects.filter(_unread_too_long(now)) if discard(job))
-    job_holds.release_unowned(purposes=("image_job", "video_job"),
-                              owned_hold_ids=MediaJob.objects.values("hold_id"))
+    job_holds.release_unowned(
+        purposes=("image_job", "video_job"), owned_hold_ids=MediaJob.objects.values("hold_id")
+    )
     return count

@@ -75,16 +75,27 @@ def _static_files_collected():
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb,
-                    django_db_modify_db_settings):
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
     """pytest-django's set-up, but always for the default database: tests that commit through
     `committed` (and the server process they talk to) carry no django_db marker."""
     from django.test.utils import setup_databases, teardown_databases
 
     keepdb = django_db_keepdb and not django_db_createdb
     with django_db_blocker.unblock():
-        db_cfg = setup_databases(verbosity=request.config.option.verbose, interactive=False,
-                                 aliases={"default"}, serialized_aliases=set(), keepdb=keepdb)
+        db_cfg = setup_databases(
+            verbosity=request.config.option.verbose,
+            interactive=False,
+            aliases={"default"},
+            serialized_aliases=set(),
+            keepdb=keepdb,
+        )
     yield
     if not keepdb:
         with django_db_blocker.unblock():
@@ -98,8 +109,10 @@ def _disconnect_others():
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         connection.close()
 
 
@@ -128,8 +141,13 @@ def make_user(label: str, credit: str | Decimal = "0", **key_options):
     user = User.objects.create_user(f"{label}-{uuid.uuid4().hex[:8]}@example.com", password="correct horse 1")
     account = ledger.account_for_user(user.pk)
     if Decimal(credit):
-        ledger.post(account_id=account.pk, amount=credit, kind=LedgerEntry.TOPUP,
-                    idempotency_key=f"test-credit:{uuid.uuid4().hex}", reason="test credit")
+        ledger.post(
+            account_id=account.pk,
+            amount=credit,
+            kind=LedgerEntry.TOPUP,
+            idempotency_key=f"test-credit:{uuid.uuid4().hex}",
+            reason="test credit",
+        )
     key, raw = create_key(user=user, **key_options)
     user.raw_key, user.key, user.account = raw, key, account
     return user
@@ -158,8 +176,12 @@ def fake_vendors():
     from .fakes.gemini import FakeGemini
     from .fakes.openai_compat import FakeOpenAI
 
-    fakes = {"openai": FakeOpenAI(api_key=FAKE_KEY), "anthropic": FakeAnthropic(api_key=FAKE_KEY),
-             "gemini": FakeGemini(api_key=FAKE_KEY), **media_fakes()}
+    fakes = {
+        "openai": FakeOpenAI(api_key=FAKE_KEY),
+        "anthropic": FakeAnthropic(api_key=FAKE_KEY),
+        "gemini": FakeGemini(api_key=FAKE_KEY),
+        **media_fakes(),
+    }
     for fake in fakes.values():
         fake.start()
     yield fakes
@@ -169,7 +191,9 @@ def fake_vendors():
 
 def upstream_env(fakes) -> dict[str, str]:
     openai_base = fakes["openai"].api_base
-    env = {f"UPSTREAM_{p}_BASE_URL": openai_base for p in ("OPENAI", "XAI", "DEEPSEEK", "MINIMAX", "FALLBACK")}
+    env = {
+        f"UPSTREAM_{p}_BASE_URL": openai_base for p in ("OPENAI", "XAI", "DEEPSEEK", "MINIMAX", "FALLBACK")
+    }
     env["UPSTREAM_ANTHROPIC_BASE_URL"] = fakes["anthropic"].base_url
     env["UPSTREAM_GEMINI_BASE_URL"] = fakes["gemini"].base_url
     for p in ("OPENAI", "XAI", "DEEPSEEK", "MINIMAX", "FALLBACK", "ANTHROPIC", "GEMINI"):
@@ -182,8 +206,11 @@ def upstream_env(fakes) -> dict[str, str]:
 # fal video ids without "video" in them (Veo, Wan Animate); their sub-paths (.../image-to-video) too
 FAL_VIDEO_IDS = ("fal-ai/veo3.1", "fal-ai/wan/v2.2-14b/animate/move")
 MEDIA_FAKES = {  # fakes key → (env prefix, path under the fake's base URL)
-    "fal": ("FAL", ""), "openai_images": ("OPENAI_IMAGES", "/v1"), "xai_images": ("XAI_IMAGES", "/v1"),
-    "gemini_images": ("GEMINI_IMAGES", ""), "openai_video": ("OPENAI_VIDEO", "/v1"),
+    "fal": ("FAL", ""),
+    "openai_images": ("OPENAI_IMAGES", "/v1"),
+    "xai_images": ("XAI_IMAGES", "/v1"),
+    "gemini_images": ("GEMINI_IMAGES", ""),
+    "openai_video": ("OPENAI_VIDEO", "/v1"),
     "fallback_images": ("FALLBACK_IMAGES", "/v1"),
 }
 
@@ -196,12 +223,14 @@ def media_fakes() -> dict:
     from .fakes.openai_images import FakeOpenAIImages
     from .fakes.openai_video import FakeOpenAIVideo
 
-    fakes = {"fal": FakeFal(api_key=FAKE_KEY, steps=2, video_models=FAL_VIDEO_IDS, slow_seconds=0.3),
-             "openai_images": FakeOpenAIImages(api_key=FAKE_KEY),
-             "xai_images": FakeOpenAIImages(api_key=FAKE_KEY, flavor="xai"),
-             "gemini_images": FakeGeminiImages(api_key=FAKE_KEY),
-             "openai_video": FakeOpenAIVideo(api_key=FAKE_KEY, steps=2),
-             "fallback_images": FakeOpenAIImages(api_key=FAKE_KEY)}
+    fakes = {
+        "fal": FakeFal(api_key=FAKE_KEY, steps=2, video_models=FAL_VIDEO_IDS, slow_seconds=0.3),
+        "openai_images": FakeOpenAIImages(api_key=FAKE_KEY),
+        "xai_images": FakeOpenAIImages(api_key=FAKE_KEY, flavor="xai"),
+        "gemini_images": FakeGeminiImages(api_key=FAKE_KEY),
+        "openai_video": FakeOpenAIVideo(api_key=FAKE_KEY, steps=2),
+        "fallback_images": FakeOpenAIImages(api_key=FAKE_KEY),
+    }
     for fake in fakes.values():
         fake.start()
     return fakes
@@ -229,8 +258,13 @@ def api_server(catalog_loaded, fake_vendors):
 
 def service_extra_env(fakes) -> dict[str, str]:
     """What the API server and the workers add to the shared test environment."""
-    return {**upstream_env(fakes), "GPUNIQ_KEEPALIVE_SECONDS": "0.5", "GPUNIQ_STREAM_IDLE_TIMEOUT": "3",
-            "GPUNIQ_MEDIA_POLL_SECONDS": "0.02", "GPUNIQ_MEDIA_HEARTBEAT_SECONDS": "0.5"}
+    return {
+        **upstream_env(fakes),
+        "GPUNIQ_KEEPALIVE_SECONDS": "0.5",
+        "GPUNIQ_STREAM_IDLE_TIMEOUT": "3",
+        "GPUNIQ_MEDIA_POLL_SECONDS": "0.02",
+        "GPUNIQ_MEDIA_HEARTBEAT_SECONDS": "0.5",
+    }
 
 
 @pytest.fixture(scope="session")

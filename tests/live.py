@@ -32,13 +32,18 @@ def test_database_url() -> str:
 def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a server or worker process sharing the test database and Redis."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UPSTREAM_", "TEST_", "PYTEST"))}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings", "DATABASE_URL": test_database_url(),
-        "GPUNIQ_VAR_DIR": str(settings.VAR_DIR), "SECRET_KEY": settings.SECRET_KEY, "DB_CONN_MAX_AGE": "60",
-        "GPUNIQ_SANDBOX": "0",
-        # a test session runs several servers and workers at once; PostgreSQL allows ~100 sessions
-        "DB_POOL_MAX": "6",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings",
+            "DATABASE_URL": test_database_url(),
+            "GPUNIQ_VAR_DIR": str(settings.VAR_DIR),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DB_CONN_MAX_AGE": "60",
+            "GPUNIQ_SANDBOX": "0",
+            # a test session runs several servers and workers at once; PostgreSQL allows ~100 sessions
+            "DB_POOL_MAX": "6",
+        }
+    )
     env.pop("CELERY_BROKER_URL", None)
     if settings.HAS_REDIS:
         env["REDIS_URL"] = settings.REDIS_URL
@@ -51,8 +56,13 @@ def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class Worker:
     """A real Celery worker process (threads pool) on the same broker, database and Redis."""
 
-    def __init__(self, env: dict[str, str] | None = None, concurrency: int = 4, name: str = "w1",
-                 args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        concurrency: int = 4,
+        name: str = "w1",
+        args: tuple[str, ...] = (),
+    ):
         self.env = env or {}
         self.concurrency = concurrency
         self.args = args  # e.g. ("-Q", "periodic") or ("-B", "-s", path)
@@ -61,12 +71,30 @@ class Worker:
         self.log_path = Path(settings.VAR_DIR) / f"worker-{name}-{os.getpid()}.log"
 
     def start(self) -> "Worker":
-        cmd = [sys.executable, "-m", "celery", "-A", "gpuniq_site", "worker", "-P", "threads", "-c",
-               str(self.concurrency), "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip",
-               "--without-mingle", "--without-heartbeat", *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpuniq_site",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            str(self.concurrency),
+            "-n",
+            f"{self.name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            *self.args,
+        ]
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=service_env(self.env), stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=service_env(self.env), stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -107,9 +135,23 @@ class LiveServer:
 
     def start(self) -> "LiveServer":
         env = service_env({"PUBLIC_BASE_URL": self.url, **self.env})
-        cmd = [sys.executable, "-m", "uvicorn", "gpuniq_site.asgi:application", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers), "--log-level", "warning",
-               "--no-access-log", "--timeout-graceful-shutdown", "3"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gpuniq_site.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "3",
+        ]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

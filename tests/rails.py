@@ -20,7 +20,9 @@ def yookassa(settings):
 @pytest.fixture
 def btcpay(settings):
     """The fake BTCPay Server on a socket; the gateway's settings point at it."""
-    fake = FakeBTCPay(api_key="btcpay-test-key", store_id="StoreTest1", webhook_secret="btcpay-test-secret").start()
+    fake = FakeBTCPay(
+        api_key="btcpay-test-key", store_id="StoreTest1", webhook_secret="btcpay-test-secret"
+    ).start()
     settings.BTCPAY_URL, settings.BTCPAY_API_KEY = fake.base_url, fake.api_key
     settings.BTCPAY_STORE_ID, settings.BTCPAY_WEBHOOK_SECRET = fake.store_id, fake.webhook_secret
     yield fake

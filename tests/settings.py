@@ -7,9 +7,12 @@ import tempfile
 from pathlib import Path
 
 # one test database and var dir per checkout: test runs in two clones on one machine never share them
-_checkout = re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parent.parent.name.lower()).strip("_") or "main"
-_var = os.environ.setdefault("GPUNIQ_VAR_DIR",
-                             os.path.join(tempfile.gettempdir(), f"gpuniq-test-{os.getuid()}-{_checkout}"))
+_checkout = (
+    re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parent.parent.name.lower()).strip("_") or "main"
+)
+_var = os.environ.setdefault(
+    "GPUNIQ_VAR_DIR", os.path.join(tempfile.gettempdir(), f"gpuniq-test-{os.getuid()}-{_checkout}")
+)
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_var}/test-base.sqlite3"
 if os.environ.get("TEST_REDIS_URL"):
     os.environ["REDIS_URL"] = os.environ["TEST_REDIS_URL"]

@@ -18,8 +18,12 @@ import pytest
 from .conftest import balance_of, make_user, usage_rows
 
 CLAUDE_BIN = Path(__file__).resolve().parent / "clients" / "node_modules" / ".bin" / "claude"
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (shutil.which("node") and CLAUDE_BIN.exists()),
-                                                  reason="Claude Code not installed (make clients)")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (shutil.which("node") and CLAUDE_BIN.exists()), reason="Claude Code not installed (make clients)"
+    ),
+]
 
 
 class RecordingProxy:
@@ -60,18 +64,48 @@ def cody(committed):
 
 
 def run_claude(api_server: str, key: str, model: str, prompt: str, home: Path, proxy: RecordingProxy):
-    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(home), "ANTHROPIC_BASE_URL": f"{api_server}/v1/anthropic",
-           "ANTHROPIC_AUTH_TOKEN": key, "ANTHROPIC_SMALL_FAST_MODEL": model, "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-           "ANTHROPIC_DEFAULT_SONNET_MODEL": model, "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
-           "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
-           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url,
-           "http_proxy": proxy.url, "https_proxy": proxy.url, "NO_PROXY": "127.0.0.1,localhost",
-           "no_proxy": "127.0.0.1,localhost"}
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": f"{api_server}/v1/anthropic",
+        "ANTHROPIC_AUTH_TOKEN": key,
+        "ANTHROPIC_SMALL_FAST_MODEL": model,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "HTTP_PROXY": proxy.url,
+        "HTTPS_PROXY": proxy.url,
+        "http_proxy": proxy.url,
+        "https_proxy": proxy.url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
     work = home / "work"
     work.mkdir(exist_ok=True)
-    done = subprocess.run([str(CLAUDE_BIN), "-p", prompt, "--output-format", "json", "--model", model,
-                           "--allowedTools", "Bash", "--max-turns", "4"],
-                          cwd=work, env=env, capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            str(CLAUDE_BIN),
+            "-p",
+            prompt,
+            "--output-format",
+            "json",
+            "--model",
+            model,
+            "--allowedTools",
+            "Bash",
+            "--max-turns",
+            "4",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, (done.stdout.decode()[-3000:], done.stderr.decode()[-3000:])
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
@@ -81,7 +115,9 @@ def test_claude_code_runs_a_tool_through_the_gateway(api_server, cody, vendors, 
     proxy = RecordingProxy()
     try:
         # the fake model asks for this call; its output (hi-42) appears nowhere in the request
-        prompt = 'Say hi using the shell [[call:Bash {"command": "echo hi-$((40+2))", "description": "Say hi"}]]'
+        prompt = (
+            'Say hi using the shell [[call:Bash {"command": "echo hi-$((40+2))", "description": "Say hi"}]]'
+        )
         result = run_claude(api_server, cody.raw_key, slug, prompt, tmp_path, proxy)
     finally:
         proxy.close()
@@ -90,7 +126,9 @@ def test_claude_code_runs_a_tool_through_the_gateway(api_server, cody, vendors, 
     assert result["num_turns"] >= 2
     with_tools = [r for r in vendors[vendor].requests if (r["json"] or {}).get("tools")]
     assert len(with_tools) >= 2, "a tool call and the answer after it"
-    assert "hi-42" in json.dumps(with_tools[-1]["json"]["messages"]), "Claude Code ran Bash and sent its output"
+    assert "hi-42" in json.dumps(with_tools[-1]["json"]["messages"]), (
+        "Claude Code ran Bash and sent its output"
+    )
     assert "The tool said: hi-42" in result["result"]
     if vendor == "anthropic":  # forwarded as Claude Code sent it: its betas and beta surface
         assert with_tools[-1]["query"] == {"beta": "true"}

@@ -10,6 +10,7 @@ from accounts.models import APIKey, User
 from billing.models import Account, LedgerEntry
 from gpuniq_site.db import run_db
 
+
 @pytest.mark.django_db
 def test_create_api_key_command_creates_user_credits_and_prints_key_last(capsys):
     call_command("create_api_key", "dora@example.com", "--credit", "5", "--name", "laptop", "--rpm", "30")
@@ -41,13 +42,18 @@ async def test_bearer_and_x_api_key_both_authenticate(async_client, alice):
     assert bearer.json()["data"]["balance_usd"] == 10.0
 
 
-@pytest.mark.parametrize("headers,code", [
-    ({}, "missing_api_key"),
-    ({"Authorization": "Bearer gpuniq_" + "x" * 40}, "invalid_api_key"),
-    ({"Authorization": "Bearer sk-not-ours"}, "invalid_api_key"),
-    ({"X-API-Key": "gpuniq_short"}, "invalid_api_key"),
-])
-async def test_missing_or_malformed_keys_are_401_in_the_openai_envelope(async_client, committed, headers, code):
+@pytest.mark.parametrize(
+    "headers,code",
+    [
+        ({}, "missing_api_key"),
+        ({"Authorization": "Bearer gpuniq_" + "x" * 40}, "invalid_api_key"),
+        ({"Authorization": "Bearer sk-not-ours"}, "invalid_api_key"),
+        ({"X-API-Key": "gpuniq_short"}, "invalid_api_key"),
+    ],
+)
+async def test_missing_or_malformed_keys_are_401_in_the_openai_envelope(
+    async_client, committed, headers, code
+):
     response = await async_client.get("/v1/openai/models", headers=headers)
     assert response.status_code == 401
     body = response.json()

@@ -15,10 +15,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 import stream_client  # noqa: E402
 
 
-@pytest.mark.skipif(not (shutil.which("nginx") and shutil.which("wrk")), reason="make bench installs nginx and wrk")
+@pytest.mark.skipif(
+    not (shutil.which("nginx") and shutil.which("wrk")), reason="make bench installs nginx and wrk"
+)
 def test_bench_smoke_runs_every_driver_and_prints_parsable_results():
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     rows = {row["point"]: row for row in result["rows"]}
@@ -32,7 +39,7 @@ def test_stream_client_decodes_chunked_bodies_split_anywhere():
     for size in (1, 2, 3, 5, len(body)):
         decoder, out = stream_client._Dechunk(), b""
         for i in range(0, len(body), size):
-            out += decoder.feed(body[i:i + size])
+            out += decoder.feed(body[i : i + size])
         assert (out, decoder.done) == (b"data: a\n\nxyz", True)
     with pytest.raises(ValueError):
         stream_client._Dechunk().feed(b"2\r\nabXX")

@@ -22,15 +22,26 @@ def no_rails(settings):
 
 
 def topup_of(user, status="paid", rail="stripe", **fields) -> TopUp:
-    return TopUp.objects.create(user=user, rail=rail, session_id=f"t_{uuid.uuid4().hex}", amount=Decimal("25"),
-                                status=status, credited=Decimal("25") if status == "paid" else 0, **fields)
+    return TopUp.objects.create(
+        user=user,
+        rail=rail,
+        session_id=f"t_{uuid.uuid4().hex}",
+        amount=Decimal("25"),
+        status=status,
+        credited=Decimal("25") if status == "paid" else 0,
+        **fields,
+    )
 
 
 def test_the_billing_page_offers_exactly_the_configured_rails(no_rails, client, alice, yookassa):
     client.force_login(alice)
     html = client.get("/billing/").content.decode()
 
-    assert 'data-rail="yookassa"' in html and 'data-rail="stripe"' not in html and 'data-rail="btcpay"' not in html
+    assert (
+        'data-rail="yookassa"' in html
+        and 'data-rail="stripe"' not in html
+        and 'data-rail="btcpay"' not in html
+    )
     assert "1 USD = 90.00 RUB" in html and "2250.00 RUB" in html  # $25 at 90, shown before paying
 
 
@@ -39,7 +50,10 @@ def test_a_yookassa_topup_redirects_to_its_confirmation_page(no_rails, client, a
     response = client.post("/billing/topup", {"amount": "10", "rail": "yookassa"})
 
     topup = TopUp.objects.get(user=alice)
-    assert response.status_code == 302 and response["Location"] == f"{yookassa.base_url}/checkout/{topup.session_id}"
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"{yookassa.base_url}/checkout/{topup.session_id}"
+    )
     assert (topup.rail, topup.pay_amount, topup.rate) == ("yookassa", Decimal("900"), Decimal("90"))
 
 
@@ -75,14 +89,24 @@ def test_a_receipt_shows_amount_rail_rate_reference_and_date_to_its_owner_only(c
 
 
 def test_the_history_lists_every_movement_with_reasons_and_daily_charge_totals(client, alice, bob, operator):
-    ledger.post(account_id=alice.account.pk, amount="5", kind=LedgerEntry.ADJUSTMENT,
-                idempotency_key=f"admin:{uuid.uuid4().hex}", reason="goodwill credit for the outage",
-                created_by=operator)
+    ledger.post(
+        account_id=alice.account.pk,
+        amount="5",
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key=f"admin:{uuid.uuid4().hex}",
+        reason="goodwill credit for the outage",
+        created_by=operator,
+    )
     for n in range(3):
         h = ledger.hold(account_id=alice.account.pk, amount="1", idempotency_key=f"hist-{alice.pk}-{n}")
         ledger.settle(hold_id=h.id, actual="0.25")
-    ledger.post(account_id=bob.account.pk, amount="777", kind=LedgerEntry.ADJUSTMENT,
-                idempotency_key=f"bob-{bob.pk}", reason="bob's secret")
+    ledger.post(
+        account_id=bob.account.pk,
+        amount="777",
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key=f"bob-{bob.pk}",
+        reason="bob's secret",
+    )
 
     client.force_login(alice)
     html = client.get("/billing/transactions/").content.decode()
@@ -98,8 +122,13 @@ def test_the_history_lists_every_movement_with_reasons_and_daily_charge_totals(c
 
 
 def test_a_reason_that_looks_like_a_formula_is_not_one_in_the_csv(client, alice):
-    ledger.post(account_id=alice.account.pk, amount="1", kind=LedgerEntry.ADJUSTMENT,
-                idempotency_key=f"admin:{uuid.uuid4().hex}", reason="=HYPERLINK(\"http://x\")")
+    ledger.post(
+        account_id=alice.account.pk,
+        amount="1",
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key=f"admin:{uuid.uuid4().hex}",
+        reason='=HYPERLINK("http://x")',
+    )
     client.force_login(alice)
     body = client.get("/billing/transactions.csv").content.decode()
     assert "'=HYPERLINK" in body

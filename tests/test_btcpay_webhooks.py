@@ -50,15 +50,21 @@ def test_a_settled_invoice_credits_once_whatever_the_order_and_redeliveries(clie
     topup = start(alice, "25")
     payment_settled, invoice_settled = btcpay.pay(topup.session_id, "25", deliver=False)
 
-    statuses = post_all(client, btcpay, [invoice_settled, payment_settled, btcpay.redelivery(invoice_settled)])
+    statuses = post_all(
+        client, btcpay, [invoice_settled, payment_settled, btcpay.redelivery(invoice_settled)]
+    )
 
     assert statuses == [200, 200, 200]
     assert post(client, btcpay, btcpay.redelivery(payment_settled)).json()["status"] == "duplicate"
     assert balance_of(alice) == Decimal("35") and balance_of(bob) == Decimal("10")
     topup.refresh_from_db()
     assert (topup.status, topup.credited) == ("paid", Decimal("25"))
-    assert LedgerEntry.objects.filter(kind="topup", idempotency_key__startswith=f"btcpay-topup:{topup.session_id}:"
-                                      ).count() == 1
+    assert (
+        LedgerEntry.objects.filter(
+            kind="topup", idempotency_key__startswith=f"btcpay-topup:{topup.session_id}:"
+        ).count()
+        == 1
+    )
     assert_books_balance()
 
 
@@ -69,8 +75,9 @@ def test_a_bad_signature_is_refused_and_nothing_is_recorded(client, btcpay, alic
     body, sig = btcpay.signed(payment_settled, secret="wrong" if tamper == "secret" else None)
     if tamper == "body":
         body = body.replace('"isRedelivery": false', '"isRedelivery": true')
-    headers = {"missing": {}, "no-prefix": {"HTTP_BTCPAY_SIG": sig[len("sha256="):]}}.get(
-        tamper, {"HTTP_BTCPAY_SIG": sig})
+    headers = {"missing": {}, "no-prefix": {"HTTP_BTCPAY_SIG": sig[len("sha256=") :]}}.get(
+        tamper, {"HTTP_BTCPAY_SIG": sig}
+    )
 
     response = client.post(URL, body, content_type="application/json", **headers)
 
@@ -102,7 +109,9 @@ def test_a_partial_payment_then_expiry_credits_what_settled(client, btcpay, alic
 
 def test_an_overpayment_credits_what_settled(client, btcpay, alice):
     topup = start(alice, "10")
-    events = btcpay.pay(topup.session_id, "6", deliver=False) + btcpay.pay(topup.session_id, "7", deliver=False)
+    events = btcpay.pay(topup.session_id, "6", deliver=False) + btcpay.pay(
+        topup.session_id, "7", deliver=False
+    )
 
     assert post_all(client, btcpay, events) == [200, 200, 200]  # two payments, then the invoice settles
 

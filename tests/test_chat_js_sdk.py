@@ -21,14 +21,18 @@ def js_sdk():
             pytest.fail("node and npm are needed for the JS SDK tests")
         pytest.skip("node/npm not installed")
     if not (JS_DIR / "node_modules" / "openai").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=JS_DIR, check=True, timeout=300)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=JS_DIR, check=True, timeout=300
+        )
     return JS_DIR
 
 
 def test_js_sdk_plain_stream_and_error(js_sdk, api_server, committed, vendors):
     user = make_user("erin", "5")
     env = {**os.environ, "GPUNIQ_KEY": user.raw_key, "GPUNIQ_BASE": f"{api_server}/v1/openai"}
-    done = subprocess.run(["node", "chat.mjs"], cwd=js_sdk, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["node", "chat.mjs"], cwd=js_sdk, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
 

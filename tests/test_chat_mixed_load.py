@@ -27,8 +27,12 @@ def _request(i: int, rng: random.Random, faults=FAULTS, models=MODELS) -> dict:
     fault = rng.choice(faults)
     text = f"request {i} " + ("[[fault:%s]] " % fault if fault else "") + "tell me something"
     stream = rng.random() < 0.5 or fault == "stall"  # "a stream that stalls": the idle timeout ends it
-    return {"model": rng.choice(models), "stream": stream, "max_tokens": 50,
-            "messages": [{"role": "user", "content": text}]}
+    return {
+        "model": rng.choice(models),
+        "stream": stream,
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": text}],
+    }
 
 
 async def _one(client: httpx.AsyncClient, body: dict) -> str:
@@ -53,8 +57,13 @@ async def _one(client: httpx.AsyncClient, body: dict) -> str:
 
 async def _run(base_url: str, key: str, bodies: list[dict], concurrency: int) -> list[str]:
     limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                                 limits=httpx.Limits(max_connections=concurrency)) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+
         async def guarded(body):
             async with limit:
                 return await _one(client, body)
@@ -97,7 +106,9 @@ def test_500_mixed_requests_with_faults_keep_the_ledger_exact(own_server, commit
     assert len(set(outcomes)) > 2, "faults should have produced errors"
     rows = usage_rows(user)
     assert len(rows) == 500
-    charged = -usd(LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"])
+    charged = -usd(
+        LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"]
+    )
     assert charged == sum((r.cost_usd for r in rows), Decimal(0))
     assert balance_of(user) == Decimal("50") - charged
     assert not Hold.objects.filter(account=user.account, status=Hold.OPEN).exists()
@@ -136,13 +147,17 @@ def test_1000_requests_at_concurrency_50_with_every_upstream_fault(own_server, c
 
     rss_after, sockets_after = rss_mb(own_server.proc.pid), open_connections(own_server.proc.pid)
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
-    print(f"\nRELIABILITY outcomes={counts} rss_mb={rss_before:.1f}->{rss_after:.1f} "
-          f"sockets={sockets_before}->{sockets_after}")
+    print(
+        f"\nRELIABILITY outcomes={counts} rss_mb={rss_before:.1f}->{rss_after:.1f} "
+        f"sockets={sockets_before}->{sockets_after}"
+    )
     assert not {o for o in outcomes if o != "ok" and o not in CATALOG}, counts
     assert counts.get("ok", 0) > 500
     rows = usage_rows(user)
     assert len(rows) == 1100
-    charged = -usd(LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"])
+    charged = -usd(
+        LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"]
+    )
     assert charged == sum((r.cost_usd for r in rows), Decimal(0))
     assert balance_of(user) == Decimal("100") - charged
     assert not Hold.objects.filter(account=user.account, status=Hold.OPEN).exists()

@@ -30,7 +30,9 @@ def cost(prompt: int, completion: int) -> Decimal:
 
 
 def test_plain_completion_is_an_openai_object_billed_at_the_exact_cost(client, dave, vendors):
-    resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hello gateway"}])
+    resp = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hello gateway"}]
+    )
 
     assert resp.object == "chat.completion" and resp.model == "gpt-4o"
     assert resp.choices[0].message.content == "Echo: Hello gateway"
@@ -49,9 +51,17 @@ def test_plain_completion_is_an_openai_object_billed_at_the_exact_cost(client, d
 
 def test_every_field_is_forwarded_and_only_model_is_replaced(client, vendors):
     client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "hi"}], seed=7, logprobs=True, top_logprobs=2,
-        temperature=0.3, response_format={"type": "json_object"}, user="u-1", presence_penalty=0.5,
-        extra_body={"metadata": {"trace": "abc"}, "custom_vendor_flag": True})
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        seed=7,
+        logprobs=True,
+        top_logprobs=2,
+        temperature=0.3,
+        response_format={"type": "json_object"},
+        user="u-1",
+        presence_penalty=0.5,
+        extra_body={"metadata": {"trace": "abc"}, "custom_vendor_flag": True},
+    )
     sent = vendors["openai"].requests[-1]["json"]
     assert sent["seed"] == 7 and sent["logprobs"] is True and sent["top_logprobs"] == 2
     assert sent["temperature"] == 0.3 and sent["response_format"] == {"type": "json_object"}
@@ -61,8 +71,9 @@ def test_every_field_is_forwarded_and_only_model_is_replaced(client, vendors):
 
 
 def test_stream_without_include_usage_hides_usage_but_bills_exactly(client, dave, vendors):
-    stream = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "stream me now"}],
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "stream me now"}], stream=True
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: stream me now"
@@ -75,9 +86,14 @@ def test_stream_without_include_usage_hides_usage_but_bills_exactly(client, dave
 
 
 def test_stream_with_include_usage_ends_with_usage_and_cost(client, vendors):
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "count these words"}], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "count these words"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     last = chunks[-1]
     assert last.choices == []
     assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (6, 4)
@@ -85,9 +101,12 @@ def test_stream_with_include_usage_ends_with_usage_and_cost(client, vendors):
 
 
 def test_raw_stream_framing_is_openai_sse(api_server, dave, vendors):
-    with httpx.stream("POST", f"{api_server}/v1/openai/chat/completions",
-                      headers={"Authorization": f"Bearer {dave.raw_key}"},
-                      json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "a b"}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{api_server}/v1/openai/chat/completions",
+        headers={"Authorization": f"Bearer {dave.raw_key}"},
+        json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "a b"}]},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         body = r.read().decode()
     events = body.split("\n\n")
@@ -96,21 +115,32 @@ def test_raw_stream_framing_is_openai_sse(api_server, dave, vendors):
 
 
 def test_tools_round_trip(client, vendors):
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-        "type": "object", "properties": {"location": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
+            },
+        }
+    ]
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
     call = first.choices[0].message.tool_calls[0]
     assert first.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"},
+    ]
     second = client.chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
     assert second.choices[0].message.content == "The tool said: sunny, 21C"
 
 
 def test_a_failing_first_route_falls_back_and_charges_once(client, dave, vendors):
     vendors["openai"].script("500", times=1)
-    resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "fallback please"}])
+    resp = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "fallback please"}]
+    )
     assert resp.choices[0].message.content == "Echo: fallback please"
     models_tried = [r["json"]["model"] for r in vendors["openai"].requests]
     assert models_tried == ["gpt-4o", "openai/gpt-4o"]
@@ -121,15 +151,20 @@ def test_a_failing_first_route_falls_back_and_charges_once(client, dave, vendors
 
 def test_streams_fall_back_before_the_first_byte(client, vendors):
     vendors["openai"].script("429", times=1)
-    chunks = list(client.chat.completions.create(model="gpt-4o", stream=True,
-                                                 messages=[{"role": "user", "content": "retry stream"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o", stream=True, messages=[{"role": "user", "content": "retry stream"}]
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: retry stream"
     assert len(vendors["openai"].requests) == 2
 
 
 def test_all_routes_failing_is_503_and_costs_nothing(client, dave, vendors):
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:500]] x"}])
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "[[fault:500]] x"}]
+        )
     assert caught.value.status_code == 503
     assert caught.value.body["code"] == "all_routes_failed"
     assert balance_of(dave) == Decimal("5")
@@ -140,7 +175,9 @@ def test_all_routes_failing_is_503_and_costs_nothing(client, dave, vendors):
 
 def test_upstream_400_is_invalid_request_with_the_vendor_message(client, dave, vendors):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:400]]"}])
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "[[fault:400]]"}]
+        )
     assert caught.value.body["type"] == "invalid_request_error"
     assert "rejected the request" in caught.value.body["message"]
     assert len(vendors["openai"].requests) == 1  # a client error is not retried
@@ -149,13 +186,17 @@ def test_upstream_400_is_invalid_request_with_the_vendor_message(client, dave, v
 
 def test_context_overflow_maps_to_context_length_exceeded(client, vendors):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:context]]"}])
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "[[fault:context]]"}]
+        )
     assert caught.value.code == "context_length_exceeded"
 
 
 def test_streaming_required_above_4096_before_any_hold_or_upstream_call(client, dave, vendors):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o", max_tokens=8000, messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="gpt-4o", max_tokens=8000, messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.code == "streaming_required"
     assert caught.value.body["meta"] == {"max_tokens": 8000, "limit": 4096}
     assert vendors["openai"].requests == []
@@ -166,12 +207,19 @@ def test_insufficient_balance_is_402_without_an_upstream_call(api_server, commit
     poor = make_user("poor", "0.0001")
     client = openai.OpenAI(api_key=poor.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="gpt-4o", max_tokens=4000, messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="gpt-4o", max_tokens=4000, messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.status_code == 402 and caught.value.body["code"] == "insufficient_balance"
     assert "E-" not in caught.value.message and "available $0.0001." in caught.value.message  # money as money
     assert vendors["openai"].requests == []
     [row] = usage_rows(poor)  # the user sees the refused call in their usage, at no cost
-    assert (row.status, row.error_code, row.cost_usd, row.model) == ("error", "insufficient_balance", 0, "gpt-4o")
+    assert (row.status, row.error_code, row.cost_usd, row.model) == (
+        "error",
+        "insufficient_balance",
+        0,
+        "gpt-4o",
+    )
 
 
 def test_unknown_model_disallowed_model_and_bad_fields(api_server, client, committed, vendors):
@@ -193,7 +241,9 @@ def test_unknown_model_disallowed_model_and_bad_fields(api_server, client, commi
 
 
 def test_reply_without_usage_is_billed_from_the_text(client, dave, vendors):
-    resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:no_usage]] hi"}])
+    resp = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "[[fault:no_usage]] hi"}]
+    )
     assert resp.choices[0].message.content.startswith("Echo:")
     row = usage_rows(dave)[-1]
     assert row.completion_tokens > 0 and row.cost_usd > 0
@@ -201,11 +251,16 @@ def test_reply_without_usage_is_billed_from_the_text(client, dave, vendors):
 
 
 def test_stream_cut_off_midway_ends_with_an_error_event_and_bills_what_was_sent(api_server, dave, vendors):
-    with httpx.stream("POST", f"{api_server}/v1/openai/chat/completions",
-                      headers={"Authorization": f"Bearer {dave.raw_key}"},
-                      json={"model": "gpt-4o", "stream": True,
-                            "messages": [{"role": "user", "content": "[[fault:cutoff]] one two three four five"}]}
-                      ) as r:
+    with httpx.stream(
+        "POST",
+        f"{api_server}/v1/openai/chat/completions",
+        headers={"Authorization": f"Bearer {dave.raw_key}"},
+        json={
+            "model": "gpt-4o",
+            "stream": True,
+            "messages": [{"role": "user", "content": "[[fault:cutoff]] one two three four five"}],
+        },
+    ) as r:
         body = r.read().decode()
     assert '"content":"Echo:"' in body.replace(" ", "")
     assert '"error"' in body and "data: [DONE]" not in body
@@ -215,16 +270,20 @@ def test_stream_cut_off_midway_ends_with_an_error_event_and_bills_what_was_sent(
     assert not Hold.objects.filter(account=dave.account, status=Hold.OPEN).exists()
 
 
-def test_a_client_that_drops_a_non_streamed_request_still_pays_for_the_reply_the_vendor_made(api_server, dave,
-                                                                                           vendors):
+def test_a_client_that_drops_a_non_streamed_request_still_pays_for_the_reply_the_vendor_made(
+    api_server, dave, vendors
+):
     """A non-streamed call runs to its end when the client leaves (the vendor bills it all): the
     whole reply is charged, never $0."""
     words = " ".join(["hello"] * 3000)
     vendors["openai"].script("slow_first_byte")  # the vendor is still working when the client leaves
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{api_server}/v1/openai/chat/completions", headers={"Authorization": f"Bearer {dave.raw_key}"},
-                   json={"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": words}]},
-                   timeout=httpx.Timeout(30, read=0.5))
+        httpx.post(
+            f"{api_server}/v1/openai/chat/completions",
+            headers={"Authorization": f"Bearer {dave.raw_key}"},
+            json={"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": words}]},
+            timeout=httpx.Timeout(30, read=0.5),
+        )
     row = wait_for_row(dave)
     assert row.status == "ok" and row.prompt_tokens == 3003  # the fake's count: 3,000 words + 3
     assert row.cost_usd == cost(row.prompt_tokens, row.completion_tokens) > 0
@@ -243,10 +302,17 @@ def wait_for_row(user, timeout: float = 10.0):
 
 
 def test_slow_first_byte_gets_keepalive_comments(api_server, dave, vendors):
-    with httpx.stream("POST", f"{api_server}/v1/openai/chat/completions",
-                      headers={"Authorization": f"Bearer {dave.raw_key}"}, timeout=30,
-                      json={"model": "gpt-4o", "stream": True,
-                            "messages": [{"role": "user", "content": "[[fault:slow_first_byte]] wake up"}]}) as r:
+    with httpx.stream(
+        "POST",
+        f"{api_server}/v1/openai/chat/completions",
+        headers={"Authorization": f"Bearer {dave.raw_key}"},
+        timeout=30,
+        json={
+            "model": "gpt-4o",
+            "stream": True,
+            "messages": [{"role": "user", "content": "[[fault:slow_first_byte]] wake up"}],
+        },
+    ) as r:
         body = r.read().decode()
     assert body.startswith(": keep-alive\n\n")
     assert "data: [DONE]" in body
@@ -257,10 +323,17 @@ def test_client_disconnect_cancels_upstream_and_pays_for_what_was_produced(api_s
     vendors["openai"].chunk_delay = 0.05
     try:
         words = " ".join(f"w{i}" for i in range(200))
-        with httpx.stream("POST", f"{api_server}/v1/openai/chat/completions",
-                          headers={"Authorization": f"Bearer {dave.raw_key}"},
-                          json={"model": "gpt-4o", "stream": True, "max_tokens": 200,
-                                "messages": [{"role": "user", "content": words}]}) as r:
+        with httpx.stream(
+            "POST",
+            f"{api_server}/v1/openai/chat/completions",
+            headers={"Authorization": f"Bearer {dave.raw_key}"},
+            json={
+                "model": "gpt-4o",
+                "stream": True,
+                "max_tokens": 200,
+                "messages": [{"role": "user", "content": words}],
+            },
+        ) as r:
             for i, _ in enumerate(r.iter_lines()):
                 if i > 8:
                     break  # leave mid-stream
@@ -281,7 +354,9 @@ def test_monthly_spend_cap_refuses_the_request_whose_hold_would_pass_it(api_serv
     served = 0
     with pytest.raises(openai.PermissionDeniedError) as caught:
         for _ in range(40):
-            client.chat.completions.create(model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "go"}])
+            client.chat.completions.create(
+                model="gpt-4o", max_tokens=3, messages=[{"role": "user", "content": "go"}]
+            )
             served += 1
     assert caught.value.code == "spend_cap_reached" and served >= 1
     assert len(vendors["openai"].requests) == served  # the refused request never reached the vendor
@@ -292,7 +367,10 @@ def test_monthly_spend_cap_refuses_the_request_whose_hold_would_pass_it(api_serv
 
 
 def test_every_reply_says_how_much_time_the_gateway_added(api_server, dave, vendors):
-    response = httpx.post(f"{api_server}/v1/openai/chat/completions", headers={"Authorization": f"Bearer {dave.raw_key}"},
-                          json={"model": "gpt-4o", "messages": [{"role": "user", "content": "timing"}]})
+    response = httpx.post(
+        f"{api_server}/v1/openai/chat/completions",
+        headers={"Authorization": f"Bearer {dave.raw_key}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "timing"}]},
+    )
     overhead = float(response.headers["x-gpuniq-overhead-ms"])
     assert 0 < overhead < response.elapsed.total_seconds() * 1000

@@ -8,11 +8,24 @@ import pytest
 
 from .conftest import balance_of, make_user, usage_rows
 
-CASES = [("claude-haiku-4-5", "anthropic", Decimal("0.80"), Decimal("4.00")),
-         ("gemini-2.5-pro", "gemini", Decimal("1.00"), Decimal("8.00"))]
-WEATHER_TOOL = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]
+CASES = [
+    ("claude-haiku-4-5", "anthropic", Decimal("0.80"), Decimal("4.00")),
+    ("gemini-2.5-pro", "gemini", Decimal("1.00"), Decimal("8.00")),
+]
+WEATHER_TOOL = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"location": {"type": "string"}},
+                "required": ["location"],
+            },
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -28,8 +41,13 @@ def client(api_server, ivy):
 
 @pytest.mark.parametrize("slug,vendor,price_in,price_out", CASES)
 def test_plain_reply_usage_and_exact_cost(client, ivy, vendors, slug, vendor, price_in, price_out):
-    resp = client.chat.completions.create(model=slug, messages=[
-        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello vendor family"}])
+    resp = client.chat.completions.create(
+        model=slug,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hello vendor family"},
+        ],
+    )
     assert resp.model == slug
     assert resp.choices[0].message.content == "Echo: Hello vendor family"
     usage = resp.usage
@@ -42,8 +60,14 @@ def test_plain_reply_usage_and_exact_cost(client, ivy, vendors, slug, vendor, pr
 
 @pytest.mark.parametrize("slug,vendor,price_in,price_out", CASES)
 def test_streamed_reply_with_usage(client, vendors, slug, vendor, price_in, price_out):
-    chunks = list(client.chat.completions.create(model=slug, stream=True, stream_options={"include_usage": True},
-                                                 messages=[{"role": "user", "content": "stream it please"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model=slug,
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "stream it please"}],
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: stream it please"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -57,7 +81,9 @@ def test_tools_round_trip_through_the_translation(client, vendors, slug, vendor,
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     if stream:
         calls = {}
-        for chunk in client.chat.completions.create(model=slug, messages=messages, tools=WEATHER_TOOL, stream=True):
+        for chunk in client.chat.completions.create(
+            model=slug, messages=messages, tools=WEATHER_TOOL, stream=True
+        ):
             for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
                 slot = calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
                 slot["id"] = delta.id or slot["id"]
@@ -71,16 +97,26 @@ def test_tools_round_trip_through_the_translation(client, vendors, slug, vendor,
         tool = first.choices[0].message.tool_calls[0]
         call_id, name, arguments = tool.id, tool.function.name, tool.function.arguments
     assert name == "get_weather" and '"location"' in arguments
-    messages += [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
-        {"role": "tool", "tool_call_id": call_id, "content": "sunny"}]
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+    ]
     second = client.chat.completions.create(model=slug, messages=messages, tools=WEATHER_TOOL)
     assert second.choices[0].message.content == "The tool said: sunny"
 
 
 def test_anthropic_thinking_becomes_reasoning_content(client, vendors):
-    resp = client.chat.completions.create(model="claude-sonnet-4-5", reasoning_effort="low",
-                                          messages=[{"role": "user", "content": "think first"}])
+    resp = client.chat.completions.create(
+        model="claude-sonnet-4-5",
+        reasoning_effort="low",
+        messages=[{"role": "user", "content": "think first"}],
+    )
     message = resp.choices[0].message
     assert message.content == "Echo: think first"
     assert message.model_extra["reasoning_content"].startswith("Thinking about")
@@ -89,6 +125,7 @@ def test_anthropic_thinking_becomes_reasoning_content(client, vendors):
 
 def test_gemini_vendor_errors_map_to_catalog_codes(client, vendors):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gemini-2.5-pro", messages=[
-            {"role": "user", "content": "[[fault:context]]"}])
+        client.chat.completions.create(
+            model="gemini-2.5-pro", messages=[{"role": "user", "content": "[[fault:context]]"}]
+        )
     assert caught.value.code == "context_length_exceeded"

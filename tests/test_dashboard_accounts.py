@@ -13,8 +13,15 @@ from django.test import Client
 from accounts.models import User
 
 PASSWORD = "correct horse 1"
-MEMBER_PAGES = ["/dashboard/", "/keys/", "/billing/", "/usage/", "/account/", "/usage/export.csv",
-                "/billing/history"]
+MEMBER_PAGES = [
+    "/dashboard/",
+    "/keys/",
+    "/billing/",
+    "/usage/",
+    "/account/",
+    "/usage/export.csv",
+    "/billing/history",
+]
 
 
 def fresh_ip() -> str:
@@ -28,8 +35,9 @@ def login(client, email, password=PASSWORD, ip="127.0.0.1"):
 def test_signup_creates_the_user_signs_in_and_opens_the_overview(client, committed):
     email = f"carol-{uuid.uuid4().hex[:6]}@example.com"
 
-    response = client.post("/signup/", {"email": email.upper(), "password": "a-long password 9",
-                                        "time_zone": "Europe/Berlin"})
+    response = client.post(
+        "/signup/", {"email": email.upper(), "password": "a-long password 9", "time_zone": "Europe/Berlin"}
+    )
 
     assert response.status_code == 302 and response["Location"] == "/dashboard/"
     user = User.objects.get(email=email)
@@ -38,11 +46,14 @@ def test_signup_creates_the_user_signs_in_and_opens_the_overview(client, committ
     assert client.get("/keys/").status_code == 200
 
 
-@pytest.mark.parametrize("data,error", [
-    ({"password": "short"}, "at least 10 characters"),
-    ({"password": "1234567890"}, "too common"),
-    ({"email": "not-an-email"}, "valid email"),
-])
+@pytest.mark.parametrize(
+    "data,error",
+    [
+        ({"password": "short"}, "at least 10 characters"),
+        ({"password": "1234567890"}, "too common"),
+        ({"email": "not-an-email"}, "valid email"),
+    ],
+)
 def test_signup_explains_what_is_wrong(client, committed, data, error):
     form = {"email": f"dave-{uuid.uuid4().hex[:6]}@example.com", "password": "a-long password 9", **data}
     response = client.post("/signup/", form)
@@ -114,8 +125,10 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, alice, mai
 
     form_page = client.get(link, follow=True)
     assert form_page.status_code == 200 and "Choose a new password" in form_page.content.decode()
-    done = client.post(form_page.redirect_chain[-1][0], {"new_password1": "brand new pass 42",
-                                                          "new_password2": "brand new pass 42"})
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "brand new pass 42", "new_password2": "brand new pass 42"},
+    )
     assert done.status_code == 302 and done["Location"] == "/reset/done/"
     assert login(Client(), alice.email, "brand new pass 42", ip=fresh_ip()).status_code == 302
 
@@ -142,8 +155,15 @@ def test_account_settings_change_the_time_zone(client, alice):
 
 def test_password_change_keeps_the_session(client, alice):
     client.force_login(alice)
-    response = client.post("/account/", {"form": "password", "old_password": PASSWORD,
-                                         "new_password1": "another good one 7", "new_password2": "another good one 7"})
+    response = client.post(
+        "/account/",
+        {
+            "form": "password",
+            "old_password": PASSWORD,
+            "new_password1": "another good one 7",
+            "new_password2": "another good one 7",
+        },
+    )
     assert response.status_code == 302
     assert client.get("/dashboard/").status_code == 200
     alice.refresh_from_db()
@@ -156,12 +176,20 @@ def test_member_pages_send_visitors_to_the_login_page(client, committed, path):
     assert response.status_code == 302 and response["Location"].startswith(f"/login/?next={path}")
 
 
-@pytest.mark.parametrize("path,text", [
-    ("/", "One key, one balance"), ("/login/", "Log in"), ("/signup/", "Create your account"),
-    ("/password-reset/", "Reset your password"), ("/password-reset/sent/", "Check your email"),
-    ("/reset/done/", "Password changed"), ("/reset/MQ/bad-token/", "This link has expired"),
-    ("/quickstart/", "Quick start"), ("/errors/", "insufficient_balance"),
-])
+@pytest.mark.parametrize(
+    "path,text",
+    [
+        ("/", "One key, one balance"),
+        ("/login/", "Log in"),
+        ("/signup/", "Create your account"),
+        ("/password-reset/", "Reset your password"),
+        ("/password-reset/sent/", "Check your email"),
+        ("/reset/done/", "Password changed"),
+        ("/reset/MQ/bad-token/", "This link has expired"),
+        ("/quickstart/", "Quick start"),
+        ("/errors/", "insufficient_balance"),
+    ],
+)
 def test_public_pages_render(client, committed, path, text):
     response = client.get(path)
     assert response.status_code == 200 and text in response.content.decode()
@@ -175,11 +203,19 @@ def test_unknown_pages_are_a_friendly_404(client, committed):
 def test_forms_refuse_posts_without_the_csrf_token(alice):
     browser = Client(enforce_csrf_checks=True)
     assert browser.post("/login/", {"username": alice.email, "password": PASSWORD}).status_code == 403
-    assert browser.post("/signup/", {"email": "x@example.com", "password": "a-long password 9"}).status_code == 403
+    assert (
+        browser.post("/signup/", {"email": "x@example.com", "password": "a-long password 9"}).status_code
+        == 403
+    )
     browser.force_login(alice)
-    for path, data in [("/keys/create", {"name": "x"}), (f"/keys/{alice.key.pk}/revoke", {}),
-                       (f"/keys/{alice.key.pk}/edit", {f"k{alice.key.pk}-name": "x"}),
-                       ("/billing/topup", {"amount": "10"}), ("/account/", {"form": "profile"}), ("/logout/", {})]:
+    for path, data in [
+        ("/keys/create", {"name": "x"}),
+        (f"/keys/{alice.key.pk}/revoke", {}),
+        (f"/keys/{alice.key.pk}/edit", {f"k{alice.key.pk}-name": "x"}),
+        ("/billing/topup", {"amount": "10"}),
+        ("/account/", {"form": "profile"}),
+        ("/logout/", {}),
+    ]:
         assert browser.post(path, data).status_code == 403, path
     alice.key.refresh_from_db()
     assert alice.key.revoked_at is None and alice.key.name == "default"
@@ -189,12 +225,17 @@ def test_forms_accept_the_token_from_the_page(alice):
     browser = Client(enforce_csrf_checks=True)
     page = browser.get("/login/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
-    response = browser.post("/login/", {"username": alice.email, "password": PASSWORD,
-                                        "csrfmiddlewaretoken": token}, REMOTE_ADDR=fresh_ip())
+    response = browser.post(
+        "/login/",
+        {"username": alice.email, "password": PASSWORD, "csrfmiddlewaretoken": token},
+        REMOTE_ADDR=fresh_ip(),
+    )
     assert response.status_code == 302
     keys_page = browser.get("/keys/").content.decode()
     header_token = re.search(r'"X-CSRFToken": "([^"]+)"', keys_page).group(1)  # what htmx sends
-    created = browser.post("/keys/create", {"name": "via htmx"}, HTTP_X_CSRFTOKEN=header_token, HTTP_HX_REQUEST="true")
+    created = browser.post(
+        "/keys/create", {"name": "via htmx"}, HTTP_X_CSRFTOKEN=header_token, HTTP_HX_REQUEST="true"
+    )
     assert created.status_code == 200 and alice.api_keys.filter(name="via htmx").exists()
 
 
@@ -204,8 +245,15 @@ def test_quickstart_uses_the_site_url_and_my_key_prefix_never_the_key(client, al
     html = client.get("/quickstart/").content.decode()
     assert "https://gw.example.com/v1/openai" in html and alice.key.display in html
     assert alice.raw_key not in html
-    for label in ("curl", "Python (OpenAI SDK)", "JavaScript (OpenAI SDK)", "Claude Code", "Python (Anthropic SDK)",
-                  "Cursor", "Aider"):
+    for label in (
+        "curl",
+        "Python (OpenAI SDK)",
+        "JavaScript (OpenAI SDK)",
+        "Claude Code",
+        "Python (Anthropic SDK)",
+        "Cursor",
+        "Aider",
+    ):
         assert label in html
     assert "export ANTHROPIC_BASE_URL=https://gw.example.com/v1/anthropic" in html
 

@@ -23,15 +23,23 @@ def operator(client, committed):
 
 
 def route_log(user, route, *, status="ok", latency=100, ttft=None, ago=timedelta(minutes=5)):
-    row = UsageLog.objects.create(user=user, request_id=f"req_{uuid.uuid4().hex}", model="m", route=route,
-                                  status=status, latency_ms=latency, ttft_ms=ttft)
+    row = UsageLog.objects.create(
+        user=user,
+        request_id=f"req_{uuid.uuid4().hex}",
+        model="m",
+        route=route,
+        status=status,
+        latency_ms=latency,
+        ttft_ms=ttft,
+    )
     UsageLog.objects.filter(pk=row.pk).update(created_at=timezone.now() - ago)
 
 
 def test_topups_and_stripe_events_are_listed_read_only(operator, alice):
     topup = TopUp.objects.create(user=alice, session_id=f"cs_admin_{uuid.uuid4().hex}", amount=Decimal("5"))
-    event = StripeEvent.objects.create(event_id=f"evt_admin_{uuid.uuid4().hex}", type="checkout.session.completed",
-                                       payload={"id": "x"})
+    event = StripeEvent.objects.create(
+        event_id=f"evt_admin_{uuid.uuid4().hex}", type="checkout.session.completed", payload={"id": "x"}
+    )
 
     assert topup.session_id in operator.get("/admin/billing/topup/").content.decode()
     assert event.event_id in operator.get("/admin/billing/stripeevent/").content.decode()
@@ -60,6 +68,10 @@ def test_route_health_shows_error_rate_and_latency_per_route_for_the_last_hour(o
 
 def test_ordinary_users_cannot_open_the_operator_pages(client, alice):
     client.force_login(alice)
-    for path in ("/admin/billing/topup/", "/admin/billing/stripeevent/", "/admin/billing/topup/route-health/"):
+    for path in (
+        "/admin/billing/topup/",
+        "/admin/billing/stripeevent/",
+        "/admin/billing/topup/route-health/",
+    ):
         response = client.get(path)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]

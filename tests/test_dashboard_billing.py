@@ -49,7 +49,9 @@ def test_without_stripe_keys_the_page_says_payments_are_not_configured(as_alice,
 
 
 def test_the_billing_page_shows_my_balance_and_presets(as_alice, alice, bob, stripe_fake):
-    ledger.post(account_id=bob.account.pk, amount="1234.56", kind="adjustment", idempotency_key=f"bob-rich-{bob.pk}")
+    ledger.post(
+        account_id=bob.account.pk, amount="1234.56", kind="adjustment", idempotency_key=f"bob-rich-{bob.pk}"
+    )
     html = as_alice.get("/billing/").content.decode()
     assert "$10.00" in html and "1,244.56" not in html and "1244.56" not in html
     for preset in ("5", "10", "25", "50"):
@@ -67,8 +69,10 @@ def test_a_preset_opens_a_stripe_checkout_session_and_a_pending_topup(as_alice, 
     assert call["headers"]["authorization"] == "Bearer sk_test_pages"
     params = parse_form(call["body"].encode())
     assert params["line_items"][0]["price_data"] == {
-        "currency": "usd", "unit_amount": "2500",
-        "product_data": {"name": "GPUniq balance top-up", "description": "$25.00 of API credit"}}
+        "currency": "usd",
+        "unit_amount": "2500",
+        "product_data": {"name": "GPUniq balance top-up", "description": "$25.00 of API credit"},
+    }
     assert params["metadata"] == {"gpuniq_user_id": str(alice.pk), "purpose": "gpuniq_topup"}
     assert params["success_url"].endswith("/billing/?checkout=success&session_id={CHECKOUT_SESSION_ID}")
     assert balance_of(alice) == Decimal("10")  # nothing credited before Stripe says paid
@@ -93,8 +97,9 @@ def test_when_stripe_is_down_the_page_says_so_and_records_nothing(as_alice, alic
     assert not TopUp.objects.filter(user=alice).exists()
 
 
-def test_returning_from_checkout_credits_a_paid_session_once_even_before_the_webhook(client, as_alice, alice,
-                                                                                      stripe_fake):
+def test_returning_from_checkout_credits_a_paid_session_once_even_before_the_webhook(
+    client, as_alice, alice, stripe_fake
+):
     url = checkout(as_alice, "10")
     sid = url.rsplit("/", 1)[1]
     [event] = stripe_fake.complete(sid)  # no webhook URL: the event waits in the outbox
@@ -104,8 +109,12 @@ def test_returning_from_checkout_credits_a_paid_session_once_even_before_the_web
     assert "Payment received" in page.content.decode()
     assert balance_of(alice) == Decimal("20") and TopUp.objects.get(session_id=sid).status == "paid"
     payload, header = stripe_fake.signed(event)  # the webhook arrives later: nothing moves twice
-    assert client.post("/webhooks/stripe", payload, content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE=header).status_code == 200
+    assert (
+        client.post(
+            "/webhooks/stripe", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+        ).status_code
+        == 200
+    )
     assert balance_of(alice) == Decimal("20")
     assert LedgerEntry.objects.filter(idempotency_key=f"stripe-topup:{sid}").count() == 1
     assert ledger.find_mismatches() == []
@@ -127,7 +136,9 @@ def test_bob_cannot_use_alices_session_id(client, alice, bob, stripe_fake):
     html = client.get(f"/billing/?checkout=success&session_id={sid}").content.decode()
 
     assert "Payment received" not in html and sid not in html
-    assert TopUp.objects.get(session_id=sid).status == "pending"  # only Alice's visit or the webhook credits it
+    assert (
+        TopUp.objects.get(session_id=sid).status == "pending"
+    )  # only Alice's visit or the webhook credits it
     assert balance_of(bob) == Decimal("10") and balance_of(alice) == Decimal("10")
 
 
@@ -145,15 +156,18 @@ def test_the_history_fragment_shows_my_topups_only(client, alice, bob, stripe_fa
 
 
 def test_the_overview_shows_my_numbers(as_alice, alice, bob, stripe_fake):
-    ledger.post(account_id=bob.account.pk, amount="777", kind="adjustment", idempotency_key=f"bob-777-{bob.pk}")
+    ledger.post(
+        account_id=bob.account.pk, amount="777", kind="adjustment", idempotency_key=f"bob-777-{bob.pk}"
+    )
     response = as_alice.get("/dashboard/")
     html = response.content.decode()
     assert response.status_code == 200 and "$10.00" in html and "787" not in html
     assert "Live API keys" in html and "Spend, last 14 days" in html
 
 
-def test_the_polled_fragment_turns_paid_when_the_webhook_lands_and_stops_polling(client, as_alice, alice,
-                                                                                  stripe_fake):
+def test_the_polled_fragment_turns_paid_when_the_webhook_lands_and_stops_polling(
+    client, as_alice, alice, stripe_fake
+):
     sid = checkout(as_alice, "10").rsplit("/", 1)[1]
     pending = as_alice.get(f"/billing/history?session_id={sid}", **HTMX).content.decode()
     assert "waiting for the payment" in pending and 'hx-trigger="every 2s"' in pending

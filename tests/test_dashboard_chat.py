@@ -39,22 +39,43 @@ def chat_of(user, title="Trip plans", model="claude-haiku-4-5") -> Chat:
 
 # --- Markdown ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("hostile", [
-    "<script>alert(1)</script>", '<img src=x onerror="alert(1)">', "[click](javascript:alert(1))",
-    '<a href="javascript:alert(1)">x</a>', '<div onclick="alert(1)" style="color:red">x</div>',
-    "<iframe src=https://evil.example></iframe>", "<svg onload=alert(1)>", '[x](data:text/html,<script>1</script>)',
-])
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        "[click](javascript:alert(1))",
+        '<a href="javascript:alert(1)">x</a>',
+        '<div onclick="alert(1)" style="color:red">x</div>',
+        "<iframe src=https://evil.example></iframe>",
+        "<svg onload=alert(1)>",
+        "[x](data:text/html,<script>1</script>)",
+    ],
+)
 def test_markdown_never_lets_markup_through(hostile):
     html = to_html(f"Hello {hostile} world")
     lowered = html.lower()
-    for bad in ("<script", "onerror", "onclick", "onload", "javascript:", "<img", "<iframe", "<svg", "style=",
-                "data:text"):
+    for bad in (
+        "<script",
+        "onerror",
+        "onclick",
+        "onload",
+        "javascript:",
+        "<img",
+        "<iframe",
+        "<svg",
+        "style=",
+        "data:text",
+    ):
         assert bad not in lowered, (bad, html)
 
 
 def test_markdown_renders_code_tables_and_safe_links():
-    html = to_html("**bold** [docs](https://gpuniq.com)\n\n```python\ndef f():\n    return 1\n```\n\n"
-                   "| a | b |\n|---|---|\n| 1 | 2 |")
+    html = to_html(
+        "**bold** [docs](https://gpuniq.com)\n\n```python\ndef f():\n    return 1\n```\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |"
+    )
     assert "<strong>bold</strong>" in html
     assert '<a href="https://gpuniq.com" rel="noopener noreferrer nofollow">docs</a>' in html
     assert '<div class="hl"><pre>' in html and '<span class="k">def</span>' in html
@@ -63,16 +84,26 @@ def test_markdown_renders_code_tables_and_safe_links():
 
 def test_a_stored_hostile_reply_and_user_message_render_inert(as_alice, alice):
     chat = chat_of(alice)
-    ChatMessage.objects.create(chat=chat, role="user", content="<script>alert('u')</script> <b>hi</b>", model="m")
-    ChatMessage.objects.create(chat=chat, role="assistant", content="<img src=x onerror=alert(1)> **ok**",
-                               model="m", cost_usd=Decimal("0.00001234"))
+    ChatMessage.objects.create(
+        chat=chat, role="user", content="<script>alert('u')</script> <b>hi</b>", model="m"
+    )
+    ChatMessage.objects.create(
+        chat=chat,
+        role="assistant",
+        content="<img src=x onerror=alert(1)> **ok**",
+        model="m",
+        cost_usd=Decimal("0.00001234"),
+    )
     html = as_alice.get(f"/chat/{chat.pk}/messages", **HTMX).content.decode()
     assert "<script>alert" not in html and "onerror" not in html
-    assert "&lt;script&gt;alert(&#x27;u&#x27;)&lt;/script&gt; &lt;b&gt;hi&lt;/b&gt;" in html  # the user's text, escaped
+    assert (
+        "&lt;script&gt;alert(&#x27;u&#x27;)&lt;/script&gt; &lt;b&gt;hi&lt;/b&gt;" in html
+    )  # the user's text, escaped
     assert "<strong>ok</strong>" in html and "$0.00001234" in html
 
 
 # --- pages and partials ----------------------------------------------------------------------------
+
 
 def test_pages_need_a_session(client, alice):
     chat = chat_of(alice)
@@ -88,15 +119,22 @@ def test_chat_page_lists_my_chats_and_models_with_prices(as_alice, alice, bob):
     assert "Alice&#x27;s chat" in html and "Bob" not in html
     html = as_alice.get(f"/chat/{mine.pk}/").content.decode()
     assert 'aria-current="page"' in html and 'href="/chat/"' in html  # the sidebar entry is live
-    assert re.search(r'value="claude-haiku-4-5"[^>]*data-price="\$[\d.]+ in · \$[\d.]+ out / 1M tokens"', html)
+    assert re.search(
+        r'value="claude-haiku-4-5"[^>]*data-price="\$[\d.]+ in · \$[\d.]+ out / 1M tokens"', html
+    )
     assert re.search(r'value="nano-banana"[^>]*data-price="\$[\d.]+ / image"', html)
     assert theirs.title not in html
 
 
 def test_another_users_chat_is_404_everywhere(as_alice, bob):
     theirs = chat_of(bob)
-    for url in (f"/chat/{theirs.pk}/", f"/chat/{theirs.pk}/messages", f"/chat/{theirs.pk}/item",
-                f"/chat/{theirs.pk}/rename", f"/chat/{theirs.pk}/images/1"):
+    for url in (
+        f"/chat/{theirs.pk}/",
+        f"/chat/{theirs.pk}/messages",
+        f"/chat/{theirs.pk}/item",
+        f"/chat/{theirs.pk}/rename",
+        f"/chat/{theirs.pk}/images/1",
+    ):
         assert as_alice.get(url, **HTMX).status_code == 404, url
     for url in (f"/chat/{theirs.pk}/rename", f"/chat/{theirs.pk}/delete", f"/chat/{theirs.pk}/send"):
         assert as_alice.post(url, {"title": "x", "message": "hi"}, **HTMX).status_code == 404, url
@@ -107,7 +145,9 @@ def test_another_users_chat_is_404_everywhere(as_alice, bob):
 def test_new_rename_search_delete(as_alice, alice):
     response = as_alice.post("/chat/new", {"model": "gpt-4o"})
     chat = Chat.objects.get(user=alice)
-    assert response.status_code == 302 and response["Location"] == f"/chat/{chat.pk}/" and chat.model == "gpt-4o"
+    assert (
+        response.status_code == 302 and response["Location"] == f"/chat/{chat.pk}/" and chat.model == "gpt-4o"
+    )
 
     assert 'name="title"' in as_alice.get(f"/chat/{chat.pk}/rename", **HTMX).content.decode()
     html = as_alice.post(f"/chat/{chat.pk}/rename", {"title": "  Rust questions  "}, **HTMX).content.decode()
@@ -133,7 +173,9 @@ def test_every_post_needs_the_csrf_token(alice):
     for url in ("/chat/new", f"/chat/{chat.pk}/rename", f"/chat/{chat.pk}/delete", f"/chat/{chat.pk}/send"):
         assert strict.post(url, {"title": "x", "message": "hi"}).status_code == 403, url
     assert Chat.objects.filter(pk=chat.pk, title="Trip plans").exists()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', strict.get("/chat/").content.decode()).group(1)
+    token = re.search(
+        r'name="csrfmiddlewaretoken" value="([^"]+)"', strict.get("/chat/").content.decode()
+    ).group(1)
     response = strict.post(f"/chat/{chat.pk}/rename", {"title": "ok", "csrfmiddlewaretoken": token}, **HTMX)
     assert response.status_code == 200
 
@@ -142,10 +184,14 @@ def test_the_dashboard_key_is_made_once_and_never_shown(alice):
     first, second = dashboard_principal(alice), dashboard_principal(alice)
     assert first.key_id == second.key_id and first.user_id == alice.pk
     key = APIKey.objects.get(pk=first.key_id)
-    assert key.name == DASHBOARD_KEY_NAME and APIKey.objects.filter(user=alice, name=DASHBOARD_KEY_NAME).count() == 1
+    assert (
+        key.name == DASHBOARD_KEY_NAME
+        and APIKey.objects.filter(user=alice, name=DASHBOARD_KEY_NAME).count() == 1
+    )
 
 
 # --- turns over a socket (the real ASGI server, fake vendors) ----------------------------------------
+
 
 def session_client(server: str, user) -> httpx.Client:
     """A browser-like client signed in through the login form (session cookie + CSRF token)."""
@@ -155,8 +201,11 @@ def session_client(server: str, user) -> httpx.Client:
     client = httpx.Client(base_url=server, timeout=30, follow_redirects=False)
     page = client.get("/login/").text
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-    response = client.post("/login/", data={"username": user.email, "password": PASSWORD,
-                                            "csrfmiddlewaretoken": token}, headers={"Referer": server + "/login/"})
+    response = client.post(
+        "/login/",
+        data={"username": user.email, "password": PASSWORD, "csrfmiddlewaretoken": token},
+        headers={"Referer": server + "/login/"},
+    )
     assert response.status_code == 302, response.text[:500]
     return client
 
@@ -170,9 +219,12 @@ def test_a_streamed_web_turn_is_stored_and_billed(api_server, alice, vendors):
     before = balance_of(alice)
     with contextlib.closing(session_client(api_server, alice)) as web:
         token = csrf_of(web, f"/chat/{chat.pk}/")
-        with web.stream("POST", f"/chat/{chat.pk}/send", data={"message": "hello from the browser",
-                                                               "csrfmiddlewaretoken": token},
-                        headers={"Referer": api_server + "/", "HX-Request": "true"}) as response:
+        with web.stream(
+            "POST",
+            f"/chat/{chat.pk}/send",
+            data={"message": "hello from the browser", "csrfmiddlewaretoken": token},
+            headers={"Referer": api_server + "/", "HX-Request": "true"},
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             body = "".join(response.iter_text())
@@ -197,12 +249,19 @@ def test_a_web_turn_without_money_is_refused_and_stores_nothing(api_server, vend
     chat = chat_of(poor)
     with contextlib.closing(session_client(api_server, poor)) as web:
         token = csrf_of(web, f"/chat/{chat.pk}/")
-        response = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
-                            headers={"Referer": api_server + "/", "HX-Request": "true"})
+        response = web.post(
+            f"/chat/{chat.pk}/send",
+            data={"message": "hi", "csrfmiddlewaretoken": token},
+            headers={"Referer": api_server + "/", "HX-Request": "true"},
+        )
         assert response.status_code == 402 and 'data-error-code="insufficient_balance"' in response.text
         # the same form posted without JavaScript: back on the chat page, which says why
-        plain = web.post(f"/chat/{chat.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
-                         headers={"Referer": api_server + "/"}, follow_redirects=True)
+        plain = web.post(
+            f"/chat/{chat.pk}/send",
+            data={"message": "hi", "csrfmiddlewaretoken": token},
+            headers={"Referer": api_server + "/"},
+            follow_redirects=True,
+        )
         assert plain.status_code == 200 and str(plain.url).endswith(f"/chat/{chat.pk}/")
         assert "Insufficient balance" in plain.text
     assert not ChatMessage.objects.filter(chat=chat).exists()
@@ -212,8 +271,11 @@ def test_another_users_chat_cannot_be_sent_to_over_the_socket(api_server, alice,
     theirs = chat_of(bob)
     with contextlib.closing(session_client(api_server, alice)) as web:
         token = csrf_of(web, "/chat/")
-        response = web.post(f"/chat/{theirs.pk}/send", data={"message": "hi", "csrfmiddlewaretoken": token},
-                            headers={"Referer": api_server + "/"})
+        response = web.post(
+            f"/chat/{theirs.pk}/send",
+            data={"message": "hi", "csrfmiddlewaretoken": token},
+            headers={"Referer": api_server + "/"},
+        )
     assert response.status_code == 404 and not ChatMessage.objects.filter(chat=theirs).exists()
 
 
@@ -238,13 +300,32 @@ def test_playground_settings_become_the_turns_options_and_bad_ones_are_refused()
     from llm.web_chat import turn_body
 
     form = QueryDict(mutable=True)
-    form.update({"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": "0.3",
-                 "max_tokens": "64", "reasoning_effort": "low"})
-    assert turn_body(form) == {"message": "hi", "model": "gpt-4o", "system_prompt": "Be brief", "temperature": 0.3,
-                               "max_tokens": 64, "reasoning_effort": "low"}
+    form.update(
+        {
+            "message": "hi",
+            "model": "gpt-4o",
+            "system_prompt": "Be brief",
+            "temperature": "0.3",
+            "max_tokens": "64",
+            "reasoning_effort": "low",
+        }
+    )
+    assert turn_body(form) == {
+        "message": "hi",
+        "model": "gpt-4o",
+        "system_prompt": "Be brief",
+        "temperature": 0.3,
+        "max_tokens": 64,
+        "reasoning_effort": "low",
+    }
     empty = QueryDict("message=hi&temperature=&max_tokens=&reasoning_effort=&system_prompt=")
     assert turn_body(empty) == {"message": "hi", "model": None, "system_prompt": ""}
-    for field, value in [("temperature", "3"), ("temperature", "warm"), ("max_tokens", "0"), ("max_tokens", "1.5")]:
+    for field, value in [
+        ("temperature", "3"),
+        ("temperature", "warm"),
+        ("max_tokens", "0"),
+        ("max_tokens", "1.5"),
+    ]:
         with pytest.raises(ApiError) as refused:
             turn_body(QueryDict(f"message=hi&{field}={value}"))
         assert refused.value.code == "invalid_parameter" and refused.value.meta == {"field": field}

@@ -29,8 +29,16 @@ def test_the_keys_page_lists_only_my_keys(as_alice, alice, bob):
 
 
 def test_creating_a_key_shows_it_once_and_stores_only_its_hash(as_alice, alice, client):
-    response = as_alice.post("/keys/create", {"name": "laptop", "rpm": "30", "monthly_spend_cap_usd": "12.50",
-                                              "allowed_models": "claude-haiku-4-5, gpt-5.2"}, **HTMX)
+    response = as_alice.post(
+        "/keys/create",
+        {
+            "name": "laptop",
+            "rpm": "30",
+            "monthly_spend_cap_usd": "12.50",
+            "allowed_models": "claude-haiku-4-5, gpt-5.2",
+        },
+        **HTMX,
+    )
 
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     html = response.content.decode()
@@ -41,7 +49,10 @@ def test_creating_a_key_shows_it_once_and_stores_only_its_hash(as_alice, alice, 
     assert key.key_hash == hashlib.sha256(raw.encode()).hexdigest() and key.last4 == raw[-4:]
     assert raw not in str(list(APIKey.objects.filter(pk=key.pk).values()))
     assert (key.rpm, str(key.monthly_spend_cap_usd), key.allowed_models) == (
-        30, "12.50000000", ["claude-haiku-4-5", "gpt-5.2"])
+        30,
+        "12.50000000",
+        ["claude-haiku-4-5", "gpt-5.2"],
+    )
     assert raw not in as_alice.get("/keys/").content.decode()  # never shown again
     assert client.get("/v1/llm/balance", HTTP_X_API_KEY=raw).status_code == 200
 
@@ -57,10 +68,15 @@ def test_creating_a_key_without_htmx_renders_the_page_with_the_key(as_alice, ali
 
 def test_an_invalid_new_key_form_is_re_rendered_with_errors(as_alice, alice):
     before = alice.api_keys.count()
-    response = as_alice.post("/keys/create", {"name": " ", "rpm": "0", "allowed_models": "ok-model, bad slug!"},
-                             **HTMX)
+    response = as_alice.post(
+        "/keys/create", {"name": " ", "rpm": "0", "allowed_models": "ok-model, bad slug!"}, **HTMX
+    )
     html = response.content.decode()
-    assert response.status_code == 200 and "This field is required" in html and "greater than or equal to 1" in html
+    assert (
+        response.status_code == 200
+        and "This field is required" in html
+        and "greater than or equal to 1" in html
+    )
     assert "Not a model slug: slug!" in html
     assert alice.api_keys.count() == before
 
@@ -71,9 +87,16 @@ def test_editing_limits_updates_the_row_and_the_cached_principal(as_alice, alice
 
     form = as_alice.get(f"/keys/{alice.key.pk}/edit", **HTMX)
     assert form.status_code == 200 and form.content.decode().startswith(f'<tr id="key-{alice.key.pk}"')
-    response = as_alice.post(f"/keys/{alice.key.pk}/edit", {
-        prefix + "name": "renamed", prefix + "rpm": "7", prefix + "monthly_spend_cap_usd": "3",
-        prefix + "allowed_models": "claude-haiku-4-5"}, **HTMX)
+    response = as_alice.post(
+        f"/keys/{alice.key.pk}/edit",
+        {
+            prefix + "name": "renamed",
+            prefix + "rpm": "7",
+            prefix + "monthly_spend_cap_usd": "3",
+            prefix + "allowed_models": "claude-haiku-4-5",
+        },
+        **HTMX,
+    )
 
     assert response.status_code == 200 and "Saved" in response.content.decode()
     key = APIKey.objects.get(pk=alice.key.pk)
@@ -84,7 +107,9 @@ def test_editing_limits_updates_the_row_and_the_cached_principal(as_alice, alice
 
 def test_an_invalid_edit_keeps_the_old_limits(as_alice, alice):
     prefix = f"k{alice.key.pk}-"
-    response = as_alice.post(f"/keys/{alice.key.pk}/edit", {prefix + "name": "x", prefix + "rpm": "-3"}, **HTMX)
+    response = as_alice.post(
+        f"/keys/{alice.key.pk}/edit", {prefix + "name": "x", prefix + "rpm": "-3"}, **HTMX
+    )
     assert response.status_code == 200 and 'class="edit-row"' in response.content.decode()
     assert APIKey.objects.get(pk=alice.key.pk).rpm == 120
 
@@ -122,10 +147,16 @@ def test_revoking_without_htmx_asks_first(as_alice, alice):
     assert response.status_code == 302 and APIKey.objects.get(pk=alice.key.pk).revoked_at is not None
 
 
-@pytest.mark.parametrize("method,path", [
-    ("get", "/keys/{pk}/edit"), ("post", "/keys/{pk}/edit"), ("get", "/keys/{pk}/row"),
-    ("get", "/keys/{pk}/revoke"), ("post", "/keys/{pk}/revoke"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("get", "/keys/{pk}/edit"),
+        ("post", "/keys/{pk}/edit"),
+        ("get", "/keys/{pk}/row"),
+        ("get", "/keys/{pk}/revoke"),
+        ("post", "/keys/{pk}/revoke"),
+    ],
+)
 def test_bobs_keys_are_404_to_alice(as_alice, bob, client, method, path):
     response = getattr(as_alice, method)(path.format(pk=bob.key.pk), {f"k{bob.key.pk}-name": "pwned"}, **HTMX)
     assert response.status_code == 404
@@ -154,9 +185,12 @@ def test_the_create_link_opens_a_plain_form_page_that_posts_without_javascript(a
     form = as_alice.get("/keys/create").content.decode()
     assert '<form method="post" action="/keys/create"' in form and "<html" in form
     name = re.search(r'<input[^>]*name="name"[^>]*>', form).group(0)
-    assert 'value=' not in name and 'placeholder="e.g. laptop, CI, production"' in name  # typing gives "laptop"
-    created = as_alice.post("/keys/create", {"name": "laptop", "rpm": "", "monthly_spend_cap_usd": "",
-                                             "allowed_models": ""})
+    assert (
+        "value=" not in name and 'placeholder="e.g. laptop, CI, production"' in name
+    )  # typing gives "laptop"
+    created = as_alice.post(
+        "/keys/create", {"name": "laptop", "rpm": "", "monthly_spend_cap_usd": "", "allowed_models": ""}
+    )
     assert created.status_code == 200 and "will not be shown again" in created.content.decode()
     assert APIKey.objects.filter(user=alice, name="laptop").count() == 1
     refused = as_alice.post("/keys/create", {"name": ""})
@@ -173,10 +207,14 @@ def test_each_key_shows_what_it_spent_this_month_against_its_cap(as_alice, alice
     from llm.models import UsageLog
 
     APIKey.objects.filter(pk=alice.key.pk).update(monthly_spend_cap_usd=Decimal("20"))
-    for cost, when in [("1.25", timezone.now()), ("2.50", timezone.now()),
-                       ("9", month_start() - timedelta(seconds=1))]:  # last month's does not count
-        row = UsageLog.objects.create(user=alice, api_key=alice.key, request_id=f"req_{cost}", model="gpt-4o",
-                                      cost_usd=Decimal(cost))
+    for cost, when in [
+        ("1.25", timezone.now()),
+        ("2.50", timezone.now()),
+        ("9", month_start() - timedelta(seconds=1)),
+    ]:  # last month's does not count
+        row = UsageLog.objects.create(
+            user=alice, api_key=alice.key, request_id=f"req_{cost}", model="gpt-4o", cost_usd=Decimal(cost)
+        )
         UsageLog.objects.filter(pk=row.pk).update(created_at=when)
     html = as_alice.get("/keys/").content.decode()
     cell = re.search(r'<td class="num nowrap" data-month-spend>(.*?)</td>', html, re.S).group(1)

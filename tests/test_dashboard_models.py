@@ -33,7 +33,9 @@ def test_search_matches_name_slug_or_vendor(page):
 
 def test_filters_by_kind_vendor_and_capability_through_an_htmx_fragment(page):
     fragment = page("?kind=image&vendor=google", **HTMX)
-    assert not fragment.lstrip().startswith("<!doctype") and fragment.lstrip().startswith('<div id="model-results"')
+    assert not fragment.lstrip().startswith("<!doctype") and fragment.lstrip().startswith(
+        '<div id="model-results"'
+    )
     assert "nano-banana" in slugs(fragment) and all(s for s in slugs(fragment))
     assert "/ image" in fragment and "/ 1M tokens" not in fragment
     vision = slugs(page("?kind=chat&capability=vision"))

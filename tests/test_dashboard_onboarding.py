@@ -39,7 +39,8 @@ def test_the_sign_up_credit_is_an_adjustment_posted_once_per_user(client, commit
     credit_new_user(User, user=nina)  # a repeated signal moves nothing twice
     entries = list(LedgerEntry.objects.filter(account__user=nina))
     assert [(e.kind, e.amount, e.idempotency_key) for e in entries] == [
-        (LedgerEntry.ADJUSTMENT, Decimal("2.5"), f"signup-credit:{nina.pk}")]
+        (LedgerEntry.ADJUSTMENT, Decimal("2.5"), f"signup-credit:{nina.pk}")
+    ]
     assert ledger.account_for_user(nina.pk).balance == Decimal("2.5")
     assert "Your $2.50 sign-up credit is ready to spend." in client.get("/dashboard/").content.decode()
 

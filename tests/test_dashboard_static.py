@@ -46,13 +46,17 @@ def test_favicon_ico_redirects_to_the_long_cached_icon(client):
     assert response.status_code == 301
     assert re.fullmatch(r"/static/img/favicon\.[0-9a-f]{12}\.ico", response["Location"])
     icon = client.get(response["Location"])
-    assert icon.status_code == 200 and b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # ICO header
+    assert (
+        icon.status_code == 200 and b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"
+    )  # ICO header
 
 
 @override_settings(PUBLIC_BASE_URL="https://gw.example.org/")
 def test_doc_urls_point_at_this_servers_error_catalog():
-    assert error_body(ApiError("insufficient_balance", required=1, available=0))["doc_url"] == \
-        "https://gw.example.org/errors/#insufficient_balance"
+    assert (
+        error_body(ApiError("insufficient_balance", required=1, available=0))["doc_url"]
+        == "https://gw.example.org/errors/#insufficient_balance"
+    )
     assert all(error_body(ApiError(code))["doc_url"].endswith(f"/errors/#{code}") for code in CATALOG)
 
 

@@ -18,12 +18,33 @@ HTMX_TABLE = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "usage-table"}
 BOBS_MODEL = "bobs-secret-model"
 
 
-def log(user, *, model="claude-haiku-4-5", at=None, cost="0.01", prompt=100, completion=50, status="ok", key=None,
-        route="anthropic:claude-haiku-4-5", latency=300, error_code=""):
+def log(
+    user,
+    *,
+    model="claude-haiku-4-5",
+    at=None,
+    cost="0.01",
+    prompt=100,
+    completion=50,
+    status="ok",
+    key=None,
+    route="anthropic:claude-haiku-4-5",
+    latency=300,
+    error_code="",
+):
     row = UsageLog.objects.create(
-        user=user, api_key=key or user.key, request_id=f"req_{uuid.uuid4().hex}", model=model, route=route,
-        prompt_tokens=prompt, completion_tokens=completion, cost_usd=Decimal(cost), latency_ms=latency,
-        status=status, error_code=error_code)
+        user=user,
+        api_key=key or user.key,
+        request_id=f"req_{uuid.uuid4().hex}",
+        model=model,
+        route=route,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=Decimal(cost),
+        latency_ms=latency,
+        status=status,
+        error_code=error_code,
+    )
     if at is not None:
         UsageLog.objects.filter(pk=row.pk).update(created_at=at)
     return row
@@ -37,7 +58,9 @@ def as_alice(client, alice):
 
 def test_days_are_the_users_local_days(alice):
     tokyo = ZoneInfo("Asia/Tokyo")
-    local_midnight = timezone.localtime(timezone.now(), tokyo).replace(hour=0, minute=30, second=0, microsecond=0)
+    local_midnight = timezone.localtime(timezone.now(), tokyo).replace(
+        hour=0, minute=30, second=0, microsecond=0
+    )
     log(alice, at=local_midnight, cost="0.5")  # 00:30 in Tokyo is the previous day in UTC
     win = usage_stats.window(7, tokyo)
 
@@ -59,7 +82,9 @@ def test_daily_rows_are_grouped_by_model_and_summed_in_sql(alice, bob):
     rows = usage_stats.daily_by_model(alice.pk, usage_stats.window(30, ZoneInfo("UTC")), ZoneInfo("UTC"))
 
     assert {(r["model"], r["cost"], r["tokens"], r["requests"]) for r in rows} == {
-        ("a", Decimal("0.30"), 17, 2), ("b", Decimal("0.05"), 150, 1)}
+        ("a", Decimal("0.30"), 17, 2),
+        ("b", Decimal("0.05"), 150, 1),
+    }
 
 
 def test_the_usage_page_draws_spend_and_token_charts_for_my_models(as_alice, alice, bob):
@@ -93,7 +118,9 @@ def test_an_empty_period_says_so(as_alice, alice):
 
 
 def test_the_table_filters_by_model_key_status_and_date(as_alice, alice):
-    other_key = alice.api_keys.create(name="ci", key_hash=uuid.uuid4().hex * 2, prefix="gpuniq_ci00", last4="zzzz")
+    other_key = alice.api_keys.create(
+        name="ci", key_hash=uuid.uuid4().hex * 2, prefix="gpuniq_ci00", last4="zzzz"
+    )
     old = timezone.now() - timedelta(days=10)
     rows = {
         "haiku": log(alice, model="claude-haiku-4-5"),
@@ -113,7 +140,11 @@ def test_the_table_filters_by_model_key_status_and_date(as_alice, alice):
     assert shown({"status": "error"}) == {"failed"}
     day = timezone.localtime(old).date().isoformat()
     assert shown({"date_from": day, "date_to": day}) == {"old"}
-    assert shown({"date_from": (timezone.localdate() - timedelta(days=1)).isoformat()}) == {"haiku", "gpt", "failed"}
+    assert shown({"date_from": (timezone.localdate() - timedelta(days=1)).isoformat()}) == {
+        "haiku",
+        "gpt",
+        "failed",
+    }
 
 
 def test_bobs_key_as_a_filter_is_ignored_and_never_shows_his_rows(as_alice, alice, bob):
@@ -177,7 +208,9 @@ def test_charts_give_the_top_six_models_a_colour_and_group_the_rest():
     assert len(chart.bars) == 7 and chart.grid[-1][1] == "$100"
 
 
-@pytest.mark.parametrize("value,expected", [(0.3, 0.5), (7, 10), (12, 20), (0.0004, 0.0005), (250, 250), (0, 1)])
+@pytest.mark.parametrize(
+    "value,expected", [(0.3, 0.5), (7, 10), (12, 20), (0.0004, 0.0005), (250, 250), (0, 1)]
+)
 def test_axis_maximum_is_a_round_number(value, expected):
     assert charts.nice_ceiling(value) == pytest.approx(expected)
 
@@ -198,7 +231,12 @@ def test_refused_calls_show_on_the_usage_page_as_failed(api_server, committed, v
         api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert refused.value.status_code == 402
     [row] = UsageLog.objects.filter(user=poor)
-    assert (row.model, row.status, row.error_code, row.cost_usd) == ("gpt-4o", "error", "insufficient_balance", 0)
+    assert (row.model, row.status, row.error_code, row.cost_usd) == (
+        "gpt-4o",
+        "error",
+        "insufficient_balance",
+        0,
+    )
     client.force_login(poor)
     page = client.get("/usage/?status=error").content.decode()
     assert "1 failed (not charged)" in page and "insufficient_balance" in page
@@ -208,10 +246,11 @@ def test_the_dashboards_own_key_is_named_and_a_sub_millisecond_latency_reads_und
     from accounts.keys import dashboard_principal
 
     principal = dashboard_principal(alice)
-    UsageLog.objects.create(user=alice, api_key_id=principal.key_id, request_id="req_web", model="gpt-4o",
-                            latency_ms=0)
+    UsageLog.objects.create(
+        user=alice, api_key_id=principal.key_id, request_id="req_web", model="gpt-4o", latency_ms=0
+    )
     html = as_alice.get("/usage/").content.decode()
-    row = html[html.index("req_web") - 1500:html.index("req_web")]
+    row = html[html.index("req_web") - 1500 : html.index("req_web")]
     assert "Web dashboard" in row and "&lt;1 ms" in row and "gpuniq_" not in row.split("<tr>")[-1]
 
 
@@ -220,8 +259,9 @@ def test_the_period_buttons_carry_the_tables_filters(as_alice, alice):
     html = as_alice.get("/usage/?model=gpt-4o&status=ok&range=30").content.decode()
     assert 'href="?model=gpt-4o&amp;status=ok&amp;range=7"' in html
     assert 'hx-include="#usage-filters [data-filter]"' in html
-    fragment = as_alice.get("/usage/?model=gpt-4o&status=ok&range=7", HTTP_HX_REQUEST="true",
-                            HTTP_HX_TARGET="usage-charts").content.decode()
+    fragment = as_alice.get(
+        "/usage/?model=gpt-4o&status=ok&range=7", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="usage-charts"
+    ).content.decode()
     assert 'href="?model=gpt-4o&amp;status=ok&amp;range=90"' in fragment and "last 7 days" in fragment
 
 
@@ -232,7 +272,9 @@ def test_a_non_streamed_call_records_its_latency(api_server, committed, vendors,
 
     tess = make_user("tess", "5")
     api = openai.OpenAI(api_key=tess.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
-    api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[fault:slow_first_byte]] hi"}])
+    api.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "[[fault:slow_first_byte]] hi"}]
+    )
     [row] = UsageLog.objects.filter(user=tess)
     assert row.status == "ok" and not row.stream and row.latency_ms >= vendors["openai"].slow_seconds * 1000
     client.force_login(tess)

@@ -29,7 +29,11 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def _scripts() -> dict[str, str]:
-    return {ep.name: ep.value for ep in distribution("gpuniq-gateway").entry_points if ep.group == "console_scripts"}
+    return {
+        ep.name: ep.value
+        for ep in distribution("gpuniq-gateway").entry_points
+        if ep.group == "console_scripts"
+    }
 
 
 def _commands(service: dict) -> list[list[str]]:
@@ -81,7 +85,9 @@ def test_the_stack_runs_one_beat_and_a_worker_for_each_queue(compose):
     assert consumed[JOBS] != consumed[PERIODIC]  # reapers never wait behind jobs
     for task, _ in SCHEDULE.values():
         assert app.amqp.router.route({}, task)["queue"].name == PERIODIC
-    assert argvs["web"] == ["gpuniq-web"] and compose["services"]["web"]["environment"]["WEB_CONCURRENCY"] == "2"
+    assert (
+        argvs["web"] == ["gpuniq-web"] and compose["services"]["web"]["environment"]["WEB_CONCURRENCY"] == "2"
+    )
 
 
 def test_web_gets_longer_to_stop_than_its_drain_period(compose):
@@ -99,7 +105,7 @@ def test_every_variable_compose_sets_is_one_the_gateway_reads(compose):
 
 
 def test_the_image_is_a_non_editable_install_run_by_a_non_root_user(dockerfile):
-    final = dockerfile[max(i for i, (op, _) in enumerate(dockerfile) if op == "FROM"):]
+    final = dockerfile[max(i for i, (op, _) in enumerate(dockerfile) if op == "FROM") :]
     installs = [args for op, args in dockerfile if op == "RUN" and "pip install" in args]
     assert installs and all(" -e " not in f" {a} " and "[dev]" not in a for a in installs)
     assert any(re.search(r"pip install \.(\s|$)", a) for a in installs)

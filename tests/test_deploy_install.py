@@ -18,14 +18,31 @@ import pytest
 from .live import ROOT, free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.e2e, pytest.mark.slow]
-OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "Failed to establish a new connection",
-                 "Temporary failure in name resolution", "Network is unreachable")
+OFFLINE_SIGNS = (
+    "No matching distribution",
+    "Could not find a version",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+)
 
 
 def _pip_install(venv: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                           "--disable-pip-version-check", str(ROOT)], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode != 0:
         if any(sign in done.stderr for sign in OFFLINE_SIGNS):
             pytest.skip(f"offline: pip could not fetch the dependencies ({done.stderr.strip()[-200:]})")
@@ -48,8 +65,14 @@ def fresh_database():
 
     db = settings.DATABASES["default"]
     name = f"deploy_{uuid.uuid4().hex[:10]}"
-    admin = dict(host=db.get("HOST") or "127.0.0.1", port=db.get("PORT") or 5432, user=db.get("USER") or None,
-                 password=db.get("PASSWORD") or None, dbname="postgres", autocommit=True)
+    admin = dict(
+        host=db.get("HOST") or "127.0.0.1",
+        port=db.get("PORT") or 5432,
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    )
     with psycopg.connect(**admin) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     auth = f"{db['USER']}{':' + db['PASSWORD'] if db.get('PASSWORD') else ''}@" if db.get("USER") else ""
@@ -63,17 +86,28 @@ def _env(workdir: Path, database_url: str, port: int) -> dict[str, str]:
 
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
     tag = uuid.uuid4().hex[:8]
-    return {**{k: os.environ[k] for k in keep if k in os.environ},
-            "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL, "SECRET_KEY": "deploy-test-" + tag * 4,
-            "GPUNIQ_SANDBOX": "1", "HOST": "127.0.0.1", "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            # this test's own queues: a worker of the surrounding test session must not take its jobs
-            "GPUNIQ_JOBS_QUEUE": f"deploy-jobs-{tag}", "GPUNIQ_PERIODIC_QUEUE": f"deploy-periodic-{tag}",
-            "GPUNIQ_MEDIA_POLL_SECONDS": "0.05", "DB_POOL_MAX": "4", "LOG_LEVEL": "WARNING"}
+    return {
+        **{k: os.environ[k] for k in keep if k in os.environ},
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": "deploy-test-" + tag * 4,
+        "GPUNIQ_SANDBOX": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        # this test's own queues: a worker of the surrounding test session must not take its jobs
+        "GPUNIQ_JOBS_QUEUE": f"deploy-jobs-{tag}",
+        "GPUNIQ_PERIODIC_QUEUE": f"deploy-periodic-{tag}",
+        "GPUNIQ_MEDIA_POLL_SECONDS": "0.05",
+        "DB_POOL_MAX": "4",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def _run(bin_dir: Path, cwd: Path, env: dict, *args: str) -> str:
-    done = subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [str(bin_dir / args[0]), *args[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{args}: {done.stdout[-2000:]}{done.stderr[-3000:]}"
     return done.stdout
 
@@ -108,29 +142,77 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(installed, fresh_database,
-                                                                              tmp_path):
+def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(
+    installed, fresh_database, tmp_path
+):
     port = free_port()
     env = _env(tmp_path, fresh_database, port)
-    site = _run(installed, tmp_path, env, "python", "-c", "import gpuniq_site, llm.views; print(gpuniq_site.__file__)")
+    site = _run(
+        installed, tmp_path, env, "python", "-c", "import gpuniq_site, llm.views; print(gpuniq_site.__file__)"
+    )
     assert "site-packages" in site and str(ROOT) not in site  # the installed copy, not the checkout
     _run(installed, tmp_path, env, "gpuniq-manage", "migrate", "--noinput")
     _run(installed, tmp_path, env, "gpuniq-manage", "sync_catalog")
     _run(installed, tmp_path, env, "gpuniq-manage", "collectstatic", "--noinput")
-    key = _run(installed, tmp_path, env, "gpuniq-manage", "create_api_key", "ops@example.com",
-               "--credit", "5", "--rpm", "1000").strip().splitlines()[-1]
+    key = (
+        _run(
+            installed,
+            tmp_path,
+            env,
+            "gpuniq-manage",
+            "create_api_key",
+            "ops@example.com",
+            "--credit",
+            "5",
+            "--rpm",
+            "1000",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
 
     worker_log = tmp_path / "worker.log"
-    procs = [_start([str(installed / "celery"), "-A", "gpuniq_site", "worker", "-P", "threads", "-c", "2",
-                     "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                    tmp_path, env, worker_log, lambda: b"ready." in worker_log.read_bytes())]
+    procs = [
+        _start(
+            [
+                str(installed / "celery"),
+                "-A",
+                "gpuniq_site",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                "2",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            tmp_path,
+            env,
+            worker_log,
+            lambda: b"ready." in worker_log.read_bytes(),
+        )
+    ]
     try:
         base = f"http://127.0.0.1:{port}"
-        procs.append(_start([str(installed / "gpuniq-web")], tmp_path, env, tmp_path / "web.log",
-                            lambda: _answers(f"{base}/healthz")))
+        procs.append(
+            _start(
+                [str(installed / "gpuniq-web")],
+                tmp_path,
+                env,
+                tmp_path / "web.log",
+                lambda: _answers(f"{base}/healthz"),
+            )
+        )
         headers = {"X-API-Key": key}
-        kicked = httpx.post(f"{base}/v1/llm/images/jobs", headers=headers, timeout=10,
-                            json={"model": "nano-banana", "prompt": "a lighthouse at dusk", "n": 1})
+        kicked = httpx.post(
+            f"{base}/v1/llm/images/jobs",
+            headers=headers,
+            timeout=10,
+            json={"model": "nano-banana", "prompt": "a lighthouse at dusk", "n": 1},
+        )
         assert kicked.status_code == 202, kicked.text
         job_id = kicked.json()["data"]["job_id"]
         data = _poll_until_terminal(f"{base}/v1/llm/images/jobs/{job_id}", headers)

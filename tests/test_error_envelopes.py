@@ -6,11 +6,30 @@ from gpuniq_site.errors import CATALOG, ApiError
 
 
 def test_catalog_has_the_documented_codes_with_status_type_and_doc_url():
-    for code in ("streaming_required", "insufficient_balance", "model_not_found", "rate_limit_per_key",
-                 "invalid_api_key", "missing_api_key", "revoked_api_key", "model_not_allowed", "spend_cap_reached",
-                 "invalid_parameter", "context_length_exceeded", "upstream_error", "upstream_timeout",
-                 "upstream_rate_limited", "all_routes_failed", "content_policy_violation", "job_not_found",
-                 "chat_not_found", "payload_too_large", "method_not_allowed", "not_found", "internal_error"):
+    for code in (
+        "streaming_required",
+        "insufficient_balance",
+        "model_not_found",
+        "rate_limit_per_key",
+        "invalid_api_key",
+        "missing_api_key",
+        "revoked_api_key",
+        "model_not_allowed",
+        "spend_cap_reached",
+        "invalid_parameter",
+        "context_length_exceeded",
+        "upstream_error",
+        "upstream_timeout",
+        "upstream_rate_limited",
+        "all_routes_failed",
+        "content_policy_violation",
+        "job_not_found",
+        "chat_not_found",
+        "payload_too_large",
+        "method_not_allowed",
+        "not_found",
+        "internal_error",
+    ):
         assert code in CATALOG
     assert len(CATALOG) >= 29
     assert all(spec.status >= 400 and spec.type and spec.message for spec in CATALOG.values())
@@ -21,8 +40,9 @@ def test_unknown_code_is_a_programming_error():
         ApiError("no_such_code")
 
 
-@pytest.mark.parametrize("path,envelope", [("/v1/openai/nope", "openai"), ("/v1/llm/nope", "native"),
-                                           ("/v1/whatever", "native")])
+@pytest.mark.parametrize(
+    "path,envelope", [("/v1/openai/nope", "openai"), ("/v1/llm/nope", "native"), ("/v1/whatever", "native")]
+)
 def test_unknown_urls_are_404_envelopes(client, path, envelope):
     response = client.get(path)
     assert response.status_code == 404

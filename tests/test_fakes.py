@@ -1,4 +1,5 @@
 """Wire-format checks for the fake chat vendors in tests/fakes (loopback only)."""
+
 from __future__ import annotations
 
 import json
@@ -64,14 +65,29 @@ def _reset(request):
 def oa_chat(s, stream=False, **body):
     body.setdefault("model", "gpt-4o-mini")
     body.setdefault("messages", [{"role": "user", "content": "Hello there"}])
-    return httpx.post(s.base_url + "/v1/chat/completions", headers=OA_H, json={**body, "stream": stream}, timeout=10)
+    return httpx.post(
+        s.base_url + "/v1/chat/completions", headers=OA_H, json={**body, "stream": stream}, timeout=10
+    )
 
 
 # ----------------------------------------------------------------------------- common
 def test_count_tokens_and_fault_names():
     assert count_tokens("a b  c\nd") == 4 and count_tokens("") == 0
-    assert {"500", "503", "529", "429", "400", "401", "context", "slow_first_byte", "stall", "cutoff",
-            "malformed", "no_usage", "refuse"} <= FAULTS
+    assert {
+        "500",
+        "503",
+        "529",
+        "429",
+        "400",
+        "401",
+        "context",
+        "slow_first_byte",
+        "stall",
+        "cutoff",
+        "malformed",
+        "no_usage",
+        "refuse",
+    } <= FAULTS
 
 
 def test_closed_port_refuses():
@@ -81,26 +97,36 @@ def test_closed_port_refuses():
 
 # ----------------------------------------------------------------------------- OpenAI
 def test_openai_non_stream_and_log(oa):
-    r = oa_chat(oa, messages=[{"role": "system", "content": "be nice"},
-                              {"role": "user", "content": "Hello there"}])
+    r = oa_chat(
+        oa, messages=[{"role": "system", "content": "be nice"}, {"role": "user", "content": "Hello there"}]
+    )
     assert r.status_code == 200 and r.headers["x-request-id"]
     j = r.json()
     assert j["object"] == "chat.completion" and j["id"].startswith("chatcmpl-")
     choice = j["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": "Echo: Hello there", "refusal": None,
-                                 "annotations": []}
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": "Echo: Hello there",
+        "refusal": None,
+        "annotations": [],
+    }
     assert choice["finish_reason"] == "stop"
     assert j["usage"]["prompt_tokens"] == (2 + 3) + (2 + 3)
     assert j["usage"]["completion_tokens"] == 3 and j["usage"]["total_tokens"] == 13
     log = oa.requests
-    assert log[-1]["path"] == "/v1/chat/completions" and log[-1]["headers"]["authorization"] == "Bearer test-key"
+    assert (
+        log[-1]["path"] == "/v1/chat/completions" and log[-1]["headers"]["authorization"] == "Bearer test-key"
+    )
     assert log[-1]["json"]["model"] == "gpt-4o-mini"
     assert httpx.get(oa.base_url + "/_control/requests").json()["requests"][-1]["method"] == "POST"
 
 
 def test_openai_auth_and_validation(oa):
-    r = httpx.post(oa.base_url + "/v1/chat/completions", headers={"authorization": "Bearer nope"},
-                   json={"model": "m", "messages": []})
+    r = httpx.post(
+        oa.base_url + "/v1/chat/completions",
+        headers={"authorization": "Bearer nope"},
+        json={"model": "m", "messages": []},
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = oa_chat(oa, messages=[])
@@ -110,8 +136,12 @@ def test_openai_auth_and_validation(oa):
 
 
 def test_openai_stream_framing_with_usage(oa):
-    r = oa_chat(oa, stream=True, messages=[{"role": "user", "content": "one two three"}],
-                stream_options={"include_usage": True})
+    r = oa_chat(
+        oa,
+        stream=True,
+        messages=[{"role": "user", "content": "one two three"}],
+        stream_options={"include_usage": True},
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.text.endswith("data: [DONE]\n\n")
     events = [d for _, d in sse_events(r.text)]
@@ -148,8 +178,10 @@ def test_openai_tools_reasoning_cached(oa):
     assert tcs[0]["id"].startswith("call_") and tcs[0]["function"] == {"name": "get_weather", "arguments": ""}
     assert json.loads("".join(t["function"]["arguments"] for t in tcs)) == {"location": "Paris"}
     # tool result -> text
-    msgs += [{"role": "assistant", "content": None, "tool_calls": [call]},
-             {"role": "tool", "tool_call_id": call["id"], "content": "Sunny 21C"}]
+    msgs += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "Sunny 21C"},
+    ]
     j = oa_chat(oa, messages=msgs, tools=[WEATHER_TOOL_OA]).json()
     assert j["choices"][0]["message"]["content"] == "The tool said: Sunny 21C"
     forced = oa_chat(oa, tools=[WEATHER_TOOL_OA], tool_choice="required").json()
@@ -169,7 +201,9 @@ def test_openai_error_faults(oa):
     assert oa_chat(oa).status_code == 200  # script consumed
     r = oa_chat(oa, messages=[{"role": "user", "content": "boom [[fault:500]]"}])
     assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
-    assert httpx.post(oa.base_url + "/_control/script", json={"fault": "context", "times": 2}).status_code == 200
+    assert (
+        httpx.post(oa.base_url + "/_control/script", json={"fault": "context", "times": 2}).status_code == 200
+    )
     for _ in range(2):
         r = oa_chat(oa, stream=True)
         assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
@@ -190,8 +224,12 @@ def test_openai_transport_faults(oa):
     oa.script("cutoff")
     seen = []
     with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("POST", oa.base_url + "/v1/chat/completions", headers=OA_H,
-                          json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "a b c d e"}]}) as r:
+        with httpx.stream(
+            "POST",
+            oa.base_url + "/v1/chat/completions",
+            headers=OA_H,
+            json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "a b c d e"}]},
+        ) as r:
             for line in r.iter_lines():
                 seen.append(line)
     assert seen and "data: [DONE]" not in seen
@@ -218,14 +256,23 @@ def _is_json(s):
 def test_openai_stall_and_disconnect_tracking():
     with FakeOpenAI(chunk_delay=0.05) as s:
         words = " ".join(f"w{i}" for i in range(40))
-        with httpx.stream("POST", s.base_url + "/v1/chat/completions", headers=OA_H,
-                          json={"model": "m", "stream": True, "messages": [{"role": "user", "content": words}]}) as r:
+        with httpx.stream(
+            "POST",
+            s.base_url + "/v1/chat/completions",
+            headers=OA_H,
+            json={"model": "m", "stream": True, "messages": [{"role": "user", "content": words}]},
+        ) as r:
             next(r.iter_lines())
         assert s.wait_for_disconnects(1)
         s.script("stall")
         with pytest.raises(httpx.ReadTimeout):
-            with httpx.stream("POST", s.base_url + "/v1/chat/completions", headers=OA_H, timeout=0.5,
-                              json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as r:
+            with httpx.stream(
+                "POST",
+                s.base_url + "/v1/chat/completions",
+                headers=OA_H,
+                timeout=0.5,
+                json={"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+            ) as r:
                 for _ in r.iter_lines():
                     pass
         assert s.wait_for_disconnects(2)
@@ -236,8 +283,10 @@ def test_stop_does_not_hang_on_stalled_stream():
     s.script("stall")
     sock = socket.create_connection(("127.0.0.1", s.port))
     body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}).encode()
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-key\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     assert b"200" in sock.recv(100)
     t0 = time.monotonic()
     s.stop()
@@ -252,11 +301,19 @@ def test_openai_sdk_parses_fake():
         resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
         assert resp.choices[0].message.content == "Echo: hi" and resp.usage.total_tokens == 6
         stream = client.chat.completions.create(
-            model="gpt-4o", stream=True, stream_options={"include_usage": True}, tools=[WEATHER_TOOL_OA],
-            messages=[{"role": "user", "content": "weather?"}])
+            model="gpt-4o",
+            stream=True,
+            stream_options={"include_usage": True},
+            tools=[WEATHER_TOOL_OA],
+            messages=[{"role": "user", "content": "weather?"}],
+        )
         chunks = list(stream)
-        args = "".join(tc.function.arguments or "" for c in chunks if c.choices
-                       for tc in c.choices[0].delta.tool_calls or [])
+        args = "".join(
+            tc.function.arguments or ""
+            for c in chunks
+            if c.choices
+            for tc in c.choices[0].delta.tool_calls or []
+        )
         assert json.loads(args) == {"location": "Paris"} and chunks[-1].usage.prompt_tokens == 4
         s.script("429")
         with pytest.raises(openai.RateLimitError):
@@ -277,8 +334,9 @@ def test_anthropic_non_stream_and_auth(an):
     assert j["content"] == [{"type": "text", "text": "Echo: Hello there"}]
     assert j["stop_reason"] == "end_turn" and j["stop_sequence"] is None
     assert j["usage"]["input_tokens"] == 10 and j["usage"]["output_tokens"] == 3
-    r = httpx.post(an.base_url + "/v1/messages", headers={"x-api-key": "bad", "anthropic-version": "2023-06-01"},
-                   json={})
+    r = httpx.post(
+        an.base_url + "/v1/messages", headers={"x-api-key": "bad", "anthropic-version": "2023-06-01"}, json={}
+    )
     assert r.status_code == 401 and r.json()["type"] == "error"
     assert r.json()["error"]["type"] == "authentication_error" and r.json()["request_id"]
     r = httpx.post(an.base_url + "/v1/messages", headers={"x-api-key": "test-key"}, json={})
@@ -305,25 +363,35 @@ def test_anthropic_stream_text(an):
 
 
 def test_anthropic_thinking_and_tools(an):
-    tools = [{"name": "get_weather", "input_schema": {"type": "object"}}, {"name": "other", "input_schema": {}}]
-    body = dict(thinking={"type": "enabled", "budget_tokens": 1024}, tools=tools,
-                messages=[{"role": "user", "content": [{"type": "text", "text": "weather in Paris?"}]}])
+    tools = [
+        {"name": "get_weather", "input_schema": {"type": "object"}},
+        {"name": "other", "input_schema": {}},
+    ]
+    body = dict(
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=tools,
+        messages=[{"role": "user", "content": [{"type": "text", "text": "weather in Paris?"}]}],
+    )
     j = an_msg(an, **body).json()
     assert [b["type"] for b in j["content"]] == ["thinking", "tool_use"] and j["stop_reason"] == "tool_use"
     assert j["content"][0]["signature"]
     tu = j["content"][1]
-    assert tu["id"].startswith("toolu_") and tu["name"] == "get_weather" and tu["input"] == {"location": "Paris"}
+    assert (
+        tu["id"].startswith("toolu_") and tu["name"] == "get_weather" and tu["input"] == {"location": "Paris"}
+    )
     events = sse_events(an_msg(an, stream=True, **body).text)
     deltas = [json.loads(d)["delta"] for e, d in events if e == "content_block_delta"]
     kinds = {d["type"] for d in deltas}
     assert kinds == {"thinking_delta", "signature_delta", "input_json_delta"}
-    assert json.loads("".join(d["partial_json"] for d in deltas if d["type"] == "input_json_delta")) == \
-        {"location": "Paris"}
+    assert json.loads("".join(d["partial_json"] for d in deltas if d["type"] == "input_json_delta")) == {
+        "location": "Paris"
+    }
     starts = [json.loads(d)["content_block"] for e, d in events if e == "content_block_start"]
     assert starts[1] == {"type": "tool_use", "id": starts[1]["id"], "name": "get_weather", "input": {}}
-    follow = body["messages"] + [{"role": "assistant", "content": j["content"]},
-                                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tu["id"],
-                                                               "content": "Rainy"}]}]
+    follow = body["messages"] + [
+        {"role": "assistant", "content": j["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tu["id"], "content": "Rainy"}]},
+    ]
     j2 = an_msg(an, tools=tools, messages=follow).json()
     assert j2["content"] == [{"type": "text", "text": "The tool said: Rainy"}]
     j3 = an_msg(an, tools=tools, tool_choice={"type": "tool", "name": "other"}).json()
@@ -351,7 +419,9 @@ def test_anthropic_faults(an):
 # ----------------------------------------------------------------------------- Gemini
 def gm_gen(s, stream=False, model="gemini-2.5-flash", headers=GM_H, **body):
     body.setdefault("contents", [{"role": "user", "parts": [{"text": "Hello there"}]}])
-    url = f"{s.base_url}/v1beta/models/{model}:" + ("streamGenerateContent?alt=sse" if stream else "generateContent")
+    url = f"{s.base_url}/v1beta/models/{model}:" + (
+        "streamGenerateContent?alt=sse" if stream else "generateContent"
+    )
     return httpx.post(url, headers=headers, json=body, timeout=10)
 
 
@@ -362,8 +432,10 @@ def test_gemini_non_stream_and_auth(gm):
     assert cand["finishReason"] == "STOP"
     u = j["usageMetadata"]
     assert u["promptTokenCount"] == 10 and u["candidatesTokenCount"] == 3 and u["totalTokenCount"] == 13
-    r = httpx.post(f"{gm.base_url}/v1beta/models/gemini-2.5-flash:generateContent?key=test-key",
-                   json={"contents": [{"parts": [{"text": "hi"}]}]})
+    r = httpx.post(
+        f"{gm.base_url}/v1beta/models/gemini-2.5-flash:generateContent?key=test-key",
+        json={"contents": [{"parts": [{"text": "hi"}]}]},
+    )
     assert r.status_code == 200
     r = gm_gen(gm, headers={"x-goog-api-key": "wrong"})
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
@@ -376,8 +448,12 @@ def test_gemini_non_stream_and_auth(gm):
 
 
 def test_gemini_stream_thoughts_cached_max_tokens(gm):
-    r = gm_gen(gm, stream=True, contents=[{"role": "user", "parts": [{"text": "one two three [[cached]]"}]}],
-               generationConfig={"maxOutputTokens": 3, "thinkingConfig": {"includeThoughts": True}})
+    r = gm_gen(
+        gm,
+        stream=True,
+        contents=[{"role": "user", "parts": [{"text": "one two three [[cached]]"}]}],
+        generationConfig={"maxOutputTokens": 3, "thinkingConfig": {"includeThoughts": True}},
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     assert "\r\n\r\n" in r.text and "[DONE]" not in r.text
     chunks = [json.loads(d) for _, d in sse_events(r.text)]
@@ -402,11 +478,17 @@ def test_gemini_function_calling(gm):
     part = j["candidates"][0]["content"]["parts"][0]
     assert part["functionCall"] == {"name": "get_weather", "args": {"location": "Paris"}}
     assert j["candidates"][0]["finishReason"] == "STOP"
-    chunks = [json.loads(d) for _, d in sse_events(gm_gen(gm, stream=True, tools=tools, contents=contents).text)]
+    chunks = [
+        json.loads(d) for _, d in sse_events(gm_gen(gm, stream=True, tools=tools, contents=contents).text)
+    ]
     assert chunks[-1]["candidates"][0]["content"]["parts"][0]["functionCall"]["name"] == "get_weather"
-    contents += [{"role": "model", "parts": [part]},
-                 {"role": "user", "parts": [{"functionResponse": {"name": "get_weather",
-                                                                  "response": {"result": "Foggy"}}}]}]
+    contents += [
+        {"role": "model", "parts": [part]},
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "Foggy"}}}],
+        },
+    ]
     j = gm_gen(gm, tools=tools, contents=contents).json()
     assert j["candidates"][0]["content"]["parts"][0]["text"] == "The tool said: Foggy"
     j = gm_gen(gm, tools=tools, toolConfig={"functionCallingConfig": {"mode": "ANY"}}).json()

@@ -31,17 +31,25 @@ ENDPOINTS = [  # (method, path, a valid body to mutate); {chat} is a chat of the
     ("POST", "/v1/llm/images/jobs", {"model": "nano-banana", "prompt": "a cabin"}),
     ("POST", "/v1/llm/videos/jobs", {"model": "kling-2-6", "prompt": "a cat"}),
 ]
-JOB_POLLS = {"/v1/llm/chat/jobs": "/v1/llm/chat/jobs/", "/v1/llm/images/jobs": "/v1/llm/images/jobs/",
-             "/v1/llm/videos/jobs": "/v1/llm/videos/jobs/"}
+JOB_POLLS = {
+    "/v1/llm/chat/jobs": "/v1/llm/chat/jobs/",
+    "/v1/llm/images/jobs": "/v1/llm/images/jobs/",
+    "/v1/llm/videos/jobs": "/v1/llm/videos/jobs/",
+}
 
 hostile_text = st.sampled_from(["\ud800", "x\udfffy", "\x00", "a\x00b", "\ud83d", "\U0001f600", "", " " * 3])
 huge_number = st.sampled_from([10**400, -(10**40), 2**63, 2**64 + 1, 1e308, -1e308, 5e-324, 0.1])
 wrong_type = st.sampled_from([[], {}, [1, 2], {"a": 1}, True, False, None, "7", 7, -1, 1.5])
-hostile_value = st.one_of(hostile_text, huge_number, wrong_type,
-                          st.recursive(st.none() | st.integers() | st.text(max_size=5),
-                                       lambda inner: st.lists(inner, max_size=3)
-                                       | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                                       max_leaves=8))
+hostile_value = st.one_of(
+    hostile_text,
+    huge_number,
+    wrong_type,
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=8,
+    ),
+)
 
 
 def _nested(depth: int, kind: str) -> bytes:
@@ -55,7 +63,9 @@ def bodies(draw, template: dict) -> bytes:
     """Raw bytes: the valid template with one hostile change."""
     how = draw(st.sampled_from(["field", "nested", "deep", "array", "scalar", "digits", "raw_escape"]))
     if how == "deep":
-        return _nested(draw(st.sampled_from([100, 999, 5000, 100_000])), draw(st.sampled_from(["array", "object"])))
+        return _nested(
+            draw(st.sampled_from([100, 999, 5000, 100_000])), draw(st.sampled_from(["array", "object"]))
+        )
     if how == "array":
         return json.dumps(draw(st.sampled_from([[template], [], [[template]]]))).encode()
     if how == "scalar":
@@ -107,14 +117,24 @@ def _settle_jobs(client, started) -> None:
 
 @pytest.mark.e2e
 def test_no_body_gets_a_500_or_leaves_a_hold_open(api_server, celery_worker_proc, fuzzer, committed, vendors):
-    client = httpx.Client(base_url=api_server, timeout=60,
-                          headers={"X-API-Key": fuzzer.raw_key, "Content-Type": "application/json"})
+    client = httpx.Client(
+        base_url=api_server,
+        timeout=60,
+        headers={"X-API-Key": fuzzer.raw_key, "Content-Type": "application/json"},
+    )
     chat_id = client.post("/v1/llm/chats", json={"title": "fuzz"}).json()["data"]["id"]
     started: list[str] = []
 
-    @hsettings(max_examples=300, deadline=None, database=None,
-               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                      HealthCheck.data_too_large])
+    @hsettings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+        ],
+    )
     @given(st.data())
     def one_request(data):
         method, path, template = data.draw(st.sampled_from(ENDPOINTS))

@@ -26,12 +26,24 @@ CHUNK_DELAY = 0.25  # the fake echoes up to 31 words, one frame each: ~8 s for t
 @pytest.fixture
 def web_server(catalog_loaded, fake_vendors, vendors, tmp_path):
     port = free_port()
-    env = service_env({**service_extra_env(fake_vendors), "HOST": "127.0.0.1", "PORT": str(port),
-                       "GPUNIQ_DRAIN_SECONDS": str(DRAIN), "LOG_LEVEL": "INFO",
-                       "GPUNIQ_STREAM_IDLE_TIMEOUT": "30"})
+    env = service_env(
+        {
+            **service_extra_env(fake_vendors),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "GPUNIQ_DRAIN_SECONDS": str(DRAIN),
+            "LOG_LEVEL": "INFO",
+            "GPUNIQ_STREAM_IDLE_TIMEOUT": "30",
+        }
+    )
     log = tmp_path / "web.log"
-    proc = subprocess.Popen([sys.executable, "-m", "gpuniq_site.web"], cwd=ROOT, env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpuniq_site.web"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -50,11 +62,20 @@ def web_server(catalog_loaded, fake_vendors, vendors, tmp_path):
 
 def _stream(url: str, user, words: int, seen: dict) -> None:
     """Read a streamed completion of `words` words; record the lines and when it ended."""
-    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": " ".join(["w"] * words)}]}
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": " ".join(["w"] * words)}],
+    }
     lines = seen.setdefault("lines", [])
     try:
-        with httpx.stream("POST", f"{url}/v1/openai/chat/completions", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {user.raw_key}"}) as response:
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/openai/chat/completions",
+            json=body,
+            timeout=60,
+            headers={"Authorization": f"Bearer {user.raw_key}"},
+        ) as response:
             for line in response.iter_lines():
                 if line:
                     lines.append(line)
@@ -68,12 +89,16 @@ def test_sigterm_drains_a_short_stream_and_bills_a_cut_one(web_server, committed
     alice = make_user("short", "3")  # her stream (~5 frames) ends inside the drain period
     bob = make_user("long", "3")  # his (~33 frames) needs ~8 s: cut when the drain period ends
     short, long_ = {}, {}
-    readers = [threading.Thread(target=_stream, args=(url, alice, 2, short)),
-               threading.Thread(target=_stream, args=(url, bob, 40, long_))]
+    readers = [
+        threading.Thread(target=_stream, args=(url, alice, 2, short)),
+        threading.Thread(target=_stream, args=(url, bob, 40, long_)),
+    ]
     for reader in readers:
         reader.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (len(short.get("lines", [])) < 3 or len(long_.get("lines", [])) < 3):
+    while time.monotonic() < deadline and (
+        len(short.get("lines", [])) < 3 or len(long_.get("lines", [])) < 3
+    ):
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
@@ -84,7 +109,11 @@ def test_sigterm_drains_a_short_stream_and_bills_a_cut_one(web_server, committed
 
     assert short["lines"][-1] == "data: [DONE]" and "error" not in short
     assert short["ended"] - signalled < DRAIN
-    assert "data: [DONE]" not in long_["lines"], (len(long_["lines"]), long_["ended"] - signalled, log.read_text()[-2000:])
+    assert "data: [DONE]" not in long_["lines"], (
+        len(long_["lines"]),
+        long_["ended"] - signalled,
+        log.read_text()[-2000:],
+    )
     assert DRAIN - 0.5 < long_["ended"] - signalled < DRAIN + 10
     assert stopped < DRAIN + 5, stopped  # settled, pools closed once, out: not left to docker's SIGKILL
     assert not Hold.objects.filter(account__user_id__in=[alice.pk, bob.pk], status=Hold.OPEN).exists()
@@ -96,8 +125,10 @@ def test_sigterm_drains_a_short_stream_and_bills_a_cut_one(web_server, committed
     assert 0 < bob_usage.cost_usd and 0 < bob_usage.completion_tokens < 31  # what was produced, not the whole
     charged = -sum(e.amount for e in LedgerEntry.objects.filter(account__user_id=bob.pk, kind="charge"))
     assert charged == bob_usage.cost_usd > Decimal("0")
-    print(f"DRAIN grace={DRAIN}s short_finished_after={short['ended'] - signalled:.2f}s "
-          f"long_cut_after={long_['ended'] - signalled:.2f}s long_billed={bob_usage.cost_usd} exited_after={stopped:.2f}s")
+    print(
+        f"DRAIN grace={DRAIN}s short_finished_after={short['ended'] - signalled:.2f}s "
+        f"long_cut_after={long_['ended'] - signalled:.2f}s long_billed={bob_usage.cost_usd} exited_after={stopped:.2f}s"
+    )
 
 
 async def test_a_cancellation_that_meets_a_keepalive_tick_still_cancels_the_read():

@@ -65,17 +65,28 @@ def test_images_count_by_the_vendor_formula_not_by_their_base64_size(models):
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 400_000}}
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, image, image]}]}
     plain = chat_bound(models["claude-sonnet-4-5"], ask("look"), stream=False).prompt_tokens
-    assert chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens < plain + 2 * IMAGE_TOKENS + 100
+    assert (
+        chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens
+        < plain + 2 * IMAGE_TOKENS + 100
+    )
     assert chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens >= 2 * IMAGE_TOKENS
 
 
 def test_anthropic_cache_writes_are_held_at_their_premium(models):
     def part(ttl=None):
         control = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
-        return {"messages": [{"role": "user", "content": [{"type": "text", "text": "doc", "cache_control": control}]}]}
+        return {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "doc", "cache_control": control}]}
+            ]
+        }
+
     assert chat_bound(models["claude-sonnet-4-5"], ask("doc"), stream=False).prompt_price_factor == 1
     assert chat_bound(models["claude-sonnet-4-5"], part(), stream=False).prompt_price_factor == CACHE_WRITE_5M
-    assert chat_bound(models["claude-sonnet-4-5"], part("1h"), stream=False).prompt_price_factor == CACHE_WRITE_1H
+    assert (
+        chat_bound(models["claude-sonnet-4-5"], part("1h"), stream=False).prompt_price_factor
+        == CACHE_WRITE_1H
+    )
 
 
 def test_a_prompt_larger_than_the_context_window_is_bounded_by_the_window(models):
@@ -95,9 +106,12 @@ def test_openai_prompts_are_counted_exactly_and_stay_above_the_vendors_count(mod
 @given(st.text(min_size=0, max_size=300))
 def test_the_byte_bound_is_never_below_the_exact_count(text):
     body = ask(text)
-    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(body, image_tokens=0, context_window=None)
-    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(body, image_tokens=0, context_window=None,
-                                                                     exact=True)
+    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(
+        body, image_tokens=0, context_window=None
+    )
+    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(
+        body, image_tokens=0, context_window=None, exact=True
+    )
 
 
 def test_the_vendored_tokenizer_is_the_published_o200k_base():

@@ -33,7 +33,9 @@ def headers(user, **extra):
 
 
 def kickoff(api_server, user, body, **extra):
-    return httpx.post(f"{api_server}/v1/llm/images/jobs", headers=headers(user, **extra), json=body, timeout=10)
+    return httpx.post(
+        f"{api_server}/v1/llm/images/jobs", headers=headers(user, **extra), json=body, timeout=10
+    )
 
 
 def wait_terminal(job_id: str, timeout: float = 20.0) -> MediaJob:
@@ -56,9 +58,13 @@ def books_clean(user):
     assert not Hold.objects.filter(account=user.account, status=Hold.OPEN).exists()
 
 
-def test_kickoff_is_fast_and_the_first_completion_read_charges_once(api_server, celery_worker_proc, jane, vendors):
+def test_kickoff_is_fast_and_the_first_completion_read_charges_once(
+    api_server, celery_worker_proc, jane, vendors
+):
     started = time.perf_counter()
-    resp = kickoff(api_server, jane, {"model": "nano-banana-pro", "prompt": "a cozy cabin at sunrise", "n": 1})
+    resp = kickoff(
+        api_server, jane, {"model": "nano-banana-pro", "prompt": "a cozy cabin at sunrise", "n": 1}
+    )
     elapsed = time.perf_counter() - started
 
     assert resp.status_code == 202, resp.text
@@ -85,14 +91,22 @@ def test_kickoff_is_fast_and_the_first_completion_read_charges_once(api_server, 
     books_clean(jane)
 
 
-def test_a_hundred_concurrent_polls_of_a_completion_charge_once(api_server, celery_worker_proc, jane, vendors):
-    job_id = kickoff(api_server, jane, {"model": "nano-banana", "prompt": "many eyes"}).json()["data"]["job_id"]
+def test_a_hundred_concurrent_polls_of_a_completion_charge_once(
+    api_server, celery_worker_proc, jane, vendors
+):
+    job_id = kickoff(api_server, jane, {"model": "nano-banana", "prompt": "many eyes"}).json()["data"][
+        "job_id"
+    ]
     wait_terminal(job_id)
 
     async def hammer():
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as http:
-            return await asyncio.gather(*(http.get(f"{api_server}/v1/llm/images/jobs/{job_id}",
-                                                   headers=headers(jane)) for _ in range(100)))
+            return await asyncio.gather(
+                *(
+                    http.get(f"{api_server}/v1/llm/images/jobs/{job_id}", headers=headers(jane))
+                    for _ in range(100)
+                )
+            )
 
     replies = asyncio.run(hammer())
     assert {r.status_code for r in replies} == {200}
@@ -113,8 +127,9 @@ def test_polls_within_the_window_are_coalesced(api_server, celery_worker_proc, j
 
 
 def test_a_failed_job_costs_nothing_and_releases_its_hold(api_server, celery_worker_proc, jane, vendors):
-    job_id = kickoff(api_server, jane, {"model": "nano-banana-2", "prompt": "no [[fault:content_policy]]"}
-                     ).json()["data"]["job_id"]
+    job_id = kickoff(
+        api_server, jane, {"model": "nano-banana-2", "prompt": "no [[fault:content_policy]]"}
+    ).json()["data"]["job_id"]
     job = wait_terminal(job_id)
 
     failed = poll(api_server, jane, job_id).json()["data"]
@@ -128,8 +143,11 @@ def test_a_failed_job_costs_nothing_and_releases_its_hold(api_server, celery_wor
 
 def test_the_job_falls_back_across_routes_at_a_stable_price(api_server, celery_worker_proc, jane, vendors):
     vendors["gemini_images"].script("500")
-    job_id = kickoff(api_server, jane, {"model": "nano-banana-2", "prompt": "a lantern", "size": "2048x1152",
-                                        "output_format": "webp"}).json()["data"]["job_id"]
+    job_id = kickoff(
+        api_server,
+        jane,
+        {"model": "nano-banana-2", "prompt": "a lantern", "size": "2048x1152", "output_format": "webp"},
+    ).json()["data"]["job_id"]
     wait_terminal(job_id)
 
     done = poll(api_server, jane, job_id).json()["data"]

@@ -20,9 +20,21 @@ from media_jobs.models import MediaAsset
 from .conftest import balance_of, make_user, usage_rows
 
 NANO, NANO_PRO = Decimal("0.0312"), Decimal("0.1072")
-GPT_IMAGE_2, GPT_IMAGE_15, FLUX_PRO, GROK = Decimal("0.0464"), Decimal("0.020"), Decimal("0.060"), Decimal("0.0352")
-ROUTE_WORDS = ("gemini_images", "openai_compat_fallback", "fal-ai", "gemini-2.5-flash-image", "fallback_images",
-               "black-forest-labs", "provider\":")
+GPT_IMAGE_2, GPT_IMAGE_15, FLUX_PRO, GROK = (
+    Decimal("0.0464"),
+    Decimal("0.020"),
+    Decimal("0.060"),
+    Decimal("0.0352"),
+)
+ROUTE_WORDS = (
+    "gemini_images",
+    "openai_compat_fallback",
+    "fal-ai",
+    "gemini-2.5-flash-image",
+    "fallback_images",
+    "black-forest-labs",
+    'provider":',
+)
 
 
 @pytest.fixture
@@ -37,8 +49,13 @@ def client(api_server, ivy):
 
 
 def native(api_server, user, body, **kwargs):
-    return httpx.post(f"{api_server}/v1/llm/images/generations", headers={"X-API-Key": user.raw_key}, json=body,
-                      timeout=30, **kwargs)
+    return httpx.post(
+        f"{api_server}/v1/llm/images/generations",
+        headers={"X-API-Key": user.raw_key},
+        json=body,
+        timeout=30,
+        **kwargs,
+    )
 
 
 def books_clean(user):
@@ -57,8 +74,13 @@ def data_uri(color=(200, 30, 30), size=(32, 32), fmt="PNG") -> str:
 
 
 def test_official_sdk_generates_two_nano_banana_pro_images_billed_per_image(client, ivy, vendors):
-    resp = client.images.generate(model="nano-banana-pro", prompt="A cozy mountain cabin at sunrise", n=2,
-                                  size="1024x1024", response_format="b64_json")
+    resp = client.images.generate(
+        model="nano-banana-pro",
+        prompt="A cozy mountain cabin at sunrise",
+        n=2,
+        size="1024x1024",
+        response_format="b64_json",
+    )
 
     assert len(resp.data) == 2
     assert all(decode(d.b64_json).format == "PNG" for d in resp.data)
@@ -68,8 +90,13 @@ def test_official_sdk_generates_two_nano_banana_pro_images_billed_per_image(clie
     assert sent[0].body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}
     assert balance_of(ivy) == Decimal("5") - 2 * NANO_PRO
     [row] = usage_rows(ivy)
-    assert (row.endpoint, row.model, row.images, row.cost_usd, row.status) == ("images", "nano-banana-pro", 2,
-                                                                                2 * NANO_PRO, "ok")
+    assert (row.endpoint, row.model, row.images, row.cost_usd, row.status) == (
+        "images",
+        "nano-banana-pro",
+        2,
+        2 * NANO_PRO,
+        "ok",
+    )
     assert LedgerEntry.objects.get(account=ivy.account, kind="charge").amount == -2 * NANO_PRO
     assert MediaAsset.objects.filter(user_id=ivy.pk, model="nano-banana-pro").count() == 2
     books_clean(ivy)
@@ -101,7 +128,11 @@ def test_fewer_images_than_asked_are_billed_as_delivered(api_server, ivy, vendor
     assert balance_of(ivy) == Decimal("5") - 2 * GPT_IMAGE_2
     assert usage_rows(ivy)[-1].images == 2
     sent = vendors["openai_images"].requests_of("generate")[0].body
-    assert (sent["model"], sent["n"], sent["size"]) == ("gpt-image-2", 3, "1024x1024") and "response_format" not in sent
+    assert (sent["model"], sent["n"], sent["size"]) == (
+        "gpt-image-2",
+        3,
+        "1024x1024",
+    ) and "response_format" not in sent
     books_clean(ivy)
 
 
@@ -132,8 +163,11 @@ def test_output_format_is_re_encoded_on_the_server(api_server, ivy, vendors):
 
 
 def test_response_format_url_is_a_signed_expiring_link_of_ours(api_server, ivy, vendors, monkeypatch):
-    resp = native(api_server, ivy, {"model": "z-image", "prompt": "a lighthouse", "response_format": "url",
-                                    "size": "800x600"})
+    resp = native(
+        api_server,
+        ivy,
+        {"model": "z-image", "prompt": "a lighthouse", "response_format": "url", "size": "800x600"},
+    )
 
     url = resp.json()["data"]["data"][0]["url"]
     assert url.startswith(f"{api_server}/v1/llm/media/")
@@ -157,8 +191,15 @@ def test_response_format_url_is_a_signed_expiring_link_of_ours(api_server, ivy, 
 
 
 def test_reference_images_are_fetched_safely_and_sent_inline(api_server, ivy, vendors):
-    ok = native(api_server, ivy, {"model": "nano-banana", "prompt": "redraw in watercolor",
-                                  "input_images": [data_uri(), data_uri(fmt="JPEG").split(",", 1)[1]]})
+    ok = native(
+        api_server,
+        ivy,
+        {
+            "model": "nano-banana",
+            "prompt": "redraw in watercolor",
+            "input_images": [data_uri(), data_uri(fmt="JPEG").split(",", 1)[1]],
+        },
+    )
 
     assert ok.status_code == 200, ok.text
     sent = vendors["gemini_images"].requests_of("generate")[0]
@@ -181,14 +222,18 @@ def test_reference_images_are_fetched_safely_and_sent_inline(api_server, ivy, ve
 
 
 def test_edits_go_multipart_to_openai_and_as_json_to_the_generic_fallback(api_server, ivy, vendors):
-    gpt = native(api_server, ivy, {"model": "gpt-image-1-5", "prompt": "add a hat", "input_images": [data_uri()]})
+    gpt = native(
+        api_server, ivy, {"model": "gpt-image-1-5", "prompt": "add a hat", "input_images": [data_uri()]}
+    )
     assert gpt.status_code == 200, gpt.text
     [edit] = vendors["openai_images"].requests_of("edit")
     assert edit.form.fields["model"] == ["gpt-image-1.5"] and edit.body["files"][0]["format"] == "PNG"
 
     vendors["gemini_images"].script("500")
     vendors["fal"].script("500")
-    fallback = native(api_server, ivy, {"model": "nano-banana-2", "prompt": "add a hat", "input_images": [data_uri()]})
+    fallback = native(
+        api_server, ivy, {"model": "nano-banana-2", "prompt": "add a hat", "input_images": [data_uri()]}
+    )
     assert fallback.status_code == 200, fallback.text
     [edit] = vendors["fallback_images"].requests_of("edit")
     assert edit.body["model"] == "google/gemini-3.1-flash-image-preview"
@@ -199,14 +244,20 @@ def test_edits_go_multipart_to_openai_and_as_json_to_the_generic_fallback(api_se
 
 
 def test_requests_are_validated_before_any_hold(api_server, ivy, vendors):
-    cases = [({"model": "nano-banana", "prompt": "x", "n": 5}, 400, "invalid_parameter", "n"),
-             ({"model": "nano-banana", "prompt": "x" * 4001}, 400, "invalid_parameter", "prompt"),
-             ({"model": "nano-banana"}, 400, "missing_parameter", "prompt"),
-             ({"model": "nano-banana", "prompt": "x", "size": "huge"}, 400, "invalid_parameter", "size"),
-             ({"model": "nano-banana", "prompt": "x", "output_format": "gif"}, 400, "invalid_parameter",
-              "output_format"),
-             ({"model": "gpt-4o", "prompt": "x"}, 400, "wrong_model_kind", None),
-             ({"model": "no-such-model", "prompt": "x"}, 404, "model_not_found", None)]
+    cases = [
+        ({"model": "nano-banana", "prompt": "x", "n": 5}, 400, "invalid_parameter", "n"),
+        ({"model": "nano-banana", "prompt": "x" * 4001}, 400, "invalid_parameter", "prompt"),
+        ({"model": "nano-banana"}, 400, "missing_parameter", "prompt"),
+        ({"model": "nano-banana", "prompt": "x", "size": "huge"}, 400, "invalid_parameter", "size"),
+        (
+            {"model": "nano-banana", "prompt": "x", "output_format": "gif"},
+            400,
+            "invalid_parameter",
+            "output_format",
+        ),
+        ({"model": "gpt-4o", "prompt": "x"}, 400, "wrong_model_kind", None),
+        ({"model": "no-such-model", "prompt": "x"}, 404, "model_not_found", None),
+    ]
     for body, status, code, field in cases:
         resp = native(api_server, ivy, body)
         assert (resp.status_code, resp.json()["error"]["code"]) == (status, code), body
@@ -219,7 +270,9 @@ def test_requests_are_validated_before_any_hold(api_server, ivy, vendors):
 def test_hints_quality_and_the_4k_default_size_are_forwarded(client, ivy, vendors):
     client.images.generate(model="nano-banana-pro-4k", prompt="a city at night")
     client.images.generate(model="gpt-4o-image", prompt="a city at night", quality="hd")
-    client.images.generate(model="gpt-4o-image", prompt="a city at night", extra_body={"quality": "ultra-mega"})
+    client.images.generate(
+        model="gpt-4o-image", prompt="a city at night", extra_body={"quality": "ultra-mega"}
+    )
 
     config = vendors["gemini_images"].requests[0].body["generationConfig"]["imageConfig"]
     assert config["imageSize"] == "4K"  # nano-banana-pro-4k defaults to 4096x4096
@@ -228,10 +281,18 @@ def test_hints_quality_and_the_4k_default_size_are_forwarded(client, ivy, vendor
 
 
 def test_grok_image_through_curl_shaped_call(api_server, ivy, vendors):
-    resp = httpx.post(f"{api_server}/v1/openai/images/generations",
-                      headers={"Authorization": f"Bearer {ivy.raw_key}", "Content-Type": "application/json"},
-                      content=json.dumps({"model": "grok-4-image", "prompt": "Studio portrait of an astronaut",
-                                          "n": 1, "size": "1024x1024"}))
+    resp = httpx.post(
+        f"{api_server}/v1/openai/images/generations",
+        headers={"Authorization": f"Bearer {ivy.raw_key}", "Content-Type": "application/json"},
+        content=json.dumps(
+            {
+                "model": "grok-4-image",
+                "prompt": "Studio portrait of an astronaut",
+                "n": 1,
+                "size": "1024x1024",
+            }
+        ),
+    )
 
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -239,8 +300,12 @@ def test_grok_image_through_curl_shaped_call(api_server, ivy, vendors):
     assert body["data"][0]["mime_type"] == "image/jpeg"  # png is a pass-through: xAI's JPEG comes back as is
     assert Decimal(resp.headers["x-gpuniq-cost-usd"]) == GROK
     sent = vendors["xai_images"].requests[0].body
-    assert sent == {"model": "grok-2-image", "prompt": "Studio portrait of an astronaut", "n": 1,
-                    "response_format": "b64_json"}
+    assert sent == {
+        "model": "grok-2-image",
+        "prompt": "Studio portrait of an astronaut",
+        "n": 1,
+        "response_format": "b64_json",
+    }
 
 
 def test_a_content_policy_refusal_stops_the_chain_and_is_free(client, ivy, vendors):

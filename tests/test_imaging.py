@@ -1,4 +1,5 @@
 """Tests for media_jobs.imaging (no Django)."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,8 @@ def rgba_png(size=(8, 8)) -> bytes:
 def encoded(fmt: str, mode: str = "RGB", **kw) -> bytes:
     buf = io.BytesIO()
     Image.new(mode, (8, 8), (10, 200, 30) if mode == "RGB" else (10, 200, 30, 128)).save(
-        buf, format=fmt, **kw)
+        buf, format=fmt, **kw
+    )
     return buf.getvalue()
 
 
@@ -34,8 +36,9 @@ def open_img(data: bytes) -> Image.Image:
 
 
 # --------------------------------------------------------------- sniffing --
-@pytest.mark.parametrize("fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"),
-                                       ("WEBP", "image/webp"), ("GIF", "image/gif")])
+@pytest.mark.parametrize(
+    "fmt, mime", [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp"), ("GIF", "image/gif")]
+)
 def test_sniff_image_mime(fmt, mime):
     assert sniff_image_mime(encoded(fmt)) == mime
 
@@ -46,9 +49,18 @@ def test_sniff_unknown(data):
 
 
 # ---------------------------------------------------------- normalisation --
-@pytest.mark.parametrize("value, expected", [("png", "png"), ("PNG", "png"), ("jpeg", "jpeg"),
-                                             ("jpg", "jpeg"), (" JPG ", "jpeg"),
-                                             ("webp", "webp"), (None, "png")])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("png", "png"),
+        ("PNG", "png"),
+        ("jpeg", "jpeg"),
+        ("jpg", "jpeg"),
+        (" JPG ", "jpeg"),
+        ("webp", "webp"),
+        (None, "png"),
+    ],
+)
 def test_normalise_output_format(value, expected):
     assert normalise_output_format(value) == expected
 

@@ -38,8 +38,12 @@ def poll(api_server, user, kind, job_id):
 
 def completed_video(api_server, user) -> MediaJob:
     """Kling 3.0, 15 s: the $1.512 video of issue 12 §4, finished by the worker, not yet read."""
-    resp = httpx.post(f"{api_server}/v1/llm/videos/jobs", headers=headers(user), timeout=10,
-                      json={"model": "kling-3-0", "prompt": "a lighthouse in a storm", "duration": 15})
+    resp = httpx.post(
+        f"{api_server}/v1/llm/videos/jobs",
+        headers=headers(user),
+        timeout=10,
+        json={"model": "kling-3-0", "prompt": "a lighthouse in a storm", "duration": 15},
+    )
     assert resp.status_code == 202, resp.text
     assert resp.json()["data"]["estimated_cost_usd"] == 1.512
     job = wait_status(resp.json()["data"]["job_id"])
@@ -52,8 +56,13 @@ def age(model, pk, field: str, seconds: float) -> None:
 
 
 def spend_everything_else(user) -> None:
-    ledger.post(account_id=user.account.pk, amount="-100", kind=LedgerEntry.ADJUSTMENT,
-                idempotency_key=f"spent-elsewhere:{uuid.uuid4().hex}", reason="spent elsewhere")
+    ledger.post(
+        account_id=user.account.pk,
+        amount="-100",
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key=f"spent-elsewhere:{uuid.uuid4().hex}",
+        reason="spent elsewhere",
+    )
 
 
 def books_clean(user):
@@ -62,7 +71,8 @@ def books_clean(user):
 
 
 def test_a_finished_video_keeps_its_hold_through_the_sweep_and_is_charged_when_read_late(
-        api_server, celery_worker_proc, vera, vendors):
+    api_server, celery_worker_proc, vera, vendors
+):
     job = completed_video(api_server, vera)
     age(Hold, job.hold_id, "created_at", 3600)  # an hour later, nobody has read it yet
 
@@ -83,7 +93,8 @@ def test_a_finished_video_keeps_its_hold_through_the_sweep_and_is_charged_when_r
 
 
 def test_a_completion_unread_past_the_link_lifetime_is_discarded_by_the_reaper(
-        api_server, celery_worker_proc, vera, vendors):
+    api_server, celery_worker_proc, vera, vendors
+):
     from media_jobs import worker
 
     job = completed_video(api_server, vera)
@@ -108,7 +119,8 @@ def test_a_completion_unread_past_the_link_lifetime_is_discarded_by_the_reaper(
 
 
 def test_a_read_after_the_link_lifetime_discards_the_completion_without_any_reaper(
-        api_server, celery_worker_proc, vera, vendors):
+    api_server, celery_worker_proc, vera, vendors
+):
     job = completed_video(api_server, vera)
     age(MediaJob, job.pk, "finished_at", settings.GPUNIQ_MEDIA_URL_TTL_SECONDS + 1)
 
@@ -121,22 +133,40 @@ def test_a_read_after_the_link_lifetime_discards_the_completion_without_any_reap
 def _stranded_media_job(user, kind: str, status: str, *, minutes_old: float) -> MediaJob:
     """A job whose worker is gone (or never came): no process will ever touch it again."""
     job_id = new_job_id(kind)
-    hold = ledger.hold(account_id=user.account.pk, amount="0.5", idempotency_key=f"{kind}_job:{job_id}",
-                       purpose=f"{kind}_job")
-    job = MediaJob.objects.create(id=job_id, kind=kind, user_id=user.pk, model="kling-2-6" if kind == "video"
-                                  else "nano-banana", request={"prompt": "x"}, config={"duration": 5, "task": "t2v"},
-                                  hold_id=hold.id, request_id=f"req_{job_id}", estimated_cost_usd=Decimal("0.5"),
-                                  status=status, started_at=timezone.now() if status == "running" else None,
-                                  heartbeat_at=timezone.now() if status == "running" else None)
+    hold = ledger.hold(
+        account_id=user.account.pk,
+        amount="0.5",
+        idempotency_key=f"{kind}_job:{job_id}",
+        purpose=f"{kind}_job",
+    )
+    job = MediaJob.objects.create(
+        id=job_id,
+        kind=kind,
+        user_id=user.pk,
+        model="kling-2-6" if kind == "video" else "nano-banana",
+        request={"prompt": "x"},
+        config={"duration": 5, "task": "t2v"},
+        hold_id=hold.id,
+        request_id=f"req_{job_id}",
+        estimated_cost_usd=Decimal("0.5"),
+        status=status,
+        started_at=timezone.now() if status == "running" else None,
+        heartbeat_at=timezone.now() if status == "running" else None,
+    )
     age(MediaJob, job.pk, "created_at", minutes_old * 60)
     return job
 
 
-@pytest.mark.parametrize("kind, status, path", [("video", "running", "videos"), ("image", "pending", "images")])
-def test_a_read_of_a_media_job_past_its_budget_fails_it_and_releases_its_hold(api_server, vera, kind, status,
-                                                                               path):
+@pytest.mark.parametrize(
+    "kind, status, path", [("video", "running", "videos"), ("image", "pending", "images")]
+)
+def test_a_read_of_a_media_job_past_its_budget_fails_it_and_releases_its_hold(
+    api_server, vera, kind, status, path
+):
     young = _stranded_media_job(vera, kind, status, minutes_old=1)
-    assert poll(api_server, vera, path, young.pk).json()["data"]["status"] == status  # within budget: untouched
+    assert (
+        poll(api_server, vera, path, young.pk).json()["data"]["status"] == status
+    )  # within budget: untouched
 
     job = _stranded_media_job(vera, kind, status, minutes_old=settings.GPUNIQ_MEDIA_BUDGET_SECONDS / 60 + 1)
     read = poll(api_server, vera, path, job.pk)
@@ -154,13 +184,24 @@ def test_a_read_of_a_media_job_past_its_budget_fails_it_and_releases_its_hold(ap
 def test_a_read_of_a_chat_job_past_its_budget_fails_it_and_releases_its_hold(api_server, vera):
     from llm import chat_jobs
 
-    hold = ledger.hold(account_id=vera.account.pk, amount="0.7", idempotency_key=f"chat_job:{uuid.uuid4().hex}",
-                       purpose="chat_job")
-    job = ChatJob.objects.create(user_id=vera.pk, request={"model": "gpt-4o", "messages": []}, hold_id=hold.id,
-                                 request_id="req_stranded", status=ChatJob.RUNNING)
+    hold = ledger.hold(
+        account_id=vera.account.pk,
+        amount="0.7",
+        idempotency_key=f"chat_job:{uuid.uuid4().hex}",
+        purpose="chat_job",
+    )
+    job = ChatJob.objects.create(
+        user_id=vera.pk,
+        request={"model": "gpt-4o", "messages": []},
+        hold_id=hold.id,
+        request_id="req_stranded",
+        status=ChatJob.RUNNING,
+    )
     age(ChatJob, job.pk, "created_at", chat_jobs.JOB_BUDGET_SECONDS + 120)
 
-    data = httpx.get(f"{api_server}/v1/llm/chat/jobs/{job.pk}", headers=headers(vera), timeout=10).json()["data"]
+    data = httpx.get(f"{api_server}/v1/llm/chat/jobs/{job.pk}", headers=headers(vera), timeout=10).json()[
+        "data"
+    ]
     assert data["status"] == "failed" and data["error"]["code"] == "upstream_timeout"
     assert Hold.objects.get(pk=hold.id).status == Hold.RELEASED and balance_of(vera) == Decimal("2")
     books_clean(vera)
@@ -177,14 +218,34 @@ def test_the_generic_sweep_skips_job_holds_and_the_reapers_release_only_holds_wi
 
     tag = uuid.uuid4().hex
     stream = old_hold("chat", f"chat:{tag}")
-    owned_chat, orphan_chat = old_hold("chat_job", f"chat_job:a{tag}"), old_hold("chat_job", f"chat_job:b{tag}")
-    owned_video, orphan_video = old_hold("video_job", f"video_job:a{tag}"), old_hold("video_job", f"video_job:b{tag}")
-    chat_job = ChatJob.objects.create(user_id=vera.pk, request={"model": "gpt-4o", "messages": []},
-                                      hold_id=owned_chat, request_id="req_owned", status=ChatJob.RUNNING)
+    owned_chat, orphan_chat = (
+        old_hold("chat_job", f"chat_job:a{tag}"),
+        old_hold("chat_job", f"chat_job:b{tag}"),
+    )
+    owned_video, orphan_video = (
+        old_hold("video_job", f"video_job:a{tag}"),
+        old_hold("video_job", f"video_job:b{tag}"),
+    )
+    chat_job = ChatJob.objects.create(
+        user_id=vera.pk,
+        request={"model": "gpt-4o", "messages": []},
+        hold_id=owned_chat,
+        request_id="req_owned",
+        status=ChatJob.RUNNING,
+    )
     video_job = MediaJob.objects.create(
-        id=new_job_id("video"), kind="video", user_id=vera.pk, model="kling-2-6", request={"prompt": "x"},
-        hold_id=owned_video, request_id="req_owned_video", estimated_cost_usd=Decimal("0.1"),
-        status=MediaJob.COMPLETED, result={"path": "generated/none.mp4"}, finished_at=timezone.now())
+        id=new_job_id("video"),
+        kind="video",
+        user_id=vera.pk,
+        model="kling-2-6",
+        request={"prompt": "x"},
+        hold_id=owned_video,
+        request_id="req_owned_video",
+        estimated_cost_usd=Decimal("0.1"),
+        status=MediaJob.COMPLETED,
+        result={"path": "generated/none.mp4"},
+        finished_at=timezone.now(),
+    )
 
     ledger.release_stale_holds(older_than_seconds=settings.GPUNIQ_HOLD_TIMEOUT_SECONDS)
     status = lambda pk: Hold.objects.get(pk=pk).status  # noqa: E731

@@ -66,7 +66,9 @@ async def test_the_hot_path_refuses_a_cached_bad_key_without_the_database(commit
 
 def test_a_key_created_after_a_flood_of_bad_keys_works_at_once(api_server, committed):
     for _ in range(8):
-        assert httpx.get(f"{api_server}/v1/openai/models", headers={"X-API-Key": bad_key()}).status_code == 401
+        assert (
+            httpx.get(f"{api_server}/v1/openai/models", headers={"X-API-Key": bad_key()}).status_code == 401
+        )
     fresh = make_user("fresh", "1")
     response = httpx.get(f"{api_server}/v1/openai/models", headers={"X-API-Key": fresh.raw_key})
     assert response.status_code == 200
@@ -76,8 +78,9 @@ def test_a_key_created_after_a_flood_of_bad_keys_works_at_once(api_server, commi
 @pytest.mark.postgres  # a burst of 150 concurrent requests is more than the SQLite default is for
 def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_vendors, private_redis):  # noqa: F811
     url = f"redis://127.0.0.1:{private_redis['port']}/0"
-    server = LiveServer(env={**service_extra_env(fake_vendors), "REDIS_URL": url,
-                             "GPUNIQ_REDIS_MAX_CONNECTIONS": "4"}).start()
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "REDIS_URL": url, "GPUNIQ_REDIS_MAX_CONNECTIONS": "4"}
+    ).start()
     user = make_user("burst", "1", rpm=100_000)
     watcher = redis.Redis.from_url(url)
     peak, done = [0], threading.Event()
@@ -88,11 +91,14 @@ def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_ve
 
     async def burst():
         headers = {"X-API-Key": user.raw_key}
-        async with httpx.AsyncClient(base_url=server.url, timeout=30,
-                                     limits=httpx.Limits(max_connections=150)) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=150)
+        ) as client:
+
             async def one(i):
                 path = "/v1/openai/models" if i % 2 else "/v1/llm/chats"
                 return (await client.get(path, headers=headers)).status_code
+
             return await asyncio.gather(*(one(i) for i in range(300)))
 
     thread = threading.Thread(target=watch, daemon=True)

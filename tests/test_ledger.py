@@ -25,7 +25,9 @@ def test_hold_reserves_and_settle_charges_actual_and_releases_rest(alice):
 
     assert charged == Decimal("0.25")
     assert balance_of(alice) == (Decimal("9.75"), Decimal("0"))
-    kinds = list(LedgerEntry.objects.filter(account=alice.account).order_by("id").values_list("kind", "amount"))
+    kinds = list(
+        LedgerEntry.objects.filter(account=alice.account).order_by("id").values_list("kind", "amount")
+    )
     assert kinds == [("topup", Decimal("10")), ("hold", Decimal("0")), ("charge", Decimal("-0.25"))]
     assert ledger.find_mismatches() == []
 
@@ -63,7 +65,9 @@ def test_zero_cost_settles_as_a_release_and_charges_nothing(alice):
 
 def test_a_bill_above_the_hold_is_charged_while_the_balance_covers_it_and_the_rest_is_a_loss(alice):
     h = ledger.hold(account_id=alice.account.pk, amount="1", idempotency_key="under-reserved")
-    ledger.post(account_id=alice.account.pk, amount="-8.5", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spend")
+    ledger.post(
+        account_id=alice.account.pk, amount="-8.5", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spend"
+    )
     # balance 1.5, held 1: the hold plus the 0.5 available is charged; the other 1.5 is the platform's loss
     outcome = ledger.close(hold_id=h.id, actual="3")
     assert outcome == ledger.Closed(charged=Decimal("1.5"), shortfall=Decimal("1.5"), available=Decimal("0"))
@@ -75,8 +79,9 @@ def test_a_bill_above_the_hold_is_charged_while_the_balance_covers_it_and_the_re
 
 def test_a_refund_debits_in_full_while_money_is_held_and_then_holds_are_refused(alice):
     ledger.hold(account_id=alice.account.pk, amount="4", idempotency_key="in-flight")
-    entry = ledger.post(account_id=alice.account.pk, amount="-10", kind=LedgerEntry.REFUND,
-                        idempotency_key="stripe-refund")
+    entry = ledger.post(
+        account_id=alice.account.pk, amount="-10", kind=LedgerEntry.REFUND, idempotency_key="stripe-refund"
+    )
     assert entry.amount == Decimal("-10") and "capped" not in entry.reason
     assert balance_of(alice) == (Decimal("0"), Decimal("4"))
     with pytest.raises(ledger.InsufficientBalance) as refused:
@@ -86,26 +91,42 @@ def test_a_refund_debits_in_full_while_money_is_held_and_then_holds_are_refused(
 
 
 def test_a_lost_dispute_can_take_the_balance_below_zero_and_a_won_one_gives_it_back(alice):
-    ledger.post(account_id=alice.account.pk, amount="-6", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spent")
-    ledger.post(account_id=alice.account.pk, amount="-10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:lost")
+    ledger.post(
+        account_id=alice.account.pk, amount="-6", kind=LedgerEntry.ADJUSTMENT, idempotency_key="spent"
+    )
+    ledger.post(
+        account_id=alice.account.pk, amount="-10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:lost"
+    )
     assert balance_of(alice) == (Decimal("-6"), Decimal("0"))
     assert ledger.find_mismatches() == []
-    ledger.post(account_id=alice.account.pk, amount="10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:won")
+    ledger.post(
+        account_id=alice.account.pk, amount="10", kind=LedgerEntry.DISPUTE, idempotency_key="dp_1:won"
+    )
     assert balance_of(alice) == (Decimal("4"), Decimal("0"))
 
 
 def test_an_adjustment_debit_stops_at_what_is_available(alice):
     ledger.hold(account_id=alice.account.pk, amount="4", idempotency_key="in-flight")
-    entry = ledger.post(account_id=alice.account.pk, amount="-100", kind=LedgerEntry.ADJUSTMENT,
-                        idempotency_key="operator-debit")
+    entry = ledger.post(
+        account_id=alice.account.pk,
+        amount="-100",
+        kind=LedgerEntry.ADJUSTMENT,
+        idempotency_key="operator-debit",
+    )
     assert entry.amount == Decimal("-6") and "capped" in entry.reason
     assert balance_of(alice) == (Decimal("4"), Decimal("4"))
 
 
 def test_a_balance_below_held_without_a_claw_back_is_reported(alice):
     Account.objects.filter(pk=alice.account.pk).update(balance=Decimal("-1"))
-    LedgerEntry.objects.create(account=alice.account, kind=LedgerEntry.ADJUSTMENT, amount=Decimal("-11"),
-                               balance_after=Decimal("-1"), held_after=0, idempotency_key="forged")
+    LedgerEntry.objects.create(
+        account=alice.account,
+        kind=LedgerEntry.ADJUSTMENT,
+        amount=Decimal("-11"),
+        balance_after=Decimal("-1"),
+        held_after=0,
+        idempotency_key="forged",
+    )
     assert [m.field for m in ledger.find_mismatches() if m.account_id == alice.account.pk] == ["negative"]
 
 
@@ -127,8 +148,13 @@ def test_entries_are_immutable(alice):
 def test_stale_holds_are_released_and_their_requests_logged_as_interrupted(alice):
     from llm.models import UsageLog
 
-    h = ledger.hold(account_id=alice.account.pk, amount="3", idempotency_key="crashed", purpose="chat",
-                    request_id="req_killed_process")
+    h = ledger.hold(
+        account_id=alice.account.pk,
+        amount="3",
+        idempotency_key="crashed",
+        purpose="chat",
+        request_id="req_killed_process",
+    )
     Hold.objects.filter(pk=h.id).update(created_at="2020-01-01T00:00:00Z")
     fresh = ledger.hold(account_id=alice.account.pk, amount="1", idempotency_key="fresh")
     call_command("release_stale_holds", "--older-than", "60")
@@ -137,7 +163,12 @@ def test_stale_holds_are_released_and_their_requests_logged_as_interrupted(alice
     assert Hold.objects.get(pk=fresh.id).status == Hold.OPEN
     assert balance_of(alice) == (Decimal("10"), Decimal("1"))
     [row] = UsageLog.objects.filter(user_id=alice.pk)
-    assert (row.request_id, row.endpoint, row.status, row.cost_usd) == ("req_killed_process", "chat", "interrupted", 0)
+    assert (row.request_id, row.endpoint, row.status, row.cost_usd) == (
+        "req_killed_process",
+        "chat",
+        "interrupted",
+        0,
+    )
 
 
 def test_check_ledger_passes_then_reports_a_tampered_balance(alice, bob, capsys):

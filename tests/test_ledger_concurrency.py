@@ -56,8 +56,13 @@ def _capped_request(user, barrier: threading.Barrier, cap: Decimal, actual: str)
     barrier.wait()
     try:
         try:
-            h = ledger.hold(account_id=user.account.pk, amount="0.03", idempotency_key=f"k-{uuid.uuid4().hex}",
-                            api_key_id=user.key.pk, cap=cap)
+            h = ledger.hold(
+                account_id=user.account.pk,
+                amount="0.03",
+                idempotency_key=f"k-{uuid.uuid4().hex}",
+                api_key_id=user.key.pk,
+                cap=cap,
+            )
         except ledger.SpendCapReached:
             return "capped"
         ledger.settle(hold_id=h.id, actual=actual)
@@ -80,12 +85,18 @@ def test_a_monthly_cap_holds_exactly_under_200_concurrent_requests_on_two_paths(
     async def async_side() -> list[str]:
         async def one() -> str:
             try:
-                h = await ledger.ahold(account_id=user.account.pk, amount="0.03", api_key_id=user.key.pk, cap=cap,
-                                       idempotency_key=f"a-{uuid.uuid4().hex}")
+                h = await ledger.ahold(
+                    account_id=user.account.pk,
+                    amount="0.03",
+                    api_key_id=user.key.pk,
+                    cap=cap,
+                    idempotency_key=f"a-{uuid.uuid4().hex}",
+                )
             except ledger.SpendCapReached:
                 return "capped"
             await ledger.asettle(hold_id=h.id, account_id=user.account.pk, actual="0.03")
             return "charged"
+
         await asyncio.to_thread(barrier.wait)
         return list(await asyncio.gather(*(one() for _ in range(100))))
 

@@ -22,12 +22,19 @@ from .conftest import make_user
 pytestmark = pytest.mark.postgres
 
 cents = st.integers(min_value=0, max_value=700).map(lambda c: Decimal(c) / 100)
-operations = st.lists(st.one_of(
-    st.tuples(st.just("hold"), cents, st.booleans()),  # amount, under the key's cap?
-    st.tuples(st.just("close"), st.integers(min_value=0, max_value=9), cents | st.just(Decimal("-1"))),
-    st.tuples(st.just("post"), st.sampled_from(["topup", "refund", "dispute", "adjustment"]),
-              cents.map(lambda c: -c) | cents),
-), min_size=1, max_size=14)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("hold"), cents, st.booleans()),  # amount, under the key's cap?
+        st.tuples(st.just("close"), st.integers(min_value=0, max_value=9), cents | st.just(Decimal("-1"))),
+        st.tuples(
+            st.just("post"),
+            st.sampled_from(["topup", "refund", "dispute", "adjustment"]),
+            cents.map(lambda c: -c) | cents,
+        ),
+    ),
+    min_size=1,
+    max_size=14,
+)
 
 
 class Orm:
@@ -53,8 +60,13 @@ def replay(adapter, user, ops, tag: str) -> list:
     holds, outcomes = [], []
     for op in ops:
         if op[0] == "hold":
-            request = HoldRequest(account_id=user.account.pk, amount=op[1], key=f"{tag}:{len(outcomes)}",
-                                  api_key_id=user.key.pk, cap=Decimal("5") if op[2] else None)
+            request = HoldRequest(
+                account_id=user.account.pk,
+                amount=op[1],
+                key=f"{tag}:{len(outcomes)}",
+                api_key_id=user.key.pk,
+                cap=Decimal("5") if op[2] else None,
+            )
             outcome = adapter.hold(request)
             if isinstance(outcome, HoldRef):
                 holds.append(outcome.id)
@@ -63,20 +75,30 @@ def replay(adapter, user, ops, tag: str) -> list:
         elif op[0] == "close" and holds:
             outcomes.append(adapter.close(holds[op[1] % len(holds)], op[2]))
         elif op[0] == "post":
-            entry = ledger_orm.post(account_id=user.account.pk, amount=op[2], kind=op[1],
-                                    idempotency_key=f"{tag}:post:{len(outcomes)}")
+            entry = ledger_orm.post(
+                account_id=user.account.pk,
+                amount=op[2],
+                kind=op[1],
+                idempotency_key=f"{tag}:post:{len(outcomes)}",
+            )
             outcomes.append(("posted", entry.amount))
     return outcomes
 
 
 def rows(user, tag: str) -> dict:
     account = Account.objects.get(pk=user.account.pk)
-    holds = list(Hold.objects.filter(account=account).order_by("id").values_list("amount", "status", "captured"))
-    entries = [(kind, amount, held, bal, held_after, short, key.replace(tag, "T"))
-               for kind, amount, held, bal, held_after, short, key in LedgerEntry.objects.filter(account=account)
-               .exclude(kind="topup", idempotency_key__startswith="test-credit").order_by("id")
-               .values_list("kind", "amount", "held_delta", "balance_after", "held_after", "shortfall",
-                            "idempotency_key")]
+    holds = list(
+        Hold.objects.filter(account=account).order_by("id").values_list("amount", "status", "captured")
+    )
+    entries = [
+        (kind, amount, held, bal, held_after, short, key.replace(tag, "T"))
+        for kind, amount, held, bal, held_after, short, key in LedgerEntry.objects.filter(account=account)
+        .exclude(kind="topup", idempotency_key__startswith="test-credit")
+        .order_by("id")
+        .values_list(
+            "kind", "amount", "held_delta", "balance_after", "held_after", "shortfall", "idempotency_key"
+        )
+    ]
     spend = KeySpend.objects.filter(pk=user.key.pk).values_list("spent", "held").first()
     return {"account": (account.balance, account.held), "holds": holds, "entries": entries, "key": spend}
 
@@ -103,6 +125,8 @@ def test_the_specification_cases_the_adapters_once_disagreed_on(committed):
         assert Hold.objects.get(pk=zero.id).status == Hold.SETTLED
         assert adapter.close(zero.id, Decimal(0)) == AlreadyClosed(Decimal("0.25"), Decimal("0.75"))
         assert adapter.close(zero.id, Decimal(-1)) == AlreadyClosed(Decimal("0.25"), Decimal("0.75"))
-        other = adapter.hold(HoldRequest(account_id=user.account.pk, amount=Decimal("0.5"), key=uuid.uuid4().hex))
+        other = adapter.hold(
+            HoldRequest(account_id=user.account.pk, amount=Decimal("0.5"), key=uuid.uuid4().hex)
+        )
         assert adapter.close(other.id, Decimal(-1)) == Closed(Decimal(0), Decimal(0), Decimal("0.75"))
         assert Hold.objects.get(pk=other.id).status == Hold.RELEASED

@@ -17,7 +17,7 @@ from billing.models import Hold
 
 from .conftest import balance_of, make_user
 
-IMAGE_JOBS = '''
+IMAGE_JOBS = """
 import time, requests
 BASE = "https://api.gpuniq.com/v1/llm"
 HEADERS = {"X-API-Key": "gpuniq_your_key"}
@@ -41,9 +41,9 @@ while time.time() < deadline:
     if d["status"] == "failed":
         print("failed:", d.get("error"))
         break
-'''
+"""
 
-VIDEO_JOBS = '''
+VIDEO_JOBS = """
 import time, requests
 BASE = "https://api.gpuniq.com/v1/llm"
 HEADERS = {"X-API-Key": "gpuniq_your_key"}
@@ -74,9 +74,9 @@ while time.time() < deadline:
     if d["status"] == "failed":
         print("failed:", d.get("error"))
         break
-'''
+"""
 
-NATIVE_EDIT = '''
+NATIVE_EDIT = """
 import base64, requests
 with open("reference.jpg", "rb") as fh:
     ref = "data:image/jpeg;base64," + base64.b64encode(fh.read()).decode()
@@ -92,9 +92,9 @@ json={
 },
 ).json()
 print("cost:", resp["data"]["cost_usd"])
-'''
+"""
 
-SDK_IMAGES = '''
+SDK_IMAGES = """
 from openai import OpenAI
 client = OpenAI(
 api_key="gpuniq_your_key",
@@ -111,7 +111,7 @@ for i, img in enumerate(resp.data):
     with open(f"out_{i}.png", "wb") as f:
         import base64
         f.write(base64.b64decode(img.b64_json))
-'''
+"""
 
 
 @pytest.fixture
@@ -121,8 +121,12 @@ def nina(committed):
 
 
 def run_snippet(code: str, api_server: str, user, sleep: float = 0.3) -> str:
-    code = (code.replace("https://api.gpuniq.com", api_server).replace("gpuniq_your_key", user.raw_key)
-            .replace("time.sleep(2.5)", f"time.sleep({sleep})").replace("time.sleep(3)", f"time.sleep({sleep})"))
+    code = (
+        code.replace("https://api.gpuniq.com", api_server)
+        .replace("gpuniq_your_key", user.raw_key)
+        .replace("time.sleep(2.5)", f"time.sleep({sleep})")
+        .replace("time.sleep(3)", f"time.sleep({sleep})")
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "<docs snippet>", "exec"), {})
@@ -166,10 +170,30 @@ def test_the_sdk_snippet_writes_two_pngs(api_server, nina, vendors, tmp_path, mo
 
 def test_the_curl_snippet(api_server, nina, vendors):
     done = subprocess.run(
-        ["curl", "-sS", "-X", "POST", f"{api_server}/v1/openai/images/generations",
-         "-H", f"Authorization: Bearer {nina.raw_key}", "-H", "Content-Type: application/json",
-         "-d", json.dumps({"model": "grok-4-image", "prompt": "Studio portrait of an astronaut in a pink desert",
-                           "n": 1, "size": "1024x1024"})], capture_output=True, timeout=30, check=True)
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{api_server}/v1/openai/images/generations",
+            "-H",
+            f"Authorization: Bearer {nina.raw_key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(
+                {
+                    "model": "grok-4-image",
+                    "prompt": "Studio portrait of an astronaut in a pink desert",
+                    "n": 1,
+                    "size": "1024x1024",
+                }
+            ),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
     body = json.loads(done.stdout)
     assert Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"]))).format == "JPEG"
     assert balance_of(nina) == Decimal("5") - Decimal("0.0352")

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python -m pytest tests/test_media_fakes.py -q -p no:django
 """
+
 from __future__ import annotations
 
 import base64
@@ -88,8 +89,11 @@ def fal_wait(url: str, max_polls: int = 20) -> list[dict]:
 
 def test_fal_image_happy_path(fal):
     assert httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", json={"prompt": "x"}).status_code == 401
-    r = httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH, json={
-        "prompt": "a red fox", "num_images": 2, "image_size": {"width": 1600, "height": 900}})
+    r = httpx.post(
+        f"{fal.base_url}/fal-ai/flux-2-pro",
+        headers=FAL_AUTH,
+        json={"prompt": "a red fox", "num_images": 2, "image_size": {"width": 1600, "height": 900}},
+    )
     assert r.status_code == 200
     sub = r.json()
     rid = sub["request_id"]
@@ -113,8 +117,11 @@ def test_fal_image_happy_path(fal):
 
 def test_fal_video_uses_owner_app_urls_and_serves_mp4(fal):
     model = "fal-ai/kling-video/v2.6/pro/text-to-video"
-    sub = httpx.post(f"{fal.base_url}/{model}", headers=FAL_AUTH,
-                     json={"prompt": "waves", "duration": "5", "aspect_ratio": "9:16"}).json()
+    sub = httpx.post(
+        f"{fal.base_url}/{model}",
+        headers=FAL_AUTH,
+        json={"prompt": "waves", "duration": "5", "aspect_ratio": "9:16"},
+    ).json()
     rid = sub["request_id"]
     assert sub["status_url"] == f"{fal.base_url}/fal-ai/kling-video/requests/{rid}/status"
     full = httpx.get(f"{fal.base_url}/{model}/requests/{rid}/status", headers=FAL_AUTH)
@@ -130,13 +137,16 @@ def test_fal_scripted_429_then_ok(fal):
     fal.script("429")
     r = httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH, json={"prompt": "a"})
     assert r.status_code == 429 and r.headers["retry-after"] == "1"
-    assert httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH,
-                      json={"prompt": "a"}).status_code == 200
+    assert (
+        httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH, json={"prompt": "a"}).status_code
+        == 200
+    )
 
 
 def test_fal_content_policy_surfaces_at_result(fal):
-    sub = httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH,
-                     json={"prompt": "bad [[fault:content_policy]]"}).json()
+    sub = httpx.post(
+        f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH, json={"prompt": "bad [[fault:content_policy]]"}
+    ).json()
     final = fal_wait(sub["status_url"])[-1]
     assert final["status"] == "COMPLETED" and final["error_type"] == "content_policy_violation"
     r = httpx.get(sub["response_url"], headers=FAL_AUTH)
@@ -150,8 +160,9 @@ def test_fal_job_failed_and_never_finishes(fal):
     fal_wait(sub["status_url"])
     r = httpx.get(sub["response_url"], headers=FAL_AUTH)
     assert r.status_code == 503 and r.headers["x-fal-error-type"] == "runner_disconnected"
-    sub = httpx.post(f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH,
-                     json={"prompt": "[[fault:never_finishes]]"}).json()
+    sub = httpx.post(
+        f"{fal.base_url}/fal-ai/flux-2-pro", headers=FAL_AUTH, json={"prompt": "[[fault:never_finishes]]"}
+    ).json()
     assert fal_wait(sub["status_url"], max_polls=6)[-1]["status"] == "IN_PROGRESS"
 
 
@@ -159,8 +170,7 @@ def test_fal_slow_request_and_clean_shutdown():
     server = FakeFal(slow_seconds=2.0).start()
     port = int(server.base_url.rsplit(":", 1)[1])
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.base_url}/fal-ai/flux-2-pro", json={"prompt": "[[fault:slow]]"},
-                   timeout=0.2)
+        httpx.post(f"{server.base_url}/fal-ai/flux-2-pro", json={"prompt": "[[fault:slow]]"}, timeout=0.2)
     t0 = time.monotonic()
     server.stop()
     assert time.monotonic() - t0 < 6
@@ -173,9 +183,17 @@ OAI_AUTH = {"Authorization": "Bearer sk-test"}
 
 
 def test_openai_gpt_image_b64_happy_path(oai):
-    r = httpx.post(f"{oai.base_url}/v1/images/generations", headers=OAI_AUTH, json={
-        "model": "gpt-image-1", "prompt": "a lighthouse", "n": 2, "size": "1536x1024",
-        "quality": "low"})
+    r = httpx.post(
+        f"{oai.base_url}/v1/images/generations",
+        headers=OAI_AUTH,
+        json={
+            "model": "gpt-image-1",
+            "prompt": "a lighthouse",
+            "n": 2,
+            "size": "1536x1024",
+            "quality": "low",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert isinstance(body["created"], int) and len(body["data"]) == 2
@@ -185,43 +203,65 @@ def test_openai_gpt_image_b64_happy_path(oai):
 
 
 def test_openai_dalle3_url_and_edits_multipart(oai):
-    r = httpx.post(f"{oai.base_url}/v1/images/generations", headers=OAI_AUTH,
-                   json={"model": "dall-e-3", "prompt": "owl", "response_format": "url"}).json()
+    r = httpx.post(
+        f"{oai.base_url}/v1/images/generations",
+        headers=OAI_AUTH,
+        json={"model": "dall-e-3", "prompt": "owl", "response_format": "url"},
+    ).json()
     assert "revised_prompt" in r["data"][0]
     assert png_size(httpx.get(r["data"][0]["url"]).content) == (1024, 1024)
-    files = [("image[]", ("a.png", tiny_png(), "image/png")),
-             ("image[]", ("b.png", tiny_png((1, 2, 3), (16, 4)), "image/png"))]
-    e = httpx.post(f"{oai.base_url}/v1/images/edits", headers=OAI_AUTH, files=files,
-                   data={"model": "gpt-image-1", "prompt": "merge them", "size": "1024x1024"})
+    files = [
+        ("image[]", ("a.png", tiny_png(), "image/png")),
+        ("image[]", ("b.png", tiny_png((1, 2, 3), (16, 4)), "image/png")),
+    ]
+    e = httpx.post(
+        f"{oai.base_url}/v1/images/edits",
+        headers=OAI_AUTH,
+        files=files,
+        data={"model": "gpt-image-1", "prompt": "merge them", "size": "1024x1024"},
+    )
     assert e.status_code == 200, e.text
     assert len(e.json()["data"]) == 1 and e.json()["usage"]["input_tokens_details"]["image_tokens"] > 0
     logged = oai.requests_of("edit")[-1]
     assert [f["width"] for f in logged.body["files"]] == [8, 16]
     assert logged.body["fields"]["prompt"] == "merge them"
-    no_img = httpx.post(f"{oai.base_url}/v1/images/edits", headers=OAI_AUTH,
-                        data={"model": "gpt-image-1", "prompt": "x"}, files={"other": ("x", b"1")})
+    no_img = httpx.post(
+        f"{oai.base_url}/v1/images/edits",
+        headers=OAI_AUTH,
+        data={"model": "gpt-image-1", "prompt": "x"},
+        files={"other": ("x", b"1")},
+    )
     assert no_img.status_code == 400 and no_img.json()["error"]["param"] == "image"
 
 
 def test_openai_images_faults(oai):
-    r = httpx.post(f"{oai.base_url}/v1/images/generations", headers=OAI_AUTH,
-                   json={"model": "gpt-image-1", "prompt": "nope [[fault:content_policy]]"})
+    r = httpx.post(
+        f"{oai.base_url}/v1/images/generations",
+        headers=OAI_AUTH,
+        json={"model": "gpt-image-1", "prompt": "nope [[fault:content_policy]]"},
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "content_policy_violation"
-    r = httpx.post(f"{oai.base_url}/v1/images/generations", headers=OAI_AUTH,
-                   json={"model": "gpt-image-1", "prompt": "three [[fault:partial]]", "n": 3})
+    r = httpx.post(
+        f"{oai.base_url}/v1/images/generations",
+        headers=OAI_AUTH,
+        json={"model": "gpt-image-1", "prompt": "three [[fault:partial]]", "n": 3},
+    )
     assert len(r.json()["data"]) == 2
     oai.script("500")
-    r = httpx.post(f"{oai.base_url}/v1/images/generations", headers=OAI_AUTH,
-                   json={"model": "gpt-image-1", "prompt": "x"})
+    r = httpx.post(
+        f"{oai.base_url}/v1/images/generations",
+        headers=OAI_AUTH,
+        json={"model": "gpt-image-1", "prompt": "x"},
+    )
     assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
-    assert httpx.post(f"{oai.base_url}/v1/images/generations",
-                      json={"prompt": "x"}).status_code == 401
+    assert httpx.post(f"{oai.base_url}/v1/images/generations", json={"prompt": "x"}).status_code == 401
 
 
 def test_xai_flavor_returns_jpeg_urls():
     with FakeOpenAIImages(flavor="xai") as xai:
-        r = httpx.post(f"{xai.base_url}/v1/images/generations",
-                       json={"model": "grok-2-image", "prompt": "cat", "n": 2}).json()
+        r = httpx.post(
+            f"{xai.base_url}/v1/images/generations", json={"model": "grok-2-image", "prompt": "cat", "n": 2}
+        ).json()
         assert len(r["data"]) == 2 and r["data"][0]["revised_prompt"]
         f = httpx.get(r["data"][0]["url"])
         assert f.headers["content-type"] == "image/jpeg" and f.content[:2] == b"\xff\xd8"
@@ -238,10 +278,12 @@ def sora_wait(sora, vid: str, max_polls: int = 10) -> list[dict]:
 
 
 def test_sora_happy_path_with_input_reference(sora):
-    r = httpx.post(f"{sora.base_url}/v1/videos", headers=OAI_AUTH,
-                   data={"model": "sora-2", "prompt": "a drone shot", "seconds": "8",
-                         "size": "1280x720"},
-                   files={"input_reference": ("ref.png", tiny_png(size=(32, 18)), "image/png")})
+    r = httpx.post(
+        f"{sora.base_url}/v1/videos",
+        headers=OAI_AUTH,
+        data={"model": "sora-2", "prompt": "a drone shot", "seconds": "8", "size": "1280x720"},
+        files={"input_reference": ("ref.png", tiny_png(size=(32, 18)), "image/png")},
+    )
     assert r.status_code == 200, r.text
     job = r.json()
     assert job["object"] == "video" and job["status"] == "queued" and job["id"].startswith("video_")
@@ -256,8 +298,9 @@ def test_sora_happy_path_with_input_reference(sora):
 
 
 def test_sora_faults(sora):
-    job = httpx.post(f"{sora.base_url}/v1/videos", headers=OAI_AUTH,
-                     json={"prompt": "x [[fault:job_failed]]"}).json()
+    job = httpx.post(
+        f"{sora.base_url}/v1/videos", headers=OAI_AUTH, json={"prompt": "x [[fault:job_failed]]"}
+    ).json()
     last = sora_wait(sora, job["id"])[-1]
     assert last["status"] == "failed" and last["error"]["code"] and last["error"]["message"]
     sora.script("429")
@@ -269,10 +312,18 @@ def test_sora_faults(sora):
 
 # ---------------------------------------------------------------------- Gemini
 def gemini_body(prompt: str, **img_cfg) -> dict:
-    return {"contents": [{"role": "user", "parts": [
-                {"text": prompt},
-                {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(tiny_png()).decode()}}]}],
-            "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": img_cfg}}
+    return {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": prompt},
+                    {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(tiny_png()).decode()}},
+                ],
+            }
+        ],
+        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": img_cfg},
+    }
 
 
 def test_gemini_image_happy_path(gemini):
@@ -288,9 +339,11 @@ def test_gemini_image_happy_path(gemini):
     assert r.headers["x-fake-requested-size"] == "1344x768"
     assert body["usageMetadata"]["candidatesTokensDetails"][-1] == {"modality": "IMAGE", "tokenCount": 1290}
     assert gemini.requests[-1].meta["input_images"][0]["width"] == 8
-    pro = httpx.post(f"{gemini.base_url}/v1beta/models/gemini-3-pro-image-preview:generateContent",
-                     headers={"x-goog-api-key": "g-key"},
-                     json=gemini_body("a kite", aspectRatio="1:1", imageSize="2K"))
+    pro = httpx.post(
+        f"{gemini.base_url}/v1beta/models/gemini-3-pro-image-preview:generateContent",
+        headers={"x-goog-api-key": "g-key"},
+        json=gemini_body("a kite", aspectRatio="1:1", imageSize="2K"),
+    )
     assert pro.headers["x-fake-requested-size"] == "2048x2048"
 
 

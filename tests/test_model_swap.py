@@ -24,8 +24,9 @@ def test_the_vendors_dated_id_becomes_our_slug_and_the_rest_is_untouched():
 
 
 def test_a_model_mentioned_inside_content_is_not_swapped():
-    event = json.dumps({"choices": [{"delta": {"content": 'set "model": "mine"'}}], "model": "v-1"},
-                       separators=(",", ":")).encode()
+    event = json.dumps(
+        {"choices": [{"delta": {"content": 'set "model": "mine"'}}], "model": "v-1"}, separators=(",", ":")
+    ).encode()
     swapped = json.loads(SWAP(event))
     assert swapped["model"] == "gpt-4o" and swapped["choices"][0]["delta"]["content"] == 'set "model": "mine"'
 
@@ -36,8 +37,11 @@ text = st.text(alphabet=st.sampled_from('ab"\\: {}model,\n'), max_size=40)
 @settings(max_examples=400, deadline=None)
 @given(content=text, model=text, compact=st.booleans(), first=st.booleans())
 def test_fast_path_agrees_with_the_regular_expression(content, model, compact, first):
-    obj = {"model": model, "choices": [{"delta": {"content": content}}]} if first else \
-        {"choices": [{"delta": {"content": content}}], "model": model}
+    obj = (
+        {"model": model, "choices": [{"delta": {"content": content}}]}
+        if first
+        else {"choices": [{"delta": {"content": content}}], "model": model}
+    )
     event = json.dumps(obj, separators=(",", ":") if compact else (", ", ": ")).encode()
     assert SWAP(event) == careful(event)
     assert json.loads(SWAP(event))["model"] == "gpt-4o"
@@ -47,29 +51,49 @@ def test_fast_path_agrees_with_the_regular_expression(content, model, compact, f
 
 from llm.providers.openai_compat import _piece, _plain_text_chars, _text_chars  # noqa: E402
 
-delta = st.fixed_dictionaries({}, optional={
-    "content": st.one_of(st.none(), st.text(max_size=30)), "role": st.just("assistant"),
-    "reasoning_content": st.text(max_size=10),
-    "tool_calls": st.just([{"index": 0, "function": {"arguments": '{"a": 1}'}}])})
+delta = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.one_of(st.none(), st.text(max_size=30)),
+        "role": st.just("assistant"),
+        "reasoning_content": st.text(max_size=10),
+        "tool_calls": st.just([{"index": 0, "function": {"arguments": '{"a": 1}'}}]),
+    },
+)
 event = st.fixed_dictionaries(
-    {"id": st.just("chatcmpl-1"), "object": st.just("chat.completion.chunk"), "model": st.just("m"),
-     "choices": st.lists(st.fixed_dictionaries({"index": st.just(0), "delta": delta,
-                                                "finish_reason": st.sampled_from([None, "stop"])}), max_size=2)},
-    optional={"usage": st.one_of(st.none(), st.just({"prompt_tokens": 3, "completion_tokens": 2,
-                                                      "total_tokens": 5}))})
+    {
+        "id": st.just("chatcmpl-1"),
+        "object": st.just("chat.completion.chunk"),
+        "model": st.just("m"),
+        "choices": st.lists(
+            st.fixed_dictionaries(
+                {"index": st.just(0), "delta": delta, "finish_reason": st.sampled_from([None, "stop"])}
+            ),
+            max_size=2,
+        ),
+    },
+    optional={
+        "usage": st.one_of(
+            st.none(), st.just({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+        )
+    },
+)
 
 
 @settings(max_examples=600, deadline=None)
 @given(obj=event, compact=st.booleans(), ascii_only=st.booleans())
 def test_byte_scan_agrees_with_the_parse_or_declines(obj, compact, ascii_only):
-    data = json.dumps(obj, separators=(",", ":") if compact else (", ", ": "), ensure_ascii=ascii_only).encode()
+    data = json.dumps(
+        obj, separators=(",", ":") if compact else (", ", ": "), ensure_ascii=ascii_only
+    ).encode()
     quick = _plain_text_chars(data)
     if quick is not None:
         assert quick == _text_chars(json.loads(data))
         assert obj.get("usage") is None
     piece = _piece(data, SWAP)
-    assert piece.text_chars == _text_chars(obj) and (piece.usage is None) == (obj.get("usage") is None
-                                                                              or not obj["usage"])
+    assert piece.text_chars == _text_chars(obj) and (piece.usage is None) == (
+        obj.get("usage") is None or not obj["usage"]
+    )
 
 
 def test_a_truncated_event_is_still_refused_as_malformed():
@@ -83,8 +107,14 @@ def test_a_truncated_event_is_still_refused_as_malformed():
 
 
 def test_an_ordinary_content_event_is_counted_without_a_parse():
-    data = json.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": "héllo wörld ✓"},
-                                               "finish_reason": None}], "usage": None},
-                      separators=(",", ":"), ensure_ascii=False).encode()
+    data = json.dumps(
+        {
+            "id": "c",
+            "choices": [{"index": 0, "delta": {"content": "héllo wörld ✓"}, "finish_reason": None}],
+            "usage": None,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
     assert _plain_text_chars(data) == len("héllo wörld ✓") == 13
     assert _plain_text_chars(data.replace(b"\xc3\xa9", b"\\u00e9")) is None  # an escape: the parse counts it

@@ -35,7 +35,12 @@ def test_models_endpoints_over_http(api_server, carol):
     assert body["data"]["default_model"] == "claude-haiku-4-5"
 
     balance = httpx.get(f"{api_server}/v1/llm/balance", headers={"X-API-Key": carol.raw_key})
-    assert balance.json()["data"] == {"balance_usd": 5.0, "held_usd": 0.0, "total_usd": 5.0, "currency": "USD"}
+    assert balance.json()["data"] == {
+        "balance_usd": 5.0,
+        "held_usd": 0.0,
+        "total_usd": 5.0,
+        "currency": "USD",
+    }
 
 
 def test_sdk_gets_an_authentication_error_for_a_bad_key(api_server, committed):

@@ -30,7 +30,7 @@ GPT4O_IN, GPT4O_OUT = Decimal("2.00"), Decimal("8.00")  # catalog price per 1M t
 
 # The docs' "Generating an image inside a chat session" snippet, verbatim but for the indentation the
 # reference text lost (base URL, key, sleep and the example chat id are substituted when it runs).
-DOCS_SNIPPET = '''
+DOCS_SNIPPET = """
 import time, requests
 BASE = "https://api.gpuniq.com/v1/llm"
 HEADERS = {"X-API-Key": "gpuniq_your_key"}
@@ -58,7 +58,7 @@ while time.time() < deadline:
     if d["status"] == "failed":
         print("failed:", d.get("error"))
         break
-'''
+"""
 
 
 def new_chat(client, **fields) -> dict:
@@ -68,8 +68,11 @@ def new_chat(client, **fields) -> dict:
 
 
 def kickoff(client, chat_id: int, message: str, model: str = "nano-banana-pro", headers=None, **extra):
-    return client.post(f"/chats/{chat_id}/messages", json={"model": model, "message": message, **extra},
-                       headers=headers or {})
+    return client.post(
+        f"/chats/{chat_id}/messages",
+        json={"model": model, "message": message, **extra},
+        headers=headers or {},
+    )
 
 
 def poll(client, chat_id: int, job_id: str) -> httpx.Response:
@@ -117,8 +120,9 @@ def chat_cost(prompt: int, completion: int) -> Decimal:
     return (prompt * GPT4O_IN + completion * GPT4O_OUT) / 1_000_000
 
 
-def test_kickoff_answers_image_pending_with_the_placeholder_in_the_history(as_alice, alice, celery_worker_proc,
-                                                                          vendors):
+def test_kickoff_answers_image_pending_with_the_placeholder_in_the_history(
+    as_alice, alice, celery_worker_proc, vendors
+):
     chat = new_chat(as_alice)
     started = time.perf_counter()
     r = kickoff(as_alice, chat["id"], "a cozy cabin at sunrise")
@@ -128,26 +132,48 @@ def test_kickoff_answers_image_pending_with_the_placeholder_in_the_history(as_al
     data = r.json()["data"]
     assert data["type"] == "image_pending" and re.fullmatch(r"img_[0-9a-f]{20}", data["job_id"])
     assert (data["status"], data["model"], data["estimated_cost_usd"], data["chat_id"]) == (
-        "pending", "nano-banana-pro", 0.1072, chat["id"])
+        "pending",
+        "nano-banana-pro",
+        0.1072,
+        chat["id"],
+    )
     assert elapsed < 1.0
     user_turn, placeholder = as_alice.get(f"/chats/{chat['id']}").json()["data"]["messages"]
-    assert (user_turn["id"], user_turn["role"], user_turn["kind"], user_turn["content"], user_turn["cost_usd"]) == (
-        data["user_message_id"], "user", "text", "a cozy cabin at sunrise", 0)
+    assert (
+        user_turn["id"],
+        user_turn["role"],
+        user_turn["kind"],
+        user_turn["content"],
+        user_turn["cost_usd"],
+    ) == (data["user_message_id"], "user", "text", "a cozy cabin at sunrise", 0)
     assert (placeholder["id"], placeholder["role"], placeholder["kind"], placeholder["status"]) == (
-        data["dialogue_id"], "assistant", "image", "pending")
+        data["dialogue_id"],
+        "assistant",
+        "image",
+        "pending",
+    )
     assert (placeholder["job_id"], placeholder["image"], placeholder["error"], placeholder["cost_usd"]) == (
-        data["job_id"], None, None, 0)
+        data["job_id"],
+        None,
+        None,
+        0,
+    )
     assert placeholder["content"] == "[image generation pending: a cozy cabin at sunrise]"
     job = MediaJob.objects.get(pk=data["job_id"])
-    assert (job.user_id, job.model, job.request["prompt"]) == (alice.pk, "nano-banana-pro", "a cozy cabin at sunrise")
+    assert (job.user_id, job.model, job.request["prompt"]) == (
+        alice.pk,
+        "nano-banana-pro",
+        "a cozy cabin at sunrise",
+    )
     assert Hold.objects.get(pk=job.hold_id).status == Hold.OPEN and balance_of(alice) == Decimal("10")
 
     poll_until_terminal(as_alice, chat["id"], data["job_id"])
     books_clean(alice)
 
 
-def test_polling_to_completion_rewrites_the_placeholder_and_charges_once(api_server, as_alice, alice,
-                                                                         celery_worker_proc, vendors):
+def test_polling_to_completion_rewrites_the_placeholder_and_charges_once(
+    api_server, as_alice, alice, celery_worker_proc, vendors
+):
     chat = new_chat(as_alice)
     prompt = "a lighthouse at dusk [[fault:slow]]"  # the first route takes a second
     start = kickoff(as_alice, chat["id"], prompt).json()["data"]
@@ -167,19 +193,32 @@ def test_polling_to_completion_rewrites_the_placeholder_and_charges_once(api_ser
     placeholder = ChatMessage.objects.get(pk=dialogue_id)
     assert (placeholder.status, placeholder.cost_usd, placeholder.error) == ("completed", NANO_PRO, None)
     assert placeholder.content == f"[image generated: {prompt}]"
-    assert placeholder.image == {"asset_id": job.result["asset_id"], "path": job.result["path"],
-                                 "mime_type": "image/png"}
+    assert placeholder.image == {
+        "asset_id": job.result["asset_id"],
+        "path": job.result["path"],
+        "mime_type": "image/png",
+    }
     assert MediaAsset.objects.get(pk=placeholder.image["asset_id"]).user_id == alice.pk
     # the same job through the image-jobs API: no second charge
     same = httpx.get(f"{api_server}/v1/llm/images/jobs/{job_id}", headers={"X-API-Key": alice.raw_key}).json()
     assert same["data"]["cost_usd"] == 0.1072
     assert charges(alice) == 1 and balance_of(alice) == Decimal("10") - NANO_PRO
     [row] = usage_rows(alice)
-    assert (row.endpoint, row.model, row.images, row.cost_usd) == ("image_job", "nano-banana-pro", 1, NANO_PRO)
+    assert (row.endpoint, row.model, row.images, row.cost_usd) == (
+        "image_job",
+        "nano-banana-pro",
+        1,
+        NANO_PRO,
+    )
     books_clean(alice)
 
     turn = as_alice.get(f"/chats/{chat['id']}").json()["data"]["messages"][1]
-    assert (turn["kind"], turn["status"], turn["cost_usd"], turn["job_id"]) == ("image", "completed", 0.1072, job_id)
+    assert (turn["kind"], turn["status"], turn["cost_usd"], turn["job_id"]) == (
+        "image",
+        "completed",
+        0.1072,
+        job_id,
+    )
     assert turn["image"]["url"].startswith(f"{api_server}/v1/llm/media/") and "path" not in turn["image"]
     assert httpx.get(turn["image"]["url"]).content == raw
 
@@ -192,9 +231,15 @@ def test_concurrent_polls_of_the_completion_charge_once(api_server, celery_worke
     wait_terminal(job_id)
 
     async def hammer():
-        async with httpx.AsyncClient(base_url=f"{api_server}/v1/llm", headers={"X-API-Key": iris.raw_key},
-                                     timeout=30, limits=httpx.Limits(max_connections=40)) as http:
-            return await asyncio.gather(*(http.get(f"/chats/{chat['id']}/image-jobs/{job_id}") for _ in range(40)))
+        async with httpx.AsyncClient(
+            base_url=f"{api_server}/v1/llm",
+            headers={"X-API-Key": iris.raw_key},
+            timeout=30,
+            limits=httpx.Limits(max_connections=40),
+        ) as http:
+            return await asyncio.gather(
+                *(http.get(f"/chats/{chat['id']}/image-jobs/{job_id}") for _ in range(40))
+            )
 
     replies = asyncio.run(hammer())
     assert {r.status_code for r in replies} <= {200, 404}
@@ -208,8 +253,9 @@ def test_concurrent_polls_of_the_completion_charge_once(api_server, celery_worke
     books_clean(iris)
 
 
-def test_a_failed_job_marks_the_placeholder_failed_and_charges_nothing(as_alice, alice, celery_worker_proc,
-                                                                       vendors):
+def test_a_failed_job_marks_the_placeholder_failed_and_charges_nothing(
+    as_alice, alice, celery_worker_proc, vendors
+):
     chat = new_chat(as_alice)
     prompt = "[[fault:500]] a cabin every vendor refuses"  # every route answers 500
     start = kickoff(as_alice, chat["id"], prompt, model="nano-banana").json()["data"]
@@ -217,12 +263,22 @@ def test_a_failed_job_marks_the_placeholder_failed_and_charges_nothing(as_alice,
     assert job.status == "failed"
 
     failed = poll_until_terminal(as_alice, chat["id"], start["job_id"])
-    assert (failed["status"], failed["dialogue_id"], failed["error"]) == ("failed", start["dialogue_id"], job.error)
-    assert failed["error"]["code"] == "all_routes_failed" and "image" not in failed and "cost_usd" not in failed
+    assert (failed["status"], failed["dialogue_id"], failed["error"]) == (
+        "failed",
+        start["dialogue_id"],
+        job.error,
+    )
+    assert (
+        failed["error"]["code"] == "all_routes_failed" and "image" not in failed and "cost_usd" not in failed
+    )
     assert_gone(as_alice, chat["id"], start["job_id"])
     placeholder = ChatMessage.objects.get(pk=start["dialogue_id"])
     assert (placeholder.status, placeholder.error, placeholder.image, placeholder.cost_usd) == (
-        "failed", job.error, None, 0)
+        "failed",
+        job.error,
+        None,
+        0,
+    )
     assert placeholder.content == f"[image generation failed: {prompt}]"
     assert all(vendors[name].requests for name in ("gemini_images", "fal", "fallback_images"))
     assert Hold.objects.get(pk=job.hold_id).status == Hold.RELEASED
@@ -230,7 +286,11 @@ def test_a_failed_job_marks_the_placeholder_failed_and_charges_nothing(as_alice,
     assert [(r.endpoint, r.status, r.cost_usd) for r in usage_rows(alice)] == [("image_job", "error", 0)]
     turn = as_alice.get(f"/chats/{chat['id']}").json()["data"]["messages"][1]
     assert (turn["status"], turn["error"]["code"], turn["image"], turn["cost_usd"]) == (
-        "failed", "all_routes_failed", None, 0)
+        "failed",
+        "all_routes_failed",
+        None,
+        0,
+    )
     books_clean(alice)
 
 
@@ -240,22 +300,27 @@ def test_another_users_chat_and_job_are_404(as_alice, as_bob, alice, bob, celery
     alices = new_chat(as_alice)
     wait_terminal(job_id)
 
-    for r, code in [(poll(as_alice, bobs["id"], job_id), "chat_not_found"),
-                    (poll(as_alice, alices["id"], job_id), "job_not_found"),
-                    (as_alice.get(f"/images/jobs/{job_id}"), "job_not_found"),
-                    (kickoff(as_alice, bobs["id"], "let me in", model="nano-banana"), "chat_not_found"),
-                    (poll(as_alice, alices["id"], "img_" + "0" * 20), "job_not_found")]:
+    for r, code in [
+        (poll(as_alice, bobs["id"], job_id), "chat_not_found"),
+        (poll(as_alice, alices["id"], job_id), "job_not_found"),
+        (as_alice.get(f"/images/jobs/{job_id}"), "job_not_found"),
+        (kickoff(as_alice, bobs["id"], "let me in", model="nano-banana"), "chat_not_found"),
+        (poll(as_alice, alices["id"], "img_" + "0" * 20), "job_not_found"),
+    ]:
         assert (r.status_code, r.json()["error"]["code"]) == (404, code), r.text
     assert not MediaJob.objects.filter(user_id=alice.pk).exists() and not usage_rows(alice)
-    assert balance_of(alice) == Decimal("10") and not ChatMessage.objects.filter(chat_id=alices["id"]).exists()
+    assert (
+        balance_of(alice) == Decimal("10") and not ChatMessage.objects.filter(chat_id=alices["id"]).exists()
+    )
     assert ChatMessage.objects.get(job_id=job_id).status == "pending"  # Alice's polls moved nothing
     done = poll_until_terminal(as_bob, bobs["id"], job_id)
     assert done["status"] == "completed" and balance_of(bob) == Decimal("10") - NANO
     books_clean(bob)
 
 
-def test_the_image_turn_survives_a_restart_and_later_text_turns_see_its_stand_in(api_server, alice, fake_vendors,
-                                                                                 vendors, celery_worker_proc):
+def test_the_image_turn_survives_a_restart_and_later_text_turns_see_its_stand_in(
+    api_server, alice, fake_vendors, vendors, celery_worker_proc
+):
     from .live import LiveServer
 
     with native_client(api_server, alice) as client:
@@ -268,23 +333,32 @@ def test_the_image_turn_survives_a_restart_and_later_text_turns_see_its_stand_in
         with native_client(second.url, alice) as client:
             messages = client.get(f"/chats/{chat['id']}").json()["data"]["messages"]
             assert [(m["role"], m["kind"], m["status"], m["content"]) for m in messages] == [
-                ("user", "text", "completed", "Hello there"), ("assistant", "text", "completed", "Echo: Hello there"),
+                ("user", "text", "completed", "Hello there"),
+                ("assistant", "text", "completed", "Echo: Hello there"),
                 ("user", "text", "completed", "a red fox in snow"),
-                ("assistant", "image", "completed", "[image generated: a red fox in snow]")]
+                ("assistant", "image", "completed", "[image generated: a red fox in snow]"),
+            ]
             image_turn = messages[3]
             assert (image_turn["id"], image_turn["job_id"], image_turn["cost_usd"]) == (
-                start["dialogue_id"], start["job_id"], 0.0312)
-            assert httpx.get(image_turn["image"]["url"]).content == base64.b64decode(done["image"]["b64_json"])
+                start["dialogue_id"],
+                start["job_id"],
+                0.0312,
+            )
+            assert httpx.get(image_turn["image"]["url"]).content == base64.b64decode(
+                done["image"]["b64_json"]
+            )
             assert_gone(client, chat["id"], start["job_id"])
             reply = client.post(f"/chats/{chat['id']}/messages", json={"message": "Describe it"})
             assert reply.status_code == 200, reply.text
     finally:
         second.stop()
     assert vendors["openai"].requests[-1]["json"]["messages"] == [
-        {"role": "user", "content": "Hello there"}, {"role": "assistant", "content": "Echo: Hello there"},
+        {"role": "user", "content": "Hello there"},
+        {"role": "assistant", "content": "Echo: Hello there"},
         {"role": "user", "content": "a red fox in snow"},
         {"role": "assistant", "content": "[image generated: a red fox in snow]"},
-        {"role": "user", "content": "Describe it"}]
+        {"role": "user", "content": "Describe it"},
+    ]
     assert reply.json()["data"]["content"] == "Echo: Describe it"
     assert ChatMessage.objects.filter(chat_id=chat["id"]).count() == 6
     spent = sum(r.cost_usd for r in usage_rows(alice))
@@ -326,7 +400,9 @@ def test_an_idempotency_key_replays_the_kickoff(as_alice, alice, celery_worker_p
     key = {"Idempotency-Key": "fox-1"}
     first = kickoff(as_alice, chat["id"], "a fox", model="nano-banana", headers=key)
     again = kickoff(as_alice, chat["id"], "a fox", model="nano-banana", headers=key)
-    assert (first.status_code, again.status_code) == (202, 202) and first.json()["data"] == again.json()["data"]
+    assert (first.status_code, again.status_code) == (202, 202) and first.json()["data"] == again.json()[
+        "data"
+    ]
     changed = kickoff(as_alice, chat["id"], "a wolf", model="nano-banana", headers=key)
     assert (changed.status_code, changed.json()["error"]["code"]) == (409, "idempotency_conflict")
     elsewhere = kickoff(as_alice, other["id"], "a fox", model="nano-banana", headers=key).json()["data"]
@@ -363,10 +439,16 @@ def test_the_sdk_generates_a_chat_image(api_server, alice, celery_worker_proc, v
         with pytest.raises(NotFoundError):
             sdk.llm.get_chat_image_job(chat["id"], done["job_id"])
         with pytest.raises(JobFailedError) as failed:
-            sdk.llm.generate_chat_image(chat["id"], "nano-banana", "no [[fault:content_policy]]", poll_interval=0.2)
+            sdk.llm.generate_chat_image(
+                chat["id"], "nano-banana", "no [[fault:content_policy]]", poll_interval=0.2
+            )
         assert failed.value.code == "content_policy_violation"
         history = sdk.llm.get_chat_session(chat["id"])["messages"]
     assert [(m["kind"], m["status"]) for m in history] == [
-        ("text", "completed"), ("image", "completed"), ("text", "completed"), ("image", "failed")]
+        ("text", "completed"),
+        ("image", "completed"),
+        ("text", "completed"),
+        ("image", "failed"),
+    ]
     assert balance_of(alice) == Decimal("10") - NANO
     books_clean(alice)

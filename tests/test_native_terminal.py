@@ -43,8 +43,13 @@ def structured_claude(vendors, monkeypatch):
 @pytest.fixture
 def post(api_server, alice):
     def call(body):
-        return httpx.post(f"{api_server}/v1/llm/terminal/commands", json=body,
-                          headers={"X-API-Key": alice.raw_key}, timeout=30)
+        return httpx.post(
+            f"{api_server}/v1/llm/terminal/commands",
+            json=body,
+            headers={"X-API-Key": alice.raw_key},
+            timeout=30,
+        )
+
     return call
 
 
@@ -53,7 +58,9 @@ def test_default_model_answers_with_labelled_commands_billed_as_a_completion(pos
     r = post({"prompt": prompt, "max_commands": 3, "shell": "zsh", "os": "macOS"})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert data["commands"] == [{"command": prompt, "description": prompt, "danger": "safe", "danger_reasons": []}]
+    assert data["commands"] == [
+        {"command": prompt, "description": prompt, "danger": "safe", "danger_reasons": []}
+    ]
     sent = structured_claude.requests[-1]["json"]
     assert sent["model"] == "claude-haiku-4-5-20251001"
     assert sent["output_config"]["format"]["type"] == "json_schema"
@@ -94,21 +101,29 @@ def test_an_answer_without_commands_is_a_502_and_costs_nothing(post, alice, vend
 
 
 def test_upstream_failures_cost_nothing(post, alice, vendors):
-    r = post({"prompt": "[[fault:500]] list files", "model": "deepseek-ocr"})  # one route: no cool-down to leak
+    r = post(
+        {"prompt": "[[fault:500]] list files", "model": "deepseek-ocr"}
+    )  # one route: no cool-down to leak
     assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error"
     assert balance_of(alice) == Decimal("10")
 
 
-@pytest.mark.parametrize("body,code", [
-    ({}, "missing_parameter"), ({"prompt": "  "}, "invalid_parameter"), ({"prompt": 3}, "invalid_parameter"),
-    ({"prompt": "x" * 4001}, "invalid_parameter"), ({"prompt": "ls", "max_commands": 0}, "invalid_parameter"),
-    ({"prompt": "ls", "max_commands": 11}, "invalid_parameter"), ({"prompt": "ls", "max_commands": "5"},
-                                                                   "invalid_parameter"),
-    ({"prompt": "ls", "max_commands": True}, "invalid_parameter"), ({"prompt": "ls", "shell": ["bash"]},
-                                                                    "invalid_parameter"),
-    ({"prompt": "ls", "model": "nano-banana"}, "wrong_model_kind"), ({"prompt": "ls", "model": "nope"},
-                                                                     "model_not_found"),
-])
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ({}, "missing_parameter"),
+        ({"prompt": "  "}, "invalid_parameter"),
+        ({"prompt": 3}, "invalid_parameter"),
+        ({"prompt": "x" * 4001}, "invalid_parameter"),
+        ({"prompt": "ls", "max_commands": 0}, "invalid_parameter"),
+        ({"prompt": "ls", "max_commands": 11}, "invalid_parameter"),
+        ({"prompt": "ls", "max_commands": "5"}, "invalid_parameter"),
+        ({"prompt": "ls", "max_commands": True}, "invalid_parameter"),
+        ({"prompt": "ls", "shell": ["bash"]}, "invalid_parameter"),
+        ({"prompt": "ls", "model": "nano-banana"}, "wrong_model_kind"),
+        ({"prompt": "ls", "model": "nope"}, "model_not_found"),
+    ],
+)
 def test_invalid_requests_are_rejected_before_any_upstream_call(post, vendors, body, code):
     r = post(body)
     assert r.json()["error"]["code"] == code
@@ -117,27 +132,59 @@ def test_invalid_requests_are_rejected_before_any_upstream_call(post, vendors, b
 
 # --- parsing (no server) ----------------------------------------------------------------------
 
+
 def test_parsing_is_lenient_about_the_wrapping():
     one = {"command": "ls -la", "description": "list", "danger": "safe"}
-    for text in [json.dumps({"commands": [one]}), "```json\n" + json.dumps({"commands": [one]}) + "\n```",
-                 "Here you go:\n" + json.dumps({"commands": [one]}) + "\nEnjoy!", json.dumps([one]),
-                 json.dumps({"results": [{"cmd": "ls -la", "explanation": "list"}]}), json.dumps(one)]:
+    for text in [
+        json.dumps({"commands": [one]}),
+        "```json\n" + json.dumps({"commands": [one]}) + "\n```",
+        "Here you go:\n" + json.dumps({"commands": [one]}) + "\nEnjoy!",
+        json.dumps([one]),
+        json.dumps({"results": [{"cmd": "ls -la", "explanation": "list"}]}),
+        json.dumps(one),
+    ]:
         [parsed] = parse_commands(text, 5)
-        assert (parsed["command"], parsed["description"], parsed["danger"]) == ("ls -la", "list", "safe"), text
+        assert (parsed["command"], parsed["description"], parsed["danger"]) == ("ls -la", "list", "safe"), (
+            text
+        )
 
 
 def test_parsing_keeps_order_drops_duplicates_and_junk_and_caps_the_count():
-    items = [{"command": "ls"}, {"command": "ls"}, {"command": ""}, {"nope": 1}, 7, "du -sh *",
-             {"command": "sudo reboot", "danger": "caution"}, {"command": "git status", "danger": "bogus"},
-             {"command": "rm -rf /", "danger": "DANGEROUS"}]
+    items = [
+        {"command": "ls"},
+        {"command": "ls"},
+        {"command": ""},
+        {"nope": 1},
+        7,
+        "du -sh *",
+        {"command": "sudo reboot", "danger": "caution"},
+        {"command": "git status", "danger": "bogus"},
+        {"command": "rm -rf /", "danger": "DANGEROUS"},
+    ]
     parsed = parse_commands(json.dumps({"commands": items}), 3)
-    assert [(c["command"], c["danger"]) for c in parsed] == [("ls", "safe"), ("du -sh *", "safe"),
-                                                             ("sudo reboot", "dangerous")]
-    assert [c["danger"] for c in parse_commands(json.dumps({"commands": items}), 10)][-2:] == ["safe", "dangerous"]
+    assert [(c["command"], c["danger"]) for c in parsed] == [
+        ("ls", "safe"),
+        ("du -sh *", "safe"),
+        ("sudo reboot", "dangerous"),
+    ]
+    assert [c["danger"] for c in parse_commands(json.dumps({"commands": items}), 10)][-2:] == [
+        "safe",
+        "dangerous",
+    ]
 
 
-@pytest.mark.parametrize("text", ["", "Echo: list files", "{broken", "[]", '{"commands": "ls"}', "null",
-                                  json.dumps({"commands": [{"command": "x" * 2001}]})])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Echo: list files",
+        "{broken",
+        "[]",
+        '{"commands": "ls"}',
+        "null",
+        json.dumps({"commands": [{"command": "x" * 2001}]}),
+    ],
+)
 def test_unusable_answers_parse_to_nothing(text):
     assert parse_commands(text, 5) == []
 
@@ -149,9 +196,14 @@ def test_sandbox_answers_structured_requests_with_json_matching_the_schema():
     from llm.providers.sandbox import _reply_words
     from llm.terminal.generate import SCHEMA_NAME, answer_schema
 
-    body = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "list big files"}],
-            "response_format": {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME,
-                                                                       "schema": answer_schema(3)}}}
+    body = {
+        "model": "claude-haiku-4-5",
+        "messages": [{"role": "user", "content": "list big files"}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "schema": answer_schema(3)},
+        },
+    }
     answer = json.loads("".join(_reply_words(ChatRequest(body=body, slug="claude-haiku-4-5", stream=False))))
     [command] = answer["commands"]
     assert command["command"].startswith("echo ") and command["danger"] == "safe"

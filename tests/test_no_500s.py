@@ -25,8 +25,13 @@ def mallory(committed):
 
 
 def call(base, user, method, path, content):
-    return httpx.request(method, f"{base}{path}", content=content, timeout=60,
-                         headers={"X-API-Key": user.raw_key, "Content-Type": "application/json"})
+    return httpx.request(
+        method,
+        f"{base}{path}",
+        content=content,
+        timeout=60,
+        headers={"X-API-Key": user.raw_key, "Content-Type": "application/json"},
+    )
 
 
 def assert_refused(response, code, user):
@@ -57,9 +62,13 @@ PROMPTS = [  # (path, body with PLACE where the bad text goes)
 ]
 
 
-@pytest.mark.parametrize("bad", ["\\ud800", "a\\udfffb", "\\u0000"], ids=["surrogate", "low-surrogate", "nul"])
+@pytest.mark.parametrize(
+    "bad", ["\\ud800", "a\\udfffb", "\\u0000"], ids=["surrogate", "low-surrogate", "nul"]
+)
 @pytest.mark.parametrize("path,template", PROMPTS, ids=[p for p, _ in PROMPTS])
-def test_unencodable_text_in_prompts_is_refused_before_any_hold(api_server, mallory, vendors, path, template, bad):
+def test_unencodable_text_in_prompts_is_refused_before_any_hold(
+    api_server, mallory, vendors, path, template, bad
+):
     raw = json.dumps(template).replace("PLACE", bad).encode()
     response = call(api_server, mallory, "POST", path, raw)
     assert_refused(response, "invalid_parameter", mallory)
@@ -71,7 +80,9 @@ def test_unencodable_text_in_prompts_is_refused_before_any_hold(api_server, mall
 
 def test_a_chat_turn_with_a_lone_surrogate_is_refused(api_server, mallory, vendors):
     chat_id = call(api_server, mallory, "POST", "/v1/llm/chats", b"{}").json()["data"]["id"]
-    response = call(api_server, mallory, "POST", f"/v1/llm/chats/{chat_id}/messages", b'{"message": "\\ud800"}')
+    response = call(
+        api_server, mallory, "POST", f"/v1/llm/chats/{chat_id}/messages", b'{"message": "\\ud800"}'
+    )
     assert_refused(response, "invalid_parameter", mallory)
     response = call(api_server, mallory, "PATCH", f"/v1/llm/chats/{chat_id}", b'{"title": "x\\u0000y"}')
     assert_refused(response, "invalid_parameter", mallory)
@@ -81,20 +92,27 @@ def test_a_chat_turn_with_a_lone_surrogate_is_refused(api_server, mallory, vendo
 def redisless_server(catalog_loaded, fake_vendors):
     """An app process whose Redis (cache, rate limits and Celery broker) is a closed port."""
     closed = f"redis://127.0.0.1:{free_port()}/0"
-    server = LiveServer(env={**service_extra_env(fake_vendors), "REDIS_URL": closed,
-                             "CELERY_BROKER_URL": closed}).start()
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "REDIS_URL": closed, "CELERY_BROKER_URL": closed}
+    ).start()
     yield server
     server.stop()
 
 
-@pytest.mark.parametrize("path,body,model", [
-    ("/v1/llm/chat/jobs", CHAT, ChatJob),
-    ("/v1/llm/images/jobs", {"model": "nano-banana", "prompt": "a cabin"}, MediaJob),
-    ("/v1/llm/videos/jobs", {"model": "kling-2-6", "prompt": "a cat"}, MediaJob),
-])
+@pytest.mark.parametrize(
+    "path,body,model",
+    [
+        ("/v1/llm/chat/jobs", CHAT, ChatJob),
+        ("/v1/llm/images/jobs", {"model": "nano-banana", "prompt": "a cabin"}, MediaJob),
+        ("/v1/llm/videos/jobs", {"model": "kling-2-6", "prompt": "a cat"}, MediaJob),
+    ],
+)
 def test_job_kickoff_without_a_broker_is_503_with_the_job_failed_and_its_hold_released(
-        redisless_server, mallory, vendors, path, body, model):
-    response = call(redisless_server.url, mallory, "POST", path, json.dumps(body).replace("PLACE", "hi").encode())
+    redisless_server, mallory, vendors, path, body, model
+):
+    response = call(
+        redisless_server.url, mallory, "POST", path, json.dumps(body).replace("PLACE", "hi").encode()
+    )
     assert_refused(response, "service_unavailable", mallory)
     job_id = response.json()["error"]["meta"]["job_id"]
     job = model.objects.get(pk=job_id, user_id=mallory.pk)
@@ -108,8 +126,12 @@ def test_a_signed_stripe_event_that_is_a_json_array_is_400(client, settings, com
 
     settings.STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
     for payload in ('[{"id": "evt_1"}]', '"evt_1"', "[" * 50_000 + "]" * 50_000):
-        response = client.post("/webhooks/stripe", payload, content_type="application/json",
-                               HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_test_secret"))
+        response = client.post(
+            "/webhooks/stripe",
+            payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload, "whsec_test_secret"),
+        )
         assert response.status_code == 400
         body = response.json()
         assert body["received"] is False and body["code"] == "invalid_json"
@@ -124,8 +146,14 @@ def test_a_catalog_read_while_database_sessions_are_cut_is_503(catalog_loaded, c
 
     db = django_settings.DATABASES["default"]
     proxy = TcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)).start()
-    server = LiveServer(env={**service_extra_env(fake_vendors), "GPUNIQ_CATALOG_TTL_SECONDS": "0",
-                             "DB_POOL_TIMEOUT": "2", "DATABASE_URL": proxy.url_for(test_database_url())}).start()
+    server = LiveServer(
+        env={
+            **service_extra_env(fake_vendors),
+            "GPUNIQ_CATALOG_TTL_SECONDS": "0",
+            "DB_POOL_TIMEOUT": "2",
+            "DATABASE_URL": proxy.url_for(test_database_url()),
+        }
+    ).start()
     try:
         assert httpx.get(f"{server.url}/v1/llm/models/catalog", timeout=30).status_code == 200
         proxy.cut()  # every session of the server is cut, and new ones are refused

@@ -36,14 +36,23 @@ def value(scrape: dict, name: str, **labels) -> float:
 def two_process_server(catalog_loaded, fake_vendors, tmp_path_factory):
     """Two uvicorn worker processes sharing a PROMETHEUS_MULTIPROC_DIR, JSON logs."""
     multiproc = tmp_path_factory.mktemp("prom")
-    server = LiveServer(workers=2, env={**service_extra_env(fake_vendors), "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-                                        "GPUNIQ_LOG_FORMAT": "json", "STRIPE_WEBHOOK_SECRET": "whsec_test",
-                                        "GPUNIQ_METRICS_QUEUES": "celery,metrics-probe"}).start()
+    server = LiveServer(
+        workers=2,
+        env={
+            **service_extra_env(fake_vendors),
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "GPUNIQ_LOG_FORMAT": "json",
+            "STRIPE_WEBHOOK_SECRET": "whsec_test",
+            "GPUNIQ_METRICS_QUEUES": "celery,metrics-probe",
+        },
+    ).start()
     yield server
     server.stop()
 
 
-def test_requests_are_counted_by_surface_model_and_status_across_processes(two_process_server, committed, vendors):
+def test_requests_are_counted_by_surface_model_and_status_across_processes(
+    two_process_server, committed, vendors
+):
     base = two_process_server.url
     user = make_user("metered", "5", rpm=10_000)
     before = samples(base)
@@ -52,8 +61,12 @@ def test_requests_are_counted_by_surface_model_and_status_across_processes(two_p
     for _ in range(12):  # a fresh connection each: the kernel spreads them over both processes
         assert httpx.post(f"{base}/v1/openai/chat/completions", headers=key, json=chat).status_code == 200
     for _ in range(3):
-        assert httpx.post(f"{base}/v1/llm/chat/completions", headers=key, json={**chat, "stream": True}
-                          ).status_code == 200
+        assert (
+            httpx.post(
+                f"{base}/v1/llm/chat/completions", headers=key, json={**chat, "stream": True}
+            ).status_code
+            == 200
+        )
     assert httpx.get(f"{base}/v1/llm/chats", headers={"X-API-Key": "gpuniq_nope"}).status_code == 401
     after = samples(base)
 
@@ -72,7 +85,9 @@ def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, comm
     from django.conf import settings
 
     user = make_user("gauged", "5")
-    held = ledger.hold(account_id=user.account.pk, amount=Decimal("1"), idempotency_key=f"metrics-probe:{user.pk}")
+    held = ledger.hold(
+        account_id=user.account.pk, amount=Decimal("1"), idempotency_key=f"metrics-probe:{user.pk}"
+    )
     if settings.HAS_REDIS:
         probe = redis.Redis.from_url(settings.REDIS_URL)
         probe.delete("metrics-probe")
@@ -85,7 +100,9 @@ def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, comm
         if settings.HAS_REDIS:
             probe.delete("metrics-probe")
     assert value(scrape, "gpuniq_open_holds") == open_now >= 1
-    assert value(scrape, "gpuniq_ledger_loss_entries_total") == LedgerEntry.objects.filter(kind="loss").count()
+    assert (
+        value(scrape, "gpuniq_ledger_loss_entries_total") == LedgerEntry.objects.filter(kind="loss").count()
+    )
     if settings.HAS_REDIS:
         assert value(scrape, "gpuniq_queue_depth", queue="metrics-probe") == 3
 
@@ -96,11 +113,15 @@ def test_reaper_runs_on_a_worker_are_counted(two_process_server, celery_worker_p
 
     from gpuniq_site.celery import app
 
-    before = value(samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs")
+    before = value(
+        samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs"
+    )
     app.send_task("llm.reap_chat_jobs")
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        now = value(samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs")
+        now = value(
+            samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs"
+        )
         if now > before:
             break
         time.sleep(0.2)
@@ -108,10 +129,14 @@ def test_reaper_runs_on_a_worker_are_counted(two_process_server, celery_worker_p
 
 
 def test_metrics_need_the_token_when_one_is_set(catalog_loaded, fake_vendors):
-    server = LiveServer(env={**service_extra_env(fake_vendors), "GPUNIQ_METRICS_TOKEN": "s3cret-scraper"}).start()
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "GPUNIQ_METRICS_TOKEN": "s3cret-scraper"}
+    ).start()
     try:
         assert httpx.get(f"{server.url}/metrics").status_code == 403
-        assert httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        assert (
+            httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        )
         assert samples(server.url, Authorization="Bearer s3cret-scraper")
     finally:
         server.stop()
@@ -128,8 +153,11 @@ def test_readyz_checks_database_redis_and_broker_and_healthz_stays_a_liveness_pr
     ready = httpx.get(f"{two_process_server.url}/readyz", timeout=30)
     assert ready.status_code == 200
     redis_state = "ok" if settings.HAS_REDIS else "not configured"
-    assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": redis_state, "broker": "ok"},
-                            "failed": []}
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": redis_state, "broker": "ok"},
+        "failed": [],
+    }
     health = httpx.get(f"{two_process_server.url}/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
@@ -143,8 +171,13 @@ def test_readyz_names_the_database_when_it_is_cut(catalog_loaded, fake_vendors):
 
     db = settings.DATABASES["default"]
     proxy = TcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)).start()
-    server = LiveServer(env={**service_extra_env(fake_vendors), "DB_POOL_TIMEOUT": "2",
-                             "DATABASE_URL": proxy.url_for(test_database_url())}).start()
+    server = LiveServer(
+        env={
+            **service_extra_env(fake_vendors),
+            "DB_POOL_TIMEOUT": "2",
+            "DATABASE_URL": proxy.url_for(test_database_url()),
+        }
+    ).start()
     try:
         proxy.cut()
         ready = httpx.get(f"{server.url}/readyz", timeout=30)
@@ -159,8 +192,11 @@ def test_readyz_names_the_database_when_it_is_cut(catalog_loaded, fake_vendors):
 
 def test_logs_are_one_json_object_per_line_with_the_request_id(two_process_server):
     request_id = "req_jsonlog_0123456789"
-    response = httpx.post(f"{two_process_server.url}/webhooks/stripe", content=b"{}",
-                          headers={"Stripe-Signature": "t=1,v1=bad", "x-request-id": request_id})
+    response = httpx.post(
+        f"{two_process_server.url}/webhooks/stripe",
+        content=b"{}",
+        headers={"Stripe-Signature": "t=1,v1=bad", "x-request-id": request_id},
+    )
     assert response.status_code == 400
     lines = [line for line in two_process_server.output().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object

@@ -22,6 +22,7 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 def native_routes():
     """(OpenAPI-style path, URLPattern) for every route under /v1/llm/."""
+
     def walk(patterns, prefix):
         for p in patterns:
             if isinstance(p, URLResolver):
@@ -45,7 +46,9 @@ def test_every_native_route_is_in_the_schema(spec):
     routes = dict(native_routes())
     assert len(routes) >= 12
     missing = sorted(set(routes) - set(spec["paths"]))
-    assert not missing, f"undocumented /v1/llm/ routes (add them to <app>/openapi_paths.py or use DRF): {missing}"
+    assert not missing, (
+        f"undocumented /v1/llm/ routes (add them to <app>/openapi_paths.py or use DRF): {missing}"
+    )
     assert not set(spec["paths"]) - set(routes), "the schema describes routes that do not exist"
     for path, pattern in routes.items():
         view_class = getattr(pattern.callback, "view_class", None)
@@ -73,11 +76,14 @@ def test_schema_shape(spec):
     assert spec["openapi"].startswith("3.") and spec["info"]["title"] == "GPUniq native LLM API"
     assert set(spec["components"]["securitySchemes"]) == {"ApiKeyAuth", "BearerAuth"}
     assert spec["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
-    operation_ids = [op["operationId"] for item in spec["paths"].values() for m, op in item.items() if m in METHODS]
+    operation_ids = [
+        op["operationId"] for item in spec["paths"].values() for m, op in item.items() if m in METHODS
+    ]
     assert len(operation_ids) == len(set(operation_ids))
     messages = spec["paths"]["/v1/llm/chats/{chat_id}/messages"]["post"]
     assert messages["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ChatTurnRequest"}
+        "$ref": "#/components/schemas/ChatTurnRequest"
+    }
     body = spec["components"]["schemas"]["ChatCreateRequest"]["properties"]
     assert set(body) == {"model", "title", "system_prompt"}
     schemathesis.openapi.from_dict(spec)  # loads as a valid OpenAPI document
@@ -90,7 +96,9 @@ def test_docs_page_lists_every_operation_without_external_scripts(api_server, sp
     for path, item in spec["paths"].items():
         for method in set(item) & METHODS:
             assert f"{method.upper()} {path}" in page
-    assert not re.search(r"""<(script|link)[^>]+(src|href)=["'](https?:)?//""", page), "no CDN: assets are local"
+    assert not re.search(r"""<(script|link)[^>]+(src|href)=["'](https?:)?//""", page), (
+        "no CDN: assets are local"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +124,27 @@ def test_property_based_run_finds_no_server_errors(api_server, spec, fuzzer, fak
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             fixed = {}
-            if "{chat_id}" in operation.path and mode is GenerationMode.POSITIVE:  # a real chat, not only 404s
-                fixed["chat_id"] = httpx.post(f"{api_server}/v1/llm/chats", headers=headers,
-                                              json={"model": "gpt-4o"}).json()["data"]["id"]
+            if (
+                "{chat_id}" in operation.path and mode is GenerationMode.POSITIVE
+            ):  # a real chat, not only 404s
+                fixed["chat_id"] = httpx.post(
+                    f"{api_server}/v1/llm/chats", headers=headers, json={"model": "gpt-4o"}
+                ).json()["data"]["id"]
 
-            @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed or None,
-                                            headers=headers if mode is GenerationMode.POSITIVE else None))
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
+            @given(
+                case=operation.as_strategy(
+                    generation_mode=mode,
+                    path_parameters=fixed or None,
+                    headers=headers if mode is GenerationMode.POSITIVE else None,
+                )
+            )
+            @settings(
+                max_examples=25,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
             def run(case):
                 nonlocal calls
                 calls += 1
@@ -141,5 +162,7 @@ def test_property_based_run_finds_no_server_errors(api_server, spec, fuzzer, fak
                 assert mode is GenerationMode.NEGATIVE, operation.label
     elapsed = time.monotonic() - started
     assert not failures, failures
-    print(f"schemathesis: {len(operations)} operations, {calls} calls in {elapsed:.1f}s: {sorted(statuses.items())}")
+    print(
+        f"schemathesis: {len(operations)} operations, {calls} calls in {elapsed:.1f}s: {sorted(statuses.items())}"
+    )
     assert calls >= 100 and elapsed < 60, (calls, elapsed)

@@ -26,8 +26,11 @@ def operator(committed):
 
 
 def refund_in_admin(operator, topup):
-    return operator.post("/admin/billing/topup/", {"action": "refund_through_rail", "_selected_action": [topup.pk]},
-                         follow=True)
+    return operator.post(
+        "/admin/billing/topup/",
+        {"action": "refund_through_rail", "_selected_action": [topup.pk]},
+        follow=True,
+    )
 
 
 def refunds_of(user) -> list[Decimal]:
@@ -50,10 +53,15 @@ def test_a_stripe_refund_from_the_admin_debits_once_with_its_webhook(client, ope
     assert ledger.find_mismatches() == []
 
 
-def test_a_yookassa_refund_from_the_admin_debits_once_with_its_notification(client, operator, yookassa, alice):
+def test_a_yookassa_refund_from_the_admin_debits_once_with_its_notification(
+    client, operator, yookassa, alice
+):
     topup, _ = yookassa_rail.start_payment(user=alice, amount=Decimal("20"))
-    client.post("/webhooks/yookassa", yookassa.succeed(topup.session_id, deliver=False),
-                content_type="application/json")
+    client.post(
+        "/webhooks/yookassa",
+        yookassa.succeed(topup.session_id, deliver=False),
+        content_type="application/json",
+    )
 
     refund_in_admin(operator, topup)
 

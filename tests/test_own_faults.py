@@ -31,9 +31,12 @@ def wait_for(predicate, timeout=20.0, every=0.1):
 
 
 def chat(base, user, text, **extra):
-    return httpx.post(f"{base}/v1/openai/chat/completions", timeout=30,
-                      headers={"Authorization": f"Bearer {user.raw_key}"},
-                      json={"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra})
+    return httpx.post(
+        f"{base}/v1/openai/chat/completions",
+        timeout=30,
+        headers={"Authorization": f"Bearer {user.raw_key}"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": text}], **extra},
+    )
 
 
 def test_worker_killed_mid_job_is_reaped_and_nothing_is_charged(api_server, committed, fake_vendors, vendors):
@@ -42,8 +45,13 @@ def test_worker_killed_mid_job_is_reaped_and_nothing_is_charged(api_server, comm
     worker = Worker(env=service_extra_env(fake_vendors), name="doomed").start()
     user = make_user("jobkill", "3")
     try:
-        job_id = httpx.post(f"{api_server}/v1/llm/chat/jobs", headers={"X-API-Key": user.raw_key}, json={
-            "model": "gpt-4o", "messages": [{"role": "user", "content": "[[fault:slow_first_byte]] slow one"}]}
+        job_id = httpx.post(
+            f"{api_server}/v1/llm/chat/jobs",
+            headers={"X-API-Key": user.raw_key},
+            json={
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": "[[fault:slow_first_byte]] slow one"}],
+            },
         ).json()["data"]["job_id"]
         assert wait_for(lambda: ChatJob.objects.get(pk=job_id).status == ChatJob.RUNNING)
         worker.kill()
@@ -63,10 +71,12 @@ def test_app_process_killed_mid_stream_loses_no_money(catalog_loaded, committed,
     vendors["openai"].chunk_delay = 0.05
     try:
         words = " ".join(f"w{i}" for i in range(100))
-        with httpx.stream("POST", f"{server.url}/v1/openai/chat/completions",
-                          headers={"Authorization": f"Bearer {user.raw_key}"},
-                          json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": words}]}
-                          ) as response:
+        with httpx.stream(
+            "POST",
+            f"{server.url}/v1/openai/chat/completions",
+            headers={"Authorization": f"Bearer {user.raw_key}"},
+            json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": words}]},
+        ) as response:
             for i, _ in enumerate(response.iter_lines()):
                 if i == 6:
                     server.proc.send_signal(signal.SIGKILL)
@@ -107,8 +117,9 @@ def private_redis():
         stop()
 
 
-def test_redis_restart_under_load_degrades_and_recovers(catalog_loaded, committed, fake_vendors, vendors,
-                                                        private_redis):
+def test_redis_restart_under_load_degrades_and_recovers(
+    catalog_loaded, committed, fake_vendors, vendors, private_redis
+):
     env = {**service_extra_env(fake_vendors), "REDIS_URL": f"redis://127.0.0.1:{private_redis['port']}/0"}
     server = LiveServer(env=env).start()
     user = make_user("redisdown", "3")
@@ -129,11 +140,16 @@ def test_redis_restart_under_load_degrades_and_recovers(catalog_loaded, committe
 
 
 @pytest.mark.postgres
-def test_dropped_database_connections_under_load_lose_no_money(catalog_loaded, committed, fake_vendors, vendors):
+def test_dropped_database_connections_under_load_lose_no_money(
+    catalog_loaded, committed, fake_vendors, vendors
+):
     from .live import test_database_url
 
     name = "gpuniq-pgdrop"  # only this server's sessions are cut, not the rest of the test run's
-    env = {**service_extra_env(fake_vendors), "DATABASE_URL": f"{test_database_url()}?application_name={name}"}
+    env = {
+        **service_extra_env(fake_vendors),
+        "DATABASE_URL": f"{test_database_url()}?application_name={name}",
+    }
     server = LiveServer(env=env).start()
     user = make_user("pgdrop", "3")
     codes = []
@@ -141,8 +157,11 @@ def test_dropped_database_connections_under_load_lose_no_money(catalog_loaded, c
         for i in range(30):
             if i % 10 == 5:
                 with connection.cursor() as cursor:  # cut every session of the server process
-                    cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                   "WHERE application_name = %s", [name])
+                    cursor.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = %s",
+                        [name],
+                    )
                     assert cursor.fetchone()[0] > 0
             codes.append(chat(server.url, user, f"request {i}").status_code)
     finally:

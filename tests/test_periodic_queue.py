@@ -33,14 +33,33 @@ def split_stack(catalog_loaded, tmp_path):
 
     tag = uuid.uuid4().hex[:8]
     queues = {"jobs": f"flood-jobs-{tag}", "periodic": f"flood-periodic-{tag}"}
-    env = {"GPUNIQ_JOBS_QUEUE": queues["jobs"], "GPUNIQ_PERIODIC_QUEUE": queues["periodic"],
-           "GPUNIQ_STALE_HOLDS_EVERY": str(EVERY), "GPUNIQ_REAP_CHAT_JOBS_EVERY": str(EVERY),
-           "GPUNIQ_REAP_MEDIA_JOBS_EVERY": str(EVERY)}
+    env = {
+        "GPUNIQ_JOBS_QUEUE": queues["jobs"],
+        "GPUNIQ_PERIODIC_QUEUE": queues["periodic"],
+        "GPUNIQ_STALE_HOLDS_EVERY": str(EVERY),
+        "GPUNIQ_REAP_CHAT_JOBS_EVERY": str(EVERY),
+        "GPUNIQ_REAP_MEDIA_JOBS_EVERY": str(EVERY),
+    }
     periodic = Worker(env=env, concurrency=1, name=f"periodic{tag}", args=("-Q", queues["periodic"])).start()
     beat_log = tmp_path / "beat.log"
-    beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "gpuniq_site", "beat", "--loglevel", "INFO",
-                             "-s", str(tmp_path / "schedule")], cwd=ROOT, env=service_env(env),
-                            stdout=beat_log.open("wb"), stderr=subprocess.STDOUT)
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gpuniq_site",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(tmp_path / "schedule"),
+        ],
+        cwd=ROOT,
+        env=service_env(env),
+        stdout=beat_log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     yield queues, periodic
     beat.terminate()
     beat.wait(15)
@@ -53,7 +72,9 @@ def _flood(queue: str) -> None:
 
     with app.producer_or_acquire() as producer:
         for i in range(FLOOD):
-            app.send_task("media_jobs.run_media_job", args=[f"img_flood{i:015d}"], queue=queue, producer=producer)
+            app.send_task(
+                "media_jobs.run_media_job", args=[f"img_flood{i:015d}"], queue=queue, producer=producer
+            )
 
 
 def _queued(queue: str) -> int:
@@ -70,7 +91,8 @@ def test_a_stale_hold_is_released_within_its_interval_while_the_jobs_queue_is_fl
     hold = ledger.hold(account_id=user.account.pk, amount="1", idempotency_key=f"stale-{uuid.uuid4().hex}")
     # left open by a process that died long ago
     Hold.objects.filter(pk=hold.id).update(
-        created_at=timezone.now() - timedelta(seconds=settings.GPUNIQ_HOLD_TIMEOUT_SECONDS + 60))
+        created_at=timezone.now() - timedelta(seconds=settings.GPUNIQ_HOLD_TIMEOUT_SECONDS + 60)
+    )
     stale_since = time.monotonic()
 
     deadline = stale_since + 10 * EVERY + 10  # beat's first run, plus a loaded machine's slack

@@ -4,7 +4,15 @@ from decimal import Decimal
 
 import pytest
 
-from billing.pricing import TokenPrices, TokenUsage, VideoConfig, chat_cost, chat_worst_case, image_cost, video_cost
+from billing.pricing import (
+    TokenPrices,
+    TokenUsage,
+    VideoConfig,
+    chat_cost,
+    chat_worst_case,
+    image_cost,
+    video_cost,
+)
 
 DEEPSEEK_V4_PRO = TokenPrices(input=Decimal("2.40"), output=Decimal("4.00"))
 HAIKU = TokenPrices(input=Decimal("0.80"), output=Decimal("4.00"), cached_input=Decimal("0.08"))
@@ -12,7 +20,9 @@ HAIKU = TokenPrices(input=Decimal("0.80"), output=Decimal("4.00"), cached_input=
 
 def test_deepseek_v4_pro_per_million_tokens():
     # 1,000 in × $2.40/1M + 500 out × $4.00/1M = 0.0024 + 0.002
-    assert chat_cost(DEEPSEEK_V4_PRO, TokenUsage(prompt_tokens=1000, completion_tokens=500)) == Decimal("0.0044")
+    assert chat_cost(DEEPSEEK_V4_PRO, TokenUsage(prompt_tokens=1000, completion_tokens=500)) == Decimal(
+        "0.0044"
+    )
 
 
 def test_minimax_m2_1_fractional_prices():
@@ -22,7 +32,9 @@ def test_minimax_m2_1_fractional_prices():
 
 
 def test_cached_tokens_use_the_cached_price_and_reasoning_is_output():
-    usage = TokenUsage(prompt_tokens=10_000, cached_tokens=8_000, completion_tokens=2_000, reasoning_tokens=1_500)
+    usage = TokenUsage(
+        prompt_tokens=10_000, cached_tokens=8_000, completion_tokens=2_000, reasoning_tokens=1_500
+    )
     # 2,000 × 0.80 + 8,000 × 0.08 + 2,000 × 4.00 = 1,600 + 640 + 8,000 = 10,240 / 1M
     assert chat_cost(HAIKU, usage) == Decimal("0.01024")
 
@@ -42,13 +54,19 @@ def test_worst_case_counts_every_output_token():
     assert chat_worst_case(HAIKU, prompt_tokens=100, max_output_tokens=4096) == Decimal("0.016464")
 
 
-@pytest.mark.parametrize("per_image,delivered,expected", [
-    ("0.0312", 1, "0.0312"), ("0.1072", 2, "0.2144"), ("0.192", 0, "0"), ("0.035", 3, "0.105")])
+@pytest.mark.parametrize(
+    "per_image,delivered,expected",
+    [("0.0312", 1, "0.0312"), ("0.1072", 2, "0.2144"), ("0.192", 0, "0"), ("0.035", 3, "0.105")],
+)
 def test_images_are_billed_per_delivered_image(per_image, delivered, expected):
     assert image_cost(Decimal(per_image), delivered) == Decimal(expected)
 
 
-KLING_26 = {"default_duration": 5, "audio_multiplier": "2", "resolution_multipliers": {"1080p": "1", "720p": "0.75"}}
+KLING_26 = {
+    "default_duration": 5,
+    "audio_multiplier": "2",
+    "resolution_multipliers": {"1080p": "1", "720p": "0.75"},
+}
 
 
 def test_video_headline_is_the_default_configuration():
@@ -72,9 +90,13 @@ def test_catalog_prices_match_the_published_tables(committed):
         return CatalogModel.objects.get(slug=slug)
 
     assert (price("deepseek-v4-pro").input_per_mtok, price("deepseek-v4-pro").output_per_mtok) == (
-        Decimal("2.40"), Decimal("4.00"))
+        Decimal("2.40"),
+        Decimal("4.00"),
+    )
     assert (price("MiniMax-M2").input_per_mtok, price("MiniMax-M2").output_per_mtok) == (
-        Decimal("2.079"), Decimal("8.316"))
+        Decimal("2.079"),
+        Decimal("8.316"),
+    )
     assert price("nano-banana").per_image == Decimal("0.0312")
     assert price("nano-banana-pro-4k").per_image == Decimal("0.192")
     assert price("kling-2-6").per_video == Decimal("0.315")

@@ -4,16 +4,33 @@ import json
 
 import pytest
 
-from llm.providers.anthropic import JSON_TOOL, AnthropicProvider, build_body, map_message, map_messages, \
-    model_version, parse_error, strict_schema
+from llm.providers.anthropic import (
+    JSON_TOOL,
+    AnthropicProvider,
+    build_body,
+    map_message,
+    map_messages,
+    model_version,
+    parse_error,
+    strict_schema,
+)
 from llm.providers.base import ChatRequest, Route, UpstreamError
 from llm.upstreams import Upstream
 from tests.fakes.anthropic import FakeAnthropic
 
 MODEL = "claude-haiku-4-5-20251001"
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    },
+}
 PNG = "data:image/png;base64,iVBORw0KGgo="
 
 
@@ -33,8 +50,12 @@ def provider(fake):
 def chat(messages, *, stream=False, slug="claude-haiku-4-5", max_output_tokens=None, **body) -> ChatRequest:
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
-    return ChatRequest(body={"model": slug, "messages": messages, **body}, slug=slug, stream=stream,
-                       max_output_tokens=max_output_tokens)
+    return ChatRequest(
+        body={"model": slug, "messages": messages, **body},
+        slug=slug,
+        stream=stream,
+        max_output_tokens=max_output_tokens,
+    )
 
 
 def route(model=MODEL) -> Route:
@@ -51,6 +72,7 @@ def deltas(pieces):
 
 # --- completions against the fake ---------------------------------------------------------
 
+
 async def test_plain_completion_text_and_usage(provider, fake):
     completion, usage = await provider.complete(chat("Hello there"), route())
     assert completion["object"] == "chat.completion" and completion["model"] == "claude-haiku-4-5"
@@ -62,7 +84,9 @@ async def test_plain_completion_text_and_usage(provider, fake):
     sent = fake.requests[-1]
     assert sent["path"] == "/v1/messages" and sent["headers"]["x-api-key"] == "test-key"
     assert sent["headers"]["anthropic-version"] == "2023-06-01"
-    assert sent["json"]["model"] == MODEL and sent["json"]["max_tokens"] == 4096 and "stream" not in sent["json"]
+    assert (
+        sent["json"]["model"] == MODEL and sent["json"]["max_tokens"] == 4096 and "stream" not in sent["json"]
+    )
 
 
 async def test_cached_tokens_count_into_prompt(provider):
@@ -71,19 +95,34 @@ async def test_cached_tokens_count_into_prompt(provider):
 
 
 async def test_system_and_images_reach_vendor_in_anthropic_format(provider, fake):
-    messages = [{"role": "system", "content": "be brief"},
-                {"role": "developer", "content": [{"type": "text", "text": "and kind"}]},
-                {"role": "user", "content": [
-                    {"type": "text", "text": "what is this?"},
-                    {"type": "image_url", "image_url": {"url": PNG}},
-                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}]
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "developer", "content": [{"type": "text", "text": "and kind"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": PNG}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            ],
+        },
+    ]
     await provider.complete(chat(messages, max_tokens=100), route())
     sent = fake.requests[-1]["json"]
     assert sent["system"] == "be brief\n\nand kind" and sent["max_tokens"] == 100
-    assert sent["messages"] == [{"role": "user", "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
-        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]}]
+    assert sent["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+            ],
+        }
+    ]
 
 
 async def test_tools_round_trip(provider, fake):
@@ -95,8 +134,13 @@ async def test_tools_round_trip(provider, fake):
     assert call["type"] == "function" and call["function"]["name"] == "get_weather"
     assert json.loads(call["function"]["arguments"]) == {"location": "Paris"}
     sent = fake.requests[-1]["json"]
-    assert sent["tools"] == [{"name": "get_weather", "description": "Weather for a city",
-                              "input_schema": WEATHER_TOOL["function"]["parameters"]}]
+    assert sent["tools"] == [
+        {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "input_schema": WEATHER_TOOL["function"]["parameters"],
+        }
+    ]
     assert sent["tool_choice"] == {"type": "auto"}
 
     follow = ask + [choice["message"], {"role": "tool", "tool_call_id": call["id"], "content": "Rainy, 12C"}]
@@ -104,10 +148,16 @@ async def test_tools_round_trip(provider, fake):
     assert completion["choices"][0]["message"]["content"] == "The tool said: Rainy, 12C"
     assert completion["choices"][0]["finish_reason"] == "stop"
     sent = fake.requests[-1]["json"]["messages"]
-    assert sent[1] == {"role": "assistant", "content": [
-        {"type": "tool_use", "id": call["id"], "name": "get_weather", "input": {"location": "Paris"}}]}
-    assert sent[2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": call["id"], "content": "Rainy, 12C"}]}
+    assert sent[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": call["id"], "name": "get_weather", "input": {"location": "Paris"}}
+        ],
+    }
+    assert sent[2] == {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "Rainy, 12C"}],
+    }
 
 
 async def test_thinking_becomes_reasoning_content(provider, fake):
@@ -126,8 +176,16 @@ async def test_response_format_json_schema_uses_output_config(provider, fake):
     fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
     await provider.complete(chat("give json", response_format=fmt), route())
     sent = fake.requests[-1]["json"]
-    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": {
-        "type": "object", "properties": {"answer": {"type": "string"}}, "additionalProperties": False}}}
+    assert sent["output_config"] == {
+        "format": {
+            "type": "json_schema",
+            "schema": {
+                "type": "object",
+                "properties": {"answer": {"type": "string"}},
+                "additionalProperties": False,
+            },
+        }
+    }
     assert "tools" not in sent
 
 
@@ -140,7 +198,10 @@ async def test_response_format_json_schema_emulated_on_older_models(provider, fa
     assert json.loads(choice["message"]["content"]) == {"location": "Paris"}
     assert "tool_calls" not in choice["message"] and choice["finish_reason"] == "stop"
     sent = fake.requests[-1]["json"]
-    assert sent["tool_choice"] == {"type": "tool", "name": JSON_TOOL} and sent["tools"][0]["input_schema"] == schema
+    assert (
+        sent["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
+        and sent["tools"][0]["input_schema"] == schema
+    )
 
     pieces = await collect(provider, chat("give json", stream=True, response_format=fmt), old)
     assert json.loads("".join(d.get("content", "") for d in deltas(pieces))) == {"location": "Paris"}
@@ -164,6 +225,7 @@ async def test_max_tokens_truncation_is_length(provider):
 
 
 # --- streaming ----------------------------------------------------------------------------
+
 
 async def test_stream_text(provider, fake):
     pieces = await collect(provider, chat("Hello there streaming world", stream=True))
@@ -198,8 +260,9 @@ async def test_stream_tool_call_deltas_reassemble(provider):
 
 
 async def test_stream_thinking(provider, fake):
-    pieces = await collect(provider, chat("Why so?", stream=True, reasoning_effort="high", max_tokens=100),
-                           "claude-opus-4-7")
+    pieces = await collect(
+        provider, chat("Why so?", stream=True, reasoning_effort="high", max_tokens=100), "claude-opus-4-7"
+    )
     reasoning = "".join(d.get("reasoning_content", "") for d in deltas(pieces))
     assert reasoning == "Thinking about: Why so?"
     assert "".join(d.get("content", "") for d in deltas(pieces)) == "Echo: Why so?"
@@ -239,10 +302,19 @@ async def test_stream_without_usage_has_no_usage_piece(provider, fake):
 
 # --- errors -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fault, kind, status", [
-    ("429", "rate_limited", 429), ("529", "overloaded", 529), ("503", "overloaded", 529),
-    ("context", "context_length", 400), ("400", "bad_request", 400), ("401", "auth", 401),
-    ("500", "server", 500)])
+
+@pytest.mark.parametrize(
+    "fault, kind, status",
+    [
+        ("429", "rate_limited", 429),
+        ("529", "overloaded", 529),
+        ("503", "overloaded", 529),
+        ("context", "context_length", 400),
+        ("400", "bad_request", 400),
+        ("401", "auth", 401),
+        ("500", "server", 500),
+    ],
+)
 async def test_vendor_errors(provider, fake, fault, kind, status):
     fake.script(fault)
     with pytest.raises(UpstreamError) as caught:
@@ -281,10 +353,14 @@ def test_parse_error_kinds():
         body = json.dumps({"type": "error", "error": {"type": etype, "message": message}}).encode()
         return parse_error(status, body, headers or {})
 
-    assert parse(400, "invalid_request_error", "input length and `max_tokens` exceed context limit").kind == \
-        "context_length"
-    assert parse(400, "invalid_request_error", "Output blocked by content filtering policy").kind == \
-        "content_policy"
+    assert (
+        parse(400, "invalid_request_error", "input length and `max_tokens` exceed context limit").kind
+        == "context_length"
+    )
+    assert (
+        parse(400, "invalid_request_error", "Output blocked by content filtering policy").kind
+        == "content_policy"
+    )
     assert parse(403, "permission_error", "no").kind == "auth"
     assert parse(404, "not_found_error", "model: x").kind == "not_found"
     assert parse(504, "timeout_error", "slow").kind == "timeout"
@@ -294,42 +370,69 @@ def test_parse_error_kinds():
 
 # --- pure mapping -------------------------------------------------------------------------
 
+
 def test_consecutive_same_role_messages_merge():
-    system, messages = map_messages([
-        {"role": "user", "content": "one"}, {"role": "user", "content": [{"type": "text", "text": "two"}]},
-        {"role": "assistant", "content": "a"}, {"role": "assistant", "content": ""},
-        {"role": "assistant", "content": "b"}, {"role": "user", "content": "three"}])
+    system, messages = map_messages(
+        [
+            {"role": "user", "content": "one"},
+            {"role": "user", "content": [{"type": "text", "text": "two"}]},
+            {"role": "assistant", "content": "a"},
+            {"role": "assistant", "content": ""},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "three"},
+        ]
+    )
     assert system == ""
     assert messages == [
         {"role": "user", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-        {"role": "user", "content": [{"type": "text", "text": "three"}]}]
+        {"role": "user", "content": [{"type": "text", "text": "three"}]},
+    ]
 
 
 def test_tool_results_merge_into_one_user_message():
-    calls = [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
-             {"id": "call.2", "type": "function", "function": {"name": "g", "arguments": "not json"}}]
-    _, messages = map_messages([
-        {"role": "user", "content": "go"},
-        {"role": "assistant", "content": "calling", "tool_calls": calls},
-        {"role": "tool", "tool_call_id": "call_1", "content": "r1"},
-        {"role": "tool", "tool_call_id": "call.2", "content": [{"type": "text", "text": "r2"}]},
-        {"role": "user", "content": "thanks"}])
-    assert messages[1] == {"role": "assistant", "content": [
-        {"type": "text", "text": "calling"},
-        {"type": "tool_use", "id": "call_1", "name": "f", "input": {"x": 1}},
-        {"type": "tool_use", "id": "call_2", "name": "g", "input": {"_raw": "not json"}}]}
-    assert messages[2] == {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "call_1", "content": "r1"},
-        {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "r2"}]},
-        {"type": "text", "text": "thanks"}]}
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}},
+        {"id": "call.2", "type": "function", "function": {"name": "g", "arguments": "not json"}},
+    ]
+    _, messages = map_messages(
+        [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "calling", "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "call_1", "content": "r1"},
+            {"role": "tool", "tool_call_id": "call.2", "content": [{"type": "text", "text": "r2"}]},
+            {"role": "user", "content": "thanks"},
+        ]
+    )
+    assert messages[1] == {
+        "role": "assistant",
+        "content": [
+            {"type": "text", "text": "calling"},
+            {"type": "tool_use", "id": "call_1", "name": "f", "input": {"x": 1}},
+            {"type": "tool_use", "id": "call_2", "name": "g", "input": {"_raw": "not json"}},
+        ],
+    }
+    assert messages[2] == {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "call_1", "content": "r1"},
+            {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "r2"}]},
+            {"type": "text", "text": "thanks"},
+        ],
+    }
     assert len(messages) == 3
 
 
 def test_system_with_cache_control_stays_blocks():
-    system, _ = map_messages([
-        {"role": "system", "content": [{"type": "text", "text": "long", "cache_control": {"type": "ephemeral"}}]},
-        {"role": "user", "content": "hi"}])
+    system, _ = map_messages(
+        [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "long", "cache_control": {"type": "ephemeral"}}],
+            },
+            {"role": "user", "content": "hi"},
+        ]
+    )
     assert system == [{"type": "text", "text": "long", "cache_control": {"type": "ephemeral"}}]
 
 
@@ -351,14 +454,18 @@ def test_tool_choice_mapping():
     assert body_for(tools=tools, tool_choice="none")["tool_choice"] == {"type": "none"}
     named = {"type": "function", "function": {"name": "get_weather"}}
     assert body_for(tools=tools, tool_choice=named)["tool_choice"] == {"type": "tool", "name": "get_weather"}
-    assert body_for(tools=tools, parallel_tool_calls=False)["tool_choice"] == \
-        {"type": "auto", "disable_parallel_tool_use": True}
+    assert body_for(tools=tools, parallel_tool_calls=False)["tool_choice"] == {
+        "type": "auto",
+        "disable_parallel_tool_use": True,
+    }
     assert "tool_choice" not in body_for(tools=tools) and "tools" not in body_for(tool_choice="auto")
 
 
 def test_thinking_mapping():
-    assert body_for(reasoning_effort="medium", max_tokens=1000)["thinking"] == \
-        {"type": "enabled", "budget_tokens": 4096}
+    assert body_for(reasoning_effort="medium", max_tokens=1000)["thinking"] == {
+        "type": "enabled",
+        "budget_tokens": 4096,
+    }
     assert body_for(reasoning_effort="medium", max_tokens=1000)["max_tokens"] == 5096
     high = body_for(reasoning_effort="high", max_completion_tokens=30000)
     assert high["thinking"]["budget_tokens"] == 16384 and high["max_tokens"] == 30000
@@ -372,10 +479,14 @@ def test_thinking_mapping():
 
 
 def test_thinking_dropped_mid_tool_loop():
-    messages = [{"role": "user", "content": "go"},
-                {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-                                                      "function": {"name": "f", "arguments": "{}"}}]},
-                {"role": "tool", "tool_call_id": "c1", "content": "ok"}]
+    messages = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+    ]
     body, _ = build_body(chat(messages, reasoning_effort="low"), route(), stream=False)
     assert "thinking" not in body
 
@@ -386,39 +497,70 @@ def test_opus_4_7_gets_no_sampling_params():
 
 
 def test_json_object_adds_instruction():
-    body = build_body(chat([{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
-                           response_format={"type": "json_object"}), route(), stream=False)[0]
+    body = build_body(
+        chat(
+            [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
+            response_format={"type": "json_object"},
+        ),
+        route(),
+        stream=False,
+    )[0]
     assert body["system"].startswith("sys\n\n") and "JSON" in body["system"]
 
 
 def test_strict_schema():
-    schema = {"type": "object", "properties": {
-        "n": {"type": "integer", "minimum": 1},
-        "maximum": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
-        "xs": {"type": "array", "minItems": 2, "items": {"type": "object", "properties": {}}},
-        "kind": {"enum": [{"minimum": 1}], "default": {"type": "object"}}}}
-    assert strict_schema(schema) == {"type": "object", "additionalProperties": False, "properties": {
-        "n": {"type": "integer"},
-        "maximum": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-        "xs": {"type": "array", "items": {"type": "object", "properties": {}, "additionalProperties": False}},
-        "kind": {"enum": [{"minimum": 1}], "default": {"type": "object"}}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1},
+            "maximum": {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+            "xs": {"type": "array", "minItems": 2, "items": {"type": "object", "properties": {}}},
+            "kind": {"enum": [{"minimum": 1}], "default": {"type": "object"}},
+        },
+    }
+    assert strict_schema(schema) == {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "n": {"type": "integer"},
+            "maximum": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "xs": {
+                "type": "array",
+                "items": {"type": "object", "properties": {}, "additionalProperties": False},
+            },
+            "kind": {"enum": [{"minimum": 1}], "default": {"type": "object"}},
+        },
+    }
 
 
 def test_map_message_and_usage():
-    data = {"content": [{"type": "thinking", "thinking": "x" * 40, "signature": "s"},
-                        {"type": "text", "text": "Hi"},
-                        {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}],
-            "stop_reason": "tool_use",
-            "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 2,
-                      "output_tokens": 7}}
+    data = {
+        "content": [
+            {"type": "thinking", "thinking": "x" * 40, "signature": "s"},
+            {"type": "text", "text": "Hi"},
+            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}},
+        ],
+        "stop_reason": "tool_use",
+        "usage": {
+            "input_tokens": 10,
+            "cache_read_input_tokens": 5,
+            "cache_creation_input_tokens": 2,
+            "output_tokens": 7,
+        },
+    }
     completion, usage = map_message(data, "slug")
     message = completion["choices"][0]["message"]
     assert message["content"] == "Hi" and message["reasoning_content"] == "x" * 40
-    assert message["tool_calls"] == [{"id": "toolu_1", "type": "function",
-                                      "function": {"name": "f", "arguments": '{"a": 1}'}}]
+    assert message["tool_calls"] == [
+        {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    ]
     assert completion["choices"][0]["finish_reason"] == "tool_calls"
-    assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens, usage.reasoning_tokens) == \
-        (17, 5, 7, 7)
+    assert (usage.prompt_tokens, usage.cached_tokens, usage.completion_tokens, usage.reasoning_tokens) == (
+        17,
+        5,
+        7,
+        7,
+    )
     refused, _ = map_message({"content": [], "stop_reason": "refusal"}, "slug")
     assert refused["choices"][0]["finish_reason"] == "content_filter"
     assert map_message({"content": [], "stop_reason": "end_turn"}, "slug")[1] is None

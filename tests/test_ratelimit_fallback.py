@@ -32,8 +32,14 @@ def metric(server_url: str, name: str) -> float:
 def redisless(catalog_loaded, fake_vendors):
     """One of two app processes (GPUNIQ_APP_PROCESSES=2), its Redis a closed port."""
     closed = f"redis://127.0.0.1:{free_port()}/0"
-    server = LiveServer(env={**service_extra_env(fake_vendors), "REDIS_URL": closed, "CELERY_BROKER_URL": closed,
-                             "GPUNIQ_APP_PROCESSES": "2"}).start()
+    server = LiveServer(
+        env={
+            **service_extra_env(fake_vendors),
+            "REDIS_URL": closed,
+            "CELERY_BROKER_URL": closed,
+            "GPUNIQ_APP_PROCESSES": "2",
+        }
+    ).start()
     yield server
     server.stop()
 
@@ -41,7 +47,9 @@ def redisless(catalog_loaded, fake_vendors):
 def test_without_redis_a_process_enforces_its_share_of_the_limit(redisless, committed):
     user = make_user("quota", "1", rpm=120)
     headers = {"Authorization": f"Bearer {user.raw_key}"}
-    responses = [httpx.get(f"{redisless.url}/v1/openai/models", headers=headers, timeout=10) for _ in range(55)]
+    responses = [
+        httpx.get(f"{redisless.url}/v1/openai/models", headers=headers, timeout=10) for _ in range(55)
+    ]
     responses += [httpx.get(f"{redisless.url}/v1/llm/chats", headers=headers, timeout=10) for _ in range(10)]
     statuses = [r.status_code for r in responses]
     assert statuses == [200] * 60 + [429] * 5  # 120 / 2 processes, the async and DRF paths share it
@@ -73,8 +81,9 @@ def test_a_redis_outage_falls_back_locally_and_recovers(catalog_loaded, committe
     host, port = settings.REDIS_URL.split("//", 1)[1].split("/", 1)[0].split(":")
     proxy = TcpProxy(host, int(port)).start()
     via_proxy = proxy.url_for(settings.REDIS_URL)
-    server = LiveServer(env={**service_extra_env(fake_vendors), "REDIS_URL": via_proxy,
-                             "GPUNIQ_REDIS_RETRY_SECONDS": "0.2"}).start()
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "REDIS_URL": via_proxy, "GPUNIQ_REDIS_RETRY_SECONDS": "0.2"}
+    ).start()
     user = make_user("outage", "1", rpm=120)
 
     def models():

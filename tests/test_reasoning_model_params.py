@@ -29,8 +29,16 @@ def assert_fitted(sent: dict, limit: int) -> None:
 
 @pytest.mark.parametrize("model, upstream", [("gpt-5.2", "gpt-5.2"), ("gpt-5", "gpt-5"), ("o3", "o3")])
 def test_native_chat_on_a_reasoning_model_takes_temperature_and_max_tokens(native, vendors, model, upstream):
-    r = native.post("/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "hi there"}],
-                                               "temperature": 0.3, "top_p": 0.9, "max_tokens": 50})
+    r = native.post(
+        "/chat/completions",
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": "hi there"}],
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "max_tokens": 50,
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"]["content"] == "Echo: hi there"
     assert [q["json"]["model"] for q in vendors["openai"].requests] == [upstream]  # no fallback was needed
@@ -40,20 +48,30 @@ def test_native_chat_on_a_reasoning_model_takes_temperature_and_max_tokens(nativ
 def test_the_fake_refuses_what_openai_refuses(vendors):
     base = vendors["openai"].api_base
     headers = {"Authorization": "Bearer test-key"}
-    r = httpx.post(f"{base}/chat/completions", headers=headers, json={
-        "model": "gpt-5.2", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+    r = httpx.post(
+        f"{base}/chat/completions",
+        headers=headers,
+        json={"model": "gpt-5.2", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_parameter"
-    r = httpx.post(f"{base}/chat/completions", headers=headers, json={
-        "model": "o3", "temperature": 0.2, "messages": [{"role": "user", "content": "x"}]})
+    r = httpx.post(
+        f"{base}/chat/completions",
+        headers=headers,
+        json={"model": "o3", "temperature": 0.2, "messages": [{"role": "user", "content": "x"}]},
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
-    r = httpx.post(f"{base}/responses", headers=headers, json={"model": "gpt-5", "temperature": 0.2, "input": "x"})
+    r = httpx.post(
+        f"{base}/responses", headers=headers, json={"model": "gpt-5", "temperature": 0.2, "input": "x"}
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
 
 
 def test_chat_sessions_on_a_reasoning_model(native, vendors):
     chat = native.post("/chats", json={"model": "gpt-5", "title": "r"}).json()["data"]
-    r = native.post(f"/chats/{chat['id']}/messages", json={"message": "hello session", "temperature": 0.5,
-                                                            "max_tokens": 40})
+    r = native.post(
+        f"/chats/{chat['id']}/messages",
+        json={"message": "hello session", "temperature": 0.5, "max_tokens": 40},
+    )
     assert r.status_code == 200, r.text
     assert_fitted(last_sent(vendors), 40)
 
@@ -67,11 +85,20 @@ def test_terminal_commands_on_a_reasoning_model(native, vendors):
 
 def test_openai_sdk_and_responses_door_on_a_reasoning_model(api_server, alice, vendors):
     client = openai.OpenAI(api_key=alice.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
-    chunks = list(client.chat.completions.create(model="gpt-5.2", messages=[{"role": "user", "content": "a b"}],
-                                                 temperature=0.7, max_tokens=30, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-5.2",
+            messages=[{"role": "user", "content": "a b"}],
+            temperature=0.7,
+            max_tokens=30,
+            stream=True,
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: a b"
     assert_fitted(last_sent(vendors), 30)
-    resp = client.responses.create(model="gpt-5", input="c d", temperature=0.7, top_p=0.5, max_output_tokens=30)
+    resp = client.responses.create(
+        model="gpt-5", input="c d", temperature=0.7, top_p=0.5, max_output_tokens=30
+    )
     assert resp.output_text == "Echo: c d"
     sent = last_sent(vendors)
     assert "temperature" not in sent and "top_p" not in sent and sent["max_output_tokens"] == 30

@@ -14,11 +14,21 @@ from llm.models import StoredResponse
 
 from .conftest import balance_of, make_user, usage_rows
 
-PRICES = {"gpt-4o": (Decimal("2.00"), Decimal("8.00")), "claude-haiku-4-5": (Decimal("0.80"), Decimal("4.00"))}
+PRICES = {
+    "gpt-4o": (Decimal("2.00"), Decimal("8.00")),
+    "claude-haiku-4-5": (Decimal("0.80"), Decimal("4.00")),
+}
 MODELS = ["gpt-4o", "claude-haiku-4-5"]  # the pass-through and a translation
-WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather by city",
-                "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
-                               "required": ["location"]}}
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather by city",
+    "parameters": {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+    },
+}
 
 
 @pytest.fixture
@@ -60,14 +70,23 @@ def test_plain_response_is_billed_like_the_same_chat_completion(api_server, erin
     assert LedgerEntry.objects.get(account=erin.account, kind="charge").amount == -expected
 
     chat = sdk(api_server, frank).chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Hello gateway"}])
-    assert (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (row.prompt_tokens, row.completion_tokens)
+        model=model, messages=[{"role": "user", "content": "Hello gateway"}]
+    )
+    assert (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (
+        row.prompt_tokens,
+        row.completion_tokens,
+    )
     assert balance_of(frank) == balance_of(erin)
 
 
 def test_an_openai_model_goes_to_the_vendors_responses_api(api_server, erin, vendors):
-    sdk(api_server, erin).responses.create(model="gpt-4o", input="forward me", instructions="Be brief.",
-                                           metadata={"trace": "t1"}, max_output_tokens=50)
+    sdk(api_server, erin).responses.create(
+        model="gpt-4o",
+        input="forward me",
+        instructions="Be brief.",
+        metadata={"trace": "t1"},
+        max_output_tokens=50,
+    )
     sent = vendors["openai"].requests[-1]
     assert sent["path"] == "/v1/responses"
     assert sent["json"]["model"] == "gpt-4o" and sent["json"]["instructions"] == "Be brief."
@@ -77,8 +96,11 @@ def test_an_openai_model_goes_to_the_vendors_responses_api(api_server, erin, ven
 
 def test_an_anthropic_model_gets_a_translated_messages_request(api_server, erin, vendors):
     resp = sdk(api_server, erin).responses.create(
-        model="claude-haiku-4-5", instructions="Be brief.", max_output_tokens=50,
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "translate me"}]}])
+        model="claude-haiku-4-5",
+        instructions="Be brief.",
+        max_output_tokens=50,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "translate me"}]}],
+    )
     sent = vendors["anthropic"].requests[-1]["json"]
     assert sent["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
     assert sent["max_tokens"] == 50 and sent["messages"][-1]["role"] == "user"
@@ -87,13 +109,27 @@ def test_an_anthropic_model_gets_a_translated_messages_request(api_server, erin,
 
 @pytest.mark.parametrize("model", MODELS)
 def test_stream_sends_the_typed_events_in_order_and_bills_once(api_server, erin, vendors, model):
-    events = list(sdk(api_server, erin).responses.create(model=model, input="stream these words", stream=True))
+    events = list(
+        sdk(api_server, erin).responses.create(model=model, input="stream these words", stream=True)
+    )
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
-    assert kinds[2:5] == ["response.output_item.added", "response.content_part.added", "response.output_text.delta"]
-    assert kinds[-5:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
-                          "response.completed"][-5:] or kinds[-4:] == [
-        "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed"]
+    assert kinds[2:5] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
+    assert kinds[-5:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ][-5:] or kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "Echo: stream these words"
@@ -106,8 +142,12 @@ def test_stream_sends_the_typed_events_in_order_and_bills_once(api_server, erin,
 
 
 def test_raw_stream_framing_has_event_lines_and_no_done(api_server, erin, vendors):
-    with httpx.stream("POST", f"{api_server}/v1/openai/responses", headers={"Authorization": f"Bearer {erin.raw_key}"},
-                      json={"model": "claude-haiku-4-5", "input": "a b", "stream": True}) as r:
+    with httpx.stream(
+        "POST",
+        f"{api_server}/v1/openai/responses",
+        headers={"Authorization": f"Bearer {erin.raw_key}"},
+        json={"model": "claude-haiku-4-5", "input": "a b", "stream": True},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         body = r.read().decode()
     frames = [f for f in body.split("\n\n") if f and not f.startswith(":")]
@@ -124,8 +164,12 @@ def test_function_tool_round_trip_with_previous_response_id(api_server, erin, ve
     first = client.responses.create(model=model, input="What is the weather in Paris?", tools=[WEATHER_TOOL])
     [call] = [item for item in first.output if item.type == "function_call"]
     assert call.name == "get_weather" and json.loads(call.arguments) == {"location": "Paris"}
-    second = client.responses.create(model=model, previous_response_id=first.id, tools=[WEATHER_TOOL], input=[
-        {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"}])
+    second = client.responses.create(
+        model=model,
+        previous_response_id=first.id,
+        tools=[WEATHER_TOOL],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"}],
+    )
     assert second.output_text == "The tool said: sunny, 21C"
     assert second.previous_response_id == first.id
     assert len(usage_rows(erin)) == 2
@@ -133,18 +177,29 @@ def test_function_tool_round_trip_with_previous_response_id(api_server, erin, ve
 
 @pytest.mark.parametrize("model", MODELS)
 def test_streamed_function_call_arguments(api_server, erin, vendors, model):
-    events = list(sdk(api_server, erin).responses.create(
-        model=model, input="What is the weather in Paris?", tools=[WEATHER_TOOL], stream=True))
-    added = next(e for e in events if e.type == "response.output_item.added" and e.item.type == "function_call")
+    events = list(
+        sdk(api_server, erin).responses.create(
+            model=model, input="What is the weather in Paris?", tools=[WEATHER_TOOL], stream=True
+        )
+    )
+    added = next(
+        e for e in events if e.type == "response.output_item.added" and e.item.type == "function_call"
+    )
     deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
-    assert added.item.name == "get_weather" and json.loads(deltas) == {"location": "Paris"} == json.loads(done.arguments)
+    assert added.item.name == "get_weather" and json.loads(deltas) == {"location": "Paris"} == json.loads(
+        done.arguments
+    )
     assert events[-1].type == "response.completed"
     assert events[-1].response.output[-1].call_id == added.item.call_id
 
 
-SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},
-          "required": ["city", "days"], "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 3}},
+    "required": ["city", "days"],
+    "additionalProperties": False,
+}
 TRIP_FORMAT = {"format": {"type": "json_schema", "name": "trip", "schema": SCHEMA, "strict": True}}
 
 
@@ -172,7 +227,9 @@ def test_stored_responses_belong_to_their_user(api_server, erin, bob, vendors):
     error = seen.value.body
     assert error["code"] == "response_not_found" and "param" in error
     with pytest.raises(openai.NotFoundError):
-        sdk(api_server, bob).responses.create(model="claude-haiku-4-5", input="hi", previous_response_id=resp.id)
+        sdk(api_server, bob).responses.create(
+            model="claude-haiku-4-5", input="hi", previous_response_id=resp.id
+        )
     with pytest.raises(openai.NotFoundError):
         sdk(api_server, bob).responses.delete(resp.id)
 

@@ -41,7 +41,8 @@ def codex_home(tmp_path: Path, server: str, model: str) -> Path:
         f'model = "{model}"\n'
         'model_provider = "gpuniq"\n'
         f'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{server}/v1/openai", env_key = "GPUNIQ_API_KEY", '
-        'wire_api = "responses", request_max_retries = 0, stream_max_retries = 0 }\n')
+        'wire_api = "responses", request_max_retries = 0, stream_max_retries = 0 }\n'
+    )
     return home
 
 
@@ -52,13 +53,29 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
     work = tmp_path / "work"
     work.mkdir()
     call = json.dumps({"cmd": "echo gpuniq-tool-ran > proof.txt"})
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "CODEX"))},
-           "CODEX_HOME": str(codex_home(tmp_path, api_server, model)), "HOME": str(tmp_path),
-           "GPUNIQ_API_KEY": user.raw_key}
-    done = subprocess.run([str(BIN / "codex"), "exec", "--skip-git-repo-check",
-                           "--dangerously-bypass-approvals-and-sandbox", "-C", str(work),
-                           f"Write the proof file. [[call:exec_command {call}]]"],
-                          env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "CODEX"))},
+        "CODEX_HOME": str(codex_home(tmp_path, api_server, model)),
+        "HOME": str(tmp_path),
+        "GPUNIQ_API_KEY": user.raw_key,
+    }
+    done = subprocess.run(
+        [
+            str(BIN / "codex"),
+            "exec",
+            "--skip-git-repo-check",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-C",
+            str(work),
+            f"Write the proof file. [[call:exec_command {call}]]",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (work / "proof.txt").read_text().strip() == "gpuniq-tool-ran"
     assert "The tool said:" in done.stdout
@@ -70,18 +87,34 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
 def test_vercel_ai_sdk_default_provider_generates_and_streams(api_server, committed, vendors, model):
     _need(CLIENTS / "node_modules" / "@ai-sdk" / "openai", "The Vercel AI SDK")
     user = make_user("vercel", "5")
-    env = {**os.environ, "GPUNIQ_BASE": f"{api_server}/v1/openai", "GPUNIQ_KEY": user.raw_key, "GPUNIQ_MODEL": model}
-    done = subprocess.run(["node", "vercel_responses.mjs"], cwd=CLIENTS, env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    env = {
+        **os.environ,
+        "GPUNIQ_BASE": f"{api_server}/v1/openai",
+        "GPUNIQ_KEY": user.raw_key,
+        "GPUNIQ_MODEL": model,
+    }
+    done = subprocess.run(
+        ["node", "vercel_responses.mjs"],
+        cwd=CLIENTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["plain"]["text"] == "Echo: Hello from vercel" and seen["plain"]["finishReason"] == "stop"
     assert seen["stream"]["text"] == "Echo: stream from vercel" and seen["stream"]["finishReason"] == "stop"
     first, second = usage_rows(user)
-    assert (seen["plain"]["inputTokens"], seen["plain"]["outputTokens"]) == (first.prompt_tokens,
-                                                                             first.completion_tokens)
-    assert (seen["stream"]["inputTokens"], seen["stream"]["outputTokens"]) == (second.prompt_tokens,
-                                                                               second.completion_tokens)
+    assert (seen["plain"]["inputTokens"], seen["plain"]["outputTokens"]) == (
+        first.prompt_tokens,
+        first.completion_tokens,
+    )
+    assert (seen["stream"]["inputTokens"], seen["stream"]["outputTokens"]) == (
+        second.prompt_tokens,
+        second.completion_tokens,
+    )
     if model == "gpt-4o":  # OpenAI's own Responses API served both
         assert [r["path"] for r in vendors["openai"].requests] == ["/v1/responses"] * 2
     _billed_exactly(user)
@@ -104,8 +137,12 @@ def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(api_server, commit
 
     async def run():
         client = AsyncOpenAI(api_key=user.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
-        agent = Agent(name="forecaster", instructions="Answer with the tool's help.", tools=[get_weather],
-                      model=OpenAIResponsesModel(model=model, openai_client=client))
+        agent = Agent(
+            name="forecaster",
+            instructions="Answer with the tool's help.",
+            tools=[get_weather],
+            model=OpenAIResponsesModel(model=model, openai_client=client),
+        )
         try:
             return await Runner.run(agent, "What is the weather in Paris?")
         finally:

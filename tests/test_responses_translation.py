@@ -31,8 +31,9 @@ def png_data_url() -> str:
 
 
 def test_reasoning_becomes_a_reasoning_item_before_the_message(api_server, kim, vendors):
-    resp = sdk(api_server, kim).responses.create(model="gemini-2.5-flash", input="why is the sky blue",
-                                                 reasoning={"effort": "low", "summary": "auto"})
+    resp = sdk(api_server, kim).responses.create(
+        model="gemini-2.5-flash", input="why is the sky blue", reasoning={"effort": "low", "summary": "auto"}
+    )
     assert [item.type for item in resp.output] == ["reasoning", "message"]
     assert resp.output[0].summary[0].text.startswith("Thinking about:")
     assert resp.output_text == "Echo: why is the sky blue"
@@ -41,8 +42,9 @@ def test_reasoning_becomes_a_reasoning_item_before_the_message(api_server, kim, 
 
 
 def test_streamed_reasoning_comes_as_summary_events(api_server, kim, vendors):
-    events = list(sdk(api_server, kim).responses.create(model="gemini-2.5-flash", input="think out loud",
-                                                        stream=True))
+    events = list(
+        sdk(api_server, kim).responses.create(model="gemini-2.5-flash", input="think out loud", stream=True)
+    )
     kinds = [e.type for e in events]
     assert "response.reasoning_summary_text.delta" in kinds
     assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
@@ -52,11 +54,20 @@ def test_streamed_reasoning_comes_as_summary_events(api_server, kim, vendors):
 
 
 def test_images_and_earlier_turns_reach_an_anthropic_model(api_server, kim, vendors):
-    resp = sdk(api_server, kim).responses.create(model="claude-haiku-4-5", input=[
-        {"role": "user", "content": "remember the colour"},
-        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
-        {"role": "user", "content": [{"type": "input_text", "text": "what is in this image"},
-                                     {"type": "input_image", "image_url": png_data_url()}]}])
+    resp = sdk(api_server, kim).responses.create(
+        model="claude-haiku-4-5",
+        input=[
+            {"role": "user", "content": "remember the colour"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "what is in this image"},
+                    {"type": "input_image", "image_url": png_data_url()},
+                ],
+            },
+        ],
+    )
     sent = vendors["anthropic"].requests[-1]["json"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert [b["type"] for b in sent[-1]["content"]] == ["text", "image"]
@@ -66,16 +77,18 @@ def test_images_and_earlier_turns_reach_an_anthropic_model(api_server, kim, vend
 
 @pytest.mark.parametrize("model", ["gpt-4o", "claude-haiku-4-5"])
 def test_a_reply_cut_by_max_output_tokens_is_incomplete(api_server, kim, vendors, model):
-    resp = sdk(api_server, kim).responses.create(model=model, input="one two three four five six",
-                                                 max_output_tokens=2)
+    resp = sdk(api_server, kim).responses.create(
+        model=model, input="one two three four five six", max_output_tokens=2
+    )
     assert resp.status == "incomplete" and resp.incomplete_details.reason == "max_output_tokens"
     assert resp.output_text == "Echo: one"
 
 
 def test_a_vendor_failing_mid_stream_ends_with_response_failed(api_server, kim, vendors):
     vendors["anthropic"].script("midstream_error")
-    events = list(sdk(api_server, kim).responses.create(model="claude-haiku-4-5", input="a b c d e f g h",
-                                                        stream=True))
+    events = list(
+        sdk(api_server, kim).responses.create(model="claude-haiku-4-5", input="a b c d e f g h", stream=True)
+    )
     assert events[0].type == "response.created" and events[-1].type == "response.failed"
     assert events[-1].response.status == "failed" and events[-1].response.error.code == "server_error"
     [row] = usage_rows(kim)
@@ -99,12 +112,23 @@ def test_tools_without_a_chat_form_reach_only_openai_and_are_held_for(api_server
 
 
 def test_freeform_tool_calls_in_history_reach_a_translated_model(api_server, kim, vendors):
-    resp = sdk(api_server, kim).responses.create(model="claude-haiku-4-5", input=[
-        {"role": "user", "content": "patch the file"},
-        {"type": "custom_tool_call", "call_id": "call_1", "name": "apply_patch", "input": "*** Begin Patch"},
-        {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
-        {"type": "web_search_call", "id": "ws_1", "status": "completed"}])
+    resp = sdk(api_server, kim).responses.create(
+        model="claude-haiku-4-5",
+        input=[
+            {"role": "user", "content": "patch the file"},
+            {
+                "type": "custom_tool_call",
+                "call_id": "call_1",
+                "name": "apply_patch",
+                "input": "*** Begin Patch",
+            },
+            {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+        ],
+    )
     sent = vendors["anthropic"].requests[-1]["json"]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
-    assert sent[1]["content"][0]["type"] == "tool_use" and sent[1]["content"][0]["input"] == {"input": "*** Begin Patch"}
+    assert sent[1]["content"][0]["type"] == "tool_use" and sent[1]["content"][0]["input"] == {
+        "input": "*** Begin Patch"
+    }
     assert resp.output_text == "The tool said: Done!"

@@ -18,8 +18,12 @@ from gpuniq_site.errors import CATALOG
 from .conftest import balance_of, make_user, service_extra_env, usage_rows
 from .live import LiveServer
 
-NO_KEY = ("UPSTREAM_FALLBACK_API_KEY", "UPSTREAM_FALLBACK_BASE_URL", "UPSTREAM_FALLBACK_IMAGES_API_KEY",
-          "UPSTREAM_FALLBACK_IMAGES_BASE_URL")
+NO_KEY = (
+    "UPSTREAM_FALLBACK_API_KEY",
+    "UPSTREAM_FALLBACK_BASE_URL",
+    "UPSTREAM_FALLBACK_IMAGES_API_KEY",
+    "UPSTREAM_FALLBACK_IMAGES_BASE_URL",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +41,12 @@ def sam(committed):
 
 
 def chat(server, user, model, text):
-    return httpx.post(f"{server}/v1/openai/chat/completions", headers={"Authorization": f"Bearer {user.raw_key}"},
-                      json={"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": text}]},
-                      timeout=30)
+    return httpx.post(
+        f"{server}/v1/openai/chat/completions",
+        headers={"Authorization": f"Bearer {user.raw_key}"},
+        json={"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": text}]},
+        timeout=30,
+    )
 
 
 def nothing_charged(user, response, code):
@@ -54,14 +61,21 @@ def nothing_charged(user, response, code):
 
 
 # one model per fault: no route collects the three failures that would cool it down for other tests
-@pytest.mark.parametrize("model, fault, code", [
-    ("gpt-4.1", "500", "upstream_error"), ("o3-mini", "503", "upstream_error"),
-    ("gpt-5", "429", "upstream_rate_limited"), ("o3", "401", "upstream_error"),
-    ("gpt-5.2", "404", "upstream_error"), ("claude-sonnet-4-5", "500", "upstream_error"),
-    ("gemini-2.5-pro", "503", "upstream_error"),
-])
-def test_a_failing_real_chat_vendor_is_a_catalog_error_and_costs_nothing(sandbox_server, sam, vendors, model,
-                                                                         fault, code):
+@pytest.mark.parametrize(
+    "model, fault, code",
+    [
+        ("gpt-4.1", "500", "upstream_error"),
+        ("o3-mini", "503", "upstream_error"),
+        ("gpt-5", "429", "upstream_rate_limited"),
+        ("o3", "401", "upstream_error"),
+        ("gpt-5.2", "404", "upstream_error"),
+        ("claude-sonnet-4-5", "500", "upstream_error"),
+        ("gemini-2.5-pro", "503", "upstream_error"),
+    ],
+)
+def test_a_failing_real_chat_vendor_is_a_catalog_error_and_costs_nothing(
+    sandbox_server, sam, vendors, model, fault, code
+):
     response = chat(sandbox_server, sam, model, f"hello [[fault:{fault}]]")
     nothing_charged(sam, response, code)
 
@@ -80,10 +94,14 @@ def test_a_working_real_vendor_is_not_marked_simulated(sandbox_server, sam, vend
 
 
 @pytest.mark.parametrize("fault, code", [("no_image", "no_output_delivered"), ("500", "upstream_error")])
-def test_a_real_image_vendor_that_delivers_nothing_is_an_error_and_costs_nothing(sandbox_server, sam, vendors,
-                                                                                fault, code):
-    response = httpx.post(f"{sandbox_server}/v1/openai/images/generations", timeout=30,
-                          headers={"Authorization": f"Bearer {sam.raw_key}"},
-                          json={"model": "gpt-image-1-5", "prompt": f"a red fox [[fault:{fault}]]"})
+def test_a_real_image_vendor_that_delivers_nothing_is_an_error_and_costs_nothing(
+    sandbox_server, sam, vendors, fault, code
+):
+    response = httpx.post(
+        f"{sandbox_server}/v1/openai/images/generations",
+        timeout=30,
+        headers={"Authorization": f"Bearer {sam.raw_key}"},
+        json={"model": "gpt-image-1-5", "prompt": f"a red fox [[fault:{fault}]]"},
+    )
     nothing_charged(sam, response, code)
     assert vendors["openai_images"].requests  # the real vendor was called

@@ -30,7 +30,9 @@ def cluster(catalog_loaded, fake_vendors):
 def test_rate_limit_is_global_across_app_processes(cluster, committed):
     user = make_user("quota", "1", rpm=120)
     headers = {"X-API-Key": user.raw_key}
-    statuses = [httpx.get(f"{cluster[i % 2]}/v1/llm/balance", headers=headers).status_code for i in range(130)]
+    statuses = [
+        httpx.get(f"{cluster[i % 2]}/v1/llm/balance", headers=headers).status_code for i in range(130)
+    ]
     assert statuses.count(200) == 120
     assert statuses.count(429) == 10
     assert statuses[:120] == [200] * 120
@@ -49,11 +51,23 @@ def test_a_key_revoked_through_one_process_is_refused_by_the_other(cluster, comm
 def test_jobs_started_on_one_process_are_polled_on_the_other_and_charged_once(cluster, committed, vendors):
     user = make_user("jobs", "5")
     headers = {"X-API-Key": user.raw_key}
-    ids = [httpx.post(f"{cluster[i % 2]}/v1/llm/chat/jobs", headers=headers,
-                      json={"messages": [{"role": "user", "content": f"job {i}"}]}).json()["data"]["job_id"]
-           for i in range(6)]
-    results = [httpx.get(f"{cluster[(i + 1) % 2]}/v1/llm/chat/jobs/{job_id}", params={"wait": 20}, headers=headers,
-                         timeout=30).json()["data"] for i, job_id in enumerate(ids)]
+    ids = [
+        httpx.post(
+            f"{cluster[i % 2]}/v1/llm/chat/jobs",
+            headers=headers,
+            json={"messages": [{"role": "user", "content": f"job {i}"}]},
+        ).json()["data"]["job_id"]
+        for i in range(6)
+    ]
+    results = [
+        httpx.get(
+            f"{cluster[(i + 1) % 2]}/v1/llm/chat/jobs/{job_id}",
+            params={"wait": 20},
+            headers=headers,
+            timeout=30,
+        ).json()["data"]
+        for i, job_id in enumerate(ids)
+    ]
     assert [r["status"] for r in results] == ["completed"] * 6
     assert [r["content"] for r in results] == [f"Echo: job {i}" for i in range(6)]
     charges = LedgerEntry.objects.filter(account=user.account, kind="charge")

@@ -24,11 +24,11 @@ from gpuniq import GPUniq  # noqa: E402
 
 # The "Native GPUniq SDK" section of the API docs, verbatim.
 DOC_SNIPPETS = {
-    "simple_chat": '''
+    "simple_chat": """
 response = client.llm.chat("claude-haiku-4-5", "Explain how transformers work")
 print(response)
-''',
-    "chat_completion": '''
+""",
+    "chat_completion": """
 data = client.llm.chat_completion(
     messages=[
         {"role": "system", "content": "You are a helpful AI assistant."},
@@ -41,22 +41,22 @@ data = client.llm.chat_completion(
 )
 print(data["content"])
 print(f"Tokens used: {data['tokens_used']} cost: ${data['cost_usd']:.6f}")
-''',
-    "models": '''
+""",
+    "models": """
 models = client.llm.models()
 for model in models["models"]:
     print(model)
-''',
-    "balance": '''
+""",
+    "balance": """
 balance = client.llm.balance()
 print(f"Available: ${balance['balance_usd']:.4f} USD")
-''',
-    "usage_history": '''
+""",
+    "usage_history": """
 history = client.llm.usage_history(limit=50, offset=0)
 for log in history["logs"]:
     print(f"{log['model']}: {log['total_tokens']} tokens — ${log['cost_usd']:.6f}")
-''',
-    "chat_sessions": '''
+""",
+    "chat_sessions": """
 # Create a session
 session = client.llm.create_chat_session(
     model="claude-sonnet-4-6",
@@ -81,15 +81,15 @@ client.llm.update_chat_session(chat_id=session["id"], title="New Title")
 
 # Delete
 client.llm.delete_chat_session(chat_id=session["id"])
-''',
-    "terminal": '''
+""",
+    "terminal": """
 cmds = client.llm.generate_commands(
     prompt="find all Python files larger than 1MB and sort by size",
     max_commands=5,
 )
 for c in cmds["commands"]:
     print(f"[{c['danger']}] {c['command']} # {c['description']}")
-''',
+""",
 }
 
 
@@ -127,21 +127,37 @@ def test_the_docs_snippets_run_as_written(client, alice, vendors, structured_cla
     assert not ChatMessage.objects.filter(chat_id=scope["session"]["id"]).exists()  # deleted at the end
 
     _, out = run_snippet("terminal", client)
-    assert out == ("[safe] find all Python files larger than 1MB and sort by size "
-                   "# find all Python files larger than 1MB and sort by size\n")
-    assert [u.endpoint for u in usage_rows(alice)] == ["native_chat", "native_chat", "chat_session", "terminal"]
+    assert out == (
+        "[safe] find all Python files larger than 1MB and sort by size "
+        "# find all Python files larger than 1MB and sort by size\n"
+    )
+    assert [u.endpoint for u in usage_rows(alice)] == [
+        "native_chat",
+        "native_chat",
+        "chat_session",
+        "terminal",
+    ]
 
 
 def test_chat_session_methods(client, alice, vendors):
     session = client.llm.create_chat_session(model="gpt-4o", title="Plan", system_prompt="Be terse.")
     first = client.llm.send_message(session["id"], "step one")
     second = client.llm.send_message(session["id"], "step two", model="gpt-4.1", max_tokens=50)
-    assert (first["content"], second["content"], second["model"]) == ("Echo: step one", "Echo: step two", "gpt-4.1")
+    assert (first["content"], second["content"], second["model"]) == (
+        "Echo: step one",
+        "Echo: step two",
+        "gpt-4.1",
+    )
     assert vendors["openai"].requests[-1]["json"]["messages"][0] == {"role": "system", "content": "Be terse."}
     updated = client.llm.update_chat_session(session["id"], title="Renamed", model="gpt-4.1")
     assert (updated["title"], updated["model"]) == ("Renamed", "gpt-4.1")
     full = client.llm.get_chat_session(session["id"])
-    assert [m["content"] for m in full["messages"]] == ["step one", "Echo: step one", "step two", "Echo: step two"]
+    assert [m["content"] for m in full["messages"]] == [
+        "step one",
+        "Echo: step one",
+        "step two",
+        "Echo: step two",
+    ]
     assert client.llm.list_chat_sessions()["total"] == 1
     assert client.llm.delete_chat_session(session["id"]) == {"id": session["id"], "deleted": True}
     with pytest.raises(gpuniq.NotFoundError) as caught:
@@ -149,7 +165,10 @@ def test_chat_session_methods(client, alice, vendors):
     assert (caught.value.code, caught.value.status_code) == ("chat_not_found", 404)
     assert caught.value.request_id.startswith("req_")
     breakdown = client.llm.usage_breakdown(period="week", group_by="model", tz="Europe/Berlin")
-    assert breakdown["totals"]["requests"] == 2 and {b["model"] for b in breakdown["buckets"]} == {"gpt-4o", "gpt-4.1"}
+    assert breakdown["totals"]["requests"] == 2 and {b["model"] for b in breakdown["buckets"]} == {
+        "gpt-4o",
+        "gpt-4.1",
+    }
 
 
 def test_typed_errors_carry_code_status_and_request_id(api_server, alice, committed, vendors):
@@ -194,8 +213,10 @@ def test_base_url_defaults_and_api_key_from_the_environment(monkeypatch):
 
 # --- scripted answers -------------------------------------------------------------------------
 
+
 def scripted(answers: list, seen: list):
     """An SDK client whose HTTP answers come from `answers` (status, json, headers) in order."""
+
     def handler(request: httpx.Request) -> httpx.Response:
         body = httpx.Response(200, content=request.content).json() if request.content else None
         seen.append((request.method, request.url.path, request.headers.get("x-api-key"), body))
@@ -203,8 +224,13 @@ def scripted(answers: list, seen: list):
         return httpx.Response(status, json=body, headers=headers)
 
     sleeps: list = []
-    client = GPUniq(api_key="gpuniq_k", base_url="http://api.test", max_retries=2, sleep=sleeps.append,
-                    http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    client = GPUniq(
+        api_key="gpuniq_k",
+        base_url="http://api.test",
+        max_retries=2,
+        sleep=sleeps.append,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
     return client, sleeps
 
 
@@ -213,14 +239,28 @@ def ok(data) -> tuple:
 
 
 def fail(status: int, code: str, headers=None) -> tuple:
-    return status, {"success": False, "error": {"message": code, "type": "x", "code": code}, "status_code": status,
-                    "request_id": "req_err"}, headers or {}
+    return (
+        status,
+        {
+            "success": False,
+            "error": {"message": code, "type": "x", "code": code},
+            "status_code": status,
+            "request_id": "req_err",
+        },
+        headers or {},
+    )
 
 
 def test_429_and_transient_5xx_are_retried_honouring_retry_after():
     seen: list = []
-    client, sleeps = scripted([fail(429, "rate_limit_per_key", {"Retry-After": "2"}),
-                               fail(503, "all_routes_failed"), ok({"balance_usd": 1.0})], seen)
+    client, sleeps = scripted(
+        [
+            fail(429, "rate_limit_per_key", {"Retry-After": "2"}),
+            fail(503, "all_routes_failed"),
+            ok({"balance_usd": 1.0}),
+        ],
+        seen,
+    )
     assert client.llm.balance() == {"balance_usd": 1.0}
     assert sleeps[0] == 2.0 and 0 < sleeps[1] <= 1.0 and len(seen) == 3
     assert seen[0] == ("GET", "/v1/llm/balance", "gpuniq_k", None)
@@ -228,7 +268,11 @@ def test_429_and_transient_5xx_are_retried_honouring_retry_after():
     client, sleeps = scripted([fail(502, "upstream_error")] * 3, seen)
     with pytest.raises(gpuniq.APIError) as caught:
         client.llm.chat("gpt-4o", "hi")
-    assert (caught.value.code, caught.value.status_code, caught.value.request_id) == ("upstream_error", 502, "req_err")
+    assert (caught.value.code, caught.value.status_code, caught.value.request_id) == (
+        "upstream_error",
+        502,
+        "req_err",
+    )
     assert len(sleeps) == 2  # max_retries
 
     client, sleeps = scripted([fail(400, "invalid_parameter"), fail(500, "internal_error")], seen)
@@ -276,23 +320,48 @@ def test_generate_image_polls_until_the_job_is_terminal():
 def test_generate_video_uses_the_documented_shapes():
     seen: list = []
     kickoff = {"job_id": "vid_1", "status": "pending", "model": "kling-2-6", "estimated_cost_usd": 0.315}
-    done = {**kickoff, "status": "completed", "video": {"url": "https://cdn.example.com/out.mp4"}, "cost_usd": 0.315}
+    done = {
+        **kickoff,
+        "status": "completed",
+        "video": {"url": "https://cdn.example.com/out.mp4"},
+        "cost_usd": 0.315,
+    }
     client, _ = scripted([ok(kickoff), ok(done)], seen)
-    result = client.llm.generate_video("kling-2-6", "a cat", duration=5, audio=False, resolution="1080p",
-                                       poll_interval=0.01)
+    result = client.llm.generate_video(
+        "kling-2-6", "a cat", duration=5, audio=False, resolution="1080p", poll_interval=0.01
+    )
     assert result["video"]["url"].endswith(".mp4")
-    assert [(m, p) for m, p, *_ in seen] == [("POST", "/v1/llm/videos/jobs"), ("GET", "/v1/llm/videos/jobs/vid_1")]
-    assert seen[0][3] == {"model": "kling-2-6", "prompt": "a cat", "duration": 5, "audio": False,
-                          "resolution": "1080p"}
+    assert [(m, p) for m, p, *_ in seen] == [
+        ("POST", "/v1/llm/videos/jobs"),
+        ("GET", "/v1/llm/videos/jobs/vid_1"),
+    ]
+    assert seen[0][3] == {
+        "model": "kling-2-6",
+        "prompt": "a cat",
+        "duration": 5,
+        "audio": False,
+        "resolution": "1080p",
+    }
 
 
 def test_media_helpers_against_the_live_server(client, alice, celery_worker_proc, vendors):
-    image = client.llm.generate_image("nano-banana-pro", "a cozy cabin at sunrise", poll_interval=0.2, timeout=60)
+    image = client.llm.generate_image(
+        "nano-banana-pro", "a cozy cabin at sunrise", poll_interval=0.2, timeout=60
+    )
     assert image["status"] == "completed" and image["image"]["b64_json"] and image["cost_usd"] > 0
     assert client.llm.get_image_job(image["job_id"])["status"] == "completed"
-    video = client.llm.generate_video("kling-2-6", "A small black cat slowly turns toward the camera", duration=5,
-                                      audio=False, resolution="1080p", poll_interval=0.2, timeout=60)
+    video = client.llm.generate_video(
+        "kling-2-6",
+        "A small black cat slowly turns toward the camera",
+        duration=5,
+        audio=False,
+        resolution="1080p",
+        poll_interval=0.2,
+        timeout=60,
+    )
     assert video["status"] == "completed" and "/v1/llm/media/" in video["video"]["url"]
-    assert balance_of(alice) == Decimal("10") - Decimal(str(image["cost_usd"])) - Decimal(str(video["cost_usd"]))
+    assert balance_of(alice) == Decimal("10") - Decimal(str(image["cost_usd"])) - Decimal(
+        str(video["cost_usd"])
+    )
     with pytest.raises(gpuniq.NotFoundError):
         client.llm.get_video_job("vid_does_not_exist")

@@ -49,8 +49,15 @@ async def _job(client: httpx.AsyncClient, body: dict) -> str:
 
 async def _run(urls: list[str], key: str, bodies: list[dict], on_half) -> list[str]:
     limit = asyncio.Semaphore(CONCURRENCY)
-    clients = [httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY)) for url in urls]
+    clients = [
+        httpx.AsyncClient(
+            base_url=url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+            limits=httpx.Limits(max_connections=CONCURRENCY),
+        )
+        for url in urls
+    ]
     done = 0
 
     async def guarded(i: int, body: dict) -> str:
@@ -70,8 +77,9 @@ async def _run(urls: list[str], key: str, bodies: list[dict], on_half) -> list[s
             await client.aclose()
 
 
-def test_20000_mixed_requests_over_two_processes_with_a_worker_restart(catalog_loaded, committed, fake_vendors,
-                                                                       vendors):
+def test_20000_mixed_requests_over_two_processes_with_a_worker_restart(
+    catalog_loaded, committed, fake_vendors, vendors
+):
     from .live import LiveServer, Worker
 
     env = service_extra_env(fake_vendors)
@@ -103,13 +111,17 @@ def test_20000_mixed_requests_over_two_processes_with_a_worker_restart(catalog_l
             server.stop()
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
     open_holds = Hold.objects.filter(account=user.account, status=Hold.OPEN).count()
-    print(f"\nSOAK requests={REQUESTS} seconds={seconds:.0f} rate={REQUESTS / seconds:.0f}/s outcomes={counts} "
-          f"rss_mb={rss_before}->{rss_after} sockets={sockets_before}->{sockets_after} open_holds={open_holds}")
+    print(
+        f"\nSOAK requests={REQUESTS} seconds={seconds:.0f} rate={REQUESTS / seconds:.0f}/s outcomes={counts} "
+        f"rss_mb={rss_before}->{rss_after} sockets={sockets_before}->{sockets_after} open_holds={open_holds}"
+    )
     assert not {o for o in outcomes if o != "ok" and o not in CATALOG}, counts
     assert counts.get("ok", 0) > REQUESTS // 2
     assert open_holds == 0
     rows = usage_rows(user)
-    charged = -usd(LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"])
+    charged = -usd(
+        LedgerEntry.objects.filter(account=user.account, kind="charge").aggregate(s=Sum("amount"))["s"]
+    )
     assert charged == sum((r.cost_usd for r in rows), Decimal(0))
     assert balance_of(user) == Decimal("5000") - charged
     assert [m for m in ledger.find_mismatches() if m.account_id == user.account.pk] == []

@@ -44,4 +44,6 @@ async def test_every_split_position_gives_the_same_events(crlf):
     assert whole[-1] == b"[DONE]" and len(whole) > 5
     assert all(not data.endswith(b"\r") for data in whole)
     for cut in range(1, len(body)):
-        assert await events([body[:cut], body[cut:]]) == whole, f"split at byte {cut}: {body[cut - 3:cut + 3]!r}"
+        assert await events([body[:cut], body[cut:]]) == whole, (
+            f"split at byte {cut}: {body[cut - 3 : cut + 3]!r}"
+        )

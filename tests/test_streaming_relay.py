@@ -18,6 +18,7 @@ def opened(pieces, fail: Exception | None = None) -> OpenedStream:
             yield piece
         if fail:
             raise fail
+
     return OpenedStream(Route("openai", "m"), pieces[0], rest(), 1)
 
 
@@ -34,8 +35,12 @@ async def relay(stream, state=None) -> list[bytes]:
 
 
 async def test_events_that_arrived_together_leave_in_one_write_and_alone_ones_alone():
-    pieces = [StreamPiece(b"a", text_chars=1, more=True), StreamPiece(b"b", text_chars=1, more=True),
-              StreamPiece(b"c", text_chars=1), StreamPiece(b"d", text_chars=1)]
+    pieces = [
+        StreamPiece(b"a", text_chars=1, more=True),
+        StreamPiece(b"b", text_chars=1, more=True),
+        StreamPiece(b"c", text_chars=1),
+        StreamPiece(b"d", text_chars=1),
+    ]
     state = fresh_state()
     assert await relay(opened(pieces), state) == [b"abc", b"d"]
     assert state.chars == 4 and state.ttft_ms is not None
@@ -54,7 +59,9 @@ async def test_silence_becomes_a_keepalive_comment():
 
 
 async def test_a_failure_after_events_that_were_held_back_delivers_them_first():
-    stream = opened([StreamPiece(b"a", more=True), StreamPiece(b"b", more=True)], fail=UpstreamError("connect", "cut"))
+    stream = opened(
+        [StreamPiece(b"a", more=True), StreamPiece(b"b", more=True)], fail=UpstreamError("connect", "cut")
+    )
     parts = []
     with pytest.raises(UpstreamError):
         async for part in _relay(fresh_state(), stream):
@@ -68,8 +75,11 @@ async def test_silence_longer_than_the_idle_timeout_ends_the_stream(settings):
     async def rest():
         await asyncio.sleep(0.1)
         yield SILENCE
+
     parts = []
     with pytest.raises(UpstreamError) as caught:
-        async for part in _relay(fresh_state(), OpenedStream(Route("openai", "m"), StreamPiece(b"a"), rest(), 1)):
+        async for part in _relay(
+            fresh_state(), OpenedStream(Route("openai", "m"), StreamPiece(b"a"), rest(), 1)
+        ):
             parts.append(part)
     assert caught.value.kind == "timeout" and parts == [b"a"]

@@ -36,7 +36,9 @@ def test_a_lost_dispute_debits_the_disputed_amount_once(client, stripe_fake, ali
     assert_books_balance()
 
 
-def test_a_won_dispute_gives_the_money_back_even_when_its_events_arrive_out_of_order(client, stripe_fake, alice):
+def test_a_won_dispute_gives_the_money_back_even_when_its_events_arrive_out_of_order(
+    client, stripe_fake, alice
+):
     sid = paid_topup(client, stripe_fake, alice, 20)
     created = stripe_fake.dispute(sid)
     won = stripe_fake.dispute_closed(created, "won")
@@ -51,7 +53,8 @@ def test_a_won_dispute_gives_the_money_back_even_when_its_events_arrive_out_of_o
 
 
 def test_a_dispute_while_money_is_held_takes_the_balance_below_zero_and_the_dashboard_says_why(
-        client, stripe_fake, alice):
+    client, stripe_fake, alice
+):
     sid = paid_topup(client, stripe_fake, alice, 20)
     held = ledger.hold(account_id=alice.account.pk, amount="29", idempotency_key=f"dispute-held-{sid}")
     ledger.settle(hold_id=held.id, actual="29")  # Alice spent $29 of her $30
@@ -124,7 +127,9 @@ def test_a_signature_dated_in_the_future_beyond_the_tolerance_is_refused(client,
 
     assert response.status_code == 400 and balance_of(alice) == Decimal("10")
     assert not StripeEvent.objects.filter(event_id=event["id"]).exists()
-    assert post(client, stripe_fake, event, timestamp=int(time.time()) + 5).status_code == 200  # clock skew is fine
+    assert (
+        post(client, stripe_fake, event, timestamp=int(time.time()) + 5).status_code == 200
+    )  # clock skew is fine
 
 
 def test_a_negative_or_zero_amount_never_becomes_a_topup_entry(client, stripe_fake, alice):
@@ -140,7 +145,9 @@ def test_a_negative_or_zero_amount_never_becomes_a_topup_entry(client, stripe_fa
 
 def test_an_expired_session_is_marked_expired(client, stripe_fake, alice):
     sid = open_topup(stripe_fake, alice, 10)
-    expired = stripe_fake.event("checkout.session.expired", {**stripe_fake.sessions[sid], "status": "expired"})
+    expired = stripe_fake.event(
+        "checkout.session.expired", {**stripe_fake.sessions[sid], "status": "expired"}
+    )
 
     assert post(client, stripe_fake, expired).json()["status"] == "processed"
     assert TopUp.objects.get(session_id=sid).status == "expired"

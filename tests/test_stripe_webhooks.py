@@ -32,9 +32,14 @@ def stripe_fake(settings):
 
 def open_topup(fake, user, dollars: int) -> str:
     """A checkout session and its pending top-up, as billing.stripe_topups.start_checkout leaves them."""
-    session = fake.open_session({"line_items": [{"quantity": "1", "price_data": {"currency": "usd",
-                                 "unit_amount": str(dollars * 100)}}],
-                                 "metadata": {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}})
+    session = fake.open_session(
+        {
+            "line_items": [
+                {"quantity": "1", "price_data": {"currency": "usd", "unit_amount": str(dollars * 100)}}
+            ],
+            "metadata": {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE},
+        }
+    )
     TopUp.objects.create(user=user, session_id=session["id"], amount=Decimal(dollars))
     return session["id"]
 
@@ -63,7 +68,11 @@ def test_a_paid_checkout_credits_the_balance_once(client, stripe_fake, alice, bo
     topup = TopUp.objects.get(session_id=sid)
     assert topup.status == "paid" and topup.paid_at and topup.payment_intent.startswith("pi_test_")
     [entry] = [e for e in credits(alice) if e.idempotency_key.startswith("stripe-")]
-    assert (entry.kind, entry.amount, entry.idempotency_key) == ("topup", Decimal("25"), f"stripe-topup:{sid}")
+    assert (entry.kind, entry.amount, entry.idempotency_key) == (
+        "topup",
+        Decimal("25"),
+        f"stripe-topup:{sid}",
+    )
     assert StripeEvent.objects.get(event_id=event["id"]).status == "processed"
     assert_books_balance()
 
@@ -75,8 +84,11 @@ def test_a_bad_signature_is_refused_and_nothing_is_recorded(client, stripe_fake,
     payload, header = stripe_fake.signed(event, secret="whsec_wrong" if tamper == "secret" else None)
     if tamper == "body":
         payload = payload.replace('"amount_total": 1000', '"amount_total": 100000')
-    headers = {} if tamper == "missing" else {
-        "HTTP_STRIPE_SIGNATURE": "t=123,v1=deadbeef" if tamper == "header" else header}
+    headers = (
+        {}
+        if tamper == "missing"
+        else {"HTTP_STRIPE_SIGNATURE": "t=123,v1=deadbeef" if tamper == "header" else header}
+    )
 
     response = client.post(URL, payload, content_type="application/json", **headers)
 
@@ -163,7 +175,10 @@ def test_a_refund_debits_once_per_refund(client, stripe_fake, alice):
     assert post(client, stripe_fake, rest).status_code == 200
 
     topup.refresh_from_db()
-    assert balance_of(alice) == Decimal("10") and (topup.status, topup.refunded) == ("refunded", Decimal("20"))
+    assert balance_of(alice) == Decimal("10") and (topup.status, topup.refunded) == (
+        "refunded",
+        Decimal("20"),
+    )
     refunds = [e for e in credits(alice) if e.kind == "refund"]
     assert [e.amount for e in refunds] == [Decimal("-5"), Decimal("-15")]
     assert all(e.idempotency_key.startswith("stripe-refund:re_test_") for e in refunds)
@@ -201,8 +216,12 @@ def test_a_failed_handler_answers_500_and_a_retry_applies_it(client, stripe_fake
 
 
 def test_a_session_that_is_not_a_topup_is_recorded_and_ignored(client, stripe_fake, alice):
-    session = stripe_fake.open_session({"line_items": [{"price_data": {"currency": "usd", "unit_amount": "900"}}],
-                                        "metadata": {"gpuniq_user_id": str(alice.pk)}})  # no purpose: not ours
+    session = stripe_fake.open_session(
+        {
+            "line_items": [{"price_data": {"currency": "usd", "unit_amount": "900"}}],
+            "metadata": {"gpuniq_user_id": str(alice.pk)},
+        }
+    )  # no purpose: not ours
     [event] = stripe_fake.complete(session["id"])
 
     response = post(client, stripe_fake, event)
@@ -213,8 +232,12 @@ def test_a_session_that_is_not_a_topup_is_recorded_and_ignored(client, stripe_fa
 
 
 def test_a_paid_topup_whose_row_is_missing_is_rebuilt_from_metadata_and_credited(client, stripe_fake, alice):
-    session = stripe_fake.open_session({"line_items": [{"price_data": {"currency": "usd", "unit_amount": "700"}}],
-                                        "metadata": {"gpuniq_user_id": str(alice.pk), "purpose": TOPUP_PURPOSE}})
+    session = stripe_fake.open_session(
+        {
+            "line_items": [{"price_data": {"currency": "usd", "unit_amount": "700"}}],
+            "metadata": {"gpuniq_user_id": str(alice.pk), "purpose": TOPUP_PURPOSE},
+        }
+    )
 
     post(client, stripe_fake, stripe_fake.complete(session["id"])[0])
 
@@ -235,7 +258,10 @@ def test_a_non_usd_session_is_not_credited(client, stripe_fake, alice):
 
 def test_webhooks_without_a_secret_answer_503(client, settings, committed):
     settings.STRIPE_WEBHOOK_SECRET = ""
-    assert client.post(URL, "{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=x").status_code == 503
+    assert (
+        client.post(URL, "{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=x").status_code
+        == 503
+    )
 
 
 def test_webhooks_only_accept_post(client, stripe_fake, committed):
@@ -249,7 +275,9 @@ def test_concurrent_deliveries_of_one_event_credit_once(stripe_fake, alice):
 
     def deliver(_):
         try:
-            response = Client().post(URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+            response = Client().post(
+                URL, payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=header
+            )
             return response.status_code
         finally:
             connection.close()

@@ -1,4 +1,5 @@
 """Local danger analysis of generated shell commands (pure Python, no Django needed)."""
+
 from dataclasses import FrozenInstanceError
 
 import pytest
@@ -135,7 +136,7 @@ CAUTION = [
     "kubectl delete pod web-1",
     "iptables -A INPUT -p tcp --dport 22 -j ACCEPT",
     "crontab jobs.txt",
-    "psql -c \"UPDATE users SET admin = true WHERE id = 1\"",
+    'psql -c "UPDATE users SET admin = true WHERE id = 1"',
     'mysql -e "delete from logs where ts < now()"',
     "mysql prod < dump.sql",
     "truncate -s 0 app.log",
@@ -145,7 +146,7 @@ CAUTION = [
     "echo x >> /etc/hosts",
     "cat ~/.aws/credentials",
     "cp ~/.ssh/id_rsa /tmp/",
-    "echo \"unterminated",
+    'echo "unterminated',
     "echo 'unterminated",
     "echo trailing \\",
     "su - postgres",
@@ -202,19 +203,22 @@ SAFE = [
     "python3 manage.py migrate --plan",
     "watch -n 1 'df -h'",
     "command -v rm",
-    "eval \"$(ssh-agent -s)\"",
+    'eval "$(ssh-agent -s)"',
     "echo hello 2>&1 >/dev/null",
     "export PATH=$HOME/bin:$PATH",
     "journalctl -u nginx --since today | grep error",
-    "for f in *.txt; do wc -l \"$f\"; done",
+    'for f in *.txt; do wc -l "$f"; done',
     "history | grep ssh",
     "kill -l",
 ]
 
 assert len(DANGEROUS) >= 20 and len(CAUTION) >= 15 and len(SAFE) >= 15
 
-CASES = ([(cmd, "dangerous") for cmd in DANGEROUS] + [(cmd, "caution") for cmd in CAUTION]
-         + [(cmd, "safe") for cmd in SAFE])
+CASES = (
+    [(cmd, "dangerous") for cmd in DANGEROUS]
+    + [(cmd, "caution") for cmd in CAUTION]
+    + [(cmd, "safe") for cmd in SAFE]
+)
 
 
 @pytest.mark.parametrize(("command", "expected"), CASES, ids=[repr(c)[:60] for c, _ in CASES])
@@ -244,20 +248,23 @@ def test_every_level_is_known():
         assert analyze(cmd).level in LEVELS
 
 
-@pytest.mark.parametrize(("model", "local", "expected"), [
-    ("safe", "safe", "safe"),
-    ("safe", "caution", "caution"),
-    ("caution", "safe", "caution"),
-    ("dangerous", "safe", "dangerous"),
-    ("caution", "dangerous", "dangerous"),
-    ("dangerous", "caution", "dangerous"),
-    (None, "safe", "safe"),
-    (None, "dangerous", "dangerous"),
-    ("banana", "caution", "caution"),
-    ("", "safe", "safe"),
-    (" DANGEROUS ", "safe", "dangerous"),
-    ("Caution", "safe", "caution"),
-])
+@pytest.mark.parametrize(
+    ("model", "local", "expected"),
+    [
+        ("safe", "safe", "safe"),
+        ("safe", "caution", "caution"),
+        ("caution", "safe", "caution"),
+        ("dangerous", "safe", "dangerous"),
+        ("caution", "dangerous", "dangerous"),
+        ("dangerous", "caution", "dangerous"),
+        (None, "safe", "safe"),
+        (None, "dangerous", "dangerous"),
+        ("banana", "caution", "caution"),
+        ("", "safe", "safe"),
+        (" DANGEROUS ", "safe", "dangerous"),
+        ("Caution", "safe", "caution"),
+    ],
+)
 def test_combine(model, local, expected):
     assert combine(model, local) == expected
 

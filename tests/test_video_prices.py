@@ -87,13 +87,16 @@ def test_every_video_sku_default_configuration_costs_the_docs_price(video_models
     assert wrong == {}
 
 
-@pytest.mark.parametrize("body, price", [
-    ({"mode": "master", "duration": 5}, "1.26"),   # fal $1.40 x 0.9
-    ({"mode": "standard", "duration": 10}, "0.45"),  # fal $0.25 x 0.9 x 2
-    ({"mode": "standard", "duration": 5}, "0.225"),
-    ({"mode": "pro", "duration": 10}, "0.81"),
-    ({"mode": "master", "duration": 10}, "2.52"),
-])
+@pytest.mark.parametrize(
+    "body, price",
+    [
+        ({"mode": "master", "duration": 5}, "1.26"),  # fal $1.40 x 0.9
+        ({"mode": "standard", "duration": 10}, "0.45"),  # fal $0.25 x 0.9 x 2
+        ({"mode": "standard", "duration": 5}, "0.225"),
+        ({"mode": "pro", "duration": 10}, "0.81"),
+        ({"mode": "master", "duration": 10}, "2.52"),
+    ],
+)
 def test_kling_2_1_tiers_cost_the_exact_tier_price(video_models, body, price):
     model = video_models["kling-2-1"]
     request = resolve(model, {**inputs_for(model), **body})
@@ -112,6 +115,9 @@ def test_ratios_round_once_half_up_to_the_eighth_place():
     assert exact_factor("28/9") * 9 == 28 and exact_factor("0.75") == Decimal("0.75")
     options = {"default_duration": 3, "resolution_multipliers": {"x": "1/3"}}
     # 0.00000005 x 1/3 x 3 = 0.00000005 exactly: no intermediate rounding may lose it
-    assert video_cost(Decimal("0.00000005"), options, VideoConfig(9, "x", False, None)) == Decimal("0.00000005")
-    assert video_cost(Decimal("0.00000001"), {"default_duration": 2}, VideoConfig(1, None, False, None)) == \
-        Decimal("0.00000001")  # 0.000000005 rounds half up
+    assert video_cost(Decimal("0.00000005"), options, VideoConfig(9, "x", False, None)) == Decimal(
+        "0.00000005"
+    )
+    assert video_cost(
+        Decimal("0.00000001"), {"default_duration": 2}, VideoConfig(1, None, False, None)
+    ) == Decimal("0.00000001")  # 0.000000005 rounds half up

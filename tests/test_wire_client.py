@@ -50,8 +50,14 @@ def upstream(url: str) -> Upstream:
 
 
 async def post_json(url: str, first_byte: float = 5.0, **kwargs):
-    return await http.post_json(upstream(url), "/v1/chat/completions", headers={"Authorization": "Bearer test-key"},
-                                body=kwargs.pop("body", BODY), first_byte=first_byte, **kwargs)
+    return await http.post_json(
+        upstream(url),
+        "/v1/chat/completions",
+        headers={"Authorization": "Bearer test-key"},
+        body=kwargs.pop("body", BODY),
+        first_byte=first_byte,
+        **kwargs,
+    )
 
 
 def idle_count() -> int:
@@ -60,9 +66,11 @@ def idle_count() -> int:
 
 # --- a scriptable raw server ----------------------------------------------------------------
 
+
 def response(body: bytes = OK_JSON, status: str = "200 OK", headers: str = "") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"{headers}\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n{headers}\r\n"
+    ).encode() + body
 
 
 class Raw:
@@ -107,10 +115,12 @@ def always(data: bytes, keep: bool = True):
         writer.write(data)
         await writer.drain()
         return keep
+
     return script
 
 
 # --- against the fake vendors ---------------------------------------------------------------
+
 
 async def test_content_length_json_and_keep_alive_with_fake_openai(fake_openai):
     fake_openai.reset()
@@ -122,14 +132,21 @@ async def test_content_length_json_and_keep_alive_with_fake_openai(fake_openai):
     assert wire.pool().idle[("http", "127.0.0.1", fake_openai.port)][-1] is conn, "the connection was reused"
     sent = fake_openai.requests[-1]
     assert sent["json"] == BODY and sent["headers"]["authorization"] == "Bearer test-key"
-    assert sent["headers"]["accept-encoding"] == "identity" and sent["headers"]["user-agent"] == "gpuniq-gateway"
+    assert (
+        sent["headers"]["accept-encoding"] == "identity" and sent["headers"]["user-agent"] == "gpuniq-gateway"
+    )
 
 
 async def test_error_status_goes_through_the_parser_with_case_insensitive_headers(fake_openai):
     with pytest.raises(UpstreamError) as caught:
-        await post_json(fake_openai.base_url, body={**BODY, "messages": [{"role": "user", "content": "[[fault:429]]"}]},
-                        error_parser=openai_parse_error)
-    assert caught.value.kind == "rate_limited" and caught.value.status == 429 and caught.value.retry_after == 1.0
+        await post_json(
+            fake_openai.base_url,
+            body={**BODY, "messages": [{"role": "user", "content": "[[fault:429]]"}]},
+            error_parser=openai_parse_error,
+        )
+    assert (
+        caught.value.kind == "rate_limited" and caught.value.status == 429 and caught.value.retry_after == 1.0
+    )
     assert idle_count() == 1, "an error reply read to the end keeps its connection"
 
 
@@ -154,17 +171,26 @@ async def wait_idle(count: int) -> None:
 
 
 def stream_request(text: str, slug: str = "gpt-4o") -> ChatRequest:
-    return ChatRequest(body={"model": slug, "messages": [{"role": "user", "content": text}]}, slug=slug,
-                       stream=True, max_output_tokens=None)
+    return ChatRequest(
+        body={"model": slug, "messages": [{"role": "user", "content": text}]},
+        slug=slug,
+        stream=True,
+        max_output_tokens=None,
+    )
 
 
 async def test_chunked_stream_with_fake_anthropic_returns_connection_to_pool(fake_anthropic):
-    provider = AnthropicProvider(Upstream(family="anthropic", base_url=fake_anthropic.base_url, api_key="test-key"))
+    provider = AnthropicProvider(
+        Upstream(family="anthropic", base_url=fake_anthropic.base_url, api_key="test-key")
+    )
     request = stream_request("Hi there", "claude-haiku-4-5")
     for _ in range(3):
         pieces = [p async for p in provider.stream(request, Route("anthropic", "claude-haiku-4-5-20251001"))]
-        text = "".join(p.chunk["choices"][0]["delta"].get("content", "") for p in pieces
-                       if p.chunk and p.chunk["choices"])
+        text = "".join(
+            p.chunk["choices"][0]["delta"].get("content", "")
+            for p in pieces
+            if p.chunk and p.chunk["choices"]
+        )
         assert text == "Echo: Hi there"
         await wait_idle(1)
     assert fake_anthropic.disconnects == 0
@@ -205,7 +231,9 @@ async def test_exception_inside_the_stream_block_closes_the_connection():
 
     async with Raw(script) as raw:
         with pytest.raises(RuntimeError):
-            async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=5) as response:
+            async with http.post_stream(
+                upstream(raw.url), "/x", headers={}, body={}, first_byte=5
+            ) as response:
                 async for _ in http.sse_data(response):
                     raise RuntimeError("the consumer failed")
         await asyncio.wait_for(raw.closed.wait(), 2)
@@ -221,17 +249,25 @@ async def test_connection_refused_is_connect_without_the_address():
 
 # --- edge cases on the raw server -----------------------------------------------------------
 
+
 async def test_request_is_one_write_with_the_expected_head():
     async with Raw(always(response())) as raw:
-        await http.post_json(upstream(raw.url + "/v1"), "/chat/completions",
-                             headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
-                             body={"text": "héllo ✓", "n": [1, 2]}, first_byte=5)
+        await http.post_json(
+            upstream(raw.url + "/v1"),
+            "/chat/completions",
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+            body={"text": "héllo ✓", "n": [1, 2]},
+            first_byte=5,
+        )
     _, head, body = raw.requests[0]
     lines = head.decode("latin-1").split("\r\n")
     assert lines[0] == "POST /v1/chat/completions HTTP/1.1"
     assert lines[1] == raw.url.replace("http://", "Host: ")
     assert [line.lower() for line in lines].count("content-type: application/json") == 1
-    assert body == json.dumps({"text": "héllo ✓", "n": [1, 2]}, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (
+        body
+        == json.dumps({"text": "héllo ✓", "n": [1, 2]}, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     assert f"Content-Length: {len(body)}" in lines and "Authorization: Bearer k" in lines
 
 
@@ -250,8 +286,10 @@ async def test_connection_close_is_not_reused():
 
 
 async def test_chunked_body_with_extensions_and_trailers():
-    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"4;name=value\r\n{\"ok\r\n7\r\n\":true}\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4;name=value\r\n{"ok\r\n7\r\n":true}\r\n0\r\nX-Trailer: yes\r\n\r\n'
+    )
     async with Raw(always(chunked)) as raw:
         assert await post_json(raw.url) == {"ok": True}
         assert await post_json(raw.url) == {"ok": True}
@@ -259,14 +297,16 @@ async def test_chunked_body_with_extensions_and_trailers():
 
 
 async def test_chunked_body_arriving_a_byte_at_a_time_is_decoded_and_pooled():
-    body = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"4;ext=1\r\n{\"ok\r\n7\r\n\":true}\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    body = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4;ext=1\r\n{"ok\r\n7\r\n":true}\r\n0\r\nX-Trailer: yes\r\n\r\n'
+    )
 
     async def dribble(raw, reader, writer, conn_no, nth):
         head, rest = body.split(b"\r\n\r\n", 1)
         writer.write(head + b"\r\n\r\n")
         for i in range(len(rest)):
-            writer.write(rest[i:i + 1])
+            writer.write(rest[i : i + 1])
             await writer.drain()
             await asyncio.sleep(0.001)
         return True
@@ -286,7 +326,9 @@ async def test_bytes_after_a_chunked_body_make_the_connection_unusable():
 
 
 async def test_body_until_close_is_read_and_connection_not_reused():
-    async with Raw(always(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + OK_JSON, keep=False)) as raw:
+    async with Raw(
+        always(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + OK_JSON, keep=False)
+    ) as raw:
         assert await post_json(raw.url) == {"ok": True}
         assert idle_count() == 0
         assert await post_json(raw.url) == {"ok": True}
@@ -356,6 +398,7 @@ async def test_first_byte_timeout():
 
 async def test_idle_timeout_mid_body():
     """A reply body that stops mid-way; streams leave this to their watchdog (llm.streaming)."""
+
     async def stall(raw, reader, writer, conn_no, nth):
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n")
         await asyncio.wait_for(reader.read(), 5)  # returns when the client closes
@@ -422,7 +465,9 @@ async def test_idle_expiry_and_idle_bound(monkeypatch):
 async def test_header_injection_is_refused():
     async with Raw(always(response())) as raw:
         with pytest.raises(UpstreamError) as caught:
-            await http.post_json(upstream(raw.url), "/x", headers={"X-Key": "a\r\nX-Evil: 1"}, body={}, first_byte=5)
+            await http.post_json(
+                upstream(raw.url), "/x", headers={"X-Key": "a\r\nX-Evil: 1"}, body={}, first_byte=5
+            )
     assert caught.value.kind == "connect" and raw.requests == []
 
 
@@ -442,7 +487,9 @@ async def test_stream_with_headers_then_silence_fails_over_after_the_first_byte_
     from llm import gateway, route_health
 
     async def silent(raw, reader, writer, conn_no, nth):
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         await asyncio.wait_for(reader.read(), 5)  # until the client closes
         return False
 
@@ -455,11 +502,14 @@ async def test_stream_with_headers_then_silence_fails_over_after_the_first_byte_
 
         async def noted(name):
             noted.calls.append(name)
+
         noted.calls = []
         monkeypatch.setattr(route_health, "cooling", nothing_cooling)
         monkeypatch.setattr(route_health, "record_failure", noted)
-        model = SimpleNamespace(slug="gpt-4o", live_routes=lambda: [SimpleNamespace(provider="openai",
-                                                                                    upstream_model="gpt-4o")] * 2)
+        model = SimpleNamespace(
+            slug="gpt-4o",
+            live_routes=lambda: [SimpleNamespace(provider="openai", upstream_model="gpt-4o")] * 2,
+        )
         request = stream_request("hello")
         request.first_byte_timeout = 0.3
         started = time.monotonic()
@@ -477,8 +527,10 @@ async def test_a_silent_vendor_mid_stream_yields_ticks_and_the_stream_carries_on
     settings.GPUNIQ_KEEPALIVE_SECONDS = 0.1
 
     async def pausing(raw, reader, writer, conn_no, nth):
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"9\r\ndata: a\n\n\r\n5\r\ndata:\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"9\r\ndata: a\n\n\r\n5\r\ndata:\r\n"
+        )
         await writer.drain()
         await asyncio.sleep(0.35)
         writer.write(b"4\r\n b\n\n\r\n0\r\n\r\n")
@@ -505,7 +557,9 @@ async def test_cancelling_a_ticking_read_still_cancels(settings):
         ticks = []
 
         async def consume():
-            async with http.post_stream(upstream(raw.url), "/x", headers={}, body={}, first_byte=5) as response:
+            async with http.post_stream(
+                upstream(raw.url), "/x", headers={}, body={}, first_byte=5
+            ) as response:
                 async for data in http.sse_data(response):
                     ticks.append(data)
 

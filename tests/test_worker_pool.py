@@ -39,10 +39,16 @@ def starved_stack(catalog_loaded, slow_fal):
     from .live import LiveServer, Worker
 
     tag = uuid.uuid4().hex[:8]
-    env = {"UPSTREAM_FAL_BASE_URL": slow_fal.base_url, "UPSTREAM_FAL_API_KEY": FAKE_KEY,
-           "DB_POOL_MAX": str(THREADS), "DB_POOL_TIMEOUT": "10", "GPUNIQ_MEDIA_POLL_SECONDS": "0.2",
-           "GPUNIQ_MEDIA_HEARTBEAT_SECONDS": "0.3",
-           "GPUNIQ_JOBS_QUEUE": f"pool-jobs-{tag}", "GPUNIQ_PERIODIC_QUEUE": f"pool-periodic-{tag}"}
+    env = {
+        "UPSTREAM_FAL_BASE_URL": slow_fal.base_url,
+        "UPSTREAM_FAL_API_KEY": FAKE_KEY,
+        "DB_POOL_MAX": str(THREADS),
+        "DB_POOL_TIMEOUT": "10",
+        "GPUNIQ_MEDIA_POLL_SECONDS": "0.2",
+        "GPUNIQ_MEDIA_HEARTBEAT_SECONDS": "0.3",
+        "GPUNIQ_JOBS_QUEUE": f"pool-jobs-{tag}",
+        "GPUNIQ_PERIODIC_QUEUE": f"pool-periodic-{tag}",
+    }
     server = LiveServer(env=env).start()
     worker = Worker(env=env, concurrency=THREADS, name=f"pool{tag}").start()
     yield server, worker
@@ -50,15 +56,20 @@ def starved_stack(catalog_loaded, slow_fal):
     server.stop()
 
 
-def test_three_times_more_jobs_than_threads_all_complete_without_waiting_for_a_connection(starved_stack,
-                                                                                        committed):
+def test_three_times_more_jobs_than_threads_all_complete_without_waiting_for_a_connection(
+    starved_stack, committed
+):
     server, worker = starved_stack
     user = make_user("busy", "5", rpm=1000)
     started = time.monotonic()
     ids = []
     for i in range(JOBS):
-        kicked = httpx.post(f"{server.url}/v1/llm/images/jobs", headers={"X-API-Key": user.raw_key}, timeout=10,
-                            json={"model": "nano-banana", "prompt": f"tile {i}", "n": 1})
+        kicked = httpx.post(
+            f"{server.url}/v1/llm/images/jobs",
+            headers={"X-API-Key": user.raw_key},
+            timeout=10,
+            json={"model": "nano-banana", "prompt": f"tile {i}", "n": 1},
+        )
         assert kicked.status_code == 202, kicked.text
         ids.append(kicked.json()["data"]["job_id"])
 

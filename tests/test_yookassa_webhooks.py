@@ -38,8 +38,12 @@ def test_a_payment_is_priced_in_rubles_at_the_rate_fixed_at_creation(yookassa, a
     assert call["json"]["confirmation"]["type"] == "redirect"
     assert call["json"]["confirmation"]["return_url"].endswith(f"/billing/?checkout=return&ref={topup.ref}")
     assert call["headers"]["idempotence-key"] == str(topup.ref)
-    assert (topup.rail, topup.currency, topup.pay_amount, topup.rate) == ("yookassa", "rub", Decimal("2250"),
-                                                                         Decimal("90"))
+    assert (topup.rail, topup.currency, topup.pay_amount, topup.rate) == (
+        "yookassa",
+        "rub",
+        Decimal("2250"),
+        Decimal("90"),
+    )
 
 
 def test_a_succeeded_payment_credits_the_usd_amount_once(client, yookassa, alice, bob):
@@ -54,7 +58,9 @@ def test_a_succeeded_payment_credits_the_usd_amount_once(client, yookassa, alice
     assert (topup.status, topup.credited) == ("paid", Decimal("25"))
     [entry] = LedgerEntry.objects.filter(idempotency_key=f"yookassa-topup:{topup.session_id}")
     assert entry.amount == Decimal("25") and "2250.00 RUB at 90" in entry.reason
-    assert [r["path"] for r in yookassa.requests].count(f"/v3/payments/{topup.session_id}") == 1  # re-read once
+    assert [r["path"] for r in yookassa.requests].count(
+        f"/v3/payments/{topup.session_id}"
+    ) == 1  # re-read once
     assert_books_balance()
 
 
@@ -69,11 +75,13 @@ def test_a_notification_from_outside_yookassas_networks_is_refused_unrecorded(cl
     assert balance_of(alice) == Decimal("10")
 
 
-def test_a_forged_success_for_an_unpaid_payment_moves_nothing_and_the_real_one_still_counts(client, yookassa,
-                                                                                            alice):
+def test_a_forged_success_for_an_unpaid_payment_moves_nothing_and_the_real_one_still_counts(
+    client, yookassa, alice
+):
     topup = start(alice, "10")
-    forged = yookassa.notification("payment.succeeded", {**yookassa.payments[topup.session_id],
-                                                         "status": "succeeded", "paid": True})
+    forged = yookassa.notification(
+        "payment.succeeded", {**yookassa.payments[topup.session_id], "status": "succeeded", "paid": True}
+    )
 
     response = post(client, forged)
 
@@ -89,9 +97,15 @@ def test_a_forged_success_for_an_unpaid_payment_moves_nothing_and_the_real_one_s
 def test_a_notification_for_a_payment_yookassa_does_not_know_is_not_credited(client, yookassa, alice):
     topup = start(alice, "10")
     yookassa.payments.pop(topup.session_id)  # YooKassa has never heard of it
-    forged = yookassa.notification("payment.succeeded", {"id": topup.session_id, "status": "succeeded",
-                                                         "paid": True, "amount": {"value": "99999.00",
-                                                                                  "currency": "RUB"}})
+    forged = yookassa.notification(
+        "payment.succeeded",
+        {
+            "id": topup.session_id,
+            "status": "succeeded",
+            "paid": True,
+            "amount": {"value": "99999.00", "currency": "RUB"},
+        },
+    )
     response = post(client, forged)
 
     assert response.status_code == 200 and response.json()["status"] == "ignored"
@@ -143,7 +157,10 @@ def test_a_refund_before_its_payment_notification_still_adds_up(client, yookassa
     rest = yookassa.refund(topup.session_id, deliver=False)
     assert post(client, rest).status_code == 200
     topup.refresh_from_db()
-    assert balance_of(alice) == Decimal("10") and (topup.status, topup.refunded) == ("refunded", Decimal("20"))
+    assert balance_of(alice) == Decimal("10") and (topup.status, topup.refunded) == (
+        "refunded",
+        Decimal("20"),
+    )
     assert_books_balance()
 
 

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,65 +15,170 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('balance', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='USD owned, including held amounts', max_digits=20)),
-                ('held', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='USD reserved by in-flight requests and jobs', max_digits=20)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='account', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "balance",
+                    models.DecimalField(
+                        decimal_places=8,
+                        default=Decimal("0"),
+                        help_text="USD owned, including held amounts",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "held",
+                    models.DecimalField(
+                        decimal_places=8,
+                        default=Decimal("0"),
+                        help_text="USD reserved by in-flight requests and jobs",
+                        max_digits=20,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="account",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Hold',
+            name="Hold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=8, max_digits=20)),
-                ('status', models.CharField(choices=[('open', 'open'), ('settled', 'settled'), ('released', 'released')], default='open', max_length=10)),
-                ('captured', models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=20)),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('purpose', models.CharField(default='chat', max_length=40)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='holds', to='billing.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=8, max_digits=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "open"), ("settled", "settled"), ("released", "released")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                ("captured", models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=20)),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                ("purpose", models.CharField(default="chat", max_length=40)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="holds",
+                        to="billing.account",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('topup', 'topup'), ('hold', 'hold'), ('charge', 'charge'), ('release', 'release'), ('refund', 'refund'), ('adjustment', 'adjustment')], max_length=12)),
-                ('amount', models.DecimalField(decimal_places=8, help_text='change to the balance', max_digits=20)),
-                ('held_delta', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='change to the held amount', max_digits=20)),
-                ('balance_after', models.DecimalField(decimal_places=8, max_digits=20)),
-                ('held_after', models.DecimalField(decimal_places=8, max_digits=20)),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.account')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('hold', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.hold')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("topup", "topup"),
+                            ("hold", "hold"),
+                            ("charge", "charge"),
+                            ("release", "release"),
+                            ("refund", "refund"),
+                            ("adjustment", "adjustment"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=8, help_text="change to the balance", max_digits=20),
+                ),
+                (
+                    "held_delta",
+                    models.DecimalField(
+                        decimal_places=8,
+                        default=Decimal("0"),
+                        help_text="change to the held amount",
+                        max_digits=20,
+                    ),
+                ),
+                ("balance_after", models.DecimalField(decimal_places=8, max_digits=20)),
+                ("held_after", models.DecimalField(decimal_places=8, max_digits=20)),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="billing.account",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "hold",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="billing.hold",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'ledger entries',
-                'ordering': ['-id'],
+                "verbose_name_plural": "ledger entries",
+                "ordering": ["-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('held__gte', 0)), name='account_held_not_negative'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("held__gte", 0)), name="account_held_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='account',
-            constraint=models.CheckConstraint(condition=models.Q(('balance__gte', models.F('held'))), name='account_balance_covers_held'),
+            model_name="account",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("balance__gte", models.F("held"))), name="account_balance_covers_held"
+            ),
         ),
         migrations.AddIndex(
-            model_name='hold',
-            index=models.Index(fields=['status', 'created_at'], name='hold_status_created'),
+            model_name="hold",
+            index=models.Index(fields=["status", "created_at"], name="hold_status_created"),
         ),
         migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(fields=['account', '-id'], name='ledger_account_recent'),
+            model_name="ledgerentry",
+            index=models.Index(fields=["account", "-id"], name="ledger_account_recent"),
         ),
     ]

@@ -7,51 +7,111 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0001_initial'),
+        ("billing", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StripeEvent',
+            name="StripeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=255, unique=True)),
-                ('type', models.CharField(max_length=100)),
-                ('livemode', models.BooleanField(default=False)),
-                ('object_id', models.CharField(blank=True, db_index=True, help_text="the event's data.object id (session, charge)", max_length=255)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('received', 'received'), ('processed', 'processed'), ('failed', 'failed'), ('ignored', 'ignored')], default='received', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=255, unique=True)),
+                ("type", models.CharField(max_length=100)),
+                ("livemode", models.BooleanField(default=False)),
+                (
+                    "object_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="the event's data.object id (session, charge)",
+                        max_length=255,
+                    ),
+                ),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "received"),
+                            ("processed", "processed"),
+                            ("failed", "failed"),
+                            ("ignored", "ignored"),
+                        ],
+                        default="received",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'Stripe event',
-                'ordering': ['-id'],
+                "verbose_name": "Stripe event",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='TopUp',
+            name="TopUp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_id', models.CharField(max_length=255, unique=True)),
-                ('amount', models.DecimalField(decimal_places=8, help_text='USD asked for at checkout (credited: what Stripe collected)', max_digits=20)),
-                ('currency', models.CharField(default='usd', max_length=3)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('paid', 'paid'), ('failed', 'failed'), ('refunded', 'refunded')], default='pending', max_length=10)),
-                ('payment_intent', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('refunded', models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='USD refunded so far', max_digits=20)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('paid_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='topups', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_id", models.CharField(max_length=255, unique=True)),
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=8,
+                        help_text="USD asked for at checkout (credited: what Stripe collected)",
+                        max_digits=20,
+                    ),
+                ),
+                ("currency", models.CharField(default="usd", max_length=3)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("paid", "paid"),
+                            ("failed", "failed"),
+                            ("refunded", "refunded"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("payment_intent", models.CharField(blank=True, db_index=True, max_length=255)),
+                (
+                    "refunded",
+                    models.DecimalField(
+                        decimal_places=8, default=Decimal("0"), help_text="USD refunded so far", max_digits=20
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("paid_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="topups",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'top-up',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', '-created_at'], name='topup_user_recent')],
+                "verbose_name": "top-up",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "-created_at"], name="topup_user_recent")],
             },
         ),
     ]

@@ -6,34 +6,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0002_topup_stripeevent'),
+        ("billing", "0002_topup_stripeevent"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='hold',
-            name='idempotency_key',
+            model_name="hold",
+            name="idempotency_key",
             field=models.CharField(max_length=200),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='account',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.account'),
+            model_name="ledgerentry",
+            name="account",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="entries",
+                to="billing.account",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='idempotency_key',
+            model_name="ledgerentry",
+            name="idempotency_key",
             field=models.CharField(max_length=200),
         ),
         migrations.AddConstraint(
-            model_name='hold',
-            constraint=models.UniqueConstraint(fields=('idempotency_key',), name='hold_idempotency_key'),
+            model_name="hold",
+            constraint=models.UniqueConstraint(fields=("idempotency_key",), name="hold_idempotency_key"),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.UniqueConstraint(fields=('idempotency_key',), name='ledger_idempotency_key'),
+            model_name="ledgerentry",
+            constraint=models.UniqueConstraint(fields=("idempotency_key",), name="ledger_idempotency_key"),
         ),
     ]

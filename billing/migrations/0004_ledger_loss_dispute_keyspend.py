@@ -5,50 +5,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0003_lean_hot_path_indexes'),
+        ("billing", "0003_lean_hot_path_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='KeySpend',
+            name="KeySpend",
             fields=[
-                ('key_id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('month', models.DateField(help_text='first day (UTC) of the month `spent` counts')),
-                ('spent', models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=20)),
-                ('held', models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=20)),
+                ("key_id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("month", models.DateField(help_text="first day (UTC) of the month `spent` counts")),
+                ("spent", models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=20)),
+                ("held", models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=20)),
             ],
         ),
         migrations.CreateModel(
-            name='Loss',
-            fields=[
-            ],
+            name="Loss",
+            fields=[],
             options={
-                'verbose_name_plural': 'losses',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name_plural": "losses",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('billing.ledgerentry',),
+            bases=("billing.ledgerentry",),
         ),
         migrations.RemoveConstraint(
-            model_name='account',
-            name='account_balance_covers_held',
+            model_name="account",
+            name="account_balance_covers_held",
         ),
         migrations.AddField(
-            model_name='hold',
-            name='api_key_id',
-            field=models.BigIntegerField(blank=True, help_text='the capped API key whose monthly spend this hold counts toward', null=True),
+            model_name="hold",
+            name="api_key_id",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="the capped API key whose monthly spend this hold counts toward",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='ledgerentry',
-            name='shortfall',
-            field=models.DecimalField(db_default=Decimal('0'), decimal_places=8, default=Decimal('0'), help_text='loss entries: USD billed by the vendor that nobody paid', max_digits=20),
+            model_name="ledgerentry",
+            name="shortfall",
+            field=models.DecimalField(
+                db_default=Decimal("0"),
+                decimal_places=8,
+                default=Decimal("0"),
+                help_text="loss entries: USD billed by the vendor that nobody paid",
+                max_digits=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='kind',
-            field=models.CharField(choices=[('topup', 'topup'), ('hold', 'hold'), ('charge', 'charge'), ('release', 'release'), ('refund', 'refund'), ('adjustment', 'adjustment'), ('dispute', 'dispute'), ('loss', 'loss')], max_length=12),
+            model_name="ledgerentry",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("topup", "topup"),
+                    ("hold", "hold"),
+                    ("charge", "charge"),
+                    ("release", "release"),
+                    ("refund", "refund"),
+                    ("adjustment", "adjustment"),
+                    ("dispute", "dispute"),
+                    ("loss", "loss"),
+                ],
+                max_length=12,
+            ),
         ),
     ]

@@ -15,85 +15,158 @@ def existing_rows(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0004_ledger_loss_dispute_keyspend'),
+        ("billing", "0004_ledger_loss_dispute_keyspend"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='topup',
-            name='credited',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='USD credited so far', max_digits=20),
+            model_name="topup",
+            name="credited",
+            field=models.DecimalField(
+                decimal_places=8, default=Decimal("0"), help_text="USD credited so far", max_digits=20
+            ),
         ),
         migrations.AddField(
-            model_name='topup',
-            name='disputed',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), help_text='USD taken back by a dispute still lost/open', max_digits=20),
+            model_name="topup",
+            name="disputed",
+            field=models.DecimalField(
+                decimal_places=8,
+                default=Decimal("0"),
+                help_text="USD taken back by a dispute still lost/open",
+                max_digits=20,
+            ),
         ),
         migrations.AddField(
-            model_name='topup',
-            name='pay_amount',
-            field=models.DecimalField(blank=True, decimal_places=8, help_text='what the buyer pays, in `currency` (YooKassa: RUB)', max_digits=20, null=True),
+            model_name="topup",
+            name="pay_amount",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=8,
+                help_text="what the buyer pays, in `currency` (YooKassa: RUB)",
+                max_digits=20,
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='topup',
-            name='rail',
-            field=models.CharField(choices=[('stripe', 'Stripe'), ('yookassa', 'YooKassa'), ('btcpay', 'Crypto (BTCPay)')], default='stripe', max_length=10),
+            model_name="topup",
+            name="rail",
+            field=models.CharField(
+                choices=[("stripe", "Stripe"), ("yookassa", "YooKassa"), ("btcpay", "Crypto (BTCPay)")],
+                default="stripe",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='topup',
-            name='rate',
-            field=models.DecimalField(blank=True, decimal_places=8, help_text='units of `currency` per USD, fixed when the payment was created', max_digits=20, null=True),
+            model_name="topup",
+            name="rate",
+            field=models.DecimalField(
+                blank=True,
+                decimal_places=8,
+                help_text="units of `currency` per USD, fixed when the payment was created",
+                max_digits=20,
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='topup',
-            name='ref',
-            field=models.UUIDField(editable=False, help_text='our own reference: return URLs and the receipt', null=True),
+            model_name="topup",
+            name="ref",
+            field=models.UUIDField(
+                editable=False, help_text="our own reference: return URLs and the receipt", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='topup',
-            name='amount',
-            field=models.DecimalField(decimal_places=8, help_text='USD asked for at checkout (credited: what the rail collected)', max_digits=20),
+            model_name="topup",
+            name="amount",
+            field=models.DecimalField(
+                decimal_places=8,
+                help_text="USD asked for at checkout (credited: what the rail collected)",
+                max_digits=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='topup',
-            name='currency',
-            field=models.CharField(default='usd', help_text='the currency the buyer pays in', max_length=3),
+            model_name="topup",
+            name="currency",
+            field=models.CharField(default="usd", help_text="the currency the buyer pays in", max_length=3),
         ),
         migrations.AlterField(
-            model_name='topup',
-            name='session_id',
+            model_name="topup",
+            name="session_id",
             field=models.CharField(help_text="the rail's id for this payment", max_length=255, unique=True),
         ),
         migrations.AlterField(
-            model_name='topup',
-            name='status',
-            field=models.CharField(choices=[('pending', 'pending'), ('paid', 'paid'), ('failed', 'failed'), ('refunded', 'refunded'), ('cancelled', 'cancelled'), ('expired', 'expired')], default='pending', max_length=10),
+            model_name="topup",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "pending"),
+                    ("paid", "paid"),
+                    ("failed", "failed"),
+                    ("refunded", "refunded"),
+                    ("cancelled", "cancelled"),
+                    ("expired", "expired"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.CreateModel(
-            name='PaymentEvent',
+            name="PaymentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rail', models.CharField(choices=[('stripe', 'Stripe'), ('yookassa', 'YooKassa'), ('btcpay', 'Crypto (BTCPay)')], max_length=10)),
-                ('event_id', models.CharField(max_length=255)),
-                ('type', models.CharField(max_length=100)),
-                ('object_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('received', 'received'), ('processed', 'processed'), ('failed', 'failed'), ('ignored', 'ignored')], default='received', max_length=10)),
-                ('error', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "rail",
+                    models.CharField(
+                        choices=[
+                            ("stripe", "Stripe"),
+                            ("yookassa", "YooKassa"),
+                            ("btcpay", "Crypto (BTCPay)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=255)),
+                ("type", models.CharField(max_length=100)),
+                ("object_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "received"),
+                            ("processed", "processed"),
+                            ("failed", "failed"),
+                            ("ignored", "ignored"),
+                        ],
+                        default="received",
+                        max_length=10,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
-                'constraints': [models.UniqueConstraint(fields=('rail', 'event_id'), name='payment_event_rail_id')],
+                "ordering": ["-id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("rail", "event_id"), name="payment_event_rail_id")
+                ],
             },
         ),
         migrations.RunPython(existing_rows, migrations.RunPython.noop),
         migrations.AlterField(
-            model_name='topup',
-            name='ref',
-            field=models.UUIDField(default=uuid.uuid4, editable=False, help_text='our own reference: return URLs and the receipt', unique=True),
+            model_name="topup",
+            name="ref",
+            field=models.UUIDField(
+                default=uuid.uuid4,
+                editable=False,
+                help_text="our own reference: return URLs and the receipt",
+                unique=True,
+            ),
         ),
     ]

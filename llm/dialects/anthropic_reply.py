@@ -17,8 +17,13 @@ from gpuniq_site.ids import unique_hex
 
 from ..providers.base import Usage, dumps, text_of
 
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                "content_filter": "refusal"}
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
@@ -30,12 +35,17 @@ def usage_object(usage: Usage | None) -> dict:
     """Anthropic's usage: input_tokens excludes cache reads and writes, which are counted apart."""
     usage = usage or Usage()
     written = usage.cache_write_tokens + usage.cache_write_1h_tokens
-    out = {"input_tokens": max(usage.prompt_tokens - usage.cached_tokens - written, 0),
-           "cache_creation_input_tokens": written, "cache_read_input_tokens": usage.cached_tokens,
-           "output_tokens": usage.completion_tokens}
+    out = {
+        "input_tokens": max(usage.prompt_tokens - usage.cached_tokens - written, 0),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.completion_tokens,
+    }
     if written:
-        out["cache_creation"] = {"ephemeral_5m_input_tokens": usage.cache_write_tokens,
-                                 "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens}
+        out["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens,
+            "ephemeral_1h_input_tokens": usage.cache_write_1h_tokens,
+        }
     return out
 
 
@@ -61,20 +71,37 @@ def message_from_chat(response: dict, usage: Usage | None, slug: str) -> dict:
         content.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + unique_hex(96),
-                        "name": function.get("name") or "", "input": _tool_input(function.get("arguments"))})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_" + unique_hex(96),
+                "name": function.get("name") or "",
+                "input": _tool_input(function.get("arguments")),
+            }
+        )
     stop = STOP_REASONS.get(choice.get("finish_reason"), "end_turn")
     if any(block["type"] == "tool_use" for block in content):
         stop = "tool_use"
-    return {"id": message_id(), "type": "message", "role": "assistant", "model": slug, "content": content,
-            "stop_reason": stop, "stop_sequence": None, "usage": usage_object(usage)}
+    return {
+        "id": message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": slug,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": usage_object(usage),
+    }
 
 
 def error_event(error: dict) -> bytes:
     """Our OpenAI-style error object (llm.streaming) → Anthropic's `event: error`."""
     spec = CATALOG.get(error.get("code") or "")
     kind = ANTHROPIC_TYPES.get(spec.status, "api_error") if spec else "api_error"
-    body = {"type": "error", "error": {"type": kind, "message": error.get("message") or "", "code": error.get("code")}}
+    body = {
+        "type": "error",
+        "error": {"type": kind, "message": error.get("message") or "", "code": error.get("code")},
+    }
     return b"event: error\ndata: " + dumps(body) + b"\n\n"
 
 
@@ -128,9 +155,16 @@ class StreamTranslator:
         if self.started:
             return []
         self.started = True
-        message = {"id": message_id(), "type": "message", "role": "assistant", "model": self.slug, "content": [],
-                   "stop_reason": None, "stop_sequence": None,
-                   "usage": {"input_tokens": self.prompt_estimate, "output_tokens": 0}}
+        message = {
+            "id": message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": self.slug,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.prompt_estimate, "output_tokens": 0},
+        }
         return [_event({"type": "message_start", "message": message})]
 
     def _open(self, kind: str, block: dict) -> list[bytes]:
@@ -164,8 +198,15 @@ class StreamTranslator:
         out, position = [], call.get("index", 0)
         function = call.get("function") or {}
         if position not in self.tools:
-            out += self._open("tool_use", {"type": "tool_use", "id": call.get("id") or "toolu_" + unique_hex(96),
-                                           "name": function.get("name") or "", "input": {}})
+            out += self._open(
+                "tool_use",
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or "toolu_" + unique_hex(96),
+                    "name": function.get("name") or "",
+                    "input": {},
+                },
+            )
             self.tools[position] = self.index
         if function.get("arguments") and self.tools[position] == self.index and self.block == "tool_use":
             out.append(self._block_delta({"type": "input_json_delta", "partial_json": function["arguments"]}))
@@ -179,13 +220,22 @@ class StreamTranslator:
         if self.tools:
             self.stop_reason = "tool_use"
         usage = usage_object(self.usage) if self.usage else {"output_tokens": 0}
-        out.append(_event({"type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-                           "usage": usage}))
+        out.append(
+            _event(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                    "usage": usage,
+                }
+            )
+        )
         out.append(_event({"type": "message_stop"}))
         return out
 
 
-async def anthropic_events(chunks: AsyncIterator[bytes], translator: StreamTranslator) -> AsyncIterator[bytes]:
+async def anthropic_events(
+    chunks: AsyncIterator[bytes], translator: StreamTranslator
+) -> AsyncIterator[bytes]:
     """llm.streaming's body re-framed as Anthropic events; what arrived in one write leaves in one."""
     async for part in chunks:
         if b"\r" in part:

@@ -33,7 +33,11 @@ def check(body: dict) -> None:
     for name in ("model", "max_tokens", "messages"):
         if name not in body:
             raise ApiError("missing_parameter", field=name, meta={"field": name})
-    if isinstance(body["max_tokens"], bool) or not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
+    if (
+        isinstance(body["max_tokens"], bool)
+        or not isinstance(body["max_tokens"], int)
+        or body["max_tokens"] < 1
+    ):
         raise _bad("max_tokens", "must be a positive integer")
     messages = body["messages"]
     if not isinstance(messages, list) or not messages:
@@ -57,8 +61,13 @@ class _Translator:
 
     def unsupported(self, field: str, reason: str) -> None:
         if not self.lenient:
-            raise ApiError("unsupported_parameter", field=field, model=self.model.slug, reason=reason,
-                           meta={"field": field})
+            raise ApiError(
+                "unsupported_parameter",
+                field=field,
+                model=self.model.slug,
+                reason=reason,
+                meta={"field": field},
+            )
 
     def text_part(self, block: dict) -> dict:
         part = {"type": "text", "text": str(block.get("text") or "")}
@@ -70,14 +79,23 @@ class _Translator:
         source = block.get("source") if isinstance(block.get("source"), dict) else {}
         kind, stype = block.get("type"), source.get("type")
         if stype == "base64" and kind == "image":
-            return {"type": "image_url", "image_url": {
-                "url": f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data') or ''}"}}
+            return {
+                "type": "image_url",
+                "image_url": {
+                    "url": f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data') or ''}"
+                },
+            }
         if stype == "url" and kind == "image":
             return {"type": "image_url", "image_url": {"url": str(source.get("url") or "")}}
         if stype == "base64" and kind == "document":
             media = source.get("media_type") or "application/pdf"
-            return {"type": "file", "file": {"filename": block.get("title") or "document.pdf",
-                                             "file_data": f"data:{media};base64,{source.get('data') or ''}"}}
+            return {
+                "type": "file",
+                "file": {
+                    "filename": block.get("title") or "document.pdf",
+                    "file_data": f"data:{media};base64,{source.get('data') or ''}",
+                },
+            }
         if stype == "text" and kind == "document":
             return {"type": "text", "text": str(source.get("data") or "")}
         if stype == "content" and kind == "document":
@@ -99,7 +117,9 @@ class _Translator:
                 parts.extend(p for p in [self.media_part(block, field)] if p)
             elif kind == "tool_result":
                 text, images = self.tool_result(block, field)
-                tools.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""), "content": text})
+                tools.append(
+                    {"role": "tool", "tool_call_id": str(block.get("tool_use_id") or ""), "content": text}
+                )
                 parts.extend(images)
             elif kind not in ("thinking", "redacted_thinking"):
                 self.unsupported(field, f"content block type {kind!r} cannot be sent to this model")
@@ -129,9 +149,16 @@ class _Translator:
             if kind == "text":
                 texts.append(str(block.get("text") or ""))
             elif kind == "tool_use":
-                calls.append({"id": str(block.get("id") or ""), "type": "function", "function": {
-                    "name": str(block.get("name") or ""),
-                    "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+                calls.append(
+                    {
+                        "id": str(block.get("id") or ""),
+                        "type": "function",
+                        "function": {
+                            "name": str(block.get("name") or ""),
+                            "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                        },
+                    }
+                )
         message = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
         if calls:
             message["tool_calls"] = calls
@@ -146,9 +173,15 @@ class _Translator:
     def tools(self, body: dict, out: dict) -> None:
         tools = []
         for index, tool in enumerate(body.get("tools") or ()):
-            if not isinstance(tool, dict) or tool.get("type") not in (None, "custom") or "input_schema" not in tool:
+            if (
+                not isinstance(tool, dict)
+                or tool.get("type") not in (None, "custom")
+                or "input_schema" not in tool
+            ):
                 kind = tool.get("type") if isinstance(tool, dict) else None
-                self.unsupported(f"tools.{index}", f"Anthropic server tool {kind!r} cannot be used with this model")
+                self.unsupported(
+                    f"tools.{index}", f"Anthropic server tool {kind!r} cannot be used with this model"
+                )
                 continue
             function = {"name": str(tool.get("name") or ""), "parameters": tool.get("input_schema") or {}}
             if tool.get("description"):

@@ -6,88 +6,157 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CatalogModel',
+            name="CatalogModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.CharField(max_length=100, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('vendor', models.CharField(max_length=40)),
-                ('kind', models.CharField(choices=[('chat', 'chat'), ('image', 'image'), ('video', 'video')], max_length=10)),
-                ('category', models.CharField(blank=True, max_length=40)),
-                ('enabled', models.BooleanField(default=True)),
-                ('position', models.PositiveIntegerField(default=0, help_text='order in lists')),
-                ('context_window', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_output', models.PositiveIntegerField(blank=True, null=True)),
-                ('capabilities', models.JSONField(blank=True, default=list)),
-                ('reasoning', models.BooleanField(default=False)),
-                ('first_byte_timeout', models.PositiveIntegerField(default=120, help_text='seconds')),
-                ('input_per_mtok', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('output_per_mtok', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('cached_input_per_mtok', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('per_image', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('per_video', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('video_options', models.JSONField(blank=True, default=dict, help_text='durations, resolutions, multipliers')),
-                ('list_price', models.JSONField(blank=True, default=dict, help_text='vendor list price and its source')),
-                ('notes', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.CharField(max_length=100, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("vendor", models.CharField(max_length=40)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("chat", "chat"), ("image", "image"), ("video", "video")], max_length=10
+                    ),
+                ),
+                ("category", models.CharField(blank=True, max_length=40)),
+                ("enabled", models.BooleanField(default=True)),
+                ("position", models.PositiveIntegerField(default=0, help_text="order in lists")),
+                ("context_window", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_output", models.PositiveIntegerField(blank=True, null=True)),
+                ("capabilities", models.JSONField(blank=True, default=list)),
+                ("reasoning", models.BooleanField(default=False)),
+                ("first_byte_timeout", models.PositiveIntegerField(default=120, help_text="seconds")),
+                (
+                    "input_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True),
+                ),
+                (
+                    "output_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True),
+                ),
+                (
+                    "cached_input_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True),
+                ),
+                ("per_image", models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
+                ("per_video", models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
+                (
+                    "video_options",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="durations, resolutions, multipliers"
+                    ),
+                ),
+                (
+                    "list_price",
+                    models.JSONField(blank=True, default=dict, help_text="vendor list price and its source"),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'catalog model',
-                'ordering': ['kind', 'position', 'slug'],
+                "verbose_name": "catalog model",
+                "ordering": ["kind", "position", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='Route',
+            name="Route",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('provider', models.CharField(max_length=40)),
-                ('upstream_model', models.CharField(max_length=200)),
-                ('enabled', models.BooleanField(default=True)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='routes', to='llm.catalogmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("provider", models.CharField(max_length=40)),
+                ("upstream_model", models.CharField(max_length=200)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="routes",
+                        to="llm.catalogmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', 'position'],
-                'constraints': [models.UniqueConstraint(fields=('model', 'position'), name='route_position_unique')],
+                "ordering": ["model", "position"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("model", "position"), name="route_position_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UsageLog',
+            name="UsageLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.CharField(db_index=True, max_length=64)),
-                ('endpoint', models.CharField(default='chat', max_length=40)),
-                ('model', models.CharField(max_length=100)),
-                ('route', models.CharField(blank=True, help_text='operator-only: provider:upstream_model', max_length=250)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('cached_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('reasoning_tokens', models.PositiveIntegerField(default=0)),
-                ('images', models.PositiveIntegerField(default=0)),
-                ('video_seconds', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=8, default=0, max_digits=20)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('ttft_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('status', models.CharField(default='ok', max_length=20)),
-                ('error_code', models.CharField(blank=True, max_length=50)),
-                ('stream', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='usage_logs', to='accounts.apikey')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_logs', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("request_id", models.CharField(db_index=True, max_length=64)),
+                ("endpoint", models.CharField(default="chat", max_length=40)),
+                ("model", models.CharField(max_length=100)),
+                (
+                    "route",
+                    models.CharField(
+                        blank=True, help_text="operator-only: provider:upstream_model", max_length=250
+                    ),
+                ),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("cached_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("reasoning_tokens", models.PositiveIntegerField(default=0)),
+                ("images", models.PositiveIntegerField(default=0)),
+                ("video_seconds", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=8, default=0, max_digits=20)),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                ("ttft_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("status", models.CharField(default="ok", max_length=20)),
+                ("error_code", models.CharField(blank=True, max_length=50)),
+                ("stream", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="usage_logs",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_logs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['user', '-created_at'], name='usage_user_recent'), models.Index(fields=['user', 'model', 'created_at'], name='usage_user_model_time')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
+                    models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
+                ],
             },
         ),
     ]

@@ -6,67 +6,128 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('llm', '0002_chatjob'),
+        ("llm", "0002_chatjob"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Chat',
+            name="Chat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(default='New chat', max_length=200)),
-                ('model', models.CharField(help_text='default chat model for new turns', max_length=100)),
-                ('system_prompt', models.TextField(blank=True, help_text='always sent first; never truncated')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chats', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(default="New chat", max_length=200)),
+                ("model", models.CharField(help_text="default chat model for new turns", max_length=100)),
+                (
+                    "system_prompt",
+                    models.TextField(blank=True, help_text="always sent first; never truncated"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chats",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ChatMessage',
+            name="ChatMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('user', 'user'), ('assistant', 'assistant')], max_length=10)),
-                ('kind', models.CharField(choices=[('text', 'text'), ('image', 'image')], default='text', max_length=10)),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('completed', 'completed'), ('failed', 'failed')], default='completed', max_length=10)),
-                ('content', models.TextField(blank=True)),
-                ('model', models.CharField(blank=True, max_length=100)),
-                ('tokens', models.PositiveIntegerField(default=0, help_text='estimated size of this message in the context')),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('cached_tokens', models.PositiveIntegerField(default=0)),
-                ('reasoning_tokens', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=8, default=0, max_digits=20)),
-                ('finish_reason', models.CharField(blank=True, max_length=30)),
-                ('truncated_turns', models.PositiveIntegerField(default=0, help_text='history messages left out of the request')),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('job_id', models.CharField(blank=True, help_text='image turns: the media job', max_length=40)),
-                ('image', models.JSONField(blank=True, help_text='image turns: the delivered image reference', null=True)),
-                ('error', models.JSONField(blank=True, help_text='failed turns: {code, message}', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('chat', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='llm.chat')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(choices=[("user", "user"), ("assistant", "assistant")], max_length=10),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("text", "text"), ("image", "image")], default="text", max_length=10
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "pending"), ("completed", "completed"), ("failed", "failed")],
+                        default="completed",
+                        max_length=10,
+                    ),
+                ),
+                ("content", models.TextField(blank=True)),
+                ("model", models.CharField(blank=True, max_length=100)),
+                (
+                    "tokens",
+                    models.PositiveIntegerField(
+                        default=0, help_text="estimated size of this message in the context"
+                    ),
+                ),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("cached_tokens", models.PositiveIntegerField(default=0)),
+                ("reasoning_tokens", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=8, default=0, max_digits=20)),
+                ("finish_reason", models.CharField(blank=True, max_length=30)),
+                (
+                    "truncated_turns",
+                    models.PositiveIntegerField(
+                        default=0, help_text="history messages left out of the request"
+                    ),
+                ),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "job_id",
+                    models.CharField(blank=True, help_text="image turns: the media job", max_length=40),
+                ),
+                (
+                    "image",
+                    models.JSONField(
+                        blank=True, help_text="image turns: the delivered image reference", null=True
+                    ),
+                ),
+                ("error", models.JSONField(blank=True, help_text="failed turns: {code, message}", null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "chat",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="llm.chat"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddIndex(
-            model_name='chat',
-            index=models.Index(fields=['user', '-created_at'], name='chat_user_recent'),
+            model_name="chat",
+            index=models.Index(fields=["user", "-created_at"], name="chat_user_recent"),
         ),
         migrations.AddIndex(
-            model_name='chatmessage',
-            index=models.Index(fields=['chat', 'id'], name='chatmsg_chat_order'),
+            model_name="chatmessage",
+            index=models.Index(fields=["chat", "id"], name="chatmsg_chat_order"),
         ),
         migrations.AddConstraint(
-            model_name='chatmessage',
-            constraint=models.UniqueConstraint(condition=models.Q(('job_id', ''), _negated=True), fields=('chat', 'job_id'), name='chatmsg_chat_job'),
+            model_name="chatmessage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("job_id", ""), _negated=True),
+                fields=("chat", "job_id"),
+                name="chatmsg_chat_job",
+            ),
         ),
     ]

@@ -6,26 +6,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('llm', '0003_chats'),
+        ("accounts", "0001_initial"),
+        ("llm", "0003_chats"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='usagelog',
-            name='request_id',
+            model_name="usagelog",
+            name="request_id",
             field=models.CharField(max_length=64),
         ),
         migrations.AlterField(
-            model_name='usagelog',
-            name='user',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_logs', to=settings.AUTH_USER_MODEL),
+            model_name="usagelog",
+            name="user",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="usage_logs",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='usagelog',
-            index=models.Index(fields=['request_id'], name='usage_request'),
+            model_name="usagelog",
+            index=models.Index(fields=["request_id"], name="usage_request"),
         ),
     ]

@@ -6,25 +6,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('llm', '0004_lean_hot_path_indexes'),
+        ("llm", "0004_lean_hot_path_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StoredResponse',
+            name="StoredResponse",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('model', models.CharField(max_length=100)),
-                ('input_items', models.JSONField(default=list)),
-                ('response', models.JSONField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("model", models.CharField(max_length=100)),
+                ("input_items", models.JSONField(default=list)),
+                ("response", models.JSONField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'created_at'], name='llm_storedr_user_id_c69ea5_idx')],
+                "indexes": [
+                    models.Index(fields=["user", "created_at"], name="llm_storedr_user_id_c69ea5_idx")
+                ],
             },
         ),
     ]

@@ -14,8 +14,18 @@ import re
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import (SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object,
-                   sse, text_of)
+from .base import (
+    SILENCE,
+    ChatRequest,
+    ChunkBuilder,
+    Route,
+    StreamPiece,
+    UpstreamError,
+    Usage,
+    completion_object,
+    sse,
+    text_of,
+)
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
 from .wire import TICK
 
@@ -23,19 +33,53 @@ PATH = "/v1/messages"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL = "json_response"
-JSON_OBJECT_INSTRUCTION = "Respond only with a single valid JSON object. Do not add any text outside the JSON."
+JSON_OBJECT_INSTRUCTION = (
+    "Respond only with a single valid JSON object. Do not add any text outside the JSON."
+)
 EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
-FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
-          "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
-_ERROR_KINDS = {"authentication_error": "auth", "permission_error": "auth", "billing_error": "auth",
-                "not_found_error": "not_found", "rate_limit_error": "rate_limited", "overloaded_error": "overloaded",
-                "api_error": "server", "timeout_error": "timeout", "request_too_large": "bad_request"}
-_CONTEXT_MARKERS = ("prompt is too long", "context limit", "context window", "context length", "too many tokens")
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_ERROR_KINDS = {
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "billing_error": "auth",
+    "not_found_error": "not_found",
+    "rate_limit_error": "rate_limited",
+    "overloaded_error": "overloaded",
+    "api_error": "server",
+    "timeout_error": "timeout",
+    "request_too_large": "bad_request",
+}
+_CONTEXT_MARKERS = (
+    "prompt is too long",
+    "context limit",
+    "context window",
+    "context length",
+    "too many tokens",
+)
 _POLICY_MARKERS = ("content filtering", "content policy", "usage policy")
 # keywords Anthropic's constrained decoding rejects (structured outputs / strict tools)
-_UNSUPPORTED_SCHEMA = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
-                       "maxLength", "maxItems", "minProperties", "maxProperties", "uniqueItems")
+_UNSUPPORTED_SCHEMA = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "uniqueItems",
+)
 _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _SCHEMA_VALUES = ("items", "prefixItems", "contains", "not", "anyOf", "oneOf", "allOf")
 _VERSION = re.compile(r"claude-(?:[a-z]+-)?(\d+)(?:[-.](\d{1,2})(?!\d))?")
@@ -72,13 +116,16 @@ def parse_error(status: int, body: bytes, headers) -> UpstreamError:
 
 # --- request: messages ------------------------------------------------------------------
 
+
 def _tool_id(value) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", str(value or "call"))
 
 
 def _tool_input(arguments) -> dict:
     try:
-        parsed = json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else arguments or {}
+        parsed = (
+            json.loads(arguments) if isinstance(arguments, str) and arguments.strip() else arguments or {}
+        )
     except ValueError:
         return {"_raw": arguments}
     return parsed if isinstance(parsed, dict) else {"_raw": arguments}
@@ -126,15 +173,24 @@ def _assistant_blocks(message: dict) -> list[dict]:
     blocks = [{"type": "text", "text": text}] if (text := text_of(message.get("content"))) else []
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        blocks.append({"type": "tool_use", "id": _tool_id(call.get("id")), "name": function.get("name") or "",
-                       "input": _tool_input(function.get("arguments"))})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": _tool_id(call.get("id")),
+                "name": function.get("name") or "",
+                "input": _tool_input(function.get("arguments")),
+            }
+        )
     return blocks
 
 
 def _tool_result(message: dict) -> dict:
     content = message.get("content")
-    return {"type": "tool_result", "tool_use_id": _tool_id(message.get("tool_call_id")),
-            "content": _content_blocks(content) if isinstance(content, list) else str(content or "")}
+    return {
+        "type": "tool_result",
+        "tool_use_id": _tool_id(message.get("tool_call_id")),
+        "content": _content_blocks(content) if isinstance(content, list) else str(content or ""),
+    }
 
 
 def map_messages(messages: list[dict]) -> tuple[str | list, list[dict]]:
@@ -161,14 +217,16 @@ def map_messages(messages: list[dict]) -> tuple[str | list, list[dict]]:
             out.append({"role": role, "content": blocks})
     for message in out:
         content = message["content"]
-        message["content"] = [b for b in content if b["type"] == "tool_result"] + \
-            [b for b in content if b["type"] != "tool_result"]
+        message["content"] = [b for b in content if b["type"] == "tool_result"] + [
+            b for b in content if b["type"] != "tool_result"
+        ]
     if any("cache_control" in block for block in system):
         return system, out
     return "\n\n".join(block["text"] for block in system), out
 
 
 # --- request: everything else -----------------------------------------------------------
+
 
 def strict_schema(schema):
     """A JSON schema in the subset Anthropic's constrained decoding accepts: unsupported bounds
@@ -197,8 +255,10 @@ def _map_tools(body: dict, out: dict, native: bool) -> None:
         function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
         if not function:
             continue
-        item = {"name": function.get("name") or "",
-                "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
+        item = {
+            "name": function.get("name") or "",
+            "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+        }
         if function.get("description"):
             item["description"] = function["description"]
         if function.get("strict") and native:
@@ -224,16 +284,27 @@ def _map_response_format(body: dict, out: dict, native: bool) -> bool:
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_object":
         system = out.get("system")
-        out["system"] = system + [{"type": "text", "text": JSON_OBJECT_INSTRUCTION}] if isinstance(system, list) \
+        out["system"] = (
+            system + [{"type": "text", "text": JSON_OBJECT_INSTRUCTION}]
+            if isinstance(system, list)
             else "\n\n".join(filter(None, [system, JSON_OBJECT_INSTRUCTION]))
+        )
     if kind != "json_schema":
         return False
     schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
     if native:
-        out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": strict_schema(schema)}
+        out.setdefault("output_config", {})["format"] = {
+            "type": "json_schema",
+            "schema": strict_schema(schema),
+        }
         return False
-    out.setdefault("tools", []).append({"name": JSON_TOOL, "input_schema": schema,
-                                        "description": "Give the final answer as JSON matching this schema."})
+    out.setdefault("tools", []).append(
+        {
+            "name": JSON_TOOL,
+            "input_schema": schema,
+            "description": "Give the final answer as JSON matching this schema.",
+        }
+    )
     out["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     return True
 
@@ -252,7 +323,11 @@ def _map_thinking(body: dict, out: dict, version: tuple[int, int]) -> None:
     if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
         thinking = dict(thinking)
     elif effort:
-        thinking = {"type": "adaptive"} if version >= (4, 6) else {"type": "enabled", "budget_tokens": BUDGETS[effort]}
+        thinking = (
+            {"type": "adaptive"}
+            if version >= (4, 6)
+            else {"type": "enabled", "budget_tokens": BUDGETS[effort]}
+        )
     else:
         return
     if not _thinking_allowed(out):
@@ -292,7 +367,11 @@ def build_body(request: ChatRequest, route: Route, *, stream: bool) -> tuple[dic
     version = model_version(route.upstream_model)
     system, messages = map_messages(body.get("messages") or [])
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or request.max_output_tokens
-    out = {"model": route.upstream_model, "messages": messages, "max_tokens": int(max_tokens or DEFAULT_MAX_TOKENS)}
+    out = {
+        "model": route.upstream_model,
+        "messages": messages,
+        "max_tokens": int(max_tokens or DEFAULT_MAX_TOKENS),
+    }
     if system:
         out["system"] = system
     _map_tools(body, out, native=version >= (4, 5))
@@ -312,6 +391,7 @@ def build_body(request: ChatRequest, route: Route, *, stream: bool) -> tuple[dic
 
 # --- reply --------------------------------------------------------------------------------
 
+
 def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
     if not isinstance(raw, dict):
         return None
@@ -321,9 +401,14 @@ def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
     written_1h = min(int(detail.get("ephemeral_1h_input_tokens") or 0), written)
     prompt = int(raw.get("input_tokens") or 0) + cache_read + written
     output = int(raw.get("output_tokens") or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=output, cached_tokens=cache_read,
-                 cache_write_tokens=written - written_1h, cache_write_1h_tokens=written_1h,
-                 reasoning_tokens=min(reasoning_chars // 4, output))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=output,
+        cached_tokens=cache_read,
+        cache_write_tokens=written - written_1h,
+        cache_write_1h_tokens=written_1h,
+        reasoning_tokens=min(reasoning_chars // 4, output),
+    )
 
 
 def _finish_reason(stop_reason, json_tool: bool, has_calls: bool) -> str:
@@ -346,8 +431,16 @@ def map_message(data, slug: str, json_tool: bool = False) -> tuple[dict, Usage |
         elif kind == "tool_use" and json_tool and block.get("name") == JSON_TOOL:
             text.append(json.dumps(block.get("input") or {}, ensure_ascii=False))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"), "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                    },
+                }
+            )
     message = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
@@ -371,7 +464,9 @@ class _StreamMapper:
         self.stop_reason = None
         self.done = False
 
-    def _piece(self, delta: dict | None = None, finish_reason: str | None = None, chars: int = 0) -> StreamPiece:
+    def _piece(
+        self, delta: dict | None = None, finish_reason: str | None = None, chars: int = 0
+    ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         return StreamPiece(data=sse(chunk), chunk=chunk, text_chars=chars, finish_reason=finish_reason)
 
@@ -383,8 +478,10 @@ class _StreamMapper:
             raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
         if kind == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            raise UpstreamError("overloaded" if error.get("type") == "overloaded_error" else "server",
-                                scrub(str(error.get("message") or "stream error")))
+            raise UpstreamError(
+                "overloaded" if error.get("type") == "overloaded_error" else "server",
+                scrub(str(error.get("message") or "stream error")),
+            )
         if kind == "message_start":
             self._add_usage((event.get("message") or {}).get("usage"))
             piece = self._piece({"role": "assistant", "content": ""})
@@ -412,8 +509,12 @@ class _StreamMapper:
         elif kind == "tool_use":
             self.blocks[index] = ("tool", self.tool_calls)
             self.tool_calls += 1
-            call = {"index": self.blocks[index][1], "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}
+            call = {
+                "index": self.blocks[index][1],
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
             return [self._piece({"tool_calls": [call]})]
         elif kind in ("text", "thinking"):
             self.blocks[index] = (kind, 0)
@@ -454,8 +555,11 @@ class AnthropicProvider:
 
     def __init__(self, upstream: Upstream):
         self.upstream = upstream
-        self._headers = {"x-api-key": upstream.api_key, "anthropic-version": API_VERSION,
-                         "content-type": "application/json"}
+        self._headers = {
+            "x-api-key": upstream.api_key,
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
         if request.anthropic is not None:  # came in as Anthropic Messages: forward as sent
@@ -463,8 +567,14 @@ class AnthropicProvider:
 
             return await anthropic_native.complete(self.upstream, request, route)
         body, json_tool = build_body(request, route, stream=False)
-        data = await post_json(self.upstream, PATH, headers=self._headers, body=body,
-                               first_byte=request.first_byte_timeout, error_parser=parse_error)
+        data = await post_json(
+            self.upstream,
+            PATH,
+            headers=self._headers,
+            body=body,
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        )
         return map_message(data, request.slug, json_tool)
 
     def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
@@ -477,8 +587,14 @@ class AnthropicProvider:
     async def _stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
         body, json_tool = build_body(request, route, stream=True)
         mapper = _StreamMapper(request.slug, json_tool)
-        async with post_stream(self.upstream, PATH, headers=self._headers, body=body,
-                               first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
+        async with post_stream(
+            self.upstream,
+            PATH,
+            headers=self._headers,
+            body=body,
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        ) as response:
             async for data in sse_data(response):
                 if data is TICK:
                     yield SILENCE

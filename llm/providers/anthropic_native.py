@@ -20,14 +20,27 @@ from .wire import TICK
 
 COUNT_PATH = "/v1/messages/count_tokens"
 # what the token-counting endpoint takes (it refuses max_tokens, stream, sampling fields)
-COUNT_FIELDS = ("messages", "system", "tools", "tool_choice", "thinking", "mcp_servers", "context_management",
-                "output_config", "output_format")
+COUNT_FIELDS = (
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+    "context_management",
+    "output_config",
+    "output_format",
+)
 _FORWARDED_HEADERS = ("anthropic-beta", "anthropic-version")
 _DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
 
 
 def headers_for(upstream: Upstream, request: ChatRequest) -> dict:
-    headers = {"x-api-key": upstream.api_key, "anthropic-version": API_VERSION, "content-type": "application/json"}
+    headers = {
+        "x-api-key": upstream.api_key,
+        "anthropic-version": API_VERSION,
+        "content-type": "application/json",
+    }
     for name in _FORWARDED_HEADERS:
         if value := request.anthropic.headers.get(name):
             headers[name] = value
@@ -46,10 +59,18 @@ def forward_body(request: ChatRequest, route: Route, *, stream: bool) -> dict:
     else:
         body.pop("stream", None)
     messages = body.get("messages")
-    if isinstance(messages, list) and any(isinstance(m, dict) and isinstance(m.get("content"), list)
-                                          and any(map(_unsigned_thinking, m["content"])) for m in messages):
-        body["messages"] = [{**m, "content": [b for b in m["content"] if not _unsigned_thinking(b)]}
-                            if isinstance(m, dict) and isinstance(m.get("content"), list) else m for m in messages]
+    if isinstance(messages, list) and any(
+        isinstance(m, dict)
+        and isinstance(m.get("content"), list)
+        and any(map(_unsigned_thinking, m["content"]))
+        for m in messages
+    ):
+        body["messages"] = [
+            {**m, "content": [b for b in m["content"] if not _unsigned_thinking(b)]}
+            if isinstance(m, dict) and isinstance(m.get("content"), list)
+            else m
+            for m in messages
+        ]
     return body
 
 
@@ -63,10 +84,19 @@ def _thinking_chars(content) -> int:
 
 async def complete(upstream: Upstream, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
     """The vendor's Message, `model` set to our slug, and its Usage."""
-    data = await post_json(upstream, _path(request), headers=headers_for(upstream, request),
-                           body=forward_body(request, route, stream=False), first_byte=request.first_byte_timeout,
-                           error_parser=parse_error)
-    if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
+    data = await post_json(
+        upstream,
+        _path(request),
+        headers=headers_for(upstream, request),
+        body=forward_body(request, route, stream=False),
+        first_byte=request.first_byte_timeout,
+        error_parser=parse_error,
+    )
+    if (
+        not isinstance(data, dict)
+        or data.get("type") != "message"
+        or not isinstance(data.get("content"), list)
+    ):
         raise UpstreamError("malformed", "the provider's reply is not a Message")
     data["model"] = request.slug
     return data, map_usage(data.get("usage"), _thinking_chars(data["content"]))
@@ -90,8 +120,10 @@ class _Relay:
         usage, partial, chars = None, None, 0
         if kind == "error":
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            raise UpstreamError("overloaded" if error.get("type") == "overloaded_error" else "server",
-                                scrub(str(error.get("message") or "stream error")))
+            raise UpstreamError(
+                "overloaded" if error.get("type") == "overloaded_error" else "server",
+                scrub(str(error.get("message") or "stream error")),
+            )
         if kind == "message_start":
             message = event.get("message") or {}
             self._add_usage(message.get("usage"))
@@ -108,8 +140,13 @@ class _Relay:
             usage = map_usage(self.usage, self.reasoning_chars)
         elif kind == "message_stop":
             self.done = True
-        return StreamPiece(data=b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n", usage=usage,
-                           text_chars=chars, more=more and not self.done, partial_usage=partial)
+        return StreamPiece(
+            data=b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n",
+            usage=usage,
+            text_chars=chars,
+            more=more and not self.done,
+            partial_usage=partial,
+        )
 
     def _add_usage(self, usage) -> None:
         if isinstance(usage, dict):
@@ -118,9 +155,14 @@ class _Relay:
 
 async def stream(upstream: Upstream, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
     relay = _Relay(request.slug)
-    async with post_stream(upstream, _path(request), headers=headers_for(upstream, request),
-                           body=forward_body(request, route, stream=True), first_byte=request.first_byte_timeout,
-                           error_parser=parse_error) as response:
+    async with post_stream(
+        upstream,
+        _path(request),
+        headers=headers_for(upstream, request),
+        body=forward_body(request, route, stream=True),
+        first_byte=request.first_byte_timeout,
+        error_parser=parse_error,
+    ) as response:
         async for data in sse_data(response):
             if data is TICK:
                 yield SILENCE
@@ -135,8 +177,14 @@ async def count_tokens(upstream: Upstream, request: ChatRequest, route: Route) -
     """Anthropic's own count for the request (free at the vendor, as here)."""
     body = {key: value for key, value in request.anthropic.body.items() if key in COUNT_FIELDS}
     body["model"] = route.upstream_model
-    data = await post_json(upstream, _path(request, COUNT_PATH), headers=headers_for(upstream, request),
-                           body=body, first_byte=request.first_byte_timeout, error_parser=parse_error)
+    data = await post_json(
+        upstream,
+        _path(request, COUNT_PATH),
+        headers=headers_for(upstream, request),
+        body=body,
+        first_byte=request.first_byte_timeout,
+        error_parser=parse_error,
+    )
     tokens = data.get("input_tokens") if isinstance(data, dict) else None
     if not isinstance(tokens, int) or isinstance(tokens, bool):
         raise UpstreamError("malformed", "the provider's count has no input_tokens")

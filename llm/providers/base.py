@@ -37,9 +37,12 @@ class Usage(TokenUsage):
         prompt_details = usage.get("prompt_tokens_details") or {}
         completion_details = usage.get("completion_tokens_details") or {}
         cached = prompt_details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-        return cls(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                   completion_tokens=int(usage.get("completion_tokens") or 0),
-                   cached_tokens=int(cached), reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0))
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(cached),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,9 @@ RETRYABLE = {"connect", "timeout", "rate_limited", "server", "auth", "malformed"
 
 
 class UpstreamError(Exception):
-    def __init__(self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, kind: str, message: str = "", *, status: int | None = None, retry_after: float | None = None
+    ):
         self.kind = kind
         self.status = status
         self.message = message[:500]
@@ -139,6 +144,7 @@ class ChatProvider(Protocol):
 
 # --- helpers for providers that build OpenAI objects themselves ---------------------------
 
+
 def dumps(obj) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -163,7 +169,9 @@ class ChunkBuilder:
         obj = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
         if self.system_fingerprint:
             obj["system_fingerprint"] = self.system_fingerprint
-        obj["choices"] = [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish_reason}]
+        obj["choices"] = [
+            {"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish_reason}
+        ]
         obj.update(extra)
         return obj
 
@@ -180,15 +188,26 @@ class ChunkBuilder:
         return StreamPiece(data=sse(chunk), usage=usage, usage_only=True, chunk=chunk)
 
 
-def completion_object(*, model: str, message: dict, finish_reason: str | None, usage: Usage | None,
-                      id: str | None = None, created: int | None = None, system_fingerprint: str | None = None
-                      ) -> dict:
+def completion_object(
+    *,
+    model: str,
+    message: dict,
+    finish_reason: str | None,
+    usage: Usage | None,
+    id: str | None = None,
+    created: int | None = None,
+    system_fingerprint: str | None = None,
+) -> dict:
     """An OpenAI `chat.completion` dict with one choice (its message has `refusal`, null unless the
     vendor refused, as OpenAI's own replies do)."""
     message = {**message, "refusal": message.get("refusal")}
-    obj = {"id": id or "chatcmpl-" + uuid.uuid4().hex[:24], "object": "chat.completion",
-           "created": created or int(time.time()), "model": model,
-           "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}]}
+    obj = {
+        "id": id or "chatcmpl-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": created or int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+    }
     if system_fingerprint:
         obj["system_fingerprint"] = system_fingerprint
     if usage is not None:

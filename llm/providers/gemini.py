@@ -15,33 +15,85 @@ import uuid
 from collections.abc import AsyncIterator
 
 from ..upstreams import Upstream
-from .base import (SILENCE, ChatRequest, ChunkBuilder, Route, StreamPiece, UpstreamError, Usage, completion_object,
-                   sse, text_of)
+from .base import (
+    SILENCE,
+    ChatRequest,
+    ChunkBuilder,
+    Route,
+    StreamPiece,
+    UpstreamError,
+    Usage,
+    completion_object,
+    sse,
+    text_of,
+)
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
 from .wire import TICK
 
-FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
-                  "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
-                  "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter", "IMAGE_SAFETY": "content_filter"}
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
 THINKING_BUDGETS = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 # Gemini's Schema object (an OpenAPI 3.0 subset); anything else is rejected with a 400
-SCHEMA_KEYS = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
-               "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
-               "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum"}
+SCHEMA_KEYS = {
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "maxItems",
+    "minItems",
+    "properties",
+    "required",
+    "minProperties",
+    "maxProperties",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "example",
+    "anyOf",
+    "propertyOrdering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
+}
 SCHEMA_FORMATS = {"enum", "date-time", "float", "double", "int32", "int64"}
 # Gemini 3 requires a thought signature on replayed function calls; clients speaking OpenAI's
 # format cannot keep it, so Google's documented sentinel stands in for it
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-_CONTEXT_MARKERS = ("exceeds the maximum number of tokens", "input token count", "context window",
-                    "too many tokens")
-_STATUS_KINDS = {"PERMISSION_DENIED": "auth", "UNAUTHENTICATED": "auth", "FAILED_PRECONDITION": "bad_request",
-                 "OUT_OF_RANGE": "bad_request", "RESOURCE_EXHAUSTED": "rate_limited", "NOT_FOUND": "not_found",
-                 "UNAVAILABLE": "server", "INTERNAL": "server", "UNKNOWN": "server", "DEADLINE_EXCEEDED": "timeout"}
+_CONTEXT_MARKERS = (
+    "exceeds the maximum number of tokens",
+    "input token count",
+    "context window",
+    "too many tokens",
+)
+_STATUS_KINDS = {
+    "PERMISSION_DENIED": "auth",
+    "UNAUTHENTICATED": "auth",
+    "FAILED_PRECONDITION": "bad_request",
+    "OUT_OF_RANGE": "bad_request",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "NOT_FOUND": "not_found",
+    "UNAVAILABLE": "server",
+    "INTERNAL": "server",
+    "UNKNOWN": "server",
+    "DEADLINE_EXCEEDED": "timeout",
+}
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[^,;]*)*;base64,(.*)", re.S)
 _VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 
 
 # --- errors ---------------------------------------------------------------------------------
+
 
 def error_from(error: dict, status: int | None = None, retry: float | None = None) -> UpstreamError:
     """An UpstreamError for Gemini's `{"code", "message", "status", "details"}` error object."""
@@ -61,10 +113,13 @@ def error_from(error: dict, status: int | None = None, retry: float | None = Non
         kind = _STATUS_KINDS[grpc]
     else:
         kind = {401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 429: "rate_limited"}.get(
-            code, "server" if code >= 500 or code == 0 else "bad_request")
+            code, "server" if code >= 500 or code == 0 else "bad_request"
+        )
     if retry is None and kind == "rate_limited":
-        retry = next((_seconds(d.get("retryDelay")) for d in details
-                      if isinstance(d, dict) and d.get("retryDelay")), None)
+        retry = next(
+            (_seconds(d.get("retryDelay")) for d in details if isinstance(d, dict) and d.get("retryDelay")),
+            None,
+        )
     return UpstreamError(kind, scrub(message), status=code or None, retry_after=retry)
 
 
@@ -80,7 +135,9 @@ def parse_error(status: int, body: bytes, headers) -> UpstreamError:
 
 
 def _int(value) -> int:
-    return int(value) if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()) else 0
+    return (
+        int(value) if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()) else 0
+    )
 
 
 def _seconds(value) -> float | None:
@@ -89,6 +146,7 @@ def _seconds(value) -> float | None:
 
 
 # --- request mapping ------------------------------------------------------------------------
+
 
 def model_version(model: str) -> float | None:
     match = _VERSION.search(model or "")
@@ -110,7 +168,9 @@ def clean_schema(schema, defs: dict | None = None, depth: int = 0):
     ref = schema.get("$ref")
     if isinstance(ref, str):
         target = defs.get(ref.rsplit("/", 1)[-1])
-        return clean_schema({**(target or {}), **{k: v for k, v in schema.items() if k != "$ref"}}, defs, depth + 1)
+        return clean_schema(
+            {**(target or {}), **{k: v for k, v in schema.items() if k != "$ref"}}, defs, depth + 1
+        )
     out = {}
     for key, value in schema.items():
         if key == "properties" and isinstance(value, dict):
@@ -126,7 +186,11 @@ def clean_schema(schema, defs: dict | None = None, depth: int = 0):
     _clean_type(schema, out)
     if any(sub == {"nullable": True} for sub in out.get("anyOf") or ()):  # anyOf [X, null]: a nullable X
         rest = [sub for sub in out.pop("anyOf") if sub != {"nullable": True}]
-        out = {**rest[0], **out, "nullable": True} if len(rest) == 1 else {**out, "anyOf": rest, "nullable": True}
+        out = (
+            {**rest[0], **out, "nullable": True}
+            if len(rest) == 1
+            else {**out, "anyOf": rest, "nullable": True}
+        )
     if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
         out["required"] = [name for name in out["required"] if name in out["properties"]]
     return out
@@ -172,8 +236,9 @@ def user_parts(content) -> list[dict]:
             parts.append({"text": part["text"]})
         elif kind == "image_url":
             image = part.get("image_url")
-            parts.append(_media_part(str((image.get("url") if isinstance(image, dict) else image) or ""),
-                                     "image/jpeg"))
+            parts.append(
+                _media_part(str((image.get("url") if isinstance(image, dict) else image) or ""), "image/jpeg")
+            )
     return parts
 
 
@@ -187,7 +252,9 @@ def _assistant_parts(message: dict, names: dict, signed: bool) -> list[dict]:
         except ValueError:
             args = {}
         names[call.get("id")] = function.get("name", "")
-        part = {"functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}}
+        part = {
+            "functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}
+        }
         if signed and not any("functionCall" in p for p in parts):
             part["thoughtSignature"] = SKIP_SIGNATURE
         parts.append(part)
@@ -249,7 +316,9 @@ def map_tools(tools) -> list[dict]:
 
 def map_tool_choice(choice) -> dict | None:
     if choice in ("auto", "none", "required"):
-        return {"functionCallingConfig": {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}}
+        return {
+            "functionCallingConfig": {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}
+        }
     if not isinstance(choice, dict):
         return None
     name = (choice.get("function") or {}).get("name")
@@ -275,12 +344,20 @@ def thinking_config(body: dict, model: str) -> dict | None:
 
 def generation_config(body: dict, max_output_tokens: int | None = None, model: str = "") -> dict:
     config = {}
-    for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
-                     ("seed", "seed"), ("presence_penalty", "presencePenalty"),
-                     ("frequency_penalty", "frequencyPenalty")):
+    for src, dst in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("n", "candidateCount"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         if body.get(src) is not None:
             config[dst] = body[src]
-    limits = [v for v in (body.get("max_completion_tokens") or body.get("max_tokens"), max_output_tokens) if v]
+    limits = [
+        v for v in (body.get("max_completion_tokens") or body.get("max_tokens"), max_output_tokens) if v
+    ]
     if limits:
         config["maxOutputTokens"] = min(limits)
     stop = body.get("stop")
@@ -305,7 +382,9 @@ def generation_config(body: dict, max_output_tokens: int | None = None, model: s
 def build_body(request: ChatRequest, upstream_model: str) -> dict:
     body = request.body
     # an upstream id without a version (an alias) says less about the model than our slug
-    model = upstream_model if model_version(upstream_model) is not None else f"{upstream_model} {request.slug}"
+    model = (
+        upstream_model if model_version(upstream_model) is not None else f"{upstream_model} {request.slug}"
+    )
     system, contents = map_messages(body.get("messages") or [], model)
     out: dict = {"contents": contents}
     if system:
@@ -324,13 +403,17 @@ def build_body(request: ChatRequest, upstream_model: str) -> dict:
 
 # --- response mapping -----------------------------------------------------------------------
 
+
 def map_usage(meta) -> Usage | None:
     if not isinstance(meta, dict):
         return None
     thoughts = _int(meta.get("thoughtsTokenCount"))
-    return Usage(prompt_tokens=_int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount")),
-                 completion_tokens=_int(meta.get("candidatesTokenCount")) + thoughts,
-                 cached_tokens=_int(meta.get("cachedContentTokenCount")), reasoning_tokens=thoughts)
+    return Usage(
+        prompt_tokens=_int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount")),
+        completion_tokens=_int(meta.get("candidatesTokenCount")) + thoughts,
+        cached_tokens=_int(meta.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
 
 
 def map_finish(reason: str | None, has_calls: bool = False) -> str | None:
@@ -349,14 +432,28 @@ def map_logprobs(result) -> dict | None:
         token = str(c.get("token", ""))
         return {"token": token, "logprob": c.get("logProbability", 0.0), "bytes": list(token.encode())}
 
-    return {"content": [{**entry(c), "top_logprobs": [entry(t) for t in (tops[i].get("candidates") or [])]
-                         if i < len(tops) else []} for i, c in enumerate(result["chosenCandidates"])]}
+    return {
+        "content": [
+            {
+                **entry(c),
+                "top_logprobs": [entry(t) for t in (tops[i].get("candidates") or [])]
+                if i < len(tops)
+                else [],
+            }
+            for i, c in enumerate(result["chosenCandidates"])
+        ]
+    }
 
 
 def tool_call(function_call: dict) -> dict:
-    return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-            "function": {"name": function_call.get("name", ""),
-                         "arguments": json.dumps(function_call.get("args") or {}, ensure_ascii=False)}}
+    return {
+        "id": "call_" + uuid.uuid4().hex[:24],
+        "type": "function",
+        "function": {
+            "name": function_call.get("name", ""),
+            "arguments": json.dumps(function_call.get("args") or {}, ensure_ascii=False),
+        },
+    }
 
 
 def map_candidate(candidate: dict) -> tuple[dict, str | None]:
@@ -377,7 +474,11 @@ def map_candidate(candidate: dict) -> tuple[dict, str | None]:
 
 def _blocked(data: dict) -> UpstreamError | None:
     reason = (data.get("promptFeedback") or {}).get("blockReason")
-    return UpstreamError("content_policy", f"the prompt was blocked by the provider ({reason})") if reason else None
+    return (
+        UpstreamError("content_policy", f"the prompt was blocked by the provider ({reason})")
+        if reason
+        else None
+    )
 
 
 def to_completion(data, slug: str) -> tuple[dict, Usage | None]:
@@ -391,10 +492,17 @@ def to_completion(data, slug: str) -> tuple[dict, Usage | None]:
     for i, candidate in enumerate(candidates):
         message, finish = map_candidate(candidate)
         message.setdefault("refusal", None)
-        choices.append({"index": i, "message": message, "logprobs": map_logprobs(candidate.get("logprobsResult")),
-                        "finish_reason": finish})
-    obj = completion_object(model=slug, message=choices[0]["message"], finish_reason=choices[0]["finish_reason"],
-                            usage=usage)
+        choices.append(
+            {
+                "index": i,
+                "message": message,
+                "logprobs": map_logprobs(candidate.get("logprobsResult")),
+                "finish_reason": finish,
+            }
+        )
+    obj = completion_object(
+        model=slug, message=choices[0]["message"], finish_reason=choices[0]["finish_reason"], usage=usage
+    )
     obj["choices"] = choices
     return obj, usage
 
@@ -434,8 +542,13 @@ class _StreamState:
             if isinstance(part.get("functionCall"), dict):
                 call = tool_call(part["functionCall"])
                 self.calls[index] = self.calls.get(index, 0) + 1
-                pieces.append(self._piece(index, {"tool_calls": [{"index": self.calls[index] - 1, **call}]},
-                                          len(call["function"]["arguments"])))
+                pieces.append(
+                    self._piece(
+                        index,
+                        {"tool_calls": [{"index": self.calls[index] - 1, **call}]},
+                        len(call["function"]["arguments"]),
+                    )
+                )
             elif isinstance(part.get("text"), str) and part["text"]:
                 key = "reasoning_content" if part.get("thought") else "content"
                 pieces.append(self._piece(index, {key: part["text"]}, len(part["text"])))
@@ -445,7 +558,9 @@ class _StreamState:
             pieces.append(self._piece(index, {}, finish_reason=finish))
         return pieces
 
-    def _piece(self, index: int, delta: dict, chars: int = 0, finish_reason: str | None = None) -> StreamPiece:
+    def _piece(
+        self, index: int, delta: dict, chars: int = 0, finish_reason: str | None = None
+    ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         chunk["choices"][0]["index"] = index
         return StreamPiece(data=sse(chunk), text_chars=chars, finish_reason=finish_reason)
@@ -474,9 +589,14 @@ class GeminiProvider:
         return f"/v1beta/models/{model}:{method}"
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
-        data = await post_json(self.upstream, self._path(route, "generateContent"), headers=self._headers,
-                               body=build_body(request, route.upstream_model),
-                               first_byte=request.first_byte_timeout, error_parser=parse_error)
+        data = await post_json(
+            self.upstream,
+            self._path(route, "generateContent"),
+            headers=self._headers,
+            body=build_body(request, route.upstream_model),
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        )
         try:
             return to_completion(data, request.slug)
         except (AttributeError, TypeError):  # a reply of an unexpected shape
@@ -485,9 +605,14 @@ class GeminiProvider:
     async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
         builder = ChunkBuilder(model=request.slug)
         state = _StreamState(builder)
-        async with post_stream(self.upstream, self._path(route, "streamGenerateContent?alt=sse"),
-                               headers=self._headers, body=build_body(request, route.upstream_model),
-                               first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
+        async with post_stream(
+            self.upstream,
+            self._path(route, "streamGenerateContent?alt=sse"),
+            headers=self._headers,
+            body=build_body(request, route.upstream_model),
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        ) as response:
             async for data in sse_data(response):
                 if data is TICK:
                     yield SILENCE

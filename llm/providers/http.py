@@ -27,8 +27,9 @@ from .sse import event_data
 
 log = logging.getLogger("gpuniq.upstream")
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = \
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = (
     weakref.WeakKeyDictionary()
+)
 _URL = re.compile(r"https?://\S+")
 
 # headers: wire.Headers for chat, httpx.Headers for media; parsers only call .get()
@@ -43,8 +44,13 @@ def client(upstream: Upstream) -> httpx.AsyncClient:
     found = clients.get(upstream.family)
     if found is None or found.is_closed:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
-        found = httpx.AsyncClient(limits=limits, http2=False, trust_env=False, follow_redirects=False,
-                                  timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT))
+        found = httpx.AsyncClient(
+            limits=limits,
+            http2=False,
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(60.0, connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT),
+        )
         clients[upstream.family] = found
     return found
 
@@ -79,8 +85,18 @@ def generic_error(status: int, body: bytes, headers: "wire.Headers | httpx.Heade
         message = (error.get("message") if isinstance(error, dict) else str(error)) or ""
     except (ValueError, AttributeError):
         message = body[:200].decode(errors="replace")
-    kind = {400: "bad_request", 401: "auth", 403: "auth", 404: "not_found", 408: "timeout", 409: "server",
-            413: "bad_request", 422: "bad_request", 429: "rate_limited", 529: "overloaded"}.get(status)
+    kind = {
+        400: "bad_request",
+        401: "auth",
+        403: "auth",
+        404: "not_found",
+        408: "timeout",
+        409: "server",
+        413: "bad_request",
+        422: "bad_request",
+        429: "rate_limited",
+        529: "overloaded",
+    }.get(status)
     if kind is None:
         kind = "server" if status >= 500 else "bad_request"
     return UpstreamError(kind, scrub(message), status=status, retry_after=retry_after(headers))
@@ -89,8 +105,10 @@ def generic_error(status: int, body: bytes, headers: "wire.Headers | httpx.Heade
 def _transport_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, (wire.WireTimeout, httpx.TimeoutException)):
         return UpstreamError("timeout", "the provider did not answer in time")
-    if isinstance(exc, (wire.WireError, httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
-                        httpx.WriteError)):
+    if isinstance(
+        exc,
+        (wire.WireError, httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError),
+    ):
         return UpstreamError("connect", "could not reach the provider")
     return UpstreamError("connect", type(exc).__name__)
 
@@ -101,14 +119,26 @@ def _encode(body: dict) -> bytes:
 
 async def _post(upstream: Upstream, path: str, headers: dict, body: dict, first_byte: float) -> wire.Response:
     try:
-        return await wire.post(upstream.base_url + path, headers, _encode(body), first_byte=first_byte,
-                               connect_timeout=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT)
+        return await wire.post(
+            upstream.base_url + path,
+            headers,
+            _encode(body),
+            first_byte=first_byte,
+            connect_timeout=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT,
+        )
     except wire.WireError as exc:
         raise _transport_error(exc) from None
 
 
-async def post_json(upstream: Upstream, path: str, *, headers: dict, body: dict, first_byte: float,
-                    error_parser: ErrorParser = generic_error) -> dict:
+async def post_json(
+    upstream: Upstream,
+    path: str,
+    *,
+    headers: dict,
+    body: dict,
+    first_byte: float,
+    error_parser: ErrorParser = generic_error,
+) -> dict:
     """POST JSON and return the decoded JSON reply, or raise UpstreamError."""
     response = await _post(upstream, path, headers, body, first_byte)
     try:
@@ -122,13 +152,21 @@ async def post_json(upstream: Upstream, path: str, *, headers: dict, body: dict,
     try:
         return json.loads(content)
     except ValueError:
-        raise UpstreamError("malformed", "the provider sent a reply that is not JSON",
-                            status=response.status_code) from None
+        raise UpstreamError(
+            "malformed", "the provider sent a reply that is not JSON", status=response.status_code
+        ) from None
 
 
 @asynccontextmanager
-async def post_stream(upstream: Upstream, path: str, *, headers: dict, body: dict, first_byte: float,
-                      error_parser: ErrorParser = generic_error):
+async def post_stream(
+    upstream: Upstream,
+    path: str,
+    *,
+    headers: dict,
+    body: dict,
+    first_byte: float,
+    error_parser: ErrorParser = generic_error,
+):
     """POST and yield the streaming response once its status is known to be a success.
 
     Leaving the block by an exception (client went away, cancellation, a bad event) closes the
@@ -161,7 +199,9 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
             if chunk is wire.TICK:
                 yield chunk
                 continue
-            if b"\r" in chunk or buffer.endswith(b"\r"):  # CRLF vendors: a CR may end one read, its LF the next
+            if b"\r" in chunk or buffer.endswith(
+                b"\r"
+            ):  # CRLF vendors: a CR may end one read, its LF the next
                 buffer = (buffer + chunk).replace(b"\r\n", b"\n")
             else:
                 buffer += chunk
@@ -170,7 +210,7 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
                 data = event_data(buffer[:end])
                 if data is not None:
                     events.append(data)
-                buffer = buffer[end + 2:]
+                buffer = buffer[end + 2 :]
                 end = buffer.find(b"\n\n")
             if events:
                 response.saw_event()

@@ -52,9 +52,15 @@ class OpenAICompatProvider:
     def _body(self, request: ChatRequest, route: Route, stream: bool) -> dict:
         body = dict(request.body)
         body["model"] = route.upstream_model
-        if request.max_output_tokens and body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        if (
+            request.max_output_tokens
+            and body.get("max_tokens") is None
+            and body.get("max_completion_tokens") is None
+        ):
             # the limit the hold was sized for (llm/bounds.py): without it the vendor's own default applies
-            body["max_completion_tokens" if self.name == "openai" else "max_tokens"] = request.max_output_tokens
+            body["max_completion_tokens" if self.name == "openai" else "max_tokens"] = (
+                request.max_output_tokens
+            )
         if stream:
             body["stream"] = True
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
@@ -71,9 +77,14 @@ class OpenAICompatProvider:
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
         if request.responses_body is not None and self.speaks_responses:
             return await openai_responses.complete(self.upstream, self._headers, request, route)
-        data = await post_json(self.upstream, "/chat/completions", headers=self._headers,
-                               body=self._body(request, route, stream=False),
-                               first_byte=request.first_byte_timeout, error_parser=parse_error)
+        data = await post_json(
+            self.upstream,
+            "/chat/completions",
+            headers=self._headers,
+            body=self._body(request, route, stream=False),
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        )
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise UpstreamError("malformed", "the provider's reply has no choices")
         data["model"] = request.slug
@@ -85,9 +96,14 @@ class OpenAICompatProvider:
                 yield piece
             return
         swap = _model_swapper(request.slug)
-        async with post_stream(self.upstream, "/chat/completions", headers=self._headers,
-                               body=self._body(request, route, stream=True),
-                               first_byte=request.first_byte_timeout, error_parser=parse_error) as response:
+        async with post_stream(
+            self.upstream,
+            "/chat/completions",
+            headers=self._headers,
+            body=self._body(request, route, stream=True),
+            first_byte=request.first_byte_timeout,
+            error_parser=parse_error,
+        ) as response:
             async for data in sse_data(response):
                 if data is TICK:
                     yield SILENCE
@@ -113,7 +129,11 @@ def _plain_text_chars(data: bytes) -> int | None:
     an error, tool calls, reasoning or a second content string takes the full parse."""
     if b"\\" in data or data[:1] != b"{" or data[-1:] != b"}" or b'"error"' in data:
         return None
-    if b'"tool_calls"' in data or b'"reasoning' in data or (b'"usage"' in data and b'"usage":null' not in data):
+    if (
+        b'"tool_calls"' in data
+        or b'"reasoning' in data
+        or (b'"usage"' in data and b'"usage":null' not in data)
+    ):
         return None
     at = data.find(b'"content":')
     if at < 0:
@@ -121,14 +141,14 @@ def _plain_text_chars(data: bytes) -> int | None:
     if data.find(b'"content":', at + 10) >= 0:
         return None
     start = at + 10
-    while data[start:start + 1] == b" ":
+    while data[start : start + 1] == b" ":
         start += 1
     if data.startswith(b"null", start):
         return 0
     end = data.find(b'"', start + 1)
-    if data[start:start + 1] != b'"' or end < 0:
+    if data[start : start + 1] != b'"' or end < 0:
         return None
-    return len(data[start + 1:end].decode("utf-8", "strict"))
+    return len(data[start + 1 : end].decode("utf-8", "strict"))
 
 
 def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
@@ -151,7 +171,9 @@ def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
     if usage is not None and not chunk.get("choices"):
         chunk["model"] = swap.slug
         return StreamPiece(data=b"", usage=usage, usage_only=True, chunk=chunk)
-    return StreamPiece(data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk), more=more)
+    return StreamPiece(
+        data=b"data: " + swap(data) + b"\n\n", usage=usage, text_chars=_text_chars(chunk), more=more
+    )
 
 
 class _model_swapper:
@@ -173,7 +195,11 @@ class _model_swapper:
         if start > 0:
             end = data.find(b'"', start + 1)
             if end > 0 and data.find(b"\\", start, end) < 0:
-                return data if data[start:end + 1] == self.value else data[:start] + self.value + data[end + 1:]
+                return (
+                    data
+                    if data[start : end + 1] == self.value
+                    else data[:start] + self.value + data[end + 1 :]
+                )
         return self._pattern.sub(self.replacement, data, count=1)
 
 
@@ -182,7 +208,7 @@ def _string_value_at(data: bytes, key: int) -> int:
     if key <= 0 or data[key - 1] == 0x5C:  # absent, or an escaped quote inside some string
         return -1
     i, n = data.find(b":", key + 7, key + 16), len(data)
-    if i < 0 or data[key + 7:i].strip():
+    if i < 0 or data[key + 7 : i].strip():
         return -1
     i += 1
     while i < n and data[i] in b" \t\r\n":

@@ -17,8 +17,13 @@ from .http import post_json, post_stream, sse_data
 from .wire import TICK
 
 _FINAL = {"response.completed", "response.incomplete", "response.failed"}
-_DELTAS = {"response.output_text.delta", "response.function_call_arguments.delta",
-           "response.reasoning_summary_text.delta", "response.reasoning_text.delta", "response.refusal.delta"}
+_DELTAS = {
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+    "response.reasoning_summary_text.delta",
+    "response.reasoning_text.delta",
+    "response.refusal.delta",
+}
 
 
 def usage_of(usage) -> Usage | None:
@@ -26,9 +31,12 @@ def usage_of(usage) -> Usage | None:
         return None
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
     reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
-    return Usage(prompt_tokens=int(usage.get("input_tokens") or 0),
-                 completion_tokens=int(usage.get("output_tokens") or 0),
-                 cached_tokens=int(cached), reasoning_tokens=int(reasoning))
+    return Usage(
+        prompt_tokens=int(usage.get("input_tokens") or 0),
+        completion_tokens=int(usage.get("output_tokens") or 0),
+        cached_tokens=int(cached),
+        reasoning_tokens=int(reasoning),
+    )
 
 
 def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
@@ -47,10 +55,17 @@ def _parser():
     return parse_error
 
 
-async def complete(upstream: Upstream, headers: dict, request: ChatRequest, route: Route
-                   ) -> tuple[dict, Usage | None]:
-    data = await post_json(upstream, "/responses", headers=headers, body=_body(request, route, False),
-                           first_byte=request.first_byte_timeout, error_parser=_parser())
+async def complete(
+    upstream: Upstream, headers: dict, request: ChatRequest, route: Route
+) -> tuple[dict, Usage | None]:
+    data = await post_json(
+        upstream,
+        "/responses",
+        headers=headers,
+        body=_body(request, route, False),
+        first_byte=request.first_byte_timeout,
+        error_parser=_parser(),
+    )
     if not isinstance(data, dict) or data.get("object") != "response":
         raise UpstreamError("malformed", "the provider's reply is not a response object")
     data["model"] = request.slug
@@ -75,15 +90,27 @@ def _piece(data: bytes, slug: str, more: bool) -> StreamPiece:
             usage = usage_of(response.get("usage"))
         data = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
     chars = len(event.get("delta") or "") if kind in _DELTAS and isinstance(event.get("delta"), str) else 0
-    return StreamPiece(data=f"event: {kind}\ndata: ".encode() + data + b"\n\n", usage=usage, text_chars=chars,
-                       finish_reason=kind if kind in _FINAL else None, more=more)
+    return StreamPiece(
+        data=f"event: {kind}\ndata: ".encode() + data + b"\n\n",
+        usage=usage,
+        text_chars=chars,
+        finish_reason=kind if kind in _FINAL else None,
+        more=more,
+    )
 
 
-async def stream(upstream: Upstream, headers: dict, request: ChatRequest, route: Route
-                 ) -> AsyncIterator[StreamPiece]:
+async def stream(
+    upstream: Upstream, headers: dict, request: ChatRequest, route: Route
+) -> AsyncIterator[StreamPiece]:
     final = False
-    async with post_stream(upstream, "/responses", headers=headers, body=_body(request, route, True),
-                           first_byte=request.first_byte_timeout, error_parser=_parser()) as response:
+    async with post_stream(
+        upstream,
+        "/responses",
+        headers=headers,
+        body=_body(request, route, True),
+        first_byte=request.first_byte_timeout,
+        error_parser=_parser(),
+    ) as response:
         async for data in sse_data(response):
             if data is TICK:
                 yield SILENCE

@@ -53,10 +53,15 @@ def _sample(schema, text: str, name: str = ""):
     kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
     if kind == "object" or "properties" in schema:
         props = schema.get("properties") or {}
-        return {key: _sample(props.get(key, {"type": "string"}), text, key) for key in (schema.get("required") or props)}
+        return {
+            key: _sample(props.get(key, {"type": "string"}), text, key)
+            for key in (schema.get("required") or props)
+        }
     if kind == "array":
-        return [_sample(schema.get("items", {"type": "string"}), text, name)
-                for _ in range(max(int(schema.get("minItems") or 0), 1))]
+        return [
+            _sample(schema.get("items", {"type": "string"}), text, name)
+            for _ in range(max(int(schema.get("minItems") or 0), 1))
+        ]
     if kind in ("integer", "number"):
         return schema.get("minimum", 1 if kind == "integer" else 0)
     if kind == "boolean":
@@ -74,7 +79,9 @@ def _structured(request: ChatRequest) -> str | None:
         schema = (response_format.get("json_schema") or {}).get("schema")
         return json.dumps(_sample(schema, _last_user_text(request.body)))
     if response_format.get("type") == "json_object":
-        return json.dumps({"answer": f"Simulated by the GPUniq sandbox: {_last_user_text(request.body)[:120]}"})
+        return json.dumps(
+            {"answer": f"Simulated by the GPUniq sandbox: {_last_user_text(request.body)[:120]}"}
+        )
     return None
 
 
@@ -88,9 +95,11 @@ def _reply_words(request: ChatRequest) -> list[str]:
         text = f"The tool returned: {text_of(last.get('content'))[:400]}"
     else:
         asked = " ".join(_last_user_text(body).split())[:400] or "(no question)"
-        text = (f"This is a simulated reply from the GPUniq sandbox for {request.slug}; no vendor key is "
-                f"configured, so no real model was called. You wrote: \u201c{asked}\u201d. In a real deployment "
-                "the model's answer appears here, streamed token by token and billed from real usage.")
+        text = (
+            f"This is a simulated reply from the GPUniq sandbox for {request.slug}; no vendor key is "
+            f"configured, so no real model was called. You wrote: \u201c{asked}\u201d. In a real deployment "
+            "the model's answer appears here, streamed token by token and billed from real usage."
+        )
     words = re.findall(r"\S+\s*", text)
     limit = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
     return words[: int(limit)] if isinstance(limit, int) and limit > 0 else words
@@ -99,14 +108,22 @@ def _reply_words(request: ChatRequest) -> list[str]:
 def _tool_call(body: dict) -> dict | None:
     tools = body.get("tools") or []
     last = body["messages"][-1] if body.get("messages") else {}
-    if not tools or body.get("tool_choice") == "none" or not isinstance(last, dict) or last.get("role") != "user":
+    if (
+        not tools
+        or body.get("tool_choice") == "none"
+        or not isinstance(last, dict)
+        or last.get("role") != "user"
+    ):
         return None
     function = (tools[0] or {}).get("function") or {}
     props = (function.get("parameters") or {}).get("properties") or {}
     samples = {"string": "example", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
     args = {name: samples.get((spec or {}).get("type"), "example") for name, spec in props.items()}
-    return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
-            "function": {"name": function.get("name", "tool"), "arguments": json.dumps(args)}}
+    return {
+        "id": "call_" + uuid.uuid4().hex[:24],
+        "type": "function",
+        "function": {"name": function.get("name", "tool"), "arguments": json.dumps(args)},
+    }
 
 
 class SandboxProvider:
@@ -115,15 +132,23 @@ class SandboxProvider:
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage]:
         call = _tool_call(request.body)
         if call:
-            message, finish, completion = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", \
-                count_tokens(call["function"]["arguments"]) + 3
+            message, finish, completion = (
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                "tool_calls",
+                count_tokens(call["function"]["arguments"]) + 3,
+            )
         else:
             words = _reply_words(request)
             text = "".join(words)
             message, finish, completion = {"role": "assistant", "content": text}, "stop", count_tokens(text)
         usage = Usage(prompt_tokens=prompt_tokens(request.body), completion_tokens=completion)
-        return completion_object(model=request.slug, message=message, finish_reason=finish, usage=usage,
-                                 system_fingerprint=FINGERPRINT), usage
+        return completion_object(
+            model=request.slug,
+            message=message,
+            finish_reason=finish,
+            usage=usage,
+            system_fingerprint=FINGERPRINT,
+        ), usage
 
     async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
         builder = ChunkBuilder(model=request.slug, system_fingerprint=FINGERPRINT)
@@ -142,4 +167,6 @@ class SandboxProvider:
                 yield StreamPiece(data=sse(builder.chunk({"content": word})), text_chars=len(word))
             finish = "stop"
         yield StreamPiece(data=sse(builder.chunk({}, finish)), finish_reason=finish)
-        yield builder.usage_piece(Usage(prompt_tokens=prompt_tokens(request.body), completion_tokens=completion))
+        yield builder.usage_piece(
+            Usage(prompt_tokens=prompt_tokens(request.body), completion_tokens=completion)
+        )

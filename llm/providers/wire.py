@@ -159,8 +159,11 @@ def _target(url: str) -> tuple[tuple, str, str]:
 
 def _request_bytes(host: str, target: str, headers: dict, body: bytes) -> bytes:
     """The whole request (head and body) as one buffer, so it goes out in one write."""
-    fields = {"content-type": ("Content-Type", "application/json"), "accept-encoding": ("Accept-Encoding", "identity"),
-              "user-agent": ("User-Agent", "gpuniq-gateway")}
+    fields = {
+        "content-type": ("Content-Type", "application/json"),
+        "accept-encoding": ("Accept-Encoding", "identity"),
+        "user-agent": ("User-Agent", "gpuniq-gateway"),
+    }
     for name, value in headers.items():
         fields[name.lower()] = (name, str(value))
     for banned in ("host", "content-length", "transfer-encoding", "connection"):
@@ -184,8 +187,9 @@ async def _connect(key: tuple, timeout: float) -> _Conn:
     if scheme == "https":
         tls = _ssl_context = _ssl_context or ssl.create_default_context()
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port, ssl=tls, server_hostname=host if tls else None,
-                                                       limit=LINE_LIMIT)
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=host if tls else None, limit=LINE_LIMIT
+        )
     return _Conn(key, reader, writer)
 
 
@@ -353,7 +357,9 @@ def _wrap(exc: BaseException) -> WireError:
     return WireError(type(exc).__name__)
 
 
-async def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, first_byte: float) -> Response:
+async def post(
+    url: str, headers: dict, body: bytes, *, connect_timeout: float, first_byte: float
+) -> Response:
     """POST `body` and return the response once its head arrived; the caller must aclose() it.
 
     A pooled connection that turns out dead before any response byte is replaced once by a new one."""

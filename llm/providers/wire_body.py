@@ -35,7 +35,7 @@ class ChunkedDecoder:
                 take = min(self.left, len(buf) - pos)
                 if not take:
                     break
-                out.append(bytes(buf[pos:pos + take]))
+                out.append(bytes(buf[pos : pos + take]))
                 pos += take
                 self.left -= take
                 self.crlf = not self.left
@@ -43,7 +43,7 @@ class ChunkedDecoder:
             if self.crlf:  # the CRLF after a chunk's data
                 if len(buf) - pos < 2:
                     break
-                if buf[pos:pos + 2] != b"\r\n":
+                if buf[pos : pos + 2] != b"\r\n":
                     raise ValueError("malformed chunk")
                 pos, self.crlf = pos + 2, False
                 continue

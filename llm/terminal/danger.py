@@ -11,6 +11,7 @@ dangerous (drops the firewall, or locks out remote sessions under a DROP policy)
 chmod/chown are at least caution; reading a credential file is caution, sending one over
 the network dangerous; heredoc bodies are analysed as commands (conservative).
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -18,9 +19,28 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from .rules import (_DOWNLOADERS, _FIXED, _INTERPRETERS, _KEY_USE_OPTS, _NETWORK, _READERS, _RULES, _SHELLS,
-                    _SQL_OPTS, LEVELS, RANK, C, D, S, _Cmd, _is_secret, _shell_args, _sql_findings,
-                    _strip_options, _write_findings)
+from .rules import (
+    _DOWNLOADERS,
+    _FIXED,
+    _INTERPRETERS,
+    _KEY_USE_OPTS,
+    _NETWORK,
+    _READERS,
+    _RULES,
+    _SHELLS,
+    _SQL_OPTS,
+    LEVELS,
+    RANK,
+    C,
+    D,
+    S,
+    _Cmd,
+    _is_secret,
+    _shell_args,
+    _sql_findings,
+    _strip_options,
+    _write_findings,
+)
 
 __all__ = ["LEVELS", "Assessment", "analyze", "combine"]
 _RANK = RANK
@@ -122,7 +142,7 @@ def _prescan(text: str, ctx: _Ctx) -> tuple[str, str | None, list[str]]:
     """Replace substitutions by placeholders, protect quoted operators, drop comments."""
     out, first, err, quote, i = [], len(ctx.subs), None, None, 0
     while i < len(text):
-        ch, nxt = text[i], text[i + 1:i + 2]
+        ch, nxt = text[i], text[i + 1 : i + 2]
         if quote == "'":
             quote = None if ch == "'" else quote
             out.append(_PROTECT.get(ch, ch))
@@ -189,12 +209,12 @@ def _split(tokens: list[str]):
 def _is_fork_bomb(tokens: list[str]) -> bool:
     for i, name in enumerate(tokens[:-1]):
         nxt = tokens[i + 1]
-        parens = nxt.startswith("()") or tokens[i + 2:i + 3] == [")"]
+        parens = nxt.startswith("()") or tokens[i + 2 : i + 3] == [")"]
         defines = isinstance(nxt, _Op) and nxt.startswith("(") and parens
         if isinstance(name, _Op) or not (defines or (i and tokens[i - 1] == "function")):
             continue
         body = []
-        for tok in tokens[i + 2:]:
+        for tok in tokens[i + 2 :]:
             if not isinstance(tok, _Op) and tok.endswith("}") and body:
                 break
             body.append(tok)
@@ -226,22 +246,82 @@ def _analyze_text(text: str, ctx: _Ctx) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------------------------- commands
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
-             "function", "esac", "for", "case", "select", "in"}
+_KEYWORDS = {
+    "if",
+    "then",
+    "else",
+    "elif",
+    "fi",
+    "do",
+    "done",
+    "while",
+    "until",
+    "!",
+    "{",
+    "}",
+    "function",
+    "esac",
+    "for",
+    "case",
+    "select",
+    "in",
+}
 _ELEVATORS = {"sudo", "doas", "pkexec", "run0"}
 _WRAPPERS = {  # wrapper -> options that take a separate value
-    "sudo": {"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "--user", "--group",
-             "--host", "--prompt", "--chdir", "--role", "--type", "--other-user"},
-    "doas": {"-u", "-C"}, "pkexec": {"--user"}, "run0": {"--user", "-u"},
-    "env": {"-u", "-C", "--unset", "--chdir"}, "nohup": set(), "time": {"-f", "-o"},
-    "nice": {"-n", "--adjustment"}, "ionice": {"-c", "-n", "-p"}, "stdbuf": {"-i", "-o", "-e"},
-    "timeout": {"-s", "-k", "--signal", "--kill-after"}, "command": set(), "exec": {"-a"},
-    "builtin": set(), "setsid": set(), "unbuffer": set(), "torsocks": set(), "proxychains4": set(),
-    "xargs": {"-I", "-n", "-P", "-L", "-d", "-a", "-s", "-E", "--max-args", "--max-procs",
-              "--delimiter", "--arg-file", "--max-lines"},
+    "sudo": {
+        "-u",
+        "-g",
+        "-h",
+        "-p",
+        "-C",
+        "-D",
+        "-r",
+        "-t",
+        "-U",
+        "-T",
+        "--user",
+        "--group",
+        "--host",
+        "--prompt",
+        "--chdir",
+        "--role",
+        "--type",
+        "--other-user",
+    },
+    "doas": {"-u", "-C"},
+    "pkexec": {"--user"},
+    "run0": {"--user", "-u"},
+    "env": {"-u", "-C", "--unset", "--chdir"},
+    "nohup": set(),
+    "time": {"-f", "-o"},
+    "nice": {"-n", "--adjustment"},
+    "ionice": {"-c", "-n", "-p"},
+    "stdbuf": {"-i", "-o", "-e"},
+    "timeout": {"-s", "-k", "--signal", "--kill-after"},
+    "command": set(),
+    "exec": {"-a"},
+    "builtin": set(),
+    "setsid": set(),
+    "unbuffer": set(),
+    "torsocks": set(),
+    "proxychains4": set(),
+    "xargs": {
+        "-I",
+        "-n",
+        "-P",
+        "-L",
+        "-d",
+        "-a",
+        "-s",
+        "-E",
+        "--max-args",
+        "--max-procs",
+        "--delimiter",
+        "--arg-file",
+        "--max-lines",
+    },
     "watch": {"-n", "--interval"},
 }
-
 
 
 def _build(words: list[str], redirects, ctx: _Ctx) -> _Cmd:
@@ -277,7 +357,6 @@ def _cmd_findings(c: _Cmd) -> list[tuple[str, str]]:
     return out + _exfil_findings(c)
 
 
-
 def _reads_stdin_code(c: _Cmd) -> bool:
     if c.name in _SHELLS:
         return _shell_args(c.args)[1]
@@ -286,7 +365,6 @@ def _reads_stdin_code(c: _Cmd) -> bool:
         positional = [a for a in c.args if not a.startswith("-") or a == "-"]
         return not code_flags & set(c.args) and (not positional or positional[0] == "-")
     return False
-
 
 
 def _secret_inputs(c: _Cmd) -> list[str]:
@@ -316,7 +394,9 @@ def _pipeline_findings(cmds: list[_Cmd]):
             for p in before:
                 out += c.ctx.script(" ".join(p.args)) if p.name in ("echo", "printf") else []
         if c.name in _SQL_OPTS:
-            out += [f for p in before if p.name in ("echo", "printf") for f in _sql_findings(" ".join(p.args))]
+            out += [
+                f for p in before if p.name in ("echo", "printf") for f in _sql_findings(" ".join(p.args))
+            ]
         if c.name in _NETWORK and any(_secret_inputs(p) for p in before):
             out.append((D, f"pipes credential files to the network with {c.name}"))
     return out

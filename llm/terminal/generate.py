@@ -44,8 +44,12 @@ def parse_request(body: dict) -> CommandRequest:
     prompt = clean_text(body.get("prompt"), "prompt", required=True, max_chars=MAX_PROMPT_CHARS)
     count = body.get("max_commands", 5)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
-        raise ApiError("invalid_parameter", field="max_commands", reason="must be an integer from 1 to 10",
-                       meta={"field": "max_commands"})
+        raise ApiError(
+            "invalid_parameter",
+            field="max_commands",
+            reason="must be an integer from 1 to 10",
+            meta={"field": "max_commands"},
+        )
     shell = clean_text(body.get("shell"), "shell", required=False, max_chars=40) or "bash"
     os_name = clean_text(body.get("os"), "os", required=False, max_chars=40) or "linux"
     model = clean_text(body.get("model"), "model", required=False, max_chars=100) or DEFAULT_CHAT_MODEL
@@ -53,27 +57,49 @@ def parse_request(body: dict) -> CommandRequest:
 
 
 def answer_schema(max_commands: int) -> dict:
-    item = {"type": "object", "additionalProperties": False, "required": ["command", "description", "danger"],
-            "properties": {"command": {"type": "string"}, "description": {"type": "string"},
-                           "danger": {"type": "string", "enum": list(LEVELS)}}}
-    return {"type": "object", "additionalProperties": False, "required": ["commands"],
-            "properties": {"commands": {"type": "array", "items": item, "minItems": 1, "maxItems": max_commands}}}
+    item = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["command", "description", "danger"],
+        "properties": {
+            "command": {"type": "string"},
+            "description": {"type": "string"},
+            "danger": {"type": "string", "enum": list(LEVELS)},
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["commands"],
+        "properties": {"commands": {"type": "array", "items": item, "minItems": 1, "maxItems": max_commands}},
+    }
 
 
 def system_prompt(req: CommandRequest) -> str:
-    return (f"You turn a request into shell commands for {req.shell} on {req.os}. Answer with JSON only: "
-            '{"commands": [{"command": "...", "description": "...", "danger": "safe|caution|dangerous"}]} '
-            f"with 1 to {req.max_commands} alternative commands, best first. Each command is complete and runnable "
-            "as one line; the description says in one sentence what it does. danger is 'dangerous' when it can "
-            "destroy data or take a system down, 'caution' when it changes files, packages, services or "
-            "permissions, else 'safe'.")
+    return (
+        f"You turn a request into shell commands for {req.shell} on {req.os}. Answer with JSON only: "
+        '{"commands": [{"command": "...", "description": "...", "danger": "safe|caution|dangerous"}]} '
+        f"with 1 to {req.max_commands} alternative commands, best first. Each command is complete and runnable "
+        "as one line; the description says in one sentence what it does. danger is 'dangerous' when it can "
+        "destroy data or take a system down, 'caution' when it changes files, packages, services or "
+        "permissions, else 'safe'."
+    )
 
 
 def chat_body(req: CommandRequest) -> dict:
-    return {"model": req.model, "max_tokens": OUTPUT_TOKENS, "temperature": 0.2,
-            "messages": [{"role": "system", "content": system_prompt(req)}, {"role": "user", "content": req.prompt}],
-            "response_format": {"type": "json_schema", "json_schema": {
-                "name": SCHEMA_NAME, "strict": True, "schema": answer_schema(req.max_commands)}}}
+    return {
+        "model": req.model,
+        "max_tokens": OUTPUT_TOKENS,
+        "temperature": 0.2,
+        "messages": [
+            {"role": "system", "content": system_prompt(req)},
+            {"role": "user", "content": req.prompt},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": answer_schema(req.max_commands)},
+        },
+    }
 
 
 def _json_value(text: str):
@@ -86,7 +112,7 @@ def _json_value(text: str):
         i, j = text.find(start), text.rfind(end)
         if 0 <= i < j:
             try:
-                return json.loads(text[i:j + 1])
+                return json.loads(text[i : j + 1])
             except ValueError:
                 continue
     return None
@@ -94,8 +120,10 @@ def _json_value(text: str):
 
 def _items(value) -> list:
     if isinstance(value, dict):
-        value = next((value[k] for k in ("commands", "results", "items") if isinstance(value.get(k), list)),
-                     [value] if "command" in value else [])
+        value = next(
+            (value[k] for k in ("commands", "results", "items") if isinstance(value.get(k), list)),
+            [value] if "command" in value else [],
+        )
     return value if isinstance(value, list) else []
 
 
@@ -115,9 +143,14 @@ def parse_commands(text: str, limit: int) -> list[dict]:
         seen.add(command)
         description = item.get("description") or item.get("explanation") or ""
         local = analyze(command)
-        commands.append({"command": command, "description": description if isinstance(description, str) else "",
-                         "danger": combine(item.get("danger") or item.get("danger_level"), local.level),
-                         "danger_reasons": list(local.reasons)})
+        commands.append(
+            {
+                "command": command,
+                "description": description if isinstance(description, str) else "",
+                "danger": combine(item.get("danger") or item.get("danger_level"), local.level),
+                "danger_reasons": list(local.reasons),
+            }
+        )
         if len(commands) == limit:
             break
     return commands
@@ -131,10 +164,17 @@ async def generate(principal: Principal, req: CommandRequest, request_id: str) -
         commands = parse_commands(text_of(message.get("content")), req.max_commands)
         if not commands:
             await bill.settle(None, route=done.route, status="error", error_code="upstream_error")
-            raise ApiError("upstream_error",
-                           reason="the model did not answer with commands in the expected JSON format.")
+            raise ApiError(
+                "upstream_error", reason="the model did not answer with commands in the expected JSON format."
+            )
         usage = done.usage or chat.usage_from_text(prepared, len(text_of(message.get("content"))))
         settled = await bill.settle(usage, route=done.route)
-    return {"commands": commands, "model": prepared.model.slug, "tokens_used": usage.total_tokens,
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "cost_usd": float(settled.cost), "balance_usd": float(settled.balance)}
+    return {
+        "commands": commands,
+        "model": prepared.model.slug,
+        "tokens_used": usage.total_tokens,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cost_usd": float(settled.cost),
+        "balance_usd": float(settled.balance),
+    }

@@ -6,6 +6,7 @@ analysis context) and yields ``(level, reason)`` findings (``None`` entries are 
 that must analyse nested commands call back into the analyser through the context:
 ``c.ctx.script(text)`` for shell code and ``c.ctx.command(words)`` for one argv.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -34,24 +35,80 @@ def _strip_options(args: list[str], valued: set[str]) -> list[str]:
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         if args[i] == "--":
-            return args[i + 1:]
+            return args[i + 1 :]
         i += 2 if args[i] in valued else 1
     return args[i:]
 
 
-
 # ----------------------------------------------------------------------------- paths
-_DEVICE = re.compile(r"^/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|r?disk\d|mmcblk\d|md\d|dm-\d|"
-                     r"mapper/|loop\d|sr\d|mem$|kmem$|port$)|^/proc/sysrq-trigger$")
-_CRITICAL_FILES = {"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers",
-                   "/etc/fstab", "/boot/grub/grub.cfg"}
-_SYSTEM_DIRS = {"/", "~", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64",
-                "/opt", "/proc", "/root", "/sbin", "/srv", "/sys", "/usr", "/var", "/var/lib",
-                "/snap", "/mnt", "/media", "/System", "/Library", "/Applications", "/Users", "/private"}
-_SECRET_GLOBS = ("*.ssh", "*.ssh/id_*", "*.ssh/*_key", "/etc/ssh/ssh_host_*", "*.aws", "*.aws/credentials",
-                 "*.gnupg", "*.gnupg/*", "/etc/shadow", "/etc/gshadow", "*.netrc", "*.pgpass",
-                 "*.git-credentials", "*.docker/config.json", "*.kube/config", "*.npmrc", "*.pypirc",
-                 ".env", "*/.env", ".env.*", "*/.env.*", "*.pem", "*.key", "*.config/gcloud*")
+_DEVICE = re.compile(
+    r"^/dev/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|r?disk\d|mmcblk\d|md\d|dm-\d|"
+    r"mapper/|loop\d|sr\d|mem$|kmem$|port$)|^/proc/sysrq-trigger$"
+)
+_CRITICAL_FILES = {
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/fstab",
+    "/boot/grub/grub.cfg",
+}
+_SYSTEM_DIRS = {
+    "/",
+    "~",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/opt",
+    "/proc",
+    "/root",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/snap",
+    "/mnt",
+    "/media",
+    "/System",
+    "/Library",
+    "/Applications",
+    "/Users",
+    "/private",
+}
+_SECRET_GLOBS = (
+    "*.ssh",
+    "*.ssh/id_*",
+    "*.ssh/*_key",
+    "/etc/ssh/ssh_host_*",
+    "*.aws",
+    "*.aws/credentials",
+    "*.gnupg",
+    "*.gnupg/*",
+    "/etc/shadow",
+    "/etc/gshadow",
+    "*.netrc",
+    "*.pgpass",
+    "*.git-credentials",
+    "*.docker/config.json",
+    "*.kube/config",
+    "*.npmrc",
+    "*.pypirc",
+    ".env",
+    "*/.env",
+    ".env.*",
+    "*/.env.*",
+    "*.pem",
+    "*.key",
+    "*.config/gcloud*",
+)
 _NOT_SECRET = (".pub", ".example", ".sample", ".template", ".dist")
 
 
@@ -66,8 +123,12 @@ def _norm(path: str) -> str:
 
 def _is_system(path: str) -> bool:
     p = _norm(path)
-    return (p in _SYSTEM_DIRS or p in _CRITICAL_FILES or bool(re.fullmatch(r"/(home|Users)/[^/]+", p))
-            or (p.startswith("/usr/") and p.count("/") == 2))
+    return (
+        p in _SYSTEM_DIRS
+        or p in _CRITICAL_FILES
+        or bool(re.fullmatch(r"/(home|Users)/[^/]+", p))
+        or (p.startswith("/usr/") and p.count("/") == 2)
+    )
 
 
 def _is_broad(path: str) -> bool:
@@ -107,9 +168,38 @@ def _safe_split(text: str) -> list[str]:
 _SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "tcsh", "csh"}
 _INTERPRETERS = {"python", "python2", "python3", "perl", "ruby", "node", "php", "lua"}
 _DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh", "aria2c"}
-_NETWORK = {"curl", "wget", "nc", "ncat", "netcat", "socat", "scp", "rsync", "sftp", "ftp",
-            "telnet", "http", "https", "xh", "ssh"}
-_READERS = {"cat", "less", "more", "head", "tail", "base64", "xxd", "od", "strings", "tar", "zip", "cp", "gpg"}
+_NETWORK = {
+    "curl",
+    "wget",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "scp",
+    "rsync",
+    "sftp",
+    "ftp",
+    "telnet",
+    "http",
+    "https",
+    "xh",
+    "ssh",
+}
+_READERS = {
+    "cat",
+    "less",
+    "more",
+    "head",
+    "tail",
+    "base64",
+    "xxd",
+    "od",
+    "strings",
+    "tar",
+    "zip",
+    "cp",
+    "gpg",
+}
 _KEY_USE_OPTS = {"-i", "--netrc-file", "--key", "--cert", "-E", "--cacert", "-K", "--config"}
 
 
@@ -129,10 +219,8 @@ def _shell_args(args: list[str]) -> tuple[str | None, bool]:
     return None, has_s or not rest or rest[0] == "-"
 
 
-
 def _downloads(word: str, ctx) -> bool:
     return any(posixpath.basename(w) in _DOWNLOADERS for inner in ctx.inner(word) for w in _safe_split(inner))
-
 
 
 # ----------------------------------------------------------------------------- rules
@@ -152,7 +240,7 @@ def _flags(args: list[str]) -> set[str]:
 def _positionals(args: list[str]) -> list[str]:
     if "--" in args:
         i = args.index("--")
-        return [a for a in args[:i] if not a.startswith("-")] + args[i + 1:]
+        return [a for a in args[:i] if not a.startswith("-")] + args[i + 1 :]
     return [a for a in args if not a.startswith("-") or a == "-"]
 
 
@@ -198,12 +286,16 @@ def _cp_mv(c: _Cmd):
 
 
 def _chmod_chown(c: _Cmd):
-    opts = [a for a in c.args if a.startswith("-") and not (c.name == "chmod" and re.fullmatch(r"-[rwxXst]+", a))]
+    opts = [
+        a for a in c.args if a.startswith("-") and not (c.name == "chmod" and re.fullmatch(r"-[rwxXst]+", a))
+    ]
     pos = [a for a in c.args if a not in opts]
     recursive = bool({"R", "--recursive"} & _flags(opts))
     mode, targets = (pos[0] if pos else ""), pos[1:]
     system = [t for t in targets if _is_system(t)]
-    world = c.name == "chmod" and bool(re.search(r"^[0-7]?[0-7]{2}[2367]$|(^|,)[ugo]*[ao][ugo]*[+=][^,]*w", mode))
+    world = c.name == "chmod" and bool(
+        re.search(r"^[0-7]?[0-7]{2}[2367]$|(^|,)[ugo]*[ao][ugo]*[+=][^,]*w", mode)
+    )
     if system and (recursive or world):
         yield D, f"{c.name}{' -R' if recursive else ''} {mode} on system path {system[0]}"
     yield C, f"{c.name} changes {'permissions' if c.name == 'chmod' else 'ownership'}"
@@ -221,7 +313,7 @@ def _find(c: _Cmd):
     for i, a in enumerate(c.args):
         if a in ("-exec", "-execdir", "-ok", "-okdir"):
             words = []
-            for w in c.args[i + 1:]:
+            for w in c.args[i + 1 :]:
                 if w in (";", "+"):
                     break
                 words.append(w)
@@ -249,14 +341,38 @@ def _interpreter(c: _Cmd):
         yield D, "fork bomb in an inline script"
     if "-m" in c.args[:-1]:  # `python -m pip install ...` is pip's command line
         at = c.args.index("-m")
-        yield from c.ctx.command(c.args[at + 1:])
+        yield from c.ctx.command(c.args[at + 1 :])
     if any(_downloads(w, c.ctx) for w in c.args + [t for _, t in c.redirects]):
         yield D, f"{c.name} executes a script downloaded from the network"
 
 
 def _ssh(c: _Cmd):
-    pos = _strip_options(c.args, {"-i", "-p", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-b", "-c",
-                                  "-E", "-e", "-m", "-O", "-Q", "-S", "-W", "-w", "-B", "-I"})
+    pos = _strip_options(
+        c.args,
+        {
+            "-i",
+            "-p",
+            "-l",
+            "-o",
+            "-F",
+            "-J",
+            "-L",
+            "-R",
+            "-D",
+            "-b",
+            "-c",
+            "-E",
+            "-e",
+            "-m",
+            "-O",
+            "-Q",
+            "-S",
+            "-W",
+            "-w",
+            "-B",
+            "-I",
+        },
+    )
     yield from c.ctx.script(" ".join(pos[1:])) if len(pos) > 1 else ()
 
 
@@ -289,15 +405,28 @@ def _git(c: _Cmd):
             yield C, "git push overwrites or deletes remote refs"
         elif any(p.startswith(":") for p in _positionals(rest)):
             yield C, "git push deletes a remote branch"
-    checks = {"reset": "--hard" in fl, "clean": bool({"f", "--force"} & fl) and "n" not in fl,
-              "checkout": "f" in fl or "." in rest, "restore": "--staged" not in fl,
-              "branch": "D" in fl, "stash": bool({"drop", "clear"} & set(rest)),
-              "filter-branch": True, "filter-repo": True, "reflog": "expire" in rest}
+    checks = {
+        "reset": "--hard" in fl,
+        "clean": bool({"f", "--force"} & fl) and "n" not in fl,
+        "checkout": "f" in fl or "." in rest,
+        "restore": "--staged" not in fl,
+        "branch": "D" in fl,
+        "stash": bool({"drop", "clear"} & set(rest)),
+        "filter-branch": True,
+        "filter-repo": True,
+        "reflog": "expire" in rest,
+    }
     yield (C, f"git {sub} discards work or history") if checks.get(sub) else None
 
 
-_SQL_OPTS = {"psql": ("-c", "--command"), "mysql": ("-e", "--execute"), "mariadb": ("-e", "--execute"),
-             "clickhouse-client": ("-q", "--query"), "duckdb": ("-c", "-cmd"), "sqlite3": ("-cmd", "-cmd")}
+_SQL_OPTS = {
+    "psql": ("-c", "--command"),
+    "mysql": ("-e", "--execute"),
+    "mariadb": ("-e", "--execute"),
+    "clickhouse-client": ("-q", "--query"),
+    "duckdb": ("-c", "-cmd"),
+    "sqlite3": ("-cmd", "-cmd"),
+}
 
 
 def _sql_client(c: _Cmd):
@@ -317,7 +446,9 @@ def _sql_client(c: _Cmd):
 
 
 def _sql_findings(sql: str):
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", re.sub(r"'(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`", "''", sql), flags=re.S)
+    text = re.sub(
+        r"--[^\n]*|/\*.*?\*/", " ", re.sub(r"'(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`", "''", sql), flags=re.S
+    )
     for stmt in text.split(";"):
         words = re.findall(r"[A-Z_]+", stmt.upper())
         verb, obj = (words + ["", ""])[:2]
@@ -331,6 +462,7 @@ def _sql_findings(sql: str):
 
 def _sub_rule(table: dict[str, tuple[str, str]], essential: frozenset = frozenset()):
     """Rule for `tool SUB ...`: the first one or two positionals select the finding."""
+
     def rule(c: _Cmd):
         pos = _positionals(c.args)
         for key in (" ".join(pos[:2]), pos[0] if pos else ""):
@@ -341,33 +473,116 @@ def _sub_rule(table: dict[str, tuple[str, str]], essential: frozenset = frozense
                 return
         if c.name == "pacman" and any(a.startswith("-R") for a in c.args):
             yield _REMOVES
-        elif c.name == "pacman" and any(a[:2] in ("-S", "-U") and not set(a[2:]) & set("silpgc") for a in c.args):
+        elif c.name == "pacman" and any(
+            a[:2] in ("-S", "-U") and not set(a[2:]) & set("silpgc") for a in c.args
+        ):
             yield _INSTALLS
+
     return rule
 
 
 _REMOVES, _INSTALLS = (C, "removes packages"), (C, "installs or upgrades packages")
 # package changes are caution, as the generator's own rules say (installs run vendor code, change the system)
-_PKG_RM = {**dict.fromkeys(("remove", "purge", "autoremove", "erase", "uninstall", "del", "rm"), _REMOVES),
-           **dict.fromkeys(("install", "i", "add", "reinstall", "upgrade", "dist-upgrade", "full-upgrade",
-                            "localinstall", "groupinstall", "update -g", "global add"), _INSTALLS)}
-_ESSENTIAL = frozenset({"libc6", "systemd", "sudo", "coreutils", "bash", "python3", "openssh-server",
-                        "apt", "dpkg", "glibc", "rpm", "yum", "dnf", "grub-pc", "linux-image-generic"})
-_SYSTEMCTL = {**dict.fromkeys(("poweroff", "reboot", "halt", "kexec", "emergency", "rescue"),
-                              (D, "systemctl takes the machine down")),
-              **dict.fromkeys(("stop", "disable", "mask", "restart", "kill", "isolate", "suspend", "hibernate"),
-                              (C, "systemctl changes running services"))}
-_DOCKER = dict.fromkeys(("rm", "rmi", "kill", "stop", "system prune", "volume rm", "volume prune", "image prune",
-                         "image rm", "container prune", "container rm", "network prune", "builder prune",
-                         "compose down"), (C, "docker removes containers, images or volumes"))
+_PKG_RM = {
+    **dict.fromkeys(("remove", "purge", "autoremove", "erase", "uninstall", "del", "rm"), _REMOVES),
+    **dict.fromkeys(
+        (
+            "install",
+            "i",
+            "add",
+            "reinstall",
+            "upgrade",
+            "dist-upgrade",
+            "full-upgrade",
+            "localinstall",
+            "groupinstall",
+            "update -g",
+            "global add",
+        ),
+        _INSTALLS,
+    ),
+}
+_ESSENTIAL = frozenset(
+    {
+        "libc6",
+        "systemd",
+        "sudo",
+        "coreutils",
+        "bash",
+        "python3",
+        "openssh-server",
+        "apt",
+        "dpkg",
+        "glibc",
+        "rpm",
+        "yum",
+        "dnf",
+        "grub-pc",
+        "linux-image-generic",
+    }
+)
+_SYSTEMCTL = {
+    **dict.fromkeys(
+        ("poweroff", "reboot", "halt", "kexec", "emergency", "rescue"),
+        (D, "systemctl takes the machine down"),
+    ),
+    **dict.fromkeys(
+        ("stop", "disable", "mask", "restart", "kill", "isolate", "suspend", "hibernate"),
+        (C, "systemctl changes running services"),
+    ),
+}
+_DOCKER = dict.fromkeys(
+    (
+        "rm",
+        "rmi",
+        "kill",
+        "stop",
+        "system prune",
+        "volume rm",
+        "volume prune",
+        "image prune",
+        "image rm",
+        "container prune",
+        "container rm",
+        "network prune",
+        "builder prune",
+        "compose down",
+    ),
+    (C, "docker removes containers, images or volumes"),
+)
 _FIXED = {  # program -> finding whatever its arguments
     **dict.fromkeys(("shutdown", "reboot", "halt", "poweroff"), (D, "takes the machine down")),
     **dict.fromkeys(("mkfs", "mke2fs", "wipefs", "blkdiscard"), (D, "erases a disk or filesystem")),
-    "killall5": (D, "kills every process"), "dropdb": (D, "deletes a database"),
-    **dict.fromkeys(("pkill", "killall", "rmdir", "unlink", "truncate", "userdel", "deluser", "usermod", "passwd",
-                     "mount", "umount", "swapoff", "rmmod", "insmod", "fdisk", "parted", "sfdisk", "sgdisk",
-                     "gdisk", "chattr", "setenforce", "visudo", "mkswap"),
-                    (C, "can remove or disrupt processes, users, mounts or disks")),
+    "killall5": (D, "kills every process"),
+    "dropdb": (D, "deletes a database"),
+    **dict.fromkeys(
+        (
+            "pkill",
+            "killall",
+            "rmdir",
+            "unlink",
+            "truncate",
+            "userdel",
+            "deluser",
+            "usermod",
+            "passwd",
+            "mount",
+            "umount",
+            "swapoff",
+            "rmmod",
+            "insmod",
+            "fdisk",
+            "parted",
+            "sfdisk",
+            "sgdisk",
+            "gdisk",
+            "chattr",
+            "setenforce",
+            "visudo",
+            "mkswap",
+        ),
+        (C, "can remove or disrupt processes, users, mounts or disks"),
+    ),
 }
 
 
@@ -386,25 +601,78 @@ def _crontab(c: _Cmd):
 
 
 _RULES = {
-    "rm": _rm, "dd": _dd, "shred": _shred, "tee": _tee, "cp": _cp_mv, "mv": _cp_mv, "find": _find,
-    "chmod": _chmod_chown, "chown": _chmod_chown, "chgrp": _chmod_chown, "kill": _kill, "git": _git,
-    "eval": _shell, "source": _shell, ".": _shell, **dict.fromkeys(_SHELLS, _shell),
-    **dict.fromkeys(_INTERPRETERS, _interpreter), "ssh": _ssh, "su": _su,
-    **dict.fromkeys(_SQL_OPTS, _sql_client), "crontab": _crontab,
+    "rm": _rm,
+    "dd": _dd,
+    "shred": _shred,
+    "tee": _tee,
+    "cp": _cp_mv,
+    "mv": _cp_mv,
+    "find": _find,
+    "chmod": _chmod_chown,
+    "chown": _chmod_chown,
+    "chgrp": _chmod_chown,
+    "kill": _kill,
+    "git": _git,
+    "eval": _shell,
+    "source": _shell,
+    ".": _shell,
+    **dict.fromkeys(_SHELLS, _shell),
+    **dict.fromkeys(_INTERPRETERS, _interpreter),
+    "ssh": _ssh,
+    "su": _su,
+    **dict.fromkeys(_SQL_OPTS, _sql_client),
+    "crontab": _crontab,
     **dict.fromkeys(("iptables", "ip6tables", "nft"), _firewall),
-    "init": lambda c: [(D, "init 0/6 takes the machine down") if c.args[:1] in (["0"], ["6"])
-                       else (C, "changes the runlevel")],
+    "init": lambda c: [
+        (D, "init 0/6 takes the machine down")
+        if c.args[:1] in (["0"], ["6"])
+        else (C, "changes the runlevel")
+    ],
     "telinit": lambda c: _RULES["init"](c),
-    "redis-cli": lambda c: [(D, "redis FLUSHALL/FLUSHDB wipes data")]
-    if {"flushall", "flushdb"} & {a.lower() for a in c.args} else [],
+    "redis-cli": lambda c: (
+        [(D, "redis FLUSHALL/FLUSHDB wipes data")]
+        if {"flushall", "flushdb"} & {a.lower() for a in c.args}
+        else []
+    ),
     "curl": lambda c: [(C, "HTTP DELETE request")] if {"-XDELETE", "DELETE"} & set(c.args) else [],
-    "systemctl": _sub_rule(_SYSTEMCTL), "docker": _sub_rule(_DOCKER), "podman": _sub_rule(_DOCKER),
+    "systemctl": _sub_rule(_SYSTEMCTL),
+    "docker": _sub_rule(_DOCKER),
+    "podman": _sub_rule(_DOCKER),
     "docker-compose": _sub_rule({"down": (C, "docker-compose down removes containers")}),
-    "kubectl": _sub_rule(dict.fromkeys(("delete", "drain", "cordon", "scale", "replace", "patch"),
-                                       (C, "kubectl changes the cluster"))),
-    "terraform": _sub_rule({"destroy": (D, "terraform destroy tears down infrastructure"),
-                            "apply": (C, "terraform apply changes infrastructure")}),
-    **dict.fromkeys(("apt", "apt-get", "aptitude", "yum", "dnf", "zypper", "apk", "snap", "brew", "pip", "pip3",
-                     "pipx", "npm", "yarn", "pnpm", "gem", "cargo", "conda", "mamba", "pacman"),
-                    _sub_rule(_PKG_RM, _ESSENTIAL)),
+    "kubectl": _sub_rule(
+        dict.fromkeys(
+            ("delete", "drain", "cordon", "scale", "replace", "patch"), (C, "kubectl changes the cluster")
+        )
+    ),
+    "terraform": _sub_rule(
+        {
+            "destroy": (D, "terraform destroy tears down infrastructure"),
+            "apply": (C, "terraform apply changes infrastructure"),
+        }
+    ),
+    **dict.fromkeys(
+        (
+            "apt",
+            "apt-get",
+            "aptitude",
+            "yum",
+            "dnf",
+            "zypper",
+            "apk",
+            "snap",
+            "brew",
+            "pip",
+            "pip3",
+            "pipx",
+            "npm",
+            "yarn",
+            "pnpm",
+            "gem",
+            "cargo",
+            "conda",
+            "mamba",
+            "pacman",
+        ),
+        _sub_rule(_PKG_RM, _ESSENTIAL),
+    ),
 }

@@ -32,8 +32,11 @@ def _is_claude(model: ModelInfo) -> bool:
 
 
 def _original(request, body: dict) -> AnthropicOriginal:
-    headers = {name: request.headers[name] for name in ("anthropic-beta", "anthropic-version")
-               if request.headers.get(name)}
+    headers = {
+        name: request.headers[name]
+        for name in ("anthropic-beta", "anthropic-version")
+        if request.headers.get(name)
+    }
     return AnthropicOriginal(body=body, headers=headers, beta=request.GET.get("beta") == "true")
 
 
@@ -41,7 +44,9 @@ async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dic
     anthropic_request.check(body)
     slug = body["model"]
     if not isinstance(slug, str) or not slug or len(slug) > 100:
-        raise ApiError("invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"})
+        raise ApiError(
+            "invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"}
+        )
     model = await chat.resolve_model(slug, request.principal)
     return anthropic_request.to_chat(body, model, lenient=lenient or _is_claude(model)), model
 
@@ -51,18 +56,28 @@ async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dic
 async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)
-    prepared = await chat.prepare(request.principal, chat_body, request_id=request.request_id,
-                                  endpoint="anthropic_messages",
-                                  anthropic=_original(request, body) if _is_claude(model) else None)
+    prepared = await chat.prepare(
+        request.principal,
+        chat_body,
+        request_id=request.request_id,
+        endpoint="anthropic_messages",
+        anthropic=_original(request, body) if _is_claude(model) else None,
+    )
     if prepared.request.stream:
         prepared.request.include_usage = True  # the closing message_delta carries the exact usage
         response = await start_stream(prepared)
-        translator = anthropic_reply.StreamTranslator(model.slug, counted_prompt_tokens(prepared.request.body))
+        translator = anthropic_reply.StreamTranslator(
+            model.slug, counted_prompt_tokens(prepared.request.body)
+        )
         response.streaming_content = anthropic_reply.anthropic_events(response.streaming_content, translator)
         return response
     completion, usage, settled, route = await complete_once(prepared)
     message = anthropic_reply.message_from_chat(completion, usage, model.slug)
-    headers = {**_headers(route), **overhead_header(request, prepared), "x-gpuniq-cost-usd": str(settled.cost)}
+    headers = {
+        **_headers(route),
+        **overhead_header(request, prepared),
+        "x-gpuniq-cost-usd": str(settled.cost),
+    }
     return json_response(message, headers=headers)
 
 
@@ -86,8 +101,14 @@ async def _vendor_count(request, body: dict, model: ModelInfo) -> int | None:
     """Anthropic's count through the first healthy Anthropic route; None when none can answer."""
     from ..providers import anthropic_native
 
-    canonical = ChatRequest(body={}, slug=model.slug, stream=False, request_id=request.request_id,
-                            first_byte_timeout=30.0, anthropic=_original(request, body))
+    canonical = ChatRequest(
+        body={},
+        slug=model.slug,
+        stream=False,
+        request_id=request.request_id,
+        first_byte_timeout=30.0,
+        anthropic=_original(request, body),
+    )
     for route in await _ordered_routes(model):
         provider = provider_for(route)
         if route.provider != "anthropic" or getattr(provider, "upstream", None) is None:
@@ -117,8 +138,14 @@ async def _usable(principal) -> list[ModelInfo]:
 async def models(request):
     """Anthropic's list object (one page: every usable chat model)."""
     data = [_model_object(m) for m in await _usable(request.principal)]
-    return json_response({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                          "last_id": data[-1]["id"] if data else None})
+    return json_response(
+        {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+    )
 
 
 @require_GET

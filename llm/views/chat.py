@@ -20,7 +20,11 @@ async def openai_chat_completions(request):
     if prepared.request.stream:
         return await start_stream(prepared)
     response, usage, settled, route = await complete_once(prepared)
-    response["usage"] = {**usage.to_openai(), **(response.get("usage") or {}), "cost_usd": float(settled.cost)}
+    response["usage"] = {
+        **usage.to_openai(),
+        **(response.get("usage") or {}),
+        "cost_usd": float(settled.cost),
+    }
     return json_response(response, headers={**sandbox_headers(route), **overhead_header(request, prepared)})
 
 
@@ -28,12 +32,20 @@ async def openai_chat_completions(request):
 @key_required
 async def native_chat_completions(request):
     body = parse_body(request.body)
-    prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="native_chat",
-                                  default_model=DEFAULT_CHAT_MODEL)
+    prepared = await chat.prepare(
+        request.principal,
+        body,
+        request_id=request.request_id,
+        endpoint="native_chat",
+        default_model=DEFAULT_CHAT_MODEL,
+    )
     request.metric_model = prepared.model.slug
     if prepared.request.stream:
         prepared.request.include_usage = True
         return await start_stream(prepared)
     response, usage, settled, route = await complete_once(prepared)
-    return native_ok(request, native_reply(response, usage, settled, prepared.model.slug),
-                     headers={**sandbox_headers(route), **overhead_header(request, prepared)})
+    return native_ok(
+        request,
+        native_reply(response, usage, settled, prepared.model.slug),
+        headers={**sandbox_headers(route), **overhead_header(request, prepared)},
+    )

@@ -24,11 +24,18 @@ async def create_chat_job(request):
     body = parse_body(request.body)
     body["stream"] = False  # the worker collects the whole reply; long outputs are the point here
     key = request.headers.get("Idempotency-Key", "").strip()[:200]
-    job = await run_db(chat_jobs.replay, request.principal.user_id, key,
-                       chat_jobs.stored_request(body, DEFAULT_CHAT_MODEL))
+    job = await run_db(
+        chat_jobs.replay, request.principal.user_id, key, chat_jobs.stored_request(body, DEFAULT_CHAT_MODEL)
+    )
     if job is None:  # a new key: hold and queue
-        prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat_job",
-                                      default_model=DEFAULT_CHAT_MODEL, long_output_ok=True)
+        prepared = await chat.prepare(
+            request.principal,
+            body,
+            request_id=request.request_id,
+            endpoint="chat_job",
+            default_model=DEFAULT_CHAT_MODEL,
+            long_output_ok=True,
+        )
         request.metric_model = prepared.model.slug
         job = await run_db(chat_jobs.create_job, prepared, key)
     return native_ok(request, chat_jobs.payload(job), status=202)

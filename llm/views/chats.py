@@ -26,14 +26,24 @@ def valid(serializer_class, data) -> dict:
 
 
 class ChatListView(APIView):
-    @extend_schema(tags=TAG, operation_id="chats_list", summary="List your chats, newest first",
-                   parameters=[s.PageQuery], responses=s.envelope("ChatListResponse", s.ChatListOut()))
+    @extend_schema(
+        tags=TAG,
+        operation_id="chats_list",
+        summary="List your chats, newest first",
+        parameters=[s.PageQuery],
+        responses=s.envelope("ChatListResponse", s.ChatListOut()),
+    )
     def get(self, request):
         page = valid(s.PageQuery, request.query_params)
         return native_ok(request, chats.list_chats(request.user.principal.user_id, **page))
 
-    @extend_schema(tags=TAG, operation_id="chat_create", summary="Create a chat", request=s.ChatCreate,
-                   responses={201: s.envelope("ChatResponse", s.ChatOut())})
+    @extend_schema(
+        tags=TAG,
+        operation_id="chat_create",
+        summary="Create a chat",
+        request=s.ChatCreate,
+        responses={201: s.envelope("ChatResponse", s.ChatOut())},
+    )
     def post(self, request):
         fields = valid(s.ChatCreate, request.data)
         chat_row = chats.create_chat(request.user.principal, **fields)
@@ -41,19 +51,37 @@ class ChatListView(APIView):
 
 
 class ChatDetailView(APIView):
-    @extend_schema(tags=TAG, operation_id="chat_get", summary="A chat with its full message history",
-                   parameters=[CHAT_ID], responses=s.envelope("ChatDetailResponse", s.ChatDetailOut()))
+    @extend_schema(
+        tags=TAG,
+        operation_id="chat_get",
+        summary="A chat with its full message history",
+        parameters=[CHAT_ID],
+        responses=s.envelope("ChatDetailResponse", s.ChatDetailOut()),
+    )
     def get(self, request, chat_id: int):
         return native_ok(request, chats.chat_detail(request.user.principal.user_id, chat_id))
 
-    @extend_schema(tags=TAG, operation_id="chat_update", summary="Rename a chat or change its model",
-                   parameters=[CHAT_ID], request=s.ChatUpdate, responses=s.envelope("ChatUpdateResponse", s.ChatOut()))
+    @extend_schema(
+        tags=TAG,
+        operation_id="chat_update",
+        summary="Rename a chat or change its model",
+        parameters=[CHAT_ID],
+        request=s.ChatUpdate,
+        responses=s.envelope("ChatUpdateResponse", s.ChatOut()),
+    )
     def patch(self, request, chat_id: int):
         changes = valid(s.ChatUpdate, request.data)
-        return native_ok(request, chats.chat_payload(chats.update_chat(request.user.principal, chat_id, changes)))
+        return native_ok(
+            request, chats.chat_payload(chats.update_chat(request.user.principal, chat_id, changes))
+        )
 
-    @extend_schema(tags=TAG, operation_id="chat_delete", summary="Delete a chat and its messages", parameters=[CHAT_ID],
-                   responses={200: s.envelope("ChatDeletedResponse", s.DeletedOut())})
+    @extend_schema(
+        tags=TAG,
+        operation_id="chat_delete",
+        summary="Delete a chat and its messages",
+        parameters=[CHAT_ID],
+        responses={200: s.envelope("ChatDeletedResponse", s.DeletedOut())},
+    )
     def delete(self, request, chat_id: int):
         chats.delete_chat(request.user.principal.user_id, chat_id)
         return native_ok(request, {"id": chat_id, "deleted": True})
@@ -69,25 +97,40 @@ async def send_message(request, chat_id: int):
     turn = chat_turns.parse_turn(body)
     session = await run_db(chats.find_chat, principal.user_id, chat_id)
     if await chat_images.is_image_model(turn.model or session.model):
-        data = await chat_images.start(principal, session, turn, body, request_id=request.request_id,
-                                       key=request.headers.get("Idempotency-Key", "").strip())
+        data = await chat_images.start(
+            principal,
+            session,
+            turn,
+            body,
+            request_id=request.request_id,
+            key=request.headers.get("Idempotency-Key", "").strip(),
+        )
         return native_ok(request, data, status=202)
     model = await chat.resolve_model(turn.model or session.model, principal)
     plan = await run_db(chat_turns.plan_turn, session, model, turn)
-    prepared = await chat.prepare(principal, plan.body, request_id=request.request_id, endpoint="chat_session")
+    prepared = await chat.prepare(
+        principal, plan.body, request_id=request.request_id, endpoint="chat_session"
+    )
     if prepared.request.stream:
         prepared.request.include_usage = True
         response = await start_stream(prepared)
-        response.streaming_content = chat_turns.record_stream(response.streaming_content, plan, principal.user_id,
-                                                              request.request_id)
+        response.streaming_content = chat_turns.record_stream(
+            response.streaming_content, plan, principal.user_id, request.request_id
+        )
         response["x-gpuniq-truncated-turns"] = str(plan.truncated)
         return response
     completion, usage, settled, route = await complete_once(prepared)
     data = native_reply(completion, usage, settled, model.slug)
-    reply = chat_turns.Reply(data["content"], data["finish_reason"] or "", usage, settled.cost, request.request_id)
+    reply = chat_turns.Reply(
+        data["content"], data["finish_reason"] or "", usage, settled.cost, request.request_id
+    )
     ids = await run_db(chat_turns.store_turn, plan, reply)
-    data.update(chat_id=plan.chat_id, truncated_turns=plan.truncated, user_message_id=ids and ids[0],
-                message_id=ids and ids[1])
+    data.update(
+        chat_id=plan.chat_id,
+        truncated_turns=plan.truncated,
+        user_message_id=ids and ids[0],
+        message_id=ids and ids[1],
+    )
     return native_ok(request, data, headers=_headers(route))
 
 

@@ -26,11 +26,20 @@ def api_docs(request):
     operations = openapi.operations(spec)
     for operation in operations:
         operation["request_json"] = _pretty(operation["request"]) if operation["request"] else ""
-        operation["responses_list"] = [{"status": status, "description": r.get("description", ""),
-                                        "schema": _pretty((r.get("content") or {}).get("application/json", {})
-                                                          .get("schema", {}))}
-                                       for status, r in operation["responses"].items()]
-    schemas = [{"name": name, "json": _pretty(value)}
-               for name, value in sorted(spec.get("components", {}).get("schemas", {}).items())]
-    return render(request, "llm/api_docs.html", {"info": spec.get("info", {}), "operations": operations,
-                                                 "schemas": schemas})
+        operation["responses_list"] = [
+            {
+                "status": status,
+                "description": r.get("description", ""),
+                "schema": _pretty((r.get("content") or {}).get("application/json", {}).get("schema", {})),
+            }
+            for status, r in operation["responses"].items()
+        ]
+    schemas = [
+        {"name": name, "json": _pretty(value)}
+        for name, value in sorted(spec.get("components", {}).get("schemas", {}).items())
+    ]
+    return render(
+        request,
+        "llm/api_docs.html",
+        {"info": spec.get("info", {}), "operations": operations, "schemas": schemas},
+    )

@@ -13,18 +13,37 @@ CREATED = 1735689600  # 2025-01-01: OpenAI's list object needs a `created`; ours
 
 def _public(model: ModelInfo) -> dict:
     data = {
-        "id": model.slug, "name": model.name, "vendor": model.vendor, "kind": model.kind,
-        "category": model.category, "pricing": model.price_dict(), "capabilities": list(model.capabilities),
+        "id": model.slug,
+        "name": model.name,
+        "vendor": model.vendor,
+        "kind": model.kind,
+        "category": model.category,
+        "pricing": model.price_dict(),
+        "capabilities": list(model.capabilities),
         "available": model.available,
     }
     if model.kind == "chat":
-        data.update(context_window=model.context_window, max_output_tokens=model.max_output,
-                    reasoning=model.reasoning)
+        data.update(
+            context_window=model.context_window, max_output_tokens=model.max_output, reasoning=model.reasoning
+        )
     if model.kind == "video":
         options = model.video_options
-        data["options"] = {k: options[k] for k in ("durations", "duration_range", "default_duration", "resolutions",
-                                                    "default_resolution", "aspect_ratios", "audio", "modes",
-                                                    "default_mode", "tasks") if k in options}
+        data["options"] = {
+            k: options[k]
+            for k in (
+                "durations",
+                "duration_range",
+                "default_duration",
+                "resolutions",
+                "default_resolution",
+                "aspect_ratios",
+                "audio",
+                "modes",
+                "default_mode",
+                "tasks",
+            )
+            if k in options
+        }
     return data
 
 
@@ -57,7 +76,9 @@ async def openai_model(request, model_id: str):
 async def native_models(request):
     snap = await asnapshot()
     models = [_public(m) for m in snap.models.values() if m.available]
-    return native_ok(request, {"models": models, "default_model": snap.default_chat_model, "count": len(models)})
+    return native_ok(
+        request, {"models": models, "default_model": snap.default_chat_model, "count": len(models)}
+    )
 
 
 @require_GET
@@ -65,4 +86,6 @@ async def public_catalog(request):
     """No key needed: the whole catalog with prices, including models without a configured route."""
     snap = await asnapshot()
     models = [_public(m) for m in snap.models.values()]
-    return native_ok(request, {"models": models, "default_model": snap.default_chat_model, "count": len(models)})
+    return native_ok(
+        request, {"models": models, "default_model": snap.default_chat_model, "count": len(models)}
+    )

@@ -13,20 +13,36 @@ TAG = ["Usage"]
 
 
 class UsageHistoryView(APIView):
-    @extend_schema(tags=TAG, operation_id="usage_history", summary="Your requests, newest first, with tokens and cost",
-                   parameters=[s.UsagePageQuery], responses=s.envelope("UsageHistoryResponse", s.UsageHistoryOut()))
+    @extend_schema(
+        tags=TAG,
+        operation_id="usage_history",
+        summary="Your requests, newest first, with tokens and cost",
+        parameters=[s.UsagePageQuery],
+        responses=s.envelope("UsageHistoryResponse", s.UsageHistoryOut()),
+    )
     def get(self, request):
         page = valid(s.UsagePageQuery, request.query_params)
         return native_ok(request, usage_stats.history(request.user.principal.user_id, **page))
 
 
 class UsageBreakdownView(APIView):
-    @extend_schema(tags=TAG, operation_id="usage_breakdown",
-                   summary="Requests, tokens and cost per day or week, in your time zone",
-                   parameters=[s.BreakdownQuery],
-                   responses=s.envelope("UsageBreakdownResponse", s.UsageBreakdownOut()))
+    @extend_schema(
+        tags=TAG,
+        operation_id="usage_breakdown",
+        summary="Requests, tokens and cost per day or week, in your time zone",
+        parameters=[s.BreakdownQuery],
+        responses=s.envelope("UsageBreakdownResponse", s.UsageBreakdownOut()),
+    )
     def get(self, request):
         query = valid(s.BreakdownQuery, request.query_params)
-        return native_ok(request, usage_stats.breakdown(
-            request.user.principal.user_id, period=query["period"], start=query.get("start"),
-            end=query.get("end"), tz=query["tz"], group_by=query.get("group_by")))
+        return native_ok(
+            request,
+            usage_stats.breakdown(
+                request.user.principal.user_id,
+                period=query["period"],
+                start=query.get("start"),
+                end=query.get("end"),
+                tz=query["tz"],
+                group_by=query.get("group_by"),
+            ),
+        )

@@ -6,80 +6,150 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MediaJob',
+            name="MediaJob",
             fields=[
-                ('id', models.CharField(editable=False, max_length=32, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('image', 'image'), ('video', 'video')], max_length=10)),
-                ('model', models.CharField(help_text='catalog slug', max_length=100)),
-                ('request', models.JSONField(help_text='the validated request (user inputs stored as files, not inline)')),
-                ('config', models.JSONField(default=dict, help_text='resolved options (video: resolution, audio, ...)')),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('running', 'running'), ('completed', 'completed'), ('failed', 'failed')], default='pending', max_length=10)),
-                ('hold_id', models.BigIntegerField()),
-                ('request_id', models.CharField(max_length=64)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('request_hash', models.CharField(blank=True, max_length=64)),
-                ('estimated_cost_usd', models.DecimalField(decimal_places=8, max_digits=20)),
-                ('cost_usd', models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
-                ('result', models.JSONField(blank=True, help_text='asset id, mime type, upstream URL', null=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('route', models.CharField(blank=True, help_text='operator-only: provider:upstream_model', max_length=250)),
-                ('simulated', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('charged_at', models.DateTimeField(blank=True, null=True)),
-                ('api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.apikey')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='media_jobs', to=settings.AUTH_USER_MODEL)),
+                ("id", models.CharField(editable=False, max_length=32, primary_key=True, serialize=False)),
+                ("kind", models.CharField(choices=[("image", "image"), ("video", "video")], max_length=10)),
+                ("model", models.CharField(help_text="catalog slug", max_length=100)),
+                (
+                    "request",
+                    models.JSONField(
+                        help_text="the validated request (user inputs stored as files, not inline)"
+                    ),
+                ),
+                (
+                    "config",
+                    models.JSONField(
+                        default=dict, help_text="resolved options (video: resolution, audio, ...)"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("running", "running"),
+                            ("completed", "completed"),
+                            ("failed", "failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("hold_id", models.BigIntegerField()),
+                ("request_id", models.CharField(max_length=64)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("request_hash", models.CharField(blank=True, max_length=64)),
+                ("estimated_cost_usd", models.DecimalField(decimal_places=8, max_digits=20)),
+                ("cost_usd", models.DecimalField(blank=True, decimal_places=8, max_digits=20, null=True)),
+                (
+                    "result",
+                    models.JSONField(blank=True, help_text="asset id, mime type, upstream URL", null=True),
+                ),
+                ("error", models.JSONField(blank=True, null=True)),
+                (
+                    "route",
+                    models.CharField(
+                        blank=True, help_text="operator-only: provider:upstream_model", max_length=250
+                    ),
+                ),
+                ("simulated", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("charged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="media_jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='MediaAsset',
+            name="MediaAsset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('image', 'image'), ('video', 'video')], max_length=10)),
-                ('model', models.CharField(max_length=100)),
-                ('path', models.CharField(help_text='relative to MEDIA_ROOT', max_length=300, unique=True)),
-                ('mime_type', models.CharField(max_length=100)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('prompt', models.TextField(blank=True)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('simulated', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='media_assets', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='assets', to='media_jobs.mediajob')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(choices=[("image", "image"), ("video", "video")], max_length=10)),
+                ("model", models.CharField(max_length=100)),
+                ("path", models.CharField(help_text="relative to MEDIA_ROOT", max_length=300, unique=True)),
+                ("mime_type", models.CharField(max_length=100)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("prompt", models.TextField(blank=True)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("simulated", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="media_assets",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="assets",
+                        to="media_jobs.mediajob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddIndex(
-            model_name='mediajob',
-            index=models.Index(fields=['status', 'created_at'], name='mediajob_status_created'),
+            model_name="mediajob",
+            index=models.Index(fields=["status", "created_at"], name="mediajob_status_created"),
         ),
         migrations.AddIndex(
-            model_name='mediajob',
-            index=models.Index(fields=['user', '-created_at'], name='mediajob_user_recent'),
+            model_name="mediajob",
+            index=models.Index(fields=["user", "-created_at"], name="mediajob_user_recent"),
         ),
         migrations.AddConstraint(
-            model_name='mediajob',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('user', 'idempotency_key'), name='mediajob_idempotency'),
+            model_name="mediajob",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("user", "idempotency_key"),
+                name="mediajob_idempotency",
+            ),
         ),
         migrations.AddIndex(
-            model_name='mediaasset',
-            index=models.Index(fields=['user', '-created_at'], name='mediaasset_user_recent'),
+            model_name="mediaasset",
+            index=models.Index(fields=["user", "-created_at"], name="mediaasset_user_recent"),
         ),
     ]

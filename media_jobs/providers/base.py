@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 
 from llm.providers.base import Route, UpstreamError
 
-__all__ = ["Route", "UpstreamError", "InputMedia", "ImageSpec", "GeneratedImage", "VideoSpec", "GeneratedVideo",
-           "Deadline", "no_output", "redact"]
+__all__ = [
+    "Route",
+    "UpstreamError",
+    "InputMedia",
+    "ImageSpec",
+    "GeneratedImage",
+    "VideoSpec",
+    "GeneratedVideo",
+    "Deadline",
+    "no_output",
+    "redact",
+]
 
 
 @dataclass(frozen=True)

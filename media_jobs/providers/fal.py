@@ -90,7 +90,9 @@ class FalImages:
         endpoint = image_endpoint(route.upstream_model, bool(spec.inputs))
         result = await self.queue.run(endpoint, image_payload(spec, route.upstream_model), spec.deadline)
         urls = [i.get("url") for i in result.get("images") or () if isinstance(i, dict) and i.get("url")]
-        files = await asyncio.gather(*(http.download(self.upstream, u, deadline=spec.deadline) for u in urls[:spec.n]))
+        files = await asyncio.gather(
+            *(http.download(self.upstream, u, deadline=spec.deadline) for u in urls[: spec.n])
+        )
         return [GeneratedImage(data, mime) for data, _ in files if (mime := sniff_image_mime(data))]
 
 

@@ -55,22 +55,41 @@ class FalQueue:
 
     async def run(self, model_id: str, payload: dict, deadline: Deadline) -> dict:
         """Submit, wait for COMPLETED within the deadline, return the result body."""
-        submitted = http.json_of(await http.call(self.upstream, "POST", f"{self.upstream.base_url}/{model_id}",
-                                                 json=payload, headers=self.headers, deadline=deadline,
-                                                 error_parser=parse_error))
+        submitted = http.json_of(
+            await http.call(
+                self.upstream,
+                "POST",
+                f"{self.upstream.base_url}/{model_id}",
+                json=payload,
+                headers=self.headers,
+                deadline=deadline,
+                error_parser=parse_error,
+            )
+        )
         request_id = submitted.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise UpstreamError("malformed", "the queue did not return a request id")
         url = self._request_url(model_id, request_id)
         await self._wait(url, deadline)
-        return http.json_of(await http.call(self.upstream, "GET", url, headers=self.headers, deadline=deadline,
-                                            error_parser=parse_error))
+        return http.json_of(
+            await http.call(
+                self.upstream, "GET", url, headers=self.headers, deadline=deadline, error_parser=parse_error
+            )
+        )
 
     async def _wait(self, url: str, deadline: Deadline) -> None:
         interval = settings.GPUNIQ_MEDIA_POLL_SECONDS
         while True:
-            status = http.json_of(await http.call(self.upstream, "GET", f"{url}/status", headers=self.headers,
-                                                  deadline=deadline, error_parser=parse_error))
+            status = http.json_of(
+                await http.call(
+                    self.upstream,
+                    "GET",
+                    f"{url}/status",
+                    headers=self.headers,
+                    deadline=deadline,
+                    error_parser=parse_error,
+                )
+            )
             state = status.get("status")
             if state == "COMPLETED":
                 return
@@ -84,7 +103,13 @@ class FalQueue:
     async def _cancel(self, url: str) -> None:
         """Best effort: stop paying for work nobody will read."""
         try:
-            await http.call(self.upstream, "PUT", f"{url}/cancel", headers=self.headers,
-                            deadline=Deadline.after(5), error_parser=parse_error)
+            await http.call(
+                self.upstream,
+                "PUT",
+                f"{url}/cancel",
+                headers=self.headers,
+                deadline=Deadline.after(5),
+                error_parser=parse_error,
+            )
         except UpstreamError as error:
             log.info("fal cancel failed: %s", error)

@@ -19,8 +19,15 @@ from . import http
 from .base import GeneratedImage, ImageSpec, Route, UpstreamError, no_output
 from .sizes import nearest_aspect, tier
 
-BLOCKED = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
-           "IMAGE_PROHIBITED_CONTENT"}
+BLOCKED = {
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "IMAGE_PROHIBITED_CONTENT",
+}
 
 
 class GeminiImages:
@@ -29,23 +36,36 @@ class GeminiImages:
 
     def body(self, spec: ImageSpec, route: Route) -> dict:
         parts = [{"text": spec.prompt}]
-        parts += [{"inlineData": {"mimeType": m.mime_type, "data": base64.b64encode(m.data).decode()}}
-                  for m in spec.inputs]
+        parts += [
+            {"inlineData": {"mimeType": m.mime_type, "data": base64.b64encode(m.data).decode()}}
+            for m in spec.inputs
+        ]
         image_config = {"aspectRatio": nearest_aspect(spec.size)}
         if route.upstream_model.startswith("gemini-3"):
             image_config["imageSize"] = tier(spec.size)
-        return {"contents": [{"role": "user", "parts": parts}],
-                "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": image_config}}
+        return {
+            "contents": [{"role": "user", "parts": parts}],
+            "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": image_config},
+        }
 
     async def _one(self, spec: ImageSpec, route: Route) -> list[GeneratedImage]:
         url = f"{self.upstream.base_url}/v1beta/models/{route.upstream_model}:generateContent"
-        response = await http.call(self.upstream, "POST", url, json=self.body(spec, route),
-                                   headers={"x-goog-api-key": self.upstream.api_key}, deadline=spec.deadline,
-                                   error_parser=parse_error, cap=spec.deadline.remaining())
+        response = await http.call(
+            self.upstream,
+            "POST",
+            url,
+            json=self.body(spec, route),
+            headers={"x-goog-api-key": self.upstream.api_key},
+            deadline=spec.deadline,
+            error_parser=parse_error,
+            cap=spec.deadline.remaining(),
+        )
         return images_of(http.json_of(response))
 
     async def generate(self, spec: ImageSpec, route: Route) -> list[GeneratedImage]:
-        results = await asyncio.gather(*(self._one(spec, route) for _ in range(spec.n)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._one(spec, route) for _ in range(spec.n)), return_exceptions=True
+        )
         images = [image for r in results if isinstance(r, list) for image in r[:1]]
         if images:
             return images

@@ -34,9 +34,33 @@ def encode_h264_mp4(frames: list[Image.Image], fps: int) -> bytes | None:
     fd, out = tempfile.mkstemp(suffix=".mp4")
     os.close(fd)
     try:
-        cmd = [exe, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-               "-r", str(fps), "-i", "pipe:0", "-c:v", "libx264", "-profile:v", "baseline", "-preset", "veryfast",
-               "-pix_fmt", "yuv420p", "-movflags", "+faststart", out]
+        cmd = [
+            exe,
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(fps),
+            "-i",
+            "pipe:0",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            out,
+        ]
         done = subprocess.run(cmd, input=raw, capture_output=True, timeout=ENCODE_TIMEOUT, check=False)
         if done.returncode != 0:
             log.warning("sandbox H.264 encode failed: %s", done.stderr[-500:].decode(errors="replace"))

@@ -29,15 +29,32 @@ def timeout_for(deadline: Deadline, cap: float = 120.0) -> httpx.Timeout:
     return httpx.Timeout(connect=settings.GPUNIQ_UPSTREAM_CONNECT_TIMEOUT, read=read, write=60.0, pool=30.0)
 
 
-async def call(upstream: Upstream, method: str, url: str, *, deadline: Deadline, headers: dict | None = None,
-               json: dict | None = None, data: dict | None = None, files: list | None = None,
-               error_parser: ErrorParser = generic_error, cap: float = 120.0) -> httpx.Response:
+async def call(
+    upstream: Upstream,
+    method: str,
+    url: str,
+    *,
+    deadline: Deadline,
+    headers: dict | None = None,
+    json: dict | None = None,
+    data: dict | None = None,
+    files: list | None = None,
+    error_parser: ErrorParser = generic_error,
+    cap: float = 120.0,
+) -> httpx.Response:
     """One request to the vendor; statuses >= 400 become UpstreamError through `error_parser`."""
     if deadline.expired:
         raise UpstreamError("timeout", "the generation budget ran out")
     try:
-        response = await client(upstream).request(method, url, headers=headers, json=json, data=data, files=files,
-                                                  timeout=timeout_for(deadline, cap))
+        response = await client(upstream).request(
+            method,
+            url,
+            headers=headers,
+            json=json,
+            data=data,
+            files=files,
+            timeout=timeout_for(deadline, cap),
+        )
     except httpx.HTTPError as exc:
         raise transport_error(exc) from None
     if response.status_code >= 400:
@@ -49,15 +66,22 @@ def json_of(response: httpx.Response) -> dict:
     try:
         body = response.json()
     except ValueError:
-        raise UpstreamError("malformed", "the provider sent a reply that is not JSON",
-                            status=response.status_code) from None
+        raise UpstreamError(
+            "malformed", "the provider sent a reply that is not JSON", status=response.status_code
+        ) from None
     if not isinstance(body, dict):
         raise UpstreamError("malformed", "the provider sent an unexpected reply", status=response.status_code)
     return body
 
 
-async def download(upstream: Upstream, url: str, *, deadline: Deadline, headers: dict | None = None,
-                   max_bytes: int | None = None) -> tuple[bytes, str]:
+async def download(
+    upstream: Upstream,
+    url: str,
+    *,
+    deadline: Deadline,
+    headers: dict | None = None,
+    max_bytes: int | None = None,
+) -> tuple[bytes, str]:
     """GET a vendor file into memory (images). Returns (bytes, content type)."""
     limit = max_bytes or settings.GPUNIQ_MEDIA_OUTPUT_MAX_BYTES
     chunks, size = [], 0
@@ -70,8 +94,9 @@ async def download(upstream: Upstream, url: str, *, deadline: Deadline, headers:
         return b"".join(chunks), response.headers.get("content-type", "").split(";")[0].strip()
 
 
-async def download_to(upstream: Upstream, url: str, path: Path, *, deadline: Deadline,
-                      headers: dict | None = None) -> int:
+async def download_to(
+    upstream: Upstream, url: str, path: Path, *, deadline: Deadline, headers: dict | None = None
+) -> int:
     """Stream a vendor file (videos) to `path` under the size cap. Returns the byte count."""
     limit = settings.GPUNIQ_MEDIA_OUTPUT_MAX_BYTES
     size = 0
@@ -101,7 +126,9 @@ class _stream:
         if not self.url.startswith(("https://", "http://")):
             raise UpstreamError("malformed", "the provider returned an unusable file URL")
         http = client(self.upstream)
-        request = http.build_request("GET", self.url, headers=self.headers, timeout=timeout_for(self.deadline))
+        request = http.build_request(
+            "GET", self.url, headers=self.headers, timeout=timeout_for(self.deadline)
+        )
         try:
             self.response = await http.send(request, stream=True)
         except httpx.HTTPError as exc:
@@ -109,8 +136,11 @@ class _stream:
         status = self.response.status_code
         if not 200 <= status < 300:  # redirects are not followed, even from a vendor
             await self.response.aclose()
-            raise UpstreamError("server" if status >= 500 else "not_found",
-                                f"the provider's file could not be downloaded (HTTP {status})", status=status)
+            raise UpstreamError(
+                "server" if status >= 500 else "not_found",
+                f"the provider's file could not be downloaded (HTTP {status})",
+                status=status,
+            )
         return self.response
 
     async def __aexit__(self, exc_type, exc, tb):

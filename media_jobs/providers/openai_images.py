@@ -20,8 +20,16 @@ from . import http
 from .base import GeneratedImage, ImageSpec, Route, UpstreamError
 from .sizes import openai_size
 
-GPT_QUALITY = {"low": "low", "medium": "medium", "high": "high", "auto": "auto", "standard": "medium",
-               "hd": "high", "xhigh": "high", "max": "high"}
+GPT_QUALITY = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "auto": "auto",
+    "standard": "medium",
+    "hd": "high",
+    "xhigh": "high",
+    "max": "high",
+}
 POLICY_CODES = {"content_policy_violation", "moderation_blocked", "image_generation_user_error"}
 
 
@@ -64,20 +72,44 @@ class OpenAIImages:
         params = self._params(spec, route)
         base = self.upstream.base_url
         if not spec.inputs:
-            response = await http.call(self.upstream, "POST", f"{base}/images/generations", json=params,
-                                       headers=self._headers(), deadline=spec.deadline, error_parser=parse_error,
-                                       cap=spec.deadline.remaining())
+            response = await http.call(
+                self.upstream,
+                "POST",
+                f"{base}/images/generations",
+                json=params,
+                headers=self._headers(),
+                deadline=spec.deadline,
+                error_parser=parse_error,
+                cap=spec.deadline.remaining(),
+            )
         elif self.flavor == "openai":
-            files = [("image[]", (f"input-{i}", item.data, item.mime_type)) for i, item in enumerate(spec.inputs)]
+            files = [
+                ("image[]", (f"input-{i}", item.data, item.mime_type)) for i, item in enumerate(spec.inputs)
+            ]
             form = {k: str(v) for k, v in params.items()}
-            response = await http.call(self.upstream, "POST", f"{base}/images/edits", data=form, files=files,
-                                       headers=self._headers(), deadline=spec.deadline, error_parser=parse_error,
-                                       cap=spec.deadline.remaining())
+            response = await http.call(
+                self.upstream,
+                "POST",
+                f"{base}/images/edits",
+                data=form,
+                files=files,
+                headers=self._headers(),
+                deadline=spec.deadline,
+                error_parser=parse_error,
+                cap=spec.deadline.remaining(),
+            )
         else:
             params["images"] = [{"image_url": item.data_uri()} for item in spec.inputs]
-            response = await http.call(self.upstream, "POST", f"{base}/images/edits", json=params,
-                                       headers=self._headers(), deadline=spec.deadline, error_parser=parse_error,
-                                       cap=spec.deadline.remaining())
+            response = await http.call(
+                self.upstream,
+                "POST",
+                f"{base}/images/edits",
+                json=params,
+                headers=self._headers(),
+                deadline=spec.deadline,
+                error_parser=parse_error,
+                cap=spec.deadline.remaining(),
+            )
         return await self._images(http.json_of(response), spec)
 
     async def _images(self, body: dict, spec: ImageSpec) -> list[GeneratedImage]:

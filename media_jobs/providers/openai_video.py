@@ -15,8 +15,12 @@ from . import http
 from .base import GeneratedVideo, Route, UpstreamError, VideoSpec
 from .openai_images import parse_error
 
-SIZES = {("720p", "16:9"): "1280x720", ("720p", "9:16"): "720x1280",
-         ("1080p", "16:9"): "1792x1024", ("1080p", "9:16"): "1024x1792"}
+SIZES = {
+    ("720p", "16:9"): "1280x720",
+    ("720p", "9:16"): "720x1280",
+    ("1080p", "16:9"): "1792x1024",
+    ("1080p", "9:16"): "1024x1792",
+}
 
 
 def size_for(spec: VideoSpec) -> str:
@@ -30,15 +34,34 @@ class OpenAIVideo:
 
     async def generate(self, spec: VideoSpec, route: Route) -> GeneratedVideo:
         base = f"{self.upstream.base_url}/videos"
-        params = {"model": route.upstream_model, "prompt": spec.prompt, "seconds": str(spec.duration),
-                  "size": size_for(spec)}
+        params = {
+            "model": route.upstream_model,
+            "prompt": spec.prompt,
+            "seconds": str(spec.duration),
+            "size": size_for(spec),
+        }
         if spec.image is not None:
             files = [("input_reference", ("reference", spec.image.data, spec.image.mime_type))]
-            response = await http.call(self.upstream, "POST", base, data=params, files=files, headers=self.headers,
-                                       deadline=spec.deadline, error_parser=parse_error)
+            response = await http.call(
+                self.upstream,
+                "POST",
+                base,
+                data=params,
+                files=files,
+                headers=self.headers,
+                deadline=spec.deadline,
+                error_parser=parse_error,
+            )
         else:
-            response = await http.call(self.upstream, "POST", base, json=params, headers=self.headers,
-                                       deadline=spec.deadline, error_parser=parse_error)
+            response = await http.call(
+                self.upstream,
+                "POST",
+                base,
+                json=params,
+                headers=self.headers,
+                deadline=spec.deadline,
+                error_parser=parse_error,
+            )
         video_id = http.json_of(response).get("id")
         if not isinstance(video_id, str) or not video_id:
             raise UpstreamError("malformed", "the provider did not return a video id")
@@ -48,8 +71,16 @@ class OpenAIVideo:
     async def _wait(self, url: str, spec: VideoSpec) -> None:
         interval = settings.GPUNIQ_MEDIA_POLL_SECONDS
         while True:
-            video = http.json_of(await http.call(self.upstream, "GET", url, headers=self.headers,
-                                                 deadline=spec.deadline, error_parser=parse_error))
+            video = http.json_of(
+                await http.call(
+                    self.upstream,
+                    "GET",
+                    url,
+                    headers=self.headers,
+                    deadline=spec.deadline,
+                    error_parser=parse_error,
+                )
+            )
             status = video.get("status")
             if status == "completed":
                 return

@@ -17,7 +17,13 @@ from .h264 import encode_h264_mp4
 from .sandbox_video import FPS, encode_mjpeg_mp4
 
 MAX_SIDE = 4096
-VIDEO_SIZES = {"16:9": (640, 360), "9:16": (360, 640), "1:1": (480, 480), "4:3": (640, 480), "3:4": (480, 640)}
+VIDEO_SIZES = {
+    "16:9": (640, 360),
+    "9:16": (360, 640),
+    "1:1": (480, 480),
+    "4:3": (640, 480),
+    "3:4": (480, 640),
+}
 
 
 def _colors(prompt: str, index: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -35,10 +41,18 @@ def picture(prompt: str, size: tuple[int, int], index: int = 0, shift: float = 0
     font_size = max(10, min(width, height) // 16)
     font = ImageFont.load_default(size=font_size)
     draw.rectangle([0, 0, width, font_size * 1.6], fill=(0, 0, 0))
-    draw.text((font_size // 2, font_size // 4), "SIMULATED \u00b7 GPUniq sandbox", fill=(255, 255, 255), font=font)
+    draw.text(
+        (font_size // 2, font_size // 4), "SIMULATED \u00b7 GPUniq sandbox", fill=(255, 255, 255), font=font
+    )
     lines = textwrap.wrap(prompt, width=max(8, int(width / (font_size * 0.6))))[:8]
-    draw.multiline_text((font_size // 2, font_size * 2.2), "\n".join(lines), fill=(255, 255, 255), font=font,
-                        stroke_width=max(1, font_size // 12), stroke_fill=(0, 0, 0))
+    draw.multiline_text(
+        (font_size // 2, font_size * 2.2),
+        "\n".join(lines),
+        fill=(255, 255, 255),
+        font=font,
+        stroke_width=max(1, font_size // 12),
+        stroke_fill=(0, 0, 0),
+    )
     return img
 
 
@@ -64,8 +78,10 @@ def video_bytes(spec: VideoSpec) -> bytes:
 class SandboxImages:
     async def generate(self, spec: ImageSpec, route: Route) -> list[GeneratedImage]:
         size = spec.size or (1024, 1024)
-        return [GeneratedImage(await asyncio.to_thread(image_bytes, spec.prompt, size, i), "image/png")
-                for i in range(spec.n)]
+        return [
+            GeneratedImage(await asyncio.to_thread(image_bytes, spec.prompt, size, i), "image/png")
+            for i in range(spec.n)
+        ]
 
 
 class SandboxVideo:

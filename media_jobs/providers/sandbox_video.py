@@ -35,28 +35,60 @@ def _esds() -> bytes:
 
 
 def _stsd(width: int, height: int) -> bytes:
-    entry = box(b"mp4v", b"\x00" * 6, struct.pack(">H", 1), b"\x00" * 16, struct.pack(">HH", width, height),
-                struct.pack(">II", 0x00480000, 0x00480000), b"\x00" * 4, struct.pack(">H", 1), b"\x00" * 32,
-                struct.pack(">Hh", 0x18, -1), _esds())
+    entry = box(
+        b"mp4v",
+        b"\x00" * 6,
+        struct.pack(">H", 1),
+        b"\x00" * 16,
+        struct.pack(">HH", width, height),
+        struct.pack(">II", 0x00480000, 0x00480000),
+        b"\x00" * 4,
+        struct.pack(">H", 1),
+        b"\x00" * 32,
+        struct.pack(">Hh", 0x18, -1),
+        _esds(),
+    )
     return full_box(b"stsd", 0, 0, struct.pack(">I", 1), entry)
 
 
 def _stbl(sizes: list[int], width: int, height: int, offset: int) -> bytes:
     delta = TIMESCALE // FPS
-    return box(b"stbl", _stsd(width, height),
-               full_box(b"stts", 0, 0, struct.pack(">III", 1, len(sizes), delta)),
-               full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, len(sizes), 1)),
-               full_box(b"stsz", 0, 0, struct.pack(">II", 0, len(sizes)), *(struct.pack(">I", s) for s in sizes)),
-               full_box(b"stco", 0, 0, struct.pack(">II", 1, offset)))
+    return box(
+        b"stbl",
+        _stsd(width, height),
+        full_box(b"stts", 0, 0, struct.pack(">III", 1, len(sizes), delta)),
+        full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, len(sizes), 1)),
+        full_box(b"stsz", 0, 0, struct.pack(">II", 0, len(sizes)), *(struct.pack(">I", s) for s in sizes)),
+        full_box(b"stco", 0, 0, struct.pack(">II", 1, offset)),
+    )
 
 
 def _moov(sizes: list[int], width: int, height: int, offset: int) -> bytes:
     duration = len(sizes) * TIMESCALE // FPS
-    mvhd = full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, duration),
-                    struct.pack(">IH", 0x10000, 0x100), b"\x00" * 10, MATRIX, b"\x00" * 24, struct.pack(">I", 2))
-    tkhd = full_box(b"tkhd", 0, 3, struct.pack(">IIIII", 0, 0, 1, 0, duration), b"\x00" * 8,
-                    struct.pack(">hhhH", 0, 0, 0, 0), MATRIX, struct.pack(">II", width << 16, height << 16))
-    mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, duration), struct.pack(">HH", 0x55C4, 0))
+    mvhd = full_box(
+        b"mvhd",
+        0,
+        0,
+        struct.pack(">IIII", 0, 0, TIMESCALE, duration),
+        struct.pack(">IH", 0x10000, 0x100),
+        b"\x00" * 10,
+        MATRIX,
+        b"\x00" * 24,
+        struct.pack(">I", 2),
+    )
+    tkhd = full_box(
+        b"tkhd",
+        0,
+        3,
+        struct.pack(">IIIII", 0, 0, 1, 0, duration),
+        b"\x00" * 8,
+        struct.pack(">hhhH", 0, 0, 0, 0),
+        MATRIX,
+        struct.pack(">II", width << 16, height << 16),
+    )
+    mdhd = full_box(
+        b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, duration), struct.pack(">HH", 0x55C4, 0)
+    )
     hdlr = full_box(b"hdlr", 0, 0, b"\x00" * 4, b"vide", b"\x00" * 12, b"GPUniq sandbox video\x00")
     dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
     minf = box(b"minf", full_box(b"vmhd", 0, 1, b"\x00" * 8), dinf, _stbl(sizes, width, height, offset))

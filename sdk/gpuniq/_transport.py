@@ -33,9 +33,19 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
 
 
 class Transport:
-    def __init__(self, *, api_key: str, base_url: str, timeout: float, max_retries: int,
-                 http_client: Optional[httpx.Client] = None, backoff: float = 0.5, max_backoff: float = 20.0,
-                 max_retry_after: float = 60.0, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float,
+        max_retries: int,
+        http_client: Optional[httpx.Client] = None,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        max_retry_after: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url
         self.max_retries = max_retries
         self.backoff, self.max_backoff, self.max_retry_after = backoff, max_backoff, max_retry_after
@@ -52,8 +62,9 @@ class Transport:
         attempt = 0
         while True:
             try:
-                response = self.client.request(method, self.base_url + path, json=json, params=params,
-                                               headers=self.headers)
+                response = self.client.request(
+                    method, self.base_url + path, json=json, params=params, headers=self.headers
+                )
             except httpx.TransportError as exc:
                 retry = isinstance(exc, httpx.ConnectError) or method == "GET"
                 if retry and attempt < self.max_retries:
@@ -79,7 +90,7 @@ class Transport:
         return retry_after if retry_after <= self.max_retry_after else None
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.max_backoff, self.backoff * (2 ** attempt))
+        delay = min(self.max_backoff, self.backoff * (2**attempt))
         return delay * (0.75 + random.random() / 4)
 
     @staticmethod
@@ -89,8 +100,11 @@ class Transport:
         try:
             body = response.json()
         except ValueError:
-            raise APIError("the API answered with a body that is not JSON", status_code=response.status_code,
-                           request_id=response.headers.get("x-request-id")) from None
+            raise APIError(
+                "the API answered with a body that is not JSON",
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            ) from None
         if isinstance(body, dict) and body.get("success") is True and "data" in body:
             return body["data"]
         return body
@@ -101,5 +115,9 @@ class Transport:
             body = response.json()
         except ValueError:
             body = {"error": {"message": response.text[:500] or f"HTTP {response.status_code}"}}
-        return error_for(response.status_code, body, response.headers.get("x-request-id"),
-                         parse_retry_after(response.headers.get("retry-after")))
+        return error_for(
+            response.status_code,
+            body,
+            response.headers.get("x-request-id"),
+            parse_retry_after(response.headers.get("retry-after")),
+        )

@@ -19,19 +19,35 @@ class GPUniq:
     retried up to `max_retries` times, honouring Retry-After. Pass `http_client` to reuse or
     customise an httpx.Client (proxies, transports)."""
 
-    def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *, timeout: float = 330.0,
-                 max_retries: int = 2, http_client: Optional[httpx.Client] = None, **transport_options):
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        timeout: float = 330.0,
+        max_retries: int = 2,
+        http_client: Optional[httpx.Client] = None,
+        **transport_options,
+    ):
         api_key = api_key or os.environ.get("GPUNIQ_API_KEY")
         if not api_key:
-            raise AuthenticationError("no API key: pass api_key= or set GPUNIQ_API_KEY", code="missing_api_key")
+            raise AuthenticationError(
+                "no API key: pass api_key= or set GPUNIQ_API_KEY", code="missing_api_key"
+            )
         base_url = (base_url or os.environ.get("GPUNIQ_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         for suffix in ("/v1/llm", "/v1"):
             if base_url.endswith(suffix):
                 base_url = base_url[: -len(suffix)]
                 break
         self.base_url = base_url
-        self._transport = Transport(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                                    http_client=http_client, **transport_options)
+        self._transport = Transport(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            **transport_options,
+        )
         self.llm = LLM(self._transport)
 
     def close(self) -> None:

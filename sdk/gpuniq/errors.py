@@ -7,8 +7,15 @@ from typing import Any, Optional
 class GPUniqError(Exception):
     """Base class of every error this SDK raises."""
 
-    def __init__(self, message: str, *, code: Optional[str] = None, status_code: Optional[int] = None,
-                 request_id: Optional[str] = None, body: Any = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[str] = None,
+        status_code: Optional[int] = None,
+        request_id: Optional[str] = None,
+        body: Any = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code
@@ -80,19 +87,32 @@ class JobTimeoutError(GPUniqError):
         self.job = job
 
 
-_BY_STATUS = {400: InvalidRequestError, 401: AuthenticationError, 402: InsufficientBalanceError,
-              403: PermissionDeniedError, 404: NotFoundError, 405: InvalidRequestError, 409: InvalidRequestError,
-              413: InvalidRequestError, 422: InvalidRequestError, 429: RateLimitError}
+_BY_STATUS = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    402: InsufficientBalanceError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    405: InvalidRequestError,
+    409: InvalidRequestError,
+    413: InvalidRequestError,
+    422: InvalidRequestError,
+    429: RateLimitError,
+}
 
 
-def error_for(status_code: int, body: Any, request_id: Optional[str], retry_after: Optional[float]) -> GPUniqError:
+def error_for(
+    status_code: int, body: Any, request_id: Optional[str], retry_after: Optional[float]
+) -> GPUniqError:
     """The typed error for an HTTP error answer (native or OpenAI envelope, or anything else)."""
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     message = error.get("message") or f"HTTP {status_code}"
     request_id = (body.get("request_id") if isinstance(body, dict) else None) or request_id
-    cls = InsufficientBalanceError if code == "insufficient_balance" else _BY_STATUS.get(status_code, APIError)
+    cls = (
+        InsufficientBalanceError if code == "insufficient_balance" else _BY_STATUS.get(status_code, APIError)
+    )
     kwargs: dict = {"code": code, "status_code": status_code, "request_id": request_id, "body": body}
     if cls is RateLimitError:
         kwargs["retry_after"] = retry_after

@@ -15,8 +15,14 @@ from ..conftest import IN_CI, service_extra_env
 from ..fakes.stripe import FakeStripe
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -31,7 +37,12 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args, chromium_path):
-    return {**browser_type_launch_args, "executable_path": chromium_path, "headless": True, "args": CHROMIUM_ARGS}
+    return {
+        **browser_type_launch_args,
+        "executable_path": chromium_path,
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
 
 
 # pytest-playwright keeps one Playwright (and its event loop, running in this thread) for the whole
@@ -65,8 +76,12 @@ def browser(launch_browser):
 
 @pytest.fixture(scope="package")
 def browser_context_args():
-    return {"viewport": {"width": 1440, "height": 900}, "color_scheme": "light", "timezone_id": "Europe/Berlin",
-            "locale": "en-US"}
+    return {
+        "viewport": {"width": 1440, "height": 900},
+        "color_scheme": "light",
+        "timezone_id": "Europe/Berlin",
+        "locale": "en-US",
+    }
 
 
 @pytest.fixture(scope="package")
@@ -75,9 +90,14 @@ def dashboard_site(chromium_path, catalog_loaded, fake_vendors):
     from ..live import LiveServer
 
     stripe = FakeStripe(api_key="sk_test_browser", webhook_secret="whsec_browser").start()
-    server = LiveServer(env={**service_extra_env(fake_vendors), "STRIPE_SECRET_KEY": stripe.api_key,
-                             "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
-                             "STRIPE_API_BASE": stripe.base_url}).start()
+    server = LiveServer(
+        env={
+            **service_extra_env(fake_vendors),
+            "STRIPE_SECRET_KEY": stripe.api_key,
+            "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
+            "STRIPE_API_BASE": stripe.base_url,
+        }
+    ).start()
     stripe.webhook_url = f"{server.url}/webhooks/stripe"
     yield SimpleNamespace(url=server.url, stripe=stripe, server=server)
     server.stop()

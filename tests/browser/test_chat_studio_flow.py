@@ -12,7 +12,6 @@ from media_jobs.models import MediaJob
 from .pages import log_in
 
 
-
 def test_chat_then_studio_then_usage(page, playground_site, shoot):
     site = playground_site
     user = log_in(page, site, "pia")
@@ -27,7 +26,9 @@ def test_chat_then_studio_then_usage(page, playground_site, shoot):
     page.keyboard.press("Enter")
     reply = page.locator(".msg-assistant .md").last
     expect(reply).to_contain_text("Echo:", timeout=15000)
-    expect(page.locator(".msg-assistant [data-cost]").last).to_have_text(re.compile(r"^\$0\.\d+$"), timeout=15000)
+    expect(page.locator(".msg-assistant [data-cost]").last).to_have_text(
+        re.compile(r"^\$0\.\d+$"), timeout=15000
+    )
     expect(page.locator(".msg-assistant .md code").last).to_have_text("print()")  # server-rendered Markdown
     expect(page.locator("#chat-list")).to_contain_text("Explain")  # the first message titles the chat
     shoot("31-chat-streamed")

@@ -52,15 +52,21 @@ def create_key(page, shoot) -> str:
     expect(secret).to_be_visible()
     raw = secret.inner_text().strip()
     assert raw.startswith("gpuniq_")
-    expect(dialog.get_by_role("button", name="Copy")).to_be_focused()  # Enter copies; it never dismisses the key
+    expect(
+        dialog.get_by_role("button", name="Copy")
+    ).to_be_focused()  # Enter copies; it never dismisses the key
     expect(dialog.locator("pre")).to_contain_text(f'-H "X-API-Key: {raw}"')  # "Try it" pastes as is
     expect(page.locator("#keys-table")).to_contain_text("laptop")  # refreshed behind the dialog
     shoot("04-key-created", full_page=False)
     page.get_by_role("link", name=re.compile("I saved it")).click()
     expect(page.locator("#keys-table")).to_contain_text(raw[:11])
     expect(page.get_by_test_id("new-key")).to_have_count(0)  # shown once
-    expect(page.locator(".page-actions").get_by_role("link", name="Create key")).to_be_focused()  # back to the opener
-    expect(page.locator("#keys-table [data-month-spend]").first).to_have_text(re.compile(r"\$0\.00\s*/\s*\$20\.00"))
+    expect(
+        page.locator(".page-actions").get_by_role("link", name="Create key")
+    ).to_be_focused()  # back to the opener
+    expect(page.locator("#keys-table [data-month-spend]").first).to_have_text(
+        re.compile(r"\$0\.00\s*/\s*\$20\.00")
+    )
     return raw
 
 
@@ -81,7 +87,9 @@ def top_up(page, site, shoot) -> None:
 
 
 def api(site, raw_key, method, path, **kw) -> httpx.Response:
-    return httpx.request(method, site.url + path, headers={"Authorization": f"Bearer {raw_key}"}, timeout=30, **kw)
+    return httpx.request(
+        method, site.url + path, headers={"Authorization": f"Bearer {raw_key}"}, timeout=30, **kw
+    )
 
 
 def seed_history(email: str, days: int = 30) -> None:
@@ -93,14 +101,25 @@ def seed_history(email: str, days: int = 30) -> None:
     for day in range(1, days):
         for model in rng.sample(MODELS, rng.randint(1, 4)):
             prompt, completion = rng.randint(200, 9000), rng.randint(50, 3000)
-            failed = rng.random() < .08
+            failed = rng.random() < 0.08
             row = UsageLog.objects.create(
-                user=user, api_key=key, request_id=f"req_{uuid.uuid4().hex}", model=model,
-                route=f"seed:{model}", prompt_tokens=prompt, completion_tokens=completion,
-                cost_usd=0 if failed else Decimal(prompt * 2 + completion * 8) / Decimal(1_000_000) * rng.randint(1, 9),
-                latency_ms=rng.randint(300, 4000), status="error" if failed else "ok",
-                error_code="upstream_timeout" if failed else "")
-            UsageLog.objects.filter(pk=row.pk).update(created_at=now - timedelta(days=day, hours=rng.randint(0, 20)))
+                user=user,
+                api_key=key,
+                request_id=f"req_{uuid.uuid4().hex}",
+                model=model,
+                route=f"seed:{model}",
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cost_usd=0
+                if failed
+                else Decimal(prompt * 2 + completion * 8) / Decimal(1_000_000) * rng.randint(1, 9),
+                latency_ms=rng.randint(300, 4000),
+                status="error" if failed else "ok",
+                error_code="upstream_timeout" if failed else "",
+            )
+            UsageLog.objects.filter(pk=row.pk).update(
+                created_at=now - timedelta(days=day, hours=rng.randint(0, 20))
+            )
 
 
 def read_usage(page, site, shoot) -> None:
@@ -117,7 +136,10 @@ def read_usage(page, site, shoot) -> None:
     shoot("09-usage-7-days-filtered")
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
-    assert "gpt-4o" in download.value.path().read_text() and "claude-haiku-4-5" not in download.value.path().read_text()
+    assert (
+        "gpt-4o" in download.value.path().read_text()
+        and "claude-haiku-4-5" not in download.value.path().read_text()
+    )
 
 
 def edit_and_revoke(page, site, shoot, raw_key) -> None:
@@ -155,15 +177,24 @@ def test_sign_up_create_a_key_top_up_use_it_and_revoke_it(page, dashboard_site, 
     assert api(site, raw_key, "GET", "/v1/llm/balance").json()["data"]["balance_usd"] == 25.0
     assert TopUp.objects.get(user__email=email).status == "paid"
 
-    chat = api(site, raw_key, "POST", "/v1/openai/chat/completions",
-               json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hello from the browser test"}]})
+    chat = api(
+        site,
+        raw_key,
+        "POST",
+        "/v1/openai/chat/completions",
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hello from the browser test"}]},
+    )
     assert chat.status_code == 200, chat.text
     seed_history(email)
     read_usage(page, site, shoot)
 
-    assert 24.9 < api(site, raw_key, "GET", "/v1/llm/balance").json()["data"]["balance_usd"] < 25.0  # chat was charged
+    assert (
+        24.9 < api(site, raw_key, "GET", "/v1/llm/balance").json()["data"]["balance_usd"] < 25.0
+    )  # chat was charged
     page.goto(site.url + "/dashboard/")
-    expect(page.get_by_test_id("balance")).to_have_text("$25.00")  # cents shown; the charge was a fraction of one
+    expect(page.get_by_test_id("balance")).to_have_text(
+        "$25.00"
+    )  # cents shown; the charge was a fraction of one
     shoot("13-overview")
     page.goto(site.url + "/quickstart/")
     page.get_by_role("tab", name="Python (OpenAI SDK)").click()
@@ -178,7 +209,9 @@ def test_the_console_in_dark_mode_on_a_phone_and_by_keyboard(page, dashboard_sit
     hasher = PBKDF2PasswordHasher()  # the server's hasher (the test settings use MD5)
     user.password = hasher.encode(PASSWORD, hasher.salt())
     user.save(update_fields=["password"])
-    TopUp.objects.create(user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal(50), status="paid")
+    TopUp.objects.create(
+        user=user, session_id=f"cs_tour_{uuid.uuid4().hex}", amount=Decimal(50), status="paid"
+    )
     seed_history(user.email, days=90)
 
     page.goto(site.url + "/login/")
@@ -201,7 +234,11 @@ def test_the_console_in_dark_mode_on_a_phone_and_by_keyboard(page, dashboard_sit
     page.get_by_role("link", name="90 days").click()
     expect(page.locator(".segmented [aria-current=true]")).to_have_text("90 days")
     shoot("22-usage-90-days-dark")
-    for path, name in [("/keys/", "23-keys-dark"), ("/billing/", "24-billing-dark"), ("/errors/", "25-errors-dark")]:
+    for path, name in [
+        ("/keys/", "23-keys-dark"),
+        ("/billing/", "24-billing-dark"),
+        ("/errors/", "25-errors-dark"),
+    ]:
         page.goto(site.url + path)
         shoot(name)
     page.keyboard.press("?")

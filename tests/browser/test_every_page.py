@@ -9,8 +9,18 @@ from llm.models import Chat
 
 from .pages import LAPTOP, PHONE, axe_serious, log_in, overflow
 
-PAGES = ["/dashboard/", "/keys/", "/billing/", "/usage/", "/chat/", "/studio/", "/models/", "/quickstart/",
-         "/errors/", "/account/"]
+PAGES = [
+    "/dashboard/",
+    "/keys/",
+    "/billing/",
+    "/usage/",
+    "/chat/",
+    "/studio/",
+    "/models/",
+    "/quickstart/",
+    "/errors/",
+    "/account/",
+]
 PUBLIC = ["/", "/login/", "/signup/", "/models/", "/errors/"]
 
 
@@ -67,7 +77,11 @@ def test_public_pages_fit_and_pass_axe(browser, playground_site, viewport):
     for path in PUBLIC:
         page.goto(playground_site.url + path)
         slug = path.strip("/").replace("/", "-") or "home"
-        problems += _check(page, lambda name: page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True),
-                           path, f"51-public-{slug}-{viewport['width']}")
+        problems += _check(
+            page,
+            lambda name: page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True),
+            path,
+            f"51-public-{slug}-{viewport['width']}",
+        )
     context.close()
     assert not problems, "\n".join(problems)

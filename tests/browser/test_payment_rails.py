@@ -29,15 +29,24 @@ def rails_site(chromium_path, catalog_loaded, fake_vendors):
 
     stripe = FakeStripe(api_key="sk_test_rails", webhook_secret="whsec_rails").start()
     yookassa = FakeYooKassa(shop_id="777001", secret_key="test_rails_yk").start()
-    btcpay = FakeBTCPay(api_key="btcpay-rails", store_id="StoreRails1", webhook_secret="btcpay-rails-wh").start()
-    env = {**service_extra_env(fake_vendors),
-           "STRIPE_SECRET_KEY": stripe.api_key, "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
-           "STRIPE_API_BASE": stripe.base_url,
-           "YOOKASSA_SHOP_ID": yookassa.shop_id, "YOOKASSA_SECRET_KEY": yookassa.secret_key,
-           "YOOKASSA_API_BASE": yookassa.api_base, "YOOKASSA_USD_RATE": "92.50",
-           "YOOKASSA_NOTIFICATION_IPS": "127.0.0.1/32",
-           "BTCPAY_URL": btcpay.base_url, "BTCPAY_API_KEY": btcpay.api_key, "BTCPAY_STORE_ID": btcpay.store_id,
-           "BTCPAY_WEBHOOK_SECRET": btcpay.webhook_secret}
+    btcpay = FakeBTCPay(
+        api_key="btcpay-rails", store_id="StoreRails1", webhook_secret="btcpay-rails-wh"
+    ).start()
+    env = {
+        **service_extra_env(fake_vendors),
+        "STRIPE_SECRET_KEY": stripe.api_key,
+        "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
+        "STRIPE_API_BASE": stripe.base_url,
+        "YOOKASSA_SHOP_ID": yookassa.shop_id,
+        "YOOKASSA_SECRET_KEY": yookassa.secret_key,
+        "YOOKASSA_API_BASE": yookassa.api_base,
+        "YOOKASSA_USD_RATE": "92.50",
+        "YOOKASSA_NOTIFICATION_IPS": "127.0.0.1/32",
+        "BTCPAY_URL": btcpay.base_url,
+        "BTCPAY_API_KEY": btcpay.api_key,
+        "BTCPAY_STORE_ID": btcpay.store_id,
+        "BTCPAY_WEBHOOK_SECRET": btcpay.webhook_secret,
+    }
     server = LiveServer(env=env).start()
     stripe.webhook_url = f"{server.url}/webhooks/stripe"
     yookassa.webhook_url = f"{server.url}/webhooks/yookassa"
@@ -173,7 +182,9 @@ def test_crypto_top_up_partial_payment_expiry_and_refund(page, browser, rails_si
     open_receipt(page, shoot, "36-receipt-crypto")
     expect(page.get_by_test_id("receipt-credited")).to_have_text("$25.00 USD")
 
-    site.btcpay.expire(topup.session_id)  # the rest never came: BTCPay refunds a partly paid invoice once expired
+    site.btcpay.expire(
+        topup.session_id
+    )  # the rest never came: BTCPay refunds a partly paid invoice once expired
     assert TopUp.objects.get(pk=topup.pk).status == "paid"
     refund_as_operator(browser, site, topup, "38-admin-crypto-refund")
     assert site.btcpay.pull_payments[-1]["amount"] == "25.00"  # the buyer claims it at BTCPay

@@ -30,7 +30,9 @@ def test_generate_with_no_money_shows_the_servers_402_message(page, playground_s
 
 
 @VIEWPORTS
-def test_a_stopped_reply_stays_after_reload_billed_with_its_hold_closed(page, playground_site, shoot, viewport):
+def test_a_stopped_reply_stays_after_reload_billed_with_its_hold_closed(
+    page, playground_site, shoot, viewport
+):
     page.set_viewport_size(viewport)
     user = log_in(page, playground_site, f"stella{viewport['width']}")
     page.goto(playground_site.url + "/chat/")
@@ -54,7 +56,10 @@ def test_a_stopped_reply_stays_after_reload_billed_with_its_hold_closed(page, pl
     expect(page.locator(".msg-user").last).to_contain_text("Tell me about tides")
     answer = ChatMessage.objects.get(chat=chat, role="assistant")
     assert answer.finish_reason == "stopped" and answer.cost_usd == row.cost_usd
-    assert chat.title == "Tell me about tides [[fault:stall]] and the moon"[:len(chat.title)] and chat.title != "New chat"
+    assert (
+        chat.title == "Tell me about tides [[fault:stall]] and the moon"[: len(chat.title)]
+        and chat.title != "New chat"
+    )
     shoot(f"61-chat-stopped-after-reload-{viewport['width']}")
 
 
@@ -105,8 +110,14 @@ def test_the_period_buttons_keep_the_usage_filters(page, playground_site, shoot,
     user = log_in(page, playground_site, f"ursula{viewport['width']}")
     key = user.api_keys.first()
     for status, model in [("ok", "gpt-4o"), ("error", "gpt-4o"), ("ok", "claude-haiku-4-5")]:
-        UsageLog.objects.create(user=user, api_key=key, request_id=f"req_{status}_{model}", model=model,
-                                status=status, error_code="upstream_timeout" if status == "error" else "")
+        UsageLog.objects.create(
+            user=user,
+            api_key=key,
+            request_id=f"req_{status}_{model}",
+            model=model,
+            status=status,
+            error_code="upstream_timeout" if status == "error" else "",
+        )
     page.goto(playground_site.url + "/usage/")
     expect(page.get_by_text("1 failed (not charged)")).to_be_visible()
     page.get_by_label("Status").select_option("error")
@@ -132,14 +143,16 @@ def test_the_sandbox_video_plays_in_chromium(page, playground_site, shoot):
     page.set_content(f'<video id="v" muted playsinline src="{link}"></video>')
     page.evaluate("document.getElementById('v').play()")
     page.wait_for_function("document.getElementById('v').currentTime > 0.3", timeout=15000)
-    assert page.evaluate("[v.videoWidth, v.videoHeight, v.error]".replace("v.", "document.getElementById('v').")) \
-        == [360, 640, None]
+    assert page.evaluate(
+        "[v.videoWidth, v.videoHeight, v.error]".replace("v.", "document.getElementById('v').")
+    ) == [360, 640, None]
     shoot("65-sandbox-video-playing", full_page=False)
 
 
 @VIEWPORTS
-def test_playground_settings_reach_the_vendor_and_view_code_shows_them(page, playground_site, fake_vendors, shoot,
-                                                                       viewport):
+def test_playground_settings_reach_the_vendor_and_view_code_shows_them(
+    page, playground_site, fake_vendors, shoot, viewport
+):
     page.set_viewport_size(viewport)
     user = log_in(page, playground_site, f"sam{viewport['width']}")
     page.goto(playground_site.url + "/chat/")
@@ -152,8 +165,14 @@ def test_playground_settings_reach_the_vendor_and_view_code_shows_them(page, pla
     page.get_by_label("Message").fill("Where is the treasure?")
     page.get_by_text("View code", exact=True).click()
     curl = page.locator("[data-code=curl]")
-    for text in ['"temperature": 0.3', '"max_tokens": 64', '"reasoning_effort": "low"', '"Answer like a pirate"',
-                 "/v1/openai/chat/completions", "Where is the treasure?"]:
+    for text in [
+        '"temperature": 0.3',
+        '"max_tokens": 64',
+        '"reasoning_effort": "low"',
+        '"Answer like a pirate"',
+        "/v1/openai/chat/completions",
+        "Where is the treasure?",
+    ]:
         expect(curl).to_contain_text(text)
     page.get_by_role("tab", name="Python").click()
     expect(page.locator("[data-code=python]")).to_contain_text("temperature=0.3")
@@ -161,10 +180,17 @@ def test_playground_settings_reach_the_vendor_and_view_code_shows_them(page, pla
     expect(page.locator("[data-code=js]")).to_contain_text('baseURL: "' + playground_site.url + '/v1/openai"')
     shoot(f"66-chat-settings-view-code-{viewport['width']}")
     page.get_by_label("Message").press("Enter")
-    expect(page.locator(".msg-assistant .md").last).to_contain_text("Echo: Where is the treasure?", timeout=15000)
-    sent = next(r["json"] for r in reversed(fake_vendors["anthropic"].requests)
-                if "Where is the treasure?" in str(r["json"].get("messages")))
+    expect(page.locator(".msg-assistant .md").last).to_contain_text(
+        "Echo: Where is the treasure?", timeout=15000
+    )
+    sent = next(
+        r["json"]
+        for r in reversed(fake_vendors["anthropic"].requests)
+        if "Where is the treasure?" in str(r["json"].get("messages"))
+    )
     assert "pirate" in str(sent["system"])
     # low effort on Claude Haiku 4.5 is extended thinking with a budget on top of the 64 answer tokens
-    assert sent["thinking"]["type"] == "enabled" and sent["max_tokens"] == sent["thinking"]["budget_tokens"] + 64
+    assert (
+        sent["thinking"]["type"] == "enabled" and sent["max_tokens"] == sent["thinking"]["budget_tokens"] + 64
+    )
     assert Chat.objects.get(user=user).system_prompt == "Answer like a pirate"

@@ -35,21 +35,38 @@ Cache writes (``[[bill:cache_write]]``): the whole input is reported as written 
 ``ephemeral_1h_input_tokens`` split (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching),
 the TTL taken from the request's ``cache_control`` (``"ttl": "1h"`` or the 5-minute default).
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from .common import (CACHE_WRITE_MARKER, Conn, FakeServer, Plan, Request, Turn, bills_max, fake_signature, make_plan,
-                     split_json, sse, utf8_len)
+from .common import (
+    CACHE_WRITE_MARKER,
+    Conn,
+    FakeServer,
+    Plan,
+    Request,
+    Turn,
+    bills_max,
+    fake_signature,
+    make_plan,
+    split_json,
+    sse,
+    utf8_len,
+)
 
 _ERRORS = {
     "400": (400, "invalid_request_error", "messages: fake invalid request"),
     "401": (401, "authentication_error", "invalid x-api-key"),
-    "429": (429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit "
-                                     "(https://docs.anthropic.com/en/api/rate-limits); see the response "
-                                     "headers for current usage. Please reduce the prompt length or the "
-                                     "maximum tokens requested, or try again later."),
+    "429": (
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit "
+        "(https://docs.anthropic.com/en/api/rate-limits); see the response "
+        "headers for current usage. Please reduce the prompt length or the "
+        "maximum tokens requested, or try again later.",
+    ),
     "404": (404, "not_found_error", "model: claude-unknown"),
     "500": (500, "api_error", "Internal server error"),
     "529": (529, "overloaded_error", "Overloaded"),
@@ -83,16 +100,21 @@ def _content_text(content: Any) -> str:
 
 
 def _images(content: Any) -> int:
-    return sum(1 for b in content if isinstance(b, dict) and b.get("type") == "image") \
-        if isinstance(content, list) else 0
+    return (
+        sum(1 for b in content if isinstance(b, dict) and b.get("type") == "image")
+        if isinstance(content, list)
+        else 0
+    )
 
 
 def bill_max(plan: Plan, body: dict) -> None:
     """The most Anthropic bills for `body` as sent (rule in the module docstring)."""
     per_image = 4_784 if "opus-4-7" in plan.model else 1_600
     text = _content_text(body.get("system")) + json.dumps(body.get("tools") or [])
-    prompt = utf8_len(text) + sum(utf8_len(_content_text(m.get("content"))) + per_image * _images(m.get("content"))
-                                  for m in body["messages"])
+    prompt = utf8_len(text) + sum(
+        utf8_len(_content_text(m.get("content"))) + per_image * _images(m.get("content"))
+        for m in body["messages"]
+    )
     reasoning = min(plan.reasoning_tokens, int(body["max_tokens"]))
     plan.bill_max(prompt=prompt, output=int(body["max_tokens"]) - reasoning, reasoning=reasoning)
 
@@ -107,8 +129,9 @@ def bill_cache_write(plan: Plan, body: dict) -> None:
 
 
 def _has_tool_result(content: Any) -> bool:
-    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
-                                             for b in content)
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )
 
 
 class FakeAnthropic(FakeServer):
@@ -123,8 +146,11 @@ class FakeAnthropic(FakeServer):
 
     def _err(self, status: int, type_: str, message: str, headers=None) -> tuple:
         rid = self.next_id("req_01", 22)
-        return status, {"type": "error", "error": {"type": type_, "message": message}, "request_id": rid}, \
-            [("request-id", rid)] + list(headers or [])
+        return (
+            status,
+            {"type": "error", "error": {"type": type_, "message": message}, "request_id": rid},
+            [("request-id", rid)] + list(headers or []),
+        )
 
     async def _send_err(self, conn: Conn, status: int, type_: str, message: str) -> None:
         status, body, headers = self._err(status, type_, message)
@@ -137,7 +163,9 @@ class FakeAnthropic(FakeServer):
         elif not req.headers.get("anthropic-version"):
             await self._send_err(conn, 400, "invalid_request_error", "anthropic-version: header is required")
         elif not isinstance(req.json, dict):
-            await self._send_err(conn, 400, "invalid_request_error", "There was an issue with the request body.")
+            await self._send_err(
+                conn, 400, "invalid_request_error", "There was an issue with the request body."
+            )
         else:
             return False
         return True
@@ -157,11 +185,28 @@ class FakeAnthropic(FakeServer):
         if await self._refused(req, conn):
             return
         body = req.json
-        extra = sorted(set(body) - {"model", "messages", "system", "tools", "tool_choice", "thinking",
-                                    "mcp_servers", "context_management", "output_config", "output_format"})
+        extra = sorted(
+            set(body)
+            - {
+                "model",
+                "messages",
+                "system",
+                "tools",
+                "tool_choice",
+                "thinking",
+                "mcp_servers",
+                "context_management",
+                "output_config",
+                "output_format",
+            }
+        )
         if extra or not isinstance(body.get("messages"), list) or "model" not in body:
-            await self._send_err(conn, 400, "invalid_request_error",
-                                 f"{extra[0]}: Extra inputs are not permitted" if extra else "messages: Field required")
+            await self._send_err(
+                conn,
+                400,
+                "invalid_request_error",
+                f"{extra[0]}: Extra inputs are not permitted" if extra else "messages: Field required",
+            )
             return
         if self.models and body["model"] not in self.models:
             await self._send_err(conn, 404, "not_found_error", f"model: {body['model']}")
@@ -179,7 +224,9 @@ class FakeAnthropic(FakeServer):
                 return
         model, messages = str(body["model"]), body["messages"]
         if not isinstance(messages, list) or not messages:
-            await self._send_err(conn, 400, "invalid_request_error", "messages: at least one message is required")
+            await self._send_err(
+                conn, 400, "invalid_request_error", "messages: at least one message is required"
+            )
             return
         if self.models and model not in self.models:
             await self._send_err(conn, 404, "not_found_error", f"model: {model}")
@@ -192,11 +239,20 @@ class FakeAnthropic(FakeServer):
             forced = tool_names[0]
         elif choice.get("type") == "tool":
             forced = choice.get("name")
-        thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive") or \
-            "thinking" in model.lower() or "reason" in model.lower()
-        plan = make_plan(model=model, turns=turns, tool_names=tool_names, forced_tool=forced,
-                         tools_allowed=choice.get("type") != "none", reasoning=thinking,
-                         max_tokens=body.get("max_tokens"))
+        thinking = (
+            (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+            or "thinking" in model.lower()
+            or "reason" in model.lower()
+        )
+        plan = make_plan(
+            model=model,
+            turns=turns,
+            tool_names=tool_names,
+            forced_tool=forced,
+            tools_allowed=choice.get("type") != "none",
+            reasoning=thinking,
+            max_tokens=body.get("max_tokens"),
+        )
         if bills_max(req):
             bill_max(plan, body)
         if CACHE_WRITE_MARKER in req.body.decode("utf-8", "replace"):
@@ -220,63 +276,100 @@ class FakeAnthropic(FakeServer):
     @staticmethod
     def _usage(plan: Plan, output_tokens: int | None = None) -> dict:
         written = plan.cache_write_tokens + plan.cache_write_1h_tokens
-        return {"input_tokens": plan.prompt_tokens - plan.cached_tokens - written,
-                "cache_creation_input_tokens": written,
-                "cache_read_input_tokens": plan.cached_tokens,
-                "cache_creation": {"ephemeral_5m_input_tokens": plan.cache_write_tokens,
-                                   "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens},
-                "output_tokens": plan.output_tokens + plan.reasoning_tokens if output_tokens is None
-                else output_tokens,
-                "service_tier": "standard"}
+        return {
+            "input_tokens": plan.prompt_tokens - plan.cached_tokens - written,
+            "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": plan.cached_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": plan.cache_write_tokens,
+                "ephemeral_1h_input_tokens": plan.cache_write_1h_tokens,
+            },
+            "output_tokens": plan.output_tokens + plan.reasoning_tokens
+            if output_tokens is None
+            else output_tokens,
+            "service_tier": "standard",
+        }
 
     def _blocks(self, plan: Plan) -> list[dict]:
         blocks = []
         if plan.reasoning:
-            blocks.append({"type": "thinking", "thinking": plan.reasoning,
-                           "signature": fake_signature(plan.reasoning)})
+            blocks.append(
+                {"type": "thinking", "thinking": plan.reasoning, "signature": fake_signature(plan.reasoning)}
+            )
         if plan.is_tool:
-            blocks.append({"type": "tool_use", "id": self.next_id("toolu_01", 22), "name": plan.tool_name,
-                           "input": plan.tool_args})
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": self.next_id("toolu_01", 22),
+                    "name": plan.tool_name,
+                    "input": plan.tool_args,
+                }
+            )
         else:
             blocks.append({"type": "text", "text": plan.text})
         return blocks
 
     def _message(self, plan: Plan, content: list, stop_reason: str | None, usage: dict | None) -> dict:
-        msg = {"id": self.next_id("msg_01", 22), "type": "message", "role": "assistant", "model": plan.model,
-               "content": content, "stop_reason": stop_reason, "stop_sequence": None}
+        msg = {
+            "id": self.next_id("msg_01", 22),
+            "type": "message",
+            "role": "assistant",
+            "model": plan.model,
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": None,
+        }
         if usage is not None:
             msg["usage"] = usage
         return msg
 
     def render_json(self, plan: Plan, no_usage: bool) -> dict:
-        return self._message(plan, self._blocks(plan), self._stop_reason(plan),
-                             None if no_usage else self._usage(plan))
+        return self._message(
+            plan, self._blocks(plan), self._stop_reason(plan), None if no_usage else self._usage(plan)
+        )
 
     def render_stream(self, plan: Plan, no_usage: bool, req: Request) -> list[bytes]:
         def ev(obj: dict) -> bytes:
             return sse(obj, event=obj["type"])
 
-        frames = [ev({"type": "message_start", "message": self._message(
-            plan, [], None, None if no_usage else self._usage(plan, output_tokens=1))})]
+        frames = [
+            ev(
+                {
+                    "type": "message_start",
+                    "message": self._message(
+                        plan, [], None, None if no_usage else self._usage(plan, output_tokens=1)
+                    ),
+                }
+            )
+        ]
         for index, block in enumerate(self._blocks(plan)):
             kind = block["type"]
             if kind == "thinking":
-                start, deltas = {"type": "thinking", "thinking": ""}, \
-                    [{"type": "thinking_delta", "thinking": w} for w in plan.reasoning_chunks()] + \
-                    [{"type": "signature_delta", "signature": block["signature"]}]
+                start, deltas = (
+                    {"type": "thinking", "thinking": ""},
+                    [{"type": "thinking_delta", "thinking": w} for w in plan.reasoning_chunks()]
+                    + [{"type": "signature_delta", "signature": block["signature"]}],
+                )
             elif kind == "tool_use":
                 start = {**block, "input": {}}
-                deltas = [{"type": "input_json_delta", "partial_json": p}
-                          for p in [""] + split_json(plan.tool_args_json)]
+                deltas = [
+                    {"type": "input_json_delta", "partial_json": p}
+                    for p in [""] + split_json(plan.tool_args_json)
+                ]
             else:
-                start, deltas = {"type": "text", "text": ""}, \
-                    [{"type": "text_delta", "text": w} for w in plan.text_chunks()]
+                start, deltas = (
+                    {"type": "text", "text": ""},
+                    [{"type": "text_delta", "text": w} for w in plan.text_chunks()],
+                )
             frames.append(ev({"type": "content_block_start", "index": index, "content_block": start}))
             if index == 0:
                 frames.append(ev({"type": "ping"}))
             frames += [ev({"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
             frames.append(ev({"type": "content_block_stop", "index": index}))
-        delta = {"type": "message_delta", "delta": {"stop_reason": self._stop_reason(plan), "stop_sequence": None}}
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self._stop_reason(plan), "stop_sequence": None},
+        }
         if not no_usage:
             delta["usage"] = {"output_tokens": plan.output_tokens + plan.reasoning_tokens}
         frames += [ev(delta), ev({"type": "message_stop"})]
@@ -286,6 +379,6 @@ class FakeAnthropic(FakeServer):
         return b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {\n\n'
 
     def midstream_error_frame(self) -> bytes:
-        return sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-                   event="error")
-
+        return sse(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, event="error"
+        )

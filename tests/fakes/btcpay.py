@@ -25,6 +25,7 @@ Wire format follows the Greenfield API reference (https://docs.btcpayserver.org/
 ``GET /i/{invoiceId}`` stands in for the checkout page: "Pay" pays the due amount (settled at once),
 "Pay half" pays half, "Cancel" lets the invoice expire; then it redirects to ``redirectURL``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,15 @@ def _invoice_id() -> str:
 class FakeBTCPay(FakeServer):
     """Args: ``api_key``, ``store_id``, ``webhook_secret``, ``webhook_url``."""
 
-    def __init__(self, *, api_key: str = "btcpay-key", store_id: str = "StoreFake1", webhook_secret: str = "btcpay-wh",
-                 webhook_url: str | None = None, **kw):
+    def __init__(
+        self,
+        *,
+        api_key: str = "btcpay-key",
+        store_id: str = "StoreFake1",
+        webhook_secret: str = "btcpay-wh",
+        webhook_url: str | None = None,
+        **kw,
+    ):
         super().__init__(api_key=api_key, **kw)
         self.store_id, self.webhook_secret, self.webhook_url = store_id, webhook_secret, webhook_url
         self.invoices: dict[str, dict] = {}
@@ -77,7 +85,10 @@ class FakeBTCPay(FakeServer):
 
     def _refused(self, req: Request) -> tuple[int, dict] | None:
         if req.headers.get("authorization") != f"token {self.api_key}":
-            return 401, {"code": "unauthenticated", "message": "Authentication is required for accessing this endpoint"}
+            return 401, {
+                "code": "unauthenticated",
+                "message": "Authentication is required for accessing this endpoint",
+            }
         if req.path.split("/")[4] != self.store_id:
             return 403, {"code": "forbidden", "message": "You do not have access to this store"}
         return None
@@ -90,12 +101,23 @@ class FakeBTCPay(FakeServer):
         body = req.json if isinstance(req.json, dict) else {}
         now = int(time.time())
         iid = _invoice_id()
-        invoice = {"id": iid, "storeId": self.store_id, "amount": str(body.get("amount", "0")),
-                   "currency": body.get("currency", "USD"), "type": "Standard",
-                   "checkoutLink": f"{self.base_url}/i/{iid}", "createdTime": now, "expirationTime": now + 900,
-                   "monitoringExpiration": now + 87300, "status": "New", "additionalStatus": "None",
-                   "metadata": body.get("metadata", {}), "checkout": body.get("checkout", {}), "archived": False,
-                   "availableStatusesForManualMarking": ["Settled", "Invalid"]}
+        invoice = {
+            "id": iid,
+            "storeId": self.store_id,
+            "amount": str(body.get("amount", "0")),
+            "currency": body.get("currency", "USD"),
+            "type": "Standard",
+            "checkoutLink": f"{self.base_url}/i/{iid}",
+            "createdTime": now,
+            "expirationTime": now + 900,
+            "monitoringExpiration": now + 87300,
+            "status": "New",
+            "additionalStatus": "None",
+            "metadata": body.get("metadata", {}),
+            "checkout": body.get("checkout", {}),
+            "archived": False,
+            "availableStatusesForManualMarking": ["Settled", "Invalid"],
+        }
         with self._state:
             self.invoices[iid], self.payments[iid] = invoice, []
         await conn.send_json(200, invoice)
@@ -123,11 +145,20 @@ class FakeBTCPay(FakeServer):
             await conn.send_json(*(refused or (404, NOT_FOUND)))
             return
         body = req.json if isinstance(req.json, dict) else {}
-        if self.invoices[iid]["status"] not in ("Settled", "Expired") or body.get("refundVariant") != "Custom":
+        if (
+            self.invoices[iid]["status"] not in ("Settled", "Expired")
+            or body.get("refundVariant") != "Custom"
+        ):
             await conn.send_json(422, [{"path": "refundVariant", "message": "Cannot refund this invoice"}])
             return
-        pull = {"id": uuid.uuid4().hex[:20], "name": body.get("name", ""), "currency": body["customCurrency"],
-                "amount": body["customAmount"], "archived": False, "viewLink": f"{self.base_url}/pull-payments/x"}
+        pull = {
+            "id": uuid.uuid4().hex[:20],
+            "name": body.get("name", ""),
+            "currency": body["customCurrency"],
+            "amount": body["customAmount"],
+            "archived": False,
+            "viewLink": f"{self.base_url}/pull-payments/x",
+        }
         self.pull_payments.append({**pull, "invoiceId": iid})
         await conn.send_json(200, pull)
 
@@ -136,10 +167,20 @@ class FakeBTCPay(FakeServer):
             invoice, payments = self.invoices[iid], [dict(p) for p in self.payments[iid]]
         due_btc = (Decimal(invoice["amount"]) / RATE).quantize(SAT)
         paid = sum((Decimal(p["value"]) for p in payments if p["status"] != "Invalid"), Decimal(0))
-        return {"paymentMethodId": "BTC-CHAIN", "currency": "BTC", "destination": "bcrt1qfakeaddress",
-                "paymentLink": f"bitcoin:bcrt1qfakeaddress?amount={due_btc}", "rate": f"{RATE}",
-                "amount": f"{due_btc}", "paymentMethodPaid": f"{paid}", "totalPaid": f"{paid}",
-                "due": f"{due_btc - paid}", "networkFee": "0.0", "activated": True, "payments": payments}
+        return {
+            "paymentMethodId": "BTC-CHAIN",
+            "currency": "BTC",
+            "destination": "bcrt1qfakeaddress",
+            "paymentLink": f"bitcoin:bcrt1qfakeaddress?amount={due_btc}",
+            "rate": f"{RATE}",
+            "amount": f"{due_btc}",
+            "paymentMethodPaid": f"{paid}",
+            "totalPaid": f"{paid}",
+            "due": f"{due_btc - paid}",
+            "networkFee": "0.0",
+            "activated": True,
+            "payments": payments,
+        }
 
     # ------------------------------------------------------------------ checkout page
     async def _page(self, req: Request, conn: Conn) -> None:
@@ -147,8 +188,11 @@ class FakeBTCPay(FakeServer):
         if invoice is None:
             await conn.send_bytes(404, b"<h1>Invoice not found</h1>", "text/html")
             return
-        page = _PAGE.format(amount=html.escape(f"${Decimal(invoice['amount']):,.2f}"), action=f"/i/{invoice['id']}",
-                            btc=(Decimal(invoice["amount"]) / RATE).quantize(SAT))
+        page = _PAGE.format(
+            amount=html.escape(f"${Decimal(invoice['amount']):,.2f}"),
+            action=f"/i/{invoice['id']}",
+            btc=(Decimal(invoice["amount"]) / RATE).quantize(SAT),
+        )
         await conn.send_bytes(200, page.encode(), "text/html; charset=utf-8")
 
     async def _submit(self, req: Request, conn: Conn) -> None:
@@ -169,21 +213,42 @@ class FakeBTCPay(FakeServer):
         await conn.send_bytes(303, b"", "text/plain", [("location", target)])
 
     # ------------------------------------------------------------------ state changes (tests call these)
-    def pay(self, iid: str, usd: Decimal | str, *, status: str = "Settled", deliver: bool = True) -> list[dict]:
+    def pay(
+        self, iid: str, usd: Decimal | str, *, status: str = "Settled", deliver: bool = True
+    ) -> list[dict]:
         """A payment worth `usd` arrives (settled at once by default); returns its webhooks."""
         btc = (Decimal(usd) / RATE).quantize(SAT, rounding=ROUND_DOWN)
-        payment = {"id": f"{uuid.uuid4().hex}-0", "receivedDate": int(time.time()), "value": f"{btc}", "fee": "0.0",
-                   "status": status, "destination": "bcrt1qfakeaddress"}
+        payment = {
+            "id": f"{uuid.uuid4().hex}-0",
+            "receivedDate": int(time.time()),
+            "value": f"{btc}",
+            "fee": "0.0",
+            "status": status,
+            "destination": "bcrt1qfakeaddress",
+        }
         with self._state:
             self.payments[iid].append(payment)
-        events = [self.event("InvoicePaymentSettled", iid, afterExpiration=False, paymentMethodId="BTC-CHAIN",
-                             payment=payment)] if status == "Settled" else []
+        events = (
+            [
+                self.event(
+                    "InvoicePaymentSettled",
+                    iid,
+                    afterExpiration=False,
+                    paymentMethodId="BTC-CHAIN",
+                    payment=payment,
+                )
+            ]
+            if status == "Settled"
+            else []
+        )
         events += self._settle_if_paid(iid)
         return self._send(events, deliver)
 
     def _settle_if_paid(self, iid: str) -> list[dict]:
         method = self.method(iid)
-        settled = sum((Decimal(p["value"]) for p in method["payments"] if p["status"] == "Settled"), Decimal(0))
+        settled = sum(
+            (Decimal(p["value"]) for p in method["payments"] if p["status"] == "Settled"), Decimal(0)
+        )
         if settled < Decimal(method["amount"]) or self.invoices[iid]["status"] == "Settled":
             return []
         over = settled > Decimal(method["amount"])
@@ -194,7 +259,9 @@ class FakeBTCPay(FakeServer):
         invoice = self.invoices[iid]
         partial = any(p["status"] == "Settled" for p in self.payments[iid])
         invoice.update(status="Expired", additionalStatus="PaidPartial" if partial else "None")
-        return self._send([self.event("InvoiceExpired", iid, partiallyPaid=partial, manuallyMarked=False)], deliver)
+        return self._send(
+            [self.event("InvoiceExpired", iid, partiallyPaid=partial, manuallyMarked=False)], deliver
+        )
 
     def invalidate_payment(self, iid: str, index: int = 0, *, deliver: bool = True) -> list[dict]:
         """A settled payment turns out invalid (double spend / reorg): the invoice is marked Invalid."""
@@ -205,9 +272,18 @@ class FakeBTCPay(FakeServer):
 
     def event(self, type_: str, iid: str, **extra) -> dict:
         delivery = uuid.uuid4().hex[:22]
-        return {"deliveryId": delivery, "webhookId": "FakeWebhook1", "originalDeliveryId": delivery,
-                "isRedelivery": False, "type": type_, "timestamp": int(time.time()), "storeId": self.store_id,
-                "invoiceId": iid, "metadata": self.invoices[iid]["metadata"], **extra}
+        return {
+            "deliveryId": delivery,
+            "webhookId": "FakeWebhook1",
+            "originalDeliveryId": delivery,
+            "isRedelivery": False,
+            "type": type_,
+            "timestamp": int(time.time()),
+            "storeId": self.store_id,
+            "invoiceId": iid,
+            "metadata": self.invoices[iid]["metadata"],
+            **extra,
+        }
 
     def redelivery(self, event: dict) -> dict:
         return {**event, "deliveryId": uuid.uuid4().hex[:22], "isRedelivery": True}
@@ -226,8 +302,12 @@ class FakeBTCPay(FakeServer):
             self.outbox.append(event)
             return None
         body, sig = self.signed(event)
-        response = httpx.post(self.webhook_url, content=body, timeout=30,
-                              headers={"Content-Type": "application/json", "BTCPay-Sig": sig})
+        response = httpx.post(
+            self.webhook_url,
+            content=body,
+            timeout=30,
+            headers={"Content-Type": "application/json", "BTCPay-Sig": sig},
+        )
         self.delivered.append((event, response.status_code))
         return response
 
@@ -236,8 +316,9 @@ class FakeBTCPay(FakeServer):
             self.outbox.append(event)
             return
         body, sig = self.signed(event)
-        response = await client.post(self.webhook_url, content=body,
-                                     headers={"Content-Type": "application/json", "BTCPay-Sig": sig})
+        response = await client.post(
+            self.webhook_url, content=body, headers={"Content-Type": "application/json", "BTCPay-Sig": sig}
+        )
         self.delivered.append((event, response.status_code))
 
 

@@ -36,6 +36,7 @@ TCP connection without any response bytes (the ASGI app closes uvicorn's transpo
 reached through ``send.__self__.transport``); callers who want "nothing listening"
 can use :func:`closed_port_url` instead.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -131,9 +132,14 @@ class Plan:
 
     def billed(self) -> dict:
         """What the vendor bills for this plan, as billing.pricing.TokenUsage fields."""
-        return {"model": self.model, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens,
-                "cache_write_tokens": self.cache_write_tokens, "cache_write_1h_tokens": self.cache_write_1h_tokens,
-                "completion_tokens": self.output_tokens + self.reasoning_tokens}
+        return {
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+            "completion_tokens": self.output_tokens + self.reasoning_tokens,
+        }
 
 
 def split_words(text: str) -> list[str]:
@@ -143,12 +149,19 @@ def split_words(text: str) -> list[str]:
 
 
 def split_json(s: str, size: int = 8) -> list[str]:
-    return [s[i:i + size] for i in range(0, len(s), size)]
+    return [s[i : i + size] for i in range(0, len(s), size)]
 
 
-def make_plan(*, model: str, turns: list[Turn], tool_names: list[str] = (),
-              forced_tool: str | None = None, tools_allowed: bool = True,
-              reasoning: bool = False, max_tokens: int | None = None) -> Plan:
+def make_plan(
+    *,
+    model: str,
+    turns: list[Turn],
+    tool_names: list[str] = (),
+    forced_tool: str | None = None,
+    tools_allowed: bool = True,
+    reasoning: bool = False,
+    max_tokens: int | None = None,
+) -> Plan:
     # the last turn that is not an instruction (Claude Code puts system messages after the prompt)
     last = next((t for t in reversed(turns) if t.role != "system"), turns[-1] if turns else Turn("user", ""))
     last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
@@ -157,14 +170,20 @@ def make_plan(*, model: str, turns: list[Turn], tool_names: list[str] = (),
     if any(CACHED_MARKER in t.text for t in turns):
         plan.cached_tokens = plan.prompt_tokens // 2
     if reasoning:
-        plan.reasoning = " ".join(("Thinking about: " + (last.text if last.role != "system" else last_user)[:40]).split())
+        plan.reasoning = " ".join(
+            ("Thinking about: " + (last.text if last.role != "system" else last_user)[:40]).split()
+        )
         plan.reasoning_tokens = count_tokens(plan.reasoning)
     call = _CALL.search(last.text) if last.role == "user" and tool_names else None
     if call and call.group(1) in tool_names and tools_allowed:
         plan.tool_name, plan.tool_args = call.group(1), json.loads(call.group(2))
         plan.output_tokens = count_tokens(plan.tool_name + " " + plan.tool_args_json)
         return plan
-    if tool_names and tools_allowed and (forced_tool or (last.role == "user" and "weather" in last.text.lower())):
+    if (
+        tool_names
+        and tools_allowed
+        and (forced_tool or (last.role == "user" and "weather" in last.text.lower()))
+    ):
         plan.tool_name = forced_tool or tool_names[0]
         plan.tool_args = dict(TOOL_ARGS)
         plan.output_tokens = count_tokens(plan.tool_name + " " + plan.tool_args_json)
@@ -172,7 +191,7 @@ def make_plan(*, model: str, turns: list[Turn], tool_names: list[str] = (),
     text = "The tool said: " + last.text if last.role == "tool" else "Echo: " + last_user[:60]
     words = text.split()
     if max_tokens is not None and len(words) > max(0, int(max_tokens)):
-        words, plan.truncated = words[:max(0, int(max_tokens))], True
+        words, plan.truncated = words[: max(0, int(max_tokens))], True
     plan.text = " ".join(words)
     plan.output_tokens = len(words)
     return plan
@@ -217,14 +236,21 @@ class Conn:
         self.done = True
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def send_bytes(self, status: int, body: bytes, content_type: str,
-                         headers: list[tuple[str, str]] | None = None) -> None:
-        await self.start(status, [("content-type", content_type),
-                                  ("content-length", str(len(body)))] + list(headers or []))
+    async def send_bytes(
+        self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        await self.start(
+            status, [("content-type", content_type), ("content-length", str(len(body)))] + list(headers or [])
+        )
         await self.finish(body)
 
-    async def send_json(self, status: int, obj: Any, headers: list[tuple[str, str]] | None = None,
-                        content_type: str = "application/json") -> None:
+    async def send_json(
+        self,
+        status: int,
+        obj: Any,
+        headers: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         await self.send_bytes(status, json.dumps(obj).encode(), content_type, headers)
 
     async def sleep(self, seconds: float) -> bool:
@@ -267,9 +293,17 @@ class FakeServer:
     json_content_type = "application/json"
     sse_content_type = "text/event-stream"
 
-    def __init__(self, *, api_key: str = "test-key", chunk_delay: float = 0.0,
-                 slow_seconds: float = 3.0, stall_seconds: float = 60.0,
-                 models: list[str] | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-key",
+        chunk_delay: float = 0.0,
+        slow_seconds: float = 3.0,
+        stall_seconds: float = 60.0,
+        models: list[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.api_key, self.chunk_delay = api_key, chunk_delay
         self.slow_seconds, self.stall_seconds = slow_seconds, stall_seconds
         self.models = list(models) if models else None
@@ -334,12 +368,24 @@ class FakeServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self._sock, self.port = sock, sock.getsockname()[1]
-        config = uvicorn.Config(self, interface="asgi3", lifespan="off", ws="none", loop="asyncio",
-                                log_level="warning", access_log=False, proxy_headers=False,
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self,
+            interface="asgi3",
+            lifespan="off",
+            ws="none",
+            loop="asyncio",
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=1,
+        )
         self._uvicorn = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [sock]},
-                                        name=f"{type(self).__name__}:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._uvicorn.run,
+            kwargs={"sockets": [sock]},
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._uvicorn.started:
@@ -392,8 +438,9 @@ class FakeServer:
     def response_headers(self) -> list[tuple[str, str]]:
         return []
 
-    async def serve_completion(self, conn: Conn, req: Request, plan: Plan, fault: str | None,
-                               stream: bool) -> None:
+    async def serve_completion(
+        self, conn: Conn, req: Request, plan: Plan, fault: str | None, stream: bool
+    ) -> None:
         """Send the completion, applying ``fault``:
 
         400/401/404/429/500/503/529/context -> vendor error body (429 adds ``retry-after: 1``);
@@ -424,15 +471,23 @@ class FakeServer:
                 if fault == "stall":
                     await conn.sleep(self.stall_seconds)
             else:
-                await conn.send_json(200, self.render_json(plan, no_usage),
-                                     self.response_headers(), self.json_content_type)
+                await conn.send_json(
+                    200, self.render_json(plan, no_usage), self.response_headers(), self.json_content_type
+                )
             return
         frames = self.render_stream(plan, no_usage, req)
         cut = min(4, len(frames) - 1) if fault in ("cutoff", "stall", "midstream_error") else len(frames)
         if fault == "stall_early":
             fault, cut = "stall", 1
-        await conn.start(200, [("content-type", self.sse_content_type), ("cache-control", "no-cache"),
-                               ("connection", "keep-alive")] + self.response_headers())
+        await conn.start(
+            200,
+            [
+                ("content-type", self.sse_content_type),
+                ("cache-control", "no-cache"),
+                ("connection", "keep-alive"),
+            ]
+            + self.response_headers(),
+        )
         for i, frame in enumerate(frames[:cut]):
             if i and await conn.sleep(self.chunk_delay):
                 return
@@ -465,16 +520,30 @@ class FakeServer:
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         parsed = _loads(body)
-        req = Request(scope["method"], scope["path"], dict(parse_qsl(scope["query_string"].decode())),
-                      headers, body, parsed)
+        req = Request(
+            scope["method"],
+            scope["path"],
+            dict(parse_qsl(scope["query_string"].decode())),
+            headers,
+            body,
+            parsed,
+        )
         conn = Conn(self, receive, send)
         if req.path.startswith("/_control/"):
             await self._control(req, conn)
             return
         with self._lock:
-            self._requests.append({"method": req.method, "path": req.path, "query": req.query,
-                                   "headers": headers, "json": parsed,
-                                   "body": body.decode("utf-8", "replace"), "time": time.time()})
+            self._requests.append(
+                {
+                    "method": req.method,
+                    "path": req.path,
+                    "query": req.query,
+                    "headers": headers,
+                    "json": parsed,
+                    "body": body.decode("utf-8", "replace"),
+                    "time": time.time(),
+                }
+            )
         for method, pattern, handler in self._routes:  # noqa: B007 — the matching handler is used below
             if method == req.method and pattern.match(req.path):
                 break
@@ -526,8 +595,11 @@ def _loads(body: bytes) -> Any:
 
 def sse(data: Any, event: str | None = None, compact: bool = True, crlf: bool = False) -> bytes:
     """Encode one SSE frame (``event:`` line optional)."""
-    text = data if isinstance(data, str) else json.dumps(
-        data, separators=(",", ":") if compact else (", ", ": "))
+    text = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, separators=(",", ":") if compact else (", ", ": "))
+    )
     nl = "\r\n" if crlf else "\n"
     head = f"event: {event}{nl}" if event else ""
     return f"{head}data: {text}{nl}{nl}".encode()

@@ -31,6 +31,7 @@ itself; content_policy (result -> 422), job_failed (result -> 503
 runner_disconnected), no_image, partial, never_finishes are job properties set
 at submit.
 """
+
 from __future__ import annotations
 
 import random
@@ -40,13 +41,23 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .media_common import (FakeMediaServer, FakeRequest, FakeResponse, IMAGE_MIME,
-                           json_response, make_image, make_mp4)
+from .media_common import (
+    FakeMediaServer,
+    FakeRequest,
+    FakeResponse,
+    IMAGE_MIME,
+    json_response,
+    make_image,
+    make_mp4,
+)
 
 IMAGE_SIZE_PRESETS = {
-    "square_hd": (1024, 1024), "square": (512, 512),
-    "portrait_4_3": (768, 1024), "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768), "landscape_16_9": (1024, 576),
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
 }
 _STATUS_RE = re.compile(r"^/([^/]+)/([^/]+)/requests/([^/]+)(/status|/cancel)?/?$")
 
@@ -76,7 +87,7 @@ def requested_image_size(inp: dict[str, Any]) -> tuple[int, int]:
 class FalJob:
     request_id: str
     model_id: str
-    app_path: str            # "owner/app", used for status/result URLs
+    app_path: str  # "owner/app", used for status/result URLs
     input: dict[str, Any]
     faults: set[str]
     created: float
@@ -98,8 +109,7 @@ class FakeFal(FakeMediaServer):
 
     primary_kind = "submit"
 
-    def __init__(self, *, steps: int = 2, delay: float = 0.0,
-                 video_models: tuple[str, ...] = (), **kw: Any):
+    def __init__(self, *, steps: int = 2, delay: float = 0.0, video_models: tuple[str, ...] = (), **kw: Any):
         super().__init__(**kw)
         self.steps = steps
         self.delay = delay
@@ -108,18 +118,34 @@ class FakeFal(FakeMediaServer):
 
     def is_video(self, model_id: str) -> bool:
         """Ids containing "video", and ids in (or under, e.g. ".../image-to-video") video_models."""
-        return "video" in model_id or any(model_id == m or model_id.startswith(m + "/") for m in self.video_models)
+        return "video" in model_id or any(
+            model_id == m or model_id.startswith(m + "/") for m in self.video_models
+        )
 
     # ------------------------------------------------------------ errors
     def _http_fault(self, faults: set[str]) -> FakeResponse | None:
         if "500" in faults:
             return json_response({"detail": "Internal Server Error"}, 500)
         if "429" in faults:
-            return json_response({"detail": "Rate limit exceeded. Too many concurrent requests."},
-                                 429, {"retry-after": str(self.retry_after)})
+            return json_response(
+                {"detail": "Rate limit exceeded. Too many concurrent requests."},
+                429,
+                {"retry-after": str(self.retry_after)},
+            )
         if "400" in faults:
-            return json_response({"detail": [{"loc": ["body", "prompt"], "msg": "Invalid prompt",
-                                              "type": "value_error", "input": None}]}, 400)
+            return json_response(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "prompt"],
+                            "msg": "Invalid prompt",
+                            "type": "value_error",
+                            "input": None,
+                        }
+                    ]
+                },
+                400,
+            )
         return None
 
     def _auth_error(self, req: FakeRequest) -> FakeResponse | None:
@@ -129,8 +155,7 @@ class FakeFal(FakeMediaServer):
         if not auth:
             return json_response({"detail": "No user found for Key ID and Secret"}, 401)
         if auth != f"Key {self.api_key}":
-            return json_response({"detail": "Invalid Key authorization header format or invalid key"},
-                                 401)
+            return json_response({"detail": "Invalid Key authorization header format or invalid key"}, 401)
         return None
 
     # ------------------------------------------------------------ routing
@@ -176,13 +201,20 @@ class FakeFal(FakeMediaServer):
         if (err := self._http_fault(faults)) is not None:
             return err
         if not isinstance(req.body, dict):
-            return json_response({"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary",
-                                              "type": "dict_type"}]}, 422)
+            return json_response(
+                {
+                    "detail": [
+                        {"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}
+                    ]
+                },
+                422,
+            )
         job = FalJob(str(uuid.uuid4()), model_id, "/".join(parts[:2]), inp, faults, time.monotonic())
         self.jobs[job.request_id] = job
         req.meta["request_id"] = job.request_id
-        return json_response({"status": "IN_QUEUE", "request_id": job.request_id,
-                              **self._urls(job), "queue_position": 0})
+        return json_response(
+            {"status": "IN_QUEUE", "request_id": job.request_id, **self._urls(job), "queue_position": 0}
+        )
 
     def _state(self, job: FalJob) -> str:
         if job.cancelled:
@@ -205,8 +237,14 @@ class FakeFal(FakeMediaServer):
             body["queue_position"] = max(0, (self.steps + 1) // 2 - job.polls)
         else:
             if not job.logs:
-                job.logs.append({"message": "Starting inference", "level": "INFO", "source": "user",
-                                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                job.logs.append(
+                    {
+                        "message": "Starting inference",
+                        "level": "INFO",
+                        "source": "user",
+                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    }
+                )
             body["logs"] = job.logs if with_logs else None
         if state == "COMPLETED":
             body["metrics"] = {"inference_time": round(time.monotonic() - job.created, 3)}
@@ -215,8 +253,10 @@ class FakeFal(FakeMediaServer):
             elif "job_failed" in job.faults:
                 body["error"], body["error_type"] = "Runner disconnected", "runner_disconnected"
             elif "content_policy" in job.faults:
-                body["error"], body["error_type"] = "The content was flagged by a content checker.", \
-                    "content_policy_violation"
+                body["error"], body["error_type"] = (
+                    "The content was flagged by a content checker.",
+                    "content_policy_violation",
+                )
         return json_response(body, 200 if state == "COMPLETED" else 202)
 
     def _cancel(self, job: FalJob) -> FakeResponse:
@@ -229,17 +269,33 @@ class FakeFal(FakeMediaServer):
         if self._state(job) != "COMPLETED":
             return json_response({"detail": "Request is still in progress"}, 400)
         if job.cancelled:
-            return json_response({"detail": "Request was cancelled", "error_type": "request_cancelled"},
-                                 400, {"x-fal-error-type": "request_cancelled"})
+            return json_response(
+                {"detail": "Request was cancelled", "error_type": "request_cancelled"},
+                400,
+                {"x-fal-error-type": "request_cancelled"},
+            )
         if "job_failed" in job.faults:
-            return json_response({"detail": "Runner disconnected", "error_type": "runner_disconnected"},
-                                 503, {"x-fal-error-type": "runner_disconnected"})
+            return json_response(
+                {"detail": "Runner disconnected", "error_type": "runner_disconnected"},
+                503,
+                {"x-fal-error-type": "runner_disconnected"},
+            )
         if "content_policy" in job.faults:
-            return json_response({"detail": [{
-                "loc": ["body", "prompt"], "msg": "The content was flagged by a content checker.",
-                "type": "content_policy_violation",
-                "url": "https://docs.fal.ai/errors#content_policy_violation",
-                "input": job.input.get("prompt")}]}, 422, {"x-fal-retryable": "false"})
+            return json_response(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "prompt"],
+                            "msg": "The content was flagged by a content checker.",
+                            "type": "content_policy_violation",
+                            "url": "https://docs.fal.ai/errors#content_policy_violation",
+                            "input": job.input.get("prompt"),
+                        }
+                    ]
+                },
+                422,
+                {"x-fal-retryable": "false"},
+            )
         if job.result is None:
             job.result = self._build_result(job, req)
         return json_response(job.result, 200, {"x-fal-request-id": job.request_id})
@@ -253,10 +309,17 @@ class FakeFal(FakeMediaServer):
             seconds = float(str(job.input.get("duration", "5")).rstrip("s") or 5)
             w, h = aspect_dims(job.input.get("aspect_ratio", "16:9"), 1280)
             data = make_mp4(seconds, w, h, seed=prompt)
-            url = self.store_file(data, "video/mp4", "mp4", requested_size=f"{w}x{h}",
-                                  request_id=job.request_id)
-            return {"video": {"url": url, "content_type": "video/mp4", "file_name": "output.mp4",
-                              "file_size": len(data)}}
+            url = self.store_file(
+                data, "video/mp4", "mp4", requested_size=f"{w}x{h}", request_id=job.request_id
+            )
+            return {
+                "video": {
+                    "url": url,
+                    "content_type": "video/mp4",
+                    "file_name": "output.mp4",
+                    "file_size": len(data),
+                }
+            }
         n = int(job.input.get("num_images", 1) or 1)
         if "no_image" in job.faults:
             n = 0
@@ -269,11 +332,17 @@ class FakeFal(FakeMediaServer):
         images = []
         for i in range(n):
             data = make_image(w, h, prompt, i, fmt, self.max_side)
-            url = self.store_file(data, IMAGE_MIME[fmt], fmt, requested_size=f"{w}x{h}",
-                                  request_id=job.request_id)
-            images.append({"url": url, "content_type": IMAGE_MIME[fmt], "width": w, "height": h,
-                           "file_size": len(data)})
+            url = self.store_file(
+                data, IMAGE_MIME[fmt], fmt, requested_size=f"{w}x{h}", request_id=job.request_id
+            )
+            images.append(
+                {"url": url, "content_type": IMAGE_MIME[fmt], "width": w, "height": h, "file_size": len(data)}
+            )
         req.meta["requested_size"] = f"{w}x{h}"
-        return {"images": images, "seed": seed, "prompt": prompt,
-                "has_nsfw_concepts": [False] * n,
-                "timings": {"inference": round(time.monotonic() - job.created, 3)}}
+        return {
+            "images": images,
+            "seed": seed,
+            "prompt": prompt,
+            "has_nsfw_concepts": [False] * n,
+            "timings": {"inference": round(time.monotonic() - job.created, 3)},
+        }

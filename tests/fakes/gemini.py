@@ -37,6 +37,7 @@ https://ai.google.dev/gemini-api/docs/media-resolution); output = candidateCount
 https://ai.google.dev/gemini-api/docs/thinking), 0 when ``thinkingBudget`` is 0. Every stream
 chunk carries ``usageMetadata`` with the whole prompt, so a cut stream knows it.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,17 +50,34 @@ DEFAULT_OUTPUT_LIMIT = 65_536  # Gemini 2.5's output cap when no maxOutputTokens
 
 _ERRORS = {
     "400": (400, "INVALID_ARGUMENT", "Request contains an invalid argument."),
-    "401": (401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access "
-                                    "token, login cookie or other valid authentication credential."),
-    "429": (429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing "
-                                       "details. Please retry in 1s."),
-    "404": (404, "NOT_FOUND", "models/unknown is not found for API version v1beta, or is not supported for "
-                              "generateContent."),
-    "500": (500, "INTERNAL", "An internal error has occurred. Please retry or report in "
-                             "https://developers.generativeai.google/guide/troubleshooting"),
+    "401": (
+        401,
+        "UNAUTHENTICATED",
+        "Request had invalid authentication credentials. Expected OAuth 2 access "
+        "token, login cookie or other valid authentication credential.",
+    ),
+    "429": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota, please check your plan and billing details. Please retry in 1s.",
+    ),
+    "404": (
+        404,
+        "NOT_FOUND",
+        "models/unknown is not found for API version v1beta, or is not supported for generateContent.",
+    ),
+    "500": (
+        500,
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in "
+        "https://developers.generativeai.google/guide/troubleshooting",
+    ),
     "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-    "context": (400, "INVALID_ARGUMENT", "The input token count (1048577) exceeds the maximum number of "
-                                         "tokens allowed (1048576)."),
+    "context": (
+        400,
+        "INVALID_ARGUMENT",
+        "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).",
+    ),
 }
 
 
@@ -115,8 +133,11 @@ def bill_max(plan: Plan, body: dict, reasoning: bool) -> None:
     n = config.get("candidateCount") if isinstance(config.get("candidateCount"), int) else 1
     plan.candidates = max(n, 1)
     thinking = _thinking_budget(plan.model, config, reasoning)
-    plan.bill_max(prompt=prompt, output=plan.candidates * int(config.get("maxOutputTokens") or DEFAULT_OUTPUT_LIMIT),
-                  reasoning=plan.candidates * thinking)
+    plan.bill_max(
+        prompt=prompt,
+        output=plan.candidates * int(config.get("maxOutputTokens") or DEFAULT_OUTPUT_LIMIT),
+        reasoning=plan.candidates * thinking,
+    )
 
 
 class FakeGemini(FakeServer):
@@ -124,34 +145,56 @@ class FakeGemini(FakeServer):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.route("POST", r"/v1(?:beta)?/models/[^/:]+:(?:generateContent|streamGenerateContent)", self._generate)
+        self.route(
+            "POST", r"/v1(?:beta)?/models/[^/:]+:(?:generateContent|streamGenerateContent)", self._generate
+        )
 
     json_content_type = "application/json; charset=UTF-8"
 
     async def _send_err(self, conn: Conn, code: int, status: str, message: str, details=None) -> None:
-        await conn.send_json(code, _error(code, status, message, details), content_type=self.json_content_type)
+        await conn.send_json(
+            code, _error(code, status, message, details), content_type=self.json_content_type
+        )
 
     async def _generate(self, req: Request, conn: Conn) -> None:
         key = req.headers.get("x-goog-api-key") or req.query.get("key")
         if not key:
-            await self._send_err(conn, 403, "PERMISSION_DENIED",
-                                 "Method doesn't allow unregistered callers (callers without established "
-                                 "identity). Please use API Key or other form of API consumer identity to "
-                                 "call this API.")
+            await self._send_err(
+                conn,
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to "
+                "call this API.",
+            )
             return
         if key != self.api_key:
-            await self._send_err(conn, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                                 [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                                   "domain": "googleapis.com",
-                                   "metadata": {"service": "generativelanguage.googleapis.com"}}])
+            await self._send_err(
+                conn,
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                        "metadata": {"service": "generativelanguage.googleapis.com"},
+                    }
+                ],
+            )
             return
         path_model, _, method = req.path.rpartition("/models/")[2].partition(":")
         model = path_model
         if self.models and model not in self.models:
-            await self._send_err(conn, 404, "NOT_FOUND",
-                                 f"models/{model} is not found for API version v1beta, or is not supported for "
-                                 f"{method}. Call ListModels to see the list of available models and their "
-                                 "supported methods.")
+            await self._send_err(
+                conn,
+                404,
+                "NOT_FOUND",
+                f"models/{model} is not found for API version v1beta, or is not supported for "
+                f"{method}. Call ListModels to see the list of available models and their "
+                "supported methods.",
+            )
             return
         body = req.json
         if not isinstance(body, dict):
@@ -159,8 +202,12 @@ class FakeGemini(FakeServer):
             return
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
-            await self._send_err(conn, 400, "INVALID_ARGUMENT",
-                                 "* GenerateContentRequest.contents: contents is not specified\n")
+            await self._send_err(
+                conn,
+                400,
+                "INVALID_ARGUMENT",
+                "* GenerateContentRequest.contents: contents is not specified\n",
+            )
             return
         turns = []
         system = body.get("systemInstruction") or body.get("system_instruction")
@@ -170,21 +217,34 @@ class FakeGemini(FakeServer):
             text, is_tool = _parts_text(c.get("parts"))
             role = "tool" if is_tool else ("assistant" if c.get("role") == "model" else "user")
             turns.append(Turn(role, text))
-        tool_names = [d.get("name") for t in body.get("tools") or []
-                      for d in (t.get("functionDeclarations") or t.get("function_declarations") or [])]
-        fcc = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {})
+        tool_names = [
+            d.get("name")
+            for t in body.get("tools") or []
+            for d in (t.get("functionDeclarations") or t.get("function_declarations") or [])
+        ]
+        fcc = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
         mode = str(fcc.get("mode", "AUTO")).upper()
         forced = None
         if mode == "ANY" and tool_names:
             forced = (fcc.get("allowedFunctionNames") or tool_names)[0]
         gc = body.get("generationConfig") or {}
         tc = gc.get("thinkingConfig")
-        reasoning = "thinking" in model.lower() or "reason" in model.lower() or \
-            (isinstance(tc, dict) and tc.get("thinkingBudget", -1) != 0)
+        reasoning = (
+            "thinking" in model.lower()
+            or "reason" in model.lower()
+            or (isinstance(tc, dict) and tc.get("thinkingBudget", -1) != 0)
+        )
         if isinstance(tc, dict) and tc.get("thinkingBudget") == 0:
             reasoning = False
-        plan = make_plan(model=model, turns=turns, tool_names=tool_names, forced_tool=forced,
-                         tools_allowed=mode != "NONE", reasoning=reasoning, max_tokens=gc.get("maxOutputTokens"))
+        plan = make_plan(
+            model=model,
+            turns=turns,
+            tool_names=tool_names,
+            forced_tool=forced,
+            tools_allowed=mode != "NONE",
+            reasoning=reasoning,
+            max_tokens=gc.get("maxOutputTokens"),
+        )
         plan.options["include_thoughts"] = bool(isinstance(tc, dict) and tc.get("includeThoughts"))
         if bills_max(req):
             bill_max(plan, body, reasoning)
@@ -192,7 +252,7 @@ class FakeGemini(FakeServer):
         fault = self.take_fault(last_user)
         stream = method == "streamGenerateContent"
         if stream and req.query.get("alt") != "sse" and fault is None:
-            frames = [json.loads(f[len(b"data: "):]) for f in self._chunks(plan, False)]
+            frames = [json.loads(f[len(b"data: ") :]) for f in self._chunks(plan, False)]
             await conn.send_json(200, frames, content_type=self.json_content_type)
             return
         await self.serve_completion(conn, req, plan, fault, stream)
@@ -265,8 +325,9 @@ class FakeGemini(FakeServer):
         frames = []
         for i, (part, cand, th) in enumerate(steps):
             usage = None if no_usage else self._usage(plan, cand, th)
-            frames.append(sse(self._response(plan, [part], i == len(steps) - 1, usage, rid),
-                              compact=False, crlf=True))
+            frames.append(
+                sse(self._response(plan, [part], i == len(steps) - 1, usage, rid), compact=False, crlf=True)
+            )
         return frames
 
     def render_stream(self, plan: Plan, no_usage: bool, req: Request) -> list[bytes]:
@@ -276,5 +337,8 @@ class FakeGemini(FakeServer):
         return b'data: {"candidates": [{"content": {"parts": [{"text": \r\n\r\n'
 
     def midstream_error_frame(self) -> bytes:
-        return sse(_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-                   compact=False, crlf=True)
+        return sse(
+            _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
+            compact=False,
+            crlf=True,
+        )

@@ -12,6 +12,7 @@ Pieces:
     small MP4 that starts with a valid ``ftyp`` box (ftyp, moov/mvhd/tkhd, mdat).
   * ``parse_multipart`` - dependency-free multipart/form-data parser.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,9 @@ from urllib.parse import parse_qs
 import uvicorn
 from PIL import Image, ImageDraw
 
-FAULTS = frozenset({"500", "429", "400", "content_policy", "no_image", "partial",
-                    "slow", "job_failed", "never_finishes"})
+FAULTS = frozenset(
+    {"500", "429", "400", "content_policy", "no_image", "partial", "slow", "job_failed", "never_finishes"}
+)
 _FAULT_RE = re.compile(r"\[\[fault:([A-Za-z0-9_]+)\]\]")
 
 
@@ -56,8 +58,9 @@ def capped_size(width: int, height: int, max_side: int = 1024) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def make_image(width: int, height: int, prompt: str = "", index: int = 0,
-               fmt: str = "png", max_side: int = 1024) -> bytes:
+def make_image(
+    width: int, height: int, prompt: str = "", index: int = 0, fmt: str = "png", max_side: int = 1024
+) -> bytes:
     """A real image whose colour is derived deterministically from the prompt."""
     w, h = capped_size(width, height, max_side)
     color = prompt_color(prompt, index)
@@ -82,12 +85,22 @@ def make_mp4(seconds: float = 4.0, width: int = 1280, height: int = 720, seed: s
     duration = int(float(seconds) * 1000)
     ftyp = _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41")
     matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
-    mvhd = _box(b"mvhd", struct.pack(">B3xIIII", 0, 0, 0, 1000, duration)
-                + struct.pack(">IH10x", 0x10000, 0x100) + matrix + b"\x00" * 24
-                + struct.pack(">I", 2))
-    tkhd = _box(b"tkhd", struct.pack(">B3sIIIII", 0, b"\x00\x00\x03", 0, 0, 1, 0, duration)
-                + b"\x00" * 8 + struct.pack(">hhhH", 0, 0, 0, 0) + matrix
-                + struct.pack(">II", int(width) << 16, int(height) << 16))
+    mvhd = _box(
+        b"mvhd",
+        struct.pack(">B3xIIII", 0, 0, 0, 1000, duration)
+        + struct.pack(">IH10x", 0x10000, 0x100)
+        + matrix
+        + b"\x00" * 24
+        + struct.pack(">I", 2),
+    )
+    tkhd = _box(
+        b"tkhd",
+        struct.pack(">B3sIIIII", 0, b"\x00\x00\x03", 0, 0, 1, 0, duration)
+        + b"\x00" * 8
+        + struct.pack(">hhhH", 0, 0, 0, 0)
+        + matrix
+        + struct.pack(">II", int(width) << 16, int(height) << 16),
+    )
     moov = _box(b"moov", mvhd + _box(b"trak", tkhd))
     digest = hashlib.sha256(f"{seed}|{seconds}|{width}x{height}".encode()).digest()
     mdat = _box(b"mdat", digest * 64)
@@ -127,10 +140,13 @@ class MultipartForm:
         return [f for f in self.files if f.name in names]
 
     def summary(self) -> dict[str, Any]:
-        return {"fields": {k: (v[0] if len(v) == 1 else v) for k, v in self.fields.items()},
-                "files": [{"name": f.name, "filename": f.filename,
-                           "content_type": f.content_type, **image_info(f.data)}
-                          for f in self.files]}
+        return {
+            "fields": {k: (v[0] if len(v) == 1 else v) for k, v in self.fields.items()},
+            "files": [
+                {"name": f.name, "filename": f.filename, "content_type": f.content_type, **image_info(f.data)}
+                for f in self.files
+            ],
+        }
 
 
 def _header_params(value: str) -> tuple[str, dict[str, str]]:
@@ -180,14 +196,14 @@ class FakeRequest:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]          # lower-cased names
+    headers: dict[str, str]  # lower-cased names
     raw: bytes
-    body: Any = None                 # parsed JSON, MultipartForm.summary(), or None
+    body: Any = None  # parsed JSON, MultipartForm.summary(), or None
     form: MultipartForm | None = None
-    kind: str = ""                   # endpoint kind, e.g. "submit", "status", "file"
+    kind: str = ""  # endpoint kind, e.g. "submit", "status", "file"
     faults: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
-    status: int | None = None        # response status, filled in after handling
+    status: int | None = None  # response status, filled in after handling
     at: float = field(default_factory=time.time)
 
     @property
@@ -203,8 +219,9 @@ class FakeResponse:
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> FakeResponse:
-    return FakeResponse(status, json.dumps(obj).encode(),
-                        {"content-type": "application/json", **(headers or {})})
+    return FakeResponse(
+        status, json.dumps(obj).encode(), {"content-type": "application/json", **(headers or {})}
+    )
 
 
 def b64(data: bytes) -> str:
@@ -228,8 +245,14 @@ class FakeMediaServer:
 
     primary_kind = "generate"
 
-    def __init__(self, *, api_key: str | None = None, slow_seconds: float = 1.0,
-                 retry_after: int = 1, max_side: int = 1024):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        slow_seconds: float = 1.0,
+        retry_after: int = 1,
+        max_side: int = 1024,
+    ):
         self.api_key = api_key
         self.slow_seconds = slow_seconds
         self.retry_after = retry_after
@@ -237,7 +260,7 @@ class FakeMediaServer:
         self.requests: list[FakeRequest] = []
         self.errors: list[str] = []
         self.files: dict[str, StoredFile] = {}
-        self._scripted: list[list[Any]] = []   # [fault_names, remaining, on_kind]
+        self._scripted: list[list[Any]] = []  # [fault_names, remaining, on_kind]
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -251,11 +274,13 @@ class FakeMediaServer:
         sock.bind(("127.0.0.1", 0))
         self._sock = sock
         self.base_url = "http://127.0.0.1:%d" % sock.getsockname()[1]
-        config = uvicorn.Config(self, lifespan="off", log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            self, lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=1
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=type(self).__name__, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=type(self).__name__, daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -326,7 +351,7 @@ class FakeMediaServer:
 
     def serve_file(self, req: FakeRequest) -> FakeResponse:
         req.kind = "file"
-        f = self.files.get(req.path[len("/files/"):])
+        f = self.files.get(req.path[len("/files/") :])
         if f is None:
             return FakeResponse(404, b"Not Found", {"content-type": "text/plain"})
         headers = {"content-type": f.content_type}

@@ -24,6 +24,7 @@ Faults (``script(name, times=1, on="generate"|"edit")`` or ``[[fault:name]]``):
 500, 429 (retry-after), 400, content_policy, no_image (empty data), partial
 (n-1 images), slow. Async-only faults (job_failed, never_finishes) are ignored.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,35 +33,63 @@ import re
 import time
 from typing import Any
 
-from .media_common import (FakeMediaServer, FakeRequest, FakeResponse, IMAGE_MIME, b64,
-                           image_info, json_response, make_image)
+from .media_common import (
+    FakeMediaServer,
+    FakeRequest,
+    FakeResponse,
+    IMAGE_MIME,
+    b64,
+    image_info,
+    json_response,
+    make_image,
+)
 
 OUTPUT_TOKENS = {  # gpt-image-1 published per-image output token counts
-    ("low", "1024x1024"): 272, ("medium", "1024x1024"): 1056, ("high", "1024x1024"): 4160,
-    ("low", "1536x1024"): 408, ("medium", "1536x1024"): 1584, ("high", "1536x1024"): 6240,
+    ("low", "1024x1024"): 272,
+    ("medium", "1024x1024"): 1056,
+    ("high", "1024x1024"): 4160,
+    ("low", "1536x1024"): 408,
+    ("medium", "1536x1024"): 1584,
+    ("high", "1536x1024"): 6240,
 }
 
 
-def openai_error(message: str, etype: str, status: int, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> FakeResponse:
-    return json_response({"error": {"message": message, "type": etype, "param": param, "code": code}},
-                         status, headers)
+def openai_error(
+    message: str,
+    etype: str,
+    status: int,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> FakeResponse:
+    return json_response(
+        {"error": {"message": message, "type": etype, "param": param, "code": code}}, status, headers
+    )
 
 
 def openai_http_fault(faults: set[str], retry_after: int) -> FakeResponse | None:
     """The generic faults shared by the OpenAI-shaped fakes (images and video)."""
     if "500" in faults:
-        return openai_error("The server had an error while processing your request. Sorry about that!",
-                            "server_error", 500)
+        return openai_error(
+            "The server had an error while processing your request. Sorry about that!", "server_error", 500
+        )
     if "429" in faults:
-        return openai_error("Rate limit reached for images per minute. Please try again in "
-                            f"{retry_after}s.", "requests", 429, None, "rate_limit_exceeded",
-                            {"retry-after": str(retry_after),
-                             "x-ratelimit-remaining-requests": "0",
-                             "x-ratelimit-reset-requests": f"{retry_after}s"})
+        return openai_error(
+            f"Rate limit reached for images per minute. Please try again in {retry_after}s.",
+            "requests",
+            429,
+            None,
+            "rate_limit_exceeded",
+            {
+                "retry-after": str(retry_after),
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{retry_after}s",
+            },
+        )
     if "400" in faults:
-        return openai_error("Invalid value for 'size'.", "invalid_request_error", 400, "size",
-                            "invalid_value")
+        return openai_error(
+            "Invalid value for 'size'.", "invalid_request_error", 400, "size", "invalid_value"
+        )
     return None
 
 
@@ -69,12 +98,21 @@ def check_bearer(req: FakeRequest, api_key: str | None) -> FakeResponse | None:
         return None
     auth = req.headers.get("authorization", "")
     if not auth.startswith("Bearer "):
-        return openai_error("You didn't provide an API key. You need to provide your API key in an "
-                            "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                            "YOUR_KEY).", "invalid_request_error", 401)
+        return openai_error(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+            "YOUR_KEY).",
+            "invalid_request_error",
+            401,
+        )
     if auth[7:] != api_key:
-        return openai_error(f"Incorrect API key provided: {auth[7:11]}****.",
-                            "invalid_request_error", 401, None, "invalid_api_key")
+        return openai_error(
+            f"Incorrect API key provided: {auth[7:11]}****.",
+            "invalid_request_error",
+            401,
+            None,
+            "invalid_api_key",
+        )
     return None
 
 
@@ -110,15 +148,30 @@ class FakeOpenAIImages(FakeMediaServer):
         if (err := openai_http_fault(faults, self.retry_after)) is not None:
             return err
         if not isinstance(prompt, str) or not prompt:
-            return openai_error("Missing required parameter: 'prompt'.", "invalid_request_error", 400,
-                                "prompt", "missing_required_parameter")
+            return openai_error(
+                "Missing required parameter: 'prompt'.",
+                "invalid_request_error",
+                400,
+                "prompt",
+                "missing_required_parameter",
+            )
         if req.kind == "edit" and not inputs:
-            return openai_error("Missing required parameter: 'image'.", "invalid_request_error", 400,
-                                "image", "missing_required_parameter")
+            return openai_error(
+                "Missing required parameter: 'image'.",
+                "invalid_request_error",
+                400,
+                "image",
+                "missing_required_parameter",
+            )
         if "content_policy" in faults:
-            return openai_error("Your request was rejected as a result of our safety system. Your "
-                                "prompt may contain text that is not allowed by our safety system.",
-                                "invalid_request_error", 400, None, "content_policy_violation")
+            return openai_error(
+                "Your request was rejected as a result of our safety system. Your "
+                "prompt may contain text that is not allowed by our safety system.",
+                "invalid_request_error",
+                400,
+                None,
+                "content_policy_violation",
+            )
         req.meta["input_images"] = inputs
         return self._generate(req, params, faults, len(inputs))
 
@@ -127,8 +180,15 @@ class FakeOpenAIImages(FakeMediaServer):
         if req.form is not None:
             params: dict[str, Any] = {k: v[-1] for k, v in req.form.fields.items()}
             files = req.form.files_named("image", "image[]")
-            return params, [{"field": f.name, "filename": f.filename, "content_type": f.content_type,
-                             **image_info(f.data)} for f in files]
+            return params, [
+                {
+                    "field": f.name,
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    **image_info(f.data),
+                }
+                for f in files
+            ]
         params = dict(req.body) if isinstance(req.body, dict) else {}
         inputs = []
         for item in params.get("images") or []:
@@ -142,8 +202,7 @@ class FakeOpenAIImages(FakeMediaServer):
                 inputs.append({"field": "images", "url": url})
         return params, inputs
 
-    def _generate(self, req: FakeRequest, p: dict[str, Any], faults: set[str],
-                  n_inputs: int) -> FakeResponse:
+    def _generate(self, req: FakeRequest, p: dict[str, Any], faults: set[str], n_inputs: int) -> FakeResponse:
         model = str(p.get("model") or ("grok-2-image" if self.flavor == "xai" else "dall-e-2"))
         gpt_image = model.startswith(("gpt-image", "chatgpt-image"))
         try:
@@ -151,14 +210,24 @@ class FakeOpenAIImages(FakeMediaServer):
         except (TypeError, ValueError):
             return openai_error("Invalid type for 'n'.", "invalid_request_error", 400, "n")
         if n < 1 or n > 10:
-            return openai_error(f"{n} is greater than the maximum of 10 - 'n'." if n > 10 else
-                                f"{n} is less than the minimum of 1 - 'n'.",
-                                "invalid_request_error", 400, "n")
+            return openai_error(
+                f"{n} is greater than the maximum of 10 - 'n'."
+                if n > 10
+                else f"{n} is less than the minimum of 1 - 'n'.",
+                "invalid_request_error",
+                400,
+                "n",
+            )
         size = (1024, 768) if self.flavor == "xai" else parse_size(p.get("size"))
         if size is None:
-            return openai_error(f"Invalid value: '{p.get('size')}'. Supported values are: "
-                                "'1024x1024', '1024x1536', '1536x1024', and 'auto'.",
-                                "invalid_request_error", 400, "size", "invalid_value")
+            return openai_error(
+                f"Invalid value: '{p.get('size')}'. Supported values are: "
+                "'1024x1024', '1024x1536', '1536x1024', and 'auto'.",
+                "invalid_request_error",
+                400,
+                "size",
+                "invalid_value",
+            )
         w, h = size
         fmt = "jpeg" if self.flavor == "xai" else str(p.get("output_format") or "png").lower()
         fmt = fmt if fmt in IMAGE_MIME else "png"
@@ -177,7 +246,7 @@ class FakeOpenAIImages(FakeMediaServer):
                 item["revised_prompt"] = f"A detailed rendering of: {prompt}"
             data.append(item)
         req.meta.update(requested_size=f"{w}x{h}", delivered=count, response_format=rf)
-        headers = {"x-fake-requested-size": f"{w}x{h}", "x-request-id": f"req_{int(time.time()*1e6)}"}
+        headers = {"x-fake-requested-size": f"{w}x{h}", "x-request-id": f"req_{int(time.time() * 1e6)}"}
         if self.flavor == "xai":
             return json_response({"data": data}, 200, headers)
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
@@ -188,11 +257,18 @@ class FakeOpenAIImages(FakeMediaServer):
             out_tokens = OUTPUT_TOKENS.get(key, 1056) * count
             text_tokens = max(1, len(prompt) // 4)
             image_tokens = 323 * n_inputs
-            body.update(background=p.get("background") if p.get("background") in ("transparent", "opaque")
-                        else "opaque", output_format=fmt, quality=quality, size=f"{w}x{h}",
-                        usage={"input_tokens": text_tokens + image_tokens,
-                               "input_tokens_details": {"image_tokens": image_tokens,
-                                                        "text_tokens": text_tokens},
-                               "output_tokens": out_tokens,
-                               "total_tokens": text_tokens + image_tokens + out_tokens})
+            body.update(
+                background=p.get("background")
+                if p.get("background") in ("transparent", "opaque")
+                else "opaque",
+                output_format=fmt,
+                quality=quality,
+                size=f"{w}x{h}",
+                usage={
+                    "input_tokens": text_tokens + image_tokens,
+                    "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": text_tokens},
+                    "output_tokens": out_tokens,
+                    "total_tokens": text_tokens + image_tokens + out_tokens,
+                },
+            )
         return json_response(body, 200, headers)

@@ -13,6 +13,7 @@ Reasoning models (o-series, gpt-5.x) refuse sampling parameters as OpenAI does: 
 The deterministic "model" is tests.fakes.common.make_plan, as for Chat Completions; the reply is
 rendered in the Responses shapes.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,11 +64,21 @@ def plan_for(body: dict) -> Plan:
     turns = turns_of(body)
     tools = [t.get("name") for t in body.get("tools") or [] if t.get("type") == "function"]
     choice = body.get("tool_choice")
-    forced = tools[0] if choice == "required" and tools else (
-        choice.get("name") if isinstance(choice, dict) and choice.get("type") == "function" else None)
+    forced = (
+        tools[0]
+        if choice == "required" and tools
+        else (choice.get("name") if isinstance(choice, dict) and choice.get("type") == "function" else None)
+    )
     model = body.get("model") or ""
-    plan = make_plan(model=model, turns=turns, tool_names=tools, forced_tool=forced, tools_allowed=choice != "none",
-                     reasoning="reason" in model or "thinking" in model, max_tokens=body.get("max_output_tokens"))
+    plan = make_plan(
+        model=model,
+        turns=turns,
+        tool_names=tools,
+        forced_tool=forced,
+        tools_allowed=choice != "none",
+        reasoning="reason" in model or "thinking" in model,
+        max_tokens=body.get("max_output_tokens"),
+    )
     fmt = (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema" and not plan.is_tool:
         from .openai_compat import structured_answer
@@ -89,42 +100,83 @@ class ResponsesRenderer:
 
     def _usage(self, plan: Plan) -> dict:
         output = plan.output_tokens + plan.reasoning_tokens
-        return {"input_tokens": plan.prompt_tokens, "input_tokens_details": {"cached_tokens": plan.cached_tokens},
-                "output_tokens": output, "output_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
-                "total_tokens": plan.prompt_tokens + output}
+        return {
+            "input_tokens": plan.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": plan.cached_tokens},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": plan.reasoning_tokens},
+            "total_tokens": plan.prompt_tokens + output,
+        }
 
     def items(self, plan: Plan) -> list[dict]:
         out = []
         if plan.reasoning:
-            summary = [{"type": "summary_text", "text": plan.reasoning}] if (self.body.get("reasoning") or {}).get(
-                "summary") else []
+            summary = (
+                [{"type": "summary_text", "text": plan.reasoning}]
+                if (self.body.get("reasoning") or {}).get("summary")
+                else []
+            )
             out.append({"id": self.fake.next_id("rs_"), "type": "reasoning", "summary": summary})
         if plan.is_tool:
-            out.append({"id": self.fake.next_id("fc_"), "type": "function_call", "status": "completed",
-                        "arguments": plan.tool_args_json, "call_id": self.fake.next_id("call_"),
-                        "name": plan.tool_name})
+            out.append(
+                {
+                    "id": self.fake.next_id("fc_"),
+                    "type": "function_call",
+                    "status": "completed",
+                    "arguments": plan.tool_args_json,
+                    "call_id": self.fake.next_id("call_"),
+                    "name": plan.tool_name,
+                }
+            )
         else:
-            out.append({"id": self.fake.next_id("msg_"), "type": "message", "role": "assistant",
-                        "status": "incomplete" if plan.truncated else "completed",
-                        "content": [{"type": "output_text", "text": plan.text, "annotations": [], "logprobs": []}]})
+            out.append(
+                {
+                    "id": self.fake.next_id("msg_"),
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "incomplete" if plan.truncated else "completed",
+                    "content": [
+                        {"type": "output_text", "text": plan.text, "annotations": [], "logprobs": []}
+                    ],
+                }
+            )
         return out
 
     def response(self, plan: Plan | None, status: str, output: list, no_usage: bool = False) -> dict:
         body = self.body
-        return {"id": self.id, "object": "response", "created_at": int(time.time()), "status": status,
-                "background": False, "error": None,
-                "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-                "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-                "model": body.get("model"), "output": output, "parallel_tool_calls": body.get("parallel_tool_calls", True),
-                "previous_response_id": None, "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
-                "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
-                "text": body.get("text") or {"format": {"type": "text"}}, "tool_choice": body.get("tool_choice", "auto"),
-                "tools": body.get("tools") or [], "top_p": body.get("top_p", 1.0), "truncation": "disabled",
-                "usage": self._usage(plan) if plan is not None and not no_usage and status != "in_progress" else None,
-                "user": body.get("user"), "metadata": body.get("metadata") or {}}
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": status,
+            "background": False,
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "model": body.get("model"),
+            "output": output,
+            "parallel_tool_calls": body.get("parallel_tool_calls", True),
+            "previous_response_id": None,
+            "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+            "store": body.get("store", True),
+            "temperature": body.get("temperature", 1.0),
+            "text": body.get("text") or {"format": {"type": "text"}},
+            "tool_choice": body.get("tool_choice", "auto"),
+            "tools": body.get("tools") or [],
+            "top_p": body.get("top_p", 1.0),
+            "truncation": "disabled",
+            "usage": self._usage(plan)
+            if plan is not None and not no_usage and status != "in_progress"
+            else None,
+            "user": body.get("user"),
+            "metadata": body.get("metadata") or {},
+        }
 
     def render_json(self, plan: Plan, no_usage: bool) -> dict:
-        return self.response(plan, "incomplete" if plan.truncated else "completed", self.items(plan), no_usage)
+        return self.response(
+            plan, "incomplete" if plan.truncated else "completed", self.items(plan), no_usage
+        )
 
     def render_stream(self, plan: Plan, no_usage: bool, req: Request) -> list[bytes]:
         frames: list[bytes] = []
@@ -137,16 +189,21 @@ class ResponsesRenderer:
         items = self.items(plan)
         for index, item in enumerate(items):
             self._stream_item(emit, plan, index, item)
-        emit("response.incomplete" if plan.truncated else "response.completed",
-             response=self.response(plan, "incomplete" if plan.truncated else "completed", items, no_usage))
+        emit(
+            "response.incomplete" if plan.truncated else "response.completed",
+            response=self.response(plan, "incomplete" if plan.truncated else "completed", items, no_usage),
+        )
         return frames
 
     @staticmethod
     def _stream_item(emit, plan: Plan, index: int, item: dict) -> None:
         common = {"item_id": item["id"], "output_index": index}
         if item["type"] == "message":
-            emit("response.output_item.added", output_index=index,
-                 item={**item, "status": "in_progress", "content": []})
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "content": []},
+            )
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             emit("response.content_part.added", **common, content_index=0, part=part)
             for word in plan.text_chunks():
@@ -154,8 +211,11 @@ class ResponsesRenderer:
             emit("response.output_text.done", **common, content_index=0, text=plan.text, logprobs=[])
             emit("response.content_part.done", **common, content_index=0, part=item["content"][0])
         elif item["type"] == "function_call":
-            emit("response.output_item.added", output_index=index,
-                 item={**item, "status": "in_progress", "arguments": ""})
+            emit(
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "status": "in_progress", "arguments": ""},
+            )
             for part in split_json(item["arguments"]):
                 emit("response.function_call_arguments.delta", **common, delta=part)
             emit("response.function_call_arguments.done", **common, arguments=item["arguments"])
@@ -167,8 +227,13 @@ class ResponsesRenderer:
         return b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", "del\n\n'
 
     def midstream_error_frame(self) -> bytes:
-        error = {"type": "error", "code": "server_error", "param": None, "sequence_number": 99,
-                 "message": "The server had an error while processing your request. Sorry about that!"}
+        error = {
+            "type": "error",
+            "code": "server_error",
+            "param": None,
+            "sequence_number": 99,
+            "message": "The server had an error while processing your request. Sorry about that!",
+        }
         return sse(error, event="error")
 
 
@@ -182,21 +247,45 @@ async def serve_responses(fake, req: Request, conn: Conn) -> None:
         return
     body = req.json
     if not isinstance(body, dict) or not body.get("model"):
-        await conn.send_json(400, _error("Missing required parameter: 'model'.", "invalid_request_error", "model",
-                                         "missing_required_parameter"), fake.response_headers())
+        await conn.send_json(
+            400,
+            _error(
+                "Missing required parameter: 'model'.",
+                "invalid_request_error",
+                "model",
+                "missing_required_parameter",
+            ),
+            fake.response_headers(),
+        )
         return
     refused = refused_sampling(body["model"], body)
     if refused:
-        await conn.send_json(400, _error(f"Unsupported parameter: '{refused}' is not supported with this model.",
-                                         "invalid_request_error", refused, "unsupported_parameter"),
-                             fake.response_headers())
+        await conn.send_json(
+            400,
+            _error(
+                f"Unsupported parameter: '{refused}' is not supported with this model.",
+                "invalid_request_error",
+                refused,
+                "unsupported_parameter",
+            ),
+            fake.response_headers(),
+        )
         return
     if body.get("previous_response_id"):
-        await conn.send_json(400, _error(f"Previous response with id '{body['previous_response_id']}' not found.",
-                                         "invalid_request_error", "previous_response_id", "previous_response_not_found"),
-                             fake.response_headers())
+        await conn.send_json(
+            400,
+            _error(
+                f"Previous response with id '{body['previous_response_id']}' not found.",
+                "invalid_request_error",
+                "previous_response_id",
+                "previous_response_not_found",
+            ),
+            fake.response_headers(),
+        )
         return
     plan = plan_for(body)
     last_user = next((t.text for t in reversed(turns_of(body)) if t.role == "user"), "")
     renderer = ResponsesRenderer(fake, body)
-    await FakeServer.serve_completion(renderer, conn, req, plan, fake.take_fault(last_user), bool(body.get("stream")))
+    await FakeServer.serve_completion(
+        renderer, conn, req, plan, fake.take_fault(last_user), bool(body.get("stream"))
+    )

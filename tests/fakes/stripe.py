@@ -27,6 +27,7 @@ Wire format follows Stripe's API reference (https://docs.stripe.com/api):
 delivers the signed ``checkout.session.completed`` webhook to ``webhook_url`` (or, without one,
 keeps the events in ``outbox`` for the test to deliver), then redirects to ``success_url``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,8 +88,14 @@ def _error(message: str, param: str | None = None, type_: str = "invalid_request
 class FakeStripe(FakeServer):
     """Args: ``api_key`` (the secret key callers must send), ``webhook_secret``, ``webhook_url``."""
 
-    def __init__(self, *, api_key: str = "sk_test_fake", webhook_secret: str = "whsec_fake",
-                 webhook_url: str | None = None, **kw):
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk_test_fake",
+        webhook_secret: str = "whsec_fake",
+        webhook_url: str | None = None,
+        **kw,
+    ):
         super().__init__(api_key=api_key, **kw)
         self.webhook_secret, self.webhook_url = webhook_secret, webhook_url
         self.sessions: dict[str, dict] = {}
@@ -126,13 +133,23 @@ class FakeStripe(FakeServer):
         cents = int(item["price_data"]["unit_amount"]) * int(item.get("quantity", 1))
         sid = _uid("cs_test_")
         session = {
-            "id": sid, "object": "checkout.session", "mode": params.get("mode", "payment"),
-            "url": f"{self.base_url}/pay/{sid}", "amount_total": cents, "amount_subtotal": cents,
-            "currency": item["price_data"]["currency"], "status": "open", "payment_status": "unpaid",
-            "payment_intent": None, "client_reference_id": params.get("client_reference_id"),
-            "customer_email": params.get("customer_email"), "metadata": params.get("metadata", {}),
-            "success_url": params.get("success_url"), "cancel_url": params.get("cancel_url"),
-            "created": int(time.time()), "livemode": False,
+            "id": sid,
+            "object": "checkout.session",
+            "mode": params.get("mode", "payment"),
+            "url": f"{self.base_url}/pay/{sid}",
+            "amount_total": cents,
+            "amount_subtotal": cents,
+            "currency": item["price_data"]["currency"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "payment_intent": None,
+            "client_reference_id": params.get("client_reference_id"),
+            "customer_email": params.get("customer_email"),
+            "metadata": params.get("metadata", {}),
+            "success_url": params.get("success_url"),
+            "cancel_url": params.get("cancel_url"),
+            "created": int(time.time()),
+            "livemode": False,
         }
         with self._state:
             self.sessions[sid] = session
@@ -162,8 +179,13 @@ class FakeStripe(FakeServer):
         if session is None:
             await conn.send_json(404, _error(f"No such checkout.session: '{sid}'", "session"))
         elif event is None:
-            await conn.send_json(400, _error(f"Only Checkout Sessions with a status of `open` can be expired. "
-                                             f"This Checkout Session has a status of `{session['status']}`."))
+            await conn.send_json(
+                400,
+                _error(
+                    f"Only Checkout Sessions with a status of `open` can be expired. "
+                    f"This Checkout Session has a status of `{session['status']}`."
+                ),
+            )
         else:
             async with httpx.AsyncClient(timeout=30) as client:
                 await self._adeliver(client, event)
@@ -178,7 +200,10 @@ class FakeStripe(FakeServer):
         if key and key in self.idempotent:
             await conn.send_json(200, self.idempotent[key])
             return
-        sid = next((s for s, v in self.sessions.items() if v.get("payment_intent") == params.get("payment_intent")), None)
+        sid = next(
+            (s for s, v in self.sessions.items() if v.get("payment_intent") == params.get("payment_intent")),
+            None,
+        )
         if sid is None:
             await conn.send_json(400, _error("No such payment_intent.", "payment_intent"))
             return
@@ -204,8 +229,12 @@ class FakeStripe(FakeServer):
             await conn.send_bytes(404, b"<h1>Checkout session not found</h1>", "text/html")
             return
         amount = f"${session['amount_total'] / 100:,.2f}"
-        page = _CHECKOUT_HTML.format(amount=amount, email=html.escape(session.get("customer_email") or ""),
-                                     action=f"/pay/{session['id']}", cancel=html.escape(session["cancel_url"] or "/"))
+        page = _CHECKOUT_HTML.format(
+            amount=amount,
+            email=html.escape(session.get("customer_email") or ""),
+            action=f"/pay/{session['id']}",
+            cancel=html.escape(session["cancel_url"] or "/"),
+        )
         await conn.send_bytes(200, page.encode(), "text/html; charset=utf-8")
 
     async def _checkout_pay(self, req: Request, conn: Conn) -> None:
@@ -243,7 +272,9 @@ class FakeStripe(FakeServer):
             self.deliver(event) if self.webhook_url else self.outbox.append(event)
         return events
 
-    def refund(self, sid: str, cents: int | None = None, *, with_list: bool = True, status: str = "succeeded") -> dict:
+    def refund(
+        self, sid: str, cents: int | None = None, *, with_list: bool = True, status: str = "succeeded"
+    ) -> dict:
         """Refund (part of) a paid session's charge; returns the charge.refunded event (not delivered)."""
         with self._state:
             session = self.sessions[sid]
@@ -251,14 +282,30 @@ class FakeStripe(FakeServer):
             charge_id = f"ch_test_{n}"
             refunds = self.refunds.setdefault(charge_id, [])
             amount = session["amount_total"] - sum(r["amount"] for r in refunds) if cents is None else cents
-            refunds.append({"id": _uid("re_test_"), "object": "refund", "amount": amount, "charge": charge_id,
-                            "currency": session["currency"], "payment_intent": session["payment_intent"],
-                            "status": status, "created": int(time.time())})
+            refunds.append(
+                {
+                    "id": _uid("re_test_"),
+                    "object": "refund",
+                    "amount": amount,
+                    "charge": charge_id,
+                    "currency": session["currency"],
+                    "payment_intent": session["payment_intent"],
+                    "status": status,
+                    "created": int(time.time()),
+                }
+            )
             refunded = sum(r["amount"] for r in refunds)
-            charge = {"id": charge_id, "object": "charge", "amount": session["amount_total"],
-                      "amount_refunded": refunded, "refunded": refunded >= session["amount_total"],
-                      "currency": session["currency"], "payment_intent": session["payment_intent"], "paid": True,
-                      "status": "succeeded"}
+            charge = {
+                "id": charge_id,
+                "object": "charge",
+                "amount": session["amount_total"],
+                "amount_refunded": refunded,
+                "refunded": refunded >= session["amount_total"],
+                "currency": session["currency"],
+                "payment_intent": session["payment_intent"],
+                "paid": True,
+                "status": "succeeded",
+            }
             if with_list:
                 charge["refunds"] = {"object": "list", "data": list(reversed(refunds)), "has_more": False}
             return self.event("charge.refunded", charge)
@@ -276,10 +323,19 @@ class FakeStripe(FakeServer):
         """The buyer's bank disputes a paid session's charge; returns charge.dispute.created (not delivered)."""
         session = self.sessions[sid]
         n = sid.rsplit("_", 1)[-1]
-        obj = {"id": _uid("du_test_"), "object": "dispute", "amount": session["amount_total"] if cents is None
-               else cents, "currency": session["currency"], "charge": f"ch_test_{n}",
-               "payment_intent": session["payment_intent"], "reason": "fraudulent", "status": status,
-               "is_charge_refundable": False, "created": int(time.time()), "livemode": False}
+        obj = {
+            "id": _uid("du_test_"),
+            "object": "dispute",
+            "amount": session["amount_total"] if cents is None else cents,
+            "currency": session["currency"],
+            "charge": f"ch_test_{n}",
+            "payment_intent": session["payment_intent"],
+            "reason": "fraudulent",
+            "status": status,
+            "is_charge_refundable": False,
+            "created": int(time.time()),
+            "livemode": False,
+        }
         return self.event("charge.dispute.created", obj)
 
     def dispute_closed(self, created: dict, status: str) -> dict:
@@ -287,19 +343,35 @@ class FakeStripe(FakeServer):
         return self.event("charge.dispute.closed", {**created["data"]["object"], "status": status})
 
     def event(self, type_: str, obj: dict) -> dict:
-        return {"id": _uid("evt_test_"), "object": "event", "api_version": API_VERSION,
-                "created": int(time.time()), "livemode": False, "pending_webhooks": 1,
-                "request": {"id": None, "idempotency_key": None}, "type": type_, "data": {"object": obj}}
+        return {
+            "id": _uid("evt_test_"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "type": type_,
+            "data": {"object": obj},
+        }
 
-    def signed(self, event: dict, *, timestamp: int | None = None, secret: str | None = None) -> tuple[str, str]:
+    def signed(
+        self, event: dict, *, timestamp: int | None = None, secret: str | None = None
+    ) -> tuple[str, str]:
         """(raw body, Stripe-Signature header) for an event."""
-        payload = json.dumps(event, indent=2)  # Stripe sends pretty-printed JSON; the MAC covers the raw bytes
+        payload = json.dumps(
+            event, indent=2
+        )  # Stripe sends pretty-printed JSON; the MAC covers the raw bytes
         return payload, sign(payload, secret or self.webhook_secret, timestamp)
 
     def deliver(self, event: dict, **signing) -> httpx.Response:
         payload, header = self.signed(event, **signing)
-        response = httpx.post(self.webhook_url, content=payload, timeout=30,
-                              headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header})
+        response = httpx.post(
+            self.webhook_url,
+            content=payload,
+            timeout=30,
+            headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header},
+        )
         self.delivered.append((event, response.status_code))
         return response
 
@@ -308,8 +380,11 @@ class FakeStripe(FakeServer):
             self.outbox.append(event)
             return
         payload, header = self.signed(event)
-        response = await client.post(self.webhook_url, content=payload, headers={
-            "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header})
+        response = await client.post(
+            self.webhook_url,
+            content=payload,
+            headers={"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header},
+        )
         self.delivered.append((event, response.status_code))
 
 

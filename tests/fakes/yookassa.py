@@ -23,6 +23,7 @@ Wire format follows YooKassa's API reference (https://yookassa.ru/developers/api
 "Cancel" marks it canceled; each sends its notification to ``webhook_url`` (or keeps it in
 ``outbox``), then redirects to the ``return_url``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,8 +54,14 @@ def _error(code: str, description: str) -> dict:
 class FakeYooKassa(FakeServer):
     """Args: ``shop_id``, ``secret_key`` (Basic auth), ``webhook_url`` (where notifications go)."""
 
-    def __init__(self, *, shop_id: str = "123456", secret_key: str = "test_secret", webhook_url: str | None = None,
-                 **kw):
+    def __init__(
+        self,
+        *,
+        shop_id: str = "123456",
+        secret_key: str = "test_secret",
+        webhook_url: str | None = None,
+        **kw,
+    ):
         super().__init__(api_key=secret_key, **kw)
         self.shop_id, self.secret_key, self.webhook_url = shop_id, secret_key, webhook_url
         self.payments: dict[str, dict] = {}
@@ -87,8 +94,13 @@ class FakeYooKassa(FakeServer):
         if not key:
             await conn.send_json(400, _error("invalid_request", "Idempotence-Key header is required"))
             return
-        if not (body.get("amount") or {}).get("value") or (body.get("confirmation") or {}).get("type") != "redirect":
-            await conn.send_json(400, _error("invalid_request", "amount and a redirect confirmation are required"))
+        if (
+            not (body.get("amount") or {}).get("value")
+            or (body.get("confirmation") or {}).get("type") != "redirect"
+        ):
+            await conn.send_json(
+                400, _error("invalid_request", "amount and a redirect confirmation are required")
+            )
             return
         with self._state:
             if key in self.by_key:
@@ -101,11 +113,21 @@ class FakeYooKassa(FakeServer):
     def _new_payment(self, body: dict) -> dict:
         pid = _payment_id()
         payment = {
-            "id": pid, "status": "pending", "paid": False, "amount": dict(body["amount"]),
-            "confirmation": {"type": "redirect", "confirmation_url": f"{self.base_url}/checkout/{pid}",
-                             "return_url": body["confirmation"].get("return_url")},
-            "created_at": _now(), "description": body.get("description", ""), "metadata": body.get("metadata", {}),
-            "recipient": {"account_id": self.shop_id, "gateway_id": "1000001"}, "refundable": False, "test": True,
+            "id": pid,
+            "status": "pending",
+            "paid": False,
+            "amount": dict(body["amount"]),
+            "confirmation": {
+                "type": "redirect",
+                "confirmation_url": f"{self.base_url}/checkout/{pid}",
+                "return_url": body["confirmation"].get("return_url"),
+            },
+            "created_at": _now(),
+            "description": body.get("description", ""),
+            "metadata": body.get("metadata", {}),
+            "recipient": {"account_id": self.shop_id, "gateway_id": "1000001"},
+            "refundable": False,
+            "test": True,
         }
         self.payments[pid] = payment
         return payment
@@ -116,7 +138,9 @@ class FakeYooKassa(FakeServer):
             return
         body, key = req.json if isinstance(req.json, dict) else {}, req.headers.get("idempotence-key")
         if not key or body.get("payment_id") not in self.payments:
-            await conn.send_json(400, _error("invalid_request", "Idempotence-Key and a known payment_id are required"))
+            await conn.send_json(
+                400, _error("invalid_request", "Idempotence-Key and a known payment_id are required")
+            )
             return
         if key in self.by_key:
             await conn.send_json(200, self.refunds[self.by_key[key]])
@@ -140,6 +164,7 @@ class FakeYooKassa(FakeServer):
                 await conn.send_json(404, _error("not_found", f"Incorrect {kind[:-1]} id"))
             else:
                 await conn.send_json(200, obj)
+
         return handler
 
     # ------------------------------------------------------------------ the confirmation page
@@ -149,8 +174,11 @@ class FakeYooKassa(FakeServer):
             await conn.send_bytes(404, b"<h1>Payment not found</h1>", "text/html")
             return
         amount = f"{Decimal(payment['amount']['value']):,.2f} {payment['amount']['currency']}"
-        page = _PAGE.format(amount=html.escape(amount), action=f"/checkout/{payment['id']}",
-                            description=html.escape(payment.get("description", "")))
+        page = _PAGE.format(
+            amount=html.escape(amount),
+            action=f"/checkout/{payment['id']}",
+            description=html.escape(payment.get("description", "")),
+        )
         await conn.send_bytes(200, page.encode(), "text/html; charset=utf-8")
 
     async def _submit(self, req: Request, conn: Conn) -> None:
@@ -162,27 +190,41 @@ class FakeYooKassa(FakeServer):
         note = self.succeed(pid, deliver=False) if action == "pay" else self.cancel(pid, deliver=False)
         async with httpx.AsyncClient(timeout=30) as client:
             await self._adeliver(client, note)
-        await conn.send_bytes(303, b"", "text/plain", [("location", self.payments[pid]["confirmation"]["return_url"])])
+        await conn.send_bytes(
+            303, b"", "text/plain", [("location", self.payments[pid]["confirmation"]["return_url"])]
+        )
 
     # ------------------------------------------------------------------ state changes (tests call these)
     def succeed(self, pid: str, *, deliver: bool = True) -> dict:
         with self._state:
             payment = self.payments[pid]
             value = Decimal(payment["amount"]["value"])
-            payment.update(status="succeeded", paid=True, captured_at=_now(), refundable=True,
-                           income_amount={"value": f"{value * Decimal('0.965'):.2f}",
-                                          "currency": payment["amount"]["currency"]},
-                           refunded_amount={"value": "0.00", "currency": payment["amount"]["currency"]},
-                           payment_method={"type": "bank_card", "id": pid, "saved": False,
-                                           "card": {"last4": "4444", "card_type": "Mastercard"}})
+            payment.update(
+                status="succeeded",
+                paid=True,
+                captured_at=_now(),
+                refundable=True,
+                income_amount={
+                    "value": f"{value * Decimal('0.965'):.2f}",
+                    "currency": payment["amount"]["currency"],
+                },
+                refunded_amount={"value": "0.00", "currency": payment["amount"]["currency"]},
+                payment_method={
+                    "type": "bank_card",
+                    "id": pid,
+                    "saved": False,
+                    "card": {"last4": "4444", "card_type": "Mastercard"},
+                },
+            )
             note = self.notification("payment.succeeded", payment)
         return self._send(note, deliver)
 
     def cancel(self, pid: str, *, reason: str = "expired_on_confirmation", deliver: bool = True) -> dict:
         with self._state:
             payment = self.payments[pid]
-            payment.update(status="canceled", paid=False,
-                           cancellation_details={"party": "yoo_money", "reason": reason})
+            payment.update(
+                status="canceled", paid=False, cancellation_details={"party": "yoo_money", "reason": reason}
+            )
             note = self.notification("payment.canceled", payment)
         return self._send(note, deliver)
 
@@ -193,8 +235,13 @@ class FakeYooKassa(FakeServer):
             currency = payment["amount"]["currency"]
             done = Decimal(payment["refunded_amount"]["value"])
             amount = Decimal(value) if value is not None else Decimal(payment["amount"]["value"]) - done
-            refund = {"id": _payment_id().replace("-000f-", "-0015-"), "payment_id": pid, "status": "succeeded",
-                      "created_at": _now(), "amount": {"value": f"{amount:.2f}", "currency": currency}}
+            refund = {
+                "id": _payment_id().replace("-000f-", "-0015-"),
+                "payment_id": pid,
+                "status": "succeeded",
+                "created_at": _now(),
+                "amount": {"value": f"{amount:.2f}", "currency": currency},
+            }
             self.refunds[refund["id"]] = refund
             payment["refunded_amount"] = {"value": f"{done + amount:.2f}", "currency": currency}
             if done + amount >= Decimal(payment["amount"]["value"]):

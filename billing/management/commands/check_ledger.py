@@ -10,7 +10,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         problems = find_mismatches()
         for p in problems:
-            self.stdout.write(f"account {p.account_id}: {p.field} cached={p.cached} from_entries={p.from_entries}")
+            self.stdout.write(
+                f"account {p.account_id}: {p.field} cached={p.cached} from_entries={p.from_entries}"
+            )
         if problems:
             raise CommandError(f"{len(problems)} ledger mismatch(es)")
         self.stdout.write(f"ledger OK: {Account.objects.count()} accounts agree with their entries")

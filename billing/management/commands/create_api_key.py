@@ -39,8 +39,15 @@ class Command(BaseCommand):
         account = ledger.account_for_user(user.pk)
         key, raw = create_key(user=user, name=name, rpm=rpm)
         if amount:
-            ledger.post(account_id=account.pk, amount=amount, kind=LedgerEntry.ADJUSTMENT,
-                        idempotency_key=f"create_api_key:{key.pk}", reason=f"credit via create_api_key ({name})")
+            ledger.post(
+                account_id=account.pk,
+                amount=amount,
+                kind=LedgerEntry.ADJUSTMENT,
+                idempotency_key=f"create_api_key:{key.pk}",
+                reason=f"credit via create_api_key ({name})",
+            )
         account.refresh_from_db()
-        self.stderr.write(f"user {user.email}: key {key.display} created, balance {format_usd(account.balance)}")
+        self.stderr.write(
+            f"user {user.email}: key {key.display} created, balance {format_usd(account.balance)}"
+        )
         self.stdout.write(raw)

@@ -8,8 +8,12 @@ class Command(BaseCommand):
     help = "Release holds left open longer than the hold timeout (a crashed process never settled them)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--older-than", type=int, default=settings.GPUNIQ_HOLD_TIMEOUT_SECONDS,
-                            help="seconds (default: GPUNIQ_HOLD_TIMEOUT_SECONDS)")
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            default=settings.GPUNIQ_HOLD_TIMEOUT_SECONDS,
+            help="seconds (default: GPUNIQ_HOLD_TIMEOUT_SECONDS)",
+        )
 
     def handle(self, *args, older_than, **options):
         count = release_stale_holds(older_than_seconds=older_than)

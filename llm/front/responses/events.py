@@ -15,8 +15,11 @@ from . import reply
 
 
 def frame(event: dict) -> bytes:
-    return (f"event: {event['type']}\ndata: ".encode()
-            + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n")
+    return (
+        f"event: {event['type']}\ndata: ".encode()
+        + json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        + b"\n\n"
+    )
 
 
 class _Item:
@@ -59,11 +62,23 @@ class ResponseEvents:
             shown["content"] = []
         self._emit(out, "response.output_item.added", output_index=entry.index, item=shown)
         if kind == "message":
-            self._emit(out, "response.content_part.added", item_id=item["id"], output_index=entry.index,
-                       content_index=0, part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+            self._emit(
+                out,
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=entry.index,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            )
         elif kind == "reasoning":
-            self._emit(out, "response.reasoning_summary_part.added", item_id=item["id"], output_index=entry.index,
-                       summary_index=0, part={"type": "summary_text", "text": ""})
+            self._emit(
+                out,
+                "response.reasoning_summary_part.added",
+                item_id=item["id"],
+                output_index=entry.index,
+                summary_index=0,
+                part={"type": "summary_text", "text": ""},
+            )
         return entry
 
     def _current(self, out: list, kind: str) -> _Item:
@@ -80,20 +95,50 @@ class ResponseEvents:
             status = "incomplete" if self.finish_reason == "length" else "completed"
             entry.item = reply.message_item(entry.text, item_id=item_id, status=status)
             part = entry.item["content"][0]
-            self._emit(out, "response.output_text.done", item_id=item_id, output_index=index, content_index=0,
-                       text=entry.text, logprobs=[])
-            self._emit(out, "response.content_part.done", item_id=item_id, output_index=index, content_index=0,
-                       part=part)
+            self._emit(
+                out,
+                "response.output_text.done",
+                item_id=item_id,
+                output_index=index,
+                content_index=0,
+                text=entry.text,
+                logprobs=[],
+            )
+            self._emit(
+                out,
+                "response.content_part.done",
+                item_id=item_id,
+                output_index=index,
+                content_index=0,
+                part=part,
+            )
         elif entry.kind == "reasoning":
             entry.item = reply.reasoning_item(entry.text, item_id=item_id)
-            self._emit(out, "response.reasoning_summary_text.done", item_id=item_id, output_index=index,
-                       summary_index=0, text=entry.text)
-            self._emit(out, "response.reasoning_summary_part.done", item_id=item_id, output_index=index,
-                       summary_index=0, part={"type": "summary_text", "text": entry.text})
+            self._emit(
+                out,
+                "response.reasoning_summary_text.done",
+                item_id=item_id,
+                output_index=index,
+                summary_index=0,
+                text=entry.text,
+            )
+            self._emit(
+                out,
+                "response.reasoning_summary_part.done",
+                item_id=item_id,
+                output_index=index,
+                summary_index=0,
+                part={"type": "summary_text", "text": entry.text},
+            )
         else:
             entry.item = {**entry.item, "arguments": entry.text, "status": "completed"}
-            self._emit(out, "response.function_call_arguments.done", item_id=item_id, output_index=index,
-                       arguments=entry.text)
+            self._emit(
+                out,
+                "response.function_call_arguments.done",
+                item_id=item_id,
+                output_index=index,
+                arguments=entry.text,
+            )
         self._emit(out, "response.output_item.done", output_index=index, item=entry.item)
 
     # --- the chat stream -------------------------------------------------------------------
@@ -115,14 +160,27 @@ class ResponseEvents:
         if isinstance(reasoning, str) and reasoning:
             entry = self._current(out, "reasoning")
             entry.text += reasoning
-            self._emit(out, "response.reasoning_summary_text.delta", item_id=entry.item["id"],
-                       output_index=entry.index, summary_index=0, delta=reasoning)
+            self._emit(
+                out,
+                "response.reasoning_summary_text.delta",
+                item_id=entry.item["id"],
+                output_index=entry.index,
+                summary_index=0,
+                delta=reasoning,
+            )
         content = delta.get("content")
         if isinstance(content, str) and content:
             entry = self._current(out, "message")
             entry.text += content
-            self._emit(out, "response.output_text.delta", item_id=entry.item["id"], output_index=entry.index,
-                       content_index=0, delta=content, logprobs=[])
+            self._emit(
+                out,
+                "response.output_text.delta",
+                item_id=entry.item["id"],
+                output_index=entry.index,
+                content_index=0,
+                delta=content,
+                logprobs=[],
+            )
         for call in delta.get("tool_calls") or ():
             self._call(out, call)
 
@@ -131,16 +189,23 @@ class ResponseEvents:
         function = call.get("function") or {}
         entry = self.calls.get(index)
         if entry is None:
-            item = reply.call_item({"id": call.get("id"), "function": {"name": function.get("name"),
-                                                                        "arguments": ""}}, status="in_progress")
+            item = reply.call_item(
+                {"id": call.get("id"), "function": {"name": function.get("name"), "arguments": ""}},
+                status="in_progress",
+            )
             entry = self.calls[index] = self._open(out, "function_call", item)
         elif function.get("name") and not entry.item["name"]:
             entry.item["name"] = function["name"]
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             entry.text += arguments
-            self._emit(out, "response.function_call_arguments.delta", item_id=entry.item["id"],
-                       output_index=entry.index, delta=arguments)
+            self._emit(
+                out,
+                "response.function_call_arguments.delta",
+                item_id=entry.item["id"],
+                output_index=entry.index,
+                delta=arguments,
+            )
 
     # --- the end -----------------------------------------------------------------------------
     def _close_all(self, out: list) -> None:
@@ -151,15 +216,23 @@ class ResponseEvents:
     def completed(self, usage, cost) -> bytes:
         out: list[bytes] = []
         self._close_all(out)
-        reply.finish(self.response, output=[e.item for e in self.items], usage=usage, cost=cost,
-                     finish_reason=self.finish_reason)
+        reply.finish(
+            self.response,
+            output=[e.item for e in self.items],
+            usage=usage,
+            cost=cost,
+            finish_reason=self.finish_reason,
+        )
         kind = "response.incomplete" if self.response["status"] == "incomplete" else "response.completed"
         self._emit(out, kind, response=self.response)
         return b"".join(out)
 
     def failed(self, error: dict) -> bytes:
         out: list[bytes] = []
-        self.response.update(status="failed", output=[e.item for e in self.items if not e.open],
-                             error={"code": "server_error", "message": str(error.get("message") or "error")})
+        self.response.update(
+            status="failed",
+            output=[e.item for e in self.items if not e.open],
+            error={"code": "server_error", "message": str(error.get("message") or "error")},
+        )
         self._emit(out, "response.failed", response=self.response)
         return b"".join(out)

@@ -90,7 +90,7 @@ class Relay:
                 end = buffer.find(b"\n\n")
                 while end >= 0:
                     out.append(await self._event(buffer[:end]))
-                    buffer = buffer[end + 2:]
+                    buffer = buffer[end + 2 :]
                     end = buffer.find(b"\n\n")
                 if any(out):
                     yield b"".join(out)

@@ -37,7 +37,9 @@ def _part(part, field: str) -> dict | None:
     if kind == "input_image":
         url = part.get("image_url")
         if not isinstance(url, str) or not url:
-            raise _bad(f"{field}.image_url", "an image URL or data URL is required (file ids are not supported)")
+            raise _bad(
+                f"{field}.image_url", "an image URL or data URL is required (file ids are not supported)"
+            )
         image = {"url": url}
         if part.get("detail") in ("low", "high", "auto"):
             image["detail"] = part["detail"]
@@ -94,7 +96,11 @@ def messages_from_items(items: list) -> list[dict]:
             messages.append(_message(item, field))
         elif kind == "function_call":
             last = messages[-1] if messages else None
-            if last is None or last["role"] != "assistant" or not isinstance(last.get("content"), (str, type(None))):
+            if (
+                last is None
+                or last["role"] != "assistant"
+                or not isinstance(last.get("content"), (str, type(None)))
+            ):
                 last = {"role": "assistant", "content": None}
                 messages.append(last)
             last.setdefault("tool_calls", []).append(_tool_call(item, field))
@@ -138,7 +144,10 @@ def chat_tools(tools) -> list[dict]:
             continue
         if not isinstance(tool.get("name"), str):
             raise _bad(f"tools[{index}].name", "is required")
-        function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+        function = {
+            "name": tool["name"],
+            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+        }
         if tool.get("description"):
             function["description"] = tool["description"]
         if tool.get("strict") is not None:
@@ -170,15 +179,22 @@ def response_format(text) -> dict | None:
     raise _bad("text.format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
-_TRANSLATED_ITEMS = {"message", "function_call", "function_call_output", "custom_tool_call",
-                     "custom_tool_call_output"}
+_TRANSLATED_ITEMS = {
+    "message",
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+}
 
 
 def uncounted(body: dict, items: list) -> list:
     """What OpenAI's own Responses API would get but the canonical body lacks: tools of other types
     and untranslated items (e.g. encrypted reasoning). Only for sizing the hold."""
     tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") != "function"]
-    return tools + [i for i in items if isinstance(i, dict) and i.get("type", "message") not in _TRANSLATED_ITEMS]
+    return tools + [
+        i for i in items if isinstance(i, dict) and i.get("type", "message") not in _TRANSLATED_ITEMS
+    ]
 
 
 def chat_body(body: dict, history: list) -> dict:

@@ -25,8 +25,12 @@ def _get(user_id: int, response_id: str) -> StoredResponse | None:
 async def history(user_id: int, response_id) -> list:
     """The input items a request continuing `response_id` starts from (404 if not the user's)."""
     if not isinstance(response_id, str) or not response_id:
-        raise ApiError("invalid_parameter", field="previous_response_id", reason="must be a response id",
-                       meta={"field": "previous_response_id"})
+        raise ApiError(
+            "invalid_parameter",
+            field="previous_response_id",
+            reason="must be a response id",
+            meta={"field": "previous_response_id"},
+        )
     found = await run_db(_get, user_id, response_id)
     if found is None:
         raise _not_found(response_id, "previous_response_id")
@@ -35,8 +39,13 @@ async def history(user_id: int, response_id) -> list:
 
 
 def _save(user_id: int, response: dict, items: list) -> None:
-    StoredResponse.objects.create(id=response["id"], user_id=user_id, model=response.get("model") or "",
-                                  input_items=items, response=response)
+    StoredResponse.objects.create(
+        id=response["id"],
+        user_id=user_id,
+        model=response.get("model") or "",
+        input_items=items,
+        response=response,
+    )
 
 
 async def save(user_id: int, response: dict, items: list) -> None:

@@ -3,7 +3,6 @@
 Thin: parse, expand the stored conversation, run the canonical chat request through the same
 prepare → gateway → finish path as Chat Completions (so billing is identical), render."""
 
-
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.guard import key_required
@@ -26,11 +25,17 @@ _UNCOUNTED = "x_gpuniq_responses_only"
 def _check(body: dict) -> None:
     for name in ("stream", "store", "background"):
         if body.get(name) is not None and not isinstance(body[name], bool):
-            raise ApiError("invalid_parameter", field=name, reason="must be true or false", meta={"field": name})
+            raise ApiError(
+                "invalid_parameter", field=name, reason="must be true or false", meta={"field": name}
+            )
     if body.get("background"):
-        raise ApiError("unsupported_parameter", field="background", model=str(body.get("model")),
-                       reason="background responses are not supported; stream instead",
-                       meta={"field": "background"})
+        raise ApiError(
+            "unsupported_parameter",
+            field="background",
+            model=str(body.get("model")),
+            reason="background responses are not supported; stream instead",
+            meta={"field": "background"},
+        )
     if body.get("input") in (None, "", []):
         raise ApiError("missing_parameter", field="input", meta={"field": "input"})
 
@@ -38,8 +43,11 @@ def _check(body: dict) -> None:
 def _forwarded(body: dict, items: list) -> dict:
     """The body OpenAI's own Responses API gets: our conversation expanded, our storage kept here."""
     out = {k: v for k, v in body.items() if k not in ("previous_response_id", "store")}
-    out["input"] = [i for i in items if not (isinstance(i, dict) and i.get("type") == "reasoning"
-                                             and not i.get("encrypted_content"))]
+    out["input"] = [
+        i
+        for i in items
+        if not (isinstance(i, dict) and i.get("type") == "reasoning" and not i.get("encrypted_content"))
+    ]
     out["store"] = False
     return out
 
@@ -50,17 +58,23 @@ async def create_response(request):
     body = parse_body(request.body)
     _check(body)
     user_id = request.principal.user_id
-    history = await store.history(user_id, body["previous_response_id"]) if body.get("previous_response_id") else []
+    history = (
+        await store.history(user_id, body["previous_response_id"]) if body.get("previous_response_id") else []
+    )
     items = history + translate.input_items(body)
     canonical = translate.chat_body(body, history)
     extra = translate.uncounted(body, items)
     if extra:  # the hold covers what the OpenAI pass-through would send; no vendor gets this key
         canonical[_UNCOUNTED] = extra
-    prepared = await chat.prepare(request.principal, canonical, request_id=request.request_id, endpoint=ENDPOINT)
+    prepared = await chat.prepare(
+        request.principal, canonical, request_id=request.request_id, endpoint=ENDPOINT
+    )
     prepared.request.body.pop(_UNCOUNTED, None)
     prepared.request.responses_body = _forwarded(body, items)
     keep = body.get("store", True)
-    shell = reply.shell(body, response_id=reply.new_id("resp"), slug=prepared.model.slug, status="in_progress")
+    shell = reply.shell(
+        body, response_id=reply.new_id("resp"), slug=prepared.model.slug, status="in_progress"
+    )
 
     async def on_done(response: dict) -> None:
         if keep:
@@ -80,8 +94,9 @@ async def create_response(request):
         if isinstance(response.get("usage"), dict):
             response["usage"] = {**response["usage"], "cost_usd": float(settled.cost)}
     else:
-        response = reply.from_chat(body, done, response_id=shell["id"], slug=prepared.model.slug, usage=usage,
-                                   cost=settled.cost)
+        response = reply.from_chat(
+            body, done, response_id=shell["id"], slug=prepared.model.slug, usage=usage, cost=settled.cost
+        )
     await on_done(response)
     return json_response(response, headers={**sandbox_headers(route), **overhead_header(request, prepared)})
 
@@ -100,11 +115,19 @@ async def response_detail(request, response_id: str):
 @key_required
 async def response_input_items(request, response_id: str):
     items = await store.input_items(request.principal.user_id, response_id)
-    data = [{"id": item.get("id") or f"item_{response_id[5:]}_{n}", **item} for n, item in enumerate(items)
-            if isinstance(item, dict)]
+    data = [
+        {"id": item.get("id") or f"item_{response_id[5:]}_{n}", **item}
+        for n, item in enumerate(items)
+        if isinstance(item, dict)
+    ]
     if request.GET.get("order", "desc") == "desc":
         data.reverse()
-    return json_response({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-                          "last_id": data[-1]["id"] if data else None, "has_more": False})
-
-
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": False,
+        }
+    )
