@@ -2,8 +2,8 @@
 
 - Async API views under /v1/ (the hot path) run through gpuniq_site.fast_asgi.LeanApiApp.
 - Every /v1/ request passes gpuniq_site.cors.CorsApp (preflights, any origin, no credentials).
-- Other /v1/ requests (DRF views) go through a Django handler with only the API middleware
-  (request ids, error envelopes).
+- Other /v1/ requests (DRF views) go through Django's handler with the same API middleware
+  (settings.API_MIDDLEWARE: request ids, error envelopes; gpuniq_site.api_chain builds both chains).
 - Everything else (dashboard, admin, static files) gets the full stack: sessions, CSRF, auth.
 - Lifespan events warm each worker process before its first request and, at shutdown, wait for
   requests in flight to settle before closing its pools (gpuniq_site.lifespan).
@@ -18,24 +18,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gpuniq_site.settings")
 django.setup(set_prefix=False)
 
 from . import lifespan  # noqa: E402
+from .api_chain import ApiASGIHandler  # noqa: E402
 from .cors import CorsApp  # noqa: E402
 from .fast_asgi import LeanApiApp  # noqa: E402
-
-API_MIDDLEWARE = [
-    "gpuniq_site.middleware.RequestIdMiddleware",
-    "gpuniq_site.middleware.ApiErrorMiddleware",
-]
-
-
-class ApiASGIHandler(ASGIHandler):
-    """Django's ASGI handler with the API's own, shorter middleware list."""
-
-    def load_middleware(self, is_async=False):
-        from django.test.utils import override_settings
-
-        with override_settings(MIDDLEWARE=API_MIDDLEWARE):
-            super().load_middleware(is_async=is_async)
-
 
 site_app = ASGIHandler()
 api_app = CorsApp(LeanApiApp(fallback=ApiASGIHandler()))

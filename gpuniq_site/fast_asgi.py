@@ -6,9 +6,11 @@ fresh thread-sensitive executor per request. Async views under /v1/ need none of
 database work runs through gpuniq_site.db.run_db, which looks after its own connections.
 
 This handler resolves the URL with Django's resolver, builds Django's own ASGIRequest, runs the
-view with the request-id and error-envelope behaviour of our middleware, and sends the response
-itself (streaming included, cancelling the body when the client disconnects). Sync views (DRF)
-and anything it does not resolve go to the normal Django handler.
+view inside the API's middleware chain (settings.API_MIDDLEWARE, loaded by
+gpuniq_site.api_chain exactly as the DRF views' handler loads it) and sends the response itself
+(streaming included, cancelling the body when the client disconnects). A stream body that fails
+midway is logged with its request id and still ended cleanly. Sync views (DRF) and anything it
+does not resolve go to the fallback handler.
 """
 
 import asyncio
@@ -19,11 +21,12 @@ from functools import lru_cache
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.base import BaseHandler
 from django.urls import Resolver404, get_resolver
 
 from . import metrics
+from .api_chain import ApiMiddlewareLoader
 from .errors import ApiError
-from .middleware import ApiErrorMiddleware, RequestIdMiddleware, api_exception_to_error
 from .responses import error_response
 
 log = logging.getLogger("gpuniq.asgi")
@@ -63,36 +66,58 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin1"), str(value).encode("latin1")) for name, value in response.items()]
 
 
-async def _send_streaming(request, response, send, receive) -> None:
-    async def pump():
-        first = True
-        async for part in getattr(response, "chunks", None) or response:
-            if part:
-                if first:
-                    first = False
-                    metrics.observe_first_chunk(request)
-                await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+async def _relay(request, response, send) -> None:
+    """Send the body's parts, then its end. A body that raises is logged with the request id and
+    its end is still sent: the client gets a complete (if short) response, not a cut connection."""
+    parts = aiter(getattr(response, "chunks", None) or response)
+    first = True
+    while True:
+        try:
+            part = await anext(parts)
+        except StopAsyncIteration:
+            break
+        except Exception:
+            log.exception(
+                "stream body failed on %s %s request_id=%s; ending the response",
+                request.method,
+                request.path,
+                getattr(request, "request_id", ""),
+            )
+            break
+        if part:
+            if first:
+                first = False
+                metrics.observe_first_chunk(request)
+            await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+
+async def _send_streaming(request, response, send, receive) -> None:
     async def watch():
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    sender, watcher = asyncio.ensure_future(pump()), asyncio.ensure_future(watch())
+    sender, watcher = asyncio.ensure_future(_relay(request, response, send)), asyncio.ensure_future(watch())
     try:
         await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in (sender, watcher):
             if not task.done():
                 task.cancel()  # a vanished client cancels the body: its finally blocks settle the bill
-        await asyncio.gather(sender, watcher, return_exceptions=True)
+        outcomes = await asyncio.gather(sender, watcher, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):  # a send to the client, or reading from it, failed
+            log.warning(
+                "stream to the client failed request_id=%s: %r", getattr(request, "request_id", ""), outcome
+            )
 
 
-class LeanApiApp:
+class LeanApiApp(ApiMiddlewareLoader, BaseHandler):
+    """The async views under /v1/, inside the API middleware chain; the rest goes to `fallback`."""
+
     def __init__(self, fallback):
         self.fallback = fallback
-        self.request_ids = RequestIdMiddleware(lambda request: None)
-        self.envelopes = ApiErrorMiddleware(lambda request: None)
+        self.load_middleware(is_async=True)
 
     async def __call__(self, scope, receive, send):
         match = _match(scope["path"])
@@ -103,14 +128,9 @@ class LeanApiApp:
         except _Disconnected:
             return
         request = ASGIRequest(scope, io.BytesIO(body or b""))
-        self.request_ids.before(request)
-        if body is None:
-            response = error_response(
-                request, ApiError("payload_too_large", limit=settings.GPUNIQ_MAX_BODY_BYTES)
-            )
-        else:
-            response = await self._run(request, match)
-        response = self.envelopes.after(request, self.request_ids.after(request, response))
+        request.resolver_match = match
+        request.body_over_limit = body is None
+        response = await self._middleware_chain(request)
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
         )
@@ -119,9 +139,22 @@ class LeanApiApp:
         else:
             await send({"type": "http.response.body", "body": response.content, "more_body": False})
 
-    async def _run(self, request, match):
-        request.resolver_match = match
+    async def _get_response_async(self, request):
+        """The innermost step of the chain, as Django's but on the event loop: view middleware,
+        the view, and for an exception the chain's process_exception hooks (called here, no
+        thread hop); an exception none of them answers is logged and becomes internal_error."""
+        match = request.resolver_match
         try:
+            if request.body_over_limit:
+                raise ApiError("payload_too_large", limit=settings.GPUNIQ_MAX_BODY_BYTES)
+            for hook in self._view_middleware:
+                response = await hook(request, match.func, match.args, match.kwargs)
+                if response is not None:
+                    return response
             return await match.func(request, *match.args, **match.kwargs)
-        except Exception as exc:  # the same mapping as ApiErrorMiddleware.process_exception
-            return error_response(request, api_exception_to_error(request, exc) or ApiError("internal_error"))
+        except Exception as exc:
+            response = self.process_exception_by_middleware(exc, request)
+            if response is None:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                response = error_response(request, ApiError("internal_error"))
+            return response

@@ -60,8 +60,16 @@ INSTALLED_APPS = [
     "media_jobs",
 ]
 
-MIDDLEWARE = [
+# The middleware is declared once, in two named groups. API_MIDDLEWARE runs for every request under
+# /v1/, on both of its paths: the lean ASGI path of the async views (gpuniq_site.fast_asgi) and the
+# Django handler of the DRF views (gpuniq_site.api_handler), both built from this list. Its entries
+# must be async-capable (the lean path never leaves the event loop; a sync process_exception runs on
+# it). SITE_MIDDLEWARE adds what the pages need (sessions, CSRF, auth); pages get both, API first.
+API_MIDDLEWARE = [
     "gpuniq_site.middleware.RequestIdMiddleware",
+    "gpuniq_site.middleware.ApiErrorMiddleware",
+]
+SITE_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -71,8 +79,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "gpuniq_site.middleware.ApiErrorMiddleware",
 ]
+MIDDLEWARE = [*API_MIDDLEWARE, *SITE_MIDDLEWARE]
 
 ROOT_URLCONF = "gpuniq_site.urls"
 ASGI_APPLICATION = "gpuniq_site.asgi.application"
