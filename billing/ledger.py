@@ -169,12 +169,12 @@ async def aclose(
     account_id: int,
     actual,
     reason: str = "",
-    also: tuple[str, dict] | None = None,
-    also_cte: str | None = None,
+    usage: dict | None = None,
 ) -> CloseOutcome:
-    """close() for the event loop. On PostgreSQL `also` is one more statement (the usage row,
-    billing.metering) in the same round trip, written once, by whichever statement closes the
-    hold; `also_cte` is the same write as a CTE of a lone settle's own statement."""
+    """close() for the event loop. On PostgreSQL `usage` (billing.metering.row_params, its cost
+    what the hold captured) is the request's usage row, written with the settle in the same
+    statement or round trip, once, by whichever statement closes the hold; elsewhere the caller
+    writes it (metering.awrite)."""
     from gpuniq_site.db import run_db, uses_postgres
 
     if not uses_postgres():
@@ -182,7 +182,7 @@ async def aclose(
     from . import pg_async
 
     params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
-    return await pg_async.settle(pg_async.SettleItem(params, account_id, also, also_cte))
+    return await pg_async.settle(pg_async.SettleItem(params, account_id, usage))
 
 
 async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "") -> Decimal | None:

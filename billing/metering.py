@@ -1,6 +1,7 @@
 """Usage rows (metering): one per API request or job, paid, refused or failed, written by billing
-alone. On PostgreSQL the hot path writes them inside (or in the same round trip as) the settle
-that closes the request's hold (INSERT_FROM_HOLD_*); elsewhere through the ORM in a thread.
+alone. On PostgreSQL the hot path writes them inside (pg_ledger.SETTLE_WITH_USAGE_SQL) or in the
+same round trip as (INSERT_FROM_HOLD_SQL) the settle that closes the request's hold; elsewhere
+through the ORM in a thread.
 A request refused for money or permission (402, 403) still gets its row, at cost 0 with its
 error code, so the user sees it."""
 
@@ -8,42 +9,25 @@ from django.utils import timezone
 
 from gpuniq_site.db import run_db
 
-COLUMNS = (
-    "user_id",
-    "api_key_id",
-    "request_id",
-    "endpoint",
-    "model",
-    "route",
-    "prompt_tokens",
-    "cached_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "images",
-    "video_seconds",
-    "cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "status",
-    "error_code",
-    "stream",
-    "created_at",
-)
-
-# The same row with its cost read from the hold its settle closed (billing.ledger.aclose(also=...)):
-# as a CTE inside the settle statement itself (the hold it closed is `h`), or as a statement of
-# its own sent in the same round trip. Either writes only once the hold is closed: a settle that
-# did not happen leaves no row, and whichever statement closes the hold later writes it.
-_FROM_HOLD = f"INSERT INTO llm_usagelog ({', '.join(COLUMNS)}) SELECT " + ", ".join(
-    "h.captured" if c == "cost_usd" else f"%({c})s" for c in COLUMNS
-)
-INSERT_FROM_HOLD_CTE = _FROM_HOLD + " FROM h"
-INSERT_FROM_HOLD_SQL = _FROM_HOLD + " FROM billing_hold h WHERE h.id = %(hold_id)s AND h.status <> 'open'"
+# The usage row of a settled request, its cost what the hold captured (billing.ledger.aclose(usage=...)).
+# Sent in the same round trip as pg_ledger.SETTLE_SQL, it writes only once the hold is closed, so the
+# row is written by whichever statement closes the hold. pg_ledger.SETTLE_WITH_USAGE_SQL writes the
+# same row inside the settle statement. Takes row_params() and the settle's params (%(hold)s).
+INSERT_FROM_HOLD_SQL = """
+INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens, cached_tokens,
+                          completion_tokens, reasoning_tokens, images, video_seconds, cost_usd, latency_ms,
+                          ttft_ms, status, error_code, stream, created_at)
+SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(endpoint)s, %(model)s, %(route)s, %(prompt_tokens)s,
+       %(cached_tokens)s, %(completion_tokens)s, %(reasoning_tokens)s, %(images)s, %(video_seconds)s, h.captured,
+       %(latency_ms)s, %(ttft_ms)s, %(status)s, %(error_code)s, %(stream)s, %(created_at)s
+FROM billing_hold h WHERE h.id = %(hold)s AND h.status <> 'open'
+"""
 DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}
 
 
 def row_params(**fields) -> dict:
-    """A usage row's columns, defaults filled in and stamped now (what the SQL above takes)."""
+    """A usage row's columns, defaults filled in and stamped now (what the SQL above takes, but
+    cost_usd, which it reads from the hold)."""
     return {**DEFAULTS, **fields, "created_at": timezone.now()}
 
 

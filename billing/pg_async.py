@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from gpuniq_site import group_commit
 from gpuniq_site.db import pg_pool, pg_run
 
-from . import pg_ledger
+from . import metering, pg_ledger
 from .outcomes import AlreadyClosed, Closed, CloseOutcome, Refused
 
 log = logging.getLogger("gpuniq.ledger")
@@ -30,11 +30,14 @@ log = logging.getLogger("gpuniq.ledger")
 class SettleItem:
     params: dict
     account_id: int
-    # one more statement in the settle's round trip (the usage row). It must take effect only once
-    # its hold is closed (e.g. INSERT ... SELECT ... FROM billing_hold WHERE status <> 'open'):
-    # a batch sends it for every item, and the redo of an item the batch did not take writes it then
-    also: tuple[str, dict] | None
-    also_cte: str | None = None  # the same write as a CTE of the settle statement (see settle_sql)
+    # the request's usage row (metering.row_params), written once, by whichever statement closes the
+    # hold: a lone settle writes it in the settle statement itself (SETTLE_WITH_USAGE_SQL); a batch
+    # sends INSERT_FROM_HOLD_SQL for every item, and the redo of an item the batch did not take
+    # writes it then
+    usage: dict | None = None
+
+    def usage_statement(self) -> tuple[str, dict]:
+        return metering.INSERT_FROM_HOLD_SQL, {**self.usage, **self.params}
 
 
 async def hold(params: dict) -> int | Refused:
@@ -54,7 +57,6 @@ def _release_orphan(params: dict, outcome) -> None:
     item = SettleItem(
         pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled"),
         params["account"],
-        None,
     )
     task = asyncio.ensure_future(settle(item))
     _orphans.add(task)
@@ -96,30 +98,27 @@ async def _hold_one(params: dict) -> int | Refused:
 
 
 async def _settle_one(item: SettleItem, maybe_done: bool = False) -> CloseOutcome:
-    """`maybe_done`: an earlier attempt or batch may have closed the hold and sent `also` (its
-    connection died on the way, or the batch left this item to be redone)."""
+    """`maybe_done`: an earlier attempt or batch may have closed the hold and written the usage
+    row (its connection died on the way, or the batch left this item to be redone)."""
     tries = []
     actual = item.params["actual"]
 
     async def attempt(conn):
         unsure = maybe_done or bool(tries)
         tries.append(1)
-        if item.also_cte and not unsure:  # one statement, one commit
-            cursor = await conn.execute(pg_ledger.settle_sql(item.also_cte), {**item.also[1], **item.params})
+        if item.usage is not None and not unsure:  # one statement, one commit
+            cursor = await conn.execute(pg_ledger.SETTLE_WITH_USAGE_SQL, {**item.usage, **item.params})
             row = await cursor.fetchone()
             if row[0] is None:  # closed already (by the stale-hold reaper): the request is still logged
-                await conn.execute(*item.also)
+                await conn.execute(*item.usage_statement())
                 return await _closed(conn, item)
             return pg_ledger.settle_outcome(row, actual, None)
-        async with conn.pipeline():
-            cursor = await conn.execute(pg_ledger.SETTLE_SQL, item.params)
-            if item.also and not unsure:
-                await conn.execute(*item.also)
+        cursor = await conn.execute(pg_ledger.SETTLE_SQL, item.params)
         row = await cursor.fetchone()
         if row is None or row[0] is None:  # closed already (most likely by that earlier attempt)
             return await _closed(conn, item)
-        if unsure and item.also:  # this attempt closed it, so the earlier one wrote nothing
-            await conn.execute(*item.also)
+        if item.usage is not None:  # this attempt closed it, so the earlier one wrote nothing
+            await conn.execute(*item.usage_statement())
         return pg_ledger.settle_outcome(row, actual, None)
 
     return await pg_run(attempt)
@@ -175,8 +174,9 @@ async def _flush_settles(items: list[SettleItem]) -> list:
             cursor = await conn.execute(
                 pg_ledger.SETTLE_MANY_SQL, pg_ledger.settle_many_params([item.params for item in items])
             )
-            for sql, rows in _grouped_also(items):  # each writes once its hold is closed
-                await conn.cursor().executemany(sql, rows)
+            usage = [item.usage_statement()[1] for item in items if item.usage is not None]
+            if usage:  # each row is written once its hold is closed
+                await conn.cursor().executemany(metering.INSERT_FROM_HOLD_SQL, usage)
             await conn.execute("COMMIT")
             done = {
                 row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
@@ -187,15 +187,7 @@ async def _flush_settles(items: list[SettleItem]) -> list:
     except Exception:  # rolled back, or unknown whether it committed: each item is redone knowing that
         log.warning("a batch of %d settles failed; redoing them one by one", len(items), exc_info=True)
         done = {}
-    # what the batch did not take is redone alone; its `also` is written by whoever closes the hold
+    # what the batch did not take is redone alone; its usage row is written by whoever closes the hold
     left = [item for n, item in enumerate(items, 1) if n not in done]
     redone = iter(await _one_by_one(left, lambda item: _settle_one(item, maybe_done=True)))
     return [done[n] if n in done else next(redone) for n in range(1, len(items) + 1)]
-
-
-def _grouped_also(items) -> list[tuple[str, list[dict]]]:
-    groups: dict[str, list[dict]] = {}
-    for item in items:
-        if item.also:
-            groups.setdefault(item.also[0], []).append(item.also[1])
-    return list(groups.items())

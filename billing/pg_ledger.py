@@ -10,7 +10,6 @@ two to the same outcomes and rows.
 """
 
 from decimal import Decimal
-from functools import lru_cache
 
 from .money import ZERO, usd
 from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused
@@ -90,8 +89,9 @@ EXISTING_HOLD_SQL = "SELECT id FROM billing_hold WHERE idempotency_key = %(key)s
 # Locks the account first (the order every writer uses), then closes the hold once: up to its
 # amount the charge is the actual cost; above it, the excess while the available balance covers
 # it, the rest written as a loss entry; a zero charge is a release. A capped key's spend row
-# moves the hold from held to spent.
-_SETTLE = f"""
+# moves the hold from held to spent. Answers (captured, available after), or (NULL, available)
+# when the hold was not open.
+SETTLE_SQL = f"""
 WITH a AS (
   SELECT id, balance, held FROM billing_account
   WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
@@ -125,19 +125,59 @@ WITH a AS (
   SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
          %(actual)s - h.captured, now()
   FROM acc, h WHERE %(actual)s > h.captured
-){{also}}
+)
 SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SELECT balance - held FROM a))
 """
-SETTLE_SQL = _SETTLE.format(also="")
 
-
-@lru_cache(maxsize=16)
-def settle_sql(also_cte: str | None = None) -> str:
-    """SETTLE_SQL, or the same statement with one more data-modifying CTE `also` (the usage row,
-    billing.metering.INSERT_FROM_HOLD_CTE) that reads the hold this statement closed as `h`: one
-    statement, one commit, and it writes only if the settle happened."""
-    return _SETTLE.format(also=f", also AS (\n  {also_cte}\n)") if also_cte else SETTLE_SQL
-
+# SETTLE_SQL with the request's usage row (billing.metering.row_params) written by the same
+# statement, its cost what the hold captured: one statement, one commit, and no row unless this
+# statement closed the hold (the same row as SETTLE_SQL followed by metering.INSERT_FROM_HOLD_SQL;
+# tests/test_ledger_differential.py holds the two to the same rows). Keep the two in step.
+SETTLE_WITH_USAGE_SQL = f"""
+WITH a AS (
+  SELECT id, balance, held FROM billing_account
+  WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
+), c AS (
+  SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
+                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0)) END AS charge
+  FROM billing_hold o, a WHERE o.id = %(hold)s
+), h AS (
+  UPDATE billing_hold SET captured = c.charge, closed_at = now(),
+                          status = CASE WHEN c.charge > 0 THEN 'settled' ELSE 'released' END
+  FROM c WHERE billing_hold.id = c.id AND billing_hold.status = 'open'
+  RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
+            billing_hold.idempotency_key, billing_hold.api_key_id
+), acc AS (
+  UPDATE billing_account SET balance = billing_account.balance - h.captured,
+                             held = billing_account.held - h.amount, updated_at = now()
+  FROM h WHERE billing_account.id = h.account_id
+  RETURNING billing_account.id, billing_account.balance, billing_account.held
+), ks AS (
+  UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - h.amount, 0), month = {MONTH},
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + h.captured
+  FROM h WHERE billing_keyspend.key_id = h.api_key_id
+), e AS (
+  INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
+                                   idempotency_key, hold_id, reason, shortfall, created_at)
+  SELECT acc.id, CASE WHEN h.captured > 0 THEN 'charge' ELSE 'release' END, -h.captured, -h.amount,
+         acc.balance, acc.held,
+         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, 0, now()
+  FROM acc, h
+  UNION ALL
+  SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
+         %(actual)s - h.captured, now()
+  FROM acc, h WHERE %(actual)s > h.captured
+), usage AS (
+  INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens, cached_tokens,
+                            completion_tokens, reasoning_tokens, images, video_seconds, cost_usd, latency_ms,
+                            ttft_ms, status, error_code, stream, created_at)
+  SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(endpoint)s, %(model)s, %(route)s, %(prompt_tokens)s,
+         %(cached_tokens)s, %(completion_tokens)s, %(reasoning_tokens)s, %(images)s, %(video_seconds)s, h.captured,
+         %(latency_ms)s, %(ttft_ms)s, %(status)s, %(error_code)s, %(stream)s, %(created_at)s
+  FROM h
+)
+SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SELECT balance - held FROM a))
+"""
 
 CLOSED_HOLD_SQL = """
 SELECT h.captured, a.balance - a.held FROM billing_hold h JOIN billing_account a ON a.id = h.account_id

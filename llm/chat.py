@@ -224,18 +224,13 @@ async def finish(
         stream=prepared.request.stream,
     )
     reason = f"{prepared.model.slug} {status}"
-    if uses_postgres():  # settle and usage row in one round trip
-        also = (
-            metering.INSERT_FROM_HOLD_SQL,
-            metering.row_params(**row, cost_usd=0, hold_id=prepared.hold_id),
-        )
+    if uses_postgres():  # the usage row is written with the settle
         outcome = await ledger.aclose(
             hold_id=prepared.hold_id,
             account_id=principal.account_id,
             actual=cost,
             reason=reason,
-            also=also,
-            also_cte=metering.INSERT_FROM_HOLD_CTE,
+            usage=metering.row_params(**row),
         )
     else:
         outcome = await ledger.aclose(

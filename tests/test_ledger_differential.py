@@ -1,6 +1,9 @@
 """One money engine, two storage adapters: generated operation sequences replayed on the ORM
 adapter (billing/ledger_orm.py, what SQLite runs) and on the PostgreSQL statements
 (billing/pg_ledger.py, what the hot path runs) must give the same outcomes and leave the same rows.
+The PostgreSQL settle runs in both of its variants, each written whole: SETTLE_SQL followed by the
+usage row's own statement (metering.INSERT_FROM_HOLD_SQL), and SETTLE_WITH_USAGE_SQL, which writes
+that row itself; every adapter writes a usage row for each settle that closed a hold.
 
 Both run here on PostgreSQL (the ORM adapter is database-agnostic), each on its own account, so
 every difference is the adapters' own. The rules they must both follow: billing/outcomes.py.
@@ -13,9 +16,10 @@ import pytest
 from django.db import connection
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from billing import ledger_orm, pg_ledger
+from billing import ledger_orm, metering, pg_ledger
 from billing.models import Account, Hold, KeySpend, LedgerEntry
 from billing.outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest
+from llm.models import UsageLog
 
 from .conftest import make_user
 
@@ -37,22 +41,79 @@ operations = st.lists(
 )
 
 
+def usage_fields(user, n: int) -> dict:
+    """The n-th settle's usage row, a distinct value in each column: one written out of place shows."""
+    return dict(
+        user_id=user.pk,
+        api_key_id=user.key.pk,
+        request_id=f"close-{n}",
+        endpoint="chat",
+        model="m",
+        route="vendor:m",
+        prompt_tokens=11,
+        cached_tokens=3,
+        completion_tokens=7,
+        reasoning_tokens=2,
+        images=1,
+        video_seconds=5,
+        latency_ms=123,
+        ttft_ms=45,
+        status="ok",
+        error_code="e",
+        stream=True,
+    )
+
+
 class Orm:
+    def __init__(self, user):
+        self.user, self.closes = user, 0
+
     def hold(self, request):
         return ledger_orm.hold(request)
 
     def close(self, hold_id, actual):
-        return ledger_orm.close(hold_id, actual, "r")
+        self.closes += 1
+        outcome = ledger_orm.close(hold_id, actual, "r")
+        if isinstance(outcome, Closed):
+            metering.write(**usage_fields(self.user, self.closes), cost_usd=outcome.charged)
+        return outcome
 
 
-class Sql:
+class Sql(Orm):
+    """SETTLE_SQL, then the usage row's own statement (as a settle redone after a batch sends them)."""
+
     def hold(self, request):
         with connection.cursor() as cursor:
             return pg_ledger.hold(cursor, request)
 
     def close(self, hold_id, actual):
+        self.closes += 1
         with connection.cursor() as cursor:
-            return pg_ledger.close(cursor, hold_id, actual, "r")
+            outcome = pg_ledger.close(cursor, hold_id, actual, "r")
+            if isinstance(outcome, Closed):
+                params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason="r")
+                usage = metering.row_params(**usage_fields(self.user, self.closes))
+                cursor.execute(metering.INSERT_FROM_HOLD_SQL, {**usage, **params})
+        return outcome
+
+
+class SqlWithUsage(Sql):
+    """SETTLE_WITH_USAGE_SQL: the settle statement writes the usage row itself (a lone settle)."""
+
+    def close(self, hold_id, actual):
+        self.closes += 1
+        params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason="r")
+        usage = metering.row_params(**usage_fields(self.user, self.closes))
+        with connection.cursor() as cursor:
+            cursor.execute(pg_ledger.SETTLE_WITH_USAGE_SQL, {**usage, **params})
+            row, closed = cursor.fetchone(), None
+            if row[0] is None:
+                cursor.execute(pg_ledger.CLOSED_HOLD_SQL, params)
+                closed = cursor.fetchone()
+        return pg_ledger.settle_outcome(row, params["actual"], closed)
+
+
+ADAPTERS = {"orm": Orm, "sql": Sql, "sql-with-usage": SqlWithUsage}
 
 
 def replay(adapter, user, ops, tag: str) -> list:
@@ -100,25 +161,38 @@ def rows(user, tag: str) -> dict:
         )
     ]
     spend = KeySpend.objects.filter(pk=user.key.pk).values_list("spent", "held").first()
-    return {"account": (account.balance, account.held), "holds": holds, "entries": entries, "key": spend}
+    columns = [f.attname for f in UsageLog._meta.concrete_fields if f.attname not in ("id", "created_at")]
+    usage = [
+        {**row, "user_id": "U", "api_key_id": "K"}
+        for row in UsageLog.objects.filter(user_id=user.pk).order_by("id").values(*columns)
+    ]
+    return {
+        "account": (account.balance, account.held),
+        "holds": holds,
+        "entries": entries,
+        "key": spend,
+        "usage": usage,
+    }
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_both_adapters_give_the_same_outcomes_and_rows(committed, ops):
     results = {}
-    for name, adapter in (("orm", Orm()), ("sql", Sql())):
+    for name, adapter in ADAPTERS.items():
         user = make_user(f"diff-{name}", "3")
         tag = f"{name}-{uuid.uuid4().hex[:8]}"
-        results[name] = (replay(adapter, user, ops, tag), rows(user, tag))
-    assert results["orm"][0] == results["sql"][0]
+        results[name] = (replay(adapter(user), user, ops, tag), rows(user, tag))
+    assert results["orm"][0] == results["sql"][0] == results["sql-with-usage"][0]
     assert results["orm"][1] == results["sql"][1]
+    assert results["sql"][1] == results["sql-with-usage"][1]
 
 
 def test_the_specification_cases_the_adapters_once_disagreed_on(committed):
     """settle(0) and settle(-1) of a closed hold; a zero hold settled with a positive charge."""
-    for adapter in (Orm(), Sql()):
+    for adapter_class in ADAPTERS.values():
         user = make_user("spec", "1")
+        adapter = adapter_class(user)
         zero = adapter.hold(HoldRequest(account_id=user.account.pk, amount=Decimal(0), key=uuid.uuid4().hex))
         first = adapter.close(zero.id, Decimal("0.25"))
         assert first == Closed(Decimal("0.25"), Decimal(0), Decimal("0.75"))  # from the balance: settled

@@ -23,7 +23,7 @@ def _lane(name):
     return group_commit._lanes[asyncio.get_running_loop()][name]
 
 
-def usage_row(user, hold_id: int, request_id: str) -> dict:
+def usage_row(user, request_id: str) -> dict:
     return usage_rows.row_params(
         user_id=user.pk,
         api_key_id=user.key.pk,
@@ -36,8 +36,6 @@ def usage_row(user, hold_id: int, request_id: str) -> dict:
         reasoning_tokens=0,
         latency_ms=1,
         status="ok",
-        cost_usd=0,
-        hold_id=hold_id,
     )
 
 
@@ -53,12 +51,12 @@ async def _paid_request(user, amount: str, actual: str) -> str:
     except ledger.InsufficientBalance as short:
         assert short.available < Decimal(amount)
         return "refused"
-    row = usage_row(user, held.id, request_id)
+    row = usage_row(user, request_id)
     outcome = await ledger.aclose(
         hold_id=held.id,
         account_id=user.account.pk,
         actual=actual,
-        also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
+        usage=row,
     )
     assert outcome == ledger.Closed(Decimal(actual), Decimal(0), outcome.available) and outcome.available >= 0
     return "charged"
@@ -136,11 +134,11 @@ async def test_a_settle_redone_after_an_unsure_commit_charges_and_logs_once(comm
     results = []
     for committed_before in (True, False):
         held = await ledger.ahold(account_id=fay.account.pk, amount="0.50", idempotency_key=uuid.uuid4().hex)
-        row = usage_row(fay, held.id, uuid.uuid4().hex)
+        row = usage_row(fay, uuid.uuid4().hex)
         item = pg_async.SettleItem(
             ledger.pg_ledger.settle_params(hold_id=held.id, actual=Decimal("0.2"), reason="r"),
             fay.account.pk,
-            (usage_rows.INSERT_FROM_HOLD_SQL, row),
+            row,
         )
         if committed_before:
             await pg_async._settle_one(item)
@@ -190,12 +188,12 @@ async def test_settles_the_batch_leaves_alone_still_write_their_usage_row_once(c
     await run_db(ledger.release, hold_id=holds[2].id)  # closed before anybody settles it
 
     def item(held, actual):
-        row = usage_row(gus, held.id, f"gc-{held.id}")
+        row = usage_row(gus, f"gc-{held.id}")
         return ledger.aclose(
             hold_id=held.id,
             account_id=gus.account.pk,
             actual=actual,
-            also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
+            usage=row,
         )
 
     results = await asyncio.gather(item(holds[0], "0.04"), item(holds[1], "0.25"), item(holds[2], "0.05"))
@@ -222,13 +220,12 @@ async def test_a_lone_settle_writes_its_usage_row_in_the_same_statement_once(com
         held = await ledger.ahold(account_id=hal.account.pk, amount="0.10", idempotency_key=uuid.uuid4().hex)
         if release_first:  # the stale-hold reaper got there first: the request is still logged, at no cost
             await run_db(ledger.release, hold_id=held.id)
-        row = usage_row(hal, held.id, f"lone-{held.id}")
+        row = usage_row(hal, f"lone-{held.id}")
         outcome = await ledger.aclose(
             hold_id=held.id,
             account_id=hal.account.pk,
             actual="0.03",
-            also=(usage_rows.INSERT_FROM_HOLD_SQL, row),
-            also_cte=usage_rows.INSERT_FROM_HOLD_CTE,
+            usage=row,
         )
         assert isinstance(outcome, ledger.AlreadyClosed if release_first else ledger.Closed)
         assert (outcome.captured if release_first else outcome.charged) == (
