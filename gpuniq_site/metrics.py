@@ -21,6 +21,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from . import shared_state
+
 log = logging.getLogger("gpuniq.metrics")
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 disable_created_metrics()  # *_created series only add bytes to every scrape
@@ -49,6 +51,8 @@ RATELIMIT_LOCAL = Gauge(
     "1 while this process limits requests locally because Redis is unreachable",
     multiprocess_mode="max",
 )
+shared_state.health_listeners.append(lambda down: RATELIMIT_LOCAL.set(int(down)))
+RATELIMIT_LOCAL.set(int(shared_state.redis_degraded()))
 REAPER_RUNS = Counter(
     "gpuniq_reaper_runs", "Runs of a periodic reaper in this process (workers, beat)", ["reaper"]
 )
@@ -82,8 +86,6 @@ def observe_first_chunk(request) -> None:
 def count_reaper_run(name: str) -> None:
     """A periodic reaper ran: counted in Redis (seen by every app process) and in this process."""
     REAPER_RUNS.labels(name).inc()
-    from . import shared_state
-
     client = shared_state.sync_redis()
     if client is None:
         return
@@ -120,8 +122,6 @@ def _ledger_metrics():
 def _redis_metrics():
     from celery import current_app
     from django.conf import settings
-
-    from . import shared_state
 
     depth = GaugeMetricFamily("gpuniq_queue_depth", "Tasks waiting in a Celery queue", labels=["queue"])
     runs = CounterMetricFamily(

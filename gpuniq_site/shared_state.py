@@ -39,6 +39,13 @@ class _RedisHealth:
 
 
 _health = _RedisHealth()
+# called with True when Redis goes down and False when it is back (gpuniq_site.metrics sets a gauge)
+health_listeners: list = []
+
+
+def _tell_listeners(down: bool) -> None:
+    for listener in health_listeners:
+        listener(down)
 
 
 def redis_down() -> bool:
@@ -52,21 +59,17 @@ def redis_degraded() -> bool:
 
 
 def mark_redis_down(exc: BaseException) -> None:
-    from .metrics import RATELIMIT_LOCAL
-
     if not _health.down:
         log.warning("redis unreachable (%s): rate limits fall back to this process", exc)
     _health.down = True
     _health.retry_at = time.monotonic() + settings.GPUNIQ_REDIS_RETRY_SECONDS
-    RATELIMIT_LOCAL.set(1)
+    _tell_listeners(True)
 
 
 def mark_redis_up() -> None:
     if _health.down:
-        from .metrics import RATELIMIT_LOCAL
-
         _health.down = False
-        RATELIMIT_LOCAL.set(0)
+        _tell_listeners(False)
         log.warning("redis reachable again")
 
 
