@@ -3,6 +3,7 @@
 The breakdown buckets rows by the local day or ISO week (Monday) of `created_at` in the caller's
 time zone (TruncDay / TruncWeek with tzinfo), so a request at 23:30 UTC lands on the next day in
 Berlin. Both queries are served by the (user, created_at) and (user, model, created_at) indexes.
+route_health() is the operator's view: requests, errors and latency per upstream route (llm/admin.py).
 """
 
 import zoneinfo
