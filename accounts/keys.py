@@ -2,14 +2,18 @@
 
 The cache holds only the key's SHA-256 and the facts a request needs. Revoking deletes the
 cache entry, so with Redis configured every process refuses the key on its next request.
+A Principal names the user's money account, which is billing's: billing hands in how to find it
+(provide_account_lookup, when its app loads), so accounts imports nothing from billing.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import DecimalField, Q, Sum, Value
 from django.db.models.functions import Coalesce
@@ -22,6 +26,21 @@ from gpuniq_site.errors import ApiError
 from .models import KEY_PREFIX, APIKey, User, generate_raw_key, hash_key
 
 LAST_USED_EVERY_SECONDS = 60
+
+_account_lookup: Callable[[int], int] | None = None
+
+
+def provide_account_lookup(lookup: Callable[[int], int]) -> None:
+    """Set how a user's account id is found, the account made on first use (billing's AppConfig
+    calls this when the app loads). Every principal loaded afterwards carries that account id."""
+    global _account_lookup
+    _account_lookup = lookup
+
+
+def _account_id(user_id: int) -> int:
+    if _account_lookup is None:
+        raise ImproperlyConfigured("no account lookup: billing provides it when its app loads")
+    return _account_lookup(user_id)
 
 
 @dataclass(frozen=True)
@@ -109,21 +128,19 @@ def extract_raw_key(headers) -> str | None:
 
 
 def _load_principal(key_hash: str) -> dict:
-    from billing.ledger import account_for_user
-
     row = APIKey.objects.filter(key_hash=key_hash).select_related("user").first()
     if row is None or not row.user.is_active:
         _refuse(key_hash, "invalid_api_key")
     if row.revoked_at is not None:
         _refuse(key_hash, "revoked_api_key")
-    account = account_for_user(row.user_id)
+    account_id = _account_id(row.user_id)
     cap = row.monthly_spend_cap_usd
     last_used = row.last_used_at.timestamp() if row.last_used_at else 0.0
     return asdict(
         Principal(
             user_id=row.user_id,
             key_id=row.pk,
-            account_id=account.pk,
+            account_id=account_id,
             rpm=row.rpm,
             spend_cap=str(cap) if cap is not None else None,
             allowed_models=tuple(row.allowed_models or ()),

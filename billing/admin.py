@@ -1,4 +1,5 @@
-"""Operator views of money. Balances and entries are read-only; adjustments go through the ledger."""
+"""Operator views of money and usage. Balances, entries and usage rows are read-only; adjustments go
+through the ledger."""
 
 import uuid
 from django import forms
@@ -6,7 +7,7 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
 from . import ledger
-from .models import Account, Hold, KeySpend, LedgerEntry, Loss
+from .models import Account, Hold, KeySpend, LedgerEntry, Loss, PaymentEvent, StripeEvent, TopUp, UsageLog
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -114,17 +115,23 @@ class KeySpendAdmin(ReadOnlyAdmin):
     list_display = ["key_id", "month", "spent", "held"]
 
 
-# --- dashboard: Stripe top-ups, webhook events, and route health -------------------------
-
-from datetime import timedelta  # noqa: E402
-
-from django.urls import path  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from . import usage_stats  # noqa: E402
-from .models import PaymentEvent, StripeEvent, TopUp  # noqa: E402
-
-ROUTE_HEALTH_WINDOW = timedelta(hours=1)
+@admin.register(UsageLog)
+class UsageLogAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "model",
+        "endpoint",
+        "status",
+        "error_code",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "request_id",
+    ]
+    list_filter = ["status", "endpoint", "model"]
+    search_fields = ["request_id", "user__email", "model"]
 
 
 @admin.action(description="Refund what is left through the top-up's rail")
@@ -162,22 +169,6 @@ class TopUpAdmin(ReadOnlyAdmin):
     list_filter = ["rail", "status"]
     search_fields = ["session_id", "payment_intent", "user__email"]
     date_hierarchy = "created_at"
-
-    def get_urls(self):
-        # The operator's route-health page hangs off this admin; the admin index links to it.
-        view = self.admin_site.admin_view(self.route_health_view)
-        return [path("route-health/", view, name="billing_route_health")] + super().get_urls()
-
-    def route_health_view(self, request):
-        since = timezone.now() - ROUTE_HEALTH_WINDOW
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Route health (last hour)",
-            "rows": usage_stats.route_health(since),
-            "since": since,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/billing/route_health.html", context)
 
 
 @admin.register(StripeEvent)

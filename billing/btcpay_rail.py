@@ -19,7 +19,7 @@ from django.conf import settings
 from . import btcpay_client, topup_ops
 from .models import LedgerEntry, TopUp
 from .money import ZERO
-from .stripe_topups import TOPUP_PURPOSE
+from .topup_ops import TOPUP_PURPOSE
 
 log = logging.getLogger("gpuniq.btcpay")
 CENT = Decimal("0.01")

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Account, Hold, KeySpend, LedgerEntry
+from .models import Account, Hold, KeySpend, LedgerEntry, UsageLog
 from .money import ZERO, usd
 from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused, month_start
 
@@ -49,8 +49,6 @@ def _key_spend(key_id: int) -> KeySpend:
     row = KeySpend.objects.select_for_update().filter(pk=key_id).first()
     if row is None:
         from django.db.models import Sum
-
-        from llm.models import UsageLog
 
         month = month_start()
         spent = (

@@ -8,6 +8,8 @@ from django.utils import timezone
 
 from gpuniq_site.db import run_db
 
+from .models import UsageLog
+
 COLUMNS = (
     "user_id",
     "api_key_id",
@@ -48,8 +50,6 @@ def row_params(**fields) -> dict:
 
 
 def write(**fields):
-    from llm.models import UsageLog  # the table stays llm_usagelog; its writer is here
-
     return UsageLog.objects.create(**row_params(**fields))
 
 

@@ -1,10 +1,11 @@
-"""Money: one USD account per user, holds on it, and an append-only ledger.
+"""Money: one USD account per user, holds on it, an append-only ledger, top-ups, and usage rows.
 
 Invariants (checked by `manage.py check_ledger`):
 - account.balance == sum(entry.amount) and account.held == sum(entry.held_delta) over its entries;
 - account.held == sum of its open holds; 0 <= held <= balance, except after a refund or a lost
   dispute took back money already spent: only those debits may leave balance below held or zero.
-Rows here change only through billing/ledger.py.
+Account, hold and ledger rows change only through billing/ledger.py; usage rows (UsageLog) are
+appended by billing/metering.py alone.
 """
 
 import uuid
@@ -276,3 +277,48 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"
+
+
+class UsageLog(models.Model):
+    """One row per API request or job, paid, refused or failed. Append-only, written by
+    billing/metering.py alone. The table keeps its first name, llm_usagelog: the model moved from
+    llm to billing without moving data (migrations llm 0006 and billing 0006)."""
+
+    # every index here is paid for on each API request: no pattern index for request_id, and the
+    # user's own index is the prefix of usage_user_recent
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs", db_index=False
+    )
+    api_key = models.ForeignKey(
+        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_logs"
+    )
+    request_id = models.CharField(max_length=64)
+    endpoint = models.CharField(max_length=40, default="chat")
+    model = models.CharField(max_length=100)
+    route = models.CharField(max_length=250, blank=True, help_text="operator-only: provider:upstream_model")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    images = models.PositiveIntegerField(default=0)
+    video_seconds = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(**USD, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, default="ok")
+    error_code = models.CharField(max_length=50, blank=True)
+    stream = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "llm_usagelog"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
+            models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
+            models.Index(fields=["request_id"], name="usage_request"),
+        ]
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from . import btcpay_client, btcpay_rail, stripe_topups, yookassa_rail
+from . import btcpay_client, btcpay_rail, stripe_client, stripe_topups, yookassa_rail
 from .models import TopUp
 from .stripe_topups import PaymentProviderError
 
@@ -39,7 +39,7 @@ RAILS = {
 def configured_rails() -> list[Rail]:
     """Exactly the rails whose settings are complete, in a fixed order."""
     on = {
-        TopUp.STRIPE: stripe_topups.payments_configured(),
+        TopUp.STRIPE: stripe_client.payments_configured(),
         TopUp.YOOKASSA: yookassa_rail.configured(),
         TopUp.BTCPAY: btcpay_client.configured(),
     }

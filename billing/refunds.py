@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 
-from . import btcpay_client, stripe_topups, topup_ops, yookassa_rail
+from . import btcpay_client, stripe_client, topup_ops, yookassa_rail
 from .models import LedgerEntry, TopUp
 from .money import ZERO
 from .stripe_topups import PaymentProviderError
@@ -46,7 +46,7 @@ def refund_remaining(topup: TopUp) -> Decimal:
 def _stripe(topup: TopUp, usd: Decimal, key: str) -> None:
     try:
         refund = (
-            stripe_topups.client()
+            stripe_client.client()
             .v1.refunds.create(
                 params={"payment_intent": topup.payment_intent, "amount": int(usd * 100)},
                 options={"idempotency_key": key},

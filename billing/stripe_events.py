@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from . import topup_ops
 from .models import LedgerEntry, StripeEvent, TopUp
-from .topup_ops import UnusableEvent
+from .stripe_client import list_refunds
+from .topup_ops import TOPUP_PURPOSE, UnusableEvent
 
 log = logging.getLogger("gpuniq.stripe")
 CENTS = Decimal(100)
@@ -100,8 +101,6 @@ def _topup_for(session: dict) -> TopUp | None:
                 f"session {topup.session_id} names user {owner}, top-up belongs to {topup.user_id}"
             )
         return topup
-    from .stripe_topups import TOPUP_PURPOSE
-
     user_id = metadata.get("gpuniq_user_id")
     if metadata.get("purpose") != TOPUP_PURPOSE or not user_id:
         return None
@@ -157,8 +156,6 @@ def _refunds_of(charge: dict) -> list[dict]:
     listed = charge.get("refunds") or {}
     if isinstance(listed, dict) and "data" in listed and not listed.get("has_more"):
         return list(listed["data"])
-    from .stripe_topups import list_refunds
-
     return list_refunds(charge["id"])  # newer API versions leave the list off the charge
 
 

@@ -16,6 +16,9 @@ from .models import LedgerEntry, TopUp
 from .money import ZERO, usd
 
 log = logging.getLogger("gpuniq.payments")
+# The `purpose` in the metadata of every payment we create, on every rail: an event for a payment
+# whose row we lost is rebuilt only when it carries this mark.
+TOPUP_PURPOSE = "gpuniq_topup"
 
 
 class UnusableEvent(Exception):

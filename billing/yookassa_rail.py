@@ -24,7 +24,8 @@ from yookassa.domain.exceptions import NotFoundError
 from . import topup_ops
 from .models import LedgerEntry, TopUp
 from .money import ZERO, usd
-from .stripe_topups import TOPUP_PURPOSE, PaymentProviderError
+from .stripe_topups import PaymentProviderError
+from .topup_ops import TOPUP_PURPOSE
 
 log = logging.getLogger("gpuniq.yookassa")
 KOPECK = Decimal("0.01")

@@ -25,12 +25,13 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
+from billing.models import UsageLog
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
 from . import chats
 from .catalog import ModelInfo
-from .models import Chat, ChatMessage, UsageLog
+from .models import Chat, ChatMessage
 from .providers.base import SSE_DONE, Usage
 from .chat import run_to_completion
 

@@ -1,6 +1,6 @@
 """Money for media, only through billing.ledger: hold the worst case before any upstream call,
 settle what was delivered (per image, or the resolved video price), release otherwise, and
-write one llm UsageLog row per request or job.
+write one UsageLog row per request or job.
 """
 
 import logging

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from django.core.management import call_command
 
-from accounts.keys import revoke_key
+from accounts.keys import authenticate, create_key, revoke_key
 from accounts.models import APIKey, User
 from billing.models import Account, LedgerEntry
 from gpuniq_site.db import run_db
@@ -33,6 +33,18 @@ def test_create_api_key_command_rejects_bad_credit():
     with pytest.raises(CommandError):
         call_command("create_api_key", "erin@example.com", "--credit", "lots")
     assert not User.objects.filter(email="erin@example.com").exists()
+
+
+@pytest.mark.django_db
+def test_a_principal_names_the_billing_account_made_on_first_use():
+    """accounts imports no billing: the account id comes through the lookup billing provides."""
+    user = User.objects.create_user("fern@example.com")
+    _key, raw = create_key(user=user)
+    assert not Account.objects.filter(user=user).exists()
+
+    principal = authenticate(raw)
+
+    assert principal.account_id == Account.objects.get(user=user).pk
 
 
 async def test_bearer_and_x_api_key_both_authenticate(async_client, alice):

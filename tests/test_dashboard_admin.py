@@ -1,5 +1,5 @@
-"""Operator admin: top-ups and Stripe events are read-only; route health per upstream route over the
-last hour, computed in SQL. Alice is an ordinary user and sees none of it."""
+"""Operator admin: top-ups, Stripe events and usage rows are read-only; route health per upstream route
+over the last hour, computed in SQL. Alice is an ordinary user and sees none of it."""
 
 import uuid
 from datetime import timedelta
@@ -9,9 +9,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from billing import usage_stats
-from billing.models import StripeEvent, TopUp
-from llm.models import UsageLog
+from billing.models import StripeEvent, TopUp, UsageLog
+from llm import usage_stats
 
 
 @pytest.fixture
@@ -33,6 +32,7 @@ def route_log(user, route, *, status="ok", latency=100, ttft=None, ago=timedelta
         ttft_ms=ttft,
     )
     UsageLog.objects.filter(pk=row.pk).update(created_at=timezone.now() - ago)
+    return row
 
 
 def test_topups_and_stripe_events_are_listed_read_only(operator, alice):
@@ -61,9 +61,19 @@ def test_route_health_shows_error_rate_and_latency_per_route_for_the_last_hour(o
     assert (row["requests"], row["errors"], row["error_rate"]) == (2, 1, 0.5)
     assert (row["avg_latency_ms"], row["max_latency_ms"], row["avg_ttft_ms"]) == (200, 300, 40)
 
-    html = operator.get("/admin/billing/topup/route-health/").content.decode()
+    html = operator.get("/admin/llm/catalogmodel/route-health/").content.decode()
     assert route in html and "50%" in html
-    assert "Route health (last hour)" in operator.get("/admin/").content.decode()
+    index = operator.get("/admin/").content.decode()
+    assert 'href="/admin/llm/catalogmodel/route-health/">Route health (last hour)' in index
+
+
+def test_usage_rows_are_listed_read_only_under_billing(operator, alice):
+    row = route_log(alice, "openai:gpt-test")
+
+    assert row.request_id in operator.get("/admin/billing/usagelog/").content.decode()
+    assert operator.get("/admin/billing/usagelog/add/").status_code == 403
+    assert operator.post(f"/admin/billing/usagelog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert UsageLog.objects.filter(pk=row.pk).exists()
 
 
 def test_ordinary_users_cannot_open_the_operator_pages(client, alice):
@@ -71,7 +81,8 @@ def test_ordinary_users_cannot_open_the_operator_pages(client, alice):
     for path in (
         "/admin/billing/topup/",
         "/admin/billing/stripeevent/",
-        "/admin/billing/topup/route-health/",
+        "/admin/billing/usagelog/",
+        "/admin/llm/catalogmodel/route-health/",
     ):
         response = client.get(path)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]

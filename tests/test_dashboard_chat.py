@@ -14,7 +14,8 @@ from django.test import Client
 from accounts.keys import DASHBOARD_KEY_NAME, dashboard_principal
 from accounts.models import APIKey
 from llm.markdown import to_html
-from llm.models import Chat, ChatMessage, UsageLog
+from billing.models import UsageLog
+from llm.models import Chat, ChatMessage
 
 from .conftest import balance_of, usage_rows
 

@@ -204,7 +204,7 @@ def test_each_key_shows_what_it_spent_this_month_against_its_cap(as_alice, alice
     from django.utils import timezone
 
     from accounts.keys import month_start
-    from llm.models import UsageLog
+    from billing.models import UsageLog
 
     APIKey.objects.filter(pk=alice.key.pk).update(monthly_spend_cap_usd=Decimal("20"))
     for cost, when in [

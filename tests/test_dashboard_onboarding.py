@@ -46,7 +46,7 @@ def test_the_sign_up_credit_is_an_adjustment_posted_once_per_user(client, commit
 
 
 def test_the_card_goes_once_the_first_steps_are_done(client, committed):
-    from llm.models import UsageLog
+    from billing.models import UsageLog
 
     from .conftest import make_user
 

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from billing import charts, usage_stats
-from llm.models import UsageLog
+from billing.models import UsageLog
 
 HTMX_TABLE = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "usage-table"}
 BOBS_MODEL = "bobs-secret-model"

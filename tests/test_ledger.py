@@ -146,7 +146,7 @@ def test_entries_are_immutable(alice):
 
 
 def test_stale_holds_are_released_and_their_requests_logged_as_interrupted(alice):
-    from llm.models import UsageLog
+    from billing.models import UsageLog
 
     h = ledger.hold(
         account_id=alice.account.pk,

@@ -12,7 +12,7 @@ from billing.models import Account, Hold, LedgerEntry
 from gpuniq_site import group_commit
 from gpuniq_site.db import run_db
 from billing import metering as usage_rows
-from llm.models import UsageLog
+from billing.models import UsageLog
 
 from .conftest import make_user
 

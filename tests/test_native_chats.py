@@ -8,7 +8,8 @@ import httpx
 
 from billing.models import Hold
 from llm.chat_turns import estimate_tokens
-from llm.models import Chat, ChatMessage, UsageLog
+from billing.models import UsageLog
+from llm.models import Chat, ChatMessage
 
 from .conftest import balance_of, native_client, service_extra_env, usage_rows
 

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import ledger
 from llm import usage_stats
-from llm.models import UsageLog
+from billing.models import UsageLog
 
 from .conftest import usage_rows
 

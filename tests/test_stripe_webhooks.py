@@ -11,7 +11,7 @@ from django.test import Client
 
 from billing import ledger
 from billing.models import LedgerEntry, StripeEvent, TopUp
-from billing.stripe_topups import TOPUP_PURPOSE
+from billing.topup_ops import TOPUP_PURPOSE
 
 from .conftest import balance_of
 from .fakes.stripe import FakeStripe, sign

@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import Hold
-from llm.models import Chat, ChatMessage, UsageLog
+from billing.models import UsageLog
+from llm.models import Chat, ChatMessage
 
 from .pages import LAPTOP, PHONE, log_in
 
