@@ -8,8 +8,16 @@ import functools
 import zoneinfo
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
+
+from gpuniq_site.db import run_db
+from gpuniq_site.errors import ApiError
+
+from . import ratelimit
+from .keys import dashboard_principal
 
 UTC = zoneinfo.ZoneInfo("UTC")
 
@@ -30,6 +38,36 @@ def member_page(view):
     def wrapper(request, *args, **kwargs):
         with timezone.override(user_zone(request.user)):
             return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def error_fragment(error: ApiError) -> HttpResponse:
+    """A catalog error as a small alert fragment, with the error's own status."""
+    html = render_to_string("partials/_error_alert.html", {"error": error})
+    return HttpResponse(html, status=error.status, headers=error.headers)
+
+
+def dashboard_endpoint(view=None, *, counted: bool = True):
+    """Async dashboard endpoint: a signed-in session (CSRF is the middleware's), the user's dashboard
+    principal on request.principal, and (when `counted`) the key's rate limit, like the API."""
+    if view is None:
+        return functools.partial(dashboard_endpoint, counted=counted)
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        user = await request.auser()
+        if not user.is_authenticated:
+            return HttpResponse("Your session ended: sign in again.", status=401)
+        request.user = user  # the lazy sync user must not be touched from the event loop
+        try:
+            request.principal = await run_db(dashboard_principal, user)
+            if counted:
+                (await ratelimit.ahit(request.principal.key_id, request.principal.rpm)).raise_if_denied()
+            with timezone.override(user_zone(user)):
+                return await view(request, *args, **kwargs)
+        except ApiError as error:
+            return error_fragment(error)
 
     return wrapper
 

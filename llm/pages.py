@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.keys import dashboard_principal
-from accounts.web import member_page
+from accounts.web import dashboard_endpoint, member_page
 from gpuniq_site.errors import ApiError
 
 from . import chat_stop as chat_stop_flags
@@ -144,7 +144,7 @@ def chat_transcript(request, chat_id: int):
 
 
 @require_POST
-@web_chat.dashboard_endpoint
+@dashboard_endpoint
 async def chat_send(request, chat_id: int):
     body = web_chat.turn_body(request.POST)
     if request.headers.get("HX-Request"):
@@ -164,7 +164,7 @@ async def chat_send(request, chat_id: int):
 
 
 @require_POST
-@web_chat.dashboard_endpoint(counted=False)
+@dashboard_endpoint(counted=False)
 async def chat_stop(request, chat_id: int):
     """The Stop button: the reply with this request id ends at its next event and is kept."""
     await chat_stop_flags.request_stop(request.principal.user_id, request.POST.get("request_id", ""))
@@ -172,6 +172,6 @@ async def chat_stop(request, chat_id: int):
 
 
 @require_GET
-@web_chat.dashboard_endpoint(counted=False)
+@dashboard_endpoint(counted=False)
 async def chat_image(request, chat_id: int, message_id: int):
     return HttpResponse(await web_chat.image_turn(request.principal, chat_id, message_id))

@@ -4,17 +4,13 @@ llm.chat_images, llm.chat) called with the signed-in user's dashboard principal
 like an API turn. The views (llm.pages) stay thin; this module also shapes what templates show.
 """
 
-import functools
 from dataclasses import dataclass
 
 from django.http import HttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from accounts import ratelimit
-from accounts.keys import Principal, dashboard_principal
-from accounts.web import user_zone
+from accounts.keys import Principal
 from billing.money import format_usd
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
@@ -27,36 +23,6 @@ from .completions import start_stream
 
 CHAT_LIST_LIMIT = 100
 TITLE_CHARS = 60
-
-
-def error_fragment(error: ApiError) -> HttpResponse:
-    """A catalog error as a small alert fragment, with the error's own status."""
-    html = render_to_string("llm/_chat_error.html", {"error": error})
-    return HttpResponse(html, status=error.status, headers=error.headers)
-
-
-def dashboard_endpoint(view=None, *, counted: bool = True):
-    """Async dashboard endpoint: a signed-in session (CSRF is the middleware's), the user's dashboard
-    principal on request.principal, and (when `counted`) the key's rate limit, like the API."""
-    if view is None:
-        return functools.partial(dashboard_endpoint, counted=counted)
-
-    @functools.wraps(view)
-    async def wrapper(request, *args, **kwargs):
-        user = await request.auser()
-        if not user.is_authenticated:
-            return HttpResponse("Your session ended: sign in again.", status=401)
-        request.user = user  # the lazy sync user must not be touched from the event loop
-        try:
-            request.principal = await run_db(dashboard_principal, user)
-            if counted:
-                (await ratelimit.ahit(request.principal.key_id, request.principal.rpm)).raise_if_denied()
-            with timezone.override(user_zone(user)):
-                return await view(request, *args, **kwargs)
-        except ApiError as error:
-            return error_fragment(error)
-
-    return wrapper
 
 
 # --- what the pages show -----------------------------------------------------------------
