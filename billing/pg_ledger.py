@@ -11,9 +11,15 @@ two to the same outcomes and rows.
 
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
-from .money import ZERO, usd
+from django.db.backends.utils import CursorWrapper
+
+from .money import ZERO, Amount, usd
 from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused
+
+Params = dict[str, Any]  # a statement's named parameters
+Row = tuple[Any, ...]  # a result row, from psycopg or from Django's cursor
 
 # The WHERE clause is the guarantee: held grows only while balance - held covers the amount.
 HOLD_SQL = """
@@ -145,7 +151,7 @@ WHERE h.id = %(hold)s AND h.status <> 'open'
 """
 
 
-def hold_params(request: HoldRequest) -> dict:
+def hold_params(request: HoldRequest) -> Params:
     return {
         "account": request.account_id,
         "amount": request.amount,
@@ -157,30 +163,36 @@ def hold_params(request: HoldRequest) -> dict:
     }
 
 
-def settle_params(*, hold_id: int, actual, reason: str) -> dict:
+def settle_params(*, hold_id: int, actual: Amount, reason: str) -> Params:
     return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500]}
 
 
-def hold_statements(params: dict) -> list[str]:
+def hold_statements(params: Params) -> list[str]:
     """The statements that take this hold, in order; the last one answers."""
     if params.get("cap") is None:
         return [HOLD_SQL]
     return [KEY_SPEND_ROW_SQL, HOLD_CAPPED_SQL]
 
 
-def hold_outcome(row, params: dict, available: Decimal | None) -> int | Refused:
+def hold_outcome(row: Row | None, params: Params, available: Decimal | None) -> int | Refused:
     """The hold's id from the answering statement's row, or why it was refused."""
     if row is not None and row[0] is not None:
-        return row[0]
+        hold_id: int = row[0]
+        return hold_id
     if row is not None and len(row) > 1 and row[1] is not None:
         return Refused(row[1], row[2])
     return Refused("balance", available if available is not None else ZERO)
 
 
-def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
+def settle_outcome(row: Row | None, actual: Decimal, closed_row: Row | None) -> Closed | AlreadyClosed:
     """From SETTLE_SQL's (captured, available) row, and CLOSED_HOLD_SQL's when it closed nothing."""
     if row is not None and row[0] is not None:
         return Closed(row[0], actual - row[0], row[1])
+    return already_closed(closed_row)
+
+
+def already_closed(closed_row: Row | None) -> AlreadyClosed:
+    """From CLOSED_HOLD_SQL's (captured, available) row; no row reads as nothing captured."""
     captured, available = closed_row or (ZERO, None)
     return AlreadyClosed(captured, available)
 
@@ -188,7 +200,7 @@ def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
 # --- the adapter for sync callers (Django's connection) ------------------------------------
 
 
-def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
+def hold(cursor: CursorWrapper, request: HoldRequest) -> HoldRef | Refused:
     params = hold_params(request)
     for sql in hold_statements(params):
         cursor.execute(sql, params)
@@ -201,7 +213,7 @@ def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
     return outcome if isinstance(outcome, Refused) else HoldRef(outcome, request.account_id, request.amount)
 
 
-def existing_hold(cursor, key: str) -> HoldRef | None:
+def existing_hold(cursor: CursorWrapper, key: str) -> HoldRef | None:
     cursor.execute(
         "SELECT id, account_id, amount FROM billing_hold WHERE idempotency_key = %(key)s", {"key": key}
     )
@@ -209,7 +221,7 @@ def existing_hold(cursor, key: str) -> HoldRef | None:
     return HoldRef(*row) if row else None
 
 
-def close(cursor, hold_id: int, actual, reason: str = "") -> Closed | AlreadyClosed:
+def close(cursor: CursorWrapper, hold_id: int, actual: Amount, reason: str = "") -> Closed | AlreadyClosed:
     params = settle_params(hold_id=hold_id, actual=actual, reason=reason)
     cursor.execute(SETTLE_SQL, params)
     row = cursor.fetchone()
@@ -299,7 +311,7 @@ SELECT ord, captured, balance_after - held_after FROM run
 """
 
 
-def hold_many_params(items: list[dict]) -> dict:
+def hold_many_params(items: list[Params]) -> Params:
     return {
         "accounts": [p["account"] for p in items],
         "amounts": [p["amount"] for p in items],
@@ -309,7 +321,7 @@ def hold_many_params(items: list[dict]) -> dict:
     }
 
 
-def settle_many_params(items: list[dict]) -> dict:
+def settle_many_params(items: list[Params]) -> Params:
     return {
         "holds": [p["hold"] for p in items],
         "actuals": [p["actual"] for p in items],
