@@ -4,8 +4,10 @@ Days are the user's calendar days (`User.time_zone`): the database truncates tim
 zone, so a request at 23:30 in Tokyo counts for Tokyo's date, not UTC's.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Avg, Count, F, FloatField, Max, Q, QuerySet, Sum
@@ -39,7 +41,7 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
+def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[Mapping[str, Any]]:
     """One row per (local day, model): cost, tokens (prompt + completion) and requests."""
     return list(
         UsageLog.objects.filter(user_id=user_id, created_at__gte=win.start)
@@ -54,7 +56,7 @@ def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
     )
 
 
-def summary(user_id: int, since: datetime) -> dict:
+def summary(user_id: int, since: datetime) -> dict[str, Any]:
     """Totals since a moment: spend, tokens, requests and failed requests."""
     totals = UsageLog.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
         cost=Coalesce(Sum("cost_usd"), ZERO),
@@ -76,7 +78,7 @@ def requests_for(
     status: str = "",
     date_from: date | None = None,
     date_to: date | None = None,
-) -> QuerySet:
+) -> "QuerySet[UsageLog]":
     """The user's usage rows, newest first, narrowed by the table's filters (dates are local, inclusive)."""
     rows = UsageLog.objects.filter(user_id=user_id).select_related("api_key").order_by("-created_at", "-id")
     if model:
@@ -98,7 +100,7 @@ def models_used(user_id: int) -> list[str]:
     )
 
 
-def route_health(since: datetime) -> list[dict]:
+def route_health(since: datetime) -> list[Mapping[str, Any]]:
     """Per upstream route since a moment: requests, error rate and latency (operator view)."""
     total = Count("id")
     errors = Count("id", filter=Q(status="error"))
