@@ -63,3 +63,9 @@ def check_text(value: Any) -> None:
     path = bad_text_path(value)
     if path is not None:
         raise ApiError("invalid_parameter", field=path, reason=BAD_TEXT_REASON, meta={"field": path})
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: optional nested objects of a request
+    or a vendor's answer read with .get() whatever was sent in their place."""
+    return value if isinstance(value, dict) else {}

@@ -58,7 +58,7 @@ from .models import Chat, ChatMessage  # noqa: E402  (appended with the chat ses
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
-    fields = [
+    fields = (
         "role",
         "kind",
         "status",
@@ -71,7 +71,7 @@ class ChatMessageInline(admin.TabularInline):
         "job_id",
         "request_id",
         "created_at",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -28,6 +28,7 @@ and whether it happened, turns keep alternating, and the history shows what the 
 
 import logging
 from decimal import Decimal
+from typing import Any
 from functools import partial
 
 from django.utils import timezone
@@ -150,7 +151,7 @@ def _turn_of(chat_id: int, job_id: str) -> tuple[ChatMessage, int | None] | None
         .order_by("-id")
         .first()
     )
-    return placeholder, user and user.pk
+    return placeholder, user.pk if user else None
 
 
 async def start(
@@ -204,7 +205,7 @@ def finish_turn(message_id: int, job_id: str) -> bool:
     prompt = job.request.get("prompt", "")
     if job.status == MediaJob.COMPLETED and job.charged_at is not None:
         result = job.result or {}
-        changes = {
+        changes: dict[str, Any] = {
             "status": ChatMessage.COMPLETED,
             "cost_usd": job.cost_usd or Decimal(0),
             "image": {

@@ -69,7 +69,10 @@ def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
             transaction.on_commit(lambda: queued.update(ok=_enqueue(job)))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
-        return replay(principal.user_id, idempotency_key, prepared.request.body)
+        existing = replay(principal.user_id, idempotency_key, prepared.request.body)
+        if existing is None:  # the violation was not this key's: there is no job to return
+            raise
+        return existing
     if queued.get("ok") is False:
         raise ApiError(
             "service_unavailable",
@@ -116,7 +119,7 @@ def _principal(job: ChatJob) -> Principal:
     account = ledger.account_for_user(job.user_id)
     return Principal(
         user_id=job.user_id,
-        key_id=job.api_key_id,
+        key_id=job.api_key_id,  # type: ignore[arg-type]  # None once the key is deleted: rows take None
         account_id=account.pk,
         rpm=0,
         spend_cap=None,
@@ -131,7 +134,7 @@ async def run(job: ChatJob, principal: Principal) -> None:
     from .completions import native_reply
 
     body = job.request
-    model = (await asnapshot()).models.get(body["model"])
+    model = (await asnapshot()).models[body["model"]]  # the model the job was priced with
     bound = chat_bound(model, body, stream=False)  # as at kickoff: the providers send its output limit
     request = ChatRequest(
         body={**body, "stream": False},
@@ -230,7 +233,8 @@ def payload(job: ChatJob) -> dict:
     }
     if job.status == ChatJob.COMPLETED:
         data["result"] = job.result
-        data.update({k: job.result[k] for k in ("content", "cost_usd", "balance_usd") if k in job.result})
+        result = job.result or {}
+        data.update({k: result[k] for k in ("content", "cost_usd", "balance_usd") if k in result})
     if job.status == ChatJob.FAILED:
         data["error"] = job.error
     return data

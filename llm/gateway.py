@@ -9,7 +9,7 @@ first event, and nothing after that is retried.
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from gpuniq_site.errors import ApiError
@@ -17,7 +17,7 @@ from gpuniq_site.errors import ApiError
 from . import model_params, route_health
 from .catalog import ModelInfo
 from .providers.base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
-from .providers.registry import provider_for
+from .providers.registry import live_provider
 
 log = logging.getLogger("gpuniq.gateway")
 
@@ -78,7 +78,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
     attempts = 0
     waited = 0.0
     for route in await _ordered_routes(model):
-        provider = provider_for(route)
+        provider = live_provider(route)
         attempts += 1
         started = time.perf_counter()
         try:
@@ -91,6 +91,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
             if not error.retryable:
                 break
             await route_health.record_failure(str(route))
+    assert last is not None  # _ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)
 
 
@@ -98,7 +99,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
 class OpenedStream:
     route: Route
     first: StreamPiece
-    rest: AsyncIterator[StreamPiece]
+    rest: AsyncGenerator[StreamPiece, None]
     attempts: int
 
     async def aclose(self) -> None:
@@ -111,7 +112,7 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
     last: UpstreamError | None = None
     attempts = 0
     for route in await _ordered_routes(model):
-        stream = provider_for(route).stream(request, route)
+        stream = live_provider(route).stream(request, route)
         attempts += 1
         try:
             async with asyncio.timeout(request.first_byte_timeout):  # the reads have no timeout of their own
@@ -132,4 +133,5 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
             if not error.retryable:
                 break
         await route_health.record_failure(str(route))
+    assert last is not None  # _ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)

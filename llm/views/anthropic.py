@@ -110,11 +110,11 @@ async def _vendor_count(request, body: dict, model: ModelInfo) -> int | None:
         anthropic=_original(request, body),
     )
     for route in await _ordered_routes(model):
-        provider = provider_for(route)
-        if route.provider != "anthropic" or getattr(provider, "upstream", None) is None:
+        upstream = getattr(provider_for(route), "upstream", None)
+        if route.provider != "anthropic" or upstream is None:
             continue
         try:
-            return await anthropic_native.count_tokens(provider.upstream, canonical, route)
+            return await anthropic_native.count_tokens(upstream, canonical, route)
         except UpstreamError as error:
             if error.kind in ("bad_request", "context_length"):
                 raise to_api_error(error, model.slug) from None
