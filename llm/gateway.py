@@ -49,7 +49,9 @@ def to_api_error(error: UpstreamError, model: str, *, attempts: int = 1) -> ApiE
     return ApiError(code, reason=reason, headers=headers)
 
 
-async def _ordered_routes(model: ModelInfo) -> list[Route]:
+async def ordered_routes(model: ModelInfo) -> list[Route]:
+    """The model's live routes, healthy ones first (those cooling down after failures last);
+    model_not_found when it has none."""
     routes = [Route(r.provider, r.upstream_model) for r in model.live_routes()]
     if not routes:
         raise ApiError("model_not_found", model=model.slug)
@@ -77,7 +79,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
     last: UpstreamError | None = None
     attempts = 0
     waited = 0.0
-    for route in await _ordered_routes(model):
+    for route in await ordered_routes(model):
         provider = live_provider(route)
         attempts += 1
         started = time.perf_counter()
@@ -91,7 +93,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
             if not error.retryable:
                 break
             await route_health.record_failure(str(route))
-    assert last is not None  # _ordered_routes gave at least one route, and each one failed
+    assert last is not None  # ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)
 
 
@@ -111,7 +113,7 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
     model_params.fit(request, model)
     last: UpstreamError | None = None
     attempts = 0
-    for route in await _ordered_routes(model):
+    for route in await ordered_routes(model):
         stream = live_provider(route).stream(request, route)
         attempts += 1
         try:
@@ -133,5 +135,5 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
             if not error.retryable:
                 break
         await route_health.record_failure(str(route))
-    assert last is not None  # _ordered_routes gave at least one route, and each one failed
+    assert last is not None  # ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)
