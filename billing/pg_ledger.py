@@ -28,8 +28,8 @@ WITH acc AS (
   WHERE id = %(account)s AND balance - held >= %(amount)s
   RETURNING id, balance, held
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
   SELECT id, %(amount)s, 'open', 0, %(key)s, NULL, %(purpose)s, %(request_id)s, now() FROM acc
   RETURNING id
 ), e AS (
@@ -72,8 +72,8 @@ WITH a AS (
   UPDATE billing_keyspend SET held = k.held + %(amount)s, spent = k.spent, month = {MONTH}
   FROM k, ok WHERE billing_keyspend.key_id = k.key_id
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
   SELECT id, %(amount)s, 'open', 0, %(key)s, %(api_key)s, %(purpose)s, %(request_id)s, now() FROM acc
   RETURNING id
 ), e AS (
@@ -103,7 +103,8 @@ WITH a AS (
   WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
 ), c AS (
   SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
-                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0)) END AS charge
+                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0))
+                    END AS charge
   FROM billing_hold o, a WHERE o.id = %(hold)s
 ), h AS (
   UPDATE billing_hold SET captured = c.charge, closed_at = now(),
@@ -118,14 +119,16 @@ WITH a AS (
   RETURNING billing_account.id, billing_account.balance, billing_account.held
 ), ks AS (
   UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - h.amount, 0), month = {MONTH},
-         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + h.captured
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END
+               + h.captured
   FROM h WHERE billing_keyspend.key_id = h.api_key_id
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, shortfall, created_at)
   SELECT acc.id, CASE WHEN h.captured > 0 THEN 'charge' ELSE 'release' END, -h.captured, -h.amount,
          acc.balance, acc.held,
-         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, 0, now()
+         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key,
+         h.id, %(reason)s, 0, now()
   FROM acc, h
   UNION ALL
   SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
@@ -242,7 +245,8 @@ def close(cursor: CursorWrapper, hold_id: int, actual: Amount, reason: str = "")
 HOLD_MANY_SQL = """
 WITH req AS (
   SELECT * FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(keys)s::text[], %(purposes)s::text[],
-                       %(request_ids)s::text[]) WITH ORDINALITY AS r(account, amount, key, purpose, request_id, ord)
+                       %(request_ids)s::text[]) WITH ORDINALITY
+                       AS r(account, amount, key, purpose, request_id, ord)
 ), locked AS (
   SELECT id, balance, held FROM billing_account WHERE id = ANY(%(accounts)s::bigint[]) ORDER BY id FOR UPDATE
 ), run AS (
@@ -256,14 +260,16 @@ WITH req AS (
   FROM (SELECT account, SUM(amount) AS total FROM ok GROUP BY account) s
   WHERE billing_account.id = s.account AND billing_account.id = ANY(%(accounts)s::bigint[])
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
-  SELECT account, amount, 'open', 0, key, NULL::bigint, purpose, request_id, now() FROM ok ORDER BY account, ord
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
+  SELECT account, amount, 'open', 0, key, NULL::bigint, purpose, request_id, now()
+  FROM ok ORDER BY account, ord
   RETURNING id, idempotency_key
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, created_at)
-  SELECT ok.account, 'hold', 0, ok.amount, ok.balance, ok.held_after, 'hold:' || ok.key, h.id, ok.purpose, now()
+  SELECT ok.account, 'hold', 0, ok.amount, ok.balance, ok.held_after, 'hold:' || ok.key, h.id,
+         ok.purpose, now()
   FROM ok JOIN h ON h.idempotency_key = ok.key ORDER BY ok.account, ok.ord
 )
 SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key
@@ -287,24 +293,28 @@ WITH req AS (
             billing_hold.idempotency_key, billing_hold.api_key_id, req.ord, req.reason
 ), ks AS (
   UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - s.amount, 0), month = {MONTH},
-         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + s.captured
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END
+               + s.captured
   FROM (SELECT api_key_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h
         WHERE api_key_id IS NOT NULL GROUP BY api_key_id) s
   WHERE billing_keyspend.key_id = s.api_key_id
 ), acc AS (
-  UPDATE billing_account SET balance = billing_account.balance - s.captured, held = billing_account.held - s.amount,
+  UPDATE billing_account SET balance = billing_account.balance - s.captured,
+                             held = billing_account.held - s.amount,
                              updated_at = now()
   FROM (SELECT account_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h GROUP BY account_id) s
   WHERE billing_account.id = s.account_id AND billing_account.id IN (SELECT id FROM locked)
 ), run AS (
-  SELECT h.*, locked.balance - SUM(h.captured) OVER w AS balance_after, locked.held - SUM(h.amount) OVER w AS held_after
+  SELECT h.*, locked.balance - SUM(h.captured) OVER w AS balance_after,
+         locked.held - SUM(h.amount) OVER w AS held_after
   FROM h JOIN locked ON locked.id = h.account_id
   WINDOW w AS (PARTITION BY h.account_id ORDER BY h.ord)
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, created_at)
-  SELECT account_id, CASE WHEN captured > 0 THEN 'charge' ELSE 'release' END, -captured, -amount, balance_after,
-         held_after, CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
+  SELECT account_id, CASE WHEN captured > 0 THEN 'charge' ELSE 'release' END, -captured, -amount,
+         balance_after, held_after,
+         CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
   FROM run ORDER BY account_id, ord
 )
 SELECT ord, captured, balance_after - held_after FROM run

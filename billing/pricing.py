@@ -4,9 +4,9 @@ at the end, rounding half up (billing.money.usd).
 Chat: (prompt - cached - cache writes) × input + cached × cached_input (input if none) + cache
 writes × input × 1.25 (5-minute TTL) or × 2 (1-hour TTL, Anthropic's published multipliers)
 + completion × output, per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's
-convention) and are billed at the output price. Images: per delivered image. Video: headline × duration/default ×
-multipliers (audio, mode, resolution) from the catalog's video options, computed as exact
-fractions and rounded once.
+convention) and are billed at the output price. Images: per delivered image. Video: headline ×
+duration/default × multipliers (audio, mode, resolution) from the catalog's video options,
+computed as exact fractions and rounded once.
 """
 
 from dataclasses import dataclass
