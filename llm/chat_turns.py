@@ -198,7 +198,7 @@ def store_streamed_turn(plan: TurnPlan, user_id: int, request_id: str, content: 
 class _StreamText:
     """Collects the reply text from the OpenAI-framed SSE events the gateway sends."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parts: list[str] = []
         self.finish_reason = ""
         self.failed = False
