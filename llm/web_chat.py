@@ -19,9 +19,8 @@ from billing.money import format_usd
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import EventStreamResponse
-from media_jobs.validation import NANO_BANANA
 
-from . import chat, chat_images, chat_stop, chat_turns, chats
+from . import chat, chat_images, chat_stop, chat_turns, chats, image_jobs
 from .catalog import snapshot
 from .markdown import to_html
 from .models import Chat, ChatMessage
@@ -77,15 +76,17 @@ def _per_m(value) -> str:
 
 
 def model_choices(principal: Principal) -> dict[str, list[ModelChoice]]:
-    """The picker: available chat models and the Nano Banana image models, with their prices."""
+    """The picker: available chat models and the image models image jobs run (Nano Banana), with
+    their prices."""
     groups: dict[str, list[ModelChoice]] = {"chat": [], "image": []}
+    jobs = image_jobs.service()
     for m in snapshot().models.values():
         if not m.available or not principal.may_use(m.slug):
             continue
         if m.kind == "chat":
             price = f"{_per_m(m.input_per_mtok)} in · {_per_m(m.output_per_mtok)} out / 1M tokens"
             groups["chat"].append(ModelChoice(m.slug, m.name, "chat", price))
-        elif m.kind == "image" and NANO_BANANA.match(m.slug):
+        elif m.kind == "image" and jobs.accepts(m.slug):
             groups["image"].append(ModelChoice(m.slug, m.name, "image", f"{_per_m(m.per_image)} / image"))
     return groups
 

@@ -147,7 +147,7 @@ def test_another_users_job_is_404_and_bad_wait_is_400(api_server, frank, committ
 
 
 def test_reaper_fails_a_job_whose_worker_died_and_releases_its_hold(committed):
-    from llm import chat_jobs
+    from llm import chat_worker
 
     user = make_user("henry", "2")
     hold = ledger.hold(account_id=user.account.pk, amount="1", idempotency_key="job-hold-reap")
@@ -159,7 +159,7 @@ def test_reaper_fails_a_job_whose_worker_died_and_releases_its_hold(committed):
         status=ChatJob.RUNNING,
     )
     ChatJob.objects.filter(pk=job.pk).update(created_at="2020-01-01T00:00:00Z")
-    assert chat_jobs.reap() >= 1
+    assert chat_worker.reap() >= 1
     job.refresh_from_db()
     assert job.status == ChatJob.FAILED and job.error["code"] == "upstream_timeout"
     assert Hold.objects.get(pk=hold.id).status == Hold.RELEASED

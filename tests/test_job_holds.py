@@ -182,7 +182,7 @@ def test_a_read_of_a_media_job_past_its_budget_fails_it_and_releases_its_hold(
 
 
 def test_a_read_of_a_chat_job_past_its_budget_fails_it_and_releases_its_hold(api_server, vera):
-    from llm import chat_jobs
+    from llm import chat_worker
 
     hold = ledger.hold(
         account_id=vera.account.pk,
@@ -197,7 +197,7 @@ def test_a_read_of_a_chat_job_past_its_budget_fails_it_and_releases_its_hold(api
         request_id="req_stranded",
         status=ChatJob.RUNNING,
     )
-    age(ChatJob, job.pk, "created_at", chat_jobs.JOB_BUDGET_SECONDS + 120)
+    age(ChatJob, job.pk, "created_at", chat_worker.JOB_BUDGET_SECONDS + 120)
 
     data = httpx.get(f"{api_server}/v1/llm/chat/jobs/{job.pk}", headers=headers(vera), timeout=10).json()[
         "data"
@@ -208,7 +208,7 @@ def test_a_read_of_a_chat_job_past_its_budget_fails_it_and_releases_its_hold(api
 
 
 def test_the_generic_sweep_skips_job_holds_and_the_reapers_release_only_holds_without_a_job(vera):
-    from llm import chat_jobs
+    from llm import chat_worker
     from media_jobs import worker
 
     def old_hold(purpose: str, key: str) -> int:
@@ -252,10 +252,10 @@ def test_the_generic_sweep_skips_job_holds_and_the_reapers_release_only_holds_wi
     assert status(stream) == Hold.RELEASED
     assert [status(pk) for pk in (owned_chat, orphan_chat, owned_video, orphan_video)] == [Hold.OPEN] * 4
 
-    chat_jobs.reap()
+    chat_worker.reap()
     worker.reap()
     assert (status(owned_chat), status(orphan_chat)) == (Hold.OPEN, Hold.RELEASED)
     assert (status(owned_video), status(orphan_video)) == (Hold.OPEN, Hold.RELEASED)
-    assert chat_jobs.expire(chat_job) and worker.discard(video_job)  # the jobs end: so do their holds
+    assert chat_worker.expire(chat_job) and worker.discard(video_job)  # the jobs end: so do their holds
     assert (status(owned_chat), status(owned_video)) == (Hold.RELEASED, Hold.RELEASED)
     books_clean(vera)

@@ -40,7 +40,7 @@ def chat(base, user, text, **extra):
 
 
 def test_worker_killed_mid_job_is_reaped_and_nothing_is_charged(api_server, committed, fake_vendors, vendors):
-    from llm import chat_jobs
+    from llm import chat_worker
 
     worker = Worker(env=service_extra_env(fake_vendors), name="doomed").start()
     user = make_user("jobkill", "3")
@@ -58,7 +58,7 @@ def test_worker_killed_mid_job_is_reaped_and_nothing_is_charged(api_server, comm
     finally:
         worker.stop()
     assert ChatJob.objects.get(pk=job_id).status == ChatJob.RUNNING  # nobody finished it
-    assert chat_jobs.reap(budget_seconds=0) >= 1
+    assert chat_worker.reap(budget_seconds=0) >= 1
     job = ChatJob.objects.get(pk=job_id)
     assert job.status == ChatJob.FAILED
     assert balance_of(user) == Decimal("3")

@@ -11,9 +11,9 @@ from llm.providers.anthropic import (
     map_message,
     map_messages,
     model_version,
-    parse_error,
     strict_schema,
 )
+from llm.providers.anthropic_api import parse_error
 from llm.providers.base import ChatRequest, Route, UpstreamError
 from llm.upstreams import Upstream
 from tests.fakes.anthropic import FakeAnthropic

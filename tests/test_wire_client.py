@@ -15,7 +15,7 @@ from llm.providers import http, wire
 from llm.providers.anthropic import AnthropicProvider
 from llm.providers.base import ChatRequest, Route, UpstreamError
 from llm.providers.openai_compat import OpenAICompatProvider
-from llm.providers.openai_compat import parse_error as openai_parse_error
+from llm.providers.openai_errors import parse_error as openai_parse_error
 from llm.upstreams import Upstream
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.common import closed_port_url

@@ -29,11 +29,11 @@ from .base import (
     sse,
     text_of,
 )
-from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
+from . import anthropic_native
+from .anthropic_api import API_VERSION, PATH, map_usage, parse_error
+from .http import post_json, post_stream, scrub, sse_data
 from .wire import TICK
 
-PATH = "/v1/messages"
-API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL = "json_response"
 JSON_OBJECT_INSTRUCTION = (
@@ -58,25 +58,6 @@ FINISH = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_ERROR_KINDS = {
-    "authentication_error": "auth",
-    "permission_error": "auth",
-    "billing_error": "auth",
-    "not_found_error": "not_found",
-    "rate_limit_error": "rate_limited",
-    "overloaded_error": "overloaded",
-    "api_error": "server",
-    "timeout_error": "timeout",
-    "request_too_large": "bad_request",
-}
-_CONTEXT_MARKERS = (
-    "prompt is too long",
-    "context limit",
-    "context window",
-    "context length",
-    "too many tokens",
-)
-_POLICY_MARKERS = ("content filtering", "content policy", "usage policy")
 # keywords Anthropic's constrained decoding rejects (structured outputs / strict tools)
 _UNSUPPORTED_SCHEMA = (
     "minimum",
@@ -103,26 +84,6 @@ def model_version(model: str) -> tuple[int, int]:
     if not match:
         return (99, 0)
     return (int(match.group(1)), int(match.group(2) or 0))
-
-
-def parse_error(status: int, body: bytes, headers) -> UpstreamError:
-    """Anthropic's `{"type": "error", "error": {"type", "message"}}` → UpstreamError."""
-    try:
-        data = json.loads(body)
-        error = data["error"]
-        etype, message = str(error.get("type") or ""), str(error.get("message") or "")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return generic_error(status, body, headers)
-    kind = _ERROR_KINDS.get(etype)
-    if kind is None:
-        lowered = message.lower()
-        if etype == "invalid_request_error" and any(m in lowered for m in _CONTEXT_MARKERS):
-            kind = "context_length"
-        elif any(m in lowered for m in _POLICY_MARKERS):
-            kind = "content_policy"
-        else:
-            kind = generic_error(status, body, headers).kind
-    return UpstreamError(kind, scrub(message), status=status, retry_after=retry_after(headers))
 
 
 # --- request: messages ------------------------------------------------------------------
@@ -405,25 +366,6 @@ def build_body(request: ChatRequest, route: Route, *, stream: bool) -> tuple[dic
 # --- reply --------------------------------------------------------------------------------
 
 
-def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    written = int(raw.get("cache_creation_input_tokens") or 0)
-    detail = as_object(raw.get("cache_creation"))
-    written_1h = min(int(detail.get("ephemeral_1h_input_tokens") or 0), written)
-    prompt = int(raw.get("input_tokens") or 0) + cache_read + written
-    output = int(raw.get("output_tokens") or 0)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=output,
-        cached_tokens=cache_read,
-        cache_write_tokens=written - written_1h,
-        cache_write_1h_tokens=written_1h,
-        reasoning_tokens=min(reasoning_chars // 4, output),
-    )
-
-
 def _finish_reason(stop_reason, json_tool: bool, has_calls: bool) -> str:
     if stop_reason == "tool_use" and json_tool and not has_calls:
         return "stop"
@@ -576,8 +518,6 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
         if request.anthropic is not None:  # came in as Anthropic Messages: forward as sent
-            from . import anthropic_native
-
             return await anthropic_native.complete(self.upstream, request, route)
         body, json_tool = build_body(request, route, stream=False)
         data = await post_json(
@@ -592,8 +532,6 @@ class AnthropicProvider:
 
     def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         if request.anthropic is not None:  # one generator, so closing it closes the vendor stream at once
-            from . import anthropic_native
-
             return anthropic_native.stream(self.upstream, request, route)
         return self._stream(request, route)
 

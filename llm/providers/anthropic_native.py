@@ -6,7 +6,7 @@ the client's body goes to POST /v1/messages with only `model` swapped for the ve
 client's `anthropic-beta` / `anthropic-version` headers go along, and the reply comes back as
 Anthropic's Message (model swapped back to our slug) or as Anthropic's named stream events,
 relayed byte for byte except `message_start` (model swapped). Usage is read on the way for
-billing, with the same mapping (anthropic.map_usage) as the Chat Completions path.
+billing, with the same mapping (anthropic_api.map_usage) as the Chat Completions path.
 """
 
 import json
@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
-from .anthropic import API_VERSION, PATH, map_usage, parse_error
+from .anthropic_api import API_VERSION, PATH, map_usage, parse_error
 from .base import SILENCE, AnthropicOriginal, ChatRequest, Route, StreamPiece, UpstreamError, Usage, dumps
 from .http import post_json, post_stream, scrub, sse_data
 from .wire import TICK

@@ -13,21 +13,9 @@ from collections.abc import AsyncGenerator
 from ..upstreams import Upstream
 from . import openai_responses
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
-from .http import generic_error, post_json, post_stream, scrub, sse_data
+from .http import post_json, post_stream, scrub, sse_data
+from .openai_errors import parse_error
 from .wire import TICK
-
-_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
-_POLICY_MARKERS = ("content_policy", "content_filter", "safety system")
-
-
-def parse_error(status, body, headers) -> UpstreamError:
-    error = generic_error(status, body, headers)
-    text = (body[:2000].decode(errors="replace")).lower()
-    if status == 400 and any(m in text for m in _CONTEXT_MARKERS):
-        error.kind = "context_length"
-    elif status == 400 and any(m in text for m in _POLICY_MARKERS):
-        error.kind = "content_policy"
-    return error
 
 
 def _text_chars(chunk: dict) -> int:

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator
 from ..upstreams import Upstream
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .http import post_json, post_stream, sse_data
+from .openai_errors import parse_error
 from .wire import TICK
 
 _FINAL = {"response.completed", "response.incomplete", "response.failed"}
@@ -50,12 +51,6 @@ def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
     return body
 
 
-def _parser():
-    from .openai_compat import parse_error
-
-    return parse_error
-
-
 async def complete(
     upstream: Upstream, headers: dict, request: ChatRequest, route: Route
 ) -> tuple[dict, Usage | None]:
@@ -65,7 +60,7 @@ async def complete(
         headers=headers,
         body=_body(request, route, False),
         first_byte=request.first_byte_timeout,
-        error_parser=_parser(),
+        error_parser=parse_error,
     )
     if not isinstance(data, dict) or data.get("object") != "response":
         raise UpstreamError("malformed", "the provider's reply is not a response object")
@@ -110,7 +105,7 @@ async def stream(
         headers=headers,
         body=_body(request, route, True),
         first_byte=request.first_byte_timeout,
-        error_parser=_parser(),
+        error_parser=parse_error,
     ) as response:
         async for data in sse_data(response):
             if data is TICK:
