@@ -5,7 +5,7 @@ class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing and ledger"
 
-    def ready(self):
+    def ready(self) -> None:
         from accounts.keys import provide_account_lookup
         from accounts.signals import user_signed_up
 

@@ -4,6 +4,9 @@ that closes the request's hold (INSERT_FROM_HOLD_*); elsewhere through the ORM i
 A request refused for money or permission (402, 403) still gets its row, at cost 0 with its
 error code, so the user sees it."""
 
+from typing import Any
+
+from django.db.models import Model
 from django.utils import timezone
 
 from gpuniq_site.db import run_db
@@ -44,16 +47,16 @@ INSERT_FROM_HOLD_SQL = _FROM_HOLD + " FROM billing_hold h WHERE h.id = %(hold_id
 DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}
 
 
-def row_params(**fields) -> dict:
+def row_params(**fields: Any) -> dict[str, Any]:
     """A usage row's columns, defaults filled in and stamped now (what the SQL above takes)."""
     return {**DEFAULTS, **fields, "created_at": timezone.now()}
 
 
-def write(**fields):
+def write(**fields: Any) -> Model:
     return UsageLog.objects.create(**row_params(**fields))
 
 
-async def awrite(**fields) -> None:
+async def awrite(**fields: Any) -> None:
     """write() from the event loop (the SQLite path and refusals; PostgreSQL writes a paid
     request's row with its settle)."""
     await run_db(write, **fields)

@@ -10,6 +10,7 @@ appended by billing/metering.py alone.
 
 import uuid
 from decimal import Decimal
+from typing import Any, ClassVar, TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -17,7 +18,13 @@ from django.db.models import Q
 
 from .money import format_usd
 
-USD = dict(max_digits=20, decimal_places=8)
+
+class DecimalDigits(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+USD: DecimalDigits = {"max_digits": 20, "decimal_places": 8}
 ZERO = Decimal("0")
 
 
@@ -117,24 +124,24 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.idempotency_key})"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("ledger entries are immutable")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("ledger entries are immutable")
 
 
-class LossManager(models.Manager):
-    def get_queryset(self):
+class LossManager(models.Manager["Loss"]):
+    def get_queryset(self) -> models.QuerySet["Loss"]:
         return super().get_queryset().filter(kind=LedgerEntry.LOSS)
 
 
 class Loss(LedgerEntry):
     """The loss entries of the ledger, for operators (the admin's Losses page and metrics)."""
 
-    objects = LossManager()
+    objects: ClassVar[LossManager] = LossManager()
 
     class Meta:
         proxy = True

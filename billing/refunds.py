@@ -68,6 +68,8 @@ def _stripe(topup: TopUp, usd: Decimal, key: str) -> None:
 
 
 def _yookassa(topup: TopUp, usd: Decimal, key: str) -> None:
+    if topup.rate is None or topup.pay_amount is None:  # set on every YooKassa top-up at its start
+        raise PaymentProviderError(f"top-up {topup.session_id} has no RUB price to refund against")
     rub = topup.pay_amount if topup.refunded == ZERO else yookassa_rail.quote(usd, topup.rate)
     refund = yookassa_rail.create_refund(payment_id=topup.session_id, rub=rub, idempotency_key=key)
     yookassa_rail.apply_refund(refund)  # the refund.succeeded notification finds it done

@@ -4,6 +4,7 @@ sessions to stripe_events; stripe_events needs only this module, so the two neve
 both ways (the billing-acyclic contract in .importlinter)."""
 
 import functools
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -19,10 +20,9 @@ def payments_configured() -> bool:
 
 @functools.lru_cache(maxsize=4)
 def _client(secret_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
-    base = {"api": api_base.rstrip("/")} if api_base else None
     return stripe.StripeClient(
         secret_key,
-        base_addresses=base,
+        base_addresses={"api": api_base.rstrip("/")} if api_base else None,
         max_network_retries=2,
         http_client=stripe.RequestsClient(timeout=timeout),
     )
@@ -35,7 +35,7 @@ def client() -> stripe.StripeClient:
     return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
 
 
-def list_refunds(charge_id: str) -> list[dict]:
+def list_refunds(charge_id: str) -> list[dict[str, Any]]:
     """Every refund of a charge (for charge.refunded events whose charge omits its refund list)."""
     refunds = client().v1.refunds.list(params={"charge": charge_id, "limit": 100})
     return [refund.to_dict() for refund in refunds.auto_paging_iter()]

@@ -7,6 +7,7 @@ page, it goes through stripe_events.apply_session(), which credits at most once 
 import logging
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
@@ -18,6 +19,11 @@ from .stripe_client import client, payments_configured
 from .stripe_events import apply_session
 from .topup_ops import TOPUP_PURPOSE
 
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
+
+    from accounts.models import User
+
 log = logging.getLogger("gpuniq.stripe")
 
 
@@ -25,7 +31,7 @@ class PaymentProviderError(Exception):
     """Stripe refused or could not be reached; the message is safe to show."""
 
 
-def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
+def _session_params(*, user: "User", amount: Decimal, ref: uuid.UUID) -> "SessionCreateParams":
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     metadata = {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}
     return {
@@ -52,7 +58,7 @@ def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
     }
 
 
-def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
+def start_checkout(*, user: "User", amount: Decimal) -> tuple[TopUp, str]:
     """Open a Checkout Session for `amount` USD and record it as a pending top-up.
 
     Returns the top-up and the hosted payment page to send the buyer to. Nothing is credited
@@ -68,6 +74,8 @@ def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
         raise PaymentProviderError(
             "The payment provider is unavailable right now; please try again."
         ) from exc
+    if session.url is None:  # a hosted Checkout Session always has its page
+        raise PaymentProviderError("The payment provider sent no payment page; please try again.")
     topup = TopUp.objects.create(
         user=user, rail=TopUp.STRIPE, session_id=session.id, ref=ref, amount=amount, pay_amount=amount
     )
@@ -98,7 +106,7 @@ def _apply_fetched(session_id: str) -> None:
         log.warning("retrieving checkout session %s failed: %s", session_id, exc)
 
 
-def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
+def refresh_from_stripe(*, user: "User", session_id: str) -> TopUp | None:
     """On the return page: fetch the buyer's own pending session so a slow webhook does not leave
     the balance looking unpaid. Credits through the same once-only path as the webhook."""
     topup = TopUp.objects.filter(user=user, rail=TopUp.STRIPE, session_id=session_id).first()

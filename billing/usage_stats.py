@@ -4,8 +4,10 @@ Days are the user's calendar days (`User.time_zone`): the database truncates tim
 zone, so a request at 23:30 in Tokyo counts for Tokyo's date, not UTC's.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -38,7 +40,7 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
+def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[Mapping[str, Any]]:
     """One row per (local day, model): cost, tokens (prompt + completion) and requests."""
     return list(
         UsageLog.objects.filter(user_id=user_id, created_at__gte=win.start)
@@ -53,7 +55,7 @@ def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
     )
 
 
-def summary(user_id: int, since: datetime) -> dict:
+def summary(user_id: int, since: datetime) -> dict[str, Any]:
     """Totals since a moment: spend, tokens, requests and failed requests."""
     totals = UsageLog.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
         cost=Coalesce(Sum("cost_usd"), ZERO),
@@ -75,7 +77,7 @@ def requests_for(
     status: str = "",
     date_from: date | None = None,
     date_to: date | None = None,
-) -> QuerySet:
+) -> "QuerySet[UsageLog]":
     """The user's usage rows, newest first, narrowed by the table's filters (dates are local, inclusive)."""
     rows = UsageLog.objects.filter(user_id=user_id).select_related("api_key").order_by("-created_at", "-id")
     if model:

@@ -60,7 +60,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
-    fields = [
+    fields = (
         "role",
         "kind",
         "status",
@@ -73,7 +73,7 @@ class ChatMessageInline(admin.TabularInline):
         "job_id",
         "request_id",
         "created_at",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -29,6 +29,7 @@ and whether it happened, turns keep alternating, and the history shows what the 
 
 import logging
 from functools import partial
+from typing import Any
 
 from django.utils import timezone
 
@@ -148,7 +149,7 @@ def _turn_of(chat_id: int, job_id: str) -> tuple[ChatMessage, int | None] | None
         .order_by("-id")
         .first()
     )
-    return placeholder, user and user.pk
+    return placeholder, user.pk if user else None
 
 
 async def start(
@@ -201,6 +202,7 @@ def finish_turn(message_id: int, job_id: str) -> bool:
     end = image_jobs.service().ended(job_id)
     if end is None:
         return False
+    changes: dict[str, Any]
     if end.completed:
         changes = {"status": ChatMessage.COMPLETED, "cost_usd": end.cost_usd, "image": end.image}
     else:

@@ -64,7 +64,10 @@ def create_job(prepared: chat.Prepared, idempotency_key: str) -> ChatJob:
             transaction.on_commit(lambda: queued.update(ok=_enqueue(job)))
     except IntegrityError:
         ledger.release(hold_id=prepared.hold_id, reason="duplicate idempotency key")
-        return replay(principal.user_id, idempotency_key, prepared.request.body)
+        existing = replay(principal.user_id, idempotency_key, prepared.request.body)
+        if existing is None:  # the violation was not this key's: there is no job to return
+            raise
+        return existing
     if queued.get("ok") is False:
         raise ApiError(
             "service_unavailable",
@@ -115,7 +118,8 @@ def payload(job: ChatJob) -> dict:
     }
     if job.status == ChatJob.COMPLETED:
         data["result"] = job.result
-        data.update({k: job.result[k] for k in ("content", "cost_usd", "balance_usd") if k in job.result})
+        result = job.result or {}
+        data.update({k: result[k] for k in ("content", "cost_usd", "balance_usd") if k in result})
     if job.status == ChatJob.FAILED:
         data["error"] = job.error
     return data

@@ -41,7 +41,7 @@ def _principal(job: ChatJob) -> Principal:
     account = ledger.account_for_user(job.user_id)
     return Principal(
         user_id=job.user_id,
-        key_id=job.api_key_id,
+        key_id=job.api_key_id,  # type: ignore[arg-type]  # None once the key is deleted: rows take None
         account_id=account.pk,
         rpm=0,
         spend_cap=None,
@@ -53,7 +53,7 @@ def _principal(job: ChatJob) -> Principal:
 async def run(job: ChatJob, principal: Principal) -> None:
     """Run the completion for a claimed job and record the outcome on the row."""
     body = job.request
-    model = (await asnapshot()).models.get(body["model"])
+    model = (await asnapshot()).models[body["model"]]  # the model the job was priced with
     bound = chat_bound(model, body, stream=False)  # as at kickoff: the providers send its output limit
     request = ChatRequest(
         body={**body, "stream": False},

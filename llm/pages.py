@@ -5,6 +5,9 @@ Same sessions as the native API (llm.models.Chat of the signed-in user; another 
 404); money and storage through llm.web_chat, which calls the API's own functions.
 """
 
+from collections.abc import AsyncIterator
+from typing import cast
+
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -15,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.keys import dashboard_principal
 from accounts.web import dashboard_endpoint, member_page
 from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import EventStreamResponse
 
 from . import chat_stop as chat_stop_flags
 from . import chats, web_chat
@@ -153,8 +157,8 @@ async def chat_send(request, chat_id: int):
     # show the chat page with it (post/redirect/get); a refusal comes back as a message on it.
     try:
         response = await web_chat.send_turn(request.principal, chat_id, body, request.request_id)
-        if response.streaming:
-            async for _ in response.streaming_content:
+        if isinstance(response, EventStreamResponse):
+            async for _ in cast(AsyncIterator[bytes], response.streaming_content):  # an async stream
                 pass
     except ApiError as error:
         if error.status == 404:  # another user's chat (or none): no page to go back to

@@ -7,7 +7,9 @@ route_health() is the operator's view: requests, errors and latency per upstream
 """
 
 import zoneinfo
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from django.db.models import Avg, Count, F, FloatField, Max, Q, Sum
 from django.db.models.functions import Cast, TruncDay, TruncWeek
@@ -159,7 +161,7 @@ def breakdown(
     }
 
 
-def route_health(since: datetime) -> list[dict]:
+def route_health(since: datetime) -> list[Mapping[str, Any]]:
     """Per upstream route since a moment: requests, error rate and latency (operator view)."""
     total = Count("id")
     errors = Count("id", filter=Q(status="error"))

@@ -14,6 +14,7 @@ from accounts.keys import Principal
 from billing.money import format_usd
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import EventStreamResponse
 
 from . import chat, chat_images, chat_stop, chat_turns, chats, image_jobs
 from .catalog import snapshot
@@ -155,7 +156,9 @@ def _keep_system_prompt(session: Chat, body: dict) -> Chat:
     return session
 
 
-async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: str) -> HttpResponse:
+async def send_turn(
+    principal: Principal, chat_id: int, body: dict, request_id: str
+) -> HttpResponse | EventStreamResponse:
     """A text turn: the SSE stream of the reply (stored when it ends well, billed whatever happens).
     An image turn: the transcript with its pending placeholder, which polls until the image is there."""
     turn = chat_turns.parse_turn(body)

@@ -41,7 +41,7 @@ def hold(
         error = ApiError(
             "spend_cap_reached",
             cap=format_usd(principal.spend_cap_usd),
-            meta={"cap_usd": float(principal.spend_cap_usd)},
+            meta={"cap_usd": float(principal.spend_cap_usd or 0)},  # a key with a cap
         )
     except ledger.InsufficientBalance as short:
         error = ApiError(

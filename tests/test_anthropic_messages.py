@@ -298,14 +298,19 @@ BAD_BODIES = [
         b'"source": {"type": "file", "file_id": "f"}}]}]}'
     ),
     (
-        b'{"model": "gpt-4o", "max_tokens": 5, "tools": [{"type": "web_search_20250305", "name": "web_search"}], '
+        b'{"model": "gpt-4o", "max_tokens": 5, '
+        b'"tools": [{"type": "web_search_20250305", "name": "web_search"}], '
         b'"messages": [{"role": "user", "content": "x"}]}'
     ),
     b'{"model": "gpt-4o", "max_tokens": 5, "tools": [7], "messages": [{"role": "user", "content": "x"}]}',
-    b'{"model": "gpt-4o", "max_tokens": 5, "stop_sequences": "END", "messages": [{"role": "user", "content": "x"}]}',
     (
-        b'{"model": "deepseek-v3.2-thinking", "max_tokens": 5, "thinking": {"type": "adaptive"}, "output_config": "x", '
-        b'"tool_choice": "auto", "temperature": 5, "messages": [{"role": "user", "content": "x"}]}'
+        b'{"model": "gpt-4o", "max_tokens": 5, "stop_sequences": "END", '
+        b'"messages": [{"role": "user", "content": "x"}]}'
+    ),
+    (
+        b'{"model": "deepseek-v3.2-thinking", "max_tokens": 5, "thinking": {"type": "adaptive"}, '
+        b'"output_config": "x", "tool_choice": "auto", "temperature": 5, '
+        b'"messages": [{"role": "user", "content": "x"}]}'
     ),
 ]
 

@@ -127,7 +127,8 @@ def test_sigterm_drains_a_short_stream_and_bills_a_cut_one(web_server, committed
     assert charged == bob_usage.cost_usd > Decimal("0")
     print(
         f"DRAIN grace={DRAIN}s short_finished_after={short['ended'] - signalled:.2f}s "
-        f"long_cut_after={long_['ended'] - signalled:.2f}s long_billed={bob_usage.cost_usd} exited_after={stopped:.2f}s"
+        f"long_cut_after={long_['ended'] - signalled:.2f}s long_billed={bob_usage.cost_usd} "
+        f"exited_after={stopped:.2f}s"
     )
 
 

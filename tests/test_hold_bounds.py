@@ -42,7 +42,8 @@ def test_gemini_thinking_without_a_budget_is_bounded_by_the_thinking_ceiling(mod
     model = models["gemini-2.5-pro"]
     assert route_output("gemini", ask(), 100, "gemini-2.5-pro", model) == 100 + GEMINI_THINKING_CEILING
     assert route_output("gemini", ask(reasoning_effort="low"), 100, "gemini-2.5-pro", model) == 100 + 1024
-    # behind the OpenRouter fallback a Google model's thinking stays inside max_tokens: the Gemini route decides
+    # behind the OpenRouter fallback a Google model's thinking stays inside max_tokens: the Gemini
+    # route decides
     assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + GEMINI_THINKING_CEILING
 
 

@@ -76,7 +76,7 @@ def test_a_key_created_after_a_flood_of_bad_keys_works_at_once(api_server, commi
 
 @pytest.mark.e2e
 @pytest.mark.postgres  # a burst of 150 concurrent requests is more than the SQLite default is for
-def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_vendors, private_redis):  # noqa: F811
+def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_vendors, private_redis):
     url = f"redis://127.0.0.1:{private_redis['port']}/0"
     server = LiveServer(
         env={**service_extra_env(fake_vendors), "REDIS_URL": url, "GPUNIQ_REDIS_MAX_CONNECTIONS": "4"}

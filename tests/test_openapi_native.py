@@ -163,6 +163,7 @@ def test_property_based_run_finds_no_server_errors(api_server, spec, fuzzer, fak
     elapsed = time.monotonic() - started
     assert not failures, failures
     print(
-        f"schemathesis: {len(operations)} operations, {calls} calls in {elapsed:.1f}s: {sorted(statuses.items())}"
+        f"schemathesis: {len(operations)} operations, {calls} calls in {elapsed:.1f}s: "
+        f"{sorted(statuses.items())}"
     )
     assert calls >= 100 and elapsed < 60, (calls, elapsed)

@@ -40,8 +40,9 @@ def codex_home(tmp_path: Path, server: str, model: str) -> Path:
     (home / "config.toml").write_text(
         f'model = "{model}"\n'
         'model_provider = "gpuniq"\n'
-        f'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{server}/v1/openai", env_key = "GPUNIQ_API_KEY", '
-        'wire_api = "responses", request_max_retries = 0, stream_max_retries = 0 }\n'
+        f'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{server}/v1/openai", '
+        'env_key = "GPUNIQ_API_KEY", wire_api = "responses", '
+        "request_max_retries = 0, stream_max_retries = 0 }\n"
     )
     return home
 

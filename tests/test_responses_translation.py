@@ -104,7 +104,8 @@ def test_tools_without_a_chat_form_reach_only_openai_and_are_held_for(api_server
     client.responses.create(model="gpt-4o", input="with a freeform tool", tools=[patch_tool])
     assert vendors["openai"].requests[-1]["json"]["tools"] == [patch_tool]
     plain, with_tool = Hold.objects.filter(account=kim.account).order_by("id")
-    # its ~4,000 tokens at $2.00/1M are in the bound (counted exactly; the plain prompt by its bytes, a few over)
+    # its ~4,000 tokens at $2.00/1M are in the bound (counted exactly; the plain prompt by its bytes,
+    # a few over)
     assert with_tool.amount - plain.amount >= Decimal("0.0075")
 
     client.responses.create(model="claude-haiku-4-5", input="with a freeform tool", tools=[patch_tool])

@@ -495,7 +495,7 @@ async def test_stream_with_headers_then_silence_fails_over_after_the_first_byte_
 
     async with Raw(silent) as raw:
         provider = OpenAICompatProvider(upstream(raw.url))
-        monkeypatch.setattr(gateway, "provider_for", lambda route: provider)
+        monkeypatch.setattr(gateway, "live_provider", lambda route: provider)
 
         async def nothing_cooling(names):
             return set()

@@ -11,7 +11,10 @@ event by event into OpenAI chunks (see _StreamMapper).
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
 from .base import (
@@ -36,7 +39,15 @@ JSON_TOOL = "json_response"
 JSON_OBJECT_INSTRUCTION = (
     "Respond only with a single valid JSON object. Do not add any text outside the JSON."
 )
-EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+EFFORTS: dict[object, str] = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
+_TOOL_CHOICES: dict[object, str] = {"required": "any", "none": "none"}  # OpenAI tool_choice strings
 BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 FINISH = {
     "end_turn": "stop",
@@ -131,7 +142,9 @@ def _content_blocks(content) -> list[dict]:
 
 
 def _assistant_blocks(message: dict) -> list[dict]:
-    blocks = [{"type": "text", "text": text}] if (text := text_of(message.get("content"))) else []
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": text}] if (text := text_of(message.get("content"))) else []
+    )
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         blocks.append(
@@ -232,7 +245,7 @@ def _map_tools(body: dict, out: dict, native: bool) -> None:
     if isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        mapped = {"type": {"required": "any", "none": "none"}.get(choice, "auto")}
+        mapped = {"type": _TOOL_CHOICES.get(choice, "auto")}
     if body.get("parallel_tool_calls") is False and mapped["type"] != "none":
         mapped["disable_parallel_tool_use"] = True
     if choice is not None or len(mapped) > 1:
@@ -383,7 +396,7 @@ def map_message(data, slug: str, json_tool: bool = False) -> tuple[dict, Usage |
                     },
                 }
             )
-    message = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     if calls:
@@ -419,7 +432,7 @@ class _StreamMapper:
         except (ValueError, KeyError, TypeError):
             raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
         if kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            error = as_object(event.get("error"))
             raise UpstreamError(
                 "overloaded" if error.get("type") == "overloaded_error" else "server",
                 scrub(str(error.get("message") or "stream error")),
@@ -517,12 +530,12 @@ class AnthropicProvider:
         )
         return map_message(data, request.slug, json_tool)
 
-    def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         if request.anthropic is not None:  # one generator, so closing it closes the vendor stream at once
             return anthropic_native.stream(self.upstream, request, route)
         return self._stream(request, route)
 
-    async def _stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def _stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         body, json_tool = build_body(request, route, stream=True)
         mapper = _StreamMapper(request.slug, json_tool)
         async with post_stream(

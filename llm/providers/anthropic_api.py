@@ -4,6 +4,8 @@ bodies and its usage block, so the two paths fail and bill alike."""
 
 import json
 
+from gpuniq_site.json_body import as_object
+
 from .base import UpstreamError, Usage
 from .http import generic_error, retry_after, scrub
 
@@ -55,7 +57,7 @@ def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
         return None
     cache_read = int(raw.get("cache_read_input_tokens") or 0)
     written = int(raw.get("cache_creation_input_tokens") or 0)
-    detail = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
+    detail = as_object(raw.get("cache_creation"))
     written_1h = min(int(detail.get("ephemeral_1h_input_tokens") or 0), written)
     prompt = int(raw.get("input_tokens") or 0) + cache_read + written
     output = int(raw.get("output_tokens") or 0)

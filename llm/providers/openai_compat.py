@@ -8,7 +8,7 @@ the rest (usage, errors, tool calls, anything with escapes).
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ..upstreams import Upstream
 from . import openai_responses
@@ -78,7 +78,7 @@ class OpenAICompatProvider:
         data["model"] = request.slug
         return data, Usage.from_openai(data.get("usage"))
 
-    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         if request.responses_body is not None and self.speaks_responses:
             async for piece in openai_responses.stream(self.upstream, self._headers, request, route):
                 yield piece

@@ -9,7 +9,7 @@ Follows https://platform.openai.com/docs/api-reference/responses.
 """
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ..upstreams import Upstream
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
@@ -41,6 +41,7 @@ def usage_of(usage) -> Usage | None:
 
 
 def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
+    assert request.responses_body is not None  # only a Responses request is forwarded as it is
     body = {**request.responses_body, "model": route.upstream_model}
     if stream:
         body["stream"] = True
@@ -96,7 +97,7 @@ def _piece(data: bytes, slug: str, more: bool) -> StreamPiece:
 
 async def stream(
     upstream: Upstream, headers: dict, request: ChatRequest, route: Route
-) -> AsyncIterator[StreamPiece]:
+) -> AsyncGenerator[StreamPiece, None]:
     final = False
     async with post_stream(
         upstream,
