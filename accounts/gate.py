@@ -15,10 +15,10 @@ from . import ratelimit
 from .keys import (
     LAST_USED_EVERY_SECONDS,
     Principal,
-    _cache_key,
-    _check_format,
-    _to_principal,
-    _touch,
+    principal_cache_key,
+    key_hash_of,
+    principal_from,
+    touch_last_used,
     aauthenticate,
 )
 
@@ -52,7 +52,7 @@ _sha: str | None = None
 
 async def _admit_cached(client, key_hash: str):
     global _sha
-    args = (1, _cache_key(key_hash), ratelimit.WINDOW_MS, unique_hex(64))
+    args = (1, principal_cache_key(key_hash), ratelimit.WINDOW_MS, unique_hex(64))
     if _sha is None:
         _sha = await client.script_load(_ADMIT_LUA)
     try:
@@ -65,7 +65,7 @@ async def _admit_cached(client, key_hash: str):
 
 async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
     """Authenticate and count the request against the key's limit (raises ApiError)."""
-    key_hash = _check_format(raw_key)
+    key_hash = key_hash_of(raw_key)
     client = shared_state.async_redis()
     if client is not None and not shared_state.redis_down():
         try:
@@ -82,10 +82,10 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
             if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
                 from gpuniq_site.db import run_db
 
-                await run_db(_touch, data["key_id"], key_hash, dict(data))
+                await run_db(touch_last_used, data["key_id"], key_hash, dict(data))
             decision = ratelimit.Decision(
                 bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4])
             )
-            return _to_principal(data), decision
+            return principal_from(data), decision
     principal = await aauthenticate(raw_key)
     return principal, await ratelimit.ahit(principal.key_id, principal.rpm)

@@ -2,16 +2,21 @@
 
 The cache holds only the key's SHA-256 and the facts a request needs. Revoking deletes the
 cache entry, so with Redis configured every process refuses the key on its next request.
+A Principal names the user's money account, which is billing's: billing hands in how to find it
+(provide_account_lookup, when its app loads), so accounts imports nothing from billing.
 """
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
-from django.db.models import DecimalField, Q, Sum, Value
+from django.db.models import DecimalField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,6 +27,21 @@ from gpuniq_site.errors import ApiError
 from .models import KEY_PREFIX, APIKey, User, generate_raw_key, hash_key
 
 LAST_USED_EVERY_SECONDS = 60
+
+_account_lookup: Callable[[int], int] | None = None
+
+
+def provide_account_lookup(lookup: Callable[[int], int]) -> None:
+    """Set how a user's account id is found, the account made on first use (billing's AppConfig
+    calls this when the app loads). Every principal loaded afterwards carries that account id."""
+    global _account_lookup
+    _account_lookup = lookup
+
+
+def _account_id(user_id: int) -> int:
+    if _account_lookup is None:
+        raise ImproperlyConfigured("no account lookup: billing provides it when its app loads")
+    return _account_lookup(user_id)
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,8 @@ class Principal:
         return Decimal(self.spend_cap) if self.spend_cap is not None else None
 
 
-def _cache_key(key_hash: str) -> str:
+def principal_cache_key(key_hash: str) -> str:
+    """Where a key's principal (or its refusal) is cached, in Redis or the local store."""
     return f"gpuniq:apikey:{key_hash}"
 
 
@@ -68,7 +89,9 @@ def create_key(
         monthly_spend_cap_usd=monthly_spend_cap_usd,
         allowed_models=list(allowed_models or []),
     )
-    shared_state.cache_discard(_cache_key(key.key_hash))  # no refusal cached for this hash can outlive it
+    shared_state.cache_discard(
+        principal_cache_key(key.key_hash)
+    )  # no refusal cached for this hash can outlive it
     return key, raw
 
 
@@ -98,32 +121,30 @@ def update_key(
 
 def forget_key(key_hash: str) -> None:
     """Drop a key's cached principal (after revocation or a change of its limits)."""
-    shared_state.cache_delete(_cache_key(key_hash))
+    shared_state.cache_delete(principal_cache_key(key_hash))
 
 
-def extract_raw_key(headers) -> str | None:
+def extract_raw_key(headers: Mapping[str, str]) -> str | None:
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return headers.get("x-api-key", "").strip() or None
 
 
-def _load_principal(key_hash: str) -> dict:
-    from billing.ledger import account_for_user
-
+def _load_principal(key_hash: str) -> dict[str, Any]:
     row = APIKey.objects.filter(key_hash=key_hash).select_related("user").first()
     if row is None or not row.user.is_active:
         _refuse(key_hash, "invalid_api_key")
     if row.revoked_at is not None:
         _refuse(key_hash, "revoked_api_key")
-    account = account_for_user(row.user_id)
+    account_id = _account_id(row.user_id)
     cap = row.monthly_spend_cap_usd
     last_used = row.last_used_at.timestamp() if row.last_used_at else 0.0
     return asdict(
         Principal(
             user_id=row.user_id,
             key_id=row.pk,
-            account_id=account.pk,
+            account_id=account_id,
             rpm=row.rpm,
             spend_cap=str(cap) if cap is not None else None,
             allowed_models=tuple(row.allowed_models or ()),
@@ -132,34 +153,36 @@ def _load_principal(key_hash: str) -> dict:
     )
 
 
-def _refuse(key_hash: str, code: str):
+def _refuse(key_hash: str, code: str) -> NoReturn:
     """Remember a refused key for GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS, so a flood of the same bad key
     is one database lookup per interval, then raise. Keys are random: a refused hash cannot
     belong to a key created later (and create_key drops any entry for its hash anyway)."""
     shared_state.cache_set_json(
-        _cache_key(key_hash), {"refused": code}, settings.GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS
+        principal_cache_key(key_hash), {"refused": code}, settings.GPUNIQ_NEGATIVE_KEY_CACHE_SECONDS
     )
     raise ApiError(code)
 
 
-def _cached(data: dict | None) -> dict | None:
+def _cached(data: dict[str, Any] | None) -> dict[str, Any] | None:
     if data is not None and "refused" in data:
         raise ApiError(data["refused"])
     return data
 
 
-def _touch(key_id: int, key_hash: str, data: dict) -> None:
-    """Record last use at most once a minute; a conditional update lets one process win."""
+def touch_last_used(key_id: int, key_hash: str, data: dict[str, Any]) -> None:
+    """Record last use at most once a minute; a conditional update lets one process win. `data`,
+    the cached principal, is stamped and cached again."""
     now = timezone.now()
     stale = Q(last_used_at__isnull=True) | Q(
         last_used_at__lt=now - timedelta(seconds=LAST_USED_EVERY_SECONDS)
     )
     APIKey.objects.filter(stale, pk=key_id).update(last_used_at=now)
     data["last_used"] = now.timestamp()
-    shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+    shared_state.cache_set_json(principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
 
 
-def _check_format(raw: str | None) -> str:
+def key_hash_of(raw: str | None) -> str:
+    """The hash a raw key is stored and cached under; ApiError for a missing or malformed key."""
     if raw is None:
         raise ApiError("missing_api_key")
     if not raw.startswith(KEY_PREFIX) or len(raw) < len(KEY_PREFIX) + 32 or len(raw) > 200:
@@ -167,49 +190,52 @@ def _check_format(raw: str | None) -> str:
     return hash_key(raw)
 
 
-def _to_principal(data: dict) -> Principal:
+def principal_from(data: dict[str, Any]) -> Principal:
+    """The Principal of a cached (JSON) principal."""
     data["allowed_models"] = tuple(data["allowed_models"])
     return Principal(**data)
 
 
 def authenticate(raw: str | None) -> Principal:
     """Sync variant (DRF views, the dashboard)."""
-    key_hash = _check_format(raw)
-    data = _cached(shared_state.cache_get_json(_cache_key(key_hash)))
+    key_hash = key_hash_of(raw)
+    data = _cached(shared_state.cache_get_json(principal_cache_key(key_hash)))
     if data is None:
         data = _load_principal(key_hash)
-        shared_state.cache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+        shared_state.cache_set_json(principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
     if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-        _touch(data["key_id"], key_hash, data)
-    return _to_principal(data)
+        touch_last_used(data["key_id"], key_hash, data)
+    return principal_from(data)
 
 
 async def aauthenticate(raw: str | None) -> Principal:
     """Async variant for the hot path: one cache read when warm, DB work off the event loop."""
-    key_hash = _check_format(raw)
-    data = _cached(await shared_state.acache_get_json(_cache_key(key_hash)))
+    key_hash = key_hash_of(raw)
+    data = _cached(await shared_state.acache_get_json(principal_cache_key(key_hash)))
     if data is None:
         data = await run_db(_load_principal, key_hash)
-        await shared_state.acache_set_json(_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+        await shared_state.acache_set_json(
+            principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS
+        )
     if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-        await run_db(_touch, data["key_id"], key_hash, data)
-    return _to_principal(data)
+        await run_db(touch_last_used, data["key_id"], key_hash, data)
+    return principal_from(data)
 
 
 DASHBOARD_KEY_NAME = "Web dashboard"
 
 
-def user_keys(user):
+def user_keys(user: User) -> QuerySet[APIKey]:
     """The keys a user manages: every key but the dashboard's own (it has no usable secret)."""
     return user.api_keys.exclude(name=DASHBOARD_KEY_NAME)
 
 
-def month_start():
+def month_start() -> datetime:
     """Where a key's monthly spend cap starts counting (the same instant the cap check uses)."""
     return timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def with_month_spend(keys):
+def with_month_spend(keys: QuerySet[APIKey]) -> QuerySet[APIKey]:
     """Annotate each key with `month_spend`: what its requests cost since the month began (USD)."""
     spent = Sum("usage_logs__cost_usd", filter=Q(usage_logs__created_at__gte=month_start()))
     return keys.annotate(month_spend=Coalesce(spent, Value(Decimal(0)), output_field=DecimalField()))
@@ -234,4 +260,4 @@ def _dashboard_key(user: User) -> APIKey:
 def dashboard_principal(user: User) -> Principal:
     """The Principal of the web chat and studio: the user with their "Web dashboard" key, so usage
     rows, spend caps and rate limits work exactly as for API calls (revoking it makes a new one)."""
-    return _to_principal(_load_principal(_dashboard_key(user).key_hash))
+    return principal_from(_load_principal(_dashboard_key(user).key_hash))

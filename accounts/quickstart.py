@@ -101,7 +101,12 @@ print(msg.content[0].text)""",
         "toml",
         """# ~/.codex/config.toml
 model_provider = "gpuniq"
-model_providers.gpuniq = {{ name = "GPUniq", base_url = "{openai_base}", env_key = "GPUNIQ_API_KEY", wire_api = "responses" }}
+
+[model_providers.gpuniq]
+name = "GPUniq"
+base_url = "{openai_base}"
+env_key = "GPUNIQ_API_KEY"
+wire_api = "responses"
 
 # then: codex -m gpt-5.2-codex   (or any chat slug, e.g. {model})""",
         note="Codex speaks the Responses API at /v1/openai/responses; OpenAI models are forwarded, "

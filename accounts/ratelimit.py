@@ -76,7 +76,7 @@ class Decision:
 
 
 class _LocalWindows:
-    def __init__(self):
+    def __init__(self) -> None:
         self._windows: dict[int, deque] = {}
         self._lock = threading.Lock()
 

@@ -14,7 +14,8 @@ def _by(rows, point, target):
 def table(result: dict) -> str:
     rows = result["rows"]
     lines = [
-        "| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms | errors |",
+        "| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms "
+        "| errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for point in dict.fromkeys(r["point"] for r in rows):
@@ -43,8 +44,8 @@ def table(result: dict) -> str:
                     else ""
                 )
                 lines.append(
-                    f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} | {r['total_p99_ms']} "
-                    f"| {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |"
+                    f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} "
+                    f"| {r['total_p99_ms']} | {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |"
                 )
     return "\n".join(lines)
 
@@ -64,9 +65,8 @@ def ratios(result: dict) -> list[str]:
                 f"Portkey {pk['p50_ms'] - d['p50_ms']:.2f} ms"
             )
         if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
-            out.append(
-                f"- {point}: gateway / direct completed streams = {g['streams_per_s'] / d['streams_per_s']:.2f}"
-            )
+            ratio = g["streams_per_s"] / d["streams_per_s"]
+            out.append(f"- {point}: gateway / direct completed streams = {ratio:.2f}")
     return out
 
 

@@ -1,5 +1,6 @@
 """`make bench`: the gateway against the upstream direct, the LiteLLM proxy and the Portkey gateway
-(Node), same machine, same run, interleaved point by point. Writes bench/results/<date>.json and .md and docs/performance.md.
+(Node), same machine, same run, interleaved point by point. Writes bench/results/<date>.json and
+.md and docs/performance.md.
 
   --quick      short points (a few seconds each) for a first look
   --smoke      2-second points against the upstream only, to check the scripts parse

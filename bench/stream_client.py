@@ -46,7 +46,8 @@ def _request(host: str, port: int, path: str, key: str, body: dict, extra: dict 
     more = "".join(f"{name}: {value}\r\n" for name, value in (extra or {}).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {key}\r\n{more}Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n"
+        f"Authorization: Bearer {key}\r\n{more}Accept: text/event-stream\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
     )
     return head.encode() + payload
 

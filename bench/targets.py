@@ -178,7 +178,8 @@ def start_litellm(procs: Procs, nginx: int, slow: int, workers: int) -> tuple[in
     config.write_text(
         "model_list:\n"
         + "".join(
-            f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n      api_base: {base}\n"
+            f"  - model_name: {name}\n    litellm_params:\n"
+            f"      model: openai/{name}\n      api_base: {base}\n"
             "      api_key: bench\n"
             for name, base in models
         )

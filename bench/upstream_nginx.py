@@ -79,7 +79,9 @@ http {{
     # POST to a static file is a 405 in nginx; re-serving it as 200 answers any method from memory/cache
     location = /json/v1/chat/completions {{ default_type application/json; error_page 405 =200 $uri; }}
     location = /sse/v1/chat/completions {{ default_type text/event-stream; error_page 405 =200 $uri; }}
-    location = /json/v1/models {{ default_type application/json; return 200 '{{"object":"list","data":[]}}'; }}
+    location = /json/v1/models {{
+      default_type application/json; return 200 '{{"object":"list","data":[]}}';
+    }}
   }}
 }}
 """

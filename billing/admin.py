@@ -1,22 +1,35 @@
-"""Operator views of money. Balances and entries are read-only; adjustments go through the ledger."""
+"""Operator views of money and usage. Balances, entries and usage rows are read-only; adjustments go
+through the ledger."""
 
 import uuid
+from typing import TYPE_CHECKING, Any, cast
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from . import ledger
-from .models import Account, Hold, KeySpend, LedgerEntry, Loss
+from .models import Account, Hold, KeySpend, LedgerEntry, Loss, PaymentEvent, StripeEvent, TopUp, UsageLog
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+    ModelAdmin = admin.ModelAdmin[Any]  # generic in django-stubs only
+else:
+    ModelAdmin = admin.ModelAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
+class ReadOnlyAdmin(ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -24,7 +37,7 @@ class AdjustmentForm(forms.Form):
     amount = forms.DecimalField(max_digits=20, decimal_places=8, help_text="USD; negative to debit")
     reason = forms.CharField(max_length=400)
 
-    def clean_amount(self):
+    def clean_amount(self) -> Any:
         amount = self.cleaned_data["amount"]
         if amount == 0:
             raise forms.ValidationError("amount must not be zero")
@@ -32,7 +45,9 @@ class AdjustmentForm(forms.Form):
 
 
 @admin.action(description="Adjust balance (writes a ledger entry with a reason)")
-def adjust_balance(modeladmin, request, queryset):
+def adjust_balance(
+    modeladmin: "AccountAdmin", request: HttpRequest, queryset: QuerySet[Account]
+) -> TemplateResponse | None:
     form = AdjustmentForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         for account in queryset:
@@ -42,7 +57,7 @@ def adjust_balance(modeladmin, request, queryset):
                 kind=LedgerEntry.ADJUSTMENT,
                 idempotency_key=f"admin:{uuid.uuid4().hex}",
                 reason=form.cleaned_data["reason"],
-                created_by=request.user,
+                created_by=cast("User", request.user),  # the admin site admits signed-in staff only
             )
         modeladmin.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
         return None
@@ -52,7 +67,7 @@ def adjust_balance(modeladmin, request, queryset):
         "accounts": queryset,
         "action": "adjust_balance",
         "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/billing/adjust_balance.html", context)
 
@@ -64,7 +79,7 @@ class AccountAdmin(ReadOnlyAdmin):
     actions = [adjust_balance]
     readonly_fields = ["user", "balance", "held", "updated_at"]
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and request.user.is_superuser  # lets the changelist run actions, no edit form
 
 
@@ -100,7 +115,9 @@ class LossAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "account", "shortfall", "hold", "reason"]
     search_fields = ["account__user__email", "reason", "idempotency_key"]
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         from django.db.models import Sum
 
         total = Loss.objects.aggregate(s=Sum("shortfall"))["s"] or 0
@@ -114,22 +131,29 @@ class KeySpendAdmin(ReadOnlyAdmin):
     list_display = ["key_id", "month", "spent", "held"]
 
 
-# --- dashboard: Stripe top-ups, webhook events, and route health -------------------------
-
-from datetime import timedelta  # noqa: E402
-
-from django.urls import path  # noqa: E402
-from django.utils import timezone  # noqa: E402
-
-from . import usage_stats  # noqa: E402
-from .models import PaymentEvent, StripeEvent, TopUp  # noqa: E402
-
-ROUTE_HEALTH_WINDOW = timedelta(hours=1)
+@admin.register(UsageLog)
+class UsageLogAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "model",
+        "endpoint",
+        "status",
+        "error_code",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "request_id",
+    ]
+    list_filter = ["status", "endpoint", "model"]
+    search_fields = ["request_id", "user__email", "model"]
 
 
 @admin.action(description="Refund what is left through the top-up's rail")
-def refund_through_rail(modeladmin, request, queryset):
-    from .refunds import NothingToRefund, PaymentProviderError, refund_remaining
+def refund_through_rail(modeladmin: "TopUpAdmin", request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
+    from .refunds import NothingToRefund, refund_remaining
+    from .stripe_topups import PaymentProviderError
 
     for topup in queryset:
         try:
@@ -144,7 +168,7 @@ def refund_through_rail(modeladmin, request, queryset):
 class TopUpAdmin(ReadOnlyAdmin):
     actions = [refund_through_rail]
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and request.user.is_superuser  # lets the changelist run the refund action
 
     list_display = [
@@ -162,22 +186,6 @@ class TopUpAdmin(ReadOnlyAdmin):
     list_filter = ["rail", "status"]
     search_fields = ["session_id", "payment_intent", "user__email"]
     date_hierarchy = "created_at"
-
-    def get_urls(self):
-        # The operator's route-health page hangs off this admin; the admin index links to it.
-        view = self.admin_site.admin_view(self.route_health_view)
-        return [path("route-health/", view, name="billing_route_health")] + super().get_urls()
-
-    def route_health_view(self, request):
-        since = timezone.now() - ROUTE_HEALTH_WINDOW
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Route health (last hour)",
-            "rows": usage_stats.route_health(since),
-            "since": since,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/billing/route_health.html", context)
 
 
 @admin.register(StripeEvent)

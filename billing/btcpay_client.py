@@ -8,6 +8,7 @@ to show; a 404 is NotFound (an invoice that does not exist in our store).
 
 import hashlib
 import hmac
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -28,7 +29,7 @@ def configured() -> bool:
     )
 
 
-def _request(method: str, path: str, **kwargs):
+def _request(method: str, path: str, **kwargs: Any) -> Any:
     url = f"{settings.BTCPAY_URL.rstrip('/')}/api/v1/stores/{settings.BTCPAY_STORE_ID}{path}"
     headers = {"Authorization": f"token {settings.BTCPAY_API_KEY}", "Accept": "application/json"}
     try:
@@ -49,9 +50,16 @@ def _request(method: str, path: str, **kwargs):
         raise PaymentProviderError("The payment provider sent an unreadable answer.") from exc
 
 
-def create_invoice(*, amount_usd: str, metadata: dict, redirect_url: str) -> dict:
+def _request_object(method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    answer = _request(method, path, **kwargs)
+    if not isinstance(answer, dict):
+        raise PaymentProviderError("The payment provider sent an unreadable answer.")
+    return answer
+
+
+def create_invoice(*, amount_usd: str, metadata: dict[str, Any], redirect_url: str) -> dict[str, Any]:
     """POST /api/v1/stores/{storeId}/invoices (Invoices_CreateInvoice): an invoice priced in USD."""
-    return _request(
+    return _request_object(
         "POST",
         "/invoices",
         json={
@@ -63,12 +71,12 @@ def create_invoice(*, amount_usd: str, metadata: dict, redirect_url: str) -> dic
     )
 
 
-def get_invoice(invoice_id: str) -> dict:
+def get_invoice(invoice_id: str) -> dict[str, Any]:
     """GET /api/v1/stores/{storeId}/invoices/{invoiceId} (Invoices_GetInvoice)."""
-    return _request("GET", f"/invoices/{invoice_id}")
+    return _request_object("GET", f"/invoices/{invoice_id}")
 
 
-def get_payment_methods(invoice_id: str) -> list[dict]:
+def get_payment_methods(invoice_id: str) -> list[dict[str, Any]]:
     """GET .../invoices/{invoiceId}/payment-methods (Invoices_GetInvoicePaymentMethods): per method
     its `rate` (invoice currency per unit) and `payments` (each with `id`, `value`, `status`)."""
     methods = _request("GET", f"/invoices/{invoice_id}/payment-methods")
@@ -77,10 +85,10 @@ def get_payment_methods(invoice_id: str) -> list[dict]:
     return methods
 
 
-def refund_invoice(invoice_id: str, *, amount_usd: str) -> dict:
+def refund_invoice(invoice_id: str, *, amount_usd: str) -> dict[str, Any]:
     """POST .../invoices/{invoiceId}/refund (Invoices_Refund): a pull payment of `amount_usd` the buyer
     claims to an address of their choice; answers PullPaymentData (`id`, `amount`, `currency`, `viewLink`)."""
-    return _request(
+    return _request_object(
         "POST",
         f"/invoices/{invoice_id}/refund",
         json={

@@ -12,20 +12,25 @@ payment methods back from BTCPay, and only what they say moves money:
 
 import logging
 import uuid
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from . import btcpay_client, topup_ops
 from .models import LedgerEntry, TopUp
 from .money import ZERO
-from .stripe_topups import TOPUP_PURPOSE
+from .topup_ops import TOPUP_PURPOSE
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger("gpuniq.btcpay")
 CENT = Decimal("0.01")
 
 
-def start_invoice(*, user, amount: Decimal) -> tuple[TopUp, str]:
+def start_invoice(*, user: "User", amount: Decimal) -> tuple[TopUp, str]:
     """Create a USD invoice and record it as a pending top-up; returns it and BTCPay's checkout page."""
     ref = uuid.uuid4()
     base = settings.PUBLIC_BASE_URL.rstrip("/")
@@ -52,7 +57,7 @@ def start_invoice(*, user, amount: Decimal) -> tuple[TopUp, str]:
     return topup, invoice["checkoutLink"]
 
 
-def _dec(value) -> Decimal:
+def _dec(value: object) -> Decimal:
     try:
         number = Decimal(str(value))
     except (InvalidOperation, TypeError):
@@ -60,7 +65,7 @@ def _dec(value) -> Decimal:
     return number if number.is_finite() else ZERO
 
 
-def _payments(methods: list[dict]):
+def _payments(methods: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Decimal]]:
     """(payment, its USD value) for every payment of every method."""
     for method in methods:
         rate = _dec(method.get("rate"))
@@ -95,7 +100,7 @@ def reconcile(invoice_id: str) -> str:
     return ""
 
 
-def _apply_payment(topup: TopUp, payment: dict, value: Decimal) -> None:
+def _apply_payment(topup: TopUp, payment: dict[str, Any], value: Decimal) -> None:
     pid, status = str(payment.get("id", "")), payment.get("status")
     if not pid:
         return

@@ -5,11 +5,16 @@ are "other"). No JavaScript: native <title> tooltips, and a table fallback for s
 """
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from .money import format_usd, usd
+from .money import Amount, format_usd, usd
+
+Rows = Sequence[Mapping[str, Any]]  # usage_stats.daily_by_model's rows: day, model and the measures
+Format = Callable[[float], str]  # a measure as a label (money, count)
 
 WIDTH, HEIGHT = 720, 240
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 22, 12, 28
@@ -49,7 +54,7 @@ class Chart:
         return self.height - PAD_BOTTOM
 
 
-def money(value) -> str:
+def money(value: Amount | None) -> str:
     """Axis and legend labels (billing.money.format_usd): whole dollars from $100, cents from 1¢,
     below that up to 4 places."""
     amount = usd(value or 0)
@@ -62,7 +67,7 @@ def money(value) -> str:
     return format_usd(amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
-def count(value) -> str:
+def count(value: float | Decimal | None) -> str:
     value = float(value or 0)
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
@@ -76,13 +81,13 @@ def nice_ceiling(value: float) -> float:
         return 1.0
     exponent = math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10**exponent
+        candidate = float(step * 10**exponent)
         if candidate >= value * 0.999999:
             return candidate
-    return 10 ** (exponent + 1)
+    return float(10 ** (exponent + 1))
 
 
-def series_order(rows: list[dict], key: str) -> dict[str, int]:
+def series_order(rows: Rows, key: str) -> dict[str, int]:
     """Model → colour index by descending total of rows[key]; beyond SERIES_COLOURS, "other".
     Pass one order to several charts so a model keeps its colour across them."""
     totals: dict[str, float] = {}
@@ -92,9 +97,7 @@ def series_order(rows: list[dict], key: str) -> dict[str, int]:
     return {m: (i if i < SERIES_COLOURS else SERIES_COLOURS) for i, m in enumerate(ranked)}
 
 
-def _stacks(
-    days: list[date], rows: list[dict], key: str, series: dict[str, int]
-) -> dict[date, dict[int, float]]:
+def _stacks(days: list[date], rows: Rows, key: str, series: dict[str, int]) -> dict[date, dict[int, float]]:
     stacks: dict[date, dict[int, float]] = {d: {} for d in days}
     for row in rows:
         if row["model"] in series and row["day"] in stacks:
@@ -106,9 +109,9 @@ def _stacks(
 def stacked_daily(
     title: str,
     days: list[date],
-    rows: list[dict],
+    rows: Rows,
     key: str,
-    fmt=money,
+    fmt: Format = money,
     *,
     series: dict[str, int] | None = None,
     width: int = WIDTH,
@@ -148,7 +151,9 @@ def stacked_daily(
     return chart
 
 
-def _legend(rows, key, series, names, fmt) -> list[tuple[int, str, str]]:
+def _legend(
+    rows: Rows, key: str, series: dict[str, int], names: dict[int, str], fmt: Format
+) -> list[tuple[int, str, str]]:
     per_series: dict[int, float] = {}
     for row in rows:
         if row["model"] in series:

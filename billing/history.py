@@ -8,6 +8,7 @@ Holds and releases move no money and are left out. Read-only: built from ledger 
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Sum
@@ -81,18 +82,17 @@ def _sort_key(row: Row, zone: ZoneInfo) -> datetime:
     return datetime.combine(row.when, datetime.max.time(), tzinfo=zone)  # a day's charges after its events
 
 
-def negative_balance(user_id: int) -> dict | None:
+def negative_balance(user_id: int) -> dict[str, Any] | None:
     """Why the balance is below zero (a refund or lost dispute taken in full while money was held),
     or None when it is not."""
     account = Account.objects.filter(user_id=user_id).only("balance", "held").first()
     if account is None or account.balance >= ZERO:
         return None
-    cause = (
+    taken_by = (
         LedgerEntry.objects.filter(account=account, kind__in=("refund", "dispute"), amount__lt=0)
         .order_by("-id")
         .values("kind", "amount", "reason", "created_at")
         .first()
     )
-    if cause:
-        cause["taken"] = -cause["amount"]
+    cause = {**taken_by, "taken": -taken_by["amount"]} if taken_by else None
     return {"balance": account.balance, "owed": -account.balance, "cause": cause}

@@ -3,12 +3,14 @@
 import csv
 import io
 
+from datetime import datetime
+
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.web import member_page, user_zone
+from accounts.web import MemberRequest, member_page, user_zone
 
 from . import history, rails
 from .models import TopUp
@@ -18,7 +20,7 @@ PAGE_ROWS = 200
 
 @member_page
 @require_GET
-def receipt(request, ref):
+def receipt(request: MemberRequest, ref: str) -> HttpResponse:
     """One of my top-ups; anyone else's is a 404, never a 403 (ids are not confirmed to exist)."""
     topup = TopUp.objects.filter(user=request.user, ref=ref).first()
     if topup is None:
@@ -37,7 +39,7 @@ def receipt(request, ref):
 
 @member_page
 @require_GET
-def transactions(request):
+def transactions(request: MemberRequest) -> HttpResponse:
     zone = user_zone(request.user)
     return render(
         request,
@@ -58,7 +60,7 @@ def _cell(text: str) -> str:
 
 @member_page
 @require_GET
-def transactions_csv(request):
+def transactions_csv(request: MemberRequest) -> HttpResponse:
     zone = user_zone(request.user)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -66,7 +68,7 @@ def transactions_csv(request):
     for row in history.rows(request.user.pk, zone):
         when = (
             timezone.localtime(row.when, zone).isoformat(timespec="seconds")
-            if hasattr(row.when, "hour")
+            if isinstance(row.when, datetime)
             else row.when.isoformat()
         )
         writer.writerow(

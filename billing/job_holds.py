@@ -8,8 +8,10 @@ job apps call `release_unowned` from their reapers with the hold ids their rows 
 """
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import ledger
@@ -17,7 +19,7 @@ from .models import Hold
 
 
 def release_unowned(
-    *, purposes: tuple[str, ...], owned_hold_ids, older_than_seconds: int | None = None
+    *, purposes: tuple[str, ...], owned_hold_ids: QuerySet[Any], older_than_seconds: int | None = None
 ) -> int:
     """Release open holds of `purposes` older than the hold timeout that no job row owns
     (`owned_hold_ids`: a values_list/queryset of the hold ids the job table references).

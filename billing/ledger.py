@@ -12,13 +12,14 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import ledger_orm, pg_ledger
 from .models import Account, Hold, LedgerEntry
-from .money import ZERO, usd
+from .money import ZERO, Amount, usd
 from .outcomes import (
     AlreadyClosed,
     Closed,
@@ -30,6 +31,9 @@ from .outcomes import (
     SpendCapReached,
     refusal_error,
 )
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger("gpuniq.ledger")
 
@@ -65,7 +69,7 @@ def _on_postgres() -> bool:
 def hold(
     *,
     account_id: int,
-    amount,
+    amount: Amount,
     idempotency_key: str,
     purpose: str = "chat",
     request_id: str = "",
@@ -81,7 +85,10 @@ def hold(
                 outcome = pg_ledger.hold(cursor, request)
         except IntegrityError:
             with connection.cursor() as cursor:
-                outcome = pg_ledger.existing_hold(cursor, idempotency_key)
+                existing = pg_ledger.existing_hold(cursor, idempotency_key)
+            if existing is None:  # the violation was not this key's: there is no hold to return
+                raise
+            outcome = existing
     else:
         outcome = ledger_orm.hold(request)
     if isinstance(outcome, Refused):
@@ -89,7 +96,15 @@ def hold(
     return outcome
 
 
-def _hold_request(account_id, amount, key, purpose, request_id, api_key_id, cap) -> HoldRequest:
+def _hold_request(
+    account_id: int,
+    amount: Amount,
+    key: str,
+    purpose: str,
+    request_id: str,
+    api_key_id: int | None,
+    cap: Decimal | None,
+) -> HoldRequest:
     amount = usd(amount)
     if amount < ZERO:
         raise ValueError("hold amount must not be negative")
@@ -104,7 +119,7 @@ def _hold_request(account_id, amount, key, purpose, request_id, api_key_id, cap)
     )
 
 
-def close(*, hold_id: int, actual, reason: str = "") -> CloseOutcome:
+def close(*, hold_id: int, actual: Amount, reason: str = "") -> CloseOutcome:
     """Close the hold once: Closed (charged, shortfall written as a loss) or AlreadyClosed."""
     if _on_postgres():
         with connection.cursor() as cursor:
@@ -112,7 +127,7 @@ def close(*, hold_id: int, actual, reason: str = "") -> CloseOutcome:
     return ledger_orm.close(hold_id, actual, reason)
 
 
-def settle(*, hold_id: int, actual, reason: str = "") -> Decimal | None:
+def settle(*, hold_id: int, actual: Amount, reason: str = "") -> Decimal | None:
     """close() for callers that need only the charge: None when the hold was already closed."""
     outcome = close(hold_id=hold_id, actual=actual, reason=reason)
     return outcome.charged if isinstance(outcome, Closed) else None
@@ -129,7 +144,7 @@ def release(*, hold_id: int, reason: str = "") -> bool:
 async def ahold(
     *,
     account_id: int,
-    amount,
+    amount: Amount,
     idempotency_key: str,
     purpose: str = "chat",
     request_id: str = "",
@@ -167,9 +182,9 @@ async def aclose(
     *,
     hold_id: int,
     account_id: int,
-    actual,
+    actual: Amount,
     reason: str = "",
-    usage: dict | None = None,
+    usage: dict[str, Any] | None = None,
 ) -> CloseOutcome:
     """close() for the event loop. On PostgreSQL `usage` (billing.metering.row_params, its cost
     what the hold captured) is the request's usage row, written with the settle in the same
@@ -185,13 +200,19 @@ async def aclose(
     return await pg_async.settle(pg_async.SettleItem(params, account_id, usage))
 
 
-async def asettle(*, hold_id: int, account_id: int, actual, reason: str = "") -> Decimal | None:
+async def asettle(*, hold_id: int, account_id: int, actual: Amount, reason: str = "") -> Decimal | None:
     outcome = await aclose(hold_id=hold_id, account_id=account_id, actual=actual, reason=reason)
     return outcome.charged if isinstance(outcome, Closed) else None
 
 
 def post(
-    *, account_id: int, amount, kind: str, idempotency_key: str, reason: str = "", created_by=None
+    *,
+    account_id: int,
+    amount: Amount,
+    kind: str,
+    idempotency_key: str,
+    reason: str = "",
+    created_by: "User | None" = None,
 ) -> LedgerEntry:
     """Add (amount > 0) or take (amount < 0) money outside a hold: top-ups, refunds, disputes,
     adjustments. A refund or dispute debit takes its full amount, even while money is held (the

@@ -5,13 +5,17 @@ writers with BEGIN IMMEDIATE), then the key's spend row, the order every writer 
 """
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Account, Hold, KeySpend, LedgerEntry
-from .money import ZERO, usd
+from .models import Account, Hold, KeySpend, LedgerEntry, UsageLog
+from .money import ZERO, Amount, usd
 from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused, month_start
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 DEBIT_IN_FULL = (LedgerEntry.REFUND, LedgerEntry.DISPUTE)
 POSTABLE = (LedgerEntry.TOPUP, LedgerEntry.REFUND, LedgerEntry.ADJUSTMENT, LedgerEntry.DISPUTE)
@@ -26,7 +30,7 @@ def entry(
     key: str,
     hold: Hold | None = None,
     reason: str = "",
-    created_by=None,
+    created_by: "User | None" = None,
     shortfall: Decimal = ZERO,
 ) -> LedgerEntry:
     return LedgerEntry.objects.create(
@@ -50,8 +54,6 @@ def _key_spend(key_id: int) -> KeySpend:
     if row is None:
         from django.db.models import Sum
 
-        from llm.models import UsageLog
-
         month = month_start()
         spent = (
             UsageLog.objects.filter(api_key_id=key_id, created_at__date__gte=month).aggregate(
@@ -72,11 +74,12 @@ def hold(request: HoldRequest) -> HoldRef | Refused:
     try:
         with transaction.atomic(durable=True):
             account = Account.objects.select_for_update().get(pk=request.account_id)
-            spend = _key_spend(request.api_key_id) if request.cap is not None else None
+            cap, key_id = request.cap, request.api_key_id  # HoldRequest: a cap comes with its key
+            spend = _key_spend(key_id) if cap is not None and key_id is not None else None
             if account.available < request.amount:
                 return Refused("balance", account.available)
-            if spend is not None and spend.spent + spend.held + request.amount > request.cap:
-                return Refused("cap", max(request.cap - spend.spent - spend.held, ZERO))
+            if spend is not None and cap is not None and spend.spent + spend.held + request.amount > cap:
+                return Refused("cap", max(cap - spend.spent - spend.held, ZERO))
             account.held += request.amount
             account.save(update_fields=["held", "updated_at"])
             if spend is not None:
@@ -115,7 +118,7 @@ def charge_for(actual: Decimal, held: Decimal, available: Decimal) -> Decimal:
     return held + min(actual - held, max(available, ZERO))
 
 
-def close(hold_id: int, actual, reason: str = "") -> Closed | AlreadyClosed:
+def close(hold_id: int, actual: Amount, reason: str = "") -> Closed | AlreadyClosed:
     actual = max(usd(actual), ZERO)
     with transaction.atomic(durable=True):
         account_id = Hold.objects.filter(pk=hold_id).values_list("account_id", flat=True).get()
@@ -174,7 +177,13 @@ def _release_key_spend(h: Hold, charge: Decimal) -> None:
 
 
 def post(
-    *, account_id: int, amount: Decimal, kind: str, idempotency_key: str, reason: str = "", created_by=None
+    *,
+    account_id: int,
+    amount: Decimal,
+    kind: str,
+    idempotency_key: str,
+    reason: str = "",
+    created_by: "User | None" = None,
 ) -> LedgerEntry:
     existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing:

@@ -1,14 +1,16 @@
-"""Money: one USD account per user, holds on it, and an append-only ledger.
+"""Money: one USD account per user, holds on it, an append-only ledger, top-ups, and usage rows.
 
 Invariants (checked by `manage.py check_ledger`):
 - account.balance == sum(entry.amount) and account.held == sum(entry.held_delta) over its entries;
 - account.held == sum of its open holds; 0 <= held <= balance, except after a refund or a lost
   dispute took back money already spent: only those debits may leave balance below held or zero.
-Rows here change only through billing/ledger.py.
+Account, hold and ledger rows change only through billing/ledger.py; usage rows (UsageLog) are
+appended by billing/metering.py alone.
 """
 
 import uuid
 from decimal import Decimal
+from typing import Any, ClassVar, TypedDict
 
 from django.conf import settings
 from django.db import models
@@ -16,7 +18,13 @@ from django.db.models import Q
 
 from .money import format_usd
 
-USD = dict(max_digits=20, decimal_places=8)
+
+class DecimalDigits(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+USD: DecimalDigits = {"max_digits": 20, "decimal_places": 8}
 ZERO = Decimal("0")
 
 
@@ -116,24 +124,24 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} ({self.idempotency_key})"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("ledger entries are immutable")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("ledger entries are immutable")
 
 
-class LossManager(models.Manager):
-    def get_queryset(self):
+class LossManager(models.Manager["Loss"]):
+    def get_queryset(self) -> models.QuerySet["Loss"]:
         return super().get_queryset().filter(kind=LedgerEntry.LOSS)
 
 
 class Loss(LedgerEntry):
     """The loss entries of the ledger, for operators (the admin's Losses page and metrics)."""
 
-    objects = LossManager()
+    objects: ClassVar[LossManager] = LossManager()
 
     class Meta:
         proxy = True
@@ -276,3 +284,48 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id} ({self.status})"
+
+
+class UsageLog(models.Model):
+    """One row per API request or job, paid, refused or failed. Append-only, written by
+    billing/metering.py alone. The table keeps its first name, llm_usagelog: the model moved from
+    llm to billing without moving data (migrations llm 0006 and billing 0006)."""
+
+    # every index here is paid for on each API request: no pattern index for request_id, and the
+    # user's own index is the prefix of usage_user_recent
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs", db_index=False
+    )
+    api_key = models.ForeignKey(
+        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_logs"
+    )
+    request_id = models.CharField(max_length=64)
+    endpoint = models.CharField(max_length=40, default="chat")
+    model = models.CharField(max_length=100)
+    route = models.CharField(max_length=250, blank=True, help_text="operator-only: provider:upstream_model")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    images = models.PositiveIntegerField(default=0)
+    video_seconds = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(**USD, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=20, default="ok")
+    error_code = models.CharField(max_length=50, blank=True)
+    stream = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "llm_usagelog"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
+            models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
+            models.Index(fields=["request_id"], name="usage_request"),
+        ]
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

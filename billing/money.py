@@ -2,11 +2,13 @@
 
 from decimal import ROUND_HALF_UP, Decimal
 
+Amount = Decimal | int | float | str  # what usd() takes: floats by their shortest repr
+
 CENT_MILLIONTH = Decimal("0.00000001")
 ZERO = Decimal("0")
 
 
-def usd(value) -> Decimal:
+def usd(value: Amount) -> Decimal:
     """Quantise to 1e-8 USD, rounding half up (the documented rounding rule for every price)."""
     if isinstance(value, float):
         value = repr(value)  # exact decimal text of the float's shortest repr, not its binary expansion
@@ -18,7 +20,7 @@ def usd_float(value: Decimal) -> float:
     return float(value)
 
 
-def format_usd(value, places: int | None = None) -> str:
+def format_usd(value: Amount | None, places: int | None = None) -> str:
     """Money as people read it — the one formatter for every message, page and label.
 
     places=None: exact to 1e-8 USD, trailing zeros dropped, at least cents ("$0.00", "$1.26",
@@ -30,7 +32,8 @@ def format_usd(value, places: int | None = None) -> str:
         amount = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
     else:
         amount = amount.normalize()
-        if amount.as_tuple().exponent > -2:
+        exponent = amount.as_tuple().exponent  # a letter only for NaN and infinity
+        if isinstance(exponent, int) and exponent > -2:
             amount = amount.quantize(Decimal("0.01"))
     sign = "-" if amount < 0 else ""
     return f"{sign}${abs(amount):,f}"

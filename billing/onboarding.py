@@ -5,8 +5,9 @@ from dataclasses import dataclass, replace
 from django.urls import reverse
 
 from accounts.keys import user_keys
+from accounts.models import User
 
-from .models import LedgerEntry
+from .models import Account, LedgerEntry
 from .money import format_usd
 
 
@@ -20,7 +21,7 @@ class Step:
     next: bool = False  # the first step not done yet: its button is the primary one
 
 
-def steps(user, account) -> list[Step] | None:
+def steps(user: User, account: Account) -> list[Step] | None:
     """Create a key, have money, make a first request; None once all three are done."""
     has_key = user_keys(user).filter(revoked_at__isnull=True).exists()
     credited = LedgerEntry.objects.filter(account=account, idempotency_key=f"signup-credit:{user.pk}").first()

@@ -33,6 +33,10 @@ class HoldRequest:
     api_key_id: int | None = None
     cap: Decimal | None = None  # the key's monthly spend cap, None = no cap
 
+    def __post_init__(self) -> None:
+        if self.cap is not None and self.api_key_id is None:
+            raise ValueError("a spend cap belongs to an API key: api_key_id is required with cap")
+
 
 @dataclass(frozen=True)
 class HoldRef:

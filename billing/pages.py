@@ -2,8 +2,10 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
@@ -11,11 +13,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.keys import user_keys
-from accounts.web import member_page, page_or_fragment, user_zone
+from accounts.web import MemberRequest, member_page, page_or_fragment, user_zone
 
 from . import charts, history, ledger, onboarding, rails, usage_stats, yookassa_rail
 from .forms import TopUpForm
 from .models import TopUp
+from .rails import Rail
 from .stripe_topups import PaymentProviderError, cancel_checkout, refresh_from_stripe
 
 HISTORY_ROWS = 25
@@ -23,21 +26,21 @@ POLL_PENDING_FOR = timedelta(minutes=15)  # an abandoned checkout stays pending 
 SHOWN_ON_OVERVIEW = (TopUp.PAID, TopUp.REFUNDED)  # open or abandoned checkouts never push these off
 
 
-def _rail_offers(configured) -> list[dict]:
+def _rail_offers(configured: list[Rail]) -> list[dict[str, Any]]:
     """Each configured rail with its presets; YooKassa's show the RUB price at today's rate."""
     rate = yookassa_rail.usd_rate()
     offers = []
     for rail in configured:
-        rub = rail.name == TopUp.YOOKASSA and rate
+        rub_rate = rate if rail.name == TopUp.YOOKASSA and rate else None
         presets = [
-            {"usd": p, "rub": yookassa_rail.quote(Decimal(p), rate) if rub else None}
+            {"usd": p, "rub": yookassa_rail.quote(Decimal(p), rub_rate) if rub_rate else None}
             for p in settings.TOPUP_PRESETS_USD
         ]
-        offers.append({"rail": rail, "presets": presets, "rate": rate if rub else None})
+        offers.append({"rail": rail, "presets": presets, "rate": rub_rate})
     return offers
 
 
-def _billing_context(request, form=None, **extra) -> dict:
+def _billing_context(request: MemberRequest, form: TopUpForm | None = None, **extra: Any) -> dict[str, Any]:
     topups = list(TopUp.objects.filter(user=request.user)[:HISTORY_ROWS])
     recent = timezone.now() - POLL_PENDING_FOR
     configured = rails.configured_rails()
@@ -58,7 +61,7 @@ def _billing_context(request, form=None, **extra) -> dict:
 
 @member_page
 @require_GET
-def dashboard(request):
+def dashboard(request: MemberRequest) -> HttpResponse:
     zone = user_zone(request.user)
     win = usage_stats.window(14, zone)
     rows = usage_stats.daily_by_model(request.user.pk, win, zone)
@@ -81,7 +84,7 @@ def dashboard(request):
 
 @member_page
 @require_GET
-def billing(request):
+def billing(request: MemberRequest) -> HttpResponse:
     returned, checkout = None, request.GET.get("checkout")
     if checkout == "success" and request.GET.get("session_id"):
         returned = refresh_from_stripe(user=request.user, session_id=request.GET["session_id"])
@@ -96,7 +99,7 @@ def billing(request):
     )
 
 
-def _own_topup(request, ref) -> TopUp | None:
+def _own_topup(request: MemberRequest, ref: str | None) -> TopUp | None:
     """The signed-in user's top-up by our reference; anyone else's (or a malformed one) is None."""
     try:
         return TopUp.objects.filter(user=request.user, ref=ref).first() if ref else None
@@ -106,7 +109,7 @@ def _own_topup(request, ref) -> TopUp | None:
 
 @member_page
 @require_POST
-def topup(request):
+def topup(request: MemberRequest) -> HttpResponse:
     configured = rails.configured_rails()
     form = TopUpForm(request.POST, rails=configured)
     if not configured:
@@ -124,7 +127,7 @@ def topup(request):
 
 @member_page
 @require_GET
-def topups(request):
+def topups(request: MemberRequest) -> HttpResponse:
     """The balance and history fragment; the page polls it while a recent top-up is pending."""
     returned = (
         _own_topup(request, request.GET.get("ref"))

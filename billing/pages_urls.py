@@ -1,10 +1,10 @@
 """Dashboard pages of this app (mounted at the site root by gpuniq_site.urls)."""
 
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from . import history_pages, pages, usage_pages
 
-page_patterns: list = [
+page_patterns: list[URLPattern | URLResolver] = [
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("billing/", pages.billing, name="billing"),
     path("billing/topup", pages.topup, name="topup"),

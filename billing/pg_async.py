@@ -9,46 +9,58 @@ in sequence; what it does not take (a hold that does not fit, a settle above its
 closed hold) is redone alone with the single statement, which has the exact rules. When a batch
 fails, all its items are redone alone: holds are idempotent by key, and a settle whose batch may
 have committed before its connection died finds its hold closed and reports what was charged.
-A settle's `also` statement (its usage row) rides in the same round trip and writes only for a
-closed hold, so it is written once, by whichever statement closed the hold.
+A settle's usage row is written by its own settle statement when it runs alone
+(pg_ledger.SETTLE_WITH_USAGE_SQL); otherwise it rides in the same round trip
+(metering.INSERT_FROM_HOLD_SQL) and writes only for a closed hold: either way once, by whichever
+statement closed the hold.
 """
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection
 
 from gpuniq_site import group_commit
 from gpuniq_site.db import pg_pool, pg_run
 
 from . import metering, pg_ledger
 from .outcomes import AlreadyClosed, Closed, CloseOutcome, Refused
+from .pg_ledger import Params, Row
 
 log = logging.getLogger("gpuniq.ledger")
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+Connection = AsyncConnection[Any]
 
 
 @dataclass(frozen=True)
 class SettleItem:
-    params: dict
+    params: Params
     account_id: int
     # the request's usage row (metering.row_params), written once, by whichever statement closes the
     # hold: a lone settle writes it in the settle statement itself (SETTLE_WITH_USAGE_SQL); a batch
     # sends INSERT_FROM_HOLD_SQL for every item, and the redo of an item the batch did not take
     # writes it then
-    usage: dict | None = None
+    usage: Params | None = None
 
-    def usage_statement(self) -> tuple[str, dict]:
-        return metering.INSERT_FROM_HOLD_SQL, {**self.usage, **self.params}
+    def usage_statement(self) -> tuple[str, Params]:
+        return metering.INSERT_FROM_HOLD_SQL, {**(self.usage or {}), **self.params}
 
 
-async def hold(params: dict) -> int | Refused:
+async def hold(params: Params) -> int | Refused:
     """The new (or, for a repeated key, existing) hold's id, or Refused with why and what is left."""
-    return await group_commit.lane("ledger.hold", _flush_holds, orphan=_release_orphan).submit(params)
+    lane: group_commit.Lane[Params, int | Refused]
+    lane = group_commit.lane("ledger.hold", _flush_holds, orphan=_release_orphan)
+    return await lane.submit(params)
 
 
-_orphans: set[asyncio.Task] = set()
+_orphans: set[asyncio.Task[CloseOutcome]] = set()
 
 
-def _release_orphan(params: dict, outcome) -> None:
+def _release_orphan(params: Params, outcome: int | Refused) -> None:
     """A hold taken after its request was cancelled (client gone): nobody will settle it, so it is
     released now rather than by the stale-hold reaper — when the caller said its key is its own
     (release_if_abandoned), since a repeated key returns a hold somebody else may be using."""
@@ -65,18 +77,19 @@ def _release_orphan(params: dict, outcome) -> None:
 
 async def settle(item: SettleItem) -> CloseOutcome:
     """Closed (charged, shortfall, available after) or AlreadyClosed (what it captured)."""
-    return await group_commit.lane("ledger.settle", _flush_settles).submit(item)
+    lane: group_commit.Lane[SettleItem, CloseOutcome] = group_commit.lane("ledger.settle", _flush_settles)
+    return await lane.submit(item)
 
 
 # --- one at a time ---------------------------------------------------------------------------
 
 
-async def _hold_one(params: dict) -> int | Refused:
+async def _hold_one(params: Params) -> int | Refused:
     from psycopg.errors import UniqueViolation
 
     statements = pg_ledger.hold_statements(params)
 
-    async def attempt(conn):
+    async def attempt(conn: Connection) -> int | Refused:
         try:
             for sql in statements:
                 cursor = await conn.execute(sql, params)
@@ -85,7 +98,7 @@ async def _hold_one(params: dict) -> int | Refused:
         row = await cursor.fetchone()
         available = None
         if row is None or row[0] is None:
-            available = (await (await conn.execute(pg_ledger.AVAILABLE_SQL, params)).fetchone())[0]
+            available = _only(await (await conn.execute(pg_ledger.AVAILABLE_SQL, params)).fetchone())[0]
         return pg_ledger.hold_outcome(row, params, available)
 
     for _ in range(3):
@@ -100,19 +113,19 @@ async def _hold_one(params: dict) -> int | Refused:
 async def _settle_one(item: SettleItem, maybe_done: bool = False) -> CloseOutcome:
     """`maybe_done`: an earlier attempt or batch may have closed the hold and written the usage
     row (its connection died on the way, or the batch left this item to be redone)."""
-    tries = []
+    tries: list[int] = []
     actual = item.params["actual"]
 
-    async def attempt(conn):
+    async def attempt(conn: Connection) -> CloseOutcome:
         unsure = maybe_done or bool(tries)
         tries.append(1)
         if item.usage is not None and not unsure:  # one statement, one commit
             cursor = await conn.execute(pg_ledger.SETTLE_WITH_USAGE_SQL, {**item.usage, **item.params})
-            row = await cursor.fetchone()
-            if row[0] is None:  # closed already (by the stale-hold reaper): the request is still logged
+            settled = _only(await cursor.fetchone())
+            if settled[0] is None:  # closed already (by the stale-hold reaper): the request is still logged
                 await conn.execute(*item.usage_statement())
                 return await _closed(conn, item)
-            return pg_ledger.settle_outcome(row, actual, None)
+            return pg_ledger.settle_outcome(settled, actual, None)
         cursor = await conn.execute(pg_ledger.SETTLE_SQL, item.params)
         row = await cursor.fetchone()
         if row is None or row[0] is None:  # closed already (most likely by that earlier attempt)
@@ -124,13 +137,22 @@ async def _settle_one(item: SettleItem, maybe_done: bool = False) -> CloseOutcom
     return await pg_run(attempt)
 
 
-async def _closed(conn, item: SettleItem) -> AlreadyClosed:
+async def _closed(conn: Connection, item: SettleItem) -> AlreadyClosed:
     row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, item.params)).fetchone()
-    return pg_ledger.settle_outcome(None, item.params["actual"], row)
+    return pg_ledger.already_closed(row)
 
 
-async def _one_by_one(items, run) -> list:
-    outcomes = []
+def _only(row: Row | None) -> Row:
+    """The row of a statement that always answers exactly one."""
+    if row is None:
+        raise RuntimeError("the statement answered no row")
+    return row
+
+
+async def _one_by_one(
+    items: Sequence[Item], run: Callable[[Item], Awaitable[Outcome]]
+) -> list[Outcome | BaseException]:
+    outcomes: list[Outcome | BaseException] = []
     for item in items:
         try:
             outcomes.append(await run(item))
@@ -142,18 +164,17 @@ async def _one_by_one(items, run) -> list:
 # --- batches ---------------------------------------------------------------------------------
 
 
-async def _flush_holds(items: list[dict]) -> list:
+async def _flush_holds(items: list[Params]) -> list[int | Refused | BaseException]:
     batch = [(n, item) for n, item in enumerate(items, 1) if item.get("cap") is None]  # capped: alone
     if len(batch) <= 1:
         return await _one_by_one(items, _hold_one)
+    taken: dict[int, int]  # position -> id
     try:
         async with (await pg_pool()).connection() as conn:
             cursor = await conn.execute(
                 pg_ledger.HOLD_MANY_SQL, pg_ledger.hold_many_params([i for _, i in batch])
             )
-            taken = {
-                batch[ord_ - 1][0]: hold_id for ord_, hold_id in await cursor.fetchall()
-            }  # position -> id
+            taken = {batch[ord_ - 1][0]: hold_id for ord_, hold_id in await cursor.fetchall()}
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back (a repeated key, say) or unknown: holds are idempotent by key
@@ -163,9 +184,10 @@ async def _flush_holds(items: list[dict]) -> list:
     return [taken[n] if n in taken else next(redone) for n in range(1, len(items) + 1)]
 
 
-async def _flush_settles(items: list[SettleItem]) -> list:
+async def _flush_settles(items: list[SettleItem]) -> list[CloseOutcome | BaseException]:
     if len(items) == 1:
         return await _one_by_one(items, _settle_one)
+    done: dict[int, CloseOutcome]
     try:
         async with (await pg_pool()).connection() as conn, conn.pipeline():
             # one round trip and one commit (BEGIN/COMMIT queued in the pipeline, not

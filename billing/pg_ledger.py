@@ -5,14 +5,20 @@ the cached amounts, writes the hold and the ledger entries, and commits on its o
 (autocommit), so a paid request costs two database round trips in all. The same SQL serves
 sync callers (Django's connection, below) and the async hot path (billing/pg_async.py, a
 psycopg pool on the event loop). The rules are billing/outcomes.py's; the ORM adapter
-(billing/ledger_orm.py) implements the same, and tests/test_ledger_differential.py holds the
+(billing/ledger_orm.py) implements the same, and tests/billing/test_ledger_differential.py holds the
 two to the same outcomes and rows.
 """
 
 from decimal import Decimal
+from typing import Any
 
-from .money import ZERO, usd
+from django.db.backends.utils import CursorWrapper
+
+from .money import ZERO, Amount, usd
 from .outcomes import AlreadyClosed, Closed, HoldRef, HoldRequest, Refused
+
+Params = dict[str, Any]  # a statement's named parameters
+Row = tuple[Any, ...]  # a result row, from psycopg or from Django's cursor
 
 # The WHERE clause is the guarantee: held grows only while balance - held covers the amount.
 HOLD_SQL = """
@@ -21,8 +27,8 @@ WITH acc AS (
   WHERE id = %(account)s AND balance - held >= %(amount)s
   RETURNING id, balance, held
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
   SELECT id, %(amount)s, 'open', 0, %(key)s, NULL, %(purpose)s, %(request_id)s, now() FROM acc
   RETURNING id
 ), e AS (
@@ -65,8 +71,8 @@ WITH a AS (
   UPDATE billing_keyspend SET held = k.held + %(amount)s, spent = k.spent, month = {MONTH}
   FROM k, ok WHERE billing_keyspend.key_id = k.key_id
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
   SELECT id, %(amount)s, 'open', 0, %(key)s, %(api_key)s, %(purpose)s, %(request_id)s, now() FROM acc
   RETURNING id
 ), e AS (
@@ -97,7 +103,8 @@ WITH a AS (
   WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
 ), c AS (
   SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
-                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0)) END AS charge
+                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0))
+                    END AS charge
   FROM billing_hold o, a WHERE o.id = %(hold)s
 ), h AS (
   UPDATE billing_hold SET captured = c.charge, closed_at = now(),
@@ -112,14 +119,16 @@ WITH a AS (
   RETURNING billing_account.id, billing_account.balance, billing_account.held
 ), ks AS (
   UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - h.amount, 0), month = {MONTH},
-         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + h.captured
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END
+               + h.captured
   FROM h WHERE billing_keyspend.key_id = h.api_key_id
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, shortfall, created_at)
   SELECT acc.id, CASE WHEN h.captured > 0 THEN 'charge' ELSE 'release' END, -h.captured, -h.amount,
          acc.balance, acc.held,
-         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, 0, now()
+         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key,
+         h.id, %(reason)s, 0, now()
   FROM acc, h
   UNION ALL
   SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
@@ -132,14 +141,15 @@ SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SEL
 # SETTLE_SQL with the request's usage row (billing.metering.row_params) written by the same
 # statement, its cost what the hold captured: one statement, one commit, and no row unless this
 # statement closed the hold (the same row as SETTLE_SQL followed by metering.INSERT_FROM_HOLD_SQL;
-# tests/test_ledger_differential.py holds the two to the same rows). Keep the two in step.
+# tests/billing/test_ledger_differential.py holds the two to the same rows). Keep the two in step.
 SETTLE_WITH_USAGE_SQL = f"""
 WITH a AS (
   SELECT id, balance, held FROM billing_account
   WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
 ), c AS (
   SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
-                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0)) END AS charge
+                    ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0))
+                    END AS charge
   FROM billing_hold o, a WHERE o.id = %(hold)s
 ), h AS (
   UPDATE billing_hold SET captured = c.charge, closed_at = now(),
@@ -154,26 +164,28 @@ WITH a AS (
   RETURNING billing_account.id, billing_account.balance, billing_account.held
 ), ks AS (
   UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - h.amount, 0), month = {MONTH},
-         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + h.captured
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END
+               + h.captured
   FROM h WHERE billing_keyspend.key_id = h.api_key_id
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, shortfall, created_at)
   SELECT acc.id, CASE WHEN h.captured > 0 THEN 'charge' ELSE 'release' END, -h.captured, -h.amount,
          acc.balance, acc.held,
-         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key, h.id, %(reason)s, 0, now()
+         CASE WHEN h.captured > 0 THEN 'settle:' ELSE 'release:' END || h.idempotency_key,
+         h.id, %(reason)s, 0, now()
   FROM acc, h
   UNION ALL
   SELECT acc.id, 'loss', 0, 0, acc.balance, acc.held, 'loss:' || h.idempotency_key, h.id, %(reason)s,
          %(actual)s - h.captured, now()
   FROM acc, h WHERE %(actual)s > h.captured
 ), usage AS (
-  INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens, cached_tokens,
-                            completion_tokens, reasoning_tokens, images, video_seconds, cost_usd, latency_ms,
-                            ttft_ms, status, error_code, stream, created_at)
+  INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens,
+                            cached_tokens, completion_tokens, reasoning_tokens, images, video_seconds,
+                            cost_usd, latency_ms, ttft_ms, status, error_code, stream, created_at)
   SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(endpoint)s, %(model)s, %(route)s, %(prompt_tokens)s,
-         %(cached_tokens)s, %(completion_tokens)s, %(reasoning_tokens)s, %(images)s, %(video_seconds)s, h.captured,
-         %(latency_ms)s, %(ttft_ms)s, %(status)s, %(error_code)s, %(stream)s, %(created_at)s
+         %(cached_tokens)s, %(completion_tokens)s, %(reasoning_tokens)s, %(images)s, %(video_seconds)s,
+         h.captured, %(latency_ms)s, %(ttft_ms)s, %(status)s, %(error_code)s, %(stream)s, %(created_at)s
   FROM h
 )
 SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SELECT balance - held FROM a))
@@ -185,7 +197,7 @@ WHERE h.id = %(hold)s AND h.status <> 'open'
 """
 
 
-def hold_params(request: HoldRequest) -> dict:
+def hold_params(request: HoldRequest) -> Params:
     return {
         "account": request.account_id,
         "amount": request.amount,
@@ -197,30 +209,36 @@ def hold_params(request: HoldRequest) -> dict:
     }
 
 
-def settle_params(*, hold_id: int, actual, reason: str) -> dict:
+def settle_params(*, hold_id: int, actual: Amount, reason: str) -> Params:
     return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500]}
 
 
-def hold_statements(params: dict) -> list[str]:
+def hold_statements(params: Params) -> list[str]:
     """The statements that take this hold, in order; the last one answers."""
     if params.get("cap") is None:
         return [HOLD_SQL]
     return [KEY_SPEND_ROW_SQL, HOLD_CAPPED_SQL]
 
 
-def hold_outcome(row, params: dict, available: Decimal | None) -> int | Refused:
+def hold_outcome(row: Row | None, params: Params, available: Decimal | None) -> int | Refused:
     """The hold's id from the answering statement's row, or why it was refused."""
     if row is not None and row[0] is not None:
-        return row[0]
+        hold_id: int = row[0]
+        return hold_id
     if row is not None and len(row) > 1 and row[1] is not None:
         return Refused(row[1], row[2])
     return Refused("balance", available if available is not None else ZERO)
 
 
-def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
+def settle_outcome(row: Row | None, actual: Decimal, closed_row: Row | None) -> Closed | AlreadyClosed:
     """From SETTLE_SQL's (captured, available) row, and CLOSED_HOLD_SQL's when it closed nothing."""
     if row is not None and row[0] is not None:
         return Closed(row[0], actual - row[0], row[1])
+    return already_closed(closed_row)
+
+
+def already_closed(closed_row: Row | None) -> AlreadyClosed:
+    """From CLOSED_HOLD_SQL's (captured, available) row; no row reads as nothing captured."""
     captured, available = closed_row or (ZERO, None)
     return AlreadyClosed(captured, available)
 
@@ -228,7 +246,7 @@ def settle_outcome(row, actual: Decimal, closed_row) -> Closed | AlreadyClosed:
 # --- the adapter for sync callers (Django's connection) ------------------------------------
 
 
-def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
+def hold(cursor: CursorWrapper, request: HoldRequest) -> HoldRef | Refused:
     params = hold_params(request)
     for sql in hold_statements(params):
         cursor.execute(sql, params)
@@ -241,7 +259,7 @@ def hold(cursor, request: HoldRequest) -> HoldRef | Refused:
     return outcome if isinstance(outcome, Refused) else HoldRef(outcome, request.account_id, request.amount)
 
 
-def existing_hold(cursor, key: str) -> HoldRef | None:
+def existing_hold(cursor: CursorWrapper, key: str) -> HoldRef | None:
     cursor.execute(
         "SELECT id, account_id, amount FROM billing_hold WHERE idempotency_key = %(key)s", {"key": key}
     )
@@ -249,7 +267,7 @@ def existing_hold(cursor, key: str) -> HoldRef | None:
     return HoldRef(*row) if row else None
 
 
-def close(cursor, hold_id: int, actual, reason: str = "") -> Closed | AlreadyClosed:
+def close(cursor: CursorWrapper, hold_id: int, actual: Amount, reason: str = "") -> Closed | AlreadyClosed:
     params = settle_params(hold_id=hold_id, actual=actual, reason=reason)
     cursor.execute(SETTLE_SQL, params)
     row = cursor.fetchone()
@@ -270,7 +288,8 @@ def close(cursor, hold_id: int, actual, reason: str = "") -> Closed | AlreadyClo
 HOLD_MANY_SQL = """
 WITH req AS (
   SELECT * FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(keys)s::text[], %(purposes)s::text[],
-                       %(request_ids)s::text[]) WITH ORDINALITY AS r(account, amount, key, purpose, request_id, ord)
+                       %(request_ids)s::text[]) WITH ORDINALITY
+                       AS r(account, amount, key, purpose, request_id, ord)
 ), locked AS (
   SELECT id, balance, held FROM billing_account WHERE id = ANY(%(accounts)s::bigint[]) ORDER BY id FOR UPDATE
 ), run AS (
@@ -284,14 +303,16 @@ WITH req AS (
   FROM (SELECT account, SUM(amount) AS total FROM ok GROUP BY account) s
   WHERE billing_account.id = s.account AND billing_account.id = ANY(%(accounts)s::bigint[])
 ), h AS (
-  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose, request_id,
-                            created_at)
-  SELECT account, amount, 'open', 0, key, NULL::bigint, purpose, request_id, now() FROM ok ORDER BY account, ord
+  INSERT INTO billing_hold (account_id, amount, status, captured, idempotency_key, api_key_id, purpose,
+                            request_id, created_at)
+  SELECT account, amount, 'open', 0, key, NULL::bigint, purpose, request_id, now()
+  FROM ok ORDER BY account, ord
   RETURNING id, idempotency_key
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, created_at)
-  SELECT ok.account, 'hold', 0, ok.amount, ok.balance, ok.held_after, 'hold:' || ok.key, h.id, ok.purpose, now()
+  SELECT ok.account, 'hold', 0, ok.amount, ok.balance, ok.held_after, 'hold:' || ok.key, h.id,
+         ok.purpose, now()
   FROM ok JOIN h ON h.idempotency_key = ok.key ORDER BY ok.account, ok.ord
 )
 SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key
@@ -315,31 +336,35 @@ WITH req AS (
             billing_hold.idempotency_key, billing_hold.api_key_id, req.ord, req.reason
 ), ks AS (
   UPDATE billing_keyspend SET held = GREATEST(billing_keyspend.held - s.amount, 0), month = {MONTH},
-         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END + s.captured
+         spent = CASE WHEN billing_keyspend.month = {MONTH} THEN billing_keyspend.spent ELSE 0 END
+               + s.captured
   FROM (SELECT api_key_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h
         WHERE api_key_id IS NOT NULL GROUP BY api_key_id) s
   WHERE billing_keyspend.key_id = s.api_key_id
 ), acc AS (
-  UPDATE billing_account SET balance = billing_account.balance - s.captured, held = billing_account.held - s.amount,
+  UPDATE billing_account SET balance = billing_account.balance - s.captured,
+                             held = billing_account.held - s.amount,
                              updated_at = now()
   FROM (SELECT account_id, SUM(captured) AS captured, SUM(amount) AS amount FROM h GROUP BY account_id) s
   WHERE billing_account.id = s.account_id AND billing_account.id IN (SELECT id FROM locked)
 ), run AS (
-  SELECT h.*, locked.balance - SUM(h.captured) OVER w AS balance_after, locked.held - SUM(h.amount) OVER w AS held_after
+  SELECT h.*, locked.balance - SUM(h.captured) OVER w AS balance_after,
+         locked.held - SUM(h.amount) OVER w AS held_after
   FROM h JOIN locked ON locked.id = h.account_id
   WINDOW w AS (PARTITION BY h.account_id ORDER BY h.ord)
 ), e AS (
   INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after, held_after,
                                    idempotency_key, hold_id, reason, created_at)
-  SELECT account_id, CASE WHEN captured > 0 THEN 'charge' ELSE 'release' END, -captured, -amount, balance_after,
-         held_after, CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
+  SELECT account_id, CASE WHEN captured > 0 THEN 'charge' ELSE 'release' END, -captured, -amount,
+         balance_after, held_after,
+         CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
   FROM run ORDER BY account_id, ord
 )
 SELECT ord, captured, balance_after - held_after FROM run
 """
 
 
-def hold_many_params(items: list[dict]) -> dict:
+def hold_many_params(items: list[Params]) -> Params:
     return {
         "accounts": [p["account"] for p in items],
         "amounts": [p["amount"] for p in items],
@@ -349,7 +374,7 @@ def hold_many_params(items: list[dict]) -> dict:
     }
 
 
-def settle_many_params(items: list[dict]) -> dict:
+def settle_many_params(items: list[Params]) -> Params:
     return {
         "holds": [p["hold"] for p in items],
         "actuals": [p["actual"] for p in items],

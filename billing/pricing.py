@@ -4,14 +4,15 @@ at the end, rounding half up (billing.money.usd).
 Chat: (prompt - cached - cache writes) × input + cached × cached_input (input if none) + cache
 writes × input × 1.25 (5-minute TTL) or × 2 (1-hour TTL, Anthropic's published multipliers)
 + completion × output, per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's
-convention) and are billed at the output price. Images: per delivered image. Video: headline × duration/default ×
-multipliers (audio, mode, resolution) from the catalog's video options, computed as exact
-fractions and rounded once.
+convention) and are billed at the output price. Images: per delivered image. Video: headline ×
+duration/default × multipliers (audio, mode, resolution) from the catalog's video options,
+computed as exact fractions and rounded once.
 """
 
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from .money import CENT_MILLIONTH, ZERO, usd
 
@@ -84,7 +85,7 @@ class VideoConfig:
     mode: str | None
 
 
-def exact_factor(value) -> Fraction:
+def exact_factor(value: str | int | float | Decimal) -> Fraction:
     """A catalog multiplier as an exact number: a decimal string ("0.75") or a ratio ("28/9")."""
     return Fraction(str(value)) if isinstance(value, str) and "/" in value else Fraction(Decimal(str(value)))
 
@@ -95,7 +96,7 @@ def _usd_of(exact: Fraction) -> Decimal:
     return (Decimal(units + (1 if 2 * rest >= exact.denominator else 0)) / 10**8).quantize(CENT_MILLIONTH)
 
 
-def video_cost(per_video: Decimal, options: dict, config: VideoConfig) -> Decimal:
+def video_cost(per_video: Decimal, options: dict[str, Any], config: VideoConfig) -> Decimal:
     """Scale the headline price (the default configuration) to the requested configuration, exactly:
     multipliers are ratios of the vendor's published prices ("28/9" for Kling 2.1 Master = $1.26 /
     $0.405), so a tier's price is the docs' price to the cent, not a rounded multiplier's."""

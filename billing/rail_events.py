@@ -8,6 +8,7 @@ money move a handler makes is keyed in the ledger, so running it twice is safe.
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -18,7 +19,13 @@ log = logging.getLogger("gpuniq.payments")
 
 
 def receive(
-    *, rail: str, event_id: str, type_: str, object_id: str, payload: dict, handle: Callable[[], str]
+    *,
+    rail: str,
+    event_id: str,
+    type_: str,
+    object_id: str,
+    payload: dict[str, Any],
+    handle: Callable[[], str],
 ) -> str:
     """Returns "processed", "ignored" or "duplicate"; raises when handling failed (the vendor retries)."""
     row, created = _record(rail, event_id, type_, object_id, payload)
@@ -36,7 +43,9 @@ def receive(
     return status
 
 
-def _record(rail: str, event_id: str, type_: str, object_id: str, payload: dict) -> tuple[PaymentEvent, bool]:
+def _record(
+    rail: str, event_id: str, type_: str, object_id: str, payload: dict[str, Any]
+) -> tuple[PaymentEvent, bool]:
     try:
         with transaction.atomic():
             return PaymentEvent.objects.create(

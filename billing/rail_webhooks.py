@@ -8,9 +8,11 @@ handling failed (the vendor retries later); 200 otherwise, duplicates and ignore
 import ipaddress
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -34,7 +36,7 @@ def _refuse(status: int, message: str, code: str | None = None) -> JsonResponse:
     return JsonResponse({"received": False, "error": message, "code": code or CODES[status]}, status=status)
 
 
-def _json(body: bytes) -> dict | None:
+def _json(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -42,13 +44,13 @@ def _json(body: bytes) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _peer(request) -> str:
+def _peer(request: HttpRequest) -> str:
     """The sender's address: the socket peer, or the entry YOOKASSA_FORWARDED_HOPS proxies back."""
     hops = settings.YOOKASSA_FORWARDED_HOPS
     forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
     if hops > 0 and len(forwarded) >= hops:
         return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
+    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def yookassa_sender_trusted(address: str) -> bool:
@@ -65,7 +67,7 @@ def yookassa_sender_trusted(address: str) -> bool:
     return False
 
 
-def _outcome(receive) -> JsonResponse:
+def _outcome(receive: Callable[[], str]) -> JsonResponse:
     try:
         return JsonResponse({"received": True, "status": receive()})
     except Exception:
@@ -75,7 +77,7 @@ def _outcome(receive) -> JsonResponse:
 
 @csrf_exempt  # authenticated by the sender's network and by re-reading the object from YooKassa's API
 @require_POST
-def yookassa_webhook(request):
+def yookassa_webhook(request: HttpRequest) -> JsonResponse:
     if not yookassa_rail.configured():
         return _refuse(503, "YooKassa is not configured")
     if not yookassa_sender_trusted(_peer(request)):
@@ -119,7 +121,7 @@ def yookassa_webhook(request):
 
 @csrf_exempt  # authenticated by the BTCPay-Sig HMAC instead of a session
 @require_POST
-def btcpay_webhook(request):
+def btcpay_webhook(request: HttpRequest) -> JsonResponse:
     if not btcpay_client.configured():
         return _refuse(503, "BTCPay is not configured")
     if not btcpay_client.signature_ok(request.body, request.headers.get("BTCPay-Sig")):

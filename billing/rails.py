@@ -4,10 +4,14 @@ start a top-up, and re-read one when the buyer comes back from the rail's page."
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from . import btcpay_client, btcpay_rail, stripe_topups, yookassa_rail
+from . import btcpay_client, btcpay_rail, stripe_client, stripe_topups, yookassa_rail
 from .models import TopUp
 from .stripe_topups import PaymentProviderError
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger("gpuniq.payments")
 
@@ -39,14 +43,14 @@ RAILS = {
 def configured_rails() -> list[Rail]:
     """Exactly the rails whose settings are complete, in a fixed order."""
     on = {
-        TopUp.STRIPE: stripe_topups.payments_configured(),
+        TopUp.STRIPE: stripe_client.payments_configured(),
         TopUp.YOOKASSA: yookassa_rail.configured(),
         TopUp.BTCPAY: btcpay_client.configured(),
     }
     return [rail for name, rail in RAILS.items() if on[name]]
 
 
-def start(rail: str, *, user, amount: Decimal) -> tuple[TopUp, str]:
+def start(rail: str, *, user: "User", amount: Decimal) -> tuple[TopUp, str]:
     """Open a payment on `rail`; returns the pending top-up and the page to send the buyer to."""
     if rail == TopUp.YOOKASSA:
         return yookassa_rail.start_payment(user=user, amount=amount)

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import stripe
 
-from . import btcpay_client, stripe_topups, topup_ops, yookassa_rail
+from . import btcpay_client, stripe_client, topup_ops, yookassa_rail
 from .models import LedgerEntry, TopUp
 from .money import ZERO
 from .stripe_topups import PaymentProviderError
@@ -46,7 +46,7 @@ def refund_remaining(topup: TopUp) -> Decimal:
 def _stripe(topup: TopUp, usd: Decimal, key: str) -> None:
     try:
         refund = (
-            stripe_topups.client()
+            stripe_client.client()
             .v1.refunds.create(
                 params={"payment_intent": topup.payment_intent, "amount": int(usd * 100)},
                 options={"idempotency_key": key},
@@ -68,6 +68,8 @@ def _stripe(topup: TopUp, usd: Decimal, key: str) -> None:
 
 
 def _yookassa(topup: TopUp, usd: Decimal, key: str) -> None:
+    if topup.rate is None or topup.pay_amount is None:  # set on every YooKassa top-up at its start
+        raise PaymentProviderError(f"top-up {topup.session_id} has no RUB price to refund against")
     rub = topup.pay_amount if topup.refunded == ZERO else yookassa_rail.quote(usd, topup.rate)
     refund = yookassa_rail.create_refund(payment_id=topup.session_id, rub=rub, idempotency_key=key)
     yookassa_rail.apply_refund(refund)  # the refund.succeeded notification finds it done

@@ -1,12 +1,16 @@
 """The sign-up credit: SIGNUP_CREDIT_USD (default 0) added to every new account, once."""
 
+from typing import Any
+
 from django.conf import settings
+
+from accounts.models import User
 
 from . import ledger
 from .models import LedgerEntry
 
 
-def credit_new_user(sender, *, user, **kwargs) -> LedgerEntry | None:
+def credit_new_user(sender: object, *, user: User, **kwargs: Any) -> LedgerEntry | None:
     """Credit a new user's account through the ledger; the key per user makes it happen at most once."""
     amount = settings.SIGNUP_CREDIT_USD
     if amount <= 0:

@@ -16,6 +16,7 @@ step above is idempotent, so that is safe.
 
 import logging
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -23,25 +24,26 @@ from django.utils import timezone
 
 from . import topup_ops
 from .models import LedgerEntry, StripeEvent, TopUp
-from .topup_ops import UnusableEvent
+from .stripe_client import list_refunds
+from .topup_ops import TOPUP_PURPOSE, UnusableEvent
 
 log = logging.getLogger("gpuniq.stripe")
 CENTS = Decimal(100)
 __all__ = ["receive", "apply_session", "UnusableEvent"]
 
 
-def _cents(value) -> Decimal:
+def _cents(value: int | str | None) -> Decimal:
     return Decimal(int(value or 0)) / CENTS
 
 
-def _id_of(value) -> str:
+def _id_of(value: str | dict[str, Any] | None) -> str:
     """An id field that may arrive expanded into an object."""
     if isinstance(value, dict):
-        return value.get("id") or ""
+        return str(value.get("id") or "")
     return value or ""
 
 
-def receive(event: dict) -> str:
+def receive(event: dict[str, Any]) -> str:
     """Record a verified event under its id, then apply it once. Returns what happened:
     "processed", "ignored" or "duplicate". Raises when handling failed (Stripe will retry)."""
     row, created = _record(event)
@@ -57,7 +59,7 @@ def receive(event: dict) -> str:
     return status
 
 
-def _record(event: dict) -> tuple[StripeEvent, bool]:
+def _record(event: dict[str, Any]) -> tuple[StripeEvent, bool]:
     obj = (event.get("data") or {}).get("object") or {}
     try:
         with transaction.atomic():
@@ -72,7 +74,7 @@ def _record(event: dict) -> tuple[StripeEvent, bool]:
         return StripeEvent.objects.get(event_id=event["id"]), False
 
 
-def _dispatch(event: dict) -> str:
+def _dispatch(event: dict[str, Any]) -> str:
     """Apply the event; returns "" when applied, else why it was ignored."""
     kind, obj = event.get("type", ""), (event.get("data") or {}).get("object") or {}
     if kind in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
@@ -89,7 +91,7 @@ def _dispatch(event: dict) -> str:
     return f"unhandled event type {kind}"
 
 
-def _topup_for(session: dict) -> TopUp | None:
+def _topup_for(session: dict[str, Any]) -> TopUp | None:
     """The session's top-up; one we started elsewhere (its row lost) is rebuilt from our metadata."""
     topup = TopUp.objects.filter(session_id=session.get("id", "")).first()
     metadata = session.get("metadata") or {}
@@ -100,8 +102,6 @@ def _topup_for(session: dict) -> TopUp | None:
                 f"session {topup.session_id} names user {owner}, top-up belongs to {topup.user_id}"
             )
         return topup
-    from .stripe_topups import TOPUP_PURPOSE
-
     user_id = metadata.get("gpuniq_user_id")
     if metadata.get("purpose") != TOPUP_PURPOSE or not user_id:
         return None
@@ -118,7 +118,7 @@ def _topup_for(session: dict) -> TopUp | None:
     return topup
 
 
-def apply_session(session: dict) -> TopUp | None:
+def apply_session(session: dict[str, Any]) -> TopUp | None:
     """Credit a paid session's top-up exactly once; an unpaid one (async payment pending) waits.
 
     Returns None when the session is not one of our top-ups.
@@ -147,22 +147,20 @@ def apply_session(session: dict) -> TopUp | None:
     )
 
 
-def mark_closed(session: dict, status: str) -> bool:
+def mark_closed(session: dict[str, Any], status: str) -> bool:
     """A pending top-up whose payment failed or whose session expired; nothing was credited."""
     topup = TopUp.objects.filter(rail=TopUp.STRIPE, session_id=session.get("id", "")).first()
     return topup is not None and topup_ops.close(topup, status)
 
 
-def _refunds_of(charge: dict) -> list[dict]:
+def _refunds_of(charge: dict[str, Any]) -> list[dict[str, Any]]:
     listed = charge.get("refunds") or {}
     if isinstance(listed, dict) and "data" in listed and not listed.get("has_more"):
         return list(listed["data"])
-    from .stripe_topups import list_refunds
-
     return list_refunds(charge["id"])  # newer API versions leave the list off the charge
 
 
-def apply_refunds(charge: dict) -> str:
+def apply_refunds(charge: dict[str, Any]) -> str:
     """Debit each refund of a top-up's charge once (keyed by refund id). Returns "" or why ignored."""
     intent = _id_of(charge.get("payment_intent"))
     topup = TopUp.objects.filter(payment_intent=intent).first() if intent else None
@@ -186,12 +184,12 @@ def apply_refunds(charge: dict) -> str:
     return ""
 
 
-def _topup_by_intent(obj: dict) -> TopUp | None:
+def _topup_by_intent(obj: dict[str, Any]) -> TopUp | None:
     intent = _id_of(obj.get("payment_intent"))
     return TopUp.objects.filter(rail=TopUp.STRIPE, payment_intent=intent).first() if intent else None
 
 
-def apply_refund_update(refund: dict, topup: TopUp | None = None) -> str:
+def apply_refund_update(refund: dict[str, Any], topup: TopUp | None = None) -> str:
     """A refund that failed or was canceled after being reported (pending) gives its money back, once."""
     topup = topup or _topup_by_intent(refund)
     if topup is None:
@@ -214,7 +212,7 @@ def apply_refund_update(refund: dict, topup: TopUp | None = None) -> str:
     return ""
 
 
-def apply_dispute(dispute: dict) -> str:
+def apply_dispute(dispute: dict[str, Any]) -> str:
     """A dispute debits its amount once; a won one gives it back once; an inquiry moves nothing."""
     topup = _topup_by_intent(dispute)
     if topup is None:

@@ -4,10 +4,10 @@ Money never moves here. Whether a paid session arrives in a webhook or is fetche
 page, it goes through stripe_events.apply_session(), which credits at most once per session.
 """
 
-import functools
 import logging
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
@@ -15,42 +15,23 @@ from django.conf import settings
 from . import topup_ops
 from .models import TopUp
 from .money import format_usd
+from .stripe_client import client, payments_configured
+from .stripe_events import apply_session
+from .topup_ops import TOPUP_PURPOSE
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
+
+    from accounts.models import User
 
 log = logging.getLogger("gpuniq.stripe")
-TOPUP_PURPOSE = "gpuniq_topup"
-
-
-class PaymentsNotConfigured(Exception):
-    """STRIPE_SECRET_KEY / STRIPE_WEBHOOK_SECRET are not set."""
 
 
 class PaymentProviderError(Exception):
     """Stripe refused or could not be reached; the message is safe to show."""
 
 
-def payments_configured() -> bool:
-    return bool(settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET)
-
-
-@functools.lru_cache(maxsize=4)
-def _client(secret_key: str, api_base: str, timeout: float) -> stripe.StripeClient:
-    base = {"api": api_base.rstrip("/")} if api_base else None
-    return stripe.StripeClient(
-        secret_key,
-        base_addresses=base,
-        max_network_retries=2,
-        http_client=stripe.RequestsClient(timeout=timeout),
-    )
-
-
-def client() -> stripe.StripeClient:
-    """A client for the configured account; STRIPE_API_BASE (tests, stripe-mock) replaces api.stripe.com."""
-    if not payments_configured():
-        raise PaymentsNotConfigured()
-    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE, settings.STRIPE_TIMEOUT_SECONDS)
-
-
-def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
+def _session_params(*, user: "User", amount: Decimal, ref: uuid.UUID) -> "SessionCreateParams":
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     metadata = {"gpuniq_user_id": str(user.pk), "purpose": TOPUP_PURPOSE}
     return {
@@ -77,7 +58,7 @@ def _session_params(*, user, amount: Decimal, ref: uuid.UUID) -> dict:
     }
 
 
-def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
+def start_checkout(*, user: "User", amount: Decimal) -> tuple[TopUp, str]:
     """Open a Checkout Session for `amount` USD and record it as a pending top-up.
 
     Returns the top-up and the hosted payment page to send the buyer to. Nothing is credited
@@ -93,6 +74,8 @@ def start_checkout(*, user, amount: Decimal) -> tuple[TopUp, str]:
         raise PaymentProviderError(
             "The payment provider is unavailable right now; please try again."
         ) from exc
+    if session.url is None:  # a hosted Checkout Session always has its page
+        raise PaymentProviderError("The payment provider sent no payment page; please try again.")
     topup = TopUp.objects.create(
         user=user, rail=TopUp.STRIPE, session_id=session.id, ref=ref, amount=amount, pay_amount=amount
     )
@@ -117,19 +100,15 @@ def cancel_checkout(*, topup: TopUp) -> TopUp:
 
 
 def _apply_fetched(session_id: str) -> None:
-    from .stripe_events import apply_session
-
     try:
         apply_session(client().v1.checkout.sessions.retrieve(session_id).to_dict())
     except stripe.StripeError as exc:
         log.warning("retrieving checkout session %s failed: %s", session_id, exc)
 
 
-def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
+def refresh_from_stripe(*, user: "User", session_id: str) -> TopUp | None:
     """On the return page: fetch the buyer's own pending session so a slow webhook does not leave
     the balance looking unpaid. Credits through the same once-only path as the webhook."""
-    from .stripe_events import apply_session
-
     topup = TopUp.objects.filter(user=user, rail=TopUp.STRIPE, session_id=session_id).first()
     if topup is None or topup.status != TopUp.PENDING or not payments_configured():
         return topup
@@ -139,9 +118,3 @@ def refresh_from_stripe(*, user, session_id: str) -> TopUp | None:
         log.warning("retrieving checkout session %s failed: %s", session_id, exc)
         return topup
     return apply_session(session.to_dict()) or topup
-
-
-def list_refunds(charge_id: str) -> list[dict]:
-    """Every refund of a charge (for charge.refunded events whose charge omits its refund list)."""
-    refunds = client().v1.refunds.list(params={"charge": charge_id, "limit": 100})
-    return [refund.to_dict() for refund in refunds.auto_paging_iter()]

@@ -13,9 +13,12 @@ from django.utils import timezone
 
 from . import ledger
 from .models import LedgerEntry, TopUp
-from .money import ZERO, usd
+from .money import ZERO, Amount, usd
 
 log = logging.getLogger("gpuniq.payments")
+# The `purpose` in the metadata of every payment we create, on every rail: an event for a payment
+# whose row we lost is rebuilt only when it carries this mark.
+TOPUP_PURPOSE = "gpuniq_topup"
 
 
 class UnusableEvent(Exception):
@@ -31,7 +34,7 @@ def _account_id(topup: TopUp) -> int:
     return ledger.account_for_user(topup.user_id).pk
 
 
-def credit(topup: TopUp, *, amount, key: str, reason: str) -> TopUp:
+def credit(topup: TopUp, *, amount: Amount, key: str, reason: str) -> TopUp:
     """Credit `amount` USD once under `key` and mark the top-up paid. A zero or negative amount
     never becomes a top-up entry: it raises UnusableEvent instead."""
     amount = usd(amount)
@@ -68,7 +71,7 @@ def ledger_total(topup: TopUp, key: str, *, exact: bool = False) -> Decimal:
     return entries.aggregate(total=Sum("amount"))["total"] or ZERO
 
 
-def debit(topup: TopUp, *, amount, kind: str, key: str, reason: str) -> LedgerEntry | None:
+def debit(topup: TopUp, *, amount: Amount, kind: str, key: str, reason: str) -> LedgerEntry | None:
     """Take back `amount` USD once under `key` (a refund or a lost dispute): the full amount, even
     while money is held, so the balance may go below zero (billing.ledger allows that for these kinds)."""
     amount = usd(amount)
@@ -80,7 +83,7 @@ def debit(topup: TopUp, *, amount, kind: str, key: str, reason: str) -> LedgerEn
     )
 
 
-def give_back(topup: TopUp, *, amount, kind: str, debit_key: str, key: str, reason: str) -> None:
+def give_back(topup: TopUp, *, amount: Amount, kind: str, debit_key: str, key: str, reason: str) -> None:
     """Undo a debit (a refund that failed, a dispute that was won) once.
 
     Order-independent: the debit is written first if it never was (its event may arrive later, or
@@ -95,13 +98,14 @@ def give_back(topup: TopUp, *, amount, kind: str, debit_key: str, key: str, reas
         key=debit_key,
         reason=f"{reason} (debit recorded before its reversal)",
     )
+    assert taken is not None  # amount > 0: debit wrote its entry or found it
     # Give back exactly what the debit entry took, whatever its event said.
     ledger.post(
         account_id=_account_id(topup), amount=-taken.amount, kind=kind, idempotency_key=key, reason=reason
     )
 
 
-def refunded_total(topup: TopUp, total) -> None:
+def refunded_total(topup: TopUp, total: Amount) -> None:
     """The row shows the highest refunded total the rail has reported; the ledger holds the money."""
     total = usd(total)
     TopUp.objects.filter(Q(refunded__lt=total), pk=topup.pk).update(refunded=total)

@@ -1,16 +1,19 @@
 """Usage page: daily spend and tokens by model (SVG), recent requests with filters, CSV export."""
 
 import csv
+from collections.abc import AsyncIterator
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.paginator import Paginator
-from django.db.models import F
-from django.http import StreamingHttpResponse
+from django.db.models import F, QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.keys import DASHBOARD_KEY_NAME
-from accounts.web import member_page, user_zone, wants_fragment
+from accounts.web import MemberRequest, member_page, user_zone, wants_fragment
 from gpuniq_site.db import run_db
 
 from . import charts, usage_stats
@@ -39,17 +42,17 @@ CSV_COLUMNS = [
 ]
 
 
-def _filter_form(request) -> UsageFilterForm:
+def _filter_form(request: MemberRequest) -> UsageFilterForm:
     keys = request.user.api_keys.order_by(F("revoked_at").asc(nulls_first=True), "-created_at")
     return UsageFilterForm(request.GET, models=usage_stats.models_used(request.user.pk), keys=keys)
 
 
-def _charts_context(request) -> dict:
+def _charts_context(request: MemberRequest) -> dict[str, Any]:
     zone, days = user_zone(request.user), chart_range(request.GET.get("range"))
     win = usage_stats.window(days, zone)
     rows = usage_stats.daily_by_model(request.user.pk, win, zone)
     series = charts.series_order(rows, "cost")  # one colour per model on both charts
-    size = {"series": series, "width": 560, "height": 240}
+    size: dict[str, Any] = {"series": series, "width": 560, "height": 240}
     filters = request.GET.copy()
     for name in ("range", "page"):
         filters.pop(name, None)
@@ -64,7 +67,7 @@ def _charts_context(request) -> dict:
     }
 
 
-def _table_context(request) -> dict:
+def _table_context(request: MemberRequest) -> dict[str, Any]:
     form = _filter_form(request)
     rows = usage_stats.requests_for(request.user.pk, zone=user_zone(request.user), **form.filters())
     page = Paginator(rows, PAGE_ROWS).get_page(request.GET.get("page"))
@@ -80,7 +83,7 @@ def _table_context(request) -> dict:
 
 @member_page
 @require_GET
-def usage(request):
+def usage(request: MemberRequest) -> HttpResponse:
     if wants_fragment(request) and request.htmx.target == "usage-charts":
         return render(request, "billing/_usage_charts.html", _charts_context(request))
     if wants_fragment(request) and request.htmx.target == "usage-table":
@@ -89,14 +92,14 @@ def usage(request):
 
 
 class _Echo:
-    def write(self, value):
+    def write(self, value: str) -> str:
         return value
 
 
 _CSV = csv.writer(_Echo())
 
 
-def _csv_chunk(rows, before_id: int | None, zone) -> tuple[str, int | None]:
+def _csv_chunk(rows: QuerySet[Any], before_id: int | None, zone: ZoneInfo) -> tuple[str, int | None]:
     """The next CSV_CHUNK rows below `before_id` (keyset pagination on id, newest first)."""
     batch = list((rows.filter(id__lt=before_id) if before_id else rows).order_by("-id")[:CSV_CHUNK])
     lines = [
@@ -126,7 +129,7 @@ def _csv_chunk(rows, before_id: int | None, zone) -> tuple[str, int | None]:
     return "".join(lines), batch[-1].pk if batch else None
 
 
-async def _csv_stream(rows, zone):
+async def _csv_stream(rows: QuerySet[Any], zone: ZoneInfo) -> AsyncIterator[str]:
     """An async iterator, so the ASGI server streams it chunk by chunk (a sync one is buffered whole)."""
     yield _CSV.writerow(CSV_COLUMNS)
     before = None
@@ -139,7 +142,7 @@ async def _csv_stream(rows, zone):
 
 @member_page
 @require_GET
-def usage_csv(request):
+def usage_csv(request: MemberRequest) -> StreamingHttpResponse:
     """Every row matching the filters, streamed (the whole history never sits in memory)."""
     zone = user_zone(request.user)
     rows = usage_stats.requests_for(request.user.pk, zone=zone, **_filter_form(request).filters())

@@ -1,19 +1,20 @@
-"""Usage numbers for the dashboard and the operator admin, aggregated in SQL.
+"""Usage numbers for the dashboard, aggregated in SQL.
 
 Days are the user's calendar days (`User.time_zone`): the database truncates timestamps in that
 zone, so a request at 23:30 in Tokyo counts for Tokyo's date, not UTC's.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Avg, Count, F, FloatField, Max, Q, QuerySet, Sum
-from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from llm.models import UsageLog
-
+from .models import UsageLog
 from .money import ZERO
 
 RANGES = (7, 30, 90)
@@ -39,7 +40,7 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
+def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[Mapping[str, Any]]:
     """One row per (local day, model): cost, tokens (prompt + completion) and requests."""
     return list(
         UsageLog.objects.filter(user_id=user_id, created_at__gte=win.start)
@@ -54,7 +55,7 @@ def daily_by_model(user_id: int, win: Window, zone: ZoneInfo) -> list[dict]:
     )
 
 
-def summary(user_id: int, since: datetime) -> dict:
+def summary(user_id: int, since: datetime) -> dict[str, Any]:
     """Totals since a moment: spend, tokens, requests and failed requests."""
     totals = UsageLog.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
         cost=Coalesce(Sum("cost_usd"), ZERO),
@@ -76,7 +77,7 @@ def requests_for(
     status: str = "",
     date_from: date | None = None,
     date_to: date | None = None,
-) -> QuerySet:
+) -> "QuerySet[UsageLog]":
     """The user's usage rows, newest first, narrowed by the table's filters (dates are local, inclusive)."""
     rows = UsageLog.objects.filter(user_id=user_id).select_related("api_key").order_by("-created_at", "-id")
     if model:
@@ -95,24 +96,4 @@ def requests_for(
 def models_used(user_id: int) -> list[str]:
     return list(
         UsageLog.objects.filter(user_id=user_id).order_by("model").values_list("model", flat=True).distinct()
-    )
-
-
-def route_health(since: datetime) -> list[dict]:
-    """Per upstream route since a moment: requests, error rate and latency (operator view)."""
-    total = Count("id")
-    errors = Count("id", filter=Q(status="error"))
-    return list(
-        UsageLog.objects.filter(created_at__gte=since)
-        .values("route")
-        .annotate(
-            requests=total,
-            errors=errors,
-            error_rate=Cast(errors, FloatField()) / Cast(total, FloatField()),
-            avg_latency_ms=Avg("latency_ms"),
-            max_latency_ms=Max("latency_ms"),
-            avg_ttft_ms=Avg("ttft_ms"),
-            last_seen=Max("created_at"),
-        )
-        .order_by("-error_rate", "-requests", "route")
     )

@@ -1,15 +1,18 @@
 """Native billing endpoints."""
 
+from typing import Any
+
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
-from accounts.guard import key_required
+from accounts.guard import KeyRequest, key_required
 from gpuniq_site.db import run_db
 from gpuniq_site.responses import native_ok
 
 from .models import Account
 
 
-def _balance(account_id: int) -> dict:
+def _balance(account_id: int) -> dict[str, Any]:
     account = Account.objects.get(pk=account_id)
     # balance_usd is what can be spent now; held_usd is reserved by requests and jobs in flight.
     return {
@@ -22,6 +25,6 @@ def _balance(account_id: int) -> dict:
 
 @require_GET
 @key_required
-async def balance(request):
+async def balance(request: KeyRequest) -> HttpResponse:
     data = await run_db(_balance, request.principal.account_id)
     return native_ok(request, data)

@@ -11,7 +11,7 @@ import time
 
 import stripe
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -37,7 +37,7 @@ def _from_the_future(header: str) -> bool:
 
 @csrf_exempt  # authenticated by the Stripe-Signature HMAC instead of a session
 @require_POST
-def stripe_webhook(request):
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         return _refuse(503, "payments are not configured", "service_unavailable")

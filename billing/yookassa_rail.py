@@ -15,7 +15,9 @@ YOOKASSA_API_BASE) and only the fetched object moves money:
 
 import logging
 import uuid
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from yookassa import Configuration, Payment, Refund
@@ -24,7 +26,11 @@ from yookassa.domain.exceptions import NotFoundError
 from . import topup_ops
 from .models import LedgerEntry, TopUp
 from .money import ZERO, usd
-from .stripe_topups import TOPUP_PURPOSE, PaymentProviderError
+from .stripe_topups import PaymentProviderError
+from .topup_ops import TOPUP_PURPOSE
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger("gpuniq.yookassa")
 KOPECK = Decimal("0.01")
@@ -52,7 +58,7 @@ def quote(amount_usd: Decimal, rate: Decimal) -> Decimal:
     return (amount_usd * rate).quantize(KOPECK, rounding=ROUND_HALF_UP)
 
 
-def _sdk(call, *args, **kwargs):
+def _sdk(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Every SDK call goes through here. The SDK keeps its configuration in class attributes, so it is
     set from settings (the same values every time) right before each call."""
     Configuration.configure(
@@ -72,10 +78,12 @@ def _sdk(call, *args, **kwargs):
         ) from exc
 
 
-def start_payment(*, user, amount: Decimal) -> tuple[TopUp, str]:
+def start_payment(*, user: "User", amount: Decimal) -> tuple[TopUp, str]:
     """Create a RUB payment for `amount` USD at today's rate and record it as a pending top-up.
     Returns the top-up and YooKassa's confirmation page. Nothing is credited here."""
     rate, ref = usd_rate(), uuid.uuid4()
+    if rate is None:
+        raise PaymentProviderError("YooKassa has no RUB rate configured.")
     rub = quote(amount, rate)
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     params = {
@@ -105,7 +113,7 @@ def start_payment(*, user, amount: Decimal) -> tuple[TopUp, str]:
     return topup, payment["confirmation"]["confirmation_url"]
 
 
-def create_refund(*, payment_id: str, rub: Decimal, idempotency_key: str) -> dict:
+def create_refund(*, payment_id: str, rub: Decimal, idempotency_key: str) -> dict[str, Any]:
     """POST /v3/refunds for `rub` of a payment; the same key is the same refund at YooKassa."""
     return _sdk(
         Refund.create,
@@ -114,15 +122,15 @@ def create_refund(*, payment_id: str, rub: Decimal, idempotency_key: str) -> dic
     )
 
 
-def fetch_payment(payment_id: str) -> dict:
+def fetch_payment(payment_id: str) -> dict[str, Any]:
     return _sdk(Payment.find_one, payment_id)
 
 
-def fetch_refund(refund_id: str) -> dict:
+def fetch_refund(refund_id: str) -> dict[str, Any]:
     return _sdk(Refund.find_one, refund_id)
 
 
-def _rub(money: dict | None) -> Decimal:
+def _rub(money: dict[str, Any] | None) -> Decimal:
     try:
         return Decimal(str((money or {}).get("value", "0")))
     except InvalidOperation:
@@ -133,10 +141,12 @@ def _usd_for(topup: TopUp, rub: Decimal) -> Decimal:
     """RUB → USD at the top-up's stored rate; the quoted RUB is exactly the USD asked for."""
     if rub == topup.pay_amount:
         return topup.amount
+    if topup.rate is None:  # set on every YooKassa top-up at its start
+        raise topup_ops.UnusableEvent(f"top-up {topup.session_id} has no RUB rate")
     return usd(rub / topup.rate)
 
 
-def apply_payment(payment: dict) -> str:
+def apply_payment(payment: dict[str, Any]) -> str:
     """Apply a payment as fetched from YooKassa. Returns "" when it moved the top-up, else why not."""
     topup = TopUp.objects.filter(rail=TopUp.YOOKASSA, session_id=payment.get("id", "")).first()
     if topup is None:
@@ -162,7 +172,7 @@ def apply_payment(payment: dict) -> str:
     return ""
 
 
-def apply_refund(refund: dict) -> str:
+def apply_refund(refund: dict[str, Any]) -> str:
     """Debit a succeeded refund (fetched from YooKassa) once; pending or canceled ones move nothing."""
     topup = TopUp.objects.filter(rail=TopUp.YOOKASSA, session_id=refund.get("payment_id", "")).first()
     if topup is None:

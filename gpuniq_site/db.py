@@ -5,15 +5,25 @@ hands its connection back afterwards (to psycopg's pool on PostgreSQL, or keeps 
 persistent one), so no thread sits on a connection between requests.
 """
 
+import asyncio
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
 from .loops import on_loop_close
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 log = logging.getLogger("gpuniq.db")
 _executor: ThreadPoolExecutor | None = None
@@ -52,18 +62,20 @@ def size_for_worker(concurrency: int) -> int:
     with DB_POOL_MAX = -c, jobs used to wait 30 s and fail ("couldn't get a connection").
     GPUNIQ_WORKER_DB_POOL overrides the figure. Each job's event loop gets an async pool of 2."""
     from django.db import connections
+    from django.db.backends.postgresql.base import DatabaseWrapper
 
     size = settings.GPUNIQ_WORKER_DB_POOL or 2 * concurrency + 2
     sizes.executor_threads, sizes.async_pool_max = max(concurrency, 1), 2
-    options = connections["default"].settings_dict.get("OPTIONS", {})
-    if isinstance(options.get("pool"), dict):
-        connections["default"].close_pool()  # none is open yet; a pool made earlier would keep its size
+    wrapper = connections["default"]
+    options = wrapper.settings_dict.get("OPTIONS", {})
+    if isinstance(options.get("pool"), dict) and isinstance(wrapper, DatabaseWrapper):
+        wrapper.close_pool()  # none is open yet; a pool made earlier would keep its size
         options["pool"] = {**options["pool"], "max_size": size}
     log.info("worker database pool: %d connections for %d threads", size, concurrency)
     return size
 
 
-def _call(fn, args, kwargs):
+def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
     try:
         return fn(*args, **kwargs)
     finally:
@@ -73,7 +85,7 @@ def _call(fn, args, kwargs):
             connection.close_if_unusable_or_obsolete()
 
 
-async def run_db(fn, *args, **kwargs):
+async def run_db(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a sync function that uses the ORM, off the event loop."""
     return await sync_to_async(_call, thread_sensitive=False, executor=executor())(fn, args, kwargs)
 
@@ -82,7 +94,9 @@ async def run_db(fn, *args, **kwargs):
 # The hot path's money statements run on a psycopg async pool (one per process and event loop):
 # no thread hop, no ORM. Everything else keeps using the ORM through run_db.
 
-_async_pools: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop -> pool
+_async_pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def uses_postgres() -> bool:
@@ -104,10 +118,8 @@ def _conninfo() -> str:
     )
 
 
-async def pg_pool():
+async def pg_pool() -> "AsyncConnectionPool[Any]":
     """The async pool of the running event loop (each loop has its own; see gpuniq_site.loops)."""
-    import asyncio
-
     from psycopg_pool import AsyncConnectionPool
 
     loop = asyncio.get_running_loop()
@@ -124,14 +136,12 @@ async def pg_pool():
 
 @on_loop_close
 async def close_pg_pool() -> None:
-    import asyncio
-
     pool = _async_pools.pop(asyncio.get_running_loop(), None)
     if pool is not None:
         await pool.close()
 
 
-async def pg_run(attempt):
+async def pg_run(attempt: "Callable[[AsyncConnection[Any]], Awaitable[T]]") -> T:
     """Run `await attempt(connection)` on the async pool; if the connection turns out to be dead
     (the server restarted, a backend was terminated), once more on a fresh one. Only for
     statements that are safe to repeat."""

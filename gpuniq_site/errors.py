@@ -275,7 +275,7 @@ _SPECS = [
 CATALOG: dict[str, ErrorSpec] = {spec.code: spec for spec in _SPECS}
 
 
-class _Defaulting(dict):
+class _Defaulting(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "?"
 
@@ -288,8 +288,8 @@ class ApiError(Exception):
         code: str,
         message: str | None = None,
         *,
-        meta: dict | None = None,
-        headers: dict | None = None,
+        meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
         **params: Any,
     ):
         spec = CATALOG[code]  # KeyError here is a programming error, caught by tests
@@ -314,8 +314,8 @@ def param_of(error: ApiError) -> str | None:
     return field if isinstance(field, str) else None
 
 
-def error_body(error: ApiError) -> dict:
-    body = {
+def error_body(error: ApiError) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "message": error.message,
         "type": error.spec.type,
         "param": param_of(error),
@@ -327,11 +327,11 @@ def error_body(error: ApiError) -> dict:
     return body
 
 
-def openai_envelope(error: ApiError, request_id: str) -> dict:
+def openai_envelope(error: ApiError, request_id: str) -> dict[str, Any]:
     return {"error": error_body(error), "status_code": error.status, "request_id": request_id}
 
 
-def native_envelope(error: ApiError, request_id: str) -> dict:
+def native_envelope(error: ApiError, request_id: str) -> dict[str, Any]:
     return {
         "success": False,
         "error": error_body(error),
@@ -363,14 +363,14 @@ ANTHROPIC_TYPES = {
 }
 
 
-def anthropic_error(error: ApiError) -> dict:
+def anthropic_error(error: ApiError) -> dict[str, Any]:
     """The `error` object of Anthropic's envelope; `code` is our catalog code (Anthropic's SDKs keep
     unknown keys, so clients can branch on it)."""
     kind = ANTHROPIC_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
     return {"type": kind, "message": error.message, "code": error.code}
 
 
-def anthropic_envelope(error: ApiError, request_id: str) -> dict:
+def anthropic_envelope(error: ApiError, request_id: str) -> dict[str, Any]:
     return {"type": "error", "error": anthropic_error(error), "request_id": request_id}
 
 

@@ -13,13 +13,14 @@ waiting, but the work it submitted is still done and reported to everybody else 
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 # flush(items) returns one outcome per item, in order: a result, or an exception for that item only
-Flush = Callable[[list[Item]], Awaitable[list]]
+Flush = Callable[[list[Item]], Awaitable[list[Result | BaseException]]]
+Orphan = Callable[[Item, Result], None]
 
 
 class Lane(Generic[Item, Result]):
@@ -27,18 +28,21 @@ class Lane(Generic[Item, Result]):
     (e.g. to release a hold nobody will settle)."""
 
     def __init__(
-        self, flush: Flush, max_batch: int = 128, orphan: Callable[[Item, Result], None] | None = None
-    ):
+        self,
+        flush: Flush[Item, Result],
+        max_batch: int = 128,
+        orphan: Orphan[Item, Result] | None = None,
+    ) -> None:
         self.flush = flush
         self.orphan = orphan
         self.max_batch = max_batch
-        self.pending: list[tuple[Item, asyncio.Future]] = []
-        self.draining: asyncio.Task | None = None
+        self.pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self.draining: asyncio.Task[None] | None = None
         self.batches = 0  # counters for tests and benchmarks
         self.items = 0
 
     async def submit(self, item: Item) -> Result:
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
         if self.draining is None:
             self.draining = asyncio.ensure_future(self._drain())
@@ -50,6 +54,7 @@ class Lane(Generic[Item, Result]):
                 batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
                 self.batches += 1
                 self.items += len(batch)
+                outcomes: list[Result | BaseException]
                 try:
                     outcomes = await self.flush([item for item, _ in batch])
                 except BaseException as exc:  # the flush itself broke: everybody in it hears why
@@ -61,7 +66,9 @@ class Lane(Generic[Item, Result]):
         finally:
             self.draining = None
 
-    def _deliver(self, batch, outcomes) -> None:
+    def _deliver(
+        self, batch: list[tuple[Item, "asyncio.Future[Result]"]], outcomes: list[Result | BaseException]
+    ) -> None:
         for (item, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # its caller was cancelled and has gone
                 if self.orphan is not None and not isinstance(outcome, BaseException):
@@ -72,10 +79,17 @@ class Lane(Generic[Item, Result]):
                 future.set_result(outcome)
 
 
-_lanes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Lane]]" = weakref.WeakKeyDictionary()
+_lanes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Lane[Any, Any]]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def lane(name: str, flush: Flush, max_batch: int = 128, orphan=None) -> Lane:
+def lane(
+    name: str,
+    flush: Flush[Item, Result],
+    max_batch: int = 128,
+    orphan: Orphan[Item, Result] | None = None,
+) -> Lane[Item, Result]:
     """The running loop's lane called `name` (each event loop has its own)."""
     lanes = _lanes.setdefault(asyncio.get_running_loop(), {})
     found = lanes.get(name)

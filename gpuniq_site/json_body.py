@@ -12,6 +12,7 @@ when the raw bytes contain an escape or encoding that could produce such a chara
 
 import json
 import re
+from typing import Any
 
 from .errors import ApiError
 
@@ -21,7 +22,7 @@ _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 BAD_TEXT_REASON = "text must not contain NUL characters or unpaired UTF-16 surrogates"
 
 
-def loads(raw: bytes | str):
+def loads(raw: bytes | str) -> Any:
     """Parse JSON (any value); invalid_json for anything unparsable, deep nesting included."""
     try:
         value = json.loads(raw)
@@ -32,16 +33,16 @@ def loads(raw: bytes | str):
     return value
 
 
-def loads_object(raw: bytes) -> dict:
+def loads_object(raw: bytes) -> dict[str, Any]:
     body = loads(raw or b"null")
     if not isinstance(body, dict):
         raise ApiError("invalid_json", "The request body must be a JSON object.")
     return body
 
 
-def bad_text_path(value) -> str | None:
+def bad_text_path(value: Any) -> str | None:
     """The path (e.g. messages[0].content) of the first string holding NUL or a lone surrogate."""
-    stack = [("", value)]
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
@@ -58,7 +59,13 @@ def bad_text_path(value) -> str | None:
     return None
 
 
-def check_text(value) -> None:
+def check_text(value: Any) -> None:
     path = bad_text_path(value)
     if path is not None:
         raise ApiError("invalid_parameter", field=path, reason=BAD_TEXT_REASON, meta={"field": path})
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: optional nested objects of a request
+    or a vendor's answer read with .get() whatever was sent in their place."""
+    return value if isinstance(value, dict) else {}

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger("gpuniq.lifespan")
 SETTLE_SECONDS = 15.0  # after the drain period: how long cut requests get to record what they cost
@@ -39,7 +40,10 @@ async def warm() -> None:
 
     get_resolver().url_patterns  # noqa: B018 — imports every view now
     # the tokenizer the holds of OpenAI models count with: ~1 s to load, not on a first request
-    steps = [("catalog", asnapshot), ("tokenizer", lambda: asyncio.to_thread(o200k))]
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("catalog", asnapshot),
+        ("tokenizer", lambda: asyncio.to_thread(o200k)),
+    ]
     if uses_postgres():
         steps.append(("database pool", pg_pool))
     client = shared_state.async_redis()

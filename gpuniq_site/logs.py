@@ -5,6 +5,7 @@ one its response sends in x-request-id, so a client's report leads straight to t
 import json
 import logging
 import time
+from typing import Any
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str] = ContextVar("gpuniq_request_id", default="")
@@ -36,10 +37,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def config(fmt: str, level: str) -> dict:
+def config(fmt: str, level: str) -> dict[str, Any]:
     """The LOGGING dict for settings.py; uvicorn's loggers are included so its lines match."""
     handler = {"class": "logging.StreamHandler", "formatter": fmt, "filters": ["request_id"]}
-    loggers = {
+    loggers: dict[str, dict[str, Any]] = {
         "django.request": {"level": "ERROR"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

@@ -10,6 +10,9 @@ ends — otherwise each job would leave database and Redis connections behind.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger("gpuniq.loops")
 _closers: list[Callable[[], Awaitable[None]]] = []
@@ -29,7 +32,7 @@ async def close_loop_resources() -> None:
             log.exception("closing %s failed", getattr(closer, "__qualname__", closer))
 
 
-def run_isolated(coro_factory: Callable[[], Awaitable], /):
+def run_isolated(coro_factory: Callable[[], Awaitable[T]], /) -> T:
     """asyncio.run(coro_factory()) in a new loop, closing the loop's resources afterwards.
 
     The calling thread first gives back its database connection: a job waits minutes on a
@@ -37,7 +40,7 @@ def run_isolated(coro_factory: Callable[[], Awaitable], /):
     calls (gpuniq_site.db runs them on other threads, from the same pool)."""
     _release_thread_connection()
 
-    async def main():
+    async def main() -> T:
         try:
             return await coro_factory()
         finally:

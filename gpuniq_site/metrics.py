@@ -10,6 +10,9 @@ served by any of them, adds them up. Without it each process exposes its own num
 import logging
 import os
 import time
+from collections.abc import Iterator
+
+from django.http import HttpRequest
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,7 +22,9 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from . import shared_state
 
 log = logging.getLogger("gpuniq.metrics")
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -49,6 +54,8 @@ RATELIMIT_LOCAL = Gauge(
     "1 while this process limits requests locally because Redis is unreachable",
     multiprocess_mode="max",
 )
+shared_state.health_listeners.append(lambda down: RATELIMIT_LOCAL.set(int(down)))
+RATELIMIT_LOCAL.set(int(shared_state.redis_degraded()))
 REAPER_RUNS = Counter(
     "gpuniq_reaper_runs", "Runs of a periodic reaper in this process (workers, beat)", ["reaper"]
 )
@@ -60,18 +67,18 @@ def surface_of(path: str) -> str:
     return "openai" if path.startswith("/v1/openai") else "native"
 
 
-def observe_request(request, status: int) -> None:
+def observe_request(request: HttpRequest, status: int) -> None:
     """Count one /v1/ answer (called once per request by RequestIdMiddleware.after)."""
     surface = surface_of(request.path)
     model = getattr(request, "metric_model", "") or "-"
     REQUESTS.labels(surface, model, str(status)).inc()
 
 
-def observe_overhead(request, seconds: float) -> None:
+def observe_overhead(request: HttpRequest, seconds: float) -> None:
     OVERHEAD.labels(surface_of(request.path)).observe(seconds)
 
 
-def observe_first_chunk(request) -> None:
+def observe_first_chunk(request: HttpRequest) -> None:
     started = getattr(request, "started_at", None)
     if started is not None:
         TTFT.labels(surface_of(request.path), getattr(request, "metric_model", "") or "-").observe(
@@ -82,8 +89,6 @@ def observe_first_chunk(request) -> None:
 def count_reaper_run(name: str) -> None:
     """A periodic reaper ran: counted in Redis (seen by every app process) and in this process."""
     REAPER_RUNS.labels(name).inc()
-    from . import shared_state
-
     client = shared_state.sync_redis()
     if client is None:
         return
@@ -96,12 +101,12 @@ def count_reaper_run(name: str) -> None:
 class ScrapeTimeCollector:
     """Numbers read at scrape time from PostgreSQL/SQLite and Redis (never on the request path)."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield from _ledger_metrics()
         yield from _redis_metrics()
 
 
-def _ledger_metrics():
+def _ledger_metrics() -> Iterator[Metric]:
     from django.apps import apps  # by name: the floor of gpuniq_site imports no app
 
     hold, entry = apps.get_model("billing", "Hold"), apps.get_model("billing", "LedgerEntry")
@@ -117,11 +122,9 @@ def _ledger_metrics():
     yield CounterMetricFamily("gpuniq_ledger_loss_entries", "Ledger entries of kind 'loss'", value=losses)
 
 
-def _redis_metrics():
+def _redis_metrics() -> Iterator[Metric]:
     from celery import current_app
     from django.conf import settings
-
-    from . import shared_state
 
     depth = GaugeMetricFamily("gpuniq_queue_depth", "Tasks waiting in a Celery queue", labels=["queue"])
     runs = CounterMetricFamily(
@@ -138,7 +141,7 @@ def _redis_metrics():
                     depth.add_metric([queue], conn.llen(queue))
         if client is not None:
             for name, count in sorted(client.hgetall(REAPER_KEY).items()):
-                runs.add_metric([name.decode()], int(count))
+                runs.add_metric([name.decode() if isinstance(name, bytes) else name], int(count))
     except Exception as exc:
         log.warning("metrics: redis unavailable: %s", exc)
     yield depth

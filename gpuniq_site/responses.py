@@ -2,8 +2,10 @@
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from .errors import (
     ApiError,
@@ -19,24 +21,27 @@ log = logging.getLogger(__name__)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
-def json_response(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
     response = HttpResponse(_dumps(payload), status=status, content_type="application/json")
     for name, value in (headers or {}).items():
         response[name] = value
     return response
 
 
-def request_id_of(request) -> str:
-    return getattr(request, "request_id", "") or ""
+def request_id_of(request: HttpRequest) -> str:
+    rid: str = getattr(request, "request_id", "") or ""
+    return rid
 
 
-def native_ok(request, data, status: int = 200, headers: dict | None = None) -> HttpResponse:
+def native_ok(
+    request: HttpRequest, data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> HttpResponse:
     return json_response(
         {"success": True, "data": data, "request_id": request_id_of(request)}, status, headers
     )
 
 
-def error_response(request, error: ApiError) -> HttpResponse:
+def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
     """Render `error` in the envelope of the surface the request came in on."""
     rid = request_id_of(request)
     path = getattr(request, "path", "") or ""
@@ -55,12 +60,12 @@ class EventStreamResponse(StreamingHttpResponse):
     """A text/event-stream response. It keeps its async byte iterator in `chunks` so the lean ASGI
     path can send each chunk as it is, without Django's per-chunk wrapping."""
 
-    def __init__(self, chunks, **kwargs):
+    def __init__(self, chunks: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(chunks, content_type="text/event-stream", **kwargs)
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
 
-    def _set_streaming_content(self, value):
+    def _set_streaming_content(self, value: AsyncIterator[bytes]) -> None:
         """Whoever wraps `streaming_content` (e.g. to record a chat turn) is what gets sent."""
-        super()._set_streaming_content(value)
+        super()._set_streaming_content(value)  # type: ignore[misc]  # private hook, not in django-stubs
         self.chunks = value

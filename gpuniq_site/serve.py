@@ -92,7 +92,8 @@ def main() -> int:
     ]
     print(
         f"\nGPUniq is serving at {url}\n  demo user: {DEMO_EMAIL} / demo-password-123\n"
-        f"  demo API key: {raw_key}\n  try: curl {url}/v1/openai/models -H 'Authorization: Bearer {raw_key}'\n"
+        f"  demo API key: {raw_key}\n"
+        f"  try: curl {url}/v1/openai/models -H 'Authorization: Bearer {raw_key}'\n"
         "  Ctrl-C stops the server and the worker.\n",
         flush=True,
     )

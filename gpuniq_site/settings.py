@@ -317,8 +317,8 @@ GPUNIQ_MEDIA_OUTPUT_MAX_BYTES = envint("GPUNIQ_MEDIA_OUTPUT_MAX_BYTES", 512 * 10
 # hand-written path items are merged by a postprocessing hook.
 SPECTACULAR_SETTINGS.update(
     {
-        "DESCRIPTION": "The native GPUniq API: wrapped chat completions, persistent chat sessions, a terminal-command "
-        "generator, usage history and balance. One key, one USD balance.",
+        "DESCRIPTION": "The native GPUniq API: wrapped chat completions, persistent chat sessions, a "
+        "terminal-command generator, usage history and balance. One key, one USD balance.",
         "SCHEMA_PATH_PREFIX": r"/v1/llm/",
         "COMPONENT_SPLIT_REQUEST": True,
         "POSTPROCESSING_HOOKS": [

@@ -4,6 +4,7 @@ The hot path uses these instead of Django's cache framework, whose async methods
 through a thread. Clients are created lazily, once per process (and per event loop).
 """
 
+import asyncio
 import json
 import logging
 import os
@@ -11,6 +12,9 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio as aioredis
@@ -21,7 +25,10 @@ from .loops import on_loop_close
 log = logging.getLogger("gpuniq.shared_state")
 _lock = threading.Lock()
 _sync_client: redis.Redis | None = None
-_async_clients: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # event loop -> client
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+Pool = TypeVar("Pool", redis.BlockingConnectionPool, aioredis.BlockingConnectionPool)
 
 
 def redis_url() -> str:
@@ -33,12 +40,19 @@ class _RedisHealth:
     succeeds again; meanwhile callers skip it and retry only every GPUNIQ_REDIS_RETRY_SECONDS,
     so an outage costs one failed attempt per interval, not a timeout per request."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.down = False
         self.retry_at = 0.0
 
 
 _health = _RedisHealth()
+# called with True when Redis goes down and False when it is back (gpuniq_site.metrics sets a gauge)
+health_listeners: list[Callable[[bool], None]] = []
+
+
+def _tell_listeners(down: bool) -> None:
+    for listener in health_listeners:
+        listener(down)
 
 
 def redis_down() -> bool:
@@ -52,25 +66,21 @@ def redis_degraded() -> bool:
 
 
 def mark_redis_down(exc: BaseException) -> None:
-    from .metrics import RATELIMIT_LOCAL
-
     if not _health.down:
         log.warning("redis unreachable (%s): rate limits fall back to this process", exc)
     _health.down = True
     _health.retry_at = time.monotonic() + settings.GPUNIQ_REDIS_RETRY_SECONDS
-    RATELIMIT_LOCAL.set(1)
+    _tell_listeners(True)
 
 
 def mark_redis_up() -> None:
     if _health.down:
-        from .metrics import RATELIMIT_LOCAL
-
         _health.down = False
-        RATELIMIT_LOCAL.set(0)
+        _tell_listeners(False)
         log.warning("redis reachable again")
 
 
-def _pool(pool_class):
+def _pool(pool_class: type[Pool]) -> Pool:
     """At most GPUNIQ_REDIS_MAX_CONNECTIONS connections per client; a burst beyond that waits
     (up to 2 s) for a free one instead of opening more."""
     return pool_class.from_url(
@@ -98,8 +108,6 @@ def async_redis() -> aioredis.Redis | None:
     """The asyncio client of the running event loop (each loop has its own; see gpuniq_site.loops)."""
     if not settings.REDIS_URL:
         return None
-    import asyncio
-
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
@@ -109,8 +117,6 @@ def async_redis() -> aioredis.Redis | None:
 
 @on_loop_close
 async def close_async_redis() -> None:
-    import asyncio
-
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
@@ -125,12 +131,12 @@ class _LocalStore:
     revoked in another process (the dashboard's server, `manage.py shell`, a worker) is refused by
     every process at once; the cost is one stat() per read."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._data: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._seen: tuple[int, int] | None = None
 
-    def _stamp_path(self):
+    def _stamp_path(self) -> Path:
         return settings.VAR_DIR / "local-cache.stamp"
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -184,7 +190,7 @@ local_store = _LocalStore()
 # Deletes (revocation) must not be lost silently, so they raise.
 
 
-def cache_get_json(key: str):
+def cache_get_json(key: str) -> Any:
     client = sync_redis()
     if client is not None and redis_down():
         return None
@@ -197,7 +203,7 @@ def cache_get_json(key: str):
     return json.loads(raw) if raw else None
 
 
-def cache_set_json(key: str, value, ttl: float) -> None:
+def cache_set_json(key: str, value: Any, ttl: float) -> None:
     raw = json.dumps(value, separators=(",", ":"))
     client = sync_redis()
     if not client:
@@ -227,7 +233,7 @@ def cache_discard(key: str) -> None:
         log.warning("cache delete of %s failed: %s", key, exc)
 
 
-async def acache_get_json(key: str):
+async def acache_get_json(key: str) -> Any:
     client = async_redis()
     if client is not None and redis_down():
         return None
@@ -240,7 +246,7 @@ async def acache_get_json(key: str):
     return json.loads(raw) if raw else None
 
 
-async def acache_set_json(key: str, value, ttl: float) -> None:
+async def acache_set_json(key: str, value: Any, ttl: float) -> None:
     raw = json.dumps(value, separators=(",", ":"))
     client = async_redis()
     if not client:

@@ -1,9 +1,17 @@
+"""Operator views of the catalog and chats, and the route-health page (error rate and latency per
+upstream route over the last hour, read from the usage rows)."""
+
+from datetime import timedelta
+
 from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
-from billing.admin import ReadOnlyAdmin
+from . import catalog, usage_stats
+from .models import CatalogModel, Chat, ChatMessage, Route
 
-from . import catalog
-from .models import CatalogModel, Route, UsageLog
+ROUTE_HEALTH_WINDOW = timedelta(hours=1)
 
 
 class RouteInline(admin.TabularInline):
@@ -33,32 +41,26 @@ class CatalogModelAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         catalog.invalidate()
 
+    def get_urls(self):
+        # The operator's route-health page hangs off the catalog's admin; the admin index links to it.
+        view = self.admin_site.admin_view(self.route_health_view)
+        return [path("route-health/", view, name="llm_route_health")] + super().get_urls()
 
-@admin.register(UsageLog)
-class UsageLogAdmin(ReadOnlyAdmin):
-    list_display = [
-        "created_at",
-        "user",
-        "model",
-        "endpoint",
-        "status",
-        "error_code",
-        "prompt_tokens",
-        "completion_tokens",
-        "cost_usd",
-        "latency_ms",
-        "request_id",
-    ]
-    list_filter = ["status", "endpoint", "model"]
-    search_fields = ["request_id", "user__email", "model"]
-
-
-from .models import Chat, ChatMessage  # noqa: E402  (appended with the chat sessions)
+    def route_health_view(self, request):
+        since = timezone.now() - ROUTE_HEALTH_WINDOW
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Route health (last hour)",
+            "rows": usage_stats.route_health(since),
+            "since": since,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/llm/route_health.html", context)
 
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
-    fields = [
+    fields = (
         "role",
         "kind",
         "status",
@@ -71,7 +73,7 @@ class ChatMessageInline(admin.TabularInline):
         "job_id",
         "request_id",
         "created_at",
-    ]
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -76,7 +76,7 @@ async def hold_for(
         error = ApiError(
             "spend_cap_reached",
             cap=format_usd(principal.spend_cap_usd),
-            meta={"cap_usd": float(principal.spend_cap_usd)},
+            meta={"cap_usd": float(principal.spend_cap_usd or 0)},  # a key with a cap
         )
     except ledger.InsufficientBalance as short:
         error = ApiError(

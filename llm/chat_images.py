@@ -1,13 +1,14 @@
-"""Image turns in a persistent chat, on the image-jobs machinery (media_jobs).
+"""Image turns in a persistent chat, on the image-jobs machinery (media_jobs, reached through the
+service it registers: llm.image_jobs).
 
 Kickoff: POST /v1/llm/chats/{id}/messages with an image model starts a media image job through
-media_jobs.jobs.start_image_job, the operation behind POST /v1/llm/images/jobs (validated, the
+the service's `start`, the operation behind POST /v1/llm/images/jobs (validated, the
 price held at kickoff, queued after commit, run by the worker). In the transaction that inserts
 the job row, the user turn (the prompt) and an assistant placeholder (kind "image", status
 "pending", job_id) are written, so a kickoff either leaves all three or nothing (hold released).
 The reply, at once (202): {type: "image_pending", job_id, dialogue_id (the placeholder's id), ...}.
 
-Polls: GET /v1/llm/chats/{id}/image-jobs/{job_id} reads the job through media_jobs.job_reads
+Polls: GET /v1/llm/chats/{id}/image-jobs/{job_id} reads the job through the service's `read`
 (polls coalesced; the first read of a completion settles the hold, once, and writes the usage
 row). The first poll that sees the job terminal rewrites the placeholder: completed, with a
 reference to the stored file (MediaAsset id, path, mime type) and the cost, or failed, with the
@@ -27,19 +28,16 @@ and whether it happened, turns keep alternating, and the history shows what the 
 """
 
 import logging
-from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from django.utils import timezone
 
 from accounts.keys import Principal
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
-from media_jobs import job_reads, jobs
-from media_jobs.models import MediaJob
-from media_jobs.validation import MAX_PROMPT, NANO_BANANA
 
-from . import chats
+from . import chats, image_jobs
 from .catalog import asnapshot
 from .chat_turns import TurnInput, estimate_tokens
 from .models import Chat, ChatMessage
@@ -67,7 +65,8 @@ async def is_image_model(slug: str) -> bool:
 
 def _check(slug: str, turn: TurnInput) -> None:
     """Refusals before anything is fetched or held."""
-    if not NANO_BANANA.match(slug):
+    service = image_jobs.service()
+    if not service.accepts(slug):
         raise ApiError(
             "wrong_model_kind",
             f"'{slug}' is an image model that chat sessions cannot run: image "
@@ -94,11 +93,11 @@ def _check(slug: str, turn: TurnInput) -> None:
                 reason="image turns take size, quality, output_format and input_images",
                 meta={"field": name, "model": slug},
             )
-    if len(turn.message) > MAX_PROMPT:
+    if len(turn.message) > service.max_prompt:
         raise ApiError(
             "invalid_parameter",
             field="message",
-            reason=f"an image prompt is at most {MAX_PROMPT} characters",
+            reason=f"an image prompt is at most {service.max_prompt} characters",
             meta={"field": "message"},
         )
 
@@ -111,11 +110,11 @@ def idempotency_key(chat_id: int, key: str) -> str:
     return prefix + key[: 200 - len(prefix)]
 
 
-def record_turn(chat_id: int, request_id: str, job: MediaJob) -> None:
+def record_turn(chat_id: int, request_id: str, job: image_jobs.ImageJob) -> None:
     """The user turn and the placeholder, in the transaction that inserts the job."""
     if not chats.touch(chat_id):
         raise ApiError("chat_not_found", meta={"chat_id": chat_id})
-    prompt = job.request["prompt"]
+    prompt = job.prompt
     ChatMessage.objects.create(
         chat_id=chat_id,
         role=ChatMessage.USER,
@@ -134,7 +133,7 @@ def record_turn(chat_id: int, request_id: str, job: MediaJob) -> None:
         model=job.model,
         tokens=estimate_tokens(content),
         request_id=request_id,
-        job_id=job.pk,
+        job_id=job.id,
     )
 
 
@@ -150,7 +149,7 @@ def _turn_of(chat_id: int, job_id: str) -> tuple[ChatMessage, int | None] | None
         .order_by("-id")
         .first()
     )
-    return placeholder, user and user.pk
+    return placeholder, user.pk if user else None
 
 
 async def start(
@@ -165,20 +164,20 @@ async def start(
         "n": 1,
         **{name: body[name] for name in IMAGE_OPTIONS if body.get(name) is not None},
     }
-    job = await jobs.start_image_job(
+    job = await image_jobs.service().start(
         principal,
         job_body,
         request_id=request_id,
         key=idempotency_key(chat.pk, key),
         on_record=partial(record_turn, chat.pk, request_id),
     )
-    found = await run_db(_turn_of, chat.pk, job.pk)
+    found = await run_db(_turn_of, chat.pk, job.id)
     if found is None:  # the key names a job of the image-jobs API or of another chat
-        raise ApiError("idempotency_conflict", meta={"job_id": job.pk})
+        raise ApiError("idempotency_conflict", meta={"job_id": job.id})
     placeholder, user_message_id = found
     return {
         "type": "image_pending",
-        "job_id": job.pk,
+        "job_id": job.id,
         "dialogue_id": placeholder.pk,
         "chat_id": chat.pk,
         "user_message_id": user_message_id,
@@ -200,24 +199,15 @@ def _pending_turn(user_id: int, chat_id: int, job_id: str) -> ChatMessage:
 def finish_turn(message_id: int, job_id: str) -> bool:
     """Rewrite a pending placeholder from its ended job (once); False if it was not pending or the
     job has not ended (a completion counts once it is charged)."""
-    job = MediaJob.objects.get(pk=job_id)
-    prompt = job.request.get("prompt", "")
-    if job.status == MediaJob.COMPLETED and job.charged_at is not None:
-        result = job.result or {}
-        changes = {
-            "status": ChatMessage.COMPLETED,
-            "cost_usd": job.cost_usd or Decimal(0),
-            "image": {
-                "asset_id": result.get("asset_id"),
-                "path": result["path"],
-                "mime_type": result.get("mime_type"),
-            },
-        }
-    elif job.status == MediaJob.FAILED:
-        changes = {"status": ChatMessage.FAILED, "error": job.error}
-    else:
+    end = image_jobs.service().ended(job_id)
+    if end is None:
         return False
-    content = standin(changes["status"], prompt)
+    changes: dict[str, Any]
+    if end.completed:
+        changes = {"status": ChatMessage.COMPLETED, "cost_usd": end.cost_usd, "image": end.image}
+    else:
+        changes = {"status": ChatMessage.FAILED, "error": end.error}
+    content = standin(changes["status"], end.prompt)
     done = ChatMessage.objects.filter(pk=message_id, status=ChatMessage.PENDING).update(
         content=content, tokens=estimate_tokens(content), updated_at=timezone.now(), **changes
     )
@@ -229,8 +219,8 @@ def finish_turn(message_id: int, job_id: str) -> bool:
 async def poll(principal: Principal, chat_id: int, job_id: str) -> tuple[dict, bool]:
     """(payload, coalesced?) for a poll of the image turn `job_id` in chat `chat_id`."""
     placeholder = await run_db(_pending_turn, principal.user_id, chat_id, job_id)
-    data, shared = await job_reads.read(principal, job_id, MediaJob.IMAGE)
+    data, shared = await image_jobs.service().read(principal, job_id)
     data = {**data, "chat_id": chat_id, "dialogue_id": placeholder.pk}
-    if data["status"] in (MediaJob.COMPLETED, MediaJob.FAILED):
+    if data["status"] in image_jobs.ENDED:
         await run_db(finish_turn, placeholder.pk, job_id)
     return data, shared

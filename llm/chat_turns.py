@@ -21,16 +21,18 @@ import json
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Literal, overload
 
 from django.db import transaction
 from django.db.models import Q
 
+from billing.models import UsageLog
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
 from . import chats
 from .catalog import ModelInfo
-from .models import Chat, ChatMessage, UsageLog
+from .models import Chat, ChatMessage
 from .providers.base import SSE_DONE, Usage
 from .chat import run_to_completion
 
@@ -47,7 +49,11 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 3 + 8
 
 
-def clean_text(value, name: str, *, required: bool, max_chars: int) -> str | None:
+@overload
+def clean_text(value: object, name: str, *, required: Literal[True], max_chars: int) -> str: ...
+@overload
+def clean_text(value: object, name: str, *, required: bool, max_chars: int) -> str | None: ...
+def clean_text(value: object, name: str, *, required: bool, max_chars: int) -> str | None:
     """A string field without NUL or lone surrogates (which no database stores)."""
     if value is None:
         if required:
@@ -193,7 +199,7 @@ def store_streamed_turn(plan: TurnPlan, user_id: int, request_id: str, content: 
 class _StreamText:
     """Collects the reply text from the OpenAI-framed SSE events the gateway sends."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.parts: list[str] = []
         self.finish_reason = ""
         self.failed = False

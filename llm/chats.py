@@ -2,7 +2,8 @@
 
 A chat belongs to one user; every lookup filters by owner, so another user's chat does not
 exist for the caller (404 chat_not_found, never 403). Turns are added by llm.chat_turns (text)
-and llm.chat_images (image turns, whose stored file reference is rendered as a fresh signed URL).
+and llm.chat_images (image turns, whose stored file reference is rendered as a fresh signed URL by
+the image-jobs service, llm.image_jobs).
 """
 
 from django.db.models import Count
@@ -10,8 +11,7 @@ from django.utils import timezone
 
 from accounts.keys import Principal
 from gpuniq_site.errors import ApiError
-from media_jobs import storage
-
+from . import image_jobs
 from .catalog import DEFAULT_CHAT_MODEL, snapshot
 from .models import Chat, ChatMessage
 
@@ -126,7 +126,7 @@ def image_payload(ref: dict | None) -> dict | None:
     if not ref or not ref.get("path"):
         return None
     return {
-        "url": storage.signed_url(ref["path"]),
+        "url": image_jobs.service().file_url(ref["path"]),
         "mime_type": ref.get("mime_type"),
         "asset_id": ref.get("asset_id"),
     }

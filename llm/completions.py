@@ -41,8 +41,8 @@ async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
     try:
         await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
-        if opening.done() and opening.exception() is not None:
-            raise opening.exception()
+        if opening.done() and (failure := opening.exception()) is not None:
+            raise failure
     except BaseException as error:
         opening.cancel()
         await bill.close(error)

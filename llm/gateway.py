@@ -9,7 +9,7 @@ first event, and nothing after that is retried.
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from gpuniq_site.errors import ApiError
@@ -17,7 +17,7 @@ from gpuniq_site.errors import ApiError
 from . import model_params, route_health
 from .catalog import ModelInfo
 from .providers.base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
-from .providers.registry import provider_for
+from .providers.registry import live_provider
 
 log = logging.getLogger("gpuniq.gateway")
 
@@ -49,7 +49,9 @@ def to_api_error(error: UpstreamError, model: str, *, attempts: int = 1) -> ApiE
     return ApiError(code, reason=reason, headers=headers)
 
 
-async def _ordered_routes(model: ModelInfo) -> list[Route]:
+async def ordered_routes(model: ModelInfo) -> list[Route]:
+    """The model's live routes, healthy ones first (those cooling down after failures last);
+    model_not_found when it has none."""
     routes = [Route(r.provider, r.upstream_model) for r in model.live_routes()]
     if not routes:
         raise ApiError("model_not_found", model=model.slug)
@@ -77,8 +79,8 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
     last: UpstreamError | None = None
     attempts = 0
     waited = 0.0
-    for route in await _ordered_routes(model):
-        provider = provider_for(route)
+    for route in await ordered_routes(model):
+        provider = live_provider(route)
         attempts += 1
         started = time.perf_counter()
         try:
@@ -91,6 +93,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
             if not error.retryable:
                 break
             await route_health.record_failure(str(route))
+    assert last is not None  # ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)
 
 
@@ -98,7 +101,7 @@ async def complete(request: ChatRequest, model: ModelInfo) -> Completed:
 class OpenedStream:
     route: Route
     first: StreamPiece
-    rest: AsyncIterator[StreamPiece]
+    rest: AsyncGenerator[StreamPiece, None]
     attempts: int
 
     async def aclose(self) -> None:
@@ -110,8 +113,8 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
     model_params.fit(request, model)
     last: UpstreamError | None = None
     attempts = 0
-    for route in await _ordered_routes(model):
-        stream = provider_for(route).stream(request, route)
+    for route in await ordered_routes(model):
+        stream = live_provider(route).stream(request, route)
         attempts += 1
         try:
             async with asyncio.timeout(request.first_byte_timeout):  # the reads have no timeout of their own
@@ -132,4 +135,5 @@ async def open_stream(request: ChatRequest, model: ModelInfo) -> OpenedStream:
             if not error.retryable:
                 break
         await route_health.record_failure(str(route))
+    assert last is not None  # ordered_routes gave at least one route, and each one failed
     raise to_api_error(last, model.slug, attempts=attempts)

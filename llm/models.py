@@ -1,4 +1,5 @@
-"""The model catalog (loaded from llm/catalog.toml, editable in the admin) and usage rows."""
+"""The model catalog (loaded from llm/catalog.toml, editable in the admin), chat jobs, chat sessions
+and stored responses. Usage rows (one per request) are billing's: billing.models.UsageLog."""
 
 from django.conf import settings
 from django.db import models
@@ -58,48 +59,6 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.slug}#{self.position} {self.provider}:{self.upstream_model}"
-
-
-class UsageLog(models.Model):
-    """One row per API request, paid or failed. Append-only."""
-
-    # every index here is paid for on each API request: no pattern index for request_id, and the
-    # user's own index is the prefix of usage_user_recent
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_logs", db_index=False
-    )
-    api_key = models.ForeignKey(
-        "accounts.APIKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_logs"
-    )
-    request_id = models.CharField(max_length=64)
-    endpoint = models.CharField(max_length=40, default="chat")
-    model = models.CharField(max_length=100)
-    route = models.CharField(max_length=250, blank=True, help_text="operator-only: provider:upstream_model")
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    reasoning_tokens = models.PositiveIntegerField(default=0)
-    images = models.PositiveIntegerField(default=0)
-    video_seconds = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(**USD, default=0)
-    latency_ms = models.PositiveIntegerField(default=0)
-    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=20, default="ok")
-    error_code = models.CharField(max_length=50, blank=True)
-    stream = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [
-            models.Index(fields=["user", "-created_at"], name="usage_user_recent"),
-            models.Index(fields=["user", "model", "created_at"], name="usage_user_model_time"),
-            models.Index(fields=["request_id"], name="usage_request"),
-        ]
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 def _chat_job_id() -> str:

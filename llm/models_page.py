@@ -57,7 +57,8 @@ def _prices(model: ModelInfo) -> tuple[list[tuple[str, str]], Decimal | None]:
 
 
 def search(params) -> tuple[list[Row], dict]:
-    """The catalog narrowed by the page's filters: q (name, slug or vendor), kind, vendor, capability, available."""
+    """The catalog narrowed by the page's filters: q (name, slug or vendor), kind, vendor, capability,
+    available."""
     models = sorted(snapshot().models.values(), key=lambda m: (m.kind, m.vendor, m.name))
     chosen = {name: (params.get(name) or "").strip()[:100] for name in ("q", "kind", "vendor", "capability")}
     chosen["available"] = params.get("available") == "1"

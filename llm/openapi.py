@@ -3,13 +3,15 @@
 drf-spectacular documents the DRF views (chat CRUD, usage); the async views are added by the
 `add_async_operations` postprocessing hook (SPECTACULAR_SETTINGS['POSTPROCESSING_HOOKS']) from
 the hand-written path items in each app's `openapi_paths` module (see llm/openapi_paths.py).
-Only routes mounted under /v1/llm/ are described.
+Only routes mounted under /v1/llm/ are described: the root URLconf's include of that prefix,
+looked up at run time (the roof imports llm, never the reverse).
 """
 
 import importlib
 from functools import lru_cache
 
 from django.apps import apps
+from django.urls import get_resolver
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 NATIVE_PREFIX = "v1/llm/"
@@ -72,11 +74,9 @@ def _add_error_responses(operation: dict) -> None:
 
 
 def native_patterns() -> list:
-    from django.urls import include, path
-
-    from gpuniq_site import urls
-
-    return [path(NATIVE_PREFIX, include(urls.native_patterns))]
+    """The root URLconf's /v1/llm/ include, looked up when the schema is built: every app's native
+    routes as the roof wired them, without llm importing the roof."""
+    return [p for p in get_resolver().url_patterns if str(p.pattern) == NATIVE_PREFIX]
 
 
 @lru_cache(maxsize=1)

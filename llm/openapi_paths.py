@@ -247,22 +247,23 @@ SCHEMAS.update(
     }
 )
 IMAGE_TURN_NOTE = (
-    "With an image model (Nano Banana: nano-banana, nano-banana-2, nano-banana-pro, nano-banana-pro-4k; other image "
-    'models are 400 wrong_model_kind) the answer is 202 at once: type "image_pending", job_id and dialogue_id, the '
-    "placeholder that already lives in the history after the user turn. Poll GET "
-    "/v1/llm/chats/{chat_id}/image-jobs/{job_id}. Image turns take size, quality, output_format and input_images; "
-    "temperature, top_p, max_tokens and stream are 400 unsupported_parameter. Idempotency-Key makes the kickoff "
-    "safe to retry. On later text turns the model sees an image turn as the assistant text "
-    '"[image generated: <prompt>]" ("[image generation failed: <prompt>]", '
-    '"[image generation pending: <prompt>]").'
+    "With an image model (Nano Banana: nano-banana, nano-banana-2, nano-banana-pro, nano-banana-pro-4k; "
+    'other image models are 400 wrong_model_kind) the answer is 202 at once: type "image_pending", job_id '
+    "and dialogue_id, the placeholder that already lives in the history after the user turn. Poll GET "
+    "/v1/llm/chats/{chat_id}/image-jobs/{job_id}. Image turns take size, quality, output_format and "
+    "input_images; temperature, top_p, max_tokens and stream are 400 unsupported_parameter. Idempotency-Key "
+    "makes the kickoff safe to retry. On later text turns the model sees an image turn as the assistant "
+    'text "[image generated: <prompt>]" ("[image generation failed: <prompt>]", "[image generation pending: '
+    '<prompt>]").'
 )
 IMAGE_POLL_NOTE = (
-    "Progress of an image turn: pending, running, then completed or failed. The first poll that sees the job end "
-    "rewrites the placeholder in the chat history: completed with the image (this answer carries image.b64_json, "
-    "image.url, cost_usd, balance_usd; the balance is debited once, exactly as GET /v1/llm/images/jobs/{job_id}) "
-    "or failed with the error (nothing charged). After that this endpoint is 404 job_not_found: the chat history "
-    "(GET /v1/llm/chats/{chat_id}) is the truth, its image turns carrying a fresh signed image URL and the cost. "
-    "Polls within 2 seconds of each other are coalesced (x-gpuniq-coalesced)."
+    "Progress of an image turn: pending, running, then completed or failed. The first poll that sees the "
+    "job end rewrites the placeholder in the chat history: completed with the image (this answer carries "
+    "image.b64_json, image.url, cost_usd, balance_usd; the balance is debited once, exactly as GET "
+    "/v1/llm/images/jobs/{job_id}) or failed with the error (nothing charged). After that this endpoint is "
+    "404 job_not_found: the chat history (GET /v1/llm/chats/{chat_id}) is the truth, its image turns "
+    "carrying a fresh signed image URL and the cost. Polls within 2 seconds of each other are coalesced "
+    "(x-gpuniq-coalesced)."
 )
 STREAM_NOTE = (
     'With "stream": true the answer is text/event-stream in OpenAI\'s chunk framing, ending with a '
@@ -296,7 +297,8 @@ PATHS = {
             body=ref("ChatCompletionRequest"),
             ok=ref("ChatJob"),
             status=202,
-            description="For clients that cannot hold a stream open. Send Idempotency-Key to make retries safe.",
+            description="For clients that cannot hold a stream open. "
+            "Send Idempotency-Key to make retries safe.",
             operation_id="chat_job_create",
         )
     },
@@ -333,9 +335,9 @@ PATHS = {
                 ok=ref("ChatTurnReply"),
                 params=(CHAT_ID,),
                 operation_id="chat_send_message",
-                description="The model sees the stored history plus this message; the oldest turns are left out when "
-                "the history exceeds the context window (truncated_turns; x-gpuniq-truncated-turns when "
-                "streaming). The turn is stored once the reply is complete. "
+                description="The model sees the stored history plus this message; the oldest turns are left "
+                "out when the history exceeds the context window (truncated_turns; x-gpuniq-truncated-turns "
+                "when streaming). The turn is stored once the reply is complete. "
                 + STREAM_NOTE
                 + " "
                 + IMAGE_TURN_NOTE,

@@ -5,6 +5,9 @@ Same sessions as the native API (llm.models.Chat of the signed-in user; another 
 404); money and storage through llm.web_chat, which calls the API's own functions.
 """
 
+from collections.abc import AsyncIterator
+from typing import cast
+
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -13,8 +16,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.keys import dashboard_principal
-from accounts.web import member_page
+from accounts.web import dashboard_endpoint, member_page
 from gpuniq_site.errors import ApiError
+from gpuniq_site.responses import EventStreamResponse
 
 from . import chat_stop as chat_stop_flags
 from . import chats, web_chat
@@ -144,7 +148,7 @@ def chat_transcript(request, chat_id: int):
 
 
 @require_POST
-@web_chat.dashboard_endpoint
+@dashboard_endpoint
 async def chat_send(request, chat_id: int):
     body = web_chat.turn_body(request.POST)
     if request.headers.get("HX-Request"):
@@ -153,8 +157,8 @@ async def chat_send(request, chat_id: int):
     # show the chat page with it (post/redirect/get); a refusal comes back as a message on it.
     try:
         response = await web_chat.send_turn(request.principal, chat_id, body, request.request_id)
-        if response.streaming:
-            async for _ in response.streaming_content:
+        if isinstance(response, EventStreamResponse):
+            async for _ in cast(AsyncIterator[bytes], response.streaming_content):  # an async stream
                 pass
     except ApiError as error:
         if error.status == 404:  # another user's chat (or none): no page to go back to
@@ -164,7 +168,7 @@ async def chat_send(request, chat_id: int):
 
 
 @require_POST
-@web_chat.dashboard_endpoint(counted=False)
+@dashboard_endpoint(counted=False)
 async def chat_stop(request, chat_id: int):
     """The Stop button: the reply with this request id ends at its next event and is kept."""
     await chat_stop_flags.request_stop(request.principal.user_id, request.POST.get("request_id", ""))
@@ -172,6 +176,6 @@ async def chat_stop(request, chat_id: int):
 
 
 @require_GET
-@web_chat.dashboard_endpoint(counted=False)
+@dashboard_endpoint(counted=False)
 async def chat_image(request, chat_id: int, message_id: int):
     return HttpResponse(await web_chat.image_turn(request.principal, chat_id, message_id))

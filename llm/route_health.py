@@ -53,7 +53,9 @@ async def record_failure(route: str) -> None:
         return
     try:
         async with client.pipeline(transaction=True) as pipe:
-            count, _ = await pipe.incr(_fail_key(route)).expire(_fail_key(route), WINDOW).execute()
+            pipe.incr(_fail_key(route))
+            pipe.expire(_fail_key(route), WINDOW)
+            count, _ = await pipe.execute()
         if count >= FAILURES_TO_TRIP:
             await client.set(_down_key(route), "1", ex=COOLDOWN)
             await client.delete(_fail_key(route))

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from gpuniq_site.errors import error_body
+from gpuniq_site.errors import ApiError, error_body
 
 from . import chat
 from .gateway import OpenedStream, to_api_error
@@ -106,7 +106,7 @@ async def stream_body(
             yield SSE_DONE  # on its own: chat sessions store the turn when they see it
         except Exception as exc:
             error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
-            if not hasattr(error, "code"):
+            if not isinstance(error, ApiError):
                 raise
             await bill.fail(error.code)  # nothing delivered: nothing charged
             yield b"data: " + json.dumps({"error": error_body(error)}).encode() + b"\n\n"

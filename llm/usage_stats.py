@@ -3,18 +3,21 @@
 The breakdown buckets rows by the local day or ISO week (Monday) of `created_at` in the caller's
 time zone (TruncDay / TruncWeek with tzinfo), so a request at 23:30 UTC lands on the next day in
 Berlin. Both queries are served by the (user, created_at) and (user, model, created_at) indexes.
+route_health() is the operator's view: requests, errors and latency per upstream route (llm/admin.py).
 """
 
 import zoneinfo
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
-from django.db.models import Count, F, Sum
-from django.db.models.functions import TruncDay, TruncWeek
+from django.db.models import Avg, Count, F, FloatField, Max, Q, Sum
+from django.db.models.functions import Cast, TruncDay, TruncWeek
 from django.utils import timezone
 
+from billing.models import UsageLog
 from gpuniq_site.errors import ApiError
 
-from .models import UsageLog
 
 LOG_FIELDS = (
     "id",
@@ -156,3 +159,23 @@ def breakdown(
         "buckets": [_bucket(row, zone) for row in buckets],
         "totals": _totals(rows.aggregate(**_sums())),
     }
+
+
+def route_health(since: datetime) -> list[Mapping[str, Any]]:
+    """Per upstream route since a moment: requests, error rate and latency (operator view)."""
+    total = Count("id")
+    errors = Count("id", filter=Q(status="error"))
+    return list(
+        UsageLog.objects.filter(created_at__gte=since)
+        .values("route")
+        .annotate(
+            requests=total,
+            errors=errors,
+            error_rate=Cast(errors, FloatField()) / Cast(total, FloatField()),
+            avg_latency_ms=Avg("latency_ms"),
+            max_latency_ms=Max("latency_ms"),
+            avg_ttft_ms=Avg("ttft_ms"),
+            last_seen=Max("created_at"),
+        )
+        .order_by("-error_rate", "-requests", "route")
+    )

@@ -4,23 +4,19 @@ llm.chat_images, llm.chat) called with the signed-in user's dashboard principal
 like an API turn. The views (llm.pages) stay thin; this module also shapes what templates show.
 """
 
-import functools
 from dataclasses import dataclass
 
 from django.http import HttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from accounts import ratelimit
-from accounts.keys import Principal, dashboard_principal
-from accounts.web import user_zone
+from accounts.keys import Principal
 from billing.money import format_usd
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
-from media_jobs.validation import NANO_BANANA
+from gpuniq_site.responses import EventStreamResponse
 
-from . import chat, chat_images, chat_stop, chat_turns, chats
+from . import chat, chat_images, chat_stop, chat_turns, chats, image_jobs
 from .catalog import snapshot
 from .markdown import to_html
 from .models import Chat, ChatMessage
@@ -28,36 +24,6 @@ from .completions import start_stream
 
 CHAT_LIST_LIMIT = 100
 TITLE_CHARS = 60
-
-
-def error_fragment(error: ApiError) -> HttpResponse:
-    """A catalog error as a small alert fragment, with the error's own status."""
-    html = render_to_string("llm/_chat_error.html", {"error": error})
-    return HttpResponse(html, status=error.status, headers=error.headers)
-
-
-def dashboard_endpoint(view=None, *, counted: bool = True):
-    """Async dashboard endpoint: a signed-in session (CSRF is the middleware's), the user's dashboard
-    principal on request.principal, and (when `counted`) the key's rate limit, like the API."""
-    if view is None:
-        return functools.partial(dashboard_endpoint, counted=counted)
-
-    @functools.wraps(view)
-    async def wrapper(request, *args, **kwargs):
-        user = await request.auser()
-        if not user.is_authenticated:
-            return HttpResponse("Your session ended: sign in again.", status=401)
-        request.user = user  # the lazy sync user must not be touched from the event loop
-        try:
-            request.principal = await run_db(dashboard_principal, user)
-            if counted:
-                (await ratelimit.ahit(request.principal.key_id, request.principal.rpm)).raise_if_denied()
-            with timezone.override(user_zone(user)):
-                return await view(request, *args, **kwargs)
-        except ApiError as error:
-            return error_fragment(error)
-
-    return wrapper
 
 
 # --- what the pages show -----------------------------------------------------------------
@@ -76,15 +42,17 @@ def _per_m(value) -> str:
 
 
 def model_choices(principal: Principal) -> dict[str, list[ModelChoice]]:
-    """The picker: available chat models and the Nano Banana image models, with their prices."""
+    """The picker: available chat models and the image models image jobs run (Nano Banana), with
+    their prices."""
     groups: dict[str, list[ModelChoice]] = {"chat": [], "image": []}
+    jobs = image_jobs.service()
     for m in snapshot().models.values():
         if not m.available or not principal.may_use(m.slug):
             continue
         if m.kind == "chat":
             price = f"{_per_m(m.input_per_mtok)} in · {_per_m(m.output_per_mtok)} out / 1M tokens"
             groups["chat"].append(ModelChoice(m.slug, m.name, "chat", price))
-        elif m.kind == "image" and NANO_BANANA.match(m.slug):
+        elif m.kind == "image" and jobs.accepts(m.slug):
             groups["image"].append(ModelChoice(m.slug, m.name, "image", f"{_per_m(m.per_image)} / image"))
     return groups
 
@@ -188,7 +156,9 @@ def _keep_system_prompt(session: Chat, body: dict) -> Chat:
     return session
 
 
-async def send_turn(principal: Principal, chat_id: int, body: dict, request_id: str) -> HttpResponse:
+async def send_turn(
+    principal: Principal, chat_id: int, body: dict, request_id: str
+) -> HttpResponse | EventStreamResponse:
     """A text turn: the SSE stream of the reply (stored when it ends well, billed whatever happens).
     An image turn: the transcript with its pending placeholder, which polls until the image is there."""
     turn = chat_turns.parse_turn(body)

@@ -7,7 +7,7 @@ The user sees one request, our slug and a stable price; route identifiers stay i
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gpuniq_site.errors import ApiError
 from llm import route_health
@@ -43,7 +43,7 @@ class Delivered:
     route: Route
     attempts: int
     simulated: bool
-    images: list[GeneratedImage] | None = None
+    images: list[GeneratedImage] = field(default_factory=list)
     video: GeneratedVideo | None = None
 
 
@@ -90,6 +90,7 @@ async def _run(model: ModelInfo, attempt, kind: str, deadline: Deadline) -> Deli
             await route_health.record_failure(str(route))
             if deadline.remaining() < MIN_ATTEMPT_SECONDS:  # the budget is spent: stop trying
                 raise ApiError("upstream_timeout", meta={"attempts": number}) from None
+    assert last is not None  # the chain had a route, and each one tried failed
     raise user_error(last[1], last[0], model.slug, kind, attempts=number)
 
 

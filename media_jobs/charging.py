@@ -1,6 +1,6 @@
 """Money for media, only through billing.ledger: hold the worst case before any upstream call,
 settle what was delivered (per image, or the resolved video price), release otherwise, and
-write one llm UsageLog row per request or job.
+write one UsageLog row per request or job.
 """
 
 import logging
@@ -41,7 +41,7 @@ def hold(
         error = ApiError(
             "spend_cap_reached",
             cap=format_usd(principal.spend_cap_usd),
-            meta={"cap_usd": float(principal.spend_cap_usd)},
+            meta={"cap_usd": float(principal.spend_cap_usd or 0)},  # a key with a cap
         )
     except ledger.InsufficientBalance as short:
         error = ApiError(

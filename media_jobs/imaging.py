@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from PIL import Image
 
@@ -63,7 +64,7 @@ def _convert(img: Image.Image, fmt: str) -> bytes:
             out.paste(rgba, mask=rgba.getchannel("A"))
         else:
             out = img.convert("RGB")
-        save_args = {"format": "JPEG", "quality": QUALITY, "optimize": True}
+        save_args: dict[str, Any] = {"format": "JPEG", "quality": QUALITY, "optimize": True}
     else:  # webp
         out = img.convert("RGBA" if _has_alpha(img) else "RGB")
         save_args = {"format": "WEBP", "quality": QUALITY}

@@ -9,6 +9,7 @@ from the stored file, so the shared cache never carries media.
 import asyncio
 import base64
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -93,7 +94,7 @@ def _money(value) -> float | None:
 
 def render(job: MediaJob) -> dict:
     """The public view of a job (no route identifiers; image bytes attached later)."""
-    data = {
+    data: dict[str, Any] = {
         "job_id": job.pk,
         "status": job.status,
         "model": job.model,

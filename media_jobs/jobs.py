@@ -9,6 +9,7 @@ loser's hold released.
 import hashlib
 import json
 import logging
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
@@ -178,7 +179,7 @@ async def start_image_job(
         req.slug,
         request,
         {"output_format": req.output_format},
-        image_cost(model.per_image, 1),
+        image_cost(model.per_image or Decimal(0), 1),
         request_id,
         key,
         digest,

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.keys import dashboard_principal
 from accounts.web import member_page
 from gpuniq_site.db import run_db
-from llm.web_chat import dashboard_endpoint, usd_label
+from accounts.web import dashboard_endpoint
+from llm.web_chat import usd_label
 
 from . import job_reads, studio
 from .models import MediaJob

@@ -37,6 +37,14 @@ def upstream(provider: str) -> Upstream | None:
     return upstream_for_family(family) if family else None
 
 
+def live_upstream(provider: str) -> Upstream:
+    """The upstream of a live route's provider (live_routes: its upstream is configured)."""
+    found = upstream(provider)
+    if found is None:
+        raise LookupError(f"no upstream is configured for media provider {provider}")
+    return found
+
+
 def live_routes(model: ModelInfo) -> list[Route]:
     """The routes that may serve `model`: its vendors with a key, else the sandbox (never both)."""
     wanted = PROVIDERS.get(model.kind, set())
@@ -62,7 +70,7 @@ def adapter(route: Route, kind: str):
     key = (route.provider, kind)
     found = _adapters.get(key)
     if found is None:
-        found = _adapters[key] = _build(route.provider, kind, upstream(route.provider))
+        found = _adapters[key] = _build(route.provider, kind, live_upstream(route.provider))
     return found
 
 

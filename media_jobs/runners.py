@@ -108,9 +108,15 @@ async def _store_video(video: GeneratedVideo, route: Route, deadline: Deadline) 
             raise UpstreamError("malformed", "the provider's file is not a video")
         path = await asyncio.to_thread(storage.save, "generated", "video", video.data, mime)
         return {"path": path, "mime_type": mime, "size": len(video.data)}
+    if video.url is None:  # the chain takes no video with neither bytes nor a URL
+        raise UpstreamError("no_output", "the provider returned no video")
     relative, target = storage.open_for_write("generated", "video", video.mime_type or "video/mp4")
     size = await http.download_to(
-        routes.upstream(route.provider), video.url, target, deadline=deadline, headers=video.headers or None
+        routes.live_upstream(route.provider),
+        video.url,
+        target,
+        deadline=deadline,
+        headers=video.headers or None,
     )
     with open(target, "rb") as fh:
         head = fh.read(64)

@@ -263,12 +263,15 @@ async def fetch_media(
         raise FetchRefused("url_scheme", field, "only https:// URLs are allowed")
 
     own_client = client is None
-    if own_client:  # fresh pool per fetch: no connection reuse across SNI names
-        client = httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout))
+    session = (  # own: a fresh pool per fetch, no connection reuse across SNI names
+        httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout))
+        if client is None
+        else client
+    )
     try:
         async with asyncio.timeout(timeout):
             data = await fetch_https_bytes(
-                client, url, field=field, kind=kind, max_bytes=max_bytes, resolver=resolver
+                session, url, field=field, kind=kind, max_bytes=max_bytes, resolver=resolver
             )
     except (TimeoutError, httpx.TimeoutException):
         raise FetchRefused("url_timeout", field, f"fetch exceeded {timeout:g}s") from None
@@ -276,5 +279,5 @@ async def fetch_media(
         raise FetchRefused("url_http_error", field, f"fetch failed: {type(exc).__name__}") from None
     finally:
         if own_client:
-            await client.aclose()
+            await session.aclose()
     return Media(data, _verify_kind(data, kind, field), "https")

@@ -197,8 +197,8 @@ def discard(job: MediaJob) -> bool:
 def drop_result(job: MediaJob) -> None:
     """Delete an undelivered result: its file and its studio asset rows."""
     MediaAsset.objects.filter(job_id=job.pk).delete()
-    if (job.result or {}).get("path"):
-        storage.delete(job.result["path"])
+    if path := (job.result or {}).get("path"):
+        storage.delete(path)
 
 
 def settle_if_due(job: MediaJob, now=None) -> MediaJob:

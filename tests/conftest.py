@@ -292,7 +292,7 @@ def balance_of(user) -> Decimal:
 
 
 def usage_rows(user):
-    from llm.models import UsageLog
+    from billing.models import UsageLog
 
     return list(UsageLog.objects.filter(user_id=user.pk).order_by("id"))
 

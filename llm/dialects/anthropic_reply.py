@@ -11,6 +11,7 @@ passes through: a Message dict as it is, stream events byte for byte.
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from gpuniq_site.errors import ANTHROPIC_TYPES, CATALOG
 from gpuniq_site.ids import unique_hex
@@ -35,7 +36,7 @@ def usage_object(usage: Usage | None) -> dict:
     """Anthropic's usage: input_tokens excludes cache reads and writes, which are counted apart."""
     usage = usage or Usage()
     written = usage.cache_write_tokens + usage.cache_write_1h_tokens
-    out = {
+    out: dict[str, Any] = {
         "input_tokens": max(usage.prompt_tokens - usage.cached_tokens - written, 0),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": usage.cached_tokens,
@@ -63,7 +64,7 @@ def message_from_chat(response: dict, usage: Usage | None, slug: str) -> dict:
         return response
     choice = (response.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    content = []
+    content: list[dict[str, Any]] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
@@ -155,7 +156,7 @@ class StreamTranslator:
         if self.started:
             return []
         self.started = True
-        message = {
+        message: dict[str, Any] = {
             "id": message_id(),
             "type": "message",
             "role": "assistant",

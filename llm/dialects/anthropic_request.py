@@ -14,13 +14,21 @@ Claude model's OpenAI-compatible fallback route):
 """
 
 import json
+from typing import Any
 
+from gpuniq_site.json_body import as_object
 from gpuniq_site.errors import ApiError
 
 from ..catalog import ModelInfo
 
 EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
-EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
+EFFORTS: dict[object, str] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "high",
+    "xhigh": "high",
+}
 ROLES = ("user", "assistant", "system")  # Claude Code puts system-role messages between turns
 
 
@@ -76,7 +84,7 @@ class _Translator:
         return part
 
     def media_part(self, block: dict, field: str) -> dict | None:
-        source = block.get("source") if isinstance(block.get("source"), dict) else {}
+        source = as_object(block.get("source"))
         kind, stype = block.get("type"), source.get("type")
         if stype == "base64" and kind == "image":
             return {
@@ -130,7 +138,8 @@ class _Translator:
         if not isinstance(content, list):
             text = "" if content is None else str(content)
             return (f"Error: {text}" if block.get("is_error") else text), []
-        texts, images = [], []
+        texts: list[str] = []
+        images: list[dict[str, Any]] = []
         for item in content:
             if isinstance(item, dict) and item.get("type") in ("image", "document"):
                 images.extend(p for p in [self.media_part(item, field)] if p)
@@ -159,7 +168,10 @@ class _Translator:
                         },
                     }
                 )
-        message = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(texts) if texts or not calls else None,
+        }
         if calls:
             message["tool_calls"] = calls
         return [message]
@@ -190,7 +202,7 @@ class _Translator:
         if not tools:
             return
         out["tools"] = tools
-        choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
+        choice = as_object(body.get("tool_choice"))
         kind = choice.get("type")
         if kind == "tool" and choice.get("name"):
             out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
@@ -214,13 +226,14 @@ class _Translator:
 
 
 def _effort(body: dict) -> str | None:
-    thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+    thinking = as_object(body.get("thinking"))
     if thinking.get("type") == "adaptive":
-        config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+        config = as_object(body.get("output_config"))
         return EFFORTS.get(config.get("effort"), "medium")
     if thinking.get("type") != "enabled":
         return None
-    budget = thinking.get("budget_tokens") if isinstance(thinking.get("budget_tokens"), int) else 0
+    asked = thinking.get("budget_tokens")
+    budget = asked if isinstance(asked, int) else 0
     return next((effort for limit, effort in EFFORT_BY_BUDGET if budget < limit), "high")
 
 

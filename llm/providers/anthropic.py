@@ -11,7 +11,10 @@ event by event into OpenAI chunks (see _StreamMapper).
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
 from .base import (
@@ -26,17 +29,25 @@ from .base import (
     sse,
     text_of,
 )
-from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
+from . import anthropic_native
+from .anthropic_api import API_VERSION, PATH, map_usage, parse_error
+from .http import post_json, post_stream, scrub, sse_data
 from .wire import TICK
 
-PATH = "/v1/messages"
-API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 JSON_TOOL = "json_response"
 JSON_OBJECT_INSTRUCTION = (
     "Respond only with a single valid JSON object. Do not add any text outside the JSON."
 )
-EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+EFFORTS: dict[object, str] = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
+_TOOL_CHOICES: dict[object, str] = {"required": "any", "none": "none"}  # OpenAI tool_choice strings
 BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
 FINISH = {
     "end_turn": "stop",
@@ -47,25 +58,6 @@ FINISH = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_ERROR_KINDS = {
-    "authentication_error": "auth",
-    "permission_error": "auth",
-    "billing_error": "auth",
-    "not_found_error": "not_found",
-    "rate_limit_error": "rate_limited",
-    "overloaded_error": "overloaded",
-    "api_error": "server",
-    "timeout_error": "timeout",
-    "request_too_large": "bad_request",
-}
-_CONTEXT_MARKERS = (
-    "prompt is too long",
-    "context limit",
-    "context window",
-    "context length",
-    "too many tokens",
-)
-_POLICY_MARKERS = ("content filtering", "content policy", "usage policy")
 # keywords Anthropic's constrained decoding rejects (structured outputs / strict tools)
 _UNSUPPORTED_SCHEMA = (
     "minimum",
@@ -92,26 +84,6 @@ def model_version(model: str) -> tuple[int, int]:
     if not match:
         return (99, 0)
     return (int(match.group(1)), int(match.group(2) or 0))
-
-
-def parse_error(status: int, body: bytes, headers) -> UpstreamError:
-    """Anthropic's `{"type": "error", "error": {"type", "message"}}` → UpstreamError."""
-    try:
-        data = json.loads(body)
-        error = data["error"]
-        etype, message = str(error.get("type") or ""), str(error.get("message") or "")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return generic_error(status, body, headers)
-    kind = _ERROR_KINDS.get(etype)
-    if kind is None:
-        lowered = message.lower()
-        if etype == "invalid_request_error" and any(m in lowered for m in _CONTEXT_MARKERS):
-            kind = "context_length"
-        elif any(m in lowered for m in _POLICY_MARKERS):
-            kind = "content_policy"
-        else:
-            kind = generic_error(status, body, headers).kind
-    return UpstreamError(kind, scrub(message), status=status, retry_after=retry_after(headers))
 
 
 # --- request: messages ------------------------------------------------------------------
@@ -170,7 +142,9 @@ def _content_blocks(content) -> list[dict]:
 
 
 def _assistant_blocks(message: dict) -> list[dict]:
-    blocks = [{"type": "text", "text": text}] if (text := text_of(message.get("content"))) else []
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": text}] if (text := text_of(message.get("content"))) else []
+    )
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         blocks.append(
@@ -271,7 +245,7 @@ def _map_tools(body: dict, out: dict, native: bool) -> None:
     if isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        mapped = {"type": {"required": "any", "none": "none"}.get(choice, "auto")}
+        mapped = {"type": _TOOL_CHOICES.get(choice, "auto")}
     if body.get("parallel_tool_calls") is False and mapped["type"] != "none":
         mapped["disable_parallel_tool_use"] = True
     if choice is not None or len(mapped) > 1:
@@ -392,25 +366,6 @@ def build_body(request: ChatRequest, route: Route, *, stream: bool) -> tuple[dic
 # --- reply --------------------------------------------------------------------------------
 
 
-def map_usage(raw, reasoning_chars: int = 0) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    written = int(raw.get("cache_creation_input_tokens") or 0)
-    detail = raw.get("cache_creation") if isinstance(raw.get("cache_creation"), dict) else {}
-    written_1h = min(int(detail.get("ephemeral_1h_input_tokens") or 0), written)
-    prompt = int(raw.get("input_tokens") or 0) + cache_read + written
-    output = int(raw.get("output_tokens") or 0)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=output,
-        cached_tokens=cache_read,
-        cache_write_tokens=written - written_1h,
-        cache_write_1h_tokens=written_1h,
-        reasoning_tokens=min(reasoning_chars // 4, output),
-    )
-
-
 def _finish_reason(stop_reason, json_tool: bool, has_calls: bool) -> str:
     if stop_reason == "tool_use" and json_tool and not has_calls:
         return "stop"
@@ -441,7 +396,7 @@ def map_message(data, slug: str, json_tool: bool = False) -> tuple[dict, Usage |
                     },
                 }
             )
-    message = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     if calls:
@@ -477,7 +432,7 @@ class _StreamMapper:
         except (ValueError, KeyError, TypeError):
             raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
         if kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            error = as_object(event.get("error"))
             raise UpstreamError(
                 "overloaded" if error.get("type") == "overloaded_error" else "server",
                 scrub(str(error.get("message") or "stream error")),
@@ -563,8 +518,6 @@ class AnthropicProvider:
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]:
         if request.anthropic is not None:  # came in as Anthropic Messages: forward as sent
-            from . import anthropic_native
-
             return await anthropic_native.complete(self.upstream, request, route)
         body, json_tool = build_body(request, route, stream=False)
         data = await post_json(
@@ -577,14 +530,12 @@ class AnthropicProvider:
         )
         return map_message(data, request.slug, json_tool)
 
-    def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         if request.anthropic is not None:  # one generator, so closing it closes the vendor stream at once
-            from . import anthropic_native
-
             return anthropic_native.stream(self.upstream, request, route)
         return self._stream(request, route)
 
-    async def _stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def _stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         body, json_tool = build_body(request, route, stream=True)
         mapper = _StreamMapper(request.slug, json_tool)
         async with post_stream(

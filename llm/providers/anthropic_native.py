@@ -6,15 +6,17 @@ the client's body goes to POST /v1/messages with only `model` swapped for the ve
 client's `anthropic-beta` / `anthropic-version` headers go along, and the reply comes back as
 Anthropic's Message (model swapped back to our slug) or as Anthropic's named stream events,
 relayed byte for byte except `message_start` (model swapped). Usage is read on the way for
-billing, with the same mapping (anthropic.map_usage) as the Chat Completions path.
+billing, with the same mapping (anthropic_api.map_usage) as the Chat Completions path.
 """
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+
+from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
-from .anthropic import API_VERSION, PATH, map_usage, parse_error
-from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage, dumps
+from .anthropic_api import API_VERSION, PATH, map_usage, parse_error
+from .base import SILENCE, AnthropicOriginal, ChatRequest, Route, StreamPiece, UpstreamError, Usage, dumps
 from .http import post_json, post_stream, scrub, sse_data
 from .wire import TICK
 
@@ -32,7 +34,11 @@ COUNT_FIELDS = (
     "output_format",
 )
 _FORWARDED_HEADERS = ("anthropic-beta", "anthropic-version")
-_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+_DELTA_TEXT: dict[object, str] = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+}
 
 
 def headers_for(upstream: Upstream, request: ChatRequest) -> dict:
@@ -42,7 +48,7 @@ def headers_for(upstream: Upstream, request: ChatRequest) -> dict:
         "content-type": "application/json",
     }
     for name in _FORWARDED_HEADERS:
-        if value := request.anthropic.headers.get(name):
+        if value := _original(request).headers.get(name):
             headers[name] = value
     return headers
 
@@ -53,7 +59,7 @@ def _unsigned_thinking(block) -> bool:
 
 
 def forward_body(request: ChatRequest, route: Route, *, stream: bool) -> dict:
-    body = {**request.anthropic.body, "model": route.upstream_model}
+    body = {**_original(request).body, "model": route.upstream_model}
     if stream:
         body["stream"] = True
     else:
@@ -74,8 +80,15 @@ def forward_body(request: ChatRequest, route: Route, *, stream: bool) -> dict:
     return body
 
 
+def _original(request: ChatRequest) -> AnthropicOriginal:
+    """The request as the client sent it to /v1/messages: this module forwards nothing else."""
+    if request.anthropic is None:
+        raise ValueError("only a request that came in on Anthropic's surface is forwarded as it is")
+    return request.anthropic
+
+
 def _path(request: ChatRequest, path: str = PATH) -> str:
-    return path + "?beta=true" if request.anthropic.beta else path
+    return path + "?beta=true" if _original(request).beta else path
 
 
 def _thinking_chars(content) -> int:
@@ -111,7 +124,7 @@ class _Relay:
         self.reasoning_chars = 0
         self.done = False
 
-    def piece(self, data: bytes, more: bool) -> StreamPiece | None:
+    def piece(self, data: bytes, more: bool) -> StreamPiece:
         try:
             event = json.loads(data)
             kind = event["type"]
@@ -119,7 +132,7 @@ class _Relay:
             raise UpstreamError("malformed", "the provider sent an unreadable stream event") from None
         usage, partial, chars = None, None, 0
         if kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
+            error = as_object(event.get("error"))
             raise UpstreamError(
                 "overloaded" if error.get("type") == "overloaded_error" else "server",
                 scrub(str(error.get("message") or "stream error")),
@@ -153,7 +166,7 @@ class _Relay:
             self.usage.update((key, value) for key, value in usage.items() if value is not None)
 
 
-async def stream(upstream: Upstream, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+async def stream(upstream: Upstream, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
     relay = _Relay(request.slug)
     async with post_stream(
         upstream,
@@ -175,7 +188,7 @@ async def stream(upstream: Upstream, request: ChatRequest, route: Route) -> Asyn
 
 async def count_tokens(upstream: Upstream, request: ChatRequest, route: Route) -> int:
     """Anthropic's own count for the request (free at the vendor, as here)."""
-    body = {key: value for key, value in request.anthropic.body.items() if key in COUNT_FIELDS}
+    body = {key: value for key, value in _original(request).body.items() if key in COUNT_FIELDS}
     body["model"] = route.upstream_model
     data = await post_json(
         upstream,

@@ -10,7 +10,7 @@ Failures are UpstreamError; `retryable` ones before the first piece move on to t
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -139,7 +139,7 @@ class ChatProvider(Protocol):
 
     async def complete(self, request: ChatRequest, route: Route) -> tuple[dict, Usage | None]: ...
 
-    def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]: ...
+    def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]: ...
 
 
 # --- helpers for providers that build OpenAI objects themselves ---------------------------

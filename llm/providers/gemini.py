@@ -12,7 +12,10 @@ import json
 import mimetypes
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
 from .base import (
@@ -100,7 +103,8 @@ def error_from(error: dict, status: int | None = None, retry: float | None = Non
     code = status or _int(error.get("code"))
     grpc = str(error.get("status") or "")
     message = str(error.get("message") or "")
-    details = error.get("details") if isinstance(error.get("details"), list) else []
+    found = error.get("details")
+    details = found if isinstance(found, list) else []
     reasons = {str(d.get("reason")) for d in details if isinstance(d, dict) and d.get("reason")}
     if grpc == "INVALID_ARGUMENT" or (code == 400 and not grpc):
         if any(marker in message.lower() for marker in _CONTEXT_MARKERS):
@@ -158,7 +162,7 @@ def is_thinking_model(model: str) -> bool:
     return "thinking" in model or "reason" in model or (version is not None and version >= 2.5)
 
 
-def clean_schema(schema, defs: dict | None = None, depth: int = 0):
+def clean_schema(schema: object, defs: dict | None = None, depth: int = 0) -> dict[str, Any]:
     """A JSON schema reduced to Gemini's Schema subset: local $refs inlined, type lists turned into
     `nullable`/`anyOf`, `const` into `enum`, unsupported keywords (additionalProperties, $schema,
     strict, ...) dropped."""
@@ -171,7 +175,7 @@ def clean_schema(schema, defs: dict | None = None, depth: int = 0):
         return clean_schema(
             {**(target or {}), **{k: v for k, v in schema.items() if k != "$ref"}}, defs, depth + 1
         )
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in schema.items():
         if key == "properties" and isinstance(value, dict):
             out[key] = {name: clean_schema(sub, defs, depth + 1) for name, sub in value.items()}
@@ -244,7 +248,7 @@ def user_parts(content) -> list[dict]:
 
 def _assistant_parts(message: dict, names: dict, signed: bool) -> list[dict]:
     text = text_of(message.get("content"))
-    parts = [{"text": text}] if text else []
+    parts: list[dict[str, Any]] = [{"text": text}] if text else []
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         try:
@@ -252,7 +256,7 @@ def _assistant_parts(message: dict, names: dict, signed: bool) -> list[dict]:
         except ValueError:
             args = {}
         names[call.get("id")] = function.get("name", "")
-        part = {
+        part: dict[str, Any] = {
             "functionCall": {"name": function.get("name", ""), "args": args if isinstance(args, dict) else {}}
         }
         if signed and not any("functionCall" in p for p in parts):
@@ -273,7 +277,9 @@ def _tool_result_part(message: dict, names: dict) -> dict:
 
 def map_messages(messages: list, model: str = "") -> tuple[list[dict], list[dict]]:
     """(systemInstruction parts, contents) for OpenAI `messages`; same-role turns are merged."""
-    system, contents, names = [], [], {}
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
     signed = (model_version(model) or 3) >= 3
     for message in messages or ():
         role = message.get("role") if isinstance(message, dict) else None
@@ -326,7 +332,7 @@ def map_tool_choice(choice) -> dict | None:
 
 
 def thinking_config(body: dict, model: str) -> dict | None:
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    reasoning = as_object(body.get("reasoning"))
     effort = body.get("reasoning_effort") or reasoning.get("effort")
     version = model_version(model) or 0
     if effort not in THINKING_BUDGETS:
@@ -458,7 +464,9 @@ def tool_call(function_call: dict) -> dict:
 
 def map_candidate(candidate: dict) -> tuple[dict, str | None]:
     """(OpenAI message, finish_reason) for one Gemini candidate."""
-    texts, thoughts, calls = [], [], []
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls = []
     for part in (candidate.get("content") or {}).get("parts") or ():
         if isinstance(part.get("functionCall"), dict):
             calls.append(tool_call(part["functionCall"]))
@@ -488,7 +496,7 @@ def to_completion(data, slug: str) -> tuple[dict, Usage | None]:
     if not candidates:
         raise _blocked(data) or UpstreamError("malformed", "the provider's reply has no candidates")
     usage = map_usage(data.get("usageMetadata"))
-    choices = []
+    choices: list[dict[str, Any]] = []
     for i, candidate in enumerate(candidates):
         message, finish = map_candidate(candidate)
         message.setdefault("refusal", None)
@@ -602,7 +610,7 @@ class GeminiProvider:
         except (AttributeError, TypeError):  # a reply of an unexpected shape
             raise UpstreamError("malformed", "the provider sent a reply of an unexpected shape") from None
 
-    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         builder = ChunkBuilder(model=request.slug)
         state = _StreamState(builder)
         async with post_stream(

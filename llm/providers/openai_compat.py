@@ -8,26 +8,14 @@ the rest (usage, errors, tool calls, anything with escapes).
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ..upstreams import Upstream
 from . import openai_responses
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
-from .http import generic_error, post_json, post_stream, scrub, sse_data
+from .http import post_json, post_stream, scrub, sse_data
+from .openai_errors import parse_error
 from .wire import TICK
-
-_CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window", "too many tokens")
-_POLICY_MARKERS = ("content_policy", "content_filter", "safety system")
-
-
-def parse_error(status, body, headers) -> UpstreamError:
-    error = generic_error(status, body, headers)
-    text = (body[:2000].decode(errors="replace")).lower()
-    if status == 400 and any(m in text for m in _CONTEXT_MARKERS):
-        error.kind = "context_length"
-    elif status == 400 and any(m in text for m in _POLICY_MARKERS):
-        error.kind = "content_policy"
-    return error
 
 
 def _text_chars(chunk: dict) -> int:
@@ -90,7 +78,7 @@ class OpenAICompatProvider:
         data["model"] = request.slug
         return data, Usage.from_openai(data.get("usage"))
 
-    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         if request.responses_body is not None and self.speaks_responses:
             async for piece in openai_responses.stream(self.upstream, self._headers, request, route):
                 yield piece

@@ -9,11 +9,12 @@ Follows https://platform.openai.com/docs/api-reference/responses.
 """
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ..upstreams import Upstream
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .http import post_json, post_stream, sse_data
+from .openai_errors import parse_error
 from .wire import TICK
 
 _FINAL = {"response.completed", "response.incomplete", "response.failed"}
@@ -40,6 +41,7 @@ def usage_of(usage) -> Usage | None:
 
 
 def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
+    assert request.responses_body is not None  # only a Responses request is forwarded as it is
     body = {**request.responses_body, "model": route.upstream_model}
     if stream:
         body["stream"] = True
@@ -47,12 +49,6 @@ def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
         body.pop("stream", None)
         body.pop("stream_options", None)
     return body
-
-
-def _parser():
-    from .openai_compat import parse_error
-
-    return parse_error
 
 
 async def complete(
@@ -64,7 +60,7 @@ async def complete(
         headers=headers,
         body=_body(request, route, False),
         first_byte=request.first_byte_timeout,
-        error_parser=_parser(),
+        error_parser=parse_error,
     )
     if not isinstance(data, dict) or data.get("object") != "response":
         raise UpstreamError("malformed", "the provider's reply is not a response object")
@@ -101,7 +97,7 @@ def _piece(data: bytes, slug: str, more: bool) -> StreamPiece:
 
 async def stream(
     upstream: Upstream, headers: dict, request: ChatRequest, route: Route
-) -> AsyncIterator[StreamPiece]:
+) -> AsyncGenerator[StreamPiece, None]:
     final = False
     async with post_stream(
         upstream,
@@ -109,7 +105,7 @@ async def stream(
         headers=headers,
         body=_body(request, route, True),
         first_byte=request.first_byte_timeout,
-        error_parser=_parser(),
+        error_parser=parse_error,
     ) as response:
         async for data in sse_data(response):
             if data is TICK:

@@ -31,5 +31,13 @@ def provider_for(route: Route) -> ChatProvider | None:
     return found
 
 
+def live_provider(route: Route) -> ChatProvider:
+    """provider_for a live route (the catalog's live_routes: its upstream is configured)."""
+    provider = provider_for(route)
+    if provider is None:
+        raise LookupError(f"no upstream is configured for route {route}")
+    return provider
+
+
 def reset() -> None:
     _cache.clear()

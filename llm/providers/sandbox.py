@@ -10,7 +10,7 @@ import json
 import re
 import shlex
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, Usage, completion_object, sse, text_of
 
@@ -117,7 +117,14 @@ def _tool_call(body: dict) -> dict | None:
         return None
     function = (tools[0] or {}).get("function") or {}
     props = (function.get("parameters") or {}).get("properties") or {}
-    samples = {"string": "example", "integer": 1, "number": 1.0, "boolean": True, "array": [], "object": {}}
+    samples: dict[object, object] = {
+        "string": "example",
+        "integer": 1,
+        "number": 1.0,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }
     args = {name: samples.get((spec or {}).get("type"), "example") for name, spec in props.items()}
     return {
         "id": "call_" + uuid.uuid4().hex[:24],
@@ -150,7 +157,7 @@ class SandboxProvider:
             system_fingerprint=FINGERPRINT,
         ), usage
 
-    async def stream(self, request: ChatRequest, route: Route) -> AsyncIterator[StreamPiece]:
+    async def stream(self, request: ChatRequest, route: Route) -> AsyncGenerator[StreamPiece, None]:
         builder = ChunkBuilder(model=request.slug, system_fingerprint=FINGERPRINT)
         yield StreamPiece(data=sse(builder.chunk({"role": "assistant", "content": ""})))
         call = _tool_call(request.body)

@@ -13,6 +13,7 @@ UpstreamError. Messages never carry the URL or any header value.
 import asyncio
 import ssl
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 from .wire_body import TICK, ChunkedDecoder, Ticker
@@ -87,7 +88,8 @@ class Pool:
     """Idle keep-alive connections of one event loop, LIFO per upstream (warmest first)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop, self.idle, self.count = loop, {}, 0
+        self.loop, self.count = loop, 0
+        self.idle: dict[tuple[Any, ...], list[_Conn]] = {}  # by (scheme, host, port)
         self.next_sweep = loop.time() + _SWEEP_EVERY
 
     def take(self, key) -> _Conn | None:
@@ -241,7 +243,9 @@ class Response:
 
     def __init__(self, conn: _Conn, pool_: Pool, version: str, status: int, headers: Headers, idle: float):
         self.status_code, self.headers = status, headers
-        self._conn, self._pool, self._idle = conn, pool_, idle
+        self._conn: _Conn | None = conn  # None once closed
+        self._pool, self._idle = pool_, idle
+        self._left: int | None  # body bytes still to read; None: until the server closes
         self._chunked = "chunked" in (headers.get("transfer-encoding") or "").lower()
         self._decoder = ChunkedDecoder(LINE_LIMIT) if self._chunked else None
         self._ticker: Ticker | None = None
@@ -269,6 +273,8 @@ class Response:
             return await self._read()
 
     async def _read(self) -> bytes:
+        if self._conn is None:
+            raise WireError("the response is closed")
         reader = self._conn.reader
         if self._decoder is not None:
             while True:  # decode whatever has arrived: one await per network read, not per chunk
@@ -376,6 +382,7 @@ async def post(
             version, status, headers_ = await _read_head(conn, first_byte, reused)
             return Response(conn, pool_, version, status, headers_, first_byte)
         except _Stale:
+            assert conn is not None  # only a reused connection is found stale
             conn.close()
         except BaseException as exc:
             if conn is not None:

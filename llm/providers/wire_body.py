@@ -100,6 +100,7 @@ class Ticker:
 
     async def read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         task = self.reading = asyncio.current_task()
+        assert task is not None  # a coroutine's read runs in a task
         # cancellations requested before this read: counted here, not when the timer fires, or a
         # real cancel that lands in the same loop iteration as a tick would be taken for the tick
         self.base = task.cancelling()

@@ -5,7 +5,7 @@ Structural, not substring matching: a pre-scanner tracks quoting, pulls out ``$(
 backticks and ``<(...)`` (analysed recursively) and shields quoted operator characters;
 ``shlex`` splits words/operators; tokens are cut into pipelines and simple commands; wrappers
 (sudo, env, nohup, xargs, timeout, ...) are peeled; ``sh -c``/``eval``/``ssh host cmd``/
-``find -exec`` payloads are re-analysed; each program is looked up in ``rules._RULES`` (llm/terminal/rules.py).
+``find -exec`` payloads are re-analysed; each program is looked up in ``rules.RULES``.
 Decisions: ``git push --force`` dangerous, ``--force-with-lease`` caution; ``iptables -F``
 dangerous (drops the firewall, or locks out remote sessions under a DROP policy); sudo and
 chmod/chown are at least caution; reading a credential file is caution, sending one over
@@ -20,26 +20,26 @@ import shlex
 from dataclasses import dataclass, field
 
 from .rules import (
-    _DOWNLOADERS,
-    _FIXED,
-    _INTERPRETERS,
-    _KEY_USE_OPTS,
-    _NETWORK,
-    _READERS,
-    _RULES,
-    _SHELLS,
-    _SQL_OPTS,
+    DOWNLOADERS,
+    FIXED,
+    INTERPRETERS,
+    KEY_USE_OPTS,
+    NETWORK,
+    READERS,
+    RULES,
+    SHELLS,
+    SQL_OPTS,
     LEVELS,
     RANK,
-    C,
-    D,
-    S,
-    _Cmd,
-    _is_secret,
-    _shell_args,
-    _sql_findings,
-    _strip_options,
-    _write_findings,
+    CAUTION,
+    DANGEROUS,
+    SAFE,
+    Cmd,
+    is_secret,
+    shell_args,
+    sql_findings,
+    strip_options,
+    write_findings,
 )
 
 __all__ = ["LEVELS", "Assessment", "analyze", "combine"]
@@ -57,15 +57,15 @@ def combine(model_level: str | None, local: str) -> str:
     """The higher of the model's label (unknown/None counts as safe) and ours."""
     if local not in _RANK:
         raise ValueError(f"unknown local level {local!r}")
-    model = model_level.strip().lower() if isinstance(model_level, str) else S
-    model = model if model in _RANK else S
+    model = model_level.strip().lower() if isinstance(model_level, str) else SAFE
+    model = model if model in _RANK else SAFE
     return max(model, local, key=_RANK.__getitem__)
 
 
 def analyze(command: str) -> Assessment:
     findings = _Ctx().script(command or "")
     if not findings:
-        return Assessment(S)
+        return Assessment(SAFE)
     findings.sort(key=lambda f: -_RANK[f[0]])  # stable: most severe reasons first
     reasons = tuple(dict.fromkeys(reason for _, reason in findings))
     return Assessment(findings[0][0], reasons)
@@ -90,7 +90,7 @@ class _Ctx:
 
     def script(self, text: str) -> list[tuple[str, str]]:
         if self.depth >= _MAX_DEPTH:
-            return [(C, "command nesting too deep to analyse")]
+            return [(CAUTION, "command nesting too deep to analyse")]
         self.depth += 1
         try:
             return _analyze_text(text, self)
@@ -173,7 +173,7 @@ def _prescan(text: str, ctx: _Ctx) -> tuple[str, str | None, list[str]]:
 def _lex(prepared: str) -> list[str]:
     lexer = shlex.shlex(prepared, posix=True, punctuation_chars=True)
     lexer.whitespace_split, lexer.commenters = True, ""
-    tokens = []
+    tokens: list[str] = []  # operators as _Op
     for tok in lexer:
         if tok and all(ch in _PUNCT for ch in tok):
             tokens.append(_Op(tok))
@@ -213,7 +213,7 @@ def _is_fork_bomb(tokens: list[str]) -> bool:
         defines = isinstance(nxt, _Op) and nxt.startswith("(") and parens
         if isinstance(name, _Op) or not (defines or (i and tokens[i - 1] == "function")):
             continue
-        body = []
+        body: list[str] = []
         for tok in tokens[i + 2 :]:
             if not isinstance(tok, _Op) and tok.endswith("}") and body:
                 break
@@ -226,16 +226,16 @@ def _is_fork_bomb(tokens: list[str]) -> bool:
 
 def _analyze_text(text: str, ctx: _Ctx) -> list[tuple[str, str]]:
     prepared, err, inners = _prescan(text, ctx)
-    findings = [(C, err)] if err else []
+    findings = [(CAUTION, err)] if err else []
     for inner in inners:
         findings += ctx.script(inner)
     try:
         tokens = _lex(prepared)
     except ValueError as exc:  # e.g. a trailing lone backslash
-        findings.append((C, f"could not parse the command: {exc}"))
+        findings.append((CAUTION, f"could not parse the command: {exc}"))
         tokens = prepared.translate(_UNPROTECT).split()
     if _is_fork_bomb(tokens):
-        findings.append((D, "fork bomb: a function that recursively spawns itself"))
+        findings.append((DANGEROUS, "fork bomb: a function that recursively spawns itself"))
     for pipeline in _split(tokens):
         cmds = [_build(words, redirs, ctx) for words, redirs in pipeline]
         for cmd in cmds:
@@ -324,7 +324,7 @@ _WRAPPERS = {  # wrapper -> options that take a separate value
 }
 
 
-def _build(words: list[str], redirects, ctx: _Ctx) -> _Cmd:
+def _build(words: list[str], redirects, ctx: _Ctx) -> Cmd:
     argv, elevated = list(words), ""
     while argv:
         head = posixpath.basename(argv[0])
@@ -334,69 +334,69 @@ def _build(words: list[str], redirects, ctx: _Ctx) -> _Cmd:
             argv = []
         elif head in _WRAPPERS:
             elevated = head if head in _ELEVATORS else elevated
-            argv = _strip_options(argv[1:], _WRAPPERS[head])
+            argv = strip_options(argv[1:], _WRAPPERS[head])
             argv = argv[1:] if head == "timeout" else argv  # the duration
             argv = ["sh", "-c", " ".join(argv)] if head == "watch" and argv else argv
         else:
             break
     name = posixpath.basename(argv[0]) if argv else ""
-    return _Cmd(name, argv[1:], redirects, ctx, elevated)
+    return Cmd(name, argv[1:], redirects, ctx, elevated)
 
 
-def _cmd_findings(c: _Cmd) -> list[tuple[str, str]]:
-    out = [(C, f"runs with elevated privileges ({c.elevated})")] if c.elevated else []
+def _cmd_findings(c: Cmd) -> list[tuple[str, str]]:
+    out = [(CAUTION, f"runs with elevated privileges ({c.elevated})")] if c.elevated else []
     for op, target in c.redirects:
         if ">" in op and not (op.endswith("&") and target.isdigit()):
-            out += _write_findings(target, append=">>" in op, how="redirect into")
+            out += write_findings(target, append=">>" in op, how="redirect into")
     name = "mkfs" if c.name.startswith("mkfs.") else c.name
-    if name in _FIXED:
-        out.append((_FIXED[name][0], f"{name}: {_FIXED[name][1]}"))
-    out += [f for f in _RULES.get(name, lambda _: ())(c) if f]
-    if c.name in _READERS and any(_is_secret(a, c.ctx) for a in c.args):
-        out.append((C, "reads a credential file"))
+    if name in FIXED:
+        out.append((FIXED[name][0], f"{name}: {FIXED[name][1]}"))
+    out += [f for f in RULES.get(name, lambda _: ())(c) if f]
+    if c.name in READERS and any(is_secret(a, c.ctx) for a in c.args):
+        out.append((CAUTION, "reads a credential file"))
     return out + _exfil_findings(c)
 
 
-def _reads_stdin_code(c: _Cmd) -> bool:
-    if c.name in _SHELLS:
-        return _shell_args(c.args)[1]
-    if c.name in _INTERPRETERS:
+def _reads_stdin_code(c: Cmd) -> bool:
+    if c.name in SHELLS:
+        return shell_args(c.args)[1]
+    if c.name in INTERPRETERS:
         code_flags = {"-c", "-e", "-E", "-m", "-r", "-p", "--eval", "--print"}
         positional = [a for a in c.args if not a.startswith("-") or a == "-"]
         return not code_flags & set(c.args) and (not positional or positional[0] == "-")
     return False
 
 
-def _secret_inputs(c: _Cmd) -> list[str]:
-    args = [a for i, a in enumerate(c.args) if i == 0 or c.args[i - 1] not in _KEY_USE_OPTS]
-    args = [a for a in args if a not in _KEY_USE_OPTS]
+def _secret_inputs(c: Cmd) -> list[str]:
+    args = [a for i, a in enumerate(c.args) if i == 0 or c.args[i - 1] not in KEY_USE_OPTS]
+    args = [a for a in args if a not in KEY_USE_OPTS]
     words = args + [t for op, t in c.redirects if "<" in op]
-    return [w for w in words if _is_secret(w, c.ctx)]
+    return [w for w in words if is_secret(w, c.ctx)]
 
 
-def _exfil_findings(c: _Cmd):
-    if c.name not in _NETWORK:
+def _exfil_findings(c: Cmd):
+    if c.name not in NETWORK:
         return []
-    secrets = [t for op, t in c.redirects if "<" in op and _is_secret(t, c.ctx)]
+    secrets = [t for op, t in c.redirects if "<" in op and is_secret(t, c.ctx)]
     if c.name != "ssh":
         remote = c.name not in ("scp", "rsync", "sftp") or any(re.match(r"^[\w.@-]+:", a) for a in c.args)
         secrets += _secret_inputs(c) if remote else []
-    return [(D, f"sends credentials ({s}) over the network with {c.name}") for s in dict.fromkeys(secrets)]
+    return [
+        (DANGEROUS, f"sends credentials ({s}) over the network with {c.name}") for s in dict.fromkeys(secrets)
+    ]
 
 
-def _pipeline_findings(cmds: list[_Cmd]):
+def _pipeline_findings(cmds: list[Cmd]):
     out = []
     for i, c in enumerate(cmds[1:], 1):
         before = cmds[:i]
         if _reads_stdin_code(c):
-            if any(p.name in _DOWNLOADERS for p in before):
-                out.append((D, f"pipes a download straight into {c.name}"))
+            if any(p.name in DOWNLOADERS for p in before):
+                out.append((DANGEROUS, f"pipes a download straight into {c.name}"))
             for p in before:
                 out += c.ctx.script(" ".join(p.args)) if p.name in ("echo", "printf") else []
-        if c.name in _SQL_OPTS:
-            out += [
-                f for p in before if p.name in ("echo", "printf") for f in _sql_findings(" ".join(p.args))
-            ]
-        if c.name in _NETWORK and any(_secret_inputs(p) for p in before):
-            out.append((D, f"pipes credential files to the network with {c.name}"))
+        if c.name in SQL_OPTS:
+            out += [f for p in before if p.name in ("echo", "printf") for f in sql_findings(" ".join(p.args))]
+        if c.name in NETWORK and any(_secret_inputs(p) for p in before):
+            out.append((DANGEROUS, f"pipes credential files to the network with {c.name}"))
     return out

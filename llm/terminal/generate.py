@@ -79,10 +79,10 @@ def system_prompt(req: CommandRequest) -> str:
     return (
         f"You turn a request into shell commands for {req.shell} on {req.os}. Answer with JSON only: "
         '{"commands": [{"command": "...", "description": "...", "danger": "safe|caution|dangerous"}]} '
-        f"with 1 to {req.max_commands} alternative commands, best first. Each command is complete and runnable "
-        "as one line; the description says in one sentence what it does. danger is 'dangerous' when it can "
-        "destroy data or take a system down, 'caution' when it changes files, packages, services or "
-        "permissions, else 'safe'."
+        f"with 1 to {req.max_commands} alternative commands, best first. Each command is complete and "
+        "runnable as one line; the description says in one sentence what it does. danger is 'dangerous' "
+        "when it can destroy data or take a system down, 'caution' when it changes files, packages, "
+        "services or permissions, else 'safe'."
     )
 
 

@@ -1,7 +1,7 @@
 """The rule tables of the local danger analysis (see llm.terminal.danger): levels, the simple
 command type the rules inspect, path and credential classification, and one rule per program.
 
-A rule takes a ``_Cmd`` (program name with wrappers peeled, its arguments, its redirects and the
+A rule takes a ``Cmd`` (program name with wrappers peeled, its arguments, its redirects and the
 analysis context) and yields ``(level, reason)`` findings (``None`` entries are ignored). Rules
 that must analyse nested commands call back into the analyser through the context:
 ``c.ctx.script(text)`` for shell code and ``c.ctx.command(words)`` for one argv.
@@ -14,24 +14,29 @@ import re
 import shlex
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterable
 from typing import Any
 
 LEVELS = ("safe", "caution", "dangerous")
-S, C, D = LEVELS
+SAFE, CAUTION, DANGEROUS = LEVELS
 RANK = {lvl: i for i, lvl in enumerate(LEVELS)}
 
 
 # ----------------------------------------------------------------------------- commands
 @dataclass
-class _Cmd:
+class Cmd:
     name: str
     args: list[str]
     redirects: list[tuple[str, str]]
-    ctx: Any  # danger._Ctx: script(text), command(words), inner(word)
+    ctx: Any  # the analyser (danger.py): script(text), command(words), inner(word)
     elevated: str = ""
 
 
-def _strip_options(args: list[str], valued: set[str]) -> list[str]:
+Finding = tuple[str, str]  # (level, reason)
+Rule = Callable[[Cmd], Iterable[Finding | None]]  # None entries are ignored
+
+
+def strip_options(args: list[str], valued: set[str]) -> list[str]:
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         if args[i] == "--":
@@ -136,19 +141,19 @@ def _is_broad(path: str) -> bool:
     return _is_system(p) or p in {"*", ".*"} or all(seg in (".", "..") for seg in p.split("/"))
 
 
-def _write_findings(target: str, append: bool = False, how: str = "writes to"):
+def write_findings(target: str, append: bool = False, how: str = "writes to"):
     p = _norm(target)
     if _DEVICE.match(p):
-        return [(D, f"{how} raw device {target}")]
+        return [(DANGEROUS, f"{how} raw device {target}")]
     if p in _CRITICAL_FILES or p.startswith("/boot/"):
-        return [(C if append else D, f"{how} critical system file {target}")]
+        return [(CAUTION if append else DANGEROUS, f"{how} critical system file {target}")]
     if re.match(r"/(etc|usr|bin|sbin|lib\w*)/", p):
-        return [(C, f"{how} system path {target}")]
+        return [(CAUTION, f"{how} system path {target}")]
     return []
 
 
-def _is_secret(word: str, ctx) -> bool:
-    if any(any(_is_secret(w, ctx) for w in _safe_split(inner)) for inner in ctx.inner(word)):
+def is_secret(word: str, ctx) -> bool:
+    if any(any(is_secret(w, ctx) for w in _safe_split(inner)) for inner in ctx.inner(word)):
         return True
     for cand in {word, word.split("=", 1)[-1]}:
         p = _norm(cand.lstrip("@<").split(";")[0])
@@ -165,10 +170,10 @@ def _safe_split(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- cross-command
-_SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "tcsh", "csh"}
-_INTERPRETERS = {"python", "python2", "python3", "perl", "ruby", "node", "php", "lua"}
-_DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh", "aria2c"}
-_NETWORK = {
+SHELLS = {"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "fish", "tcsh", "csh"}
+INTERPRETERS = {"python", "python2", "python3", "perl", "ruby", "node", "php", "lua"}
+DOWNLOADERS = {"curl", "wget", "fetch", "http", "https", "xh", "aria2c"}
+NETWORK = {
     "curl",
     "wget",
     "nc",
@@ -185,7 +190,7 @@ _NETWORK = {
     "xh",
     "ssh",
 }
-_READERS = {
+READERS = {
     "cat",
     "less",
     "more",
@@ -200,10 +205,10 @@ _READERS = {
     "cp",
     "gpg",
 }
-_KEY_USE_OPTS = {"-i", "--netrc-file", "--key", "--cert", "-E", "--cacert", "-K", "--config"}
+KEY_USE_OPTS = {"-i", "--netrc-file", "--key", "--cert", "-E", "--cacert", "-K", "--config"}
 
 
-def _shell_args(args: list[str]) -> tuple[str | None, bool]:
+def shell_args(args: list[str]) -> tuple[str | None, bool]:
     """(code given with -c or None, whether the shell reads its script from stdin)."""
     i, has_c, has_s = 0, False, False
     while i < len(args) and args[i][:1] in "-+" and len(args[i]) > 1:
@@ -220,7 +225,7 @@ def _shell_args(args: list[str]) -> tuple[str | None, bool]:
 
 
 def _downloads(word: str, ctx) -> bool:
-    return any(posixpath.basename(w) in _DOWNLOADERS for inner in ctx.inner(word) for w in _safe_split(inner))
+    return any(posixpath.basename(w) in DOWNLOADERS for inner in ctx.inner(word) for w in _safe_split(inner))
 
 
 # ----------------------------------------------------------------------------- rules
@@ -244,48 +249,56 @@ def _positionals(args: list[str]) -> list[str]:
     return [a for a in args if not a.startswith("-") or a == "-"]
 
 
-def _rm(c: _Cmd):
+def _rm(c: Cmd):
     fl, targets = _flags(c.args), _positionals(c.args)
     if "--no-preserve-root" in fl:
-        yield D, "rm --no-preserve-root"
+        yield DANGEROUS, "rm --no-preserve-root"
     if not ({"r", "R", "--recursive"} & fl):
         crit = [t for t in targets if _norm(t) in _CRITICAL_FILES or _is_system(t)]
-        yield (D, f"deletes system path {crit[0]}") if crit else (C, "deletes files")
+        yield (DANGEROUS, f"deletes system path {crit[0]}") if crit else (CAUTION, "deletes files")
         return
     broad = [t for t in targets if _is_broad(t)]
-    yield (D, f"recursive delete of a broad path ({broad[0]})") if broad else (C, "recursive delete")
+    yield (
+        (DANGEROUS, f"recursive delete of a broad path ({broad[0]})")
+        if broad
+        else (CAUTION, "recursive delete")
+    )
     for t in targets:
         if re.fullmatch(r"\$\{?\w+\}?/\*?", t) and _norm(t) != "~":
-            yield C, f"recursive delete of {t}: becomes / if the variable is empty"
+            yield CAUTION, f"recursive delete of {t}: becomes / if the variable is empty"
 
 
-def _dd(c: _Cmd):
+def _dd(c: Cmd):
     dests = [a[3:] for a in c.args if a.startswith("of=")]
     for d in dests:
-        yield from _write_findings(d, how="dd writes to")
-    yield (C, "dd writes raw data") if dests else None
+        yield from write_findings(d, how="dd writes to")
+    yield (CAUTION, "dd writes raw data") if dests else None
 
 
-def _shred(c: _Cmd):
+def _shred(c: Cmd):
     devices = [t for t in _positionals(c.args) if _DEVICE.match(t)]
-    yield (D, f"shreds device {devices[0]}") if devices else (C, "shreds (irrecoverably deletes) files")
+    yield (
+        (DANGEROUS, f"shreds device {devices[0]}")
+        if devices
+        else (CAUTION, "shreds (irrecoverably deletes) files")
+    )
 
 
-def _tee(c: _Cmd):
+def _tee(c: Cmd):
     for t in _positionals(c.args):
-        yield from _write_findings(t, append=bool({"a", "--append"} & _flags(c.args)), how="tee writes to")
+        yield from write_findings(t, append=bool({"a", "--append"} & _flags(c.args)), how="tee writes to")
 
 
-def _cp_mv(c: _Cmd):
+def _cp_mv(c: Cmd):
     pos = _positionals(c.args)
     if c.name == "mv":
         moved = [p for p in pos[:-1] if _is_system(p) or _norm(p) == "/"]
-        yield (D, f"moves system directory {moved[0]}") if moved else None
-        yield (C, "moves files into /dev/null") if pos[-1:] == ["/dev/null"] else None
-    yield from _write_findings(pos[-1], how=f"{c.name} overwrites") if len(pos) > 1 else ()
+        yield (DANGEROUS, f"moves system directory {moved[0]}") if moved else None
+        yield (CAUTION, "moves files into /dev/null") if pos[-1:] == ["/dev/null"] else None
+    yield from write_findings(pos[-1], how=f"{c.name} overwrites") if len(pos) > 1 else ()
 
 
-def _chmod_chown(c: _Cmd):
+def _chmod_chown(c: Cmd):
     opts = [
         a for a in c.args if a.startswith("-") and not (c.name == "chmod" and re.fullmatch(r"-[rwxXst]+", a))
     ]
@@ -297,19 +310,19 @@ def _chmod_chown(c: _Cmd):
         re.search(r"^[0-7]?[0-7]{2}[2367]$|(^|,)[ugo]*[ao][ugo]*[+=][^,]*w", mode)
     )
     if system and (recursive or world):
-        yield D, f"{c.name}{' -R' if recursive else ''} {mode} on system path {system[0]}"
-    yield C, f"{c.name} changes {'permissions' if c.name == 'chmod' else 'ownership'}"
-    yield (C, "makes files world-writable") if world else None
+        yield DANGEROUS, f"{c.name}{' -R' if recursive else ''} {mode} on system path {system[0]}"
+    yield CAUTION, f"{c.name} changes {'permissions' if c.name == 'chmod' else 'ownership'}"
+    yield (CAUTION, "makes files world-writable") if world else None
 
 
-def _find(c: _Cmd):
+def _find(c: Cmd):
     pos = []
     for a in c.args:
         if a.startswith(("-", "(", "!")) and a != "-":
             break
         pos.append(a)
     roots = [p for p in (pos or ["."]) if _is_system(p)]
-    inner: list[tuple[str, str]] = [(C, "find -delete removes files")] if "-delete" in c.args else []
+    inner: list[tuple[str, str]] = [(CAUTION, "find -delete removes files")] if "-delete" in c.args else []
     for i, a in enumerate(c.args):
         if a in ("-exec", "-execdir", "-ok", "-okdir"):
             words = []
@@ -319,35 +332,35 @@ def _find(c: _Cmd):
                 words.append(w)
             inner += c.ctx.command(words)
     yield from inner
-    if roots and any(lvl != S for lvl, _ in inner):
-        yield D, f"find over {roots[0]} deletes or modifies files"
+    if roots and any(lvl != SAFE for lvl, _ in inner):
+        yield DANGEROUS, f"find over {roots[0]} deletes or modifies files"
 
 
-def _shell(c: _Cmd):
+def _shell(c: Cmd):
     if c.name in ("eval", "source", "."):
         code = " ".join(c.args) if c.name == "eval" else None
     else:
-        code = _shell_args(c.args)[0]
+        code = shell_args(c.args)[0]
     yield from c.ctx.script(code) if code else ()
     for op, t in c.redirects:
         yield from c.ctx.script(t) if op == "<<<" else ()
     if any(_downloads(w, c.ctx) for w in c.args + [t for _, t in c.redirects]):
-        yield D, f"{c.name} executes a script downloaded from the network"
+        yield DANGEROUS, f"{c.name} executes a script downloaded from the network"
 
 
-def _interpreter(c: _Cmd):
+def _interpreter(c: Cmd):
     code = " ".join(c.args)
     if re.search(r"\bfork\b", code) and re.search(r"\b(while|for|loop|until)\b", code):
-        yield D, "fork bomb in an inline script"
+        yield DANGEROUS, "fork bomb in an inline script"
     if "-m" in c.args[:-1]:  # `python -m pip install ...` is pip's command line
         at = c.args.index("-m")
         yield from c.ctx.command(c.args[at + 1 :])
     if any(_downloads(w, c.ctx) for w in c.args + [t for _, t in c.redirects]):
-        yield D, f"{c.name} executes a script downloaded from the network"
+        yield DANGEROUS, f"{c.name} executes a script downloaded from the network"
 
 
-def _ssh(c: _Cmd):
-    pos = _strip_options(
+def _ssh(c: Cmd):
+    pos = strip_options(
         c.args,
         {
             "-i",
@@ -376,13 +389,13 @@ def _ssh(c: _Cmd):
     yield from c.ctx.script(" ".join(pos[1:])) if len(pos) > 1 else ()
 
 
-def _su(c: _Cmd):
-    yield C, "switches user (su)"
+def _su(c: Cmd):
+    yield CAUTION, "switches user (su)"
     for i, a in enumerate(c.args[:-1]):
         yield from c.ctx.script(c.args[i + 1]) if a in ("-c", "--command") else ()
 
 
-def _kill(c: _Cmd):
+def _kill(c: Cmd):
     args = list(c.args)
     if args[:1] in (["-l"], ["-L"]):
         return
@@ -391,20 +404,24 @@ def _kill(c: _Cmd):
     elif args[:1] and args[0].startswith("-") and args[0] != "--":
         args = args[1:]
     pids = args[1:] if args[:1] == ["--"] else args
-    yield (D, "kills every process (pid -1 or init)") if {"-1", "1"} & set(pids) else (C, "kills processes")
+    yield (
+        (DANGEROUS, "kills every process (pid -1 or init)")
+        if {"-1", "1"} & set(pids)
+        else (CAUTION, "kills processes")
+    )
 
 
-def _git(c: _Cmd):
-    pos = _strip_options(c.args, {"-C", "-c", "--git-dir", "--work-tree", "--namespace"})
+def _git(c: Cmd):
+    pos = strip_options(c.args, {"-C", "-c", "--git-dir", "--work-tree", "--namespace"})
     sub, rest = (pos[0], pos[1:]) if pos else ("", [])
     fl = _flags(rest)
     if sub == "push":
         if {"f", "--force"} & fl or any(p.startswith("+") for p in _positionals(rest)):
-            yield D, "git push --force rewrites remote history"
+            yield DANGEROUS, "git push --force rewrites remote history"
         elif {"--force-with-lease", "--force-if-includes", "--mirror", "--delete", "d"} & fl:
-            yield C, "git push overwrites or deletes remote refs"
+            yield CAUTION, "git push overwrites or deletes remote refs"
         elif any(p.startswith(":") for p in _positionals(rest)):
-            yield C, "git push deletes a remote branch"
+            yield CAUTION, "git push deletes a remote branch"
     checks = {
         "reset": "--hard" in fl,
         "clean": bool({"f", "--force"} & fl) and "n" not in fl,
@@ -416,10 +433,10 @@ def _git(c: _Cmd):
         "filter-repo": True,
         "reflog": "expire" in rest,
     }
-    yield (C, f"git {sub} discards work or history") if checks.get(sub) else None
+    yield (CAUTION, f"git {sub} discards work or history") if checks.get(sub) else None
 
 
-_SQL_OPTS = {
+SQL_OPTS = {
     "psql": ("-c", "--command"),
     "mysql": ("-e", "--execute"),
     "mariadb": ("-e", "--execute"),
@@ -429,8 +446,8 @@ _SQL_OPTS = {
 }
 
 
-def _sql_client(c: _Cmd):
-    short, long_ = _SQL_OPTS[c.name]
+def _sql_client(c: Cmd):
+    short, long_ = SQL_OPTS[c.name]
     sql = []
     for i, a in enumerate(c.args):
         if a in (short, long_) and i + 1 < len(c.args):
@@ -440,12 +457,12 @@ def _sql_client(c: _Cmd):
     if c.name in ("sqlite3", "duckdb"):
         sql += [a for a in c.args if not a.startswith("-") and a not in sql][1:]
     for s in sql + [t for op, t in c.redirects if op == "<<<"]:
-        yield from _sql_findings(s)
+        yield from sql_findings(s)
     if {"-f", "--file"} & set(c.args) or any(op in ("<", "<<") for op, _ in c.redirects):
-        yield C, f"{c.name} runs an SQL script"
+        yield CAUTION, f"{c.name} runs an SQL script"
 
 
-def _sql_findings(sql: str):
+def sql_findings(sql: str):
     text = re.sub(
         r"--[^\n]*|/\*.*?\*/", " ", re.sub(r"'(?:[^']|'')*'|\"[^\"]*\"|`[^`]*`", "''", sql), flags=re.S
     )
@@ -453,23 +470,23 @@ def _sql_findings(sql: str):
         words = re.findall(r"[A-Z_]+", stmt.upper())
         verb, obj = (words + ["", ""])[:2]
         if (verb == "DROP" and obj in ("TABLE", "DATABASE", "SCHEMA")) or verb == "TRUNCATE":
-            yield D, f"SQL {verb} {obj if verb == 'DROP' else ''}".strip()
+            yield DANGEROUS, f"SQL {verb} {obj if verb == 'DROP' else ''}".strip()
         elif verb == "DELETE" and "WHERE" not in words:
-            yield D, "SQL DELETE without WHERE"
+            yield DANGEROUS, "SQL DELETE without WHERE"
         elif verb in ("DELETE", "UPDATE", "DROP", "ALTER", "INSERT", "CREATE", "GRANT", "REVOKE", "REPLACE"):
-            yield C, f"SQL {verb} modifies the database"
+            yield CAUTION, f"SQL {verb} modifies the database"
 
 
 def _sub_rule(table: dict[str, tuple[str, str]], essential: frozenset = frozenset()):
     """Rule for `tool SUB ...`: the first one or two positionals select the finding."""
 
-    def rule(c: _Cmd):
+    def rule(c: Cmd):
         pos = _positionals(c.args)
         for key in (" ".join(pos[:2]), pos[0] if pos else ""):
             if key in table:
                 yield table[key]
                 if table[key] == _REMOVES and essential & set(pos[1:]):
-                    yield D, f"removes essential system package(s) {sorted(essential & set(pos[1:]))}"
+                    yield DANGEROUS, f"removes essential system package(s) {sorted(essential & set(pos[1:]))}"
                 return
         if c.name == "pacman" and any(a.startswith("-R") for a in c.args):
             yield _REMOVES
@@ -481,7 +498,7 @@ def _sub_rule(table: dict[str, tuple[str, str]], essential: frozenset = frozense
     return rule
 
 
-_REMOVES, _INSTALLS = (C, "removes packages"), (C, "installs or upgrades packages")
+_REMOVES, _INSTALLS = (CAUTION, "removes packages"), (CAUTION, "installs or upgrades packages")
 # package changes are caution, as the generator's own rules say (installs run vendor code, change the system)
 _PKG_RM = {
     **dict.fromkeys(("remove", "purge", "autoremove", "erase", "uninstall", "del", "rm"), _REMOVES),
@@ -524,11 +541,11 @@ _ESSENTIAL = frozenset(
 _SYSTEMCTL = {
     **dict.fromkeys(
         ("poweroff", "reboot", "halt", "kexec", "emergency", "rescue"),
-        (D, "systemctl takes the machine down"),
+        (DANGEROUS, "systemctl takes the machine down"),
     ),
     **dict.fromkeys(
         ("stop", "disable", "mask", "restart", "kill", "isolate", "suspend", "hibernate"),
-        (C, "systemctl changes running services"),
+        (CAUTION, "systemctl changes running services"),
     ),
 }
 _DOCKER = dict.fromkeys(
@@ -548,13 +565,13 @@ _DOCKER = dict.fromkeys(
         "builder prune",
         "compose down",
     ),
-    (C, "docker removes containers, images or volumes"),
+    (CAUTION, "docker removes containers, images or volumes"),
 )
-_FIXED = {  # program -> finding whatever its arguments
-    **dict.fromkeys(("shutdown", "reboot", "halt", "poweroff"), (D, "takes the machine down")),
-    **dict.fromkeys(("mkfs", "mke2fs", "wipefs", "blkdiscard"), (D, "erases a disk or filesystem")),
-    "killall5": (D, "kills every process"),
-    "dropdb": (D, "deletes a database"),
+FIXED = {  # program -> finding whatever its arguments
+    **dict.fromkeys(("shutdown", "reboot", "halt", "poweroff"), (DANGEROUS, "takes the machine down")),
+    **dict.fromkeys(("mkfs", "mke2fs", "wipefs", "blkdiscard"), (DANGEROUS, "erases a disk or filesystem")),
+    "killall5": (DANGEROUS, "kills every process"),
+    "dropdb": (DANGEROUS, "deletes a database"),
     **dict.fromkeys(
         (
             "pkill",
@@ -581,26 +598,26 @@ _FIXED = {  # program -> finding whatever its arguments
             "visudo",
             "mkswap",
         ),
-        (C, "can remove or disrupt processes, users, mounts or disks"),
+        (CAUTION, "can remove or disrupt processes, users, mounts or disks"),
     ),
 }
 
 
-def _firewall(c: _Cmd):
+def _firewall(c: Cmd):
     fl = _flags(c.args)
     if {"F", "X", "--flush"} & fl or "flush" in c.args:
-        yield D, f"{c.name} flushes firewall rules"
+        yield DANGEROUS, f"{c.name} flushes firewall rules"
     elif not ({"L", "S", "--list"} & fl or "list" in c.args):
-        yield C, f"{c.name} changes firewall rules"
+        yield CAUTION, f"{c.name} changes firewall rules"
 
 
-def _crontab(c: _Cmd):
+def _crontab(c: Cmd):
     fl = _flags(c.args)
-    yield (D, "crontab -r deletes all cron jobs") if "r" in fl else None
-    yield (C, "replaces the crontab") if not {"r", "l", "e"} & fl else None
+    yield (DANGEROUS, "crontab -r deletes all cron jobs") if "r" in fl else None
+    yield (CAUTION, "replaces the crontab") if not {"r", "l", "e"} & fl else None
 
 
-_RULES = {
+RULES: dict[str, Rule] = {
     "rm": _rm,
     "dd": _dd,
     "shred": _shred,
@@ -616,38 +633,39 @@ _RULES = {
     "eval": _shell,
     "source": _shell,
     ".": _shell,
-    **dict.fromkeys(_SHELLS, _shell),
-    **dict.fromkeys(_INTERPRETERS, _interpreter),
+    **dict.fromkeys(SHELLS, _shell),
+    **dict.fromkeys(INTERPRETERS, _interpreter),
     "ssh": _ssh,
     "su": _su,
-    **dict.fromkeys(_SQL_OPTS, _sql_client),
+    **dict.fromkeys(SQL_OPTS, _sql_client),
     "crontab": _crontab,
     **dict.fromkeys(("iptables", "ip6tables", "nft"), _firewall),
     "init": lambda c: [
-        (D, "init 0/6 takes the machine down")
+        (DANGEROUS, "init 0/6 takes the machine down")
         if c.args[:1] in (["0"], ["6"])
-        else (C, "changes the runlevel")
+        else (CAUTION, "changes the runlevel")
     ],
-    "telinit": lambda c: _RULES["init"](c),
+    "telinit": lambda c: RULES["init"](c),
     "redis-cli": lambda c: (
-        [(D, "redis FLUSHALL/FLUSHDB wipes data")]
+        [(DANGEROUS, "redis FLUSHALL/FLUSHDB wipes data")]
         if {"flushall", "flushdb"} & {a.lower() for a in c.args}
         else []
     ),
-    "curl": lambda c: [(C, "HTTP DELETE request")] if {"-XDELETE", "DELETE"} & set(c.args) else [],
+    "curl": lambda c: [(CAUTION, "HTTP DELETE request")] if {"-XDELETE", "DELETE"} & set(c.args) else [],
     "systemctl": _sub_rule(_SYSTEMCTL),
     "docker": _sub_rule(_DOCKER),
     "podman": _sub_rule(_DOCKER),
-    "docker-compose": _sub_rule({"down": (C, "docker-compose down removes containers")}),
+    "docker-compose": _sub_rule({"down": (CAUTION, "docker-compose down removes containers")}),
     "kubectl": _sub_rule(
         dict.fromkeys(
-            ("delete", "drain", "cordon", "scale", "replace", "patch"), (C, "kubectl changes the cluster")
+            ("delete", "drain", "cordon", "scale", "replace", "patch"),
+            (CAUTION, "kubectl changes the cluster"),
         )
     ),
     "terraform": _sub_rule(
         {
-            "destroy": (D, "terraform destroy tears down infrastructure"),
-            "apply": (C, "terraform apply changes infrastructure"),
+            "destroy": (DANGEROUS, "terraform destroy tears down infrastructure"),
+            "apply": (CAUTION, "terraform apply changes infrastructure"),
         }
     ),
     **dict.fromkeys(

@@ -18,7 +18,7 @@ from gpuniq_site.responses import json_response
 from .. import chat
 from ..catalog import ModelInfo, asnapshot
 from ..dialects import anthropic_reply, anthropic_request
-from ..gateway import _ordered_routes, to_api_error
+from ..gateway import ordered_routes, to_api_error
 from ..providers.base import AnthropicOriginal, ChatRequest, UpstreamError
 from ..providers.registry import provider_for
 from ..tokens import counted_prompt_tokens
@@ -109,12 +109,12 @@ async def _vendor_count(request, body: dict, model: ModelInfo) -> int | None:
         first_byte_timeout=30.0,
         anthropic=_original(request, body),
     )
-    for route in await _ordered_routes(model):
-        provider = provider_for(route)
-        if route.provider != "anthropic" or getattr(provider, "upstream", None) is None:
+    for route in await ordered_routes(model):
+        upstream = getattr(provider_for(route), "upstream", None)
+        if route.provider != "anthropic" or upstream is None:
             continue
         try:
-            return await anthropic_native.count_tokens(provider.upstream, canonical, route)
+            return await anthropic_native.count_tokens(upstream, canonical, route)
         except UpstreamError as error:
             if error.kind in ("bad_request", "context_length"):
                 raise to_api_error(error, model.slug) from None

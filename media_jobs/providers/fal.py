@@ -89,7 +89,11 @@ class FalImages:
     async def generate(self, spec: ImageSpec, route: Route) -> list[GeneratedImage]:
         endpoint = image_endpoint(route.upstream_model, bool(spec.inputs))
         result = await self.queue.run(endpoint, image_payload(spec, route.upstream_model), spec.deadline)
-        urls = [i.get("url") for i in result.get("images") or () if isinstance(i, dict) and i.get("url")]
+        urls = [
+            u
+            for i in result.get("images") or ()
+            if isinstance(i, dict) and isinstance(u := i.get("url"), str) and u
+        ]
         files = await asyncio.gather(
             *(http.download(self.upstream, u, deadline=spec.deadline) for u in urls[: spec.n])
         )

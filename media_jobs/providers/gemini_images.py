@@ -9,6 +9,7 @@ A candidate blocked for safety, or a blocked prompt, is a content-policy refusal
 import asyncio
 import base64
 import binascii
+from typing import Any
 
 from llm.providers.gemini import parse_error
 from llm.upstreams import Upstream
@@ -35,7 +36,7 @@ class GeminiImages:
         self.upstream = upstream
 
     def body(self, spec: ImageSpec, route: Route) -> dict:
-        parts = [{"text": spec.prompt}]
+        parts: list[dict[str, Any]] = [{"text": spec.prompt}]
         parts += [
             {"inlineData": {"mimeType": m.mime_type, "data": base64.b64encode(m.data).decode()}}
             for m in spec.inputs
@@ -69,10 +70,11 @@ class GeminiImages:
         images = [image for r in results if isinstance(r, list) for image in r[:1]]
         if images:
             return images
-        errors = [r for r in results if isinstance(r, BaseException)]
-        for error in errors:
+        errors: list[UpstreamError] = []
+        for error in (r for r in results if isinstance(r, BaseException)):
             if not isinstance(error, UpstreamError):
                 raise error
+            errors.append(error)
         policy = [e for e in errors if e.kind == "content_policy"]
         raise (policy or errors or [no_output()])[0]
 

@@ -119,7 +119,7 @@ class OpenAIImages:
                 continue
             data = await self._bytes(item, spec)
             mime = sniff_image_mime(data) if data else None
-            if mime:
+            if data and mime:
                 images.append(GeneratedImage(data, mime, item.get("revised_prompt")))
         return images[: spec.n]
 

@@ -46,7 +46,8 @@ class LLM:
         top_p: Optional[float] = None,
         **extra: Any,
     ) -> Dict[str, Any]:
-        """The full reply: content, finish_reason, tokens_used, prompt/completion tokens, cost_usd, balance_usd."""
+        """The full reply: content, finish_reason, tokens_used, prompt/completion tokens, cost_usd,
+        balance_usd."""
         body = _drop_none(
             messages=messages,
             model=model,

@@ -30,8 +30,10 @@ def log_in(page, site, label: str, credit: str = "25"):
 def overflow(page) -> dict:
     """How far the page scrolls sideways, and the widest elements that stick out."""
     return page.evaluate("""() => {
-        const wide = [...document.querySelectorAll('body *')].filter(el => el.getBoundingClientRect().right > innerWidth + 1)
-            .slice(0, 5).map(el => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right));
+        const wide = [...document.querySelectorAll('body *')]
+            .filter(el => el.getBoundingClientRect().right > innerWidth + 1)
+            .slice(0, 5)
+            .map(el => el.tagName + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right));
         return {scroll: document.documentElement.scrollWidth, inner: innerWidth, wide};
     }""")
 
@@ -43,6 +45,11 @@ def axe_serious(page) -> list[dict]:
     result = page.evaluate("""async () => {
         const r = await axe.run(document, {resultTypes: ['violations']});
         return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-            .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 4).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').slice(0, 160))}));
+            .map(v => ({
+                id: v.id,
+                impact: v.impact,
+                nodes: v.nodes.slice(0, 4)
+                    .map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').slice(0, 160)),
+            }));
     }""")
     return result

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from accounts.models import User
 from billing.models import TopUp
-from llm.models import UsageLog
+from billing.models import UsageLog
 
 from ..conftest import make_user
 

@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import Hold
-from llm.models import Chat, ChatMessage, UsageLog
+from billing.models import UsageLog
+from llm.models import Chat, ChatMessage
 
 from .pages import LAPTOP, PHONE, log_in
 
@@ -139,7 +140,8 @@ def test_the_sandbox_video_plays_in_chromium(page, playground_site, shoot):
     from media_jobs.providers.sandbox import video_bytes
 
     data = video_bytes(VideoSpec("kling-2-6", "waves on a beach", 3, "9:16", None, False, None, "t2v"))
-    link = f"{playground_site.url}/v1/llm/media/{storage.sign(storage.save('results', 'video', data, 'video/mp4'))}"
+    saved = storage.save("results", "video", data, "video/mp4")
+    link = f"{playground_site.url}/v1/llm/media/{storage.sign(saved)}"
     page.set_content(f'<video id="v" muted playsinline src="{link}"></video>')
     page.evaluate("document.getElementById('v').play()")
     page.wait_for_function("document.getElementById('v').currentTime > 0.3", timeout=15000)

@@ -323,12 +323,15 @@ class FakeBTCPay(FakeServer):
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake BTCPay checkout</title>
-<style>body{{font:15px system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;background:#f1f4f6}}
-.box{{background:#fff;padding:32px;border-radius:12px;width:360px}} .amt{{font-size:30px;font-weight:700;margin:8px 0}}
+<style>body{{font:15px system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;
+background:#f1f4f6}}
+.box{{background:#fff;padding:32px;border-radius:12px;width:360px}}
+.amt{{font-size:30px;font-weight:700;margin:8px 0}}
 button{{width:100%;padding:12px;margin-top:8px;border:0;border-radius:8px;font-size:16px;cursor:pointer}}
 #pay{{background:#51b13e;color:#fff}}</style></head>
 <body><form class="box" method="post" action="{action}"><small>TEST · fake BTCPay Server</small>
 <div class="amt">{amount}</div><div>{btc} BTC</div>
 <button id="pay" name="action" value="pay">Pay {btc} BTC</button>
 <button id="pay-half" name="action" value="half">Pay half</button>
-<button id="cancel" name="action" value="cancel">Cancel (let the invoice expire)</button></form></body></html>"""
+<button id="cancel" name="action" value="cancel">Cancel (let the invoice expire)</button></form>
+</body></html>"""

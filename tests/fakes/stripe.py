@@ -320,7 +320,8 @@ class FakeStripe(FakeServer):
             return self.event("charge.refund.updated", dict(refund))
 
     def dispute(self, sid: str, cents: int | None = None, status: str = "needs_response") -> dict:
-        """The buyer's bank disputes a paid session's charge; returns charge.dispute.created (not delivered)."""
+        """The buyer's bank disputes a paid session's charge; returns charge.dispute.created (not
+        delivered)."""
         session = self.sessions[sid]
         n = sid.rsplit("_", 1)[-1]
         obj = {
@@ -388,7 +389,8 @@ class FakeStripe(FakeServer):
         self.delivered.append((event, response.status_code))
 
 
-_CHECKOUT_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Stripe Checkout</title>
+_CHECKOUT_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Fake Stripe Checkout</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{margin:0;font:15px system-ui,sans-serif;background:#f6f9fc;color:#1a1f36;
@@ -403,7 +405,8 @@ button{{width:100%;padding:12px;border:0;border-radius:6px;background:#635bff;co
       border-radius:4px}}
 a{{color:#635bff;font-size:13px}}</style></head>
 <body><form class="box" method="post" action="{action}">
-<span class="test">TEST MODE · fake Stripe</span><div>GPUniq balance top-up</div><div class="amt">{amount}</div>
+<span class="test">TEST MODE · fake Stripe</span><div>GPUniq balance top-up</div>
+<div class="amt">{amount}</div>
 <label>Email</label><input value="{email}" readonly>
 <label>Card information</label><input value="4242 4242 4242 4242" readonly>
 <input type="hidden" name="outcome" value="paid">

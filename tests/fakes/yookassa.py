@@ -274,8 +274,10 @@ class FakeYooKassa(FakeServer):
 
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake YooKassa</title>
-<style>body{{font:15px system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;background:#f4f4f4}}
-.box{{background:#fff;padding:32px;border-radius:12px;width:360px}} .amt{{font-size:30px;font-weight:700;margin:8px 0 20px}}
+<style>body{{font:15px system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;
+background:#f4f4f4}}
+.box{{background:#fff;padding:32px;border-radius:12px;width:360px}}
+.amt{{font-size:30px;font-weight:700;margin:8px 0 20px}}
 button{{width:100%;padding:12px;margin-top:8px;border:0;border-radius:8px;font-size:16px;cursor:pointer}}
 #pay{{background:#0070f0;color:#fff}} #cancel{{background:#eee}}</style></head>
 <body><form class="box" method="post" action="{action}"><small>TEST · fake YooKassa</small>

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger import find_mismatches
@@ -7,7 +9,7 @@ from billing.models import Account
 class Command(BaseCommand):
     help = "Re-add every account's ledger entries and open holds; exit non-zero on any mismatch."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         problems = find_mismatches()
         for p in problems:
             self.stdout.write(

@@ -1,4 +1,6 @@
+from argparse import ArgumentParser
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
@@ -14,13 +16,15 @@ from billing.money import format_usd
 class Command(BaseCommand):
     help = "Create an API key (and the user if missing); optionally credit the balance. Prints the key last."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("email")
         parser.add_argument("--credit", default=None, help="USD to add through an adjustment entry")
         parser.add_argument("--name", default="default")
         parser.add_argument("--rpm", type=int, default=None)
 
-    def handle(self, *args, email, credit, name, rpm, **options):
+    def handle(
+        self, *args: Any, email: str, credit: str | None, name: str, rpm: int | None, **options: Any
+    ) -> None:
         try:
             validate_email(email)
         except ValidationError:

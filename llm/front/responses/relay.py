@@ -11,7 +11,7 @@ client that leaves stops the vendor and pays for what was produced (stream_body 
 """
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from ...providers.base import Usage
 from ...providers.sse import parse_event
@@ -81,7 +81,7 @@ class Relay:
         await self.on_done(self.events.response)
         return body
 
-    async def run(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def run(self, chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[bytes]:
         buffer = b""
         try:
             async for part in chunks:

@@ -3,6 +3,7 @@ items and its usage (https://platform.openai.com/docs/api-reference/responses/ob
 
 import time
 import uuid
+from typing import Any
 
 from ...providers.base import Usage, text_of
 
@@ -28,7 +29,7 @@ ECHOED = (
     "max_tool_calls",
     "top_logprobs",
 )
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "instructions": None,
     "max_output_tokens": None,
     "metadata": {},

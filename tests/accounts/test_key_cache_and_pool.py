@@ -1,0 +1,115 @@
+"""A flood of the same bad key is not a flood of database lookups (refusals are cached briefly),
+a key created afterwards works at once, and an app process never holds more Redis connections
+than its configured pool, however large the burst."""
+
+import asyncio
+import threading
+import uuid
+
+import httpx
+import pytest
+import redis
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts import gate, keys
+from accounts.models import KEY_PREFIX
+from gpuniq_site.errors import ApiError
+
+from ..conftest import make_user, service_extra_env
+from ..live import LiveServer
+from tests.gpuniq_site.test_own_faults import private_redis  # noqa: F401 — a redis-server of this test's own
+
+
+def bad_key() -> str:
+    """A well-formed key that was never issued (fresh each call: refusals stay cached a while)."""
+    return KEY_PREFIX + uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def test_the_same_bad_key_is_looked_up_once_until_its_entry_expires(committed):
+    raw = bad_key()
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(50):
+            with pytest.raises(ApiError) as refused:
+                keys.authenticate(raw)
+            assert refused.value.code == "invalid_api_key"
+    assert len([q for q in queries if "accounts_apikey" in q["sql"]]) == 1
+
+
+def test_a_revoked_key_is_refused_from_the_cache_with_its_own_code(committed):
+    user = make_user("revokes", "1")
+    keys.revoke_key(key=user.key)
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            with pytest.raises(ApiError) as refused:
+                keys.authenticate(user.raw_key)
+            assert refused.value.code == "revoked_api_key"
+    assert len([q for q in queries if "accounts_apikey" in q["sql"]]) == 1
+
+
+async def test_the_hot_path_refuses_a_cached_bad_key_without_the_database(committed, monkeypatch):
+    lookups = []
+    real = keys._load_principal
+
+    def counting(key_hash):
+        lookups.append(key_hash)
+        return real(key_hash)
+
+    monkeypatch.setattr(keys, "_load_principal", counting)
+    raw = bad_key()
+    for _ in range(30):
+        with pytest.raises(ApiError) as refused:
+            await gate.admit(raw)
+        assert refused.value.code == "invalid_api_key"
+    assert len(lookups) == 1
+
+
+def test_a_key_created_after_a_flood_of_bad_keys_works_at_once(api_server, committed):
+    for _ in range(8):
+        assert (
+            httpx.get(f"{api_server}/v1/openai/models", headers={"X-API-Key": bad_key()}).status_code == 401
+        )
+    fresh = make_user("fresh", "1")
+    response = httpx.get(f"{api_server}/v1/openai/models", headers={"X-API-Key": fresh.raw_key})
+    assert response.status_code == 200
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres  # a burst of 150 concurrent requests is more than the SQLite default is for
+def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_vendors, private_redis):
+    url = f"redis://127.0.0.1:{private_redis['port']}/0"
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "REDIS_URL": url, "GPUNIQ_REDIS_MAX_CONNECTIONS": "4"}
+    ).start()
+    user = make_user("burst", "1", rpm=100_000)
+    watcher = redis.Redis.from_url(url)
+    peak, done = [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], watcher.info("clients")["connected_clients"])
+
+    async def burst():
+        headers = {"X-API-Key": user.raw_key}
+        async with httpx.AsyncClient(
+            base_url=server.url, timeout=30, limits=httpx.Limits(max_connections=150)
+        ) as client:
+
+            async def one(i):
+                path = "/v1/openai/models" if i % 2 else "/v1/llm/chats"
+                return (await client.get(path, headers=headers)).status_code
+
+            return await asyncio.gather(*(one(i) for i in range(300)))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        statuses = asyncio.run(burst())
+    finally:
+        done.set()
+        thread.join()
+        server.stop()
+        watcher.close()
+    assert statuses.count(200) == 300
+    # the server's two clients (async hot path, sync DRF path) at 4 each, plus the watcher itself
+    assert peak[0] <= 2 * 4 + 1, peak[0]

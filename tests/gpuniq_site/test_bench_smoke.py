@@ -1,0 +1,45 @@
+"""The benchmark's scripts still run and parse (a 2-second smoke against the upstream alone; no
+timing is asserted: CI times nothing). The full run is `make bench`."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import stream_client  # noqa: E402
+
+
+@pytest.mark.skipif(
+    not (shutil.which("nginx") and shutil.which("wrk")), reason="make bench installs nginx and wrk"
+)
+def test_bench_smoke_runs_every_driver_and_prints_parsable_results():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = {row["point"]: row for row in result["rows"]}
+    assert rows["non-stream c=1"]["requests"] > 0 and rows["non-stream c=1"]["errors"] == 0
+    for point in ("fast-stream c=64", "slow-stream c=10"):
+        assert rows[point]["completed"] > 0 and rows[point]["errors"] == rows[point]["dropped"] == 0
+
+
+def test_stream_client_decodes_chunked_bodies_split_anywhere():
+    body = b"9\r\ndata: a\n\n\r\n3;x=1\r\nxyz\r\n0\r\n\r\n"
+    for size in (1, 2, 3, 5, len(body)):
+        decoder, out = stream_client._Dechunk(), b""
+        for i in range(0, len(body), size):
+            out += decoder.feed(body[i : i + size])
+        assert (out, decoder.done) == (b"data: a\n\nxyz", True)
+    with pytest.raises(ValueError):
+        stream_client._Dechunk().feed(b"2\r\nabXX")

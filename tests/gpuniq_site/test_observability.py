@@ -1,0 +1,204 @@
+"""What an operator watches: /metrics (Prometheus text, summed over the app processes, guarded),
+/readyz naming the dependency that failed, /healthz as a bare liveness probe, and logs that are one
+JSON object per line carrying the request id."""
+
+import json
+from decimal import Decimal
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from billing import ledger
+from billing.models import Hold, LedgerEntry
+
+from ..conftest import make_user, service_extra_env
+from ..live import LiveServer
+
+
+def samples(base: str, **headers) -> dict:
+    """{(sample name, frozenset(labels)): value} from one scrape."""
+    response = httpx.get(f"{base}/metrics", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(scrape: dict, name: str, **labels) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+def two_process_server(catalog_loaded, fake_vendors, tmp_path_factory):
+    """Two uvicorn worker processes sharing a PROMETHEUS_MULTIPROC_DIR, JSON logs."""
+    multiproc = tmp_path_factory.mktemp("prom")
+    server = LiveServer(
+        workers=2,
+        env={
+            **service_extra_env(fake_vendors),
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "GPUNIQ_LOG_FORMAT": "json",
+            "STRIPE_WEBHOOK_SECRET": "whsec_test",
+            "GPUNIQ_METRICS_QUEUES": "celery,metrics-probe",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_requests_are_counted_by_surface_model_and_status_across_processes(
+    two_process_server, committed, vendors
+):
+    base = two_process_server.url
+    user = make_user("metered", "5", rpm=10_000)
+    before = samples(base)
+    key = {"Authorization": f"Bearer {user.raw_key}"}
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+    for _ in range(12):  # a fresh connection each: the kernel spreads them over both processes
+        assert httpx.post(f"{base}/v1/openai/chat/completions", headers=key, json=chat).status_code == 200
+    for _ in range(3):
+        assert (
+            httpx.post(
+                f"{base}/v1/llm/chat/completions", headers=key, json={**chat, "stream": True}
+            ).status_code
+            == 200
+        )
+    assert httpx.get(f"{base}/v1/llm/chats", headers={"X-API-Key": "gpuniq_nope"}).status_code == 401
+    after = samples(base)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("gpuniq_requests_total", surface="openai", model="gpt-4o", status="200") == 12
+    assert delta("gpuniq_requests_total", surface="native", model="gpt-4o", status="200") == 3
+    assert delta("gpuniq_requests_total", surface="native", model="-", status="401") == 1
+    assert delta("gpuniq_gateway_overhead_seconds_count", surface="openai") == 12
+    assert delta("gpuniq_time_to_first_token_seconds_count", surface="native", model="gpt-4o") == 3
+
+
+def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, committed):
+    import redis
+    from django.conf import settings
+
+    user = make_user("gauged", "5")
+    held = ledger.hold(
+        account_id=user.account.pk, amount=Decimal("1"), idempotency_key=f"metrics-probe:{user.pk}"
+    )
+    if settings.HAS_REDIS:
+        probe = redis.Redis.from_url(settings.REDIS_URL)
+        probe.delete("metrics-probe")
+        probe.rpush("metrics-probe", "a", "b", "c")
+    try:
+        scrape = samples(two_process_server.url)
+        open_now = Hold.objects.filter(status=Hold.OPEN).count()
+    finally:
+        ledger.release(hold_id=held.id)
+        if settings.HAS_REDIS:
+            probe.delete("metrics-probe")
+    assert value(scrape, "gpuniq_open_holds") == open_now >= 1
+    assert (
+        value(scrape, "gpuniq_ledger_loss_entries_total") == LedgerEntry.objects.filter(kind="loss").count()
+    )
+    if settings.HAS_REDIS:
+        assert value(scrape, "gpuniq_queue_depth", queue="metrics-probe") == 3
+
+
+@pytest.mark.redis
+def test_reaper_runs_on_a_worker_are_counted(two_process_server, celery_worker_proc, committed):
+    import time
+
+    from gpuniq_site.celery import app
+
+    before = value(
+        samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs"
+    )
+    app.send_task("llm.reap_chat_jobs")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = value(
+            samples(two_process_server.url), "gpuniq_reaper_runs_recorded_total", reaper="llm.reap_chat_jobs"
+        )
+        if now > before:
+            break
+        time.sleep(0.2)
+    assert now == before + 1
+
+
+def test_metrics_need_the_token_when_one_is_set(catalog_loaded, fake_vendors):
+    server = LiveServer(
+        env={**service_extra_env(fake_vendors), "GPUNIQ_METRICS_TOKEN": "s3cret-scraper"}
+    ).start()
+    try:
+        assert httpx.get(f"{server.url}/metrics").status_code == 403
+        assert (
+            httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        )
+        assert samples(server.url, Authorization="Bearer s3cret-scraper")
+    finally:
+        server.stop()
+
+
+def test_metrics_without_a_token_are_for_loopback_only(client):
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+
+
+def test_readyz_checks_database_redis_and_broker_and_healthz_stays_a_liveness_probe(two_process_server):
+    from django.conf import settings
+
+    ready = httpx.get(f"{two_process_server.url}/readyz", timeout=30)
+    assert ready.status_code == 200
+    redis_state = "ok" if settings.HAS_REDIS else "not configured"
+    assert ready.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": redis_state, "broker": "ok"},
+        "failed": [],
+    }
+    health = httpx.get(f"{two_process_server.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+@pytest.mark.postgres
+def test_readyz_names_the_database_when_it_is_cut(catalog_loaded, fake_vendors):
+    from django.conf import settings
+
+    from ..live import test_database_url
+    from ..proxy import TcpProxy
+
+    db = settings.DATABASES["default"]
+    proxy = TcpProxy(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)).start()
+    server = LiveServer(
+        env={
+            **service_extra_env(fake_vendors),
+            "DB_POOL_TIMEOUT": "2",
+            "DATABASE_URL": proxy.url_for(test_database_url()),
+        }
+    ).start()
+    try:
+        proxy.cut()
+        ready = httpx.get(f"{server.url}/readyz", timeout=30)
+        health = httpx.get(f"{server.url}/healthz", timeout=30)
+    finally:
+        server.stop()
+        proxy.stop()
+    assert ready.status_code == 503
+    assert ready.json()["failed"] == ["database"]
+    assert health.status_code == 200  # liveness: the process itself is fine
+
+
+def test_logs_are_one_json_object_per_line_with_the_request_id(two_process_server):
+    request_id = "req_jsonlog_0123456789"
+    response = httpx.post(
+        f"{two_process_server.url}/webhooks/stripe",
+        content=b"{}",
+        headers={"Stripe-Signature": "t=1,v1=bad", "x-request-id": request_id},
+    )
+    assert response.status_code == 400
+    lines = [line for line in two_process_server.output().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    ours = [r for r in records if r.get("request_id") == request_id]
+    assert ours and ours[0]["logger"] == "gpuniq.stripe" and ours[0]["level"] == "WARNING"

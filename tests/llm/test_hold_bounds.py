@@ -1,0 +1,131 @@
+"""llm.bounds / llm.tokens: the hold covers everything that raises a vendor's bill for the request as sent."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from billing.pricing import CACHE_WRITE_1H, CACHE_WRITE_5M
+from llm import tokens
+from llm.bounds import GEMINI_THINKING_CEILING, IMAGE_TOKENS, STREAM_OUTPUT_RESERVE, route_output, chat_bound
+from llm.catalog import snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def models(catalog_loaded, vendors_in_this_process):
+    return snapshot().models
+
+
+def ask(text: str = "hi", **extra) -> dict:
+    return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_every_candidate_is_in_the_output_bound(models):
+    assert chat_bound(models["gpt-4o"], ask(n=16, max_tokens=215), stream=False).output_tokens == 16 * 215
+    assert chat_bound(models["gemini-2.5-flash"], ask(n=3, max_tokens=100), stream=False).output_tokens >= 300
+
+
+def test_the_larger_of_max_tokens_and_max_completion_tokens_bounds_the_output(models):
+    body = ask(max_tokens=10, max_completion_tokens=5000)
+    assert chat_bound(models["gpt-4o"], body, stream=False).output_tokens == 5000
+
+
+def test_a_thinking_budget_is_added_to_the_anthropic_output_limit(models):
+    body = ask(max_tokens=100, thinking={"type": "enabled", "budget_tokens": 30000})
+    assert chat_bound(models["claude-sonnet-4-5"], body, stream=False).output_tokens == 30100
+
+
+def test_gemini_thinking_without_a_budget_is_bounded_by_the_thinking_ceiling(models):
+    model = models["gemini-2.5-pro"]
+    assert route_output("gemini", ask(), 100, "gemini-2.5-pro", model) == 100 + GEMINI_THINKING_CEILING
+    assert route_output("gemini", ask(reasoning_effort="low"), 100, "gemini-2.5-pro", model) == 100 + 1024
+    # behind the OpenRouter fallback a Google model's thinking stays inside max_tokens: the Gemini
+    # route decides
+    assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + GEMINI_THINKING_CEILING
+
+
+def test_a_reasoning_model_behind_an_openai_compatible_vendor_may_think_beyond_max_tokens(models):
+    model = models["deepseek-reasoner"]
+    assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + model.max_output
+
+
+def test_without_a_limit_the_default_is_held_and_is_what_the_providers_send(models):
+    bound = chat_bound(models["gpt-4o"], ask(), stream=True)
+    assert bound.output_tokens == bound.base_output == min(models["gpt-4o"].max_output, STREAM_OUTPUT_RESERVE)
+
+
+def test_predicted_output_is_billable_output(models):
+    body = ask(max_tokens=10, prediction={"type": "content", "content": "x" * 500})
+    assert chat_bound(models["gpt-4o"], body, stream=False).output_tokens == 510
+
+
+def test_images_count_by_the_vendor_formula_not_by_their_base64_size(models):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 400_000}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, image, image]}]}
+    plain = chat_bound(models["claude-sonnet-4-5"], ask("look"), stream=False).prompt_tokens
+    assert (
+        chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens
+        < plain + 2 * IMAGE_TOKENS + 100
+    )
+    assert chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens >= 2 * IMAGE_TOKENS
+
+
+def test_anthropic_cache_writes_are_held_at_their_premium(models):
+    def part(ttl=None):
+        control = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
+        return {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "doc", "cache_control": control}]}
+            ]
+        }
+
+    assert chat_bound(models["claude-sonnet-4-5"], ask("doc"), stream=False).prompt_price_factor == 1
+    assert chat_bound(models["claude-sonnet-4-5"], part(), stream=False).prompt_price_factor == CACHE_WRITE_5M
+    assert (
+        chat_bound(models["claude-sonnet-4-5"], part("1h"), stream=False).prompt_price_factor
+        == CACHE_WRITE_1H
+    )
+
+
+def test_a_prompt_larger_than_the_context_window_is_bounded_by_the_window(models):
+    model = models["claude-sonnet-4-5"]
+    huge = ask("y" * (model.context_window * 2))
+    assert chat_bound(model, huge, stream=False).prompt_tokens == model.context_window
+
+
+def test_openai_prompts_are_counted_exactly_and_stay_above_the_vendors_count(models):
+    text = " ".join(["hello"] * 10_000)
+    bound = chat_bound(models["gpt-4o"], ask(text), stream=False).prompt_tokens
+    counted = tokens.counted_prompt_tokens(ask(text))
+    assert counted <= bound < counted + 200  # exact, not the 60,000 bytes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=0, max_size=300))
+def test_the_byte_bound_is_never_below_the_exact_count(text):
+    body = ask(text)
+    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(
+        body, image_tokens=0, context_window=None
+    )
+    assert tokens.counted_prompt_tokens(body) <= tokens.prompt_bound(
+        body, image_tokens=0, context_window=None, exact=True
+    )
+
+
+def test_the_vendored_tokenizer_is_the_published_o200k_base():
+    assert tokens.exact_count("Hello, world!") == 4
+    assert json.dumps(tokens.o200k().encode("tiktoken is great!")) == "[83, 8251, 2488, 382, 2212, 0]"
+    assert Decimal(tokens.exact_count("")) == 0
+
+
+def test_a_dearer_service_tier_than_the_catalog_prices_is_refused():
+    from gpuniq_site.errors import ApiError
+    from llm.validation import validate_chat
+
+    with pytest.raises(ApiError) as refused:
+        validate_chat(ask(model="gpt-4o", service_tier="priority"))
+    assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": "service_tier"}
+    assert validate_chat(ask(model="gpt-4o", service_tier="flex"))[0] == "gpt-4o"
