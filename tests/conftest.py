@@ -279,9 +279,16 @@ def celery_worker_proc(catalog_loaded, fake_vendors):
 
 @pytest.fixture
 def vendors(fake_vendors):
-    """The session's fake vendors, with scripts and request logs cleared for this test."""
+    """The session's fake vendors, with scripts and request logs cleared for this test, and no route
+    cooling down from an earlier test's faults (the cool-downs live in the shared Redis)."""
     for fake in fake_vendors.values():
         fake.reset()
+    if settings.HAS_REDIS:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter("gpuniq:route:*"):
+            client.delete(key)
     return fake_vendors
 
 
