@@ -2,7 +2,8 @@
 the client shares the machine with what it measures, so it must cost little).
 
 Each of `concurrency` workers keeps one keep-alive connection and opens streams back to back
-until the deadline. A stream counts as completed when `data: [DONE]` arrives.
+until the deadline. A stream counts as completed when `data: [DONE]` arrives (or the `done` marker
+given: `event: message_stop` for Anthropic Messages, `event: response.completed` for Responses).
 """
 
 import asyncio
@@ -10,6 +11,8 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+
+DONE = b"data: [DONE]"
 
 
 @dataclass
@@ -98,10 +101,10 @@ class _Dechunk:
         return b"".join(out)
 
 
-async def _read_body(reader, headers) -> tuple[float | None, bytes]:
+async def _read_body(reader, headers, done: bytes = DONE) -> tuple[float | None, bool]:
     """Read the body to its end, one await per network read; returns (when the first `data:`
-    arrived, the body's last 64 bytes)."""
-    first, tail = None, b""
+    arrived, whether `done` was seen)."""
+    first, tail, seen = None, b"", False
     chunked = headers.get("transfer-encoding", "").lower() == "chunked"
     decoder = _Dechunk() if chunked else None
     remaining = None if chunked else int(headers.get("content-length", "0"))
@@ -115,36 +118,38 @@ async def _read_body(reader, headers) -> tuple[float | None, bytes]:
             remaining -= len(data)
         if first is None and b"data:" in data:
             first = time.perf_counter()
-        tail = (tail + data)[-64:]
-    return first, tail
+        window = tail + data
+        seen = seen or done in window
+        tail = window[-64:]
+    return first, seen
 
 
-async def one_stream(conn, request: bytes, stats: StreamStats) -> bool:
+async def one_stream(conn, request: bytes, stats: StreamStats, done: bytes = DONE) -> bool:
     reader, writer = conn
     started = time.perf_counter()
     writer.write(request)
     status, headers = await _read_head(reader)
-    first, seen = await _read_body(reader, headers)
+    first, seen = await _read_body(reader, headers, done)
     if status != 200:
         stats.errors += 1
         return headers.get("connection", "").lower() != "close"
-    if b"data: [DONE]" not in seen:
+    if not seen:
         stats.dropped += 1
         return False
-    done = time.perf_counter()
+    ended = time.perf_counter()
     stats.completed += 1
-    stats.ttfb_ms.append(((first or done) - started) * 1000)
-    stats.total_ms.append((done - started) * 1000)
+    stats.ttfb_ms.append(((first or ended) - started) * 1000)
+    stats.total_ms.append((ended - started) * 1000)
     return headers.get("connection", "").lower() != "close"
 
 
-async def _worker(host, port, request, deadline, stats):
+async def _worker(host, port, request, deadline, stats, done=DONE):
     conn = None
     while time.perf_counter() < deadline:
         try:
             if conn is None:
                 conn = await asyncio.open_connection(host, port, limit=2**20)
-            if not await one_stream(conn, request, stats):
+            if not await one_stream(conn, request, stats, done):
                 conn[1].close()
                 conn = None
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
@@ -166,12 +171,13 @@ async def run(
     concurrency: int,
     seconds: float,
     headers: dict | None = None,
+    done: bytes = DONE,
 ) -> dict:
     stats = StreamStats()
     request = _request(host, port, path, key, body, headers)
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(_worker(host, port, request, deadline, stats) for _ in range(concurrency)))
+    await asyncio.gather(*(_worker(host, port, request, deadline, stats, done) for _ in range(concurrency)))
     stats.elapsed = time.perf_counter() - started
     return stats.summary()
 

@@ -103,6 +103,8 @@ def gateway_env(nginx: int, slow: int) -> dict:
             "UPSTREAM_DEEPSEEK_API_KEY": "bench",
             "UPSTREAM_MINIMAX_BASE_URL": f"http://127.0.0.1:{slow}/v1",
             "UPSTREAM_MINIMAX_API_KEY": "bench",
+            "UPSTREAM_ANTHROPIC_BASE_URL": f"http://127.0.0.1:{nginx}/anthropic",
+            "UPSTREAM_ANTHROPIC_API_KEY": "bench",
             "DB_POOL_MAX": os.environ.get("BENCH_DB_POOL_MAX", "16"),
         }
     )

@@ -1,6 +1,7 @@
 """Write the nginx config of the fast fake upstream: a fixed OpenAI chat.completion (with usage)
 at /json/v1/chat/completions and a fixed SSE stream (50 content chunks, a usage chunk, [DONE])
-at /sse/v1/chat/completions, served as cached static files: the upstream costs next to nothing."""
+at /sse/v1/chat/completions, served as cached static files: the upstream costs next to nothing.
+For the Anthropic family, a fixed Messages API reply (text block, usage) at /anthropic/v1/messages."""
 
 import json
 import sys
@@ -25,6 +26,22 @@ def completion_body() -> str:
                 }
             ],
             "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+        },
+        separators=(",", ":"),
+    )
+
+
+def anthropic_body() -> str:
+    return json.dumps(
+        {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5-20251001",
+            "content": [{"type": "text", "text": "Hello from the benchmark upstream."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 7},
         },
         separators=(",", ":"),
     )
@@ -79,6 +96,7 @@ http {{
     # POST to a static file is a 405 in nginx; re-serving it as 200 answers any method from memory/cache
     location = /json/v1/chat/completions {{ default_type application/json; error_page 405 =200 $uri; }}
     location = /sse/v1/chat/completions {{ default_type text/event-stream; error_page 405 =200 $uri; }}
+    location = /anthropic/v1/messages {{ default_type application/json; error_page 405 =200 $uri; }}
     location = /json/v1/models {{
       default_type application/json; return 200 '{{"object":"list","data":[]}}';
     }}
@@ -92,6 +110,7 @@ if __name__ == "__main__":
     for path, body in (
         ("json/v1/chat/completions", completion_body()),
         ("sse/v1/chat/completions", sse_body()),
+        ("anthropic/v1/messages", anthropic_body()),
     ):
         target = run_dir / "static" / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -43,3 +43,34 @@ def test_stream_client_decodes_chunked_bodies_split_anywhere():
         assert (out, decoder.done) == (b"data: a\n\nxyz", True)
     with pytest.raises(ValueError):
         stream_client._Dechunk().feed(b"2\r\nabXX")
+
+
+def test_slow_upstream_streams_anthropic_events_to_the_stream_client():
+    """The front-door bench's Anthropic mode: a POST to /v1/messages gets Messages events, and the
+    client counts a stream as completed on `event: message_stop`."""
+    import socket
+    import time
+
+    import uvloop
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "slow_upstream.py"), str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        body = {"model": "claude-haiku-4-5", "stream": True, "max_tokens": 64, "messages": []}
+        run = stream_client.run(
+            "127.0.0.1", port, "/v1/messages", "k", body, 2, 1.5, None, b"event: message_stop"
+        )
+        result = uvloop.run(run)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert result["completed"] >= 2 and result["errors"] == result["dropped"] == 0

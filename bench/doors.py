@@ -1,0 +1,197 @@
+"""The front doors against Chat Completions, same gateway, same run, interleaved door by door:
+Anthropic Messages in front of an OpenAI-family model and Responses in front of an Anthropic model,
+each as a ratio of the Chat Completions path (issue #18's target: at least 0.80).
+
+  .venv/bin/python bench/doors.py [--seconds N] [--workers W]
+
+Non-streaming at c=64 (wrk, static nginx upstreams: OpenAI JSON for gpt-4o, Anthropic JSON for
+claude-haiku-4-5), then 500 concurrent one-second streams (the slow upstream: OpenAI chunks for
+MiniMax-M2.7, Anthropic events for claude-haiku-4-5). The gateway has one Anthropic base URL, so it
+is restarted between the two phases with that URL moved from nginx to the slow upstream; every door
+of a phase is measured against the same gateway processes. Responses go with `store: false` (what
+Codex CLI sends). Writes bench/results/doors-<timestamp>.md and .json.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import stream_client  # noqa: E402
+import targets  # noqa: E402
+from run import wrk  # noqa: E402
+
+NON_STREAM_CONCURRENCY = 64
+STREAM_CONCURRENCY = 500
+PROMPT = "Say hello to the benchmark."
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01"}
+CHAT = "Chat Completions"
+
+
+def doors(stream: bool) -> list[dict]:
+    """The three paths of one phase: name, gateway path, body, extra headers, end-of-stream marker."""
+    openai_model = "MiniMax-M2.7" if stream else "gpt-4o"
+    messages = [{"role": "user", "content": PROMPT}]
+    more = {"stream": True} if stream else {}
+    return [
+        {
+            "door": CHAT,
+            "model": openai_model,
+            "path": "/v1/openai/chat/completions",
+            "body": {"model": openai_model, "messages": messages, "max_tokens": 64, **more},
+            "headers": {},
+            "done": b"data: [DONE]",
+        },
+        {
+            "door": "Anthropic Messages",
+            "model": openai_model,
+            "path": "/v1/anthropic/v1/messages",
+            "body": {"model": openai_model, "messages": messages, "max_tokens": 64, **more},
+            "headers": ANTHROPIC_HEADERS,
+            "done": b"event: message_stop",
+        },
+        {
+            "door": "Responses",
+            "model": "claude-haiku-4-5",
+            "path": "/v1/openai/responses",
+            "body": {
+                "model": "claude-haiku-4-5",
+                "input": PROMPT,
+                "max_output_tokens": 64,
+                "store": False,
+                **more,
+            },
+            "headers": {},
+            "done": b"event: response.completed",
+        },
+    ]
+
+
+def non_stream_phase(port: int, key: str, seconds: int) -> list[dict]:
+    rows = []
+    for door in doors(stream=False):
+        url = f"http://127.0.0.1:{port}{door['path']}"
+        wrk(url, key, door["body"], NON_STREAM_CONCURRENCY, 1, door["headers"])  # warm-up
+        measured = wrk(url, key, door["body"], NON_STREAM_CONCURRENCY, seconds, door["headers"])
+        rows.append({"kind": "non-stream", "door": door["door"], "model": door["model"], **measured})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _streams(port: int, key: str, door: dict, concurrency: int, seconds: float) -> dict:
+    import uvloop
+
+    return uvloop.run(
+        stream_client.run(
+            "127.0.0.1",
+            port,
+            door["path"],
+            key,
+            door["body"],
+            concurrency,
+            seconds,
+            door["headers"],
+            door["done"],
+        )
+    )
+
+
+def stream_phase(port: int, key: str, seconds: int) -> list[dict]:
+    rows = []
+    for door in doors(stream=True):
+        _streams(port, key, door, 16, 1.5)  # warm-up: every worker has served this door
+        measured = _streams(port, key, door, STREAM_CONCURRENCY, max(seconds, 3))
+        rows.append({"kind": "streams", "door": door["door"], "model": door["model"], **measured})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def restart_gateway(procs: targets.Procs, old, env: dict, workers: int):
+    """Stop one gateway (only it) and start another with `env`."""
+    os.killpg(old.pid, 15)
+    old.wait(30)
+    procs.procs.remove(old)
+    return targets.start_gateway(procs, env, workers)
+
+
+def measure(seconds: int, workers: int) -> list[dict]:
+    targets.RUN.mkdir(parents=True, exist_ok=True)
+    procs = targets.Procs()
+    try:
+        nginx, slow = targets.start_nginx(procs), targets.start_slow(procs)
+        env = targets.gateway_env(nginx, slow)
+        key = targets.prepare_gateway(env)
+        port, gateway = targets.start_gateway(procs, env, workers)
+        rows = non_stream_phase(port, key, seconds)
+        env["UPSTREAM_ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{slow}"
+        port, gateway = restart_gateway(procs, gateway, env, workers)
+        return rows + stream_phase(port, key, seconds)
+    finally:
+        procs.stop()
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    """Each row gains `ratio`: its throughput over Chat Completions' in the same phase."""
+    for row in rows:
+        rate = "req_per_s" if row["kind"] == "non-stream" else "streams_per_s"
+        base = next(r[rate] for r in rows if r["kind"] == row["kind"] and r["door"] == CHAT)
+        row["ratio"] = round(row[rate] / base, 2) if base else None
+    return rows
+
+
+def _cells(r: dict) -> tuple[str, str, str, int]:
+    if r["kind"] == "non-stream":
+        return (
+            f"non-stream c={NON_STREAM_CONCURRENCY}",
+            f"{r['req_per_s']} req/s",
+            f"{r['p99_ms']:.1f} ms",
+            r["errors"],
+        )
+    errors = r["errors"] + r["dropped"]
+    return (
+        f"streams c={STREAM_CONCURRENCY}",
+        f"{r['streams_per_s']} streams/s",
+        f"TTFB {r['ttfb_p99_ms']:.0f} ms",
+        errors,
+    )
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| Point | Door | Model | Throughput | p99 | Errors | vs Chat Completions |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        point, rate, p99, errors = _cells(r)
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(f"| {point} | {r['door']} | {r['model']} | {rate} | {p99} | {errors} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    rows = with_ratios(measure(args.seconds, args.workers))
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    out = targets.BENCH / "results" / f"doors-{stamp.strftime('%Y-%m-%dT%H%M%SZ')}"
+    out.parent.mkdir(exist_ok=True)
+    head = (
+        f"# Front doors vs Chat Completions ({stamp.isoformat(timespec='seconds')})\n\n"
+        f"{os.cpu_count()} CPUs, {args.workers} gateway workers, {args.seconds} s per point, "
+        "billing, usage rows and rate limits on. `.venv/bin/python bench/doors.py`\n\n"
+    )
+    out.with_suffix(".md").write_text(head + table(rows))
+    out.with_suffix(".json").write_text(json.dumps({"date": stamp.isoformat(), "rows": rows}, indent=1))
+    print(table(rows))
+    print(f"wrote {out}.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
