@@ -2,20 +2,23 @@
 Anthropic Messages in front of an OpenAI-family model and Responses in front of an Anthropic model,
 each as a ratio of the Chat Completions path (issue #18's target: at least 0.80).
 
-  .venv/bin/python bench/doors.py [--seconds N] [--workers W]
+  .venv/bin/python bench/doors.py [--seconds N] [--rounds R] [--workers W]
 
 Non-streaming at c=64 (wrk, static nginx upstreams: OpenAI JSON for gpt-4o, Anthropic JSON for
 claude-haiku-4-5), then 500 concurrent one-second streams (the slow upstream: OpenAI chunks for
 MiniMax-M2.7, Anthropic events for claude-haiku-4-5). The gateway has one Anthropic base URL, so it
 is restarted between the two phases with that URL moved from nginx to the slow upstream; every door
 of a phase is measured against the same gateway processes. Responses go with `store: false` (what
-Codex CLI sends). Writes bench/results/doors-<timestamp>.md and .json.
+Codex CLI sends). Each phase runs R rounds (door after door); a door's ratio is the median of its
+per-round ratios.
+Writes bench/results/doors-<timestamp>.md and .json.
 """
 
 import argparse
 import datetime
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -118,7 +121,7 @@ def restart_gateway(procs: targets.Procs, old, env: dict, workers: int):
     return targets.start_gateway(procs, env, workers)
 
 
-def measure(seconds: int, workers: int) -> list[dict]:
+def measure(seconds: int, workers: int, rounds: int) -> list[dict]:
     targets.RUN.mkdir(parents=True, exist_ok=True)
     procs = targets.Procs()
     try:
@@ -126,21 +129,35 @@ def measure(seconds: int, workers: int) -> list[dict]:
         env = targets.gateway_env(nginx, slow)
         key = targets.prepare_gateway(env)
         port, gateway = targets.start_gateway(procs, env, workers)
-        rows = non_stream_phase(port, key, seconds)
+        rows = [{**row, "round": i} for i in range(rounds) for row in non_stream_phase(port, key, seconds)]
         env["UPSTREAM_ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{slow}"
         port, gateway = restart_gateway(procs, gateway, env, workers)
-        return rows + stream_phase(port, key, seconds)
+        return rows + [{**row, "round": i} for i in range(rounds) for row in stream_phase(port, key, seconds)]
     finally:
         procs.stop()
 
 
-def with_ratios(rows: list[dict]) -> list[dict]:
-    """Each row gains `ratio`: its throughput over Chat Completions' in the same phase."""
-    for row in rows:
-        rate = "req_per_s" if row["kind"] == "non-stream" else "streams_per_s"
-        base = next(r[rate] for r in rows if r["kind"] == row["kind"] and r["door"] == CHAT)
-        row["ratio"] = round(row[rate] / base, 2) if base else None
-    return rows
+def _rate(row: dict) -> float:
+    return row["req_per_s"] if row["kind"] == "non-stream" else row["streams_per_s"]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per door and phase, the round with the median throughput, and `ratio`: the median over rounds
+    of its throughput over Chat Completions' in the same round (a drift in the machine's load moves
+    both sides of each ratio alike)."""
+    chat = {(r["kind"], r["round"]): _rate(r) for r in rows if r["door"] == CHAT}
+    out = []
+    for kind, door in dict.fromkeys((r["kind"], r["door"]) for r in rows):
+        mine = sorted((r for r in rows if (r["kind"], r["door"]) == (kind, door)), key=_rate)
+        ratios = [_rate(r) / chat[kind, r["round"]] for r in mine if chat[kind, r["round"]]]
+        out.append(
+            {
+                **mine[(len(mine) - 1) // 2],
+                "rounds": [_rate(r) for r in sorted(mine, key=lambda r: r["round"])],
+                "ratio": round(statistics.median(ratios), 2) if ratios else None,
+            }
+        )
+    return out
 
 
 def _cells(r: dict) -> tuple[str, str, str, int]:
@@ -162,13 +179,16 @@ def _cells(r: dict) -> tuple[str, str, str, int]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| Point | Door | Model | Throughput | p99 | Errors | vs Chat Completions |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| Point | Door | Model | Throughput (median) | p99 | Errors | Ratio to Chat Completions | Rounds |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         point, rate, p99, errors = _cells(r)
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        lines.append(f"| {point} | {r['door']} | {r['model']} | {rate} | {p99} | {errors} | {ratio} |")
+        runs = " / ".join(f"{x:g}" for x in r["rounds"])
+        lines.append(
+            f"| {point} | {r['door']} | {r['model']} | {rate} | {p99} | {errors} | {ratio} | {runs} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -176,14 +196,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     args = parser.parse_args()
-    rows = with_ratios(measure(args.seconds, args.workers))
+    rows = summarize(measure(args.seconds, args.workers, args.rounds))
     stamp = datetime.datetime.now(datetime.timezone.utc)
     out = targets.BENCH / "results" / f"doors-{stamp.strftime('%Y-%m-%dT%H%M%SZ')}"
     out.parent.mkdir(exist_ok=True)
     head = (
         f"# Front doors vs Chat Completions ({stamp.isoformat(timespec='seconds')})\n\n"
         f"{os.cpu_count()} CPUs, {args.workers} gateway workers, {args.seconds} s per point, "
+        f"median of {args.rounds} interleaved rounds, "
         "billing, usage rows and rate limits on. `.venv/bin/python bench/doors.py`\n\n"
     )
     out.with_suffix(".md").write_text(head + table(rows))
