@@ -18,8 +18,8 @@ from .keys import (
     _cache_key,
     _check_format,
     _to_principal,
-    _touch,
     aauthenticate,
+    touch_once,
 )
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
@@ -80,9 +80,7 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
         if reply[0] == 1:
             data = json.loads(reply[1])
             if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-                from gpuniq_site.db import run_db
-
-                await run_db(_touch, data["key_id"], key_hash, dict(data))
+                await touch_once(data["key_id"], key_hash, data)
             decision = ratelimit.Decision(
                 bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4])
             )
