@@ -64,7 +64,20 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
 
 
 async def _send_streaming(request, response, send, receive) -> None:
-    async def pump():
+    """Send the body from this task; a watcher cancels it when the client goes away (the body's
+    finally blocks then settle the bill). One task more per stream, not two."""
+    task = asyncio.current_task()
+    gone = False
+
+    async def watch():
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
         first = True
         async for part in getattr(response, "chunks", None) or response:
             if part:
@@ -73,19 +86,12 @@ async def _send_streaming(request, response, send, receive) -> None:
                     metrics.observe_first_chunk(request)
                 await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def watch():
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    sender, watcher = asyncio.ensure_future(pump()), asyncio.ensure_future(watch())
-    try:
-        await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()  # our own cancellation: the client left, and that is not an error
     finally:
-        for task in (sender, watcher):
-            if not task.done():
-                task.cancel()  # a vanished client cancels the body: its finally blocks settle the bill
-        await asyncio.gather(sender, watcher, return_exceptions=True)
+        watcher.cancel()
 
 
 class LeanApiApp:

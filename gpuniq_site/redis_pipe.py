@@ -40,7 +40,8 @@ def _encode(args: tuple) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
-    """One connection: writes what was queued during this turn of the loop in one go, and hands each
+    """One connection: a command goes out at once when none is waiting for its reply, else with
+    the others queued during this turn of the loop, in one write; each
     reply to the oldest waiting future (a caller that gave up leaves a cancelled future: its reply is
     read and dropped)."""
 
@@ -57,9 +58,12 @@ class _Protocol(asyncio.Protocol):
     def send(self, command: bytes) -> asyncio.Future:
         if self.closed:
             raise redis.ConnectionError("connection to Redis closed")
-        if not self.out:
-            self.loop.call_soon(self._flush)
-        self.out.append(command)
+        if not self.waiting and not self.out:  # nothing to share a write with: no wait for the next turn
+            self.transport.write(command)
+        else:
+            if not self.out:
+                self.loop.call_soon(self._flush)
+            self.out.append(command)
         future = self.loop.create_future()
         self.waiting.append(future)
         return future

@@ -18,7 +18,7 @@ async def _fresh_pipe():
     return redis_pipe.pipe()
 
 
-async def test_concurrent_calls_each_get_their_own_reply_in_one_write():
+async def test_concurrent_calls_each_get_their_own_reply():
     pipe = await _fresh_pipe()
     replies = await asyncio.gather(*(pipe.call("ECHO", f"call-{n}") for n in range(200)))
     assert replies == [f"call-{n}".encode() for n in range(200)]
