@@ -1,7 +1,7 @@
 """Summarise a py-spy raw profile (collapsed stacks, one `frame;frame;... count` a line): the
 functions that take the most samples on their own (self) and with what they call (inclusive).
 
-  .venv/bin/python bench/profile_summary.py bench/results/profile-slow-stream-c500.txt [N]
+  .venv/bin/python bench/profile_summary.py bench/results/profile-slow-stream-c500.stacks [N]
 """
 
 import sys

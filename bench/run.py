@@ -103,8 +103,9 @@ def failed(error: Exception) -> dict:
 
 class Profiler:
     """`--profile "slow-stream c=500"`: py-spy samples one gateway worker while that point runs and
-    writes its collapsed stacks (profile-<point>.txt, for flamegraph.pl or speedscope) and a
-    summary of the busiest functions (profile-<point>.summary.txt, what the performance notes quote)."""
+    writes its collapsed stacks (profile-<point>.stacks, for flamegraph.pl or speedscope; not kept
+    in git) and a summary of the busiest functions (profile-<point>.txt, what the performance notes
+    quote)."""
 
     def __init__(self, point: str | None, gateway_pid: int | None):
         self.point, self.pid, self.proc, self.out = point, gateway_pid, None, None
@@ -113,7 +114,7 @@ class Profiler:
         if point != self.point or target != "gateway" or not self.pid:
             return
         worker = targets.worker_pids(self.pid)[0]
-        out = targets.BENCH / "results" / f"profile-{point.replace(' ', '-').replace('=', '')}.txt"
+        out = targets.BENCH / "results" / f"profile-{point.replace(' ', '-').replace('=', '')}.stacks"
         out.parent.mkdir(exist_ok=True)
         spy = Path(sys.executable).with_name("py-spy")
         self.out, self.proc = (
@@ -146,7 +147,7 @@ class Profiler:
             self.proc = None
             if self.out.exists():
                 text = profile_summary.summary(self.out)
-                self.out.with_suffix(".summary.txt").write_text(text + "\n")
+                self.out.with_suffix(".txt").write_text(text + "\n")
                 print(text, flush=True)
 
 
