@@ -1,13 +1,15 @@
 """Admission for the async hot path: API key → Principal and the per-key rate limit, in ONE
-Redis round trip when the key's principal is cached (the common case). A cache miss falls back
-to loading the principal (keys.aauthenticate) and a separate rate-limit call."""
+Redis round trip when the key's principal is cached (the common case), on the lean pipelined
+client (gpuniq_site.redis_pipe). A cache miss falls back to loading the principal
+(keys.aauthenticate) and a separate rate-limit call."""
 
+import hashlib
 import json
 import time
 
 import redis
 
-from gpuniq_site import shared_state
+from gpuniq_site import redis_pipe, shared_state
 from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
 
@@ -18,8 +20,8 @@ from .keys import (
     principal_cache_key,
     key_hash_of,
     principal_from,
-    touch_last_used,
     aauthenticate,
+    touch_once,
 )
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
@@ -47,29 +49,32 @@ end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {1, raw, allowed, limit - count, tonumber(oldest[2]) + window - now}
 """
-_sha: str | None = None
+_SHA = hashlib.sha1(_ADMIT_LUA.encode()).hexdigest()
 
 
-async def _admit_cached(client, key_hash: str):
-    global _sha
+async def _admit_cached(key_hash: str):
     args = (1, principal_cache_key(key_hash), ratelimit.WINDOW_MS, unique_hex(64))
-    if _sha is None:
-        _sha = await client.script_load(_ADMIT_LUA)
+    pipe = redis_pipe.pipe()
+    if pipe is not None:
+        call = pipe.call
+    else:
+        client = shared_state.async_redis()
+        assert client is not None  # admit() comes here only with REDIS_URL set
+        call = client.execute_command
     try:
-        return await client.evalsha(_sha, *args)
-    except Exception as exc:
+        return await call("EVALSHA", _SHA, *args)
+    except redis.ResponseError as exc:
         if "NOSCRIPT" not in str(exc):
             raise
-        return await client.eval(_ADMIT_LUA, *args)
+        return await call("EVAL", _ADMIT_LUA, *args)
 
 
 async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
     """Authenticate and count the request against the key's limit (raises ApiError)."""
     key_hash = key_hash_of(raw_key)
-    client = shared_state.async_redis()
-    if client is not None and not shared_state.redis_down():
+    if shared_state.redis_url() and not shared_state.redis_down():
         try:
-            reply = await _admit_cached(client, key_hash)
+            reply = await _admit_cached(key_hash)
             shared_state.mark_redis_up()
         except Exception as exc:  # Redis trouble: the slow path degrades as documented
             if isinstance(exc, (redis.RedisError, OSError)):
@@ -80,9 +85,7 @@ async def admit(raw_key: str | None) -> tuple[Principal, ratelimit.Decision]:
         if reply[0] == 1:
             data = json.loads(reply[1])
             if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-                from gpuniq_site.db import run_db
-
-                await run_db(touch_last_used, data["key_id"], key_hash, dict(data))
+                await touch_once(data["key_id"], key_hash, data)
             decision = ratelimit.Decision(
                 bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4])
             )

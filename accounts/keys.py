@@ -6,6 +6,8 @@ A Principal names the user's money account, which is billing's: billing hands in
 (provide_account_lookup, when its app loads), so accounts imports nothing from billing.
 """
 
+import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -181,6 +183,50 @@ def touch_last_used(key_id: int, key_hash: str, data: dict[str, Any]) -> None:
     shared_state.cache_set_json(principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
 
 
+_touched: dict[int, float] = {}  # key id -> when this process last started recording its use
+
+
+async def touch_once(key_id: int, key_hash: str, data: dict[str, Any]) -> None:
+    """Record a key's use (touch_last_used) at most once a minute per key in this process: of a burst of
+    requests that all read a stale `last_used` from the cache, the first waits for the update
+    and the others go on without it."""
+    now = time.monotonic()
+    if now - _touched.get(key_id, -LAST_USED_EVERY_SECONDS) < LAST_USED_EVERY_SECONDS:
+        return
+    if len(_touched) > 100_000:
+        _touched.clear()
+    _touched[key_id] = now
+    await run_db(touch_last_used, key_id, key_hash, dict(data))
+
+
+_loading: dict[
+    tuple[Any, str], asyncio.Future[dict[str, Any]]
+] = {}  # (event loop, key hash) -> the load in flight
+
+
+async def _load_once(key_hash: str) -> dict[str, Any]:
+    """The key's principal from the database, cached. One load per key at a time in each event
+    loop: the burst of requests that finds the cache entry just expired waits for the same load."""
+    at = (asyncio.get_running_loop(), key_hash)
+    found = _loading.get(at)
+    if found is None:
+        found = _loading[at] = asyncio.ensure_future(_load_and_cache(key_hash))
+        found.add_done_callback(functools.partial(_loaded, at))
+    return dict(await asyncio.shield(found))
+
+
+def _loaded(at: tuple[Any, str], done: asyncio.Future[dict[str, Any]]) -> None:
+    _loading.pop(at, None)
+    if not done.cancelled():
+        done.exception()  # marked retrieved: a refusal reaches every waiter, or none was left
+
+
+async def _load_and_cache(key_hash: str) -> dict[str, Any]:
+    data = await run_db(_load_principal, key_hash)
+    await shared_state.acache_set_json(principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)
+    return data
+
+
 def key_hash_of(raw: str | None) -> str:
     """The hash a raw key is stored and cached under; ApiError for a missing or malformed key."""
     if raw is None:
@@ -213,12 +259,9 @@ async def aauthenticate(raw: str | None) -> Principal:
     key_hash = key_hash_of(raw)
     data = _cached(await shared_state.acache_get_json(principal_cache_key(key_hash)))
     if data is None:
-        data = await run_db(_load_principal, key_hash)
-        await shared_state.acache_set_json(
-            principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS
-        )
+        data = await _load_once(key_hash)
     if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-        await run_db(touch_last_used, data["key_id"], key_hash, data)
+        await touch_once(data["key_id"], key_hash, data)
     return principal_from(data)
 
 

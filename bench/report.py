@@ -14,9 +14,9 @@ def _by(rows, point, target):
 def table(result: dict) -> str:
     rows = result["rows"]
     lines = [
-        "| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms "
-        "| errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| point | target | req/s or streams/s | p50 ms | p99 ms | added p50 / p99 ms | TTFB p99 ms | errors "
+        "| CPU ms each |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for point in dict.fromkeys(r["point"] for r in rows):
         direct = _by(rows, point, "direct")
@@ -25,7 +25,9 @@ def table(result: dict) -> str:
             if r is None:
                 continue
             if r.get("failure"):
-                lines.append(f"| {point} | {target} | failed: {r['failure'][:60]} | | | | | {r['errors']} |")
+                lines.append(
+                    f"| {point} | {target} | failed: {r['failure'][:60]} | | | | | {r['errors']} | |"
+                )
             elif r["kind"] == "non-stream":
                 added = (
                     f"{r['p50_ms'] - direct['p50_ms']:.2f} / {r['p99_ms'] - direct['p99_ms']:.2f}"
@@ -34,7 +36,7 @@ def table(result: dict) -> str:
                 )
                 lines.append(
                     f"| {point} | {target} | {r['req_per_s']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                    f"{added} | | {r['errors']} |"
+                    f"{added} | | {r['errors']} | {r.get('cpu_ms_per', '')} |"
                 )
             else:
                 added = (
@@ -45,7 +47,8 @@ def table(result: dict) -> str:
                 )
                 lines.append(
                     f"| {point} | {target} | {r['streams_per_s']} | {r['total_p50_ms']} "
-                    f"| {r['total_p99_ms']} | {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} |"
+                    f"| {r['total_p99_ms']} | {added} | {r['ttfb_p99_ms']} | {r['errors'] + r['dropped']} "
+                    f"| {r.get('cpu_ms_per', '')} |"
                 )
     return "\n".join(lines)
 

@@ -5,6 +5,8 @@
   --quick      short points (a few seconds each) for a first look
   --smoke      2-second points against the upstream only, to check the scripts parse
   --profile P  a py-spy flame graph of one gateway worker during point P (e.g. "slow-stream c=500")
+  --only P,Q   run only these points (e.g. "non-stream c=1,slow-stream c=500"); with --seconds N
+               and --no-litellm, a quick same-run comparison of one change (results/ only)
 """
 
 import argparse
@@ -14,10 +16,12 @@ import os
 import platform
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import profile_summary  # noqa: E402
 import report  # noqa: E402
 import stream_client  # noqa: E402
 import targets  # noqa: E402
@@ -100,34 +104,41 @@ def failed(error: Exception) -> dict:
 
 class Profiler:
     """`--profile "slow-stream c=500"`: py-spy samples one gateway worker while that point runs and
-    writes a flame graph next to the results (the same profile the performance notes quote)."""
+    writes its collapsed stacks (profile-<point>.stacks, for flamegraph.pl or speedscope; not kept
+    in git) and a summary of the busiest functions (profile-<point>.txt, what the performance notes
+    quote)."""
 
     def __init__(self, point: str | None, gateway_pid: int | None):
-        self.point, self.pid, self.proc = point, gateway_pid, None
+        self.point, self.pid, self.proc, self.out = point, gateway_pid, None, None
 
     def start(self, point: str, target: str, seconds: float) -> None:
         if point != self.point or target != "gateway" or not self.pid:
             return
         worker = targets.worker_pids(self.pid)[0]
-        out = targets.BENCH / "results" / f"profile-{point.replace(' ', '-').replace('=', '')}.svg"
+        out = targets.BENCH / "results" / f"profile-{point.replace(' ', '-').replace('=', '')}.stacks"
         out.parent.mkdir(exist_ok=True)
         spy = Path(sys.executable).with_name("py-spy")
-        self.proc = subprocess.Popen(
-            [
-                str(spy),
-                "record",
-                "-p",
-                str(worker),
-                "-d",
-                str(max(int(seconds) - 1, 1)),
-                "-r",
-                "200",
-                "--nonblocking",
-                "-o",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        self.out, self.proc = (
+            out,
+            subprocess.Popen(
+                [
+                    str(spy),
+                    "record",
+                    "-p",
+                    str(worker),
+                    "-d",
+                    str(max(int(seconds) - 1, 1)),
+                    "-r",
+                    "200",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            ),
         )
         print(f"profiling worker {worker} during {point}: {out}", flush=True)
 
@@ -135,10 +146,29 @@ class Profiler:
         if self.proc is not None:
             self.proc.wait()
             self.proc = None
+            if self.out.exists():
+                text = profile_summary.summary(self.out)
+                self.out.with_suffix(".txt").write_text(text + "\n")
+                print(text, flush=True)
 
 
-def measure(targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | None" = None) -> list[dict]:
+def _with_cpu(target: dict, run) -> dict:
+    """run()'s measurement plus the target's own CPU per request or stream (its process tree's
+    user + system time over the point), when the bench started the target."""
+    pid = target.get("pid")
+    before = targets.cpu_seconds(pid) if pid else None
+    measured = run()
+    done = measured.get("completed", measured.get("requests"))
+    if before is not None and done:
+        measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before) * 1000 / done, 3)
+    return measured
+
+
+def measure(
+    targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | None" = None, only: set | None = None
+) -> list[dict]:
     profiler = profiler or Profiler(None, None)
+    wanted = (lambda point: point in only) if only else (lambda point: True)
     rows = []
     chat = {
         "model": "gpt-4o",
@@ -146,42 +176,36 @@ def measure(targets_: dict, seconds: int, smoke: bool, profiler: "Profiler | Non
         "max_tokens": 64,
     }
     points = [1] if smoke else NON_STREAM_POINTS
-    for c in points:
+    for c in [c for c in points if wanted(f"non-stream c={c}")]:
         for name, t in targets_.items():
             headers = t.get("headers", {}).get("json")
             wrk(t["json_url"], t["key"], chat, c, 1, headers)  # warm-up
             profiler.start(f"non-stream c={c}", name, seconds)
-            rows.append(
-                {
-                    "point": f"non-stream c={c}",
-                    "kind": "non-stream",
-                    "concurrency": c,
-                    "target": name,
-                    **wrk(t["json_url"], t["key"], chat, c, seconds, headers),
-                }
-            )
+            measured = _with_cpu(t, partial(wrk, t["json_url"], t["key"], chat, c, seconds, headers))
+            point = {"point": f"non-stream c={c}", "kind": "non-stream", "concurrency": c, "target": name}
+            rows.append({**point, **measured})
             profiler.stop()
             print(rows[-1], flush=True)
     stream_points = [("fast-stream", FAST_STREAM_POINT, "sse", "deepseek-chat")]
     stream_points += [
         ("slow-stream", c, "slow", "MiniMax-M2.7") for c in ([10] if smoke else SLOW_STREAM_POINTS)
     ]
-    for kind, c, upstream, model in stream_points:
+    for kind, c, upstream, model in [p for p in stream_points if wanted(f"{p[0]} c={p[1]}")]:
         for name, t in targets_.items():
-            port, path = t[upstream]
+            rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name})
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
-            try:
-                measured = streams(
-                    port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream)
-                )
-            except Exception as error:  # noqa: BLE001 — a peer that cannot stream is a result
-                measured = failed(error)
-            rows.append(
-                {"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name, **measured}
-            )
+            rows[-1].update(_with_cpu(t, partial(_streams_or_failure, t, upstream, model, c, seconds)))
             profiler.stop()
             print(rows[-1], flush=True)
     return rows
+
+
+def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
+    port, path = t[upstream]
+    try:
+        return streams(port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream))
+    except Exception as error:  # noqa: BLE001 — a peer that cannot stream is a result
+        return failed(error)
 
 
 def main() -> int:
@@ -197,8 +221,10 @@ def main() -> int:
         metavar="POINT",
         help='e.g. "slow-stream c=500": py-spy flame graph of a gateway worker during that point',
     )
+    parser.add_argument("--only", metavar="POINTS", help='comma-separated points, e.g. "slow-stream c=500"')
     args = parser.parse_args()
     seconds = 2 if args.smoke else 4 if args.quick else args.seconds
+    only = {p.strip() for p in args.only.split(",")} if args.only else None
     targets.RUN.mkdir(parents=True, exist_ok=True)
     procs = targets.Procs()
     try:
@@ -218,6 +244,7 @@ def main() -> int:
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
             base = f"http://127.0.0.1:{gw_port}/v1/openai/chat/completions"
             found["gateway"] = {
+                "pid": gw_proc.pid,
                 "key": key,
                 "json_url": base,
                 "sse": (gw_port, "/v1/openai/chat/completions"),
@@ -227,6 +254,7 @@ def main() -> int:
             if started:
                 lite_port, lite_proc = started
                 found["litellm"] = {
+                    "pid": lite_proc.pid,
                     "key": targets.LITELLM_KEY,
                     "json_url": f"http://127.0.0.1:{lite_port}/v1/chat/completions",
                     "sse": (lite_port, "/v1/chat/completions"),
@@ -236,13 +264,15 @@ def main() -> int:
             if started:
                 found["portkey"] = targets.portkey_target(started[0], nginx, slow)
                 port_proc = started[1]
-        rows = measure(found, seconds, args.smoke, Profiler(args.profile, gw_proc.pid if gw_proc else None))
+                found["portkey"]["pid"] = port_proc.pid
+        profiler = Profiler(args.profile, gw_proc.pid if gw_proc else None)
+        rows = measure(found, seconds, args.smoke, profiler, only)
         memory = {
             "gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
             "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None,
             "portkey_rss_mb": targets.rss_mb(port_proc.pid) if port_proc else None,
         }
-        if gw_proc and not args.quick:  # memory must not grow between two identical runs
+        if gw_proc and not args.quick and not only:  # memory must not grow between two identical runs
             print("repeating the gateway's points to compare memory", flush=True)
             measure({"gateway": found["gateway"]}, seconds, smoke=False)
             memory["gateway_rss_mb_after_repeat"] = targets.rss_mb(gw_proc.pid)
@@ -263,7 +293,9 @@ def main() -> int:
     if args.smoke:
         print(json.dumps(result))
         return 0
-    report.write(result, update_doc=not args.quick)  # a quick look never replaces the full run's table
+    report.write(
+        result, update_doc=not args.quick and not only
+    )  # a quick look never replaces the full run's table
     return 0
 
 

@@ -254,6 +254,21 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time used so far by a server and its worker processes: per request or
+    per stream it is the cost of the server's own work, which a shared machine's noise moves
+    much less than throughput."""
+    children = subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in [root_pid, *map(int, children)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(root_pid: int) -> list[float]:
     """Resident memory of a process tree's worker processes (children if any, else the root)."""
     children = subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()

@@ -93,23 +93,33 @@ async def _relay(request, response, send) -> None:
 
 
 async def _send_streaming(request, response, send, receive) -> None:
-    async def watch():
-        while (await receive())["type"] != "http.disconnect":
-            pass
+    """Send the body from this task; a watcher cancels it when the client goes away (the body's
+    finally blocks then settle the bill). One task more per stream, not two."""
+    task = asyncio.current_task()
+    assert task is not None  # a request is served in a task
+    gone = False
 
-    sender, watcher = asyncio.ensure_future(_relay(request, response, send)), asyncio.ensure_future(watch())
+    async def watch():
+        nonlocal gone
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        except Exception:  # the server could not read from the client: the send will say so
+            return
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await _relay(request, response, send)
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()  # our own cancellation: the client left, and that is not an error
+    except Exception as exc:  # a send to the client failed
+        log.warning("stream to the client failed request_id=%s: %r", getattr(request, "request_id", ""), exc)
     finally:
-        for task in (sender, watcher):
-            if not task.done():
-                task.cancel()  # a vanished client cancels the body: its finally blocks settle the bill
-        outcomes = await asyncio.gather(sender, watcher, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):  # a send to the client, or reading from it, failed
-            log.warning(
-                "stream to the client failed request_id=%s: %r", getattr(request, "request_id", ""), outcome
-            )
+        watcher.cancel()
 
 
 class LeanApiApp(ApiMiddlewareLoader, BaseHandler):

@@ -1,10 +1,14 @@
 """The model catalog: load llm/catalog.toml into the database, and serve a read-only snapshot.
 
-The snapshot is rebuilt from the database at most every GPUNIQ_CATALOG_TTL_SECONDS (10) per process
-(and at once in the process that edits it), so an admin edit reaches every process within
-that time without a database read on every request.
+No process serves a snapshot older than GPUNIQ_CATALOG_TTL_SECONDS (10) (and the process that
+edits the catalog rebuilds it at once), so an admin edit reaches every process within that time
+without a database read on every request. One thread at a time rebuilds it, once. The event
+loop never waits for a rebuild while traffic flows: past half its lifetime, the first request
+that reads the snapshot starts one in the background and keeps using the current snapshot.
 """
 
+import asyncio
+import logging
 import threading
 import time
 import tomllib
@@ -17,6 +21,9 @@ from django.db import transaction
 
 from .models import CatalogModel, Route
 from .upstreams import serving_routes, upstream_for
+
+
+log = logging.getLogger("gpuniq.catalog")
 
 
 def _ttl() -> float:
@@ -116,22 +123,29 @@ def _build_snapshot() -> Snapshot:
     return Snapshot(models=models, default_chat_model=DEFAULT_CHAT_MODEL, loaded_at=time.monotonic())
 
 
-def snapshot() -> Snapshot:
-    """The current catalog (sync; async code uses asnapshot)."""
+def _older_than(current: Snapshot | None, seconds: float) -> bool:
+    return current is None or time.monotonic() - current.loaded_at > seconds
+
+
+def snapshot(max_age: float | None = None) -> Snapshot:
+    """The current catalog, rebuilt first if older than `max_age` (default: the TTL). Sync; async
+    code uses asnapshot. Callers that waited for another thread's rebuild use its result."""
     global _snapshot
+    max_age = _ttl() if max_age is None else max_age
     current = _snapshot
-    if current is None or time.monotonic() - current.loaded_at > _ttl():
+    if _older_than(current, max_age):
         with _lock:
-            current = _snapshot = _build_snapshot()
+            current = _snapshot
+            if _older_than(current, max_age):
+                current = _snapshot = _build_snapshot()
+    assert current is not None  # built above when missing
     return current
 
 
 def fresh_snapshot() -> Snapshot | None:
     """The snapshot if it is still fresh, without touching the database (for the event loop)."""
     current = _snapshot
-    if current is not None and time.monotonic() - current.loaded_at <= _ttl():
-        return current
-    return None
+    return None if _older_than(current, _ttl()) else current
 
 
 def invalidate() -> None:
@@ -139,13 +153,26 @@ def invalidate() -> None:
     _snapshot = None
 
 
+_refreshing: set[asyncio.Future] = set()
+
+
 async def asnapshot() -> Snapshot:
-    current = fresh_snapshot()
-    if current is not None:
-        return current
     from gpuniq_site.db import run_db
 
-    return await run_db(snapshot)
+    current = fresh_snapshot()
+    if current is None:
+        return await run_db(snapshot)
+    if not _refreshing and _older_than(current, _ttl() / 2):  # rebuilt ahead of time, off the request
+        task = asyncio.ensure_future(run_db(snapshot, _ttl() / 2))
+        _refreshing.add(task)
+        task.add_done_callback(_refresh_done)
+    return current
+
+
+def _refresh_done(task: asyncio.Future) -> None:
+    _refreshing.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # the next request past the TTL retries
+        log.warning("rebuilding the catalog snapshot failed: %s", task.exception())
 
 
 # --- loading the data file ---------------------------------------------------------------

@@ -199,6 +199,13 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
             if chunk is wire.TICK:
                 yield chunk
                 continue
+            if not buffer and chunk.find(b"\n\n") == len(chunk) - 2 and b"\r" not in chunk:
+                data = event_data(chunk[:-2])  # the usual read: exactly one whole event
+                if data is not None:
+                    response.saw_event()
+                    response.more = False
+                    yield data
+                continue
             if b"\r" in chunk or buffer.endswith(
                 b"\r"
             ):  # CRLF vendors: a CR may end one read, its LF the next

@@ -115,6 +115,12 @@ def _plain_text_chars(data: bytes) -> int | None:
     event gets the full parse. Only for an event with no backslash at all: then every quote in it
     delimits a JSON string, so a key can be found by its bytes. Anything that could carry usage,
     an error, tool calls, reasoning or a second content string takes the full parse."""
+    found = _plain_text(data)
+    return None if found is None else found[0]
+
+
+def _plain_text(data: bytes) -> tuple[int, int, int] | None:
+    """_plain_text_chars, with where the content string's quotes are (-1, -1 for no string)."""
     if b"\\" in data or data[:1] != b"{" or data[-1:] != b"}" or b'"error"' in data:
         return None
     if (
@@ -125,26 +131,32 @@ def _plain_text_chars(data: bytes) -> int | None:
         return None
     at = data.find(b'"content":')
     if at < 0:
-        return 0
+        return 0, -1, -1
     if data.find(b'"content":', at + 10) >= 0:
         return None
     start = at + 10
     while data[start : start + 1] == b" ":
         start += 1
     if data.startswith(b"null", start):
-        return 0
+        return 0, -1, -1
     end = data.find(b'"', start + 1)
     if data[start : start + 1] != b'"' or end < 0:
         return None
-    return len(data[start + 1 : end].decode("utf-8", "strict"))
+    return len(data[start + 1 : end].decode("utf-8", "strict")), start, end
 
 
 def _piece(data: bytes, swap, more: bool = False) -> StreamPiece:
     try:
-        chars = _plain_text_chars(data)
+        known = swap.like_last(data)
+        if known is not None:  # shaped as the last content event: only its text is new
+            return StreamPiece(data=known[0], text_chars=known[1], more=more)
+        plain = _plain_text(data)
     except UnicodeDecodeError:
-        chars = None
-    if chars is not None:  # most events of a stream: forwarded without a parse
+        plain = None
+    if plain is not None:  # most events of a stream: forwarded without a parse
+        chars, start, end = plain
+        if start > 0:
+            swap.remember(data, start, end)
         return StreamPiece(data=b"data: " + swap(data) + b"\n\n", text_chars=chars, more=more)
     try:
         chunk = json.loads(data)
@@ -177,6 +189,34 @@ class _model_swapper:
         self.slug = slug
         self.value = json.dumps(slug).encode()
         self.replacement = rb"\1" + self.value.replace(b"\\", b"\\\\")
+        # the last ordinary content event, cut around its text: (bytes before the text, bytes
+        # after it, the framed and swapped bytes before it) — see like_last()
+        self.shape: tuple[bytes, bytes, bytes] | None = None
+
+    def remember(self, data: bytes, start: int, end: int) -> None:
+        """Keep the shape of an ordinary content event (_plain_text found its text between the quotes
+        at `start` and `end`), if the model id it swaps lies before the text."""
+        head = data[: start + 1]
+        swapped = self(head)
+        if swapped + data[start + 1 :] == self(data):
+            self.shape = (head, data[end:], b"data: " + swapped)
+
+    def like_last(self, data: bytes) -> tuple[bytes, int] | None:
+        """(the framed event for the client, its text length) when `data` has exactly the bytes of
+        the remembered event before and after its text, and a text with no quote or backslash:
+        then it is the same ordinary content event with another text, and needs no scan.
+        UnicodeDecodeError for a text that is not UTF-8."""
+        shape = self.shape
+        if shape is None:
+            return None
+        head, tail, framed_head = shape
+        if len(data) < len(head) + len(tail) or not (data.startswith(head) and data.endswith(tail)):
+            return None
+        text = data[len(head) : len(data) - len(tail)]
+        if b'"' in text or b"\\" in text:
+            return None
+        chars = len(text) if text.isascii() else len(text.decode("utf-8", "strict"))
+        return framed_head + text + tail + b"\n\n", chars
 
     def __call__(self, data: bytes) -> bytes:
         start = _string_value_at(data, data.find(b'"model"'))

@@ -17,31 +17,33 @@ TICK = _Tick()  # what a ticking read returns when its interval passed with no e
 class ChunkedDecoder:
     """Chunked transfer decoding of whatever has arrived: feed() bytes, take() the data found
     so far (maybe b""). Bad framing raises ValueError. `done` once the last chunk and trailer
-    are in; `extra` when bytes followed the body (that connection cannot be trusted again)."""
+    are in; `extra` when bytes followed the body (that connection cannot be trusted again).
+
+    This runs on every network read of every stream: the usual read (whole chunks, nothing left
+    over) is cut out of the bytes as they came, with no copy into a buffer first."""
 
     def __init__(self, line_limit: int):
         self.line_limit = line_limit
-        self.buf = bytearray()
+        self.buf = b""  # what arrived and is not decoded yet
         self.left = 0  # bytes of the current chunk's data still to come
         self.crlf = self.trailer = self.done = self.extra = False
 
     def feed(self, data: bytes) -> None:
-        self.buf += data
+        self.buf = self.buf + data if self.buf else data
 
     def take(self) -> bytes:
         buf, pos, out = self.buf, 0, []
-        while not self.done:
+        end_of_buf = len(buf)
+        while not self.done and pos < end_of_buf:
             if self.left:  # inside a chunk's data
-                take = min(self.left, len(buf) - pos)
-                if not take:
-                    break
-                out.append(bytes(buf[pos : pos + take]))
+                take = min(self.left, end_of_buf - pos)
+                out.append(buf[pos : pos + take])
                 pos += take
                 self.left -= take
                 self.crlf = not self.left
                 continue
             if self.crlf:  # the CRLF after a chunk's data
-                if len(buf) - pos < 2:
+                if end_of_buf - pos < 2:
                     break
                 if buf[pos : pos + 2] != b"\r\n":
                     raise ValueError("malformed chunk")
@@ -49,10 +51,10 @@ class ChunkedDecoder:
                 continue
             end = buf.find(b"\r\n", pos)
             if end < 0:
-                if len(buf) - pos > self.line_limit:
+                if end_of_buf - pos > self.line_limit:
                     raise ValueError("chunk size line too long")
                 break
-            line, pos = bytes(buf[pos:end]), end + 2
+            line, pos = buf[pos:end], end + 2
             if self.trailer:  # trailer fields (ignored) up to an empty line
                 self.done = not line
                 continue
@@ -61,9 +63,9 @@ class ChunkedDecoder:
                 raise ValueError("malformed chunk size")
             self.left = int(size, 16)
             self.trailer = not self.left
-        del buf[:pos]
-        self.extra = self.done and bool(buf)
-        return b"".join(out)
+        self.buf = buf[pos:] if pos < end_of_buf else b""
+        self.extra = self.done and bool(self.buf)
+        return out[0] if len(out) == 1 else b"".join(out)
 
 
 class Ticker:
@@ -76,7 +78,7 @@ class Ticker:
     only when it fires: an event costs a clock read, not timer work."""
 
     def __init__(self, interval: float):
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         self.interval, self.clock = interval, loop.time
         self.last_event = loop.time()
         self.reading: asyncio.Task | None = None
@@ -96,10 +98,10 @@ class Ticker:
                 self.ticked = True
                 self.reading.cancel()
             self.last_event = due = now
-        self.handle = asyncio.get_running_loop().call_at(due + self.interval, self._fire)
+        self.handle = self.loop.call_at(due + self.interval, self._fire)
 
     async def read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
-        task = self.reading = asyncio.current_task()
+        task = self.reading = asyncio.current_task(self.loop)  # with the loop: no getpid() per read
         assert task is not None  # a coroutine's read runs in a task
         # cancellations requested before this read: counted here, not when the timer fires, or a
         # real cancel that lands in the same loop iteration as a tick would be taken for the tick

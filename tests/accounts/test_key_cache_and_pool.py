@@ -1,6 +1,6 @@
 """A flood of the same bad key is not a flood of database lookups (refusals are cached briefly),
 a key created afterwards works at once, and an app process never holds more Redis connections
-than its configured pool, however large the burst."""
+than its configured pools (and the admission pipe's one), however large the burst."""
 
 import asyncio
 import threading
@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts import gate, keys
 from accounts.models import KEY_PREFIX
+from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
 from ..conftest import make_user, service_extra_env
@@ -111,5 +112,37 @@ def test_a_burst_never_exceeds_the_redis_pool(catalog_loaded, committed, fake_ve
         server.stop()
         watcher.close()
     assert statuses.count(200) == 300
-    # the server's two clients (async hot path, sync DRF path) at 4 each, plus the watcher itself
-    assert peak[0] <= 2 * 4 + 1, peak[0]
+    # the server's two redis-py clients (async, sync DRF path) at 4 each, the admission pipe's one
+    # connection (gpuniq_site.redis_pipe), plus the watcher itself
+    assert peak[0] <= 2 * 4 + 1 + 1, peak[0]
+
+
+def _counting(monkeypatch, name: str) -> list:
+    calls = []
+    real = getattr(keys, name)
+
+    def counting(*args):
+        calls.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(keys, name, counting)
+    return calls
+
+
+async def test_a_burst_for_a_key_whose_cache_entry_expired_loads_it_from_the_database_once(
+    committed, monkeypatch
+):
+    user = await run_db(make_user, "herd", "1")
+    lookups = _counting(monkeypatch, "_load_principal")
+    admitted = await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(40)))
+    assert len(lookups) == 1
+    assert {principal.key_id for principal, _ in admitted} == {user.key.pk}
+
+
+async def test_a_burst_that_finds_last_use_stale_records_it_once(committed, monkeypatch):
+    user = await run_db(make_user, "touch", "1")
+    touches = _counting(monkeypatch, "_touch")
+    await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(40)))  # last_used_at was never set
+    assert touches == [user.key.pk]
+    await run_db(user.key.refresh_from_db)
+    assert user.key.last_used_at is not None

@@ -118,3 +118,49 @@ def test_an_ordinary_content_event_is_counted_without_a_parse():
     ).encode()
     assert _plain_text_chars(data) == len("héllo wörld ✓") == 13
     assert _plain_text_chars(data.replace(b"\xc3\xa9", b"\\u00e9")) is None  # an escape: the parse counts it
+
+
+# --- an event shaped as the last one is framed from its text alone ----------------------------
+
+
+def _content_event(text: str, model: str = "gpt-4o-2024-08-06", compact: bool = True) -> bytes:
+    obj = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1764000000,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+    return json.dumps(obj, separators=(",", ":") if compact else (", ", ": "), ensure_ascii=False).encode()
+
+
+def test_a_stream_of_content_events_takes_the_shortcut_and_gives_the_bytes_of_a_full_scan():
+    swap = _model_swapper("gpt-4o")
+    texts = ["Hel", "lo, ", "wörld ✓", "", "42"]
+    pieces = [_piece(_content_event(text), swap) for text in texts]
+    assert swap.like_last(_content_event("again")) is not None  # the shortcut is in use
+    for text, piece in zip(texts, pieces, strict=True):
+        alone = _piece(_content_event(text), _model_swapper("gpt-4o"))  # a fresh swapper: full scan
+        assert (piece.data, piece.text_chars) == (alone.data, alone.text_chars) == (alone.data, len(text))
+        assert json.loads(piece.data[6:])["model"] == "gpt-4o"
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.text(max_size=20), second=st.text(max_size=20), compact=st.booleans())
+def test_the_shortcut_agrees_with_a_full_scan_for_any_next_text(first, second, compact):
+    swap = _model_swapper("gpt-4o")
+    _piece(_content_event(first, compact=compact), swap)
+    following = _content_event(second, compact=compact)
+    shortcut, alone = _piece(following, swap), _piece(following, _model_swapper("gpt-4o"))
+    assert (shortcut.data, shortcut.text_chars, shortcut.usage) == (alone.data, alone.text_chars, alone.usage)
+    assert shortcut.text_chars == len(second)
+
+
+def test_an_event_of_another_shape_takes_the_full_path():
+    swap = _model_swapper("gpt-4o")
+    _piece(_content_event("a"), swap)
+    other_model = _content_event("b", model="gpt-4o-mini")
+    assert swap.like_last(other_model) is None
+    usage_tail = _content_event("c")[:-1] + b',"usage":{"prompt_tokens":1,"completion_tokens":1}}'
+    assert swap.like_last(usage_tail) is None
+    assert _piece(usage_tail, swap).usage is not None
