@@ -67,9 +67,15 @@ def ratios(result: dict) -> list[str]:
                 f"- {point}: added p50 gateway {g['p50_ms'] - d['p50_ms']:.2f} ms, "
                 f"Portkey {pk['p50_ms'] - d['p50_ms']:.2f} ms"
             )
+        one = _by(rows, point, "gateway-1p")
         if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
             ratio = g["streams_per_s"] / d["streams_per_s"]
             out.append(f"- {point}: gateway / direct completed streams = {ratio:.2f}")
+            if one and one.get("streams_per_s") is not None:
+                one_ratio = one["streams_per_s"] / d["streams_per_s"]
+                out.append(f"- {point}: one app process / direct completed streams = {one_ratio:.2f}")
+        if g and one and g["kind"] == "non-stream" and one.get(key):
+            out.append(f"- {point}: {result['workers']} app processes / one = {g[key] / one[key]:.2f}×")
     return out
 
 

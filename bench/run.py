@@ -208,6 +208,17 @@ def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int
         return failed(error)
 
 
+def _gateway_target(pid: int, key: str, port: int) -> dict:
+    path = "/v1/openai/chat/completions"
+    return {
+        "pid": pid,
+        "key": key,
+        "json_url": f"http://127.0.0.1:{port}{path}",
+        "sse": (port, path),
+        "slow": (port, path),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -216,6 +227,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--no-portkey", action="store_true")
+    parser.add_argument(
+        "--no-one-process", action="store_true", help="skip the gateway-1p column (one app process)"
+    )
     parser.add_argument(
         "--profile",
         metavar="POINT",
@@ -242,14 +256,10 @@ def main() -> int:
             env = targets.gateway_env(nginx, slow)
             key = targets.prepare_gateway(env)
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
-            base = f"http://127.0.0.1:{gw_port}/v1/openai/chat/completions"
-            found["gateway"] = {
-                "pid": gw_proc.pid,
-                "key": key,
-                "json_url": base,
-                "sse": (gw_port, "/v1/openai/chat/completions"),
-                "slow": (gw_port, "/v1/openai/chat/completions"),
-            }
+            found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port)
+            if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
+                one_port, one_proc = targets.start_gateway(procs, env, 1)
+                found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port)
             started = None if args.no_litellm else targets.start_litellm(procs, nginx, slow, args.workers)
             if started:
                 lite_port, lite_proc = started
