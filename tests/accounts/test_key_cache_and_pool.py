@@ -141,7 +141,7 @@ async def test_a_burst_for_a_key_whose_cache_entry_expired_loads_it_from_the_dat
 
 async def test_a_burst_that_finds_last_use_stale_records_it_once(committed, monkeypatch):
     user = await run_db(make_user, "touch", "1")
-    touches = _counting(monkeypatch, "_touch")
+    touches = _counting(monkeypatch, "touch_last_used")
     await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(40)))  # last_used_at was never set
     assert touches == [user.key.pk]
     await run_db(user.key.refresh_from_db)
