@@ -20,7 +20,7 @@ def table(result: dict) -> str:
     ]
     for point in dict.fromkeys(r["point"] for r in rows):
         direct = _by(rows, point, "direct")
-        for target in ("direct", "gateway", "litellm", "portkey"):
+        for target in dict.fromkeys(r["target"] for r in rows if r["point"] == point):  # as measured
             r = _by(rows, point, target)
             if r is None:
                 continue
