@@ -10,7 +10,9 @@ from billing import btcpay_rail, ledger
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 
 from ..conftest import balance_of
-from ..rails import btcpay  # noqa: F401 (fixture)
+from ..rails import books_checked, btcpay  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 URL = "/webhooks/btcpay"
 

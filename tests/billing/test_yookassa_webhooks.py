@@ -10,7 +10,9 @@ from billing import ledger, yookassa_rail
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 
 from ..conftest import balance_of
-from ..rails import yookassa  # noqa: F401 (fixture)
+from ..rails import books_checked, yookassa  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 URL = "/webhooks/yookassa"
 
