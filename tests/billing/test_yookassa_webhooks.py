@@ -183,3 +183,40 @@ def test_a_refund_while_money_is_held_debits_its_full_amount(client, yookassa, a
 def test_without_settings_the_endpoint_answers_503(client, settings, committed):
     settings.YOOKASSA_SHOP_ID = ""
     assert client.post(URL, "{}", content_type="application/json").status_code == 503
+
+
+def test_a_replayed_refund_notification_debits_once(client, yookassa, alice):
+    topup = start(alice, "20")
+    post(client, yookassa.succeed(topup.session_id, deliver=False))
+    refund = yookassa.refund(topup.session_id, "900.00", deliver=False)  # 10 USD at 90
+
+    first, again = post(client, refund), post(client, refund)
+
+    assert first.json()["status"] == "processed" and again.json()["status"] == "duplicate"
+    assert [e.amount for e in LedgerEntry.objects.filter(kind="refund", account=alice.account)] == [
+        Decimal("-10")
+    ]
+    assert balance_of(alice) == Decimal("20")
+    assert TopUp.objects.get(pk=topup.pk).refunded == Decimal("10")
+
+
+def test_a_forged_refund_notification_moves_nothing(client, yookassa, alice):
+    topup = start(alice, "20")
+    post(client, yookassa.succeed(topup.session_id, deliver=False))
+    forged = yookassa.notification(
+        "refund.succeeded",
+        {
+            "id": "2f0a41b3-0015-5000-8000-1d6e1ad0beef",  # YooKassa has no such refund
+            "payment_id": topup.session_id,
+            "status": "succeeded",
+            "amount": {"value": "1800.00", "currency": "RUB"},
+        },
+    )
+
+    response = post(client, forged)
+
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert not LedgerEntry.objects.filter(kind="refund", account=alice.account).exists()
+    assert balance_of(alice) == Decimal("30")
+    topup.refresh_from_db()
+    assert (topup.status, topup.refunded) == ("paid", Decimal("0"))
