@@ -220,3 +220,13 @@ def test_a_refund_while_money_is_held_debits_its_full_amount_and_refuses_new_hol
     assert post(client, btcpay, again).json()["status"] == "processed"
     assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "refunded"
     ledger.release(hold_id=held.id)
+
+
+def test_a_negative_payment_never_becomes_a_topup_entry(client, btcpay, alice):
+    topup = start(alice, "10")
+    [payment_settled] = btcpay.pay(topup.session_id, "-5", deliver=False)
+
+    assert post(client, btcpay, payment_settled).status_code == 200
+
+    assert not LedgerEntry.objects.filter(idempotency_key__startswith=f"btcpay-topup:{topup.session_id}")
+    assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "pending"

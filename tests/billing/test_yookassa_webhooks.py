@@ -220,3 +220,13 @@ def test_a_forged_refund_notification_moves_nothing(client, yookassa, alice):
     assert balance_of(alice) == Decimal("30")
     topup.refresh_from_db()
     assert (topup.status, topup.refunded) == ("paid", Decimal("0"))
+
+
+def test_a_negative_amount_never_becomes_a_topup_entry(client, yookassa, alice):
+    topup = start(alice, "10")
+    note = yookassa.succeed(topup.session_id, deliver=False)
+    yookassa.payments[topup.session_id]["amount"] = {"value": "-900.00", "currency": "RUB"}  # as re-read
+
+    assert post(client, note).status_code == 500  # recorded as failed; YooKassa retries; an operator looks
+    assert not LedgerEntry.objects.filter(idempotency_key=f"yookassa-topup:{topup.session_id}").exists()
+    assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "pending"
