@@ -1,6 +1,7 @@
 """Shared by the payment-rail tests: the fakes of YooKassa and BTCPay, with the settings pointed at them."""
 
 import pytest
+from django.core.management import call_command
 
 from .fakes.btcpay import FakeBTCPay
 from .fakes.yookassa import FakeYooKassa
@@ -27,3 +28,11 @@ def btcpay(settings):
     settings.BTCPAY_STORE_ID, settings.BTCPAY_WEBHOOK_SECRET = fake.store_id, fake.webhook_secret
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def books_checked(committed):
+    """`check_ledger` after the test: every account's balance and holds re-add from its entries, and
+    none is below zero or below what it holds unless a refund or dispute took the money back."""
+    yield
+    call_command("check_ledger")  # raises CommandError on any mismatch

@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from billing import btcpay_rail, ledger
+from billing import btcpay_rail, ledger, refunds
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 
 from ..conftest import balance_of
-from ..rails import btcpay  # noqa: F401 (fixture)
+from ..rails import books_checked, btcpay  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 URL = "/webhooks/btcpay"
 
@@ -174,3 +176,57 @@ def test_when_btcpay_is_unreachable_the_webhook_fails_and_a_retry_applies_it(cli
 def test_without_settings_the_endpoint_answers_503(client, settings, committed):
     settings.BTCPAY_WEBHOOK_SECRET = ""
     assert client.post(URL, "{}", content_type="application/json").status_code == 503
+
+
+def test_an_invalidation_seen_before_its_settlement_never_credits(client, btcpay, alice):
+    topup = start(alice, "20")
+    settled = btcpay.pay(topup.session_id, "20", deliver=False)
+    [invalid] = btcpay.invalidate_payment(topup.session_id, deliver=False)
+
+    assert post_all(client, btcpay, [invalid, *settled]) == [200, 200, 200]  # the stale ones come last
+
+    assert balance_of(alice) == Decimal("10")
+    assert not LedgerEntry.objects.filter(idempotency_key__startswith=f"btcpay-topup:{topup.session_id}")
+    topup.refresh_from_db()
+    assert (topup.status, topup.credited) == ("failed", Decimal("0"))
+
+
+def test_a_stale_expiry_after_settlement_leaves_the_topup_paid(client, btcpay, alice):
+    topup = start(alice, "10")
+    settled = btcpay.pay(topup.session_id, "10", deliver=False)
+    stale = btcpay.event("InvoiceExpired", topup.session_id, partiallyPaid=False, manuallyMarked=False)
+
+    assert post_all(client, btcpay, [*settled, stale]) == [200, 200, 200]
+
+    topup.refresh_from_db()
+    assert (topup.status, topup.credited) == ("paid", Decimal("10")) and balance_of(alice) == Decimal("20")
+
+
+def test_a_refund_while_money_is_held_debits_its_full_amount_and_refuses_new_holds(client, btcpay, alice):
+    topup = start(alice, "20")
+    payment_settled, invoice_settled = btcpay.pay(topup.session_id, "20", deliver=False)
+    post_all(client, btcpay, [payment_settled, invoice_settled])
+    held = ledger.hold(account_id=alice.account.pk, amount="28", idempotency_key=f"btc-rf-held-{topup.pk}")
+
+    assert refunds.refund_remaining(topup) == Decimal("20")  # the operator's refund: a pull payment
+
+    [refund] = LedgerEntry.objects.filter(kind="refund", account=alice.account)
+    assert refund.amount == Decimal("-20") and balance_of(alice) == Decimal("10")  # not capped at $2
+    with pytest.raises(ledger.InsufficientBalance):
+        ledger.hold(account_id=alice.account.pk, amount="0.01", idempotency_key=f"btc-after-{topup.pk}")
+    # The invoice's webhooks, replayed or delivered afresh, re-read it and credit nothing back.
+    again = btcpay.event("InvoicePaymentSettled", topup.session_id, payment=payment_settled["payment"])
+    assert post(client, btcpay, btcpay.redelivery(invoice_settled)).json()["status"] == "duplicate"
+    assert post(client, btcpay, again).json()["status"] == "processed"
+    assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "refunded"
+    ledger.release(hold_id=held.id)
+
+
+def test_a_negative_payment_never_becomes_a_topup_entry(client, btcpay, alice):
+    topup = start(alice, "10")
+    [payment_settled] = btcpay.pay(topup.session_id, "-5", deliver=False)
+
+    assert post(client, btcpay, payment_settled).status_code == 200
+
+    assert not LedgerEntry.objects.filter(idempotency_key__startswith=f"btcpay-topup:{topup.session_id}")
+    assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "pending"

@@ -13,8 +13,10 @@ from billing import btcpay_rail, ledger, yookassa_rail
 from billing.models import LedgerEntry, TopUp
 
 from ..conftest import balance_of
-from ..rails import btcpay, yookassa  # noqa: F401 (fixtures)
+from ..rails import books_checked, btcpay, yookassa  # noqa: F401 (fixtures)
 from tests.billing.test_stripe_webhooks import open_topup, post, stripe_fake  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 
 @pytest.fixture

@@ -5,11 +5,16 @@ balance after each."""
 import time
 from decimal import Decimal
 
+import pytest
+
 from billing import ledger
 from billing.models import LedgerEntry, StripeEvent, TopUp
 
 from ..conftest import balance_of
+from ..rails import books_checked  # noqa: F401 (fixture)
 from tests.billing.test_stripe_webhooks import open_topup, post, stripe_fake  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 
 def paid_topup(client, fake, user, dollars: int) -> str:

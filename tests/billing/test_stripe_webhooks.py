@@ -15,9 +15,11 @@ from billing.topup_ops import TOPUP_PURPOSE
 
 from ..conftest import balance_of
 from ..fakes.stripe import FakeStripe, sign
+from ..rails import books_checked  # noqa: F401 (fixture)
 
 SECRET = "whsec_test_secret"
 URL = "/webhooks/stripe"
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ from billing import ledger, yookassa_rail
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 
 from ..conftest import balance_of
-from ..rails import yookassa  # noqa: F401 (fixture)
+from ..rails import books_checked, yookassa  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("books_checked")
 
 URL = "/webhooks/yookassa"
 
@@ -181,3 +183,50 @@ def test_a_refund_while_money_is_held_debits_its_full_amount(client, yookassa, a
 def test_without_settings_the_endpoint_answers_503(client, settings, committed):
     settings.YOOKASSA_SHOP_ID = ""
     assert client.post(URL, "{}", content_type="application/json").status_code == 503
+
+
+def test_a_replayed_refund_notification_debits_once(client, yookassa, alice):
+    topup = start(alice, "20")
+    post(client, yookassa.succeed(topup.session_id, deliver=False))
+    refund = yookassa.refund(topup.session_id, "900.00", deliver=False)  # 10 USD at 90
+
+    first, again = post(client, refund), post(client, refund)
+
+    assert first.json()["status"] == "processed" and again.json()["status"] == "duplicate"
+    assert [e.amount for e in LedgerEntry.objects.filter(kind="refund", account=alice.account)] == [
+        Decimal("-10")
+    ]
+    assert balance_of(alice) == Decimal("20")
+    assert TopUp.objects.get(pk=topup.pk).refunded == Decimal("10")
+
+
+def test_a_forged_refund_notification_moves_nothing(client, yookassa, alice):
+    topup = start(alice, "20")
+    post(client, yookassa.succeed(topup.session_id, deliver=False))
+    forged = yookassa.notification(
+        "refund.succeeded",
+        {
+            "id": "2f0a41b3-0015-5000-8000-1d6e1ad0beef",  # YooKassa has no such refund
+            "payment_id": topup.session_id,
+            "status": "succeeded",
+            "amount": {"value": "1800.00", "currency": "RUB"},
+        },
+    )
+
+    response = post(client, forged)
+
+    assert response.status_code == 200 and response.json()["status"] == "ignored"
+    assert not LedgerEntry.objects.filter(kind="refund", account=alice.account).exists()
+    assert balance_of(alice) == Decimal("30")
+    topup.refresh_from_db()
+    assert (topup.status, topup.refunded) == ("paid", Decimal("0"))
+
+
+def test_a_negative_amount_never_becomes_a_topup_entry(client, yookassa, alice):
+    topup = start(alice, "10")
+    note = yookassa.succeed(topup.session_id, deliver=False)
+    yookassa.payments[topup.session_id]["amount"] = {"value": "-900.00", "currency": "RUB"}  # as re-read
+
+    assert post(client, note).status_code == 500  # recorded as failed; YooKassa retries; an operator looks
+    assert not LedgerEntry.objects.filter(idempotency_key=f"yookassa-topup:{topup.session_id}").exists()
+    assert balance_of(alice) == Decimal("10") and TopUp.objects.get(pk=topup.pk).status == "pending"
