@@ -374,3 +374,30 @@ def test_every_reply_says_how_much_time_the_gateway_added(api_server, dave, vend
     )
     overhead = float(response.headers["x-gpuniq-overhead-ms"])
     assert 0 < overhead < response.elapsed.total_seconds() * 1000
+
+
+def test_a_negative_balance_refuses_new_requests_with_402_before_any_upstream_call(
+    api_server, committed, vendors
+):
+    from billing import ledger
+
+    owing = make_user("owing", "5")
+    spent = ledger.hold(account_id=owing.account.pk, amount="5", idempotency_key=f"spent-{owing.pk}")
+    ledger.settle(hold_id=spent.id, actual="5")
+    ledger.post(  # a refund that takes back $3 already spent: the one way below zero
+        account_id=owing.account.pk,
+        amount="-3",
+        kind=LedgerEntry.REFUND,
+        idempotency_key=f"refund-{owing.pk}",
+        reason="refund",
+    )
+    assert balance_of(owing) == Decimal("-3")
+    client = openai.OpenAI(api_key=owing.raw_key, base_url=f"{api_server}/v1/openai", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="gpt-4o", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert caught.value.status_code == 402 and caught.value.body["code"] == "insufficient_balance"
+    assert "-$3.00" in caught.value.message
+    assert vendors["openai"].requests == []
+    assert balance_of(owing) == Decimal("-3") and ledger.find_mismatches() == []
