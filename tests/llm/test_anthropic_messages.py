@@ -418,3 +418,36 @@ def test_models_list_and_retrieve_follow_the_key_allow_list(api_server, committe
     assert client.models.retrieve(GPT).type == "model"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("gemini-2.5-pro")
+
+
+@pytest.mark.parametrize("slug", [CLAUDE, GPT])
+def test_keep_alives_never_precede_message_start(api_server, ada, vendors, slug):
+    """A slow first byte gets SSE comments (every SSE parser ignores them) while no message has
+    started; silences after message_start are Anthropic `ping` events. Anthropic's streams open
+    with message_start: a ping before it is out of order for clients that read the events."""
+    import httpx
+
+    vendor = vendors["anthropic" if slug == CLAUDE else "openai"]
+    vendor.script("slow_first_byte")
+    vendor.chunk_delay = 0.7  # longer than the test server's 0.5 s keep-alive interval
+    try:
+        with httpx.stream(
+            "POST",
+            f"{api_server}/v1/anthropic/v1/messages",
+            timeout=30,
+            headers={"x-api-key": ada.raw_key, "anthropic-version": "2023-06-01"},
+            json={
+                "model": slug,
+                "max_tokens": 100,
+                "stream": True,
+                "messages": [{"role": "user", "content": "wake up slowly"}],
+            },
+        ) as response:
+            body = response.read().decode()
+    finally:
+        vendor.chunk_delay = 0.0
+    assert body.startswith(": keep-alive\n\n")
+    names = [line[7:] for line in body.splitlines() if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert "ping" in names[1:]
+    assert usage_rows(ada)[-1].status == "ok"
