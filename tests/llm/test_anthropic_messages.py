@@ -451,3 +451,35 @@ def test_keep_alives_never_precede_message_start(api_server, ada, vendors, slug)
     assert names[0] == "message_start" and names[-1] == "message_stop"
     assert "ping" in names[1:]
     assert usage_rows(ada)[-1].status == "ok"
+
+
+def test_refusals_carry_anthropics_error_types(api_server, committed, vendors):
+    """A model outside the key's allow-list is a permission_error, a key over its rate a
+    rate_limit_error with Retry-After, every route overloaded an overloaded_error; all free."""
+    ask = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+
+    def client_of(user):
+        return anthropic.Anthropic(api_key=user.raw_key, base_url=f"{api_server}/v1/anthropic", max_retries=0)
+
+    # Pia: a key limited to GPT-4o.
+    pia = make_user("pia", "1", allowed_models=[GPT])
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        client_of(pia).messages.create(model=CLAUDE, **ask)
+    assert caught.value.body["error"]["type"] == "permission_error"
+    assert caught.value.body["error"]["code"] == "model_not_allowed"
+    # Rae: a key allowed one request a minute.
+    rae = make_user("rae", "1", rpm=1)
+    client_of(rae).messages.create(model=GPT, **ask)
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client_of(rae).messages.create(model=GPT, **ask)
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    # Oli: $1; every route of the Claude model is overloaded (Anthropic's 529, the fallback's 503)
+    oli = make_user("oli", "1")
+    vendors["anthropic"].script("529", times=5)
+    vendors["openai"].script("503", times=5)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client_of(oli).messages.create(model=CLAUDE, **ask)
+    assert caught.value.status_code == 503
+    assert caught.value.body["error"]["type"] == "overloaded_error"
+    assert balance_of(oli) == balance_of(pia) == Decimal("1") == balance_of(rae) + _cost_of_last(rae)
