@@ -3,6 +3,7 @@ ASGI server: create, stream (text, tool use, thinking), a tools round trip, coun
 error types, to a Claude model (forwarded to Anthropic as sent) and to an OpenAI-family model
 (translated both ways), each billed exactly like the same usage through Chat Completions."""
 
+import json
 from decimal import Decimal
 
 import anthropic
@@ -157,7 +158,7 @@ def test_sdk_stream_collects_text_and_usage(client, ada, vendors, slug):
     assert Decimal("5") - balance_of(ada) == row.cost_usd > 0
 
 
-@pytest.mark.parametrize("slug", [CLAUDE, GPT])
+@pytest.mark.parametrize("slug", [CLAUDE, GPT, "gemini-2.5-pro"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_tools_round_trip(client, vendors, slug, stream):
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -174,12 +175,19 @@ def test_tools_round_trip(client, vendors, slug, stream):
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]},
     ]
     second = client.messages.create(model=slug, max_tokens=200, tools=[WEATHER], messages=messages)
-    assert second.content[0].text == "The tool said: sunny" and second.stop_reason == "end_turn"
+    assert second.content[-1].text == "The tool said: sunny" and second.stop_reason == "end_turn"
     if slug == GPT:  # the translation reached the vendor as Chat Completions tool messages
         sent = vendors["openai"].requests[-1]["json"]["messages"]
         assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
         assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
         assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+    if slug.startswith("gemini"):  # ... and as Gemini's functionCall / functionResponse parts
+        parts = [p for c in vendors["gemini"].requests[-1]["json"]["contents"] for p in c["parts"]]
+        assert {"name": "get_weather", "args": {"location": "Paris"}} == next(
+            {k: p["functionCall"][k] for k in ("name", "args")} for p in parts if "functionCall" in p
+        )
+        response = next(p["functionResponse"] for p in parts if "functionResponse" in p)
+        assert response["name"] == "get_weather" and "sunny" in json.dumps(response["response"])
 
 
 def test_translation_carries_system_images_stops_and_tool_choice(client, vendors):
@@ -216,6 +224,45 @@ def test_translation_carries_system_images_stops_and_tool_choice(client, vendors
     assert sent["stop"] == ["END"] and sent["temperature"] == 0.3
     assert sent["tool_choice"] == "required" and sent["parallel_tool_calls"] is False
     assert "top_k" not in sent and "metadata" not in sent
+
+
+def test_translation_reaches_gemini_in_its_own_fields(client, vendors):
+    """System blocks, images, stop sequences, top_k and thinking become Gemini's systemInstruction,
+    inlineData / fileData parts, stopSequences, topK and thinkingConfig; its thoughts come back as
+    a thinking block before the text."""
+    message = client.messages.create(
+        model="gemini-2.5-pro",
+        max_tokens=3000,
+        stop_sequences=["END"],
+        extra_body={"top_k": 5},
+        thinking={"type": "enabled", "budget_tokens": 20000},
+        system=[{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                    {"type": "text", "text": "what is this"},
+                ],
+            }
+        ],
+    )
+    sent = vendors["gemini"].requests[-1]["json"]
+    assert sent["systemInstruction"] == {"parts": [{"text": "one\n\ntwo"}]}
+    assert sent["contents"][0]["parts"] == [
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}},
+        {"text": "what is this"},
+    ]
+    config = sent["generationConfig"]
+    assert config["stopSequences"] == ["END"] and config["topK"] == 5
+    assert config["thinkingConfig"]["includeThoughts"] is True and config["thinkingConfig"]["thinkingBudget"]
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[1].text == "Echo: what is this"
 
 
 def test_count_tokens_is_free(client, ada, vendors):
