@@ -67,12 +67,21 @@ def cody(committed):
     return make_user("cody", "5")
 
 
+def quick_start_env(api_server: str, key: str) -> dict[str, str]:
+    """The variables the dashboard quick start's Claude Code line exports, as shown."""
+    from accounts.quickstart import snippets
+
+    [claude] = [s for s in snippets(api_server) if s.id == "claude-code"]
+    export = claude.code.splitlines()[0].replace("$GPUNIQ_API_KEY", key)
+    assert export.startswith("export ")
+    return dict(pair.split("=", 1) for pair in export.split()[1:])
+
+
 def run_claude(api_server: str, key: str, model: str, prompt: str, home: Path, proxy: RecordingProxy):
     env = {
         "PATH": "/usr/bin:/bin:/usr/local/bin",
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": f"{api_server}/v1/anthropic",
-        "ANTHROPIC_AUTH_TOKEN": key,
+        **quick_start_env(api_server, key),
         "ANTHROPIC_SMALL_FAST_MODEL": model,
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
         "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
