@@ -74,8 +74,7 @@ console.log(resp.choices[0].message.content);""",
         "claude-code",
         "Claude Code",
         "bash",
-        """export ANTHROPIC_BASE_URL={anthropic_base}
-export ANTHROPIC_AUTH_TOKEN=$GPUNIQ_API_KEY
+        """export ANTHROPIC_BASE_URL={anthropic_base} ANTHROPIC_AUTH_TOKEN=$GPUNIQ_API_KEY
 claude --model {model}   # or any chat slug, e.g. --model gpt-5.2""",
         note="Claude models are forwarded to Anthropic as sent; other models are translated. "
         "All tokens are billed to your GPUniq balance; no Anthropic account needed.",
@@ -99,16 +98,10 @@ print(msg.content[0].text)""",
         "codex",
         "Codex CLI",
         "toml",
-        """# ~/.codex/config.toml
-model_provider = "gpuniq"
-
-[model_providers.gpuniq]
-name = "GPUniq"
-base_url = "{openai_base}"
-env_key = "GPUNIQ_API_KEY"
-wire_api = "responses"
-
-# then: codex -m gpt-5.2-codex   (or any chat slug, e.g. {model})""",
+        "# ~/.codex/config.toml, then: codex -m gpt-5.2-codex   (or any chat slug, e.g. {model})\n"
+        'model_provider = "gpuniq"\n'
+        'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{openai_base}", '
+        'env_key = "GPUNIQ_API_KEY", wire_api = "responses" }}',  # two lines, as in the README
         note="Codex speaks the Responses API at /v1/openai/responses; OpenAI models are forwarded, "
         "others translated.",
     ),

@@ -124,8 +124,8 @@ class StreamTranslator:
         self.usage: Usage | None = None
 
     def feed(self, event: bytes) -> list[bytes]:
-        if event.startswith(b":"):  # our keep-alive comment
-            return [PING]
+        if event.startswith(b":"):  # our keep-alive: a ping once the message has started
+            return [PING] if self.started else [event + b"\n\n"]  # message_start always comes first
         if event.startswith(b"event:"):
             self.native = self.started = True
             return [event + b"\n\n"]

@@ -6,6 +6,7 @@ throttling state never carries over between tests.
 
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -256,6 +257,28 @@ def test_quickstart_uses_the_site_url_and_my_key_prefix_never_the_key(client, al
     ):
         assert label in html
     assert "export ANTHROPIC_BASE_URL=https://gw.example.com/v1/anthropic" in html
+
+
+def test_quickstart_sets_up_claude_code_and_codex_in_two_lines_each(client, alice, settings):
+    """Issue #15: two lines each, as in the README (the client tests run these very lines)."""
+    from html import unescape
+
+    from accounts.quickstart import snippets
+
+    settings.PUBLIC_BASE_URL = "https://gw.example.com"
+    client.force_login(alice)
+    html = unescape(client.get("/quickstart/").content.decode())
+    shown = {s.id: s.code for s in snippets("https://gw.example.com")}
+    for name in ("claude-code", "codex"):
+        lines = [line for line in shown[name].splitlines() if not line.startswith("#")]
+        assert len(lines) == 2 and all(line in html for line in lines), (name, lines)
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    assert (
+        'model_providers.gpuniq = { name = "GPUniq", base_url = "http://127.0.0.1:8000/v1/openai"' in readme
+    )
+    assert "export ANTHROPIC_BASE_URL=http://127.0.0.1:8000/v1/anthropic ANTHROPIC_AUTH_TOKEN=" in readme
+    for row in ("| OpenAI Chat Completions |", "| OpenAI Responses |", "| Anthropic Messages |"):
+        assert row in readme  # the mission table names the three dialects
 
 
 def test_the_errors_page_lists_every_catalog_code(client, committed):

@@ -3,7 +3,7 @@ a multi-turn run in which the (fake) model asks for a Bash call, Claude Code run
 answers from its output; once to a Claude model (forwarded to Anthropic as sent) and once to an
 OpenAI-family model (translated). Claude Code talks only to the gateway: any other host would
 have to go through the recording proxy it is given, and the test asserts nobody did.
-Skips when node or the CLI (installed by `make clients`) is missing."""
+Skips when node or the CLI (installed by `make clients`) is missing, except in CI, where it fails."""
 
 import json
 import shutil
@@ -15,15 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import balance_of, make_user, usage_rows
+from ..conftest import IN_CI, balance_of, make_user, usage_rows
 
 CLAUDE_BIN = Path(__file__).resolve().parents[1] / "clients" / "node_modules" / ".bin" / "claude"
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not (shutil.which("node") and CLAUDE_BIN.exists()), reason="Claude Code not installed (make clients)"
-    ),
-]
+pytestmark = pytest.mark.e2e
+
+
+def _need_claude_code() -> None:
+    """Skip on a machine without node or `make clients`; fail in CI, where it must run."""
+    if shutil.which("node") and CLAUDE_BIN.exists():
+        return
+    if IN_CI:
+        pytest.fail("Claude Code is needed: run make clients")
+    pytest.skip("Claude Code not installed (make clients)")
 
 
 class RecordingProxy:
@@ -63,12 +67,21 @@ def cody(committed):
     return make_user("cody", "5")
 
 
+def quick_start_env(api_server: str, key: str) -> dict[str, str]:
+    """The variables the dashboard quick start's Claude Code line exports, as shown."""
+    from accounts.quickstart import snippets
+
+    [claude] = [s for s in snippets(api_server) if s.id == "claude-code"]
+    export = claude.code.splitlines()[0].replace("$GPUNIQ_API_KEY", key)
+    assert export.startswith("export ")
+    return dict(pair.split("=", 1) for pair in export.split()[1:])
+
+
 def run_claude(api_server: str, key: str, model: str, prompt: str, home: Path, proxy: RecordingProxy):
     env = {
         "PATH": "/usr/bin:/bin:/usr/local/bin",
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": f"{api_server}/v1/anthropic",
-        "ANTHROPIC_AUTH_TOKEN": key,
+        **quick_start_env(api_server, key),
         "ANTHROPIC_SMALL_FAST_MODEL": model,
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
         "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
@@ -112,6 +125,7 @@ def run_claude(api_server: str, key: str, model: str, prompt: str, home: Path, p
 
 @pytest.mark.parametrize("slug,vendor", [("claude-haiku-4-5", "anthropic"), ("gpt-4o", "openai")])
 def test_claude_code_runs_a_tool_through_the_gateway(api_server, cody, vendors, tmp_path, slug, vendor):
+    _need_claude_code()
     proxy = RecordingProxy()
     try:
         # the fake model asks for this call; its output (hi-42) appears nowhere in the request

@@ -177,10 +177,11 @@ def _chunk(delta=None, finish=None, usage=None) -> bytes:
 
 def test_a_chunk_stream_becomes_anthropic_events_with_parallel_tool_calls():
     translator = StreamTranslator("gpt-x", prompt_estimate=50)
+    assert translator.feed(b": keep-alive") == [b": keep-alive\n\n"]  # before message_start: a comment
     events = []
     for raw in [
-        b": keep-alive",
         _chunk({"role": "assistant", "content": "hi"}),
+        b": keep-alive",  # after it: Anthropic's ping
         _chunk({"tool_calls": [{"index": 0, "id": "c0", "function": {"name": "a", "arguments": ""}}]}),
         _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"q":1}'}}]}),
         _chunk({"tool_calls": [{"index": 1, "id": "c1", "function": {"name": "b", "arguments": "{}"}}]}),
@@ -192,10 +193,10 @@ def test_a_chunk_stream_becomes_anthropic_events_with_parallel_tool_calls():
             name, data = event.decode().split("\n")[:2]
             events.append((name[7:], json.loads(data[6:])))
     assert [name for name, _ in events] == [
-        "ping",
         "message_start",
         "content_block_start",
         "content_block_delta",
+        "ping",
         "content_block_stop",
         "content_block_start",
         "content_block_delta",
@@ -206,7 +207,7 @@ def test_a_chunk_stream_becomes_anthropic_events_with_parallel_tool_calls():
         "message_delta",
         "message_stop",
     ]
-    assert events[1][1]["message"]["usage"]["input_tokens"] == 50
+    assert events[0][1]["message"]["usage"]["input_tokens"] == 50
     assert events[5][1]["content_block"] == {"type": "tool_use", "id": "c0", "name": "a", "input": {}}
     assert events[6][1] == {
         "type": "content_block_delta",

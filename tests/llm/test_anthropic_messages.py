@@ -3,6 +3,7 @@ ASGI server: create, stream (text, tool use, thinking), a tools round trip, coun
 error types, to a Claude model (forwarded to Anthropic as sent) and to an OpenAI-family model
 (translated both ways), each billed exactly like the same usage through Chat Completions."""
 
+import json
 from decimal import Decimal
 
 import anthropic
@@ -157,7 +158,7 @@ def test_sdk_stream_collects_text_and_usage(client, ada, vendors, slug):
     assert Decimal("5") - balance_of(ada) == row.cost_usd > 0
 
 
-@pytest.mark.parametrize("slug", [CLAUDE, GPT])
+@pytest.mark.parametrize("slug", [CLAUDE, GPT, "gemini-2.5-pro"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_tools_round_trip(client, vendors, slug, stream):
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -174,12 +175,19 @@ def test_tools_round_trip(client, vendors, slug, stream):
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}]},
     ]
     second = client.messages.create(model=slug, max_tokens=200, tools=[WEATHER], messages=messages)
-    assert second.content[0].text == "The tool said: sunny" and second.stop_reason == "end_turn"
+    assert second.content[-1].text == "The tool said: sunny" and second.stop_reason == "end_turn"
     if slug == GPT:  # the translation reached the vendor as Chat Completions tool messages
         sent = vendors["openai"].requests[-1]["json"]["messages"]
         assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
         assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
         assert sent[2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
+    if slug.startswith("gemini"):  # ... and as Gemini's functionCall / functionResponse parts
+        parts = [p for c in vendors["gemini"].requests[-1]["json"]["contents"] for p in c["parts"]]
+        assert {"name": "get_weather", "args": {"location": "Paris"}} == next(
+            {k: p["functionCall"][k] for k in ("name", "args")} for p in parts if "functionCall" in p
+        )
+        response = next(p["functionResponse"] for p in parts if "functionResponse" in p)
+        assert response["name"] == "get_weather" and "sunny" in json.dumps(response["response"])
 
 
 def test_translation_carries_system_images_stops_and_tool_choice(client, vendors):
@@ -216,6 +224,45 @@ def test_translation_carries_system_images_stops_and_tool_choice(client, vendors
     assert sent["stop"] == ["END"] and sent["temperature"] == 0.3
     assert sent["tool_choice"] == "required" and sent["parallel_tool_calls"] is False
     assert "top_k" not in sent and "metadata" not in sent
+
+
+def test_translation_reaches_gemini_in_its_own_fields(client, vendors):
+    """System blocks, images, stop sequences, top_k and thinking become Gemini's systemInstruction,
+    inlineData / fileData parts, stopSequences, topK and thinkingConfig; its thoughts come back as
+    a thinking block before the text."""
+    message = client.messages.create(
+        model="gemini-2.5-pro",
+        max_tokens=3000,
+        stop_sequences=["END"],
+        extra_body={"top_k": 5},
+        thinking={"type": "enabled", "budget_tokens": 20000},
+        system=[{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                    },
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                    {"type": "text", "text": "what is this"},
+                ],
+            }
+        ],
+    )
+    sent = vendors["gemini"].requests[-1]["json"]
+    assert sent["systemInstruction"] == {"parts": [{"text": "one\n\ntwo"}]}
+    assert sent["contents"][0]["parts"] == [
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+        {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}},
+        {"text": "what is this"},
+    ]
+    config = sent["generationConfig"]
+    assert config["stopSequences"] == ["END"] and config["topK"] == 5
+    assert config["thinkingConfig"]["includeThoughts"] is True and config["thinkingConfig"]["thinkingBudget"]
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[1].text == "Echo: what is this"
 
 
 def test_count_tokens_is_free(client, ada, vendors):
@@ -418,3 +465,68 @@ def test_models_list_and_retrieve_follow_the_key_allow_list(api_server, committe
     assert client.models.retrieve(GPT).type == "model"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("gemini-2.5-pro")
+
+
+@pytest.mark.parametrize("slug", [CLAUDE, GPT])
+def test_keep_alives_never_precede_message_start(api_server, ada, vendors, slug):
+    """A slow first byte gets SSE comments (every SSE parser ignores them) while no message has
+    started; silences after message_start are Anthropic `ping` events. Anthropic's streams open
+    with message_start: a ping before it is out of order for clients that read the events."""
+    import httpx
+
+    vendor = vendors["anthropic" if slug == CLAUDE else "openai"]
+    vendor.script("slow_first_byte")
+    vendor.chunk_delay = 0.7  # longer than the test server's 0.5 s keep-alive interval
+    try:
+        with httpx.stream(
+            "POST",
+            f"{api_server}/v1/anthropic/v1/messages",
+            timeout=30,
+            headers={"x-api-key": ada.raw_key, "anthropic-version": "2023-06-01"},
+            json={
+                "model": slug,
+                "max_tokens": 100,
+                "stream": True,
+                "messages": [{"role": "user", "content": "wake up slowly"}],
+            },
+        ) as response:
+            body = response.read().decode()
+    finally:
+        vendor.chunk_delay = 0.0
+    assert body.startswith(": keep-alive\n\n")
+    names = [line[7:] for line in body.splitlines() if line.startswith("event: ")]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert "ping" in names[1:]
+    assert usage_rows(ada)[-1].status == "ok"
+
+
+def test_refusals_carry_anthropics_error_types(api_server, committed, vendors):
+    """A model outside the key's allow-list is a permission_error, a key over its rate a
+    rate_limit_error with Retry-After, every route overloaded an overloaded_error; all free."""
+    ask = {"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+
+    def client_of(user):
+        return anthropic.Anthropic(api_key=user.raw_key, base_url=f"{api_server}/v1/anthropic", max_retries=0)
+
+    # Pia: a key limited to GPT-4o.
+    pia = make_user("pia", "1", allowed_models=[GPT])
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        client_of(pia).messages.create(model=CLAUDE, **ask)
+    assert caught.value.body["error"]["type"] == "permission_error"
+    assert caught.value.body["error"]["code"] == "model_not_allowed"
+    # Rae: a key allowed one request a minute.
+    rae = make_user("rae", "1", rpm=1)
+    client_of(rae).messages.create(model=GPT, **ask)
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        client_of(rae).messages.create(model=GPT, **ask)
+    assert caught.value.body["error"]["type"] == "rate_limit_error"
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    # Oli: $1; every route of the Claude model is overloaded (Anthropic's 529, the fallback's 503)
+    oli = make_user("oli", "1")
+    vendors["anthropic"].script("529", times=5)
+    vendors["openai"].script("503", times=5)
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        client_of(oli).messages.create(model=CLAUDE, **ask)
+    assert caught.value.status_code == 503
+    assert caught.value.body["error"]["type"] == "overloaded_error"
+    assert balance_of(oli) == balance_of(pia) == Decimal("1") == balance_of(rae) + _cost_of_last(rae)

@@ -19,6 +19,7 @@ PRICES = {
     "claude-haiku-4-5": (Decimal("0.80"), Decimal("4.00")),
 }
 MODELS = ["gpt-4o", "claude-haiku-4-5"]  # the pass-through and a translation
+VENDORS = {"gpt-4o": "openai", "claude-haiku-4-5": "anthropic"}
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -173,6 +174,64 @@ def test_function_tool_round_trip_with_previous_response_id(api_server, erin, ve
     assert second.output_text == "The tool said: sunny, 21C"
     assert second.previous_response_id == first.id
     assert len(usage_rows(erin)) == 2
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tool_choice_and_a_stateless_item_history(api_server, erin, vendors, model):
+    """tool_choice reaches the vendor in its own form; a conversation sent whole as input items
+    (message, function_call, function_call_output; store=False, as agents send it) is understood."""
+    client = sdk(api_server, erin)
+    forced = client.responses.create(
+        model=model,
+        input="hello there",  # no reason to call the tool but the tool_choice
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+        store=False,
+    )
+    [call] = [item for item in forced.output if item.type == "function_call"]
+    sent = vendors[VENDORS[model]].requests[-1]["json"]
+    assert sent["tool_choice"] == (
+        {"type": "function", "name": "get_weather"}
+        if model == "gpt-4o"
+        else {"type": "tool", "name": "get_weather"}
+    )
+    history = [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello there"}]},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "rainy"},
+    ]
+    answer = client.responses.create(
+        model=model, input=history, tools=[WEATHER_TOOL], tool_choice="none", store=False
+    )
+    assert answer.output_text == "The tool said: rainy"
+    sent = vendors[VENDORS[model]].requests[-1]["json"]
+    if model == "gpt-4o":  # forwarded as sent
+        assert sent["input"] == history and sent["tool_choice"] == "none"
+    else:  # Anthropic's tool_use and tool_result blocks
+        assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+        assert sent["messages"][1]["content"][-1]["type"] == "tool_use"
+        result = sent["messages"][2]["content"][0]
+        assert result["type"] == "tool_result" and result["tool_use_id"] == call.call_id
+        assert sent["tool_choice"] == {"type": "none"}
+    assert not StoredResponse.objects.filter(pk__in=[forced.id, answer.id]).exists()
+
+
+@pytest.mark.parametrize(
+    "model,vendor",
+    [("gpt-5", "openai"), ("claude-opus-4-6", "anthropic"), ("gemini-2.5-flash", "gemini")],
+)
+def test_reasoning_effort_reaches_the_vendor_in_its_own_form(api_server, erin, vendors, model, vendor):
+    resp = sdk(api_server, erin).responses.create(
+        model=model, input="think hard", reasoning={"effort": "high"}, max_output_tokens=4000
+    )
+    assert resp.output_text == "Echo: think hard" and resp.reasoning.effort == "high"
+    sent = vendors[vendor].requests[-1]["json"]
+    if vendor == "openai":  # OpenAI's own Responses API: as sent
+        assert sent["reasoning"] == {"effort": "high"}
+    elif vendor == "anthropic":
+        assert sent["thinking"]["type"] in ("enabled", "adaptive")
+    else:
+        assert sent["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 24576
 
 
 @pytest.mark.parametrize("model", MODELS)

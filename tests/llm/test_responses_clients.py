@@ -33,17 +33,14 @@ def _billed_exactly(user, start: str = "5") -> None:
     assert all(r.cost_usd > 0 for r in rows)
 
 
-def codex_home(tmp_path: Path, server: str, model: str) -> Path:
-    """A CODEX_HOME whose config.toml is the README's two lines (plus the model, and no retries)."""
+def codex_home(tmp_path: Path, server: str) -> Path:
+    """A CODEX_HOME whose config.toml is the dashboard quick start's two lines, as shown."""
+    from accounts.quickstart import snippets
+
     home = tmp_path / "codex-home"
     home.mkdir()
-    (home / "config.toml").write_text(
-        f'model = "{model}"\n'
-        'model_provider = "gpuniq"\n'
-        f'model_providers.gpuniq = {{ name = "GPUniq", base_url = "{server}/v1/openai", '
-        'env_key = "GPUNIQ_API_KEY", wire_api = "responses", '
-        "request_max_retries = 0, stream_max_retries = 0 }\n"
-    )
+    [codex] = [s for s in snippets(server) if s.id == "codex"]
+    (home / "config.toml").write_text(codex.code + "\n")
     return home
 
 
@@ -56,7 +53,7 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
     call = json.dumps({"cmd": "echo gpuniq-tool-ran > proof.txt"})
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "CODEX"))},
-        "CODEX_HOME": str(codex_home(tmp_path, api_server, model)),
+        "CODEX_HOME": str(codex_home(tmp_path, api_server)),
         "HOME": str(tmp_path),
         "GPUNIQ_API_KEY": user.raw_key,
     }
@@ -64,6 +61,12 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
         [
             str(BIN / "codex"),
             "exec",
+            "-m",
+            model,
+            "-c",  # no retries: a failure shows at once
+            "model_providers.gpuniq.request_max_retries=0",
+            "-c",
+            "model_providers.gpuniq.stream_max_retries=0",
             "--skip-git-repo-check",
             "--dangerously-bypass-approvals-and-sandbox",
             "-C",
@@ -80,7 +83,7 @@ def test_codex_exec_runs_its_shell_tool_then_answers(api_server, committed, vend
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (work / "proof.txt").read_text().strip() == "gpuniq-tool-ran"
     assert "The tool said:" in done.stdout
-    assert len(usage_rows(user)) == 2
+    assert [r.model for r in usage_rows(user)] == [model, model]
     _billed_exactly(user)
 
 
