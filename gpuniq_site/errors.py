@@ -57,9 +57,9 @@ _SPECS = [
         "streaming_required",
         400,
         "invalid_request_error",
-        "max_tokens={max_tokens} is above {limit} for a non-streaming request. "
+        "{field}={max_tokens} is above {limit} for a non-streaming request. "
         'Set "stream": true or use the chat jobs API.',
-        recovery="Stream the reply, use POST /v1/llm/chat/jobs, or lower max_tokens.",
+        recovery="Stream the reply, use POST /v1/llm/chat/jobs, or lower the output limit.",
     ),
     ErrorSpec(
         "context_length_exceeded",

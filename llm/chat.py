@@ -120,14 +120,17 @@ async def prepare(
     default_model: str | None = None,
     long_output_ok: bool = False,
     anthropic: AnthropicOriginal | None = None,
+    output_field: str = "max_tokens",
 ) -> Prepared:
     """Validate, authorize and hold the most the vendor can bill. Raises ApiError; holds nothing then.
-    `anthropic`: the Messages body `body` was translated from, which Anthropic routes send instead."""
+    `anthropic`: the Messages body `body` was translated from, which Anthropic routes send instead.
+    `output_field`: what the client's dialect calls the output limit, for its error message."""
     slug, max_tokens, stream = validate_chat(body, default_model=default_model)
     limit = settings.GPUNIQ_STREAMING_REQUIRED_ABOVE
     if not stream and not long_output_ok and max_tokens and max_tokens > limit:
         raise ApiError(
             "streaming_required",
+            field=output_field,
             max_tokens=max_tokens,
             limit=limit,
             meta={"max_tokens": max_tokens, "limit": limit},

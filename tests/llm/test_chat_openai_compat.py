@@ -199,6 +199,7 @@ def test_streaming_required_above_4096_before_any_hold_or_upstream_call(client, 
         )
     assert caught.value.code == "streaming_required"
     assert caught.value.body["meta"] == {"max_tokens": 8000, "limit": 4096}
+    assert caught.value.body["message"].startswith("max_tokens=8000 is above 4096")
     assert vendors["openai"].requests == []
     assert not Hold.objects.filter(account=dave.account).exists()
 

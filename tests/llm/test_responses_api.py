@@ -325,3 +325,11 @@ def test_the_quick_start_shows_codex_set_up(client, committed):
     page = unescape(client.get(reverse("quickstart")).content.decode())
     assert "Codex CLI" in page and 'model_provider = "gpuniq"' in page
     assert 'wire_api = "responses"' in page and "/v1/openai" in page
+
+
+def test_a_long_non_streamed_reply_asks_for_streaming_in_the_responses_fields_name(api_server, erin, vendors):
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(api_server, erin).responses.create(model="gpt-4o", input="x", max_output_tokens=8000)
+    assert caught.value.code == "streaming_required"
+    assert caught.value.body["message"].startswith("max_output_tokens=8000 is above 4096")
+    assert vendors["openai"].requests == [] and balance_of(erin) == Decimal("5")

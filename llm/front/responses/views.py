@@ -67,7 +67,11 @@ async def create_response(request):
     if extra:  # the hold covers what the OpenAI pass-through would send; no vendor gets this key
         canonical[_UNCOUNTED] = extra
     prepared = await chat.prepare(
-        request.principal, canonical, request_id=request.request_id, endpoint=ENDPOINT
+        request.principal,
+        canonical,
+        request_id=request.request_id,
+        endpoint=ENDPOINT,
+        output_field="max_output_tokens",
     )
     prepared.request.body.pop(_UNCOUNTED, None)
     prepared.request.responses_body = _forwarded(body, items)
