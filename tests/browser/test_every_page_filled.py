@@ -225,3 +225,21 @@ def test_the_colour_only_link_check_finds_such_a_link(page):
     </main>""")
     [found] = plain_color_links(page)
     assert 'href="/a"' in found
+
+
+def test_the_browser_gets_static_files_compressed_long_cached_and_a_favicon(page, playground_site):
+    """What Chromium itself receives from the gateway on a socket (not the test client): every static
+    file of a page under a hashed name, compressed, cached for a year; /favicon.ico leads to an icon."""
+    seen = []
+    page.on("response", lambda r: seen.append(r) if "/static/" in r.url else None)
+    page.goto(playground_site.url + "/login/")
+    page.wait_for_load_state("networkidle")
+    assert {r.url.rsplit(".", 1)[-1] for r in seen} >= {"css", "js"}
+    for response in seen:
+        headers = response.all_headers()
+        assert response.status == 200 and re.search(r"\.[0-9a-f]{12}\.\w+$", response.url), response.url
+        assert "max-age=315360000" in headers["cache-control"] and "immutable" in headers["cache-control"]
+        if response.url.endswith((".css", ".js", ".svg")):
+            assert headers.get("content-encoding") in ("br", "gzip"), (response.url, headers)
+    icon = page.request.get(playground_site.url + "/favicon.ico")
+    assert icon.ok and icon.headers["content-type"] in ("image/x-icon", "image/vnd.microsoft.icon")
