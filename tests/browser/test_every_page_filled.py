@@ -2,7 +2,8 @@
 page with all three payment rails, receipts of each rail, the transaction history, usage with failed
 rows, keys with caps, a chat with code and links, a studio gallery, the plain new-key form page. Each
 fits without sideways scrolling, keeps the menu button on screen, has 0 serious or critical axe-core
-violations and no link told apart by colour alone. The new-key and revoke dialogs are checked open.
+violations and no link told apart by colour alone. The new-key and revoke dialogs are checked open;
+the studio's download is named from the prompt and model.
 Screenshots land in test-artifacts/screenshots/."""
 
 import re
@@ -125,6 +126,12 @@ def _generate_an_image(page, site) -> None:
     page.get_by_label("Prompt").fill("A lighthouse on a cliff in a storm at night, " * 3)
     page.get_by_role("button", name="Generate").click()
     expect(page.locator(".job-card").first).to_have_attribute("data-job-status", "completed", timeout=30000)
+    tile = page.locator("#gallery .tile").first
+    expect(tile).to_be_visible(timeout=10000)
+    with page.expect_download() as download:  # named from the prompt and the model, not a token
+        tile.get_by_role("link", name="Download").click()
+    name = download.value.suggested_filename
+    assert name == "a-lighthouse-on-a-cliff-in-a-storm-at-night-a-lighthouse-on-nano-banana.png", name
 
 
 @VIEWPORTS
