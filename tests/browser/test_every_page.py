@@ -31,6 +31,7 @@ PUBLIC = [
     "/password-reset/sent/",
     "/reset/MQ/not-a-token/",  # an expired or used link
     "/reset/done/",
+    "/no-such-page/",  # the 404 page
 ]
 
 

@@ -1,9 +1,9 @@
 """Every dashboard page as a month of use leaves it, at 1366 and 390 px in both themes: the billing
-page with all three payment rails, receipts of each rail, the transaction history, usage with failed
-rows, keys with caps, a chat with code and links, a studio gallery, the plain new-key form page. Each
-fits without sideways scrolling, keeps the menu button on screen, has 0 serious or critical axe-core
-violations and no link told apart by colour alone. The new-key and revoke dialogs are checked open;
-the studio's download is named from the prompt and model.
+page with all three payment rails, a rouble receipt and a part-refunded card one, the transactions,
+usage with failed rows, keys with caps, a chat with code and links, a studio gallery, the plain
+new-key form page. Each fits without sideways scrolling, keeps the menu button on screen, has 0
+serious or critical axe-core violations and no link told apart by colour alone. The new-key and
+revoke dialogs are checked open; the studio's download is named from the prompt and model.
 Screenshots land in test-artifacts/screenshots/."""
 
 import re
