@@ -3,6 +3,8 @@ highlighting, then nh3 with an allow-list. Nothing a model or a user writes can 
 handlers, styles, images or non-http(s) links: nh3 drops every tag, attribute and URL scheme not
 listed here (the text of a dropped tag stays, escaped)."""
 
+import re
+
 import markdown as md
 import nh3
 
@@ -54,6 +56,7 @@ ATTRIBUTES = {
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 EXTENSIONS = ["fenced_code", "codehilite", "tables", "sane_lists"]
+PRE = re.compile(r"<pre(?=[ >])")
 EXTENSION_CONFIGS = {"codehilite": {"css_class": "hl", "guess_lang": False, "linenums": False}}
 
 
@@ -62,10 +65,13 @@ def to_html(text: str) -> str:
     html = md.markdown(
         text or "", extensions=EXTENSIONS, extension_configs=EXTENSION_CONFIGS, output_format="html"
     )
-    return nh3.clean(
+    clean = nh3.clean(
         html,
         tags=TAGS,
         attributes=ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
     )
+    # a code block scrolls sideways on a narrow screen: keyboard users reach it (added after nh3,
+    # which keeps no tabindex of its own; every "<pre" left is a tag nh3 wrote, text's "<" is escaped)
+    return PRE.sub('<pre tabindex="0"', clean)

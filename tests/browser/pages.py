@@ -1,4 +1,5 @@
-"""Helpers of the every-page browser checks: log in, measure sideways overflow, run axe-core."""
+"""Helpers of the every-page browser checks: log in, measure sideways overflow, run axe-core, find
+links told apart by colour only."""
 
 import re
 from pathlib import Path
@@ -53,3 +54,61 @@ def axe_serious(page) -> list[dict]:
             }));
     }""")
     return result
+
+
+def plain_color_links(page) -> list[str]:
+    """Links inside running text that are not underlined, so colour alone tells them apart (WCAG
+    1.4.1): an inline link whose block (its nearest non-inline ancestor: a paragraph, list item, cell)
+    holds words of its own beside the link. Links laid out as blocks or flex items (cards, buttons,
+    segmented controls, tiles) are not in running text."""
+    return page.evaluate("""() => {
+        const inline = el => getComputedStyle(el).display === 'inline';
+        const blockOf = el => {
+            let p = el.parentElement;
+            while (p && inline(p)) p = p.parentElement;
+            return p || document.body;
+        };
+        const inText = a => {
+            const block = blockOf(a);
+            const walk = document.createTreeWalker(block, NodeFilter.SHOW_TEXT);
+            for (let t = walk.nextNode(); t; t = walk.nextNode()) {
+                if (!t.textContent.trim() || a.contains(t)) continue;
+                const el = t.parentElement;
+                const own = inline(el) ? blockOf(el) : el;
+                if (own === block && el.getClientRects().length) return true;
+            }
+            return false;
+        };
+        return [...document.querySelectorAll('a[href]')]
+            .filter(a => inline(a) && a.getClientRects().length && !a.closest('nav, .btn, .badge'))
+            .filter(a => inText(a) && !getComputedStyle(a).textDecorationLine.includes('underline'))
+            .slice(0, 5)
+            .map(a => a.outerHTML.slice(0, 120));
+    }""")
+
+
+def check_page(page, shoot, path: str, name: str) -> list[str]:
+    """Sideways overflow, serious/critical axe violations and colour-only links of the page as it
+    stands, with a screenshot of it."""
+    problems = []
+    size = overflow(page)
+    if size["scroll"] > size["inner"]:
+        problems.append(f"{path}: {size['scroll']} px wide at {size['inner']}: {size['wide']}")
+    for violation in axe_serious(page):
+        problems.append(f"{path}: axe {violation['id']} ({violation['impact']}): {violation['nodes']}")
+    for link in plain_color_links(page):
+        problems.append(f"{path}: a link in running text told apart by colour only: {link}")
+    shoot(name)
+    return problems
+
+
+def phone_header(page, path: str) -> list[str]:
+    """The menu button is on screen and the closed header is one short bar (no blank block)."""
+    menu = page.get_by_role("button", name="Menu").bounding_box()
+    header = page.locator("#sidebar").bounding_box()
+    problems = []
+    if not menu or menu["x"] < 0 or menu["x"] + menu["width"] > PHONE["width"] or menu["y"] > 80:
+        problems.append(f"{path}: the menu button is off screen at {menu}")
+    if header["height"] > 72:
+        problems.append(f"{path}: the phone header is {header['height']} px tall")
+    return problems

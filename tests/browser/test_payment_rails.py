@@ -1,60 +1,21 @@
 """Each payment rail in a real browser, against its fake on a socket: top up, cancel, and see a refund
 (or crypto's reversal) arrive by webhook, then the receipt and the transaction history. The gateway
-runs as its own process with all three rails configured; the fakes post their webhooks to it."""
+runs as its own process with all three rails configured (conftest's rails_site); the fakes post
+their webhooks to it."""
 
 import re
 from decimal import Decimal
-from types import SimpleNamespace
 
-import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import expect
 
 from billing import ledger
 from billing.models import TopUp
 
-from ..conftest import service_extra_env
 from . import pages
 from .conftest import SCREENSHOTS
-from ..fakes.btcpay import FakeBTCPay
-from ..fakes.stripe import FakeStripe
-from ..fakes.yookassa import FakeYooKassa
 
 PASSWORD = "rails pass 123"
-
-
-@pytest.fixture(scope="module")
-def rails_site(chromium_path, catalog_loaded, fake_vendors):
-    from ..live import LiveServer
-
-    stripe = FakeStripe(api_key="sk_test_rails", webhook_secret="whsec_rails").start()
-    yookassa = FakeYooKassa(shop_id="777001", secret_key="test_rails_yk").start()
-    btcpay = FakeBTCPay(
-        api_key="btcpay-rails", store_id="StoreRails1", webhook_secret="btcpay-rails-wh"
-    ).start()
-    env = {
-        **service_extra_env(fake_vendors),
-        "STRIPE_SECRET_KEY": stripe.api_key,
-        "STRIPE_WEBHOOK_SECRET": stripe.webhook_secret,
-        "STRIPE_API_BASE": stripe.base_url,
-        "YOOKASSA_SHOP_ID": yookassa.shop_id,
-        "YOOKASSA_SECRET_KEY": yookassa.secret_key,
-        "YOOKASSA_API_BASE": yookassa.api_base,
-        "YOOKASSA_USD_RATE": "92.50",
-        "YOOKASSA_NOTIFICATION_IPS": "127.0.0.1/32",
-        "BTCPAY_URL": btcpay.base_url,
-        "BTCPAY_API_KEY": btcpay.api_key,
-        "BTCPAY_STORE_ID": btcpay.store_id,
-        "BTCPAY_WEBHOOK_SECRET": btcpay.webhook_secret,
-    }
-    server = LiveServer(env=env).start()
-    stripe.webhook_url = f"{server.url}/webhooks/stripe"
-    yookassa.webhook_url = f"{server.url}/webhooks/yookassa"
-    btcpay.webhook_url = f"{server.url}/webhooks/btcpay"
-    yield SimpleNamespace(url=server.url, stripe=stripe, yookassa=yookassa, btcpay=btcpay)
-    server.stop()
-    for fake in (stripe, yookassa, btcpay):
-        fake.stop()
 
 
 def log_in(page, site, label: str):

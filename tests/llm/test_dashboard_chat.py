@@ -79,8 +79,16 @@ def test_markdown_renders_code_tables_and_safe_links():
     )
     assert "<strong>bold</strong>" in html
     assert '<a href="https://gpuniq.com" rel="noopener noreferrer nofollow">docs</a>' in html
-    assert '<div class="hl"><pre>' in html and '<span class="k">def</span>' in html
+    assert '<div class="hl"><pre tabindex="0">' in html and '<span class="k">def</span>' in html
     assert "<table>" in html and "<td>1</td>" in html
+
+
+def test_only_the_renderer_makes_a_code_block_focusable():
+    """A block that scrolls sideways is reached by keyboard (axe's scrollable-region-focusable); a
+    tabindex written by the model is dropped, and the text "<pre" stays text."""
+    html = to_html('<pre tabindex="-1" class="x">raw</pre>\n\n`<pre>` and <pre>')
+    assert html.count('tabindex="0"') == 2 and 'tabindex="-1"' not in html
+    assert "<code>&lt;pre&gt;</code>" in html
 
 
 def test_a_stored_hostile_reply_and_user_message_render_inert(as_alice, alice):
