@@ -32,6 +32,7 @@ from ..conftest import balance_of, make_user, service_extra_env, usage_rows
 from ..live import LiveServer
 
 CHAT = "/v1/openai/chat/completions"
+RESPONSES = "/v1/openai/responses"
 EPSILON = Decimal("0.00000001")
 # a 1x1 PNG: the vendors bill an image by their formula, not by its bytes
 PNG = (
@@ -72,8 +73,8 @@ class Figures:
     losses: int = 0
 
 
-def send_all(servers: list[str], user, bodies: list[dict]) -> list[httpx.Response]:
-    """POST every body at once, alternating between the servers."""
+def send_all(servers: list[str], user, bodies: list[dict], path: str = CHAT) -> list[httpx.Response]:
+    """POST every body to `path` at once, alternating between the servers."""
 
     async def run():
         limits = httpx.Limits(max_connections=len(bodies) + 1)
@@ -81,7 +82,7 @@ def send_all(servers: list[str], user, bodies: list[dict]) -> list[httpx.Respons
             return await asyncio.gather(
                 *(
                     client.post(
-                        servers[i % len(servers)] + CHAT,
+                        servers[i % len(servers)] + path,
                         json=body,
                         headers={"Authorization": f"Bearer {user.raw_key}"},
                     )
@@ -301,6 +302,22 @@ def test_an_anthropic_cache_write_costs_its_premium_exactly(servers, mallory, ve
         vendors,
         [response],
     )
+
+
+def test_a_responses_request_without_max_output_tokens_is_held_for_what_openai_may_write(
+    servers, mallory, vendors
+):
+    # OpenAI's own Responses API writes up to the model's output limit when no max_output_tokens is
+    # sent (16,384 on gpt-4o); the pass-through sends the limit its hold covers, as Chat Completions'
+    # providers do
+    before = balance_of(mallory)
+    body = {"model": "gpt-4o", "input": "[[bill:max]] tell me everything"}
+    responses = send_all(servers, mallory, [body] * 20, path=RESPONSES)
+    assert_paid_for(
+        "Responses door, gpt-4o, no max_output_tokens", "gpt-4o", mallory, before, vendors, responses
+    )
+    assert all(r["json"]["max_output_tokens"] == 4096 for r in vendors["openai"].requests)
+    assert_refused_for_money(responses)
 
 
 # --- an abandoned stream pays for what the vendor did --------------------------------------------
