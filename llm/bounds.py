@@ -129,8 +129,7 @@ def chat_bound(
         )
     factor = Decimal(1)
     if any(f == "anthropic" for f, _ in families):
-        source = native or body
-        text = str(source.get("system") or "") + str(source.get("messages")) + str(source.get("tools") or "")
+        text = str(native or body)  # blocks, tools, system, or the request itself (automatic caching)
         if "cache_control" in text:
             factor = CACHE_WRITE_1H if "'ttl': '1h'" in text else CACHE_WRITE_5M
     return ChatBound(prompt_tokens=prompt, output_tokens=output, prompt_price_factor=factor, base_output=base)

@@ -33,6 +33,7 @@ from ..live import LiveServer
 
 CHAT = "/v1/openai/chat/completions"
 RESPONSES = "/v1/openai/responses"
+MESSAGES = "/v1/anthropic/v1/messages"
 EPSILON = Decimal("0.00000001")
 # a 1x1 PNG: the vendors bill an image by their formula, not by its bytes
 PNG = (
@@ -317,6 +318,67 @@ def test_a_responses_request_without_max_output_tokens_is_held_for_what_openai_m
         "Responses door, gpt-4o, no max_output_tokens", "gpt-4o", mallory, before, vendors, responses
     )
     assert all(r["json"]["max_output_tokens"] == 4096 for r in vendors["openai"].requests)
+    assert_refused_for_money(responses)
+
+
+def test_hosted_tools_that_openai_runs_and_bills_per_call_never_reach_it(servers, mallory, vendors):
+    # web search ($ per call, and its results become input tokens after the hold was taken), code
+    # interpreter (per container), ...: no hold can bound them, so the pass-through sends only the
+    # tools the client runs, as the translated routes do (Codex CLI sends web_search every turn)
+    before = balance_of(mallory)
+    function = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    body = {
+        "model": "gpt-4o",
+        "input": "[[bill:max]] search the web",
+        "max_output_tokens": 64,
+        "tools": [
+            {"type": "web_search"},
+            {"type": "code_interpreter", "container": {"type": "auto"}},
+            function,
+        ],
+    }
+    [response] = send_all(servers, mallory, [body], path=RESPONSES)
+    assert response.status_code == 200, response.text
+    [sent] = vendors["openai"].requests
+    assert sent["json"]["tools"] == [function] and "tool_choice" not in sent["json"]
+    assert_paid_for("Responses door, hosted tools, gpt-4o", "gpt-4o", mallory, before, vendors, [response])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 50}]},
+        {"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]},
+        {"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "mine"}]},
+        {"speed": "fast"},  # Opus fast mode: 6x the standard price the catalog sells
+    ],
+)
+def test_what_anthropic_runs_or_prices_beyond_tokens_is_refused_before_it(servers, mallory, vendors, extra):
+    body = {"model": "claude-opus-4-7", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    [response] = send_all(servers, mallory, [{**body, **extra}], path=MESSAGES)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "unsupported_parameter"
+    assert vendors["anthropic"].requests == []
+
+
+def test_a_top_level_anthropic_cache_control_is_held_at_its_premium(servers, mallory, vendors):
+    # automatic prompt caching: a request-level cache_control writes the whole prompt, at 2x for 1h
+    before = balance_of(mallory)
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 16,
+        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        "messages": [{"role": "user", "content": "[[bill:max]] [[bill:cache_write]] " + "policy " * 10_000}],
+    }
+    responses = send_all(servers, mallory, [body] * 3, path=MESSAGES)
+    assert_paid_for(
+        "Messages door, request-level 1h cache write, claude-sonnet-4-5",
+        "claude-sonnet-4-5",
+        mallory,
+        before,
+        vendors,
+        responses,
+    )
     assert_refused_for_money(responses)
 
 
