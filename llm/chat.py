@@ -147,7 +147,13 @@ async def prepare(
             meta={"max_tokens": max_tokens, "limit": limit},
         )
     model = await resolve_model(slug, principal, endpoint=endpoint)
-    bound = chat_bound(model, body, stream=stream, anthropic_body=anthropic.body if anthropic else None)
+    bound = chat_bound(
+        model,
+        body,
+        stream=stream,
+        anthropic_body=anthropic.body if anthropic else None,
+        anthropic_headers=anthropic.headers if anthropic else None,
+    )
     amount = chat_worst_case(
         prices(model),
         prompt_tokens=bound.prompt_tokens,

@@ -74,7 +74,9 @@ class Figures:
     losses: int = 0
 
 
-def send_all(servers: list[str], user, bodies: list[dict], path: str = CHAT) -> list[httpx.Response]:
+def send_all(
+    servers: list[str], user, bodies: list[dict], path: str = CHAT, headers: dict | None = None
+) -> list[httpx.Response]:
     """POST every body to `path` at once, alternating between the servers."""
 
     async def run():
@@ -85,7 +87,7 @@ def send_all(servers: list[str], user, bodies: list[dict], path: str = CHAT) -> 
                     client.post(
                         servers[i % len(servers)] + path,
                         json=body,
-                        headers={"Authorization": f"Bearer {user.raw_key}"},
+                        headers={"Authorization": f"Bearer {user.raw_key}", **(headers or {})},
                     )
                     for i, body in enumerate(bodies)
                 )
@@ -371,7 +373,7 @@ def test_a_top_level_anthropic_cache_control_is_held_at_its_premium(servers, mal
         "messages": [{"role": "user", "content": "[[bill:max]] [[bill:cache_write]] " + "policy " * 10_000}],
     }
     responses = send_all(servers, mallory, [body] * 3, path=MESSAGES)
-    assert_paid_for(
+    figures = assert_paid_for(
         "Messages door, request-level 1h cache write, claude-sonnet-4-5",
         "claude-sonnet-4-5",
         mallory,
@@ -379,7 +381,27 @@ def test_a_top_level_anthropic_cache_control_is_held_at_its_premium(servers, mal
         vendors,
         responses,
     )
+    assert figures.paid == figures.delivered  # every written token at 2x input, exactly
     assert_refused_for_money(responses)
+
+
+def test_the_long_context_beta_lifts_the_window_the_prompt_bound_stops_at(servers, mallory, vendors):
+    # the catalog gives claude-sonnet-4-5 a 200K window; with Anthropic's context-1m beta the vendor
+    # reads (and bills) a larger prompt, so the bound may not stop at 200K tokens
+    before = balance_of(mallory)
+    body = ask("claude-sonnet-4-5", "[[bill:max]] " + "abcdefghi " * 25_000)  # 250 KB
+    beta = {"anthropic-beta": "context-1m-2025-08-07"}
+    [response] = send_all(servers, mallory, [body], path=MESSAGES, headers=beta)
+    assert_paid_for(
+        "Messages door, 250 KB prompt, context-1m beta",
+        "claude-sonnet-4-5",
+        mallory,
+        before,
+        vendors,
+        [response],
+    )
+    assert response.status_code == 402 and response.json()["error"]["code"] == "insufficient_balance"
+    assert vendors["anthropic"].requests == []  # refused before the vendor was called
 
 
 # --- an abandoned stream pays for what the vendor did --------------------------------------------
