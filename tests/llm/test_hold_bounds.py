@@ -131,6 +131,24 @@ def test_a_dearer_service_tier_than_the_catalog_prices_is_refused():
     assert validate_chat(ask(model="gpt-4o", service_tier="flex"))[0] == "gpt-4o"
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("plugins", [{"id": "web", "max_results": 10}]),  # OpenRouter: web results per 1,000
+        ("models", ["anthropic/claude-opus-4.7"]),  # OpenRouter: fallbacks to a dearer model
+        ("web_search_options", {"search_context_size": "high"}),  # fees per search
+        ("search_parameters", {"mode": "on", "max_search_results": 30}),  # xAI Live Search, per source
+    ],
+)
+def test_fields_a_vendor_bills_beyond_tokens_are_refused_before_any_hold(field, value):
+    from gpuniq_site.errors import ApiError
+    from llm.validation import validate_chat
+
+    with pytest.raises(ApiError) as refused:
+        validate_chat(ask(model="deepseek-v4-pro", **{field: value}))
+    assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": field}
+
+
 def native(**extra) -> dict:
     return {
         "model": "claude-sonnet-4-5",
