@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from . import ledger
+from .money import format_usd
 from .models import Account, Hold, KeySpend, LedgerEntry, Loss, PaymentEvent, StripeEvent, TopUp, UsageLog
 
 if TYPE_CHECKING:
@@ -120,9 +121,9 @@ class LossAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         from django.db.models import Sum
 
-        total = Loss.objects.aggregate(s=Sum("shortfall"))["s"] or 0
+        total = Loss.objects.aggregate(s=Sum("shortfall"))["s"]
         return super().changelist_view(
-            request, {**(extra_context or {}), "title": f"Losses (total ${total})"}
+            request, {**(extra_context or {}), "title": f"Losses (total {format_usd(total)})"}
         )
 
 

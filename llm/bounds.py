@@ -98,11 +98,30 @@ def route_output(family: str, body: dict, base: int, upstream_model: str, model:
     return (base + (model.max_output or STREAM_OUTPUT_RESERVE)) * _candidates(body)
 
 
+LONG_CONTEXT_BETA = "context-1m"  # Anthropic's beta that opens a 1M-token window on 200K models
+LONG_CONTEXT = 1_000_000
+
+
+def context_window(model: ModelInfo, anthropic_headers: dict | None = None) -> int | None:
+    """The largest prompt the vendor accepts for this request: the catalog's window, or 1M tokens
+    when the client sends Anthropic's long-context beta (the prompt bound is clamped to it)."""
+    beta = str((anthropic_headers or {}).get("anthropic-beta") or "")
+    if LONG_CONTEXT_BETA in beta and model.context_window:
+        return max(model.context_window, LONG_CONTEXT)
+    return model.context_window
+
+
 def chat_bound(
-    model: ModelInfo, body: dict, *, stream: bool, anthropic_body: dict | None = None
+    model: ModelInfo,
+    body: dict,
+    *,
+    stream: bool,
+    anthropic_body: dict | None = None,
+    anthropic_headers: dict | None = None,
 ) -> ChatBound:
-    """`anthropic_body`: the Anthropic Messages body `body` was translated from; Anthropic routes
-    send it as it is, so their part of the bound is taken from it (thinking, cache_control, size)."""
+    """`anthropic_body` / `anthropic_headers`: the Anthropic Messages request `body` was translated
+    from; Anthropic routes send it as it is, so their part of the bound is taken from it (thinking,
+    cache_control, size, the long-context beta)."""
     base = client_limit(body) or default_limit(model, stream)
     families = []
     for route in model.live_routes():
@@ -122,15 +141,13 @@ def chat_bound(
     )
     exact = model.vendor.lower() == "openai"  # GPT-4o and later, o-series: o200k_base on every route
     image_tokens = getattr(model, "image_tokens", None) or IMAGE_TOKENS
-    prompt = prompt_bound(body, image_tokens=image_tokens, context_window=model.context_window, exact=exact)
+    window = context_window(model, anthropic_headers)
+    prompt = prompt_bound(body, image_tokens=image_tokens, context_window=window, exact=exact)
     if native is not None:
-        prompt = max(
-            prompt, prompt_bound(native, image_tokens=image_tokens, context_window=model.context_window)
-        )
+        prompt = max(prompt, prompt_bound(native, image_tokens=image_tokens, context_window=window))
     factor = Decimal(1)
     if any(f == "anthropic" for f, _ in families):
-        source = native or body
-        text = str(source.get("system") or "") + str(source.get("messages")) + str(source.get("tools") or "")
+        text = str(native or body)  # blocks, tools, system, or the request itself (automatic caching)
         if "cache_control" in text:
             factor = CACHE_WRITE_1H if "'ttl': '1h'" in text else CACHE_WRITE_5M
     return ChatBound(prompt_tokens=prompt, output_tokens=output, prompt_price_factor=factor, base_output=base)

@@ -25,6 +25,7 @@ from billing.pricing import TokenPrices, TokenUsage, chat_cost, chat_worst_case
 from gpuniq_site.db import run_db, uses_postgres
 from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
+from gpuniq_site.logs import request_id_var
 
 from .bounds import ChatBound, chat_bound
 from .catalog import ModelInfo, asnapshot
@@ -87,27 +88,40 @@ async def hold_for(
         )
     else:
         return hold.id
+    await refused(principal, error, request_id=request_id, endpoint=purpose, model=model)
+    raise error
+
+
+async def refused(
+    principal: Principal, error: ApiError, *, request_id: str, endpoint: str, model: str
+) -> None:
+    """A call refused for money or permission is a usage row at cost 0 with its code: the user sees it."""
     await metering.awrite(
         user_id=principal.user_id,
         api_key_id=principal.key_id,
         request_id=request_id,
-        endpoint=purpose,
+        endpoint=endpoint,
         model=model,
         cost_usd=0,
         status="error",
         error_code=error.code,
     )
-    raise error
 
 
-async def resolve_model(slug: str, principal: Principal, kind: str = "chat") -> ModelInfo:
+async def resolve_model(
+    slug: str, principal: Principal, kind: str = "chat", *, endpoint: str = "chat"
+) -> ModelInfo:
+    """The model `slug` of `kind` if this key may use it; a 403 model_not_allowed is logged as a
+    refused call of `endpoint` (request id: the one the response sends)."""
     model = (await asnapshot()).models.get(slug)
     if model is None or not model.available:
         raise ApiError("model_not_found", model=slug, meta={"model": slug})
     if model.kind != kind:
         raise ApiError("wrong_model_kind", model=slug, kind=model.kind)
     if not principal.may_use(slug):
-        raise ApiError("model_not_allowed", model=slug)
+        error = ApiError("model_not_allowed", model=slug)
+        await refused(principal, error, request_id=request_id_var.get(), endpoint=endpoint, model=slug)
+        raise error
     return model
 
 
@@ -135,8 +149,14 @@ async def prepare(
             limit=limit,
             meta={"max_tokens": max_tokens, "limit": limit},
         )
-    model = await resolve_model(slug, principal)
-    bound = chat_bound(model, body, stream=stream, anthropic_body=anthropic.body if anthropic else None)
+    model = await resolve_model(slug, principal, endpoint=endpoint)
+    bound = chat_bound(
+        model,
+        body,
+        stream=stream,
+        anthropic_body=anthropic.body if anthropic else None,
+        anthropic_headers=anthropic.headers if anthropic else None,
+    )
     amount = chat_worst_case(
         prices(model),
         prompt_tokens=bound.prompt_tokens,

@@ -37,6 +37,11 @@ PER_MESSAGE = 8  # role and separator tokens a vendor adds around each message (
 PER_REQUEST = 64  # the reply primer and a system preamble
 TOOLS_PREAMBLE = 1_000  # the text a vendor adds to present tools (Anthropic publishes 346 at most)
 PER_TOOL = 32
+# a vendor-defined tool (Anthropic's computer use, bash, text editor; OpenAI's shell, apply_patch)
+# is sent as a type and a name, and presented with a definition the vendor adds: computer use is
+# 735 tokens plus a 499-token system prompt, the text editor 700, bash 245 (Anthropic's tables)
+PER_TYPED_TOOL = 2_000
+UNTYPED_TOOLS = (None, "function", "custom", "namespace")
 EXACT_ABOVE_BYTES = 4096
 IMAGE_PARTS = ("image_url", "input_image", "image")
 FILE_PARTS = ("file", "input_file", "document")
@@ -89,9 +94,11 @@ def prompt_parts(body: dict) -> tuple[str, int, int]:
 def framing(body: dict) -> int:
     tools = body.get("tools") or body.get("functions") or ()
     messages = body.get("messages") or ()
-    return (PER_REQUEST + PER_MESSAGE * len(messages) if isinstance(messages, list) else PER_REQUEST) + (
-        TOOLS_PREAMBLE + PER_TOOL * len(tools) if isinstance(tools, list) and tools else 0
-    )
+    base = PER_REQUEST + PER_MESSAGE * len(messages) if isinstance(messages, list) else PER_REQUEST
+    if not isinstance(tools, list) or not tools:
+        return base
+    typed = sum(1 for t in tools if isinstance(t, dict) and t.get("type") not in UNTYPED_TOOLS)
+    return base + TOOLS_PREAMBLE + PER_TOOL * len(tools) + PER_TYPED_TOOL * typed
 
 
 def prompt_bound(body: dict, *, image_tokens: int, context_window: int | None, exact: bool = False) -> int:

@@ -8,6 +8,10 @@ from gpuniq_site.json_body import loads_object
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_MESSAGES = 10_000
 PRICED_TIERS = (None, "auto", "default", "flex")  # the catalog prices the standard tier; flex costs less
+# fields an OpenAI-compatible vendor bills beyond the tokens a hold bounds, so never passed through:
+# OpenRouter's plugins (web results per 1,000) and `models` (fallbacks to other, dearer models),
+# search options (fees per search or per source: OpenAI's web_search_options, xAI's Live Search)
+UNPRICED_FIELDS = ("plugins", "models", "web_search_options", "search_parameters")
 
 
 def parse_body(raw: bytes) -> dict:
@@ -97,6 +101,15 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
             reason=f"only {', '.join(t for t in PRICED_TIERS if t)} are offered",
             meta={"field": "service_tier"},
         )
+    for name in UNPRICED_FIELDS:
+        if body.get(name) is not None:
+            raise ApiError(
+                "unsupported_parameter",
+                field=name,
+                model=model,
+                reason="billed beyond tokens, so not offered",
+                meta={"field": name},
+            )
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(

@@ -170,7 +170,7 @@ async def send_turn(
     await run_db(_auto_title, session, turn.message)
     session = await run_db(_keep_system_prompt, session, body)
     turn.options["stream"] = True
-    model = await chat.resolve_model(turn.model or session.model, principal)
+    model = await chat.resolve_model(turn.model or session.model, principal, endpoint="chat_session")
     plan = await run_db(chat_turns.plan_turn, session, model, turn)
     prepared = await chat.prepare(principal, plan.body, request_id=request_id, endpoint="chat_session")
     prepared.request.include_usage = True

@@ -18,6 +18,7 @@ from accounts.keys import Principal
 from billing.pricing import image_cost
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.logs import request_id_var
 from llm.catalog import ModelInfo, asnapshot
 
 from . import chain, charging, routes, storage
@@ -28,13 +29,25 @@ from .providers.base import Deadline, GeneratedImage, ImageSpec
 from .validation import ImageRequest, check_image_model, parse_image_request, size_of
 
 
-async def resolve_model(slug: str, principal: Principal, kind: str) -> ModelInfo:
+async def resolve_model(slug: str, principal: Principal, kind: str, *, endpoint: str) -> ModelInfo:
+    """The model `slug` of `kind` if this key may use it; a 403 model_not_allowed is logged as a
+    refused call of `endpoint` at cost 0 (request id: the one the response sends)."""
     model = (await asnapshot()).models.get(slug)
     if model is not None and model.kind != kind:
         raise ApiError("wrong_model_kind", model=slug, kind=model.kind)
     if model is None or not routes.live_routes(model):
         raise ApiError("model_not_found", model=slug, meta={"model": slug})
     if not principal.may_use(slug):
+        await run_db(
+            charging.usage_row,
+            user_id=principal.user_id,
+            key_id=principal.key_id,
+            request_id=request_id_var.get(),
+            endpoint=endpoint,
+            model=slug,
+            status="error",
+            error_code="model_not_allowed",
+        )
         raise ApiError("model_not_allowed", model=slug)
     return model
 
@@ -83,7 +96,7 @@ def encode_all(images: list[GeneratedImage], output_format: str) -> list[tuple[b
 
 async def generate(principal: Principal, body: dict, *, request_id: str) -> Outcome:
     req = parse_image_request(body)
-    model = await resolve_model(req.slug, principal, "image")
+    model = await resolve_model(req.slug, principal, "image", endpoint="images")
     check_image_model(model, req)
     inputs = await fetch_images(req.input_images)
     amount = image_cost(model.per_image or Decimal(0), req.n)

@@ -157,7 +157,7 @@ async def start_image_job(
 ) -> MediaJob:
     """`on_record(job)`: called inside the transaction that inserts a new job (not on a replay)."""
     req = parse_image_request(body)
-    model = await resolve_model(req.slug, principal, "image")
+    model = await resolve_model(req.slug, principal, "image", endpoint="image_job")
     check_image_job(model, req)
     digest = request_hash(body)
     existing = await run_db(find_by_key, principal.user_id, key, digest)
@@ -188,7 +188,7 @@ async def start_image_job(
 
 
 async def start_video_job(principal: Principal, body: dict, *, request_id: str, key: str) -> MediaJob:
-    model = await resolve_model(slug_of(body), principal, "video")
+    model = await resolve_model(slug_of(body), principal, "video", endpoint="video_job")
     video = resolve(model, body)
     digest = request_hash(body)
     existing = await run_db(find_by_key, principal.user_id, key, digest)

@@ -62,6 +62,33 @@ def check(body: dict) -> None:
         raise _bad("system", "must be a string or an array of text blocks")
 
 
+# Anthropic-defined tools the client runs (bash, text editor, computer use, memory): tokens only
+CLIENT_TOOL_TYPES = ("bash_", "text_editor_", "computer_", "memory_")
+# request fields that make Anthropic run something (MCP servers, code containers) whose results
+# enter the context after the hold was taken
+RUN_BY_ANTHROPIC = ("mcp_servers", "container")
+
+
+def _refused(field: str, model: str, reason: str) -> ApiError:
+    return ApiError("unsupported_parameter", field=field, model=model, reason=reason, meta={"field": field})
+
+
+def check_billable(body: dict) -> None:
+    """Refuse what Anthropic would bill beyond the tokens a hold can bound, on every model: server
+    tools (web search and fetch, code execution, ...: fees per use, results that grow the context),
+    MCP servers and containers, and a speed dearer than the standard price the catalog sells."""
+    model = str(body.get("model"))
+    for index, tool in enumerate(body.get("tools") or ()):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if isinstance(kind, str) and kind != "custom" and not kind.startswith(CLIENT_TOOL_TYPES):
+            raise _refused(f"tools.{index}", model, f"Anthropic server tool {kind!r} is not available here")
+    for name in RUN_BY_ANTHROPIC:
+        if body.get(name) is not None:
+            raise _refused(name, model, f"'{name}' is not available here")
+    if body.get("speed") not in (None, "standard"):
+        raise _refused("speed", model, "only the standard speed is sold")
+
+
 class _Translator:
     def __init__(self, model: ModelInfo, *, lenient: bool):
         self.model = model

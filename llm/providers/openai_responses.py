@@ -41,8 +41,13 @@ def usage_of(usage) -> Usage | None:
 
 
 def _body(request: ChatRequest, route: Route, stream: bool) -> dict:
+    """The client's body for the vendor. Without `max_output_tokens` OpenAI writes up to the
+    model's own output limit; the gateway sends the limit its hold covers instead (the default the
+    Chat Completions providers send too)."""
     assert request.responses_body is not None  # only a Responses request is forwarded as it is
     body = {**request.responses_body, "model": route.upstream_model}
+    if body.get("max_output_tokens") is None and request.max_output_tokens:
+        body["max_output_tokens"] = request.max_output_tokens
     if stream:
         body["stream"] = True
     else:

@@ -40,14 +40,16 @@ def _original(request, body: dict) -> AnthropicOriginal:
     return AnthropicOriginal(body=body, headers=headers, beta=request.GET.get("beta") == "true")
 
 
-async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dict, ModelInfo]:
+async def _translate(
+    request, body: dict, *, lenient: bool = False, endpoint: str = "anthropic_messages"
+) -> tuple[dict, ModelInfo]:
     anthropic_request.check(body)
     slug = body["model"]
     if not isinstance(slug, str) or not slug or len(slug) > 100:
         raise ApiError(
             "invalid_parameter", field="model", reason="must be a model slug", meta={"field": "model"}
         )
-    model = await chat.resolve_model(slug, request.principal)
+    model = await chat.resolve_model(slug, request.principal, endpoint=endpoint)
     return anthropic_request.to_chat(body, model, lenient=lenient or _is_claude(model)), model
 
 
@@ -56,6 +58,7 @@ async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dic
 async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)
+    anthropic_request.check_billable(body)
     prepared = await chat.prepare(
         request.principal,
         chat_body,
@@ -88,7 +91,8 @@ async def count_tokens(request):
     (o200k_base: exact for OpenAI's models, an estimate for others)."""
     body = parse_body(request.body)
     body.setdefault("max_tokens", 1)  # count_tokens takes no max_tokens; check() wants one
-    chat_body, model = await _translate(request, body, lenient=True)  # a count never refuses a server tool
+    # a count never refuses a server tool
+    chat_body, model = await _translate(request, body, lenient=True, endpoint="anthropic_count_tokens")
     tokens = None
     if _is_claude(model):
         tokens = await _vendor_count(request, body, model)

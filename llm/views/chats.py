@@ -106,7 +106,7 @@ async def send_message(request, chat_id: int):
             key=request.headers.get("Idempotency-Key", "").strip(),
         )
         return native_ok(request, data, status=202)
-    model = await chat.resolve_model(turn.model or session.model, principal)
+    model = await chat.resolve_model(turn.model or session.model, principal, endpoint="chat_session")
     plan = await run_db(chat_turns.plan_turn, session, model, turn)
     prepared = await chat.prepare(
         principal, plan.body, request_id=request.request_id, endpoint="chat_session"

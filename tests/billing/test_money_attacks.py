@@ -32,6 +32,8 @@ from ..conftest import balance_of, make_user, service_extra_env, usage_rows
 from ..live import LiveServer
 
 CHAT = "/v1/openai/chat/completions"
+RESPONSES = "/v1/openai/responses"
+MESSAGES = "/v1/anthropic/v1/messages"
 EPSILON = Decimal("0.00000001")
 # a 1x1 PNG: the vendors bill an image by their formula, not by its bytes
 PNG = (
@@ -72,8 +74,10 @@ class Figures:
     losses: int = 0
 
 
-def send_all(servers: list[str], user, bodies: list[dict]) -> list[httpx.Response]:
-    """POST every body at once, alternating between the servers."""
+def send_all(
+    servers: list[str], user, bodies: list[dict], path: str = CHAT, headers: dict | None = None
+) -> list[httpx.Response]:
+    """POST every body to `path` at once, alternating between the servers."""
 
     async def run():
         limits = httpx.Limits(max_connections=len(bodies) + 1)
@@ -81,9 +85,9 @@ def send_all(servers: list[str], user, bodies: list[dict]) -> list[httpx.Respons
             return await asyncio.gather(
                 *(
                     client.post(
-                        servers[i % len(servers)] + CHAT,
+                        servers[i % len(servers)] + path,
                         json=body,
-                        headers={"Authorization": f"Bearer {user.raw_key}"},
+                        headers={"Authorization": f"Bearer {user.raw_key}", **(headers or {})},
                     )
                     for i, body in enumerate(bodies)
                 )
@@ -301,6 +305,103 @@ def test_an_anthropic_cache_write_costs_its_premium_exactly(servers, mallory, ve
         vendors,
         [response],
     )
+
+
+def test_a_responses_request_without_max_output_tokens_is_held_for_what_openai_may_write(
+    servers, mallory, vendors
+):
+    # OpenAI's own Responses API writes up to the model's output limit when no max_output_tokens is
+    # sent (16,384 on gpt-4o); the pass-through sends the limit its hold covers, as Chat Completions'
+    # providers do
+    before = balance_of(mallory)
+    body = {"model": "gpt-4o", "input": "[[bill:max]] tell me everything"}
+    responses = send_all(servers, mallory, [body] * 20, path=RESPONSES)
+    assert_paid_for(
+        "Responses door, gpt-4o, no max_output_tokens", "gpt-4o", mallory, before, vendors, responses
+    )
+    assert all(r["json"]["max_output_tokens"] == 4096 for r in vendors["openai"].requests)
+    assert_refused_for_money(responses)
+
+
+def test_hosted_tools_that_openai_runs_and_bills_per_call_never_reach_it(servers, mallory, vendors):
+    # web search ($ per call, and its results become input tokens after the hold was taken), code
+    # interpreter (per container), ...: no hold can bound them, so the pass-through sends only the
+    # tools the client runs, as the translated routes do (Codex CLI sends web_search every turn)
+    before = balance_of(mallory)
+    function = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    body = {
+        "model": "gpt-4o",
+        "input": "[[bill:max]] search the web",
+        "max_output_tokens": 64,
+        "tools": [
+            {"type": "web_search"},
+            {"type": "code_interpreter", "container": {"type": "auto"}},
+            function,
+        ],
+    }
+    [response] = send_all(servers, mallory, [body], path=RESPONSES)
+    assert response.status_code == 200, response.text
+    [sent] = vendors["openai"].requests
+    assert sent["json"]["tools"] == [function] and "tool_choice" not in sent["json"]
+    assert_paid_for("Responses door, hosted tools, gpt-4o", "gpt-4o", mallory, before, vendors, [response])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 50}]},
+        {"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]},
+        {"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "mine"}]},
+        {"speed": "fast"},  # Opus fast mode: 6x the standard price the catalog sells
+    ],
+)
+def test_what_anthropic_runs_or_prices_beyond_tokens_is_refused_before_it(servers, mallory, vendors, extra):
+    body = {"model": "claude-opus-4-7", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    [response] = send_all(servers, mallory, [{**body, **extra}], path=MESSAGES)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "unsupported_parameter"
+    assert vendors["anthropic"].requests == []
+
+
+def test_a_top_level_anthropic_cache_control_is_held_at_its_premium(servers, mallory, vendors):
+    # automatic prompt caching: a request-level cache_control writes the whole prompt, at 2x for 1h
+    before = balance_of(mallory)
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 16,
+        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        "messages": [{"role": "user", "content": "[[bill:max]] [[bill:cache_write]] " + "policy " * 10_000}],
+    }
+    responses = send_all(servers, mallory, [body] * 3, path=MESSAGES)
+    figures = assert_paid_for(
+        "Messages door, request-level 1h cache write, claude-sonnet-4-5",
+        "claude-sonnet-4-5",
+        mallory,
+        before,
+        vendors,
+        responses,
+    )
+    assert figures.paid == figures.delivered  # every written token at 2x input, exactly
+    assert_refused_for_money(responses)
+
+
+def test_the_long_context_beta_lifts_the_window_the_prompt_bound_stops_at(servers, mallory, vendors):
+    # the catalog gives claude-sonnet-4-5 a 200K window; with Anthropic's context-1m beta the vendor
+    # reads (and bills) a larger prompt, so the bound may not stop at 200K tokens
+    before = balance_of(mallory)
+    body = ask("claude-sonnet-4-5", "[[bill:max]] " + "abcdefghi " * 25_000)  # 250 KB
+    beta = {"anthropic-beta": "context-1m-2025-08-07"}
+    [response] = send_all(servers, mallory, [body], path=MESSAGES, headers=beta)
+    assert_paid_for(
+        "Messages door, 250 KB prompt, context-1m beta",
+        "claude-sonnet-4-5",
+        mallory,
+        before,
+        vendors,
+        [response],
+    )
+    assert response.status_code == 402 and response.json()["error"]["code"] == "insufficient_balance"
+    assert vendors["anthropic"].requests == []  # refused before the vendor was called
 
 
 # --- an abandoned stream pays for what the vendor did --------------------------------------------

@@ -12,17 +12,25 @@ Reasoning models (o-series, gpt-5.x) refuse sampling parameters as OpenAI does: 
 
 The deterministic "model" is tests.fakes.common.make_plan, as for Chat Completions; the reply is
 rendered in the Responses shapes.
+
+Billing the maximum (``[[bill:max]]`` in the request): prompt = the o200k_base count of each item's
+text + 4 per item + 3, plus the tools' JSON (as for Chat Completions); output = the
+``max_output_tokens`` sent, else what OpenAI's Responses API caps a reply at when none is sent: the
+model's own output limit (128,000 for the o-series and gpt-5.x, 16,384 for gpt-4o), reasoning
+included.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, make_plan, split_json, sse
+from .common import Conn, FakeServer, Plan, Request, Turn, bills_max, make_plan, split_json, sse
 
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+MODEL_OUTPUT_LIMIT = {True: 128_000, False: 16_384}  # reasoning models, others (gpt-4o)
 
 
 def refused_sampling(model: str, body: dict) -> str | None:
@@ -86,6 +94,17 @@ def plan_for(body: dict) -> Plan:
         last_user = next((t.text for t in reversed(turns) if t.role == "user"), "")
         structured_answer(plan, fmt.get("schema"), last_user)
     return plan
+
+
+def bill_max(plan: Plan, body: dict) -> None:
+    """The most OpenAI's Responses API bills for `body` as sent (rule in the module docstring)."""
+    from llm.tokens import exact_count
+
+    prompt = 3 + sum(4 + exact_count(turn.text) for turn in turns_of(body))
+    if body.get("tools"):
+        prompt += exact_count(json.dumps(body["tools"]))
+    limit = body.get("max_output_tokens") or MODEL_OUTPUT_LIMIT[bool(REASONING_MODEL.match(body["model"]))]
+    plan.bill_max(prompt=prompt, output=int(limit) - plan.reasoning_tokens, reasoning=plan.reasoning_tokens)
 
 
 class ResponsesRenderer:
@@ -284,6 +303,8 @@ async def serve_responses(fake, req: Request, conn: Conn) -> None:
         )
         return
     plan = plan_for(body)
+    if bills_max(req):
+        bill_max(plan, body)
     last_user = next((t.text for t in reversed(turns_of(body)) if t.role == "user"), "")
     renderer = ResponsesRenderer(fake, body)
     await FakeServer.serve_completion(

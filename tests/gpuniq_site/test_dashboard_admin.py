@@ -9,7 +9,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import StripeEvent, TopUp, UsageLog
+from billing import ledger
+from billing.models import LedgerEntry, StripeEvent, TopUp, UsageLog
+from billing.money import format_usd
 from llm import usage_stats
 
 
@@ -74,6 +76,21 @@ def test_usage_rows_are_listed_read_only_under_billing(operator, alice):
     assert operator.get("/admin/billing/usagelog/add/").status_code == 403
     assert operator.post(f"/admin/billing/usagelog/{row.pk}/delete/", {"post": "yes"}).status_code == 403
     assert UsageLog.objects.filter(pk=row.pk).exists()
+
+
+def test_a_loss_is_shown_to_operators_with_its_hold_and_the_total_as_money(operator):
+    # a vendor bill above the hold and the balance: the part nobody paid is a `loss` entry
+    user = User.objects.create_user(f"lossy-{uuid.uuid4().hex[:8]}@example.com", "pass 12345678")
+    account = ledger.account_for_user(user.pk)
+    ledger.post(account_id=account.pk, amount="1", kind=LedgerEntry.TOPUP, idempotency_key=f"t-{user.pk}")
+    hold = ledger.hold(account_id=account.pk, amount="1", idempotency_key=f"h-{user.pk}")
+    ledger.close(hold_id=hold.id, actual="2.5", reason="vendor billed above the hold")
+    total = sum(e.shortfall for e in LedgerEntry.objects.filter(kind=LedgerEntry.LOSS))
+
+    page = operator.get("/admin/billing/loss/").content.decode()
+    assert "vendor billed above the hold" in page and user.email in page
+    assert f"Losses (total {format_usd(total)})" in page and "E-" not in page
+    assert operator.get("/admin/billing/loss/add/").status_code == 403
 
 
 def test_ordinary_users_cannot_open_the_operator_pages(client, alice):

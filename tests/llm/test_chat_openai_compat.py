@@ -223,6 +223,36 @@ def test_insufficient_balance_is_402_without_an_upstream_call(api_server, commit
     )
 
 
+def test_a_call_refused_for_permission_is_a_usage_row_at_no_cost_on_every_door(
+    api_server, committed, vendors
+):
+    narrow = make_user("narrow403", "1", allowed_models=["deepseek-chat"])
+    calls = [
+        ("/v1/openai/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}),
+        (
+            "/v1/anthropic/v1/messages",
+            {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+        ),
+        ("/v1/openai/responses", {"model": "gpt-5", "input": "x"}),
+        ("/v1/openai/images/generations", {"model": "gpt-image-1-5", "prompt": "a fox"}),
+    ]
+    ids = []
+    for path, body in calls:
+        response = httpx.post(
+            api_server + path, json=body, headers={"Authorization": f"Bearer {narrow.raw_key}"}, timeout=30
+        )
+        assert response.status_code == 403 and response.json()["error"]["code"] == "model_not_allowed"
+        ids.append(response.headers["x-request-id"])
+    rows = usage_rows(narrow)
+    assert [(r.request_id, r.endpoint, r.model, r.status, r.error_code, r.cost_usd) for r in rows] == [
+        (ids[0], "chat", "gpt-4o", "error", "model_not_allowed", 0),
+        (ids[1], "anthropic_messages", "claude-sonnet-4-5", "error", "model_not_allowed", 0),
+        (ids[2], "responses", "gpt-5", "error", "model_not_allowed", 0),
+        (ids[3], "images", "gpt-image-1-5", "error", "model_not_allowed", 0),
+    ]
+    assert not any(vendors[name].requests for name in ("openai", "anthropic", "openai_images"))
+
+
 def test_unknown_model_disallowed_model_and_bad_fields(api_server, client, committed, vendors):
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-99", messages=[{"role": "user", "content": "x"}])

@@ -129,3 +129,58 @@ def test_a_dearer_service_tier_than_the_catalog_prices_is_refused():
         validate_chat(ask(model="gpt-4o", service_tier="priority"))
     assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": "service_tier"}
     assert validate_chat(ask(model="gpt-4o", service_tier="flex"))[0] == "gpt-4o"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("plugins", [{"id": "web", "max_results": 10}]),  # OpenRouter: web results per 1,000
+        ("models", ["anthropic/claude-opus-4.7"]),  # OpenRouter: fallbacks to a dearer model
+        ("web_search_options", {"search_context_size": "high"}),  # fees per search
+        ("search_parameters", {"mode": "on", "max_search_results": 30}),  # xAI Live Search, per source
+    ],
+)
+def test_fields_a_vendor_bills_beyond_tokens_are_refused_before_any_hold(field, value):
+    from gpuniq_site.errors import ApiError
+    from llm.validation import validate_chat
+
+    with pytest.raises(ApiError) as refused:
+        validate_chat(ask(model="deepseek-v4-pro", **{field: value}))
+    assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": field}
+
+
+def native(**extra) -> dict:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "doc"}],
+        **extra,
+    }
+
+
+def test_a_request_level_cache_control_is_held_at_its_premium(models):
+    # Anthropic's automatic caching: cache_control on the request writes the whole prompt
+    model = models["claude-sonnet-4-5"]
+    body = native(cache_control={"type": "ephemeral", "ttl": "1h"})
+    assert (
+        chat_bound(model, ask("doc"), stream=False, anthropic_body=body).prompt_price_factor == CACHE_WRITE_1H
+    )
+    body = native(cache_control={"type": "ephemeral"})
+    assert (
+        chat_bound(model, ask("doc"), stream=False, anthropic_body=body).prompt_price_factor == CACHE_WRITE_5M
+    )
+
+
+def test_a_vendor_defined_tool_is_held_with_the_definition_the_vendor_adds(models):
+    # computer use: 735 tokens of tool definition and a 499-token system prompt Anthropic adds
+    model = models["claude-sonnet-4-5"]
+    computer = {
+        "type": "computer_20250124",
+        "name": "computer",
+        "display_width_px": 1024,
+        "display_height_px": 768,
+    }
+    custom = {"name": "computer", "input_schema": {"type": "object"}}
+    typed = chat_bound(model, ask("doc"), stream=False, anthropic_body=native(tools=[computer])).prompt_tokens
+    plain = chat_bound(model, ask("doc"), stream=False, anthropic_body=native(tools=[custom])).prompt_tokens
+    assert typed - plain >= 735 + 499

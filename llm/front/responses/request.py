@@ -14,6 +14,9 @@ import json
 
 from gpuniq_site.errors import ApiError
 
+# Tools OpenAI runs itself and bills beyond tokens (per call or per container), whose results enter
+# the context after the hold was taken: no hold bounds them, so they reach no vendor
+HOSTED_TOOLS = ("web_search", "file_search", "code_interpreter", "image_generation", "mcp")
 # Responses fields with a Chat Completions field of the same name and meaning
 _SAME = ("temperature", "top_p", "user", "service_tier", "prompt_cache_key", "safety_identifier")
 _ROLES = {"user", "assistant", "system", "developer"}
@@ -188,10 +191,33 @@ _TRANSLATED_ITEMS = {
 }
 
 
+def hosted(tool) -> bool:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    return isinstance(kind, str) and kind.startswith(HOSTED_TOOLS)
+
+
+def vendor_tools(body: dict) -> dict:
+    """`tools` and `tool_choice` of `body` for OpenAI's own Responses API: hosted tools left out
+    (and a tool_choice naming one)."""
+    out = {}
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        kept = [t for t in tools if not hosted(t)]
+        if kept:
+            out["tools"] = kept
+    choice = body.get("tool_choice")
+    if choice is not None and "tools" in out and not hosted(choice):
+        out["tool_choice"] = choice
+    return out
+
+
 def uncounted(body: dict, items: list) -> list:
     """What OpenAI's own Responses API would get but the canonical body lacks: tools of other types
-    and untranslated items (e.g. encrypted reasoning). Only for sizing the hold."""
-    tools = [t for t in body.get("tools") or () if isinstance(t, dict) and t.get("type") != "function"]
+    (hosted ones are never sent) and untranslated items (e.g. encrypted reasoning). Only for sizing
+    the hold."""
+    tools = [
+        t for t in vendor_tools(body).get("tools", ()) if isinstance(t, dict) and t.get("type") != "function"
+    ]
     return tools + [
         i for i in items if isinstance(i, dict) and i.get("type", "message") not in _TRANSLATED_ITEMS
     ]

@@ -41,8 +41,12 @@ def _check(body: dict) -> None:
 
 
 def _forwarded(body: dict, items: list) -> dict:
-    """The body OpenAI's own Responses API gets: our conversation expanded, our storage kept here."""
-    out = {k: v for k, v in body.items() if k not in ("previous_response_id", "store")}
+    """The body OpenAI's own Responses API gets: our conversation expanded, our storage kept here,
+    no hosted tool (translate.vendor_tools)."""
+    out = {
+        k: v for k, v in body.items() if k not in ("previous_response_id", "store", "tools", "tool_choice")
+    }
+    out.update(translate.vendor_tools(body))
     out["input"] = [
         i
         for i in items
