@@ -8,7 +8,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from . import catalog, usage_stats
+from billing import usage_history
+
+from . import catalog
 from .models import CatalogModel, Chat, ChatMessage, Route
 
 ROUTE_HEALTH_WINDOW = timedelta(hours=1)
@@ -51,7 +53,7 @@ class CatalogModelAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Route health (last hour)",
-            "rows": usage_stats.route_health(since),
+            "rows": usage_history.route_health(since),
             "since": since,
             "opts": self.model._meta,
         }

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 from gpuniq_site.responses import native_ok
 
 from .. import serializers as s
-from .. import usage_stats
+from billing import usage_history
 from .chats import valid
 
 TAG = ["Usage"]
@@ -22,7 +22,7 @@ class UsageHistoryView(APIView):
     )
     def get(self, request):
         page = valid(s.UsagePageQuery, request.query_params)
-        return native_ok(request, usage_stats.history(request.user.principal.user_id, **page))
+        return native_ok(request, usage_history.history(request.user.principal.user_id, **page))
 
 
 class UsageBreakdownView(APIView):
@@ -37,7 +37,7 @@ class UsageBreakdownView(APIView):
         query = valid(s.BreakdownQuery, request.query_params)
         return native_ok(
             request,
-            usage_stats.breakdown(
+            usage_history.breakdown(
                 request.user.principal.user_id,
                 period=query["period"],
                 start=query.get("start"),

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing import ledger
-from llm import usage_stats
+from billing import usage_history
 from billing.models import UsageLog
 
 from ..conftest import usage_rows
@@ -196,10 +196,10 @@ def test_breakdown_is_two_aggregate_queries_whatever_the_row_count(alice, spread
     for i in range(50):
         log(alice, datetime(2025, 3, 12, i % 24, tzinfo=UTC))
     with CaptureQueriesContext(connection) as queries:
-        data = usage_stats.breakdown(
+        data = usage_history.breakdown(
             alice.pk, period="day", start=None, end=None, tz="Asia/Tokyo", group_by="model"
         )
-        data = usage_stats.breakdown(
+        data = usage_history.breakdown(
             alice.pk,
             period="week",
             start=datetime(2025, 3, 1).date(),

@@ -12,7 +12,7 @@ from accounts.models import User
 from billing import ledger
 from billing.models import LedgerEntry, StripeEvent, TopUp, UsageLog
 from billing.money import format_usd
-from llm import usage_stats
+from billing import usage_history
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_route_health_shows_error_rate_and_latency_per_route_for_the_last_hour(o
     route_log(alice, route, status="error", latency=300, ttft=None)
     route_log(alice, route, status="error", ago=timedelta(hours=2))  # too old to count
 
-    rows = {r["route"]: r for r in usage_stats.route_health(timezone.now() - timedelta(hours=1))}
+    rows = {r["route"]: r for r in usage_history.route_health(timezone.now() - timedelta(hours=1))}
     row = rows[route]
     assert (row["requests"], row["errors"], row["error_rate"]) == (2, 1, 0.5)
     assert (row["avg_latency_ms"], row["max_latency_ms"], row["avg_ttft_ms"]) == (200, 300, 40)

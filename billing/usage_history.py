@@ -1,4 +1,5 @@
-"""Usage history (one row per request) and per-day / per-week aggregates, all computed in SQL.
+"""Statistics of the usage rows billing writes (billing.metering), for the native usage API:
+the history (one row per request) and per-day / per-week aggregates, all computed in SQL.
 
 The breakdown buckets rows by the local day or ISO week (Monday) of `created_at` in the caller's
 time zone (TruncDay / TruncWeek with tzinfo), so a request at 23:30 UTC lands on the next day in
@@ -15,7 +16,7 @@ from django.db.models import Avg, Count, F, FloatField, Max, Q, Sum
 from django.db.models.functions import Cast, TruncDay, TruncWeek
 from django.utils import timezone
 
-from billing.models import UsageLog
+from .models import UsageLog
 from gpuniq_site.errors import ApiError
 
 
@@ -43,7 +44,7 @@ MAX_SPAN_DAYS = 731
 MIN_YEAR, MAX_YEAR = 1970, 9000
 
 
-def history(user_id: int, *, limit: int, offset: int) -> dict:
+def history(user_id: int, *, limit: int, offset: int) -> dict[str, Any]:
     rows = UsageLog.objects.filter(user_id=user_id)
     page = rows.order_by("-created_at", "-id").values(*LOG_FIELDS)[offset : offset + limit]
     logs = [
@@ -101,7 +102,7 @@ def date_range(
     return start, end
 
 
-def _sums() -> dict:
+def _sums() -> dict[str, Any]:
     return {
         "requests": Count("id"),
         "sum_prompt": Sum("prompt_tokens"),
@@ -113,7 +114,7 @@ def _sums() -> dict:
     }
 
 
-def _totals(row: dict) -> dict:
+def _totals(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "requests": row["requests"],
         "prompt_tokens": row["sum_prompt"] or 0,
@@ -125,7 +126,7 @@ def _totals(row: dict) -> dict:
     }
 
 
-def _bucket(row: dict, zone: zoneinfo.ZoneInfo) -> dict:
+def _bucket(row: Mapping[str, Any], zone: zoneinfo.ZoneInfo) -> dict[str, Any]:
     start = row["bucket"]
     start = start.astimezone(zone).date() if isinstance(start, datetime) else start
     data = {"period_start": start.isoformat(), **_totals(row)}
@@ -136,7 +137,7 @@ def _bucket(row: dict, zone: zoneinfo.ZoneInfo) -> dict:
 
 def breakdown(
     user_id: int, *, period: str, start: date | None, end: date | None, tz: str, group_by: str | None
-) -> dict:
+) -> dict[str, Any]:
     """Aggregates per local day or week (and model), between local dates start..end inclusive."""
     zone = time_zone(tz)
     start, end = date_range(period, start, end, zone)
