@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 
 from accounts.keys import Principal
+from accounts.models import APIKey
 from billing import ledger, metering
 from billing.models import Account
 from billing.money import format_usd
@@ -73,13 +74,28 @@ def release(hold_id: int, reason: str) -> None:
     ledger.release(hold_id=hold_id, reason=reason)
 
 
-def late_charge(account_id: int, amount: Decimal, key: str, reason: str) -> Decimal:
-    """Charge for a delivery read after its hold was swept (a completion read long after it was
-    made): a fresh hold, settled at once. Nothing is charged when the balance no longer covers it."""
+def late_charge(
+    account_id: int, amount: Decimal, key: str, reason: str, *, api_key_id: int | None
+) -> Decimal:
+    """Charge for a delivery whose hold something other than its job closed: a fresh hold within
+    the balance and the key's monthly cap (as every hold), settled at once. Nothing is charged
+    (and nothing may be delivered) when the balance or the cap no longer covers it."""
+    cap = None
+    if api_key_id is not None:
+        cap = APIKey.objects.filter(pk=api_key_id).values_list("monthly_spend_cap_usd", flat=True).first()
     try:
-        ref = ledger.hold(account_id=account_id, amount=amount, idempotency_key=key, purpose="media_late")
-    except ledger.InsufficientBalance:
-        log.warning("late media charge %s of %s not covered by the balance; delivered free", key, amount)
+        ref = ledger.hold(
+            account_id=account_id,
+            amount=amount,
+            idempotency_key=key,
+            purpose="media_late",
+            api_key_id=api_key_id,
+            cap=cap,
+        )
+    except (ledger.InsufficientBalance, ledger.SpendCapReached) as refused:
+        log.warning(
+            "late media charge %s of %s refused (%s): not delivered", key, amount, type(refused).__name__
+        )
         return Decimal(0)
     return ledger.settle(hold_id=ref.id, actual=amount, reason=reason) or Decimal(0)
 

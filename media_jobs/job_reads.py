@@ -39,7 +39,9 @@ def charge_once(job: MediaJob) -> MediaJob:
     charged = charging.settle(job.hold_id, job.estimated_cost_usd, reason)
     if charged is None:  # the hold was closed before anyone read the result (not by this job)
         account_id = Hold.objects.get(pk=job.hold_id).account_id
-        charged = charging.late_charge(account_id, job.estimated_cost_usd, f"media_late:{job.pk}", reason)
+        charged = charging.late_charge(
+            account_id, job.estimated_cost_usd, f"media_late:{job.pk}", reason, api_key_id=job.api_key_id
+        )
     if charged != job.estimated_cost_usd:  # late_charge takes all of it or nothing
         return _withhold(job)
     finished = job.finished_at or timezone.now()

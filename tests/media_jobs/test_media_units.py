@@ -303,7 +303,7 @@ def test_route_identifiers_are_redacted_from_vendor_messages():
     assert isinstance(ImageSpec("x", "y").deadline.remaining(), float)
 
 
-def _completed_image_job(user, *, hold_released: bool):
+def _completed_image_job(user, *, hold_released: bool, api_key=None):
     from django.utils import timezone
 
     from media_jobs.models import MediaJob, new_job_id
@@ -319,6 +319,7 @@ def _completed_image_job(user, *, hold_released: bool):
         id=job_id,
         kind="image",
         user_id=user.pk,
+        api_key=api_key,
         model="nano-banana",
         request={"prompt": "x"},
         hold_id=hold.id,
@@ -347,4 +348,24 @@ def test_a_completion_whose_hold_was_closed_is_charged_once_if_covered_and_else_
     assert read["status"] == "failed" and read["error"]["code"] == "insufficient_balance"
     assert "image" not in read and "cost_usd" not in read
     assert balance_of(otto) == Decimal("0.005")
+    assert ledger.find_mismatches() == []
+
+
+def test_a_late_charge_stays_within_the_keys_monthly_cap(committed):
+    from media_jobs import job_reads
+
+    capped = make_user("capped", "1", monthly_spend_cap_usd=Decimal("0.05"))
+    spent = ledger.hold(
+        account_id=capped.account.pk,
+        amount="0.03",
+        idempotency_key=f"spent:{capped.pk}",
+        api_key_id=capped.key.pk,
+        cap=Decimal("0.05"),
+    )
+    ledger.settle(hold_id=spent.id, actual="0.03")  # $0.03 of the key's $0.05 spent this month
+    late = _completed_image_job(capped, hold_released=True, api_key=capped.key)
+
+    read = job_reads._load(capped.pk, late.pk, "image")  # $0.0312 more would pass the cap
+    assert read["status"] == "failed" and "image" not in read and "cost_usd" not in read
+    assert balance_of(capped) == Decimal("0.97")
     assert ledger.find_mismatches() == []
