@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.conf import settings
 
@@ -26,7 +26,7 @@ log = logging.getLogger("gpuniq.streaming")
 __all__ = ["KEEPALIVE", "stream_body"]
 
 
-async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
+async def _pieces(opened: OpenedStream) -> AsyncGenerator[StreamPiece, None]:
     yield opened.first
     async for piece in opened.rest:
         yield piece
