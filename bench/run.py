@@ -236,6 +236,12 @@ def main() -> int:
         help='e.g. "slow-stream c=500": py-spy flame graph of a gateway worker during that point',
     )
     parser.add_argument("--only", metavar="POINTS", help='comma-separated points, e.g. "slow-stream c=500"')
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also measure the gateway as checked out in DIR (e.g. a worktree of main), as the "
+        "gateway-base column: before and after in one run",
+    )
     args = parser.parse_args()
     seconds = 2 if args.smoke else 4 if args.quick else args.seconds
     only = {p.strip() for p in args.only.split(",")} if args.only else None
@@ -257,6 +263,11 @@ def main() -> int:
             key = targets.prepare_gateway(env)
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
             found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port)
+            if args.baseline:
+                base_port, base_proc = targets.start_gateway(
+                    procs, env, args.workers, Path(args.baseline).resolve(), "gateway-base"
+                )
+                found["gateway-base"] = _gateway_target(base_proc.pid, key, base_port)
             if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
                 one_port, one_proc = targets.start_gateway(procs, env, 1)
                 found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port)
