@@ -236,6 +236,7 @@ def main() -> int:
         help='e.g. "slow-stream c=500": py-spy flame graph of a gateway worker during that point',
     )
     parser.add_argument("--only", metavar="POINTS", help='comma-separated points, e.g. "slow-stream c=500"')
+    parser.add_argument("--rounds", type=int, default=1, help="measure every point this many times")
     parser.add_argument(
         "--baseline",
         metavar="DIR",
@@ -287,7 +288,14 @@ def main() -> int:
                 port_proc = started[1]
                 found["portkey"]["pid"] = port_proc.pid
         profiler = Profiler(args.profile, gw_proc.pid if gw_proc else None)
-        rows = measure(found, seconds, args.smoke, profiler, only)
+        rows = []
+        for round_ in range(args.rounds):  # odd rounds measure the two gateway builds the other way round
+            order = list(found)
+            if round_ % 2 and "gateway-base" in found:
+                i, j = order.index("gateway"), order.index("gateway-base")
+                order[i], order[j] = order[j], order[i]
+            measured = measure({name: found[name] for name in order}, seconds, args.smoke, profiler, only)
+            rows += [{**row, "round": round_} for row in measured]
         memory = {
             "gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
             "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None,
