@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings as hsettings, strateg
 import pytest
 
 from .fused_harness import CHUNKED_HEAD, Vendor, chunked, head_with_length, reads_of, relay
+from .test_sse_split_reads import recorded_stream
 
 MODEL = "gpt-4o-2024-08-06"  # the vendor's dated id; the client sees the slug
 
@@ -159,3 +160,28 @@ def test_a_connection_closed_mid_stream_ends_both_paths_alike():
     generic, fused = both(CHUNKED_HEAD, reads, True, False)
     assert_same(generic, fused)
     assert fused.error is not None and fused.error[0] == "connect" and fused.direct == 3
+
+
+@pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])
+def test_a_recorded_stream_split_at_every_byte_after_its_first_event_gives_the_same_output(crlf):
+    """The OpenAI fake's own stream (with usage, a comment and an `event:` line): the first event
+    alone in the first read (so the rest is relayed by the fused loop), the rest in two reads cut
+    at every byte position."""
+    body = recorded_stream(crlf)
+    end = b"\r\n\r\n" if crlf else b"\n\n"
+    first = body.index(end, body.index(b"data:")) + len(end)
+    payload = chunked(body[first:], [])
+    opening = chunked(body[:first], [], terminated=False)
+
+    async def run():
+        fused_reads = 0
+        for cut in range(1, len(payload)):
+            reads = [opening, payload[:cut], payload[cut:]]
+            generic = await relay(Vendor(CHUNKED_HEAD, reads), True, fused=False)
+            fused = await relay(Vendor(CHUNKED_HEAD, reads), True, fused=True)
+            assert_same(generic, fused)
+            assert generic.error is None, (cut, generic.error)
+            fused_reads += fused.direct
+        return fused_reads
+
+    assert asyncio.run(run()) >= len(payload) - 1  # every cut went through the fused relay
