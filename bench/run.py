@@ -200,6 +200,18 @@ def measure(
     return rows
 
 
+def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
+    """measure() `rounds` times; odd rounds measure the two gateway builds the other way round."""
+    rows = []
+    for round_ in range(rounds):
+        order = list(found)
+        if round_ % 2 and "gateway-base" in found:
+            i, j = order.index("gateway"), order.index("gateway-base")
+            order[i], order[j] = order[j], order[i]
+        rows += [{**row, "round": round_} for row in measure({n: found[n] for n in order}, *args)]
+    return rows
+
+
 def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
     port, path = t[upstream]
     try:
@@ -288,14 +300,7 @@ def main() -> int:
                 port_proc = started[1]
                 found["portkey"]["pid"] = port_proc.pid
         profiler = Profiler(args.profile, gw_proc.pid if gw_proc else None)
-        rows = []
-        for round_ in range(args.rounds):  # odd rounds measure the two gateway builds the other way round
-            order = list(found)
-            if round_ % 2 and "gateway-base" in found:
-                i, j = order.index("gateway"), order.index("gateway-base")
-                order[i], order[j] = order[j], order[i]
-            measured = measure({name: found[name] for name in order}, seconds, args.smoke, profiler, only)
-            rows += [{**row, "round": round_} for row in measured]
+        rows = measure_rounds(args.rounds, found, seconds, args.smoke, profiler, only)
         memory = {
             "gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
             "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None,
