@@ -200,6 +200,18 @@ def measure(
     return rows
 
 
+def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
+    """measure() `rounds` times; odd rounds measure the two gateway builds the other way round."""
+    rows = []
+    for round_ in range(rounds):
+        order = list(found)
+        if round_ % 2 and "gateway-base" in found:
+            i, j = order.index("gateway"), order.index("gateway-base")
+            order[i], order[j] = order[j], order[i]
+        rows += [{**row, "round": round_} for row in measure({n: found[n] for n in order}, *args)]
+    return rows
+
+
 def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
     port, path = t[upstream]
     try:
@@ -236,6 +248,13 @@ def main() -> int:
         help='e.g. "slow-stream c=500": py-spy flame graph of a gateway worker during that point',
     )
     parser.add_argument("--only", metavar="POINTS", help='comma-separated points, e.g. "slow-stream c=500"')
+    parser.add_argument("--rounds", type=int, default=1, help="measure every point this many times")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also measure the gateway as checked out in DIR (e.g. a worktree of main), as the "
+        "gateway-base column: before and after in one run",
+    )
     args = parser.parse_args()
     seconds = 2 if args.smoke else 4 if args.quick else args.seconds
     only = {p.strip() for p in args.only.split(",")} if args.only else None
@@ -257,6 +276,11 @@ def main() -> int:
             key = targets.prepare_gateway(env)
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
             found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port)
+            if args.baseline:
+                base_port, base_proc = targets.start_gateway(
+                    procs, env, args.workers, Path(args.baseline).resolve(), "gateway-base"
+                )
+                found["gateway-base"] = _gateway_target(base_proc.pid, key, base_port)
             if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
                 one_port, one_proc = targets.start_gateway(procs, env, 1)
                 found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port)
@@ -276,7 +300,7 @@ def main() -> int:
                 port_proc = started[1]
                 found["portkey"]["pid"] = port_proc.pid
         profiler = Profiler(args.profile, gw_proc.pid if gw_proc else None)
-        rows = measure(found, seconds, args.smoke, profiler, only)
+        rows = measure_rounds(args.rounds, found, seconds, args.smoke, profiler, only)
         memory = {
             "gateway_rss_mb": targets.rss_mb(gw_proc.pid) if gw_proc else None,
             "litellm_rss_mb": targets.rss_mb(lite_proc.pid) if lite_proc else None,

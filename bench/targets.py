@@ -43,11 +43,11 @@ class Procs:
     def __init__(self):
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+    def start(self, name: str, cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> subprocess.Popen:
         log = open(RUN / f"{name}.log", "wb")
         proc = subprocess.Popen(
             cmd,
-            cwd=ROOT,
+            cwd=cwd,
             env=env or os.environ.copy(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -136,10 +136,14 @@ def prepare_gateway(env: dict) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def start_gateway(procs: Procs, env: dict, workers: int) -> tuple[int, subprocess.Popen]:
+def start_gateway(
+    procs: Procs, env: dict, workers: int, root: Path = ROOT, name: str = "gateway"
+) -> tuple[int, subprocess.Popen]:
+    """The gateway as checked out in `root` (this checkout, or e.g. a worktree of main for a
+    before/after in one run), with this checkout's venv: `python -m` imports from its cwd first."""
     port = free_port()
     proc = procs.start(
-        "gateway",
+        name,
         [
             str(PY),
             "-m",
@@ -162,6 +166,7 @@ def start_gateway(procs: Procs, env: dict, workers: int) -> tuple[int, subproces
             "4096",
         ],
         env=env,
+        cwd=root,
     )
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return port, proc

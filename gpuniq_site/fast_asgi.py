@@ -24,7 +24,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.base import BaseHandler
 from django.urls import Resolver404, get_resolver
 
-from . import metrics
+from . import direct_send, metrics
 from .api_chain import ApiMiddlewareLoader
 from .errors import ApiError
 from .responses import error_response
@@ -145,6 +145,7 @@ class LeanApiApp(ApiMiddlewareLoader, BaseHandler):
             {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
         )
         if response.streaming:
+            direct_send.attach(response, send)
             await _send_streaming(request, response, send, receive)
         else:
             await send({"type": "http.response.body", "body": response.content, "more_body": False})

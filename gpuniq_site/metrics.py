@@ -45,6 +45,11 @@ TTFT = Histogram(
     ["surface", "model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0),
 )
+FUSED_STREAMS = Counter(
+    "gpuniq_streams_fused",
+    "Streams whose events after the first read went from the vendor's socket straight to the "
+    "client's in one loop (llm.providers.openai_relay) instead of the generic path",
+)
 RATELIMIT_FALLBACKS = Counter(
     "gpuniq_ratelimit_fallbacks",
     "Requests whose rate limit was decided by the process-local fallback (Redis down)",
@@ -155,7 +160,15 @@ def render() -> bytes:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (REQUESTS, OVERHEAD, TTFT, RATELIMIT_FALLBACKS, RATELIMIT_LOCAL, REAPER_RUNS):
+        for collector in (
+            REQUESTS,
+            OVERHEAD,
+            TTFT,
+            FUSED_STREAMS,
+            RATELIMIT_FALLBACKS,
+            RATELIMIT_LOCAL,
+            REAPER_RUNS,
+        ):
             registry.register(collector)
     registry.register(ScrapeTimeCollector())
     return generate_latest(registry)

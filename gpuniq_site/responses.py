@@ -58,7 +58,10 @@ def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
 
 class EventStreamResponse(StreamingHttpResponse):
     """A text/event-stream response. It keeps its async byte iterator in `chunks` so the lean ASGI
-    path can send each chunk as it is, without Django's per-chunk wrapping."""
+    path can send each chunk as it is, without Django's per-chunk wrapping. `direct_sink`: a
+    gpuniq_site.direct_send.DirectSink when the body can write to the client itself."""
+
+    direct_sink: Any = None
 
     def __init__(self, chunks: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(chunks, content_type="text/event-stream", **kwargs)

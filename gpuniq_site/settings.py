@@ -253,6 +253,9 @@ if GPUNIQ_LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"GPUNIQ_LOG_FORMAT={GPUNIQ_LOG_FORMAT!r}: use json or plain")
 LOGGING = logs.config(GPUNIQ_LOG_FORMAT, envstr("LOG_LEVEL", "INFO"))
 GPUNIQ_STREAM_IDLE_TIMEOUT = envfloat("GPUNIQ_STREAM_IDLE_TIMEOUT", 120.0)
+# OpenAI-compatible pass-through streams relayed in one loop from vendor to client socket
+# (llm.providers.openai_relay); off: every stream takes the generic path.
+GPUNIQ_STREAM_FUSED_RELAY = envbool("GPUNIQ_STREAM_FUSED_RELAY", True)
 
 # --- dashboard ---
 # Login throttling: this many failed sign-ins per (email, client IP) within the window blocks that

@@ -7,6 +7,7 @@ import time
 
 from django.conf import settings
 
+from gpuniq_site.direct_send import DirectSink
 from gpuniq_site.responses import EventStreamResponse
 
 from . import chat, gateway
@@ -47,7 +48,10 @@ async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
         opening.cancel()
         await bill.close(error)
         raise
-    response = EventStreamResponse(stream_body(prepared, opening, bill))
+    sink = DirectSink()
+    response = EventStreamResponse(stream_body(prepared, opening, bill, sink))
+    sink.body = response.chunks  # gpuniq_site.fast_asgi gives it a writer if nothing wrapped the body
+    response.direct_sink = sink
     if opening.done() and is_sandbox(opening.result().route):
         response["x-gpuniq-simulated"] = "true"
     return response

@@ -9,21 +9,24 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from django.conf import settings
 
+from gpuniq_site.direct_send import DirectSink
+from gpuniq_site import metrics
 from gpuniq_site.errors import ApiError, error_body
 
 from . import chat
 from .gateway import OpenedStream, to_api_error
-from .providers.base import SILENCE, SSE_DONE, StreamPiece, UpstreamError, dumps
+from .providers.openai_relay import Relay
+from .providers.base import KEEPALIVE, SILENCE, SSE_DONE, StreamPiece, UpstreamError, dumps
 
 log = logging.getLogger("gpuniq.streaming")
-KEEPALIVE = b": keep-alive\n\n"
+__all__ = ["KEEPALIVE", "stream_body"]
 
 
-async def _pieces(opened: OpenedStream) -> AsyncIterator[StreamPiece]:
+async def _pieces(opened: OpenedStream) -> AsyncGenerator[StreamPiece, None]:
     yield opened.first
     async for piece in opened.rest:
         yield piece
@@ -42,16 +45,21 @@ def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | No
     return b"data: " + dumps(chunk) + b"\n\n"
 
 
-async def _relay(bill: chat.Bill, opened: OpenedStream) -> AsyncIterator[bytes]:
+async def _relay(
+    bill: chat.Bill, opened: OpenedStream, sink: DirectSink | None = None
+) -> AsyncIterator[bytes]:
     """The vendor's events for the client, noting usage and text on the bill. Events that arrived
-    together (one network read) leave together, in one write."""
+    together (one network read) leave together, in one write. With a writer in `sink`, a
+    pass-through stream is handed to the fused relay once its first read has gone out."""
     prepared = bill.prepared
     clock = asyncio.get_running_loop().time
     last = started = clock()
     idle, total = settings.GPUNIQ_STREAM_IDLE_TIMEOUT, settings.GPUNIQ_STREAM_TOTAL_TIMEOUT
     pending: list[bytes] = []
+    fused = _fused(opened, bill, sink, clock)
+    pieces = _pieces(opened)
     try:
-        async for piece in _pieces(opened):
+        async for piece in pieces:
             now = clock()
             if now - started > total or (piece is SILENCE and now - last > idle):
                 raise UpstreamError("timeout", "the provider stopped sending")
@@ -73,6 +81,12 @@ async def _relay(bill: chat.Bill, opened: OpenedStream) -> AsyncIterator[bytes]:
             if not piece.more:
                 yield pending[0] if len(pending) == 1 else b"".join(pending)
                 pending.clear()
+                if fused is not None and fused.stream.ready():  # nothing of this read is left
+                    fused.started, fused.last, fused.idle, fused.total = started, last, idle, total
+                    metrics.FUSED_STREAMS.inc()
+                    await pieces.aclose()  # not left to the loop's finalizer: the stream is ours now
+                    await fused.run()
+                    return
     except Exception:
         if pending:  # what the client has not got yet goes out before the error event
             yield b"".join(pending)
@@ -81,11 +95,23 @@ async def _relay(bill: chat.Bill, opened: OpenedStream) -> AsyncIterator[bytes]:
         yield b"".join(pending)
 
 
+def _fused(opened: OpenedStream, bill: chat.Bill, sink: DirectSink | None, clock) -> Relay | None:
+    """The fused relay for this stream, if its provider offers one and the client has a writer."""
+    stream = opened.first.relay
+    if stream is None or sink is None or sink.writer is None or not settings.GPUNIQ_STREAM_FUSED_RELAY:
+        return None
+    return Relay(stream, bill, sink.writer, clock)
+
+
 async def stream_body(
-    prepared: chat.Prepared, opening: "asyncio.Future[OpenedStream]", bill: chat.Bill | None = None
+    prepared: chat.Prepared,
+    opening: "asyncio.Future[OpenedStream]",
+    bill: chat.Bill | None = None,
+    sink: DirectSink | None = None,
 ) -> AsyncIterator[bytes]:
     """The client's SSE body. The bill closes the hold once whatever happens: settled at the end,
-    failed with what reached the client, or (client gone) the prompt and the output so far."""
+    failed with what reached the client, or (client gone) the prompt and the output so far.
+    `sink`: where the ASGI layer may put a direct writer to the client (the fused relay's)."""
     bill = bill or chat.Bill(prepared, sent=True)
     opened: OpenedStream | None = None
     request = prepared.request
@@ -97,7 +123,7 @@ async def stream_body(
                     yield KEEPALIVE
             opened = opening.result()
             bill.route = opened.route
-            async for part in _relay(bill, opened):
+            async for part in _relay(bill, opened, sink):
                 yield part
             usage = bill.produced()
             settled = await bill.settle(usage)

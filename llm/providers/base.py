@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from billing.pricing import TokenUsage
 
@@ -127,7 +127,13 @@ class StreamPiece:
     # the vendor's usage so far, where it reports one before the end (Anthropic's message_start
     # prompt count, Gemini's running totals): what a stream cut short is billed from
     partial_usage: "Usage | None" = None
+    # on a pass-through stream's first piece: its openai_relay.PassThrough (llm.streaming may hand
+    # the rest of the stream to the fused relay)
+    relay: Any = None
 
+
+# The comment the client gets for each keep-alive interval without an event.
+KEEPALIVE = b": keep-alive\n\n"
 
 # Not an event: the vendor has been silent for a keep-alive interval (providers pass wire.TICK
 # on as this, and llm.streaming answers it with a keep-alive comment or an idle timeout).

@@ -113,6 +113,9 @@ def _transport_error(exc: Exception) -> UpstreamError:
     return UpstreamError("connect", type(exc).__name__)
 
 
+transport_error = _transport_error  # for llm.providers.openai_relay, which reads a response itself
+
+
 def _encode(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -182,7 +185,10 @@ async def post_stream(
             raise error_parser(response.status_code, content, response.headers)
         yield response
     except BaseException:
-        response.close()  # abandoned mid-body (or an error reply): pooled only if read to the end
+        if response.ended:  # llm.providers.openai_relay read the last event, then the adapter was closed
+            response.release()
+        else:
+            response.close()  # abandoned mid-body (or an error reply): pooled only if read to the end
         raise
     response.release()  # the adapter finished: keep the connection once the body's tail is read
 
@@ -219,6 +225,7 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
                     events.append(data)
                 buffer = buffer[end + 2 :]
                 end = buffer.find(b"\n\n")
+            response.sse_rest = buffer  # where openai_relay would carry on after the last of these
             if events:
                 response.saw_event()
             for i, data in enumerate(events):

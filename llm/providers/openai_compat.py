@@ -15,6 +15,7 @@ from . import openai_responses
 from .base import SILENCE, ChatRequest, Route, StreamPiece, UpstreamError, Usage
 from .http import post_json, post_stream, scrub, sse_data
 from .openai_errors import parse_error
+from .openai_relay import PassThrough
 from .wire import TICK
 
 
@@ -92,6 +93,7 @@ class OpenAICompatProvider:
             first_byte=request.first_byte_timeout,
             error_parser=parse_error,
         ) as response:
+            relay = self._pass_through(response, swap, request)
             async for data in sse_data(response):
                 if data is TICK:
                     yield SILENCE
@@ -100,8 +102,17 @@ class OpenAICompatProvider:
                     return
                 if not request.include_usage and b'"usage":null' in data:
                     data = _without_null_usage(data)
-                yield _piece(data, swap, response.more)
+                piece = _piece(data, swap, response.more)
+                if relay is not None:  # the first piece offers the fused relay (llm.streaming)
+                    piece.relay, relay = relay, None
+                yield piece
         raise UpstreamError("connect", "the stream ended without [DONE]")
+
+    def _pass_through(self, response, swap, request: ChatRequest) -> PassThrough | None:
+        """The stream as llm.streaming may hand it to the fused relay; None for the sandbox."""
+        if self.upstream.sandbox:
+            return None
+        return PassThrough(response, swap, request.include_usage, _piece, _without_null_usage)
 
 
 def _without_null_usage(data: bytes) -> bytes:

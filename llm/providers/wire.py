@@ -28,7 +28,7 @@ DRAIN_LIMIT = 64 * 1024
 _SWEEP_EVERY = 5.0
 _NO_BODY = frozenset({204, 304})
 # what sockets, StreamReader limits and parsing raise; all become WireError (TimeoutError: WireTimeout)
-_FAILURES = (TimeoutError, OSError, EOFError, ValueError, asyncio.LimitOverrunError)
+FAILURES = _FAILURES = (TimeoutError, OSError, EOFError, ValueError, asyncio.LimitOverrunError)
 _ssl_context: ssl.SSLContext | None = None
 _pools: dict = {}  # event loop -> Pool
 _draining: set = set()  # background tail reads (Response.release), referenced until done
@@ -250,6 +250,8 @@ class Response:
         self._decoder = ChunkedDecoder(LINE_LIMIT) if self._chunked else None
         self._ticker: Ticker | None = None
         self.more = False  # set by llm.providers.http.sse_data
+        self.sse_rest = b""  # sse_data's undecoded tail, where openai_relay carries on from
+        self.ended = False  # openai_relay read the stream's last event: closing it pools the connection
         length = headers.get("content-length")
         self._reusable = version == "HTTP/1.1" and "close" not in (headers.get("connection") or "").lower()
         if status in _NO_BODY or status < 200:
@@ -308,10 +310,22 @@ class Response:
                 if data or data is TICK:
                     yield data
         except _FAILURES as exc:
-            raise _wrap(exc) from None
+            raise wrap(exc) from None
         finally:
             if ticker:
                 ticker.stop()
+
+    @property
+    def done(self) -> bool:
+        """The whole body has been read."""
+        return self._done
+
+    @property
+    def ticker(self) -> Ticker | None:
+        """The ticking read of aiter_bytes(tick=...) while it runs (openai_relay reads through it)."""
+        return self._ticker
+
+    read_some = _read  # one piece of body, untimed (openai_relay; failures as aiter_bytes lists them)
 
     def saw_event(self) -> None:
         if self._ticker is not None:
@@ -357,7 +371,7 @@ class Response:
             self.close()
 
 
-def _wrap(exc: BaseException) -> WireError:
+def wrap(exc: BaseException) -> WireError:
     if isinstance(exc, TimeoutError):
         return WireTimeout("timed out")
     return WireError(type(exc).__name__)
@@ -388,6 +402,6 @@ async def post(
             if conn is not None:
                 conn.close()
             if isinstance(exc, _FAILURES):
-                raise _wrap(exc) from None
+                raise wrap(exc) from None
             raise
     raise WireError("connection closed before the response")  # unreachable: attempt 1 is never `reused`

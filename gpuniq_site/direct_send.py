@@ -1,0 +1,69 @@
+"""Writing a streamed response's body straight to the client's transport, for a body that can do
+its own writing (llm.providers.openai_relay: an OpenAI-compatible pass-through stream).
+
+Only under uvicorn's httptools protocol, only once the response has started with chunked framing,
+and only when the ASGI `send` the app was given is that protocol's own (no wrapper in between:
+CORS, message logging). The writer frames each body part exactly as uvicorn's send would
+(`%x\\r\\n<part>\\r\\n`), writes nothing once the client is gone, and waits while uvicorn's flow
+control has paused writing. The response still ends through the ASGI send (gpuniq_site.fast_asgi),
+so uvicorn's own state (response_complete, keep-alive) stays right. Anywhere else: no writer, and
+the body's parts go through `send` as usual.
+"""
+
+from typing import Any
+
+_Cycle: Any = None
+try:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as _Cycle
+except ImportError:  # pragma: no cover - httptools missing: no direct writes, ever
+    pass
+
+
+class DirectSink:
+    """Set on a streaming response (`response.direct_sink`): `body` is the body iterator that may
+    write for itself; `writer` is set by the ASGI layer when it may (else it stays None)."""
+
+    __slots__ = ("body", "writer")
+
+    def __init__(self) -> None:
+        self.body: Any = None
+        self.writer: ChunkedWriter | None = None
+
+
+class ChunkedWriter:
+    """Chunked body parts straight to the client's transport (see the module docstring)."""
+
+    __slots__ = ("cycle", "transport", "flow")
+
+    def __init__(self, cycle: Any):
+        self.cycle, self.transport, self.flow = cycle, cycle.transport, cycle.flow
+
+    def write(self, part: bytes) -> None:
+        """One part, one chunk; nothing when the client has gone (the ASGI layer then cancels)."""
+        if part and not self.cycle.disconnected:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(part), part))
+
+    async def drain(self) -> None:
+        """Wait while the transport's buffer is over its high-water mark, as uvicorn's send does."""
+        if self.flow.write_paused and not self.cycle.disconnected:
+            await self.flow.drain()
+
+
+def writer_for(send: Any) -> ChunkedWriter | None:
+    """A writer for the response `send` has started, or None when its preconditions do not hold."""
+    cycle: Any = getattr(send, "__self__", None)
+    if _Cycle is None or type(cycle) is not _Cycle or getattr(send, "__func__", None) is not _Cycle.send:
+        return None
+    if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding is not True:
+        return None
+    if cycle.scope.get("method") == "HEAD" or cycle.disconnected:
+        return None
+    return ChunkedWriter(cycle)
+
+
+def attach(response: Any, send: Any) -> None:
+    """Give the response's self-writing body a writer, if it has one and it is what gets sent
+    (a view that wrapped the body, e.g. to record a chat turn, keeps the ordinary path)."""
+    sink = getattr(response, "direct_sink", None)
+    if sink is not None and sink.body is not None and getattr(response, "chunks", None) is sink.body:
+        sink.writer = writer_for(send)

@@ -1,0 +1,168 @@
+"""The fused relay of an OpenAI-compatible pass-through stream: one loop per stream from the
+vendor's socket to the client's.
+
+The generic path hands each event through several generators (wire.Response.aiter_bytes,
+http.sse_data, the provider's stream, llm.streaming's relay and body) and each client write
+through the ASGI send. For the hot case — OpenAI-family vendors, whose bytes go out with only the
+model id swapped — this loop does the same work in one place: read (through the stream's own
+ticking read, so keep-alives and timers carry on), decode chunked (wire.Response), split SSE events
+exactly as sse_data does, swap the model id and note billing facts exactly as the provider's
+_piece and llm.streaming._relay do, and write the events of one read in one chunk straight to the
+client (gpuniq_site.direct_send). llm.streaming hands a stream over only after its first read
+went out the ordinary way, with no event of that read left, and only when a writer exists;
+everything else keeps the generic path, which this mirrors event for event (tests/llm/
+test_fused_relay.py checks both give the same bytes and the same bill).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from . import wire
+from .base import KEEPALIVE, StreamPiece, UpstreamError
+from .http import transport_error
+from .sse import event_data
+from .wire_body import TICK
+
+
+class PassThrough:
+    """What a pass-through stream offers a relay: its response (read up to the end of an SSE
+    event boundary, the rest in `response.sse_rest`), the model swapper and the adapter's per-event
+    functions (openai_compat's _piece and _without_null_usage)."""
+
+    __slots__ = ("response", "swap", "include_usage", "piece", "strip_null_usage")
+
+    def __init__(self, response, swap, include_usage: bool, piece: Callable, strip_null_usage: Callable):
+        self.response, self.swap, self.include_usage = response, swap, include_usage
+        self.piece, self.strip_null_usage = piece, strip_null_usage
+
+    def ready(self) -> bool:
+        """The response is still being read through its ticking read (keep-alives and idle timer)."""
+        response = self.response
+        return response.ticker is not None and not response.done and not response.ended
+
+
+def split(buffer: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
+    """(the data of each whole SSE event, what is left) — http.sse_data's rules, CRLF included."""
+    if not buffer and chunk.find(b"\n\n") == len(chunk) - 2 and b"\r" not in chunk:
+        data = event_data(chunk[:-2])  # the usual read: exactly one whole event
+        return ([] if data is None else [data]), b""
+    if b"\r" in chunk or buffer.endswith(b"\r"):  # CRLF vendors: a CR may end one read, its LF the next
+        buffer = (buffer + chunk).replace(b"\r\n", b"\n")
+    else:
+        buffer += chunk
+    events, end = [], buffer.find(b"\n\n")
+    while end >= 0:
+        data = event_data(buffer[:end])
+        if data is not None:
+            events.append(data)
+        buffer = buffer[end + 2 :]
+        end = buffer.find(b"\n\n")
+    return events, buffer
+
+
+class Relay:
+    """One stream's loop. `bill` is llm.chat.Bill (chars, partial, usage, usage_chunk, ttft_ms);
+    `writer` a direct_send.ChunkedWriter; `started`/`last` llm.streaming's clocks (loop time) and
+    `idle`/`total` its timeouts. run() returns at [DONE] and raises as the generic path does."""
+
+    def __init__(self, stream: PassThrough, bill: Any, writer: Any, clock: Callable[[], float]):
+        self.stream, self.bill, self.writer, self.clock = stream, bill, writer, clock
+        self.started = self.last = self.idle = self.total = 0.0
+        self.pending: list[bytes] = []
+
+    async def run(self) -> None:
+        try:
+            if not await self._loop():
+                raise UpstreamError("connect", "the stream ended without [DONE]")
+        except Exception:
+            self._flush()  # what the client has not got yet goes out before the error event
+            raise
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the pending events as one chunk."""
+        pending = self.pending
+        if pending:
+            self.writer.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            pending.clear()
+
+    async def _loop(self) -> bool:
+        """Read until [DONE] (True) or the end of the body (False)."""
+        response = self.stream.response
+        ticker, read = response.ticker, response.read_some
+        buffer = response.sse_rest
+        while not response.done:
+            try:
+                chunk = await ticker.read(read)
+            except wire.WireError as exc:
+                raise transport_error(exc) from None
+            except wire.FAILURES as exc:
+                raise transport_error(wire.wrap(exc)) from None
+            if chunk is TICK:
+                self._silence()
+            elif chunk:
+                events, buffer = split(buffer, chunk)
+                if events:
+                    ticker.saw_event()
+                    if self._events(events):
+                        return True
+            else:
+                continue
+            if self.writer.flow.write_paused:
+                await self.writer.drain()
+        rest = buffer.strip()
+        if rest:
+            data = event_data(buffer.strip(b"\n"))
+            if data is not None:
+                return self._events([data])
+        return False
+
+    def _silence(self) -> None:
+        """A keep-alive interval without an event: a keep-alive comment, or the stream timed out."""
+        now = self.clock()
+        if now - self.started > self.total or now - self.last > self.idle:
+            raise UpstreamError("timeout", "the provider stopped sending")
+        self.writer.write(KEEPALIVE)
+
+    def _events(self, events: list[bytes]) -> bool:
+        """The events of one read, as the provider's stream and llm.streaming._relay treat them:
+        True at [DONE]. They leave in one write unless the last is a held-back usage chunk."""
+        stream, bill, pending = self.stream, self.bill, self.pending
+        swap, now, held = stream.swap, self.clock(), False
+        for data in events:
+            if data == b"[DONE]":
+                stream.response.ended = True
+                return True
+            if now - self.started > self.total:
+                raise UpstreamError("timeout", "the provider stopped sending")
+            self.last = now
+            if not stream.include_usage and b'"usage":null' in data:
+                data = stream.strip_null_usage(data)
+            try:
+                known = swap.like_last(data)  # the usual content event: its text is all that is new
+            except UnicodeDecodeError:
+                known = None
+            if known is not None:
+                pending.append(known[0])
+                bill.chars += known[1]
+                held = False
+            else:
+                held = self._piece(stream.piece(data, swap))
+        if not held:
+            self._flush()
+        return False
+
+    def _piece(self, piece: StreamPiece) -> bool:
+        """Note an event the adapter parsed; True for the usage-only chunk, which is held back.
+        (No ttft here: a stream is handed over only after its first event reached the client.)"""
+        bill = self.bill
+        bill.chars += piece.text_chars
+        if piece.partial_usage is not None:
+            bill.partial = piece.partial_usage
+        if piece.usage is not None:
+            bill.usage = piece.usage
+        if piece.usage_only:
+            bill.usage_chunk = piece.chunk
+            return True
+        self.pending.append(piece.data)
+        return False
