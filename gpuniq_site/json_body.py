@@ -11,6 +11,7 @@ when the raw bytes contain an escape or encoding that could produce such a chara
 """
 
 import json
+import math
 import re
 from typing import Any
 
@@ -63,6 +64,22 @@ def check_text(value: Any) -> None:
     path = bad_text_path(value)
     if path is not None:
         raise ApiError("invalid_parameter", field=path, reason=BAD_TEXT_REASON, meta={"field": path})
+
+
+def storable(value: Any) -> Any:
+    """A copy of parsed JSON that PostgreSQL can store: NUL and unpaired surrogates in strings and
+    keys become U+FFFD, a non-finite number (1e400 parses as inf) becomes null. For bodies recorded
+    as they came (payment webhooks), where refusing an authentic event would lose it. Nesting deeper
+    than the stack allows raises RecursionError, as json.loads does."""
+    if isinstance(value, str):
+        return _BAD_CHAR.sub("\ufffd", value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {storable(key): storable(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [storable(inner) for inner in value]
+    return value
 
 
 def as_object(value: object) -> dict[str, Any]:
