@@ -38,10 +38,15 @@ def _from_the_future(header: str) -> bool:
 
 
 def _is_event(event: object) -> bool:
-    """Shaped as every Stripe event is: a string id and data.object an object."""
-    if not isinstance(event, dict) or not event.get("id") or not isinstance(event["id"], str):
+    """Shaped as every Stripe event is: id and type strings that fit their columns (StripeEvent),
+    data.object an object."""
+    if not isinstance(event, dict):
         return False
-    data = event.get("data")
+    event_id, kind, data = event.get("id"), event.get("type", ""), event.get("data")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+        return False
+    if not isinstance(kind, str) or len(kind) > 100:
+        return False
     return isinstance(data, dict) and isinstance(data.get("object"), dict)
 
 

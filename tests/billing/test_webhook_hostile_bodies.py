@@ -89,6 +89,9 @@ STRIPE_BODIES = {  # authentic (signed) bodies; data must be {"object": {...}}
     "data a string": ('{"id": "evt_d", "type": "checkout.session.completed", "data": "x"}', 400),
     "object a list": ('{"id": "evt_o", "type": "checkout.session.completed", "data": {"object": [1]}}', 400),
     "no data": ('{"id": "evt_n", "type": "charge.refunded"}', 400),
+    "type a number": ('{"id": "evt_t", "type": 1' + "0" * 200 + ', "data": {"object": {}}}', 400),
+    "type too long": ('{"id": "evt_l", "type": "' + "x" * 101 + '", "data": {"object": {}}}', 400),
+    "id too long": ('{"id": "evt_' + "x" * 252 + '", "type": "x", "data": {"object": {}}}', 400),
 }
 
 
