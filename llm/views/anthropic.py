@@ -56,6 +56,7 @@ async def _translate(request, body: dict, *, lenient: bool = False) -> tuple[dic
 async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)
+    request.metric_model = model.slug
     prepared = await chat.prepare(
         request.principal,
         chat_body,

@@ -80,6 +80,35 @@ def test_requests_are_counted_by_surface_model_and_status_across_processes(
     assert delta("gpuniq_time_to_first_token_seconds_count", surface="native", model="gpt-4o") == 3
 
 
+def test_the_anthropic_and_responses_doors_are_counted_by_surface_and_model(
+    two_process_server, committed, vendors
+):
+    base = two_process_server.url
+    user = make_user("doors", "5", rpm=10_000)
+    key = {"X-API-Key": user.raw_key}
+    claude = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    before = samples(base)
+    for path in ("/v1/anthropic/v1/messages", "/v1/messages"):
+        assert httpx.post(f"{base}{path}", headers=key, json=claude).status_code == 200
+    assert httpx.post(f"{base}/v1/messages", headers=key, json={**claude, "stream": True}).status_code == 200
+    for _ in range(2):
+        response = httpx.post(
+            f"{base}/v1/openai/responses", headers=key, json={"model": "gpt-4o", "input": "hi"}
+        )
+        assert response.status_code == 200
+    after = samples(base)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("gpuniq_requests_total", surface="anthropic", model="claude-haiku-4-5", status="200") == 3
+    assert delta("gpuniq_requests_total", surface="openai", model="gpt-4o", status="200") == 2
+    assert delta("gpuniq_gateway_overhead_seconds_count", surface="anthropic") == 2
+    assert (
+        delta("gpuniq_time_to_first_token_seconds_count", surface="anthropic", model="claude-haiku-4-5") == 1
+    )
+
+
 def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, committed):
     import redis
     from django.conf import settings

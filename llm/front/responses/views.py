@@ -69,6 +69,7 @@ async def create_response(request):
     prepared = await chat.prepare(
         request.principal, canonical, request_id=request.request_id, endpoint=ENDPOINT
     )
+    request.metric_model = prepared.model.slug
     prepared.request.body.pop(_UNCOUNTED, None)
     prepared.request.responses_body = _forwarded(body, items)
     keep = body.get("store", True)
