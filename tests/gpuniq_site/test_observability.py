@@ -231,3 +231,50 @@ def test_logs_are_one_json_object_per_line_with_the_request_id(two_process_serve
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     ours = [r for r in records if r.get("request_id") == request_id]
     assert ours and ours[0]["logger"] == "gpuniq.stripe" and ours[0]["level"] == "WARNING"
+
+
+def test_worker_logs_are_json_lines_and_a_jobs_lines_carry_its_request_id(
+    catalog_loaded, committed, fake_vendors, vendors
+):
+    import time
+    import uuid
+
+    from ..live import Worker
+
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **service_extra_env(fake_vendors),
+        "GPUNIQ_LOG_FORMAT": "json",
+        "GPUNIQ_JOBS_QUEUE": f"logs-jobs-{tag}",
+        "GPUNIQ_PERIODIC_QUEUE": f"logs-periodic-{tag}",
+    }
+    worker = Worker(env=env, concurrency=2, name=f"logs{tag}").start()
+    server = LiveServer(env=env).start()
+    user = make_user("logged", "5")
+    try:
+        kicked = httpx.post(
+            f"{server.url}/v1/llm/chat/jobs",
+            headers={"X-API-Key": user.raw_key},
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "[[fault:500]]"}]},
+        )
+        assert kicked.status_code == 202, kicked.text
+        request_id = kicked.headers["x-request-id"]
+        url = f"{server.url}/v1/llm/chat/jobs/{kicked.json()['data']['job_id']}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            data = httpx.get(url, params={"wait": 5}, headers={"X-API-Key": user.raw_key}, timeout=15)
+            assert data.status_code == 200, (data.status_code, data.text[:300])
+            if data.json()["data"]["status"] == "failed":
+                break
+    finally:
+        server.stop()
+        worker.stop()
+    lines = worker.output().splitlines()
+    started = next(i for i, line in enumerate(lines) if "ready." in line)
+    # every record is one JSON object; Celery prints its banner before "ready." and "worker: Warm
+    # shutdown" after, with print(), not through logging
+    logged = [line for line in lines[started:] if line.strip() and not line.startswith("worker: ")]
+    records = [json.loads(line) for line in logged]
+    ours = [r for r in records if r.get("request_id") == request_id]
+    assert any(r["logger"] == "gpuniq.gateway" and r["level"] == "WARNING" for r in ours), records
+    assert any("succeeded" in r["message"] for r in records)  # Celery's own lines too
