@@ -16,6 +16,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from gpuniq_site.json_body import storable
+
 from . import btcpay_client, btcpay_rail, rail_events, yookassa_rail
 from .models import TopUp
 
@@ -37,8 +39,9 @@ def _refuse(status: int, message: str, code: str | None = None) -> JsonResponse:
 
 
 def _json(body: bytes) -> dict[str, Any] | None:
+    """The body as an object PostgreSQL can record (gpuniq_site.json_body.storable), else None."""
     try:
-        data = json.loads(body)
+        data = storable(json.loads(body))
     except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from gpuniq_site.json_body import storable
+
 from . import stripe_events
 
 log = logging.getLogger("gpuniq.stripe")
@@ -33,6 +35,19 @@ def _from_the_future(header: str) -> bool:
         return bool(stamps) and int(stamps[0]) > time.time() + settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
     except ValueError:
         return False  # construct_event refuses a malformed header
+
+
+def _is_event(event: object) -> bool:
+    """Shaped as every Stripe event is: id and type strings that fit their columns (StripeEvent),
+    data.object an object."""
+    if not isinstance(event, dict):
+        return False
+    event_id, kind, data = event.get("id"), event.get("type", ""), event.get("data")
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 255:
+        return False
+    if not isinstance(kind, str) or len(kind) > 100:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("object"), dict)
 
 
 @csrf_exempt  # authenticated by the Stripe-Signature HMAC instead of a session
@@ -54,13 +69,15 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
             secret,
             tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS,
         )
-        event = json.loads(payload)
+        # recorded as sent but storable: NUL, lone surrogates and Infinity would fail the insert on
+        # every delivery (gpuniq_site.json_body.storable)
+        event = storable(json.loads(payload))
     except stripe.SignatureVerificationError as exc:
         log.warning("stripe webhook refused: %s", exc.user_message or exc)
         return _refuse(400, "invalid signature", "invalid_parameter")
     except (ValueError, RecursionError):
         return _refuse(400, "invalid payload", "invalid_json")
-    if not isinstance(event, dict) or not event.get("id") or not isinstance(event.get("id"), str):
+    if not _is_event(event):
         return _refuse(400, "invalid payload", "invalid_json")
     try:
         outcome = stripe_events.receive(event)

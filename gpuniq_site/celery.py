@@ -6,6 +6,7 @@ runs a worker per queue (`-Q jobs`, `-Q periodic`), so hundreds of queued jobs n
 that releases stale holds; a worker started without -Q consumes both (make run, tests).
 """
 
+import logging
 import os
 
 from celery import Celery, signals
@@ -33,6 +34,20 @@ app.conf.beat_schedule = {  # a run nobody picked up within its interval is drop
     name: {"task": task, "schedule": every, "options": {"queue": PERIODIC, "expires": every}}
     for name, (task, every) in SCHEDULE.items()
 }
+
+
+@signals.setup_logging.connect
+def _log_as_the_app_does(loglevel=None, **_):
+    """Workers and beat log as the app processes do (settings.LOGGING: one JSON object per line
+    under PostgreSQL, with the request id of the job being run), at their --loglevel; without this
+    receiver Celery replaces the handlers with its own plain format."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 @signals.celeryd_init.connect

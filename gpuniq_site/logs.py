@@ -5,10 +5,23 @@ one its response sends in x-request-id, so a client's report leads straight to t
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("gpuniq_request_id", default="")
+
+
+@contextmanager
+def request_context(request_id: str) -> Iterator[None]:
+    """Lines logged inside carry `request_id`: a worker running a job logs under the id of the
+    request that started it, as the app process did."""
+    token = request_id_var.set(request_id)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from . import shared_state
+from .errors import is_anthropic_path
 
 log = logging.getLogger("gpuniq.metrics")
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -69,7 +70,11 @@ REAPER_KEY = "gpuniq:metrics:reaper_runs"  # Redis hash reaper name → runs, sh
 
 
 def surface_of(path: str) -> str:
-    return "openai" if path.startswith("/v1/openai") else "native"
+    """openai (/v1/openai/: Chat Completions, Responses, images), anthropic (the Messages door,
+    /v1/anthropic/ and /v1/messages) or native (/v1/llm/)."""
+    if path.startswith("/v1/openai"):
+        return "openai"
+    return "anthropic" if is_anthropic_path(path) else "native"
 
 
 def observe_request(request: HttpRequest, status: int) -> None:

@@ -14,6 +14,7 @@ from accounts.keys import Principal
 from billing import job_holds, ledger
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.logs import request_context
 from gpuniq_site.loops import run_isolated
 
 from . import chat, gateway
@@ -80,13 +81,14 @@ def execute(job_id: str) -> None:
     job = claim(job_id)
     if job is None:
         return
-    try:
-        principal = _principal(job)
-        run_isolated(lambda: run(job, principal))
-    except Exception:
-        log.exception("chat job %s crashed", job_id)
-        ledger.release(hold_id=job.hold_id, reason="chat job crashed")
-        fail(job.pk, {"code": "internal_error", "message": "The job failed; nothing was charged."})
+    with request_context(job.request_id):
+        try:
+            principal = _principal(job)
+            run_isolated(lambda: run(job, principal))
+        except Exception:
+            log.exception("chat job %s crashed", job_id)
+            ledger.release(hold_id=job.hold_id, reason="chat job crashed")
+            fail(job.pk, {"code": "internal_error", "message": "The job failed; nothing was charged."})
 
 
 def _complete(job_id: str, result: dict) -> None:

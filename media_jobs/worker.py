@@ -25,6 +25,7 @@ from django.utils import timezone
 from billing import job_holds
 from gpuniq_site import shared_state
 from gpuniq_site.db import run_db
+from gpuniq_site.logs import request_context
 from gpuniq_site.loops import run_isolated
 from gpuniq_site.errors import ApiError
 from llm.catalog import asnapshot
@@ -61,13 +62,14 @@ def execute(job_id: str) -> None:
     job = claim(job_id)
     if job is None:
         return
-    try:
-        run_isolated(lambda: run(job))
-    except Exception:
-        log.exception("media job %s crashed", job_id)
-        fail(job.pk, "internal_error", "The job failed; nothing was charged.")
-    finally:
-        _drop_inputs(job)
+    with request_context(job.request_id):
+        try:
+            run_isolated(lambda: run(job))
+        except Exception:
+            log.exception("media job %s crashed", job_id)
+            fail(job.pk, "internal_error", "The job failed; nothing was charged.")
+        finally:
+            _drop_inputs(job)
 
 
 async def run(job: MediaJob) -> None:

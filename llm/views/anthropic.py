@@ -58,6 +58,7 @@ async def _translate(
 async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)
+    request.metric_model = model.slug
     anthropic_request.check_billable(body)
     prepared = await chat.prepare(
         request.principal,

@@ -1,8 +1,9 @@
 """The gateway as an image build installs it: `pip install <checkout>` (non-editable, no dev
 extras) into a fresh venv, then, from a directory outside the checkout, migrations on a fresh
-PostgreSQL database, a real Celery worker on Redis and the production server (gpuniq-web) from
-that venv. A sandbox image job completes through that worker and a page renders with its static
-files. Slow (one pip install, from pip's cache), so it runs once per `make test`."""
+PostgreSQL database, a real Celery worker and beat on Redis and the production server (gpuniq-web)
+from that venv. A sandbox image job completes through that worker, beat's reaper runs on it, and a
+page renders with its static files. Slow (one pip install, from pip's cache), so it runs once per
+`make test`."""
 
 import os
 import re
@@ -100,6 +101,7 @@ def _env(workdir: Path, database_url: str, port: int) -> dict[str, str]:
         "GPUNIQ_PERIODIC_QUEUE": f"deploy-periodic-{tag}",
         "GPUNIQ_MEDIA_POLL_SECONDS": "0.05",
         "DB_POOL_MAX": "4",
+        "GPUNIQ_STALE_HOLDS_EVERY": "1",  # beat's first reaper run comes within a second
         "LOG_LEVEL": "WARNING",
     }
 
@@ -206,6 +208,17 @@ def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(
                 lambda: _answers(f"{base}/healthz"),
             )
         )
+        beat_log = tmp_path / "beat.log"
+        beat = [str(installed / "celery"), "-A", "gpuniq_site", "beat", "--loglevel", "INFO"]
+        procs.append(
+            _start(
+                [*beat, "-s", str(tmp_path / "schedule")],
+                tmp_path,
+                env,
+                beat_log,
+                lambda: b"Sending due task release-stale-holds" in beat_log.read_bytes(),
+            )
+        )
         headers = {"X-API-Key": key}
         kicked = httpx.post(
             f"{base}/v1/llm/images/jobs",
@@ -219,6 +232,7 @@ def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(
         assert data["status"] == "completed", data
         assert data["cost_usd"] == 0.0312 and data["balance_usd"] == pytest.approx(5 - 0.0312)
         assert "succeeded" in worker_log.read_text(errors="replace")  # ran on this worker, not elsewhere
+        _wait_for(lambda: "billing.release_stale_holds" in worker_log.read_text(errors="replace"))
 
         page = httpx.get(f"{base}/login/", timeout=10)
         assert page.status_code == 200 and "<form" in page.text
@@ -229,6 +243,13 @@ def test_a_non_editable_install_without_dev_extras_runs_jobs_and_serves_pages(
         assert css.headers.get("content-encoding") == "br" and "immutable" in css.headers["cache-control"]
     finally:
         _stop(procs)
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
 
 
 def _poll_until_terminal(url: str, headers: dict, timeout: float = 60.0) -> dict:

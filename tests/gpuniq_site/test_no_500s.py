@@ -169,3 +169,50 @@ def test_a_catalog_read_while_database_sessions_are_cut_is_503(catalog_loaded, c
         assert response.json()["success"] is False
     assert after.status_code == 200
     assert "unhandled error" not in server.output()
+
+
+DOOR_ITEMS = [  # Responses input items whose role or type is a JSON value no set can hold
+    [{"role": [], "content": "hi"}],
+    [{"role": {"a": 1}, "content": "hi"}],
+    [{"type": ["message"], "role": "user", "content": "hi"}, {"role": "user", "content": "hi"}],
+    [{"type": {"x": 1}}, {"role": "user", "content": "hi"}],
+]
+
+
+@pytest.mark.parametrize("items", DOOR_ITEMS, ids=range(len(DOOR_ITEMS)))
+def test_a_responses_item_whose_role_or_type_is_not_a_string_is_never_a_500(
+    api_server, mallory, vendors, items
+):
+    body = {"model": "gpt-4o", "input": items, "max_output_tokens": 16}
+    response = call(api_server, mallory, "POST", "/v1/openai/responses", json.dumps(body).encode())
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert_refused(response, "invalid_parameter", mallory)
+    assert not Hold.objects.filter(account=mallory.account, status=Hold.OPEN).exists()
+
+
+NUMBER_DOORS = [  # (path, body with PLACE where the number goes)
+    ("/v1/openai/chat/completions", {**CHAT, "temperature": "NUMBER"}),
+    ("/v1/llm/chat/completions", {**CHAT, "top_p": "NUMBER"}),
+    ("/v1/llm/chat/jobs", {**CHAT, "temperature": "NUMBER"}),
+    ("/v1/llm/chat/jobs", {**CHAT, "x_unknown": "NUMBER"}),  # stored with the job
+    (
+        "/v1/anthropic/v1/messages",
+        {**CHAT, "model": "claude-haiku-4-5", "max_tokens": 8, "temperature": "NUMBER"},
+    ),
+    ("/v1/openai/responses", {"model": "gpt-4o", "input": "hi", "top_p": "NUMBER"}),
+    ("/v1/openai/responses", {"model": "gpt-4o", "input": "hi", "top_logprobs": "NUMBER"}),
+]
+NUMBERS = {"int-400-digits": "1" + "0" * 400, "negative": "-1" + "0" * 400, "1e400": "1e400", "NaN": "NaN"}
+
+
+@pytest.mark.parametrize("number", NUMBERS.values(), ids=NUMBERS)
+@pytest.mark.parametrize("path,template", NUMBER_DOORS, ids=[f"{p} {sorted(t)[-1]}" for p, t in NUMBER_DOORS])
+def test_a_number_no_float_can_hold_is_refused_before_any_hold(
+    api_server, mallory, vendors, path, template, number
+):
+    raw = json.dumps(template).replace('"NUMBER"', number).replace('"PLACE"', '"hello"').encode()
+    response = call(api_server, mallory, "POST", path, raw)
+    assert_refused(response, "invalid_parameter", mallory)
+    assert not Hold.objects.filter(account=mallory.account).exists()
+    assert not ChatJob.objects.filter(user_id=mallory.pk).exists()

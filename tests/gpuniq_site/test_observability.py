@@ -80,6 +80,35 @@ def test_requests_are_counted_by_surface_model_and_status_across_processes(
     assert delta("gpuniq_time_to_first_token_seconds_count", surface="native", model="gpt-4o") == 3
 
 
+def test_the_anthropic_and_responses_doors_are_counted_by_surface_and_model(
+    two_process_server, committed, vendors
+):
+    base = two_process_server.url
+    user = make_user("doors", "5", rpm=10_000)
+    key = {"X-API-Key": user.raw_key}
+    claude = {"model": "claude-haiku-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    before = samples(base)
+    for path in ("/v1/anthropic/v1/messages", "/v1/messages"):
+        assert httpx.post(f"{base}{path}", headers=key, json=claude).status_code == 200
+    assert httpx.post(f"{base}/v1/messages", headers=key, json={**claude, "stream": True}).status_code == 200
+    for _ in range(2):
+        response = httpx.post(
+            f"{base}/v1/openai/responses", headers=key, json={"model": "gpt-4o", "input": "hi"}
+        )
+        assert response.status_code == 200
+    after = samples(base)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("gpuniq_requests_total", surface="anthropic", model="claude-haiku-4-5", status="200") == 3
+    assert delta("gpuniq_requests_total", surface="openai", model="gpt-4o", status="200") == 2
+    assert delta("gpuniq_gateway_overhead_seconds_count", surface="anthropic") == 2
+    assert (
+        delta("gpuniq_time_to_first_token_seconds_count", surface="anthropic", model="claude-haiku-4-5") == 1
+    )
+
+
 def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, committed):
     import redis
     from django.conf import settings
@@ -202,3 +231,50 @@ def test_logs_are_one_json_object_per_line_with_the_request_id(two_process_serve
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     ours = [r for r in records if r.get("request_id") == request_id]
     assert ours and ours[0]["logger"] == "gpuniq.stripe" and ours[0]["level"] == "WARNING"
+
+
+def test_worker_logs_are_json_lines_and_a_jobs_lines_carry_its_request_id(
+    catalog_loaded, committed, fake_vendors, vendors
+):
+    import time
+    import uuid
+
+    from ..live import Worker
+
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **service_extra_env(fake_vendors),
+        "GPUNIQ_LOG_FORMAT": "json",
+        "GPUNIQ_JOBS_QUEUE": f"logs-jobs-{tag}",
+        "GPUNIQ_PERIODIC_QUEUE": f"logs-periodic-{tag}",
+    }
+    worker = Worker(env=env, concurrency=2, name=f"logs{tag}").start()
+    server = LiveServer(env=env).start()
+    user = make_user("logged", "5")
+    try:
+        kicked = httpx.post(
+            f"{server.url}/v1/llm/chat/jobs",
+            headers={"X-API-Key": user.raw_key},
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "[[fault:500]]"}]},
+        )
+        assert kicked.status_code == 202, kicked.text
+        request_id = kicked.headers["x-request-id"]
+        url = f"{server.url}/v1/llm/chat/jobs/{kicked.json()['data']['job_id']}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            data = httpx.get(url, params={"wait": 5}, headers={"X-API-Key": user.raw_key}, timeout=15)
+            assert data.status_code == 200, (data.status_code, data.text[:300])
+            if data.json()["data"]["status"] == "failed":
+                break
+    finally:
+        server.stop()
+        worker.stop()
+    lines = worker.output().splitlines()
+    started = next(i for i, line in enumerate(lines) if "ready." in line)
+    # every record is one JSON object; Celery prints its banner before "ready." and "worker: Warm
+    # shutdown" after, with print(), not through logging
+    logged = [line for line in lines[started:] if line.strip() and not line.startswith("worker: ")]
+    records = [json.loads(line) for line in logged]
+    ours = [r for r in records if r.get("request_id") == request_id]
+    assert any(r["logger"] == "gpuniq.gateway" and r["level"] == "WARNING" for r in ours), records
+    assert any("succeeded" in r["message"] for r in records)  # Celery's own lines too

@@ -19,7 +19,7 @@ from gpuniq_site.errors import ApiError
 HOSTED_TOOLS = ("web_search", "file_search", "code_interpreter", "image_generation", "mcp")
 # Responses fields with a Chat Completions field of the same name and meaning
 _SAME = ("temperature", "top_p", "user", "service_tier", "prompt_cache_key", "safety_identifier")
-_ROLES = {"user", "assistant", "system", "developer"}
+_ROLES = ("user", "assistant", "system", "developer")  # a tuple: a role may be any JSON value
 
 
 def _bad(field: str, reason: str) -> ApiError:
@@ -182,13 +182,13 @@ def response_format(text) -> dict | None:
     raise _bad("text.format.type", "must be 'text', 'json_object' or 'json_schema'")
 
 
-_TRANSLATED_ITEMS = {
+_TRANSLATED_ITEMS = (  # a tuple: an item's type may be any JSON value, a list too (unhashable)
     "message",
     "function_call",
     "function_call_output",
     "custom_tool_call",
     "custom_tool_call_output",
-}
+)
 
 
 def hosted(tool) -> bool:

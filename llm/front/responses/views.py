@@ -77,6 +77,7 @@ async def create_response(request):
         endpoint=ENDPOINT,
         output_field="max_output_tokens",
     )
+    request.metric_model = prepared.model.slug
     prepared.request.body.pop(_UNCOUNTED, None)
     prepared.request.responses_body = _forwarded(body, items)
     keep = body.get("store", True)
