@@ -21,7 +21,7 @@ from gpuniq_site.errors import ApiError
 from gpuniq_site.logs import request_id_var
 from llm.catalog import ModelInfo, asnapshot
 
-from . import chain, charging, routes, storage
+from . import chain, charging, price_covers, routes, storage
 from .imaging import dimensions, reencode
 from .inputs import fetch_images
 from .models import MediaAsset
@@ -98,6 +98,7 @@ async def generate(principal: Principal, body: dict, *, request_id: str) -> Outc
     req = parse_image_request(body)
     model = await resolve_model(req.slug, principal, "image", endpoint="images")
     check_image_model(model, req)
+    req = price_covers.bound(model, req)  # before any hold or vendor call
     inputs = await fetch_images(req.input_images)
     amount = image_cost(model.per_image or Decimal(0), req.n)
     hold_id = await run_db(charging.hold, principal, amount, purpose="images", request_id=request_id)

@@ -18,7 +18,7 @@ from billing.pricing import image_cost
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
-from . import charging, storage
+from . import charging, price_covers, storage
 from .images import requested_size, resolve_model
 from .inputs import fetch, fetch_images
 from .models import MediaJob, new_job_id
@@ -159,6 +159,7 @@ async def start_image_job(
     req = parse_image_request(body)
     model = await resolve_model(req.slug, principal, "image", endpoint="image_job")
     check_image_job(model, req)
+    req = price_covers.bound(model, req)  # before any hold or vendor call
     digest = request_hash(body)
     existing = await run_db(find_by_key, principal.user_id, key, digest)
     if existing is not None:

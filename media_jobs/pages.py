@@ -32,7 +32,7 @@ def _form_context(request, principal, kind: str) -> dict:
         "models": studio.models_for(principal, kind),
         "model": model,
         "options": model.video_options if model else {},
-        "sizes": studio.IMAGE_SIZES,
+        "sizes": studio.sizes_for(model),
         "formats": studio.OUTPUT_FORMATS,
         "estimate": studio.estimate(principal, kind, request.GET),
     }

@@ -91,16 +91,24 @@ def _build(provider: str, kind: str, up: Upstream):
 
 @cache
 def _catalog_extras() -> dict[str, dict]:
-    """Fields of catalog.toml the database does not keep (default_size)."""
+    """Fields of catalog.toml the database does not keep (default_size, price.covers)."""
     try:
         data = load_catalog_file(settings.GPUNIQ_CATALOG_PATH)
     except (OSError, ValueError):
         return {}
-    return {m["slug"]: {"default_size": m.get("default_size")} for m in data.get("models", [])}
+    return {
+        m["slug"]: {"default_size": m.get("default_size"), "covers": m.get("price", {}).get("covers", {})}
+        for m in data.get("models", [])
+    }
 
 
 def default_size(slug: str) -> str | None:
     return (_catalog_extras().get(slug) or {}).get("default_size")
+
+
+def price_covers(slug: str) -> dict:
+    """What the model's per-image price covers (media_jobs.price_covers)."""
+    return (_catalog_extras().get(slug) or {}).get("covers") or {}
 
 
 def reset() -> None:

@@ -15,7 +15,7 @@ from billing.pricing import image_cost
 from gpuniq_site.errors import ApiError
 from llm.catalog import ModelInfo, snapshot
 
-from . import jobs, routes, storage
+from . import jobs, price_covers, routes, storage
 from .models import MediaAsset, MediaJob
 from .validation import MAX_IMAGES, NANO_BANANA
 from .video_options import resolve
@@ -37,6 +37,13 @@ def models_for(principal: Principal, kind: str) -> list[ModelInfo]:
         if kind == MediaJob.VIDEO or NANO_BANANA.match(m.slug):
             found.append(m)
     return found
+
+
+def sizes_for(model: ModelInfo | None) -> tuple[str, ...]:
+    """The size choices whose output the model's price covers."""
+    if model is None or model.kind != MediaJob.IMAGE:
+        return IMAGE_SIZES
+    return tuple(s for s in IMAGE_SIZES if s == "auto" or not price_covers.refusal(model, s))
 
 
 def pick_model(principal: Principal, kind: str, slug: str | None) -> ModelInfo | None:
@@ -83,6 +90,9 @@ def estimate(principal: Principal, kind: str, data) -> Estimate:
     count = _count(data.get("n")) if kind == MediaJob.IMAGE else 1
     if kind == MediaJob.IMAGE:
         each = image_cost(model.per_image or Decimal(0), 1)
+        problem = price_covers.refusal(model, data.get("size") or None)
+        if problem:  # the kickoff would refuse it: the price does not cover this size
+            return Estimate(None, None, count, problem)
         return Estimate(image_cost(model.per_image or Decimal(0), count), each, count)
     body = {**job_body(kind, data), "model": model.slug, "prompt": ESTIMATE_PROMPT}
     tasks = model.video_options.get("tasks") or ["t2v"]

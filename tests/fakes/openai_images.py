@@ -31,6 +31,7 @@ import base64
 import binascii
 import re
 import time
+from decimal import Decimal
 from typing import Any
 
 from .media_common import (
@@ -44,6 +45,17 @@ from .media_common import (
     make_image,
 )
 
+# What OpenAI bills for GPT Image, per 1M tokens: (text input, image input, image output). The
+# output rates reproduce the per-image tables: gpt-image-1 low 1024x1024 = 272 x $40/1M = $0.011
+# (https://fal.ai/models/fal-ai/gpt-image-1/edit-image/llms.txt, OpenAI's table); gpt-image-1.5
+# 272 x $32/1M = $0.009, high 4160 x $32/1M = $0.133, text ~$0.005/1K, image ~$0.008/1K
+# (https://runware.ai/docs/models/openai-gpt-image-1-5). gpt-image-2 has no published per-image
+# table; it is billed here at gpt-image-1.5's rates.
+TOKEN_PRICES = {
+    "gpt-image-1": ("5", "10", "40"),
+    "gpt-image-1.5": ("5", "8", "32"),
+    "gpt-image-2": ("5", "8", "32"),
+}
 OUTPUT_TOKENS = {  # gpt-image-1 published per-image output token counts
     ("low", "1024x1024"): 272,
     ("medium", "1024x1024"): 1056,
@@ -52,6 +64,12 @@ OUTPUT_TOKENS = {  # gpt-image-1 published per-image output token counts
     ("medium", "1536x1024"): 1584,
     ("high", "1536x1024"): 6240,
 }
+
+
+def vendor_bill(model: str, text_tokens: int, image_tokens: int, output_tokens: int) -> Decimal:
+    """What OpenAI charges for a GPT Image response with this usage (TOKEN_PRICES)."""
+    text, image, output = (Decimal(p) for p in TOKEN_PRICES.get(model, TOKEN_PRICES["gpt-image-1"]))
+    return (text * text_tokens + image * image_tokens + output * output_tokens) / 1_000_000
 
 
 def openai_error(
@@ -252,11 +270,14 @@ class FakeOpenAIImages(FakeMediaServer):
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
         if gpt_image:
             quality = str(p.get("quality") or "auto")
-            quality = "medium" if quality == "auto" else quality
+            # "auto (default value) will automatically select the best quality for the given model"
+            # (OpenAI's images reference): the fake takes the worst case for the payer.
+            quality = "high" if quality == "auto" else quality
             key = (quality, "1024x1024" if w == h else "1536x1024")
             out_tokens = OUTPUT_TOKENS.get(key, 1056) * count
             text_tokens = max(1, len(prompt) // 4)
             image_tokens = 323 * n_inputs
+            req.meta["vendor_usd"] = vendor_bill(model, text_tokens, image_tokens, out_tokens)
             body.update(
                 background=p.get("background")
                 if p.get("background") in ("transparent", "opaque")

@@ -378,6 +378,7 @@ def test_image_turns_take_only_the_image_jobs_models_and_image_options(as_alice,
         ({"model": "nano-banana", "message": "x" * 4001}, 400, "invalid_parameter", "message"),
         ({"model": "nano-banana", "size": "huge"}, 400, "invalid_parameter", "size"),
         ({"model": "nano-banana", "output_format": "gif"}, 400, "invalid_parameter", "output_format"),
+        ({"model": "nano-banana-pro", "size": "4096x4096"}, 400, "unsupported_parameter", "size"),  # 4K
     ]
     for extra, status, code, field in cases:
         r = as_alice.post(f"/chats/{chat['id']}/messages", json={"message": "a cat", **extra})

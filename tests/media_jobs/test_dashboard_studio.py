@@ -98,6 +98,39 @@ def test_an_impossible_video_configuration_says_why(as_alice):
     assert "is-invalid" in html and "4, 8, 12" in html
 
 
+def test_the_studio_offers_and_estimates_only_sizes_the_price_covers(as_alice):
+    def params(slug):
+        return as_alice.get("/studio/params", {"kind": "image", "model": slug}, **HTMX).content.decode()
+
+    assert '"2048x2048"' not in params("nano-banana-2") and '"1024x1024"' in params("nano-banana-2")
+    assert '"2048x2048"' in params("nano-banana-pro") and '"2048x2048"' in params("nano-banana-pro-4k")
+    html = as_alice.get(
+        "/studio/estimate", {"kind": "image", "model": "nano-banana-2", "size": "2048x2048"}, **HTMX
+    ).content.decode()
+    assert "is-invalid" in html and "covers the 1K resolution tier" in html
+
+
+def test_a_size_the_price_does_not_cover_is_refused_at_kickoff(api_server, committed, vendors):
+    from ..conftest import make_user
+
+    rich = make_user("rich", "5")
+    with contextlib.closing(session_client(api_server, rich)) as web:
+        token = csrf_of(web, "/studio/")
+        response = web.post(
+            "/studio/generate",
+            data={
+                "kind": "image",
+                "model": "nano-banana-2",
+                "prompt": "x",
+                "size": "2048x2048",
+                "csrfmiddlewaretoken": token,
+            },
+            headers={"Referer": api_server + "/", "HX-Request": "true"},
+        )
+    assert response.status_code == 400 and "unsupported_parameter" in response.text
+    assert not MediaJob.objects.filter(user=rich).exists() and balance_of(rich) == Decimal("5")
+
+
 def test_generate_needs_the_csrf_token(alice):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(alice)

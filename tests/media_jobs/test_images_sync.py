@@ -267,17 +267,18 @@ def test_requests_are_validated_before_any_hold(api_server, ivy, vendors):
     assert balance_of(ivy) == Decimal("5") and not Hold.objects.filter(account=ivy.account).exists()
 
 
-def test_hints_quality_and_the_4k_default_size_are_forwarded(client, ivy, vendors):
+def test_the_covered_quality_and_the_4k_default_size_are_sent(client, ivy, vendors):
     client.images.generate(model="nano-banana-pro-4k", prompt="a city at night")
-    client.images.generate(model="gpt-4o-image", prompt="a city at night", quality="hd")
+    client.images.generate(model="gpt-4o-image", prompt="a city at night", quality="low")
     client.images.generate(
         model="gpt-4o-image", prompt="a city at night", extra_body={"quality": "ultra-mega"}
     )
 
     config = vendors["gemini_images"].requests[0].body["generationConfig"]["imageConfig"]
-    assert config["imageSize"] == "4K"  # nano-banana-pro-4k defaults to 4096x4096
+    assert config["imageSize"] == "4K"  # nano-banana-pro-4k defaults to 4096x4096 (and is priced for it)
     first, second = (r.body for r in vendors["openai_images"].requests_of("generate"))
-    assert first["quality"] == "high" and "quality" not in second  # unknown values fall back silently
+    # an unknown value falls back silently to the model's default: the quality its price covers
+    assert first["quality"] == second["quality"] == "low"
 
 
 def test_grok_image_through_curl_shaped_call(api_server, ivy, vendors):
