@@ -381,8 +381,16 @@ SCHEMAS.update(
                 model=STR,
                 prompt={**STR, "maxLength": 4000},
                 n={**INT, "minimum": 1, "maximum": 4, "default": 1},
-                size={**STR, "example": "1024x1024"},
-                quality=STR,
+                size={
+                    **STR,
+                    "example": "1024x1024",
+                    "description": "a size above what the model's price covers is 400 unsupported_parameter",
+                },
+                quality={
+                    **STR,
+                    "description": "a hint; a known tier the model's price does not cover is 400 "
+                    "unsupported_parameter, an unknown value falls back to the model's default",
+                },
                 response_format={"type": "string", "enum": ["b64_json", "url"]},
                 output_format={"type": "string", "enum": ["png", "jpeg", "jpg", "webp"]},
                 input_images={"type": "array", "items": STR},
