@@ -29,7 +29,7 @@ from gpuniq_site.logs import request_id_var
 
 from .bounds import ChatBound, chat_bound
 from .catalog import ModelInfo, asnapshot
-from .providers.base import AnthropicOriginal, ChatRequest, Route, Usage, text_of
+from .providers.base import AnthropicOriginal, ChatRequest, Route, StreamPiece, Usage, text_of
 from .tokens import counted_prompt_tokens
 from .validation import validate_chat
 
@@ -308,6 +308,19 @@ class Bill:
 
     async def __aenter__(self) -> "Bill":
         return self
+
+    def note(self, piece: StreamPiece) -> bool:
+        """Note what a relayed stream piece tells the bill; True for the vendor's usage-only chunk,
+        which the relay holds back (it goes out with cost_usd, if the client asked for usage)."""
+        self.chars += piece.text_chars
+        if piece.partial_usage is not None:
+            self.partial = piece.partial_usage
+        if piece.usage is not None:
+            self.usage = piece.usage
+        if piece.usage_only:
+            self.usage_chunk = piece.chunk
+            return True
+        return False
 
     def produced(self) -> Usage:
         """What the vendor has billed so far: the vendor's final usage, else the cut estimate."""

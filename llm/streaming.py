@@ -67,13 +67,7 @@ async def _relay(
                 yield KEEPALIVE
                 continue
             last = now
-            bill.chars += piece.text_chars
-            if piece.partial_usage is not None:
-                bill.partial = piece.partial_usage
-            if piece.usage is not None:
-                bill.usage = piece.usage
-            if piece.usage_only:
-                bill.usage_chunk = piece.chunk
+            if bill.note(piece):  # the usage-only chunk: held back
                 continue
             if bill.ttft_ms is None:
                 bill.ttft_ms = int((time.perf_counter() - prepared.started) * 1000)

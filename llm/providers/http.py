@@ -23,7 +23,7 @@ from gpuniq_site.loops import on_loop_close
 from ..upstreams import Upstream
 from . import wire
 from .base import UpstreamError
-from .sse import event_data
+from .sse import event_data, split_events
 
 log = logging.getLogger("gpuniq.upstream")
 
@@ -205,26 +205,7 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
             if chunk is wire.TICK:
                 yield chunk
                 continue
-            if not buffer and chunk.find(b"\n\n") == len(chunk) - 2 and b"\r" not in chunk:
-                data = event_data(chunk[:-2])  # the usual read: exactly one whole event
-                if data is not None:
-                    response.saw_event()
-                    response.more = False
-                    yield data
-                continue
-            if b"\r" in chunk or buffer.endswith(
-                b"\r"
-            ):  # CRLF vendors: a CR may end one read, its LF the next
-                buffer = (buffer + chunk).replace(b"\r\n", b"\n")
-            else:
-                buffer += chunk
-            events, end = [], buffer.find(b"\n\n")
-            while end >= 0:
-                data = event_data(buffer[:end])
-                if data is not None:
-                    events.append(data)
-                buffer = buffer[end + 2 :]
-                end = buffer.find(b"\n\n")
+            events, buffer = split_events(buffer, chunk)
             response.sse_rest = buffer  # where openai_relay would carry on after the last of these
             if events:
                 response.saw_event()
@@ -234,7 +215,7 @@ async def sse_data(response: "wire.Response") -> AsyncIterator[bytes]:
     except wire.WireError as exc:
         raise _transport_error(exc) from None
     if buffer.strip():
-        data = event_data(buffer.strip(b"\n"))
-        if data is not None:
+        last = event_data(buffer.strip(b"\n"))
+        if last is not None:
             response.more = False
-            yield data
+            yield last

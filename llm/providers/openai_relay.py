@@ -20,7 +20,7 @@ from typing import Any
 from . import wire
 from .base import KEEPALIVE, StreamPiece, UpstreamError
 from .http import transport_error
-from .sse import event_data
+from .sse import event_data, split_events
 from .wire_body import TICK
 
 
@@ -39,25 +39,6 @@ class PassThrough:
         """The response is still being read through its ticking read (keep-alives and idle timer)."""
         response = self.response
         return response.ticker is not None and not response.done and not response.ended
-
-
-def split(buffer: bytes, chunk: bytes) -> tuple[list[bytes], bytes]:
-    """(the data of each whole SSE event, what is left) — http.sse_data's rules, CRLF included."""
-    if not buffer and chunk.find(b"\n\n") == len(chunk) - 2 and b"\r" not in chunk:
-        data = event_data(chunk[:-2])  # the usual read: exactly one whole event
-        return ([] if data is None else [data]), b""
-    if b"\r" in chunk or buffer.endswith(b"\r"):  # CRLF vendors: a CR may end one read, its LF the next
-        buffer = (buffer + chunk).replace(b"\r\n", b"\n")
-    else:
-        buffer += chunk
-    events, end = [], buffer.find(b"\n\n")
-    while end >= 0:
-        data = event_data(buffer[:end])
-        if data is not None:
-            events.append(data)
-        buffer = buffer[end + 2 :]
-        end = buffer.find(b"\n\n")
-    return events, buffer
 
 
 class Relay:
@@ -101,7 +82,7 @@ class Relay:
             if chunk is TICK:
                 self._silence()
             elif chunk:
-                events, buffer = split(buffer, chunk)
+                events, buffer = split_events(buffer, chunk)
                 if events:
                     ticker.saw_event()
                     if self._events(events):
@@ -155,14 +136,7 @@ class Relay:
     def _piece(self, piece: StreamPiece) -> bool:
         """Note an event the adapter parsed; True for the usage-only chunk, which is held back.
         (No ttft here: a stream is handed over only after its first event reached the client.)"""
-        bill = self.bill
-        bill.chars += piece.text_chars
-        if piece.partial_usage is not None:
-            bill.partial = piece.partial_usage
-        if piece.usage is not None:
-            bill.usage = piece.usage
-        if piece.usage_only:
-            bill.usage_chunk = piece.chunk
+        if self.bill.note(piece):
             return True
         self.pending.append(piece.data)
         return False
