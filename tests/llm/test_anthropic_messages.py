@@ -190,6 +190,16 @@ def test_tools_round_trip(client, vendors, slug, stream):
         assert response["name"] == "get_weather" and "sunny" in json.dumps(response["response"])
 
 
+IMAGES_AND_TEXT = {  # an inline image, an image by URL, then the question
+    "role": "user",
+    "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+        {"type": "text", "text": "what is this"},
+    ],
+}
+
+
 def test_translation_carries_system_images_stops_and_tool_choice(client, vendors):
     client.messages.create(
         model=GPT,
@@ -200,19 +210,7 @@ def test_translation_carries_system_images_stops_and_tool_choice(client, vendors
         tools=[WEATHER],
         tool_choice={"type": "any", "disable_parallel_tool_use": True},
         system=[{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
-                    },
-                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
-                    {"type": "text", "text": "what is this"},
-                ],
-            }
-        ],
+        messages=[IMAGES_AND_TEXT],
     )
     sent = vendors["openai"].requests[-1]["json"]
     assert sent["messages"][0] == {"role": "system", "content": "one\n\ntwo"}
@@ -237,19 +235,7 @@ def test_translation_reaches_gemini_in_its_own_fields(client, vendors):
         extra_body={"top_k": 5},
         thinking={"type": "enabled", "budget_tokens": 20000},
         system=[{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
-        messages=[
-            {
-                "role": "user",
-                "content": [
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
-                    },
-                    {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
-                    {"type": "text", "text": "what is this"},
-                ],
-            }
-        ],
+        messages=[IMAGES_AND_TEXT],
     )
     sent = vendors["gemini"].requests[-1]["json"]
     assert sent["systemInstruction"] == {"parts": [{"text": "one\n\ntwo"}]}
