@@ -47,7 +47,7 @@ def test_a_yookassa_payment_whose_notification_carries_nul_and_a_lone_surrogate_
         assert_answer(response, allowed=(200,))
     assert response.json()["status"] == "duplicate"
     assert balance_of(alice) == Decimal("20")
-    stored = PaymentEvent.objects.get(rail="yookassa").payload["object"]
+    stored = PaymentEvent.objects.get(rail="yookassa", object_id=topup.session_id).payload["object"]
     assert stored["description"] == STORED and stored["metadata"][STORED] is None
 
 
@@ -62,7 +62,7 @@ def test_a_btcpay_settlement_whose_event_carries_nul_and_a_lone_surrogate_is_cre
         response = client.post("/webhooks/btcpay", body, content_type="application/json", HTTP_BTCPAY_SIG=sig)
         assert_answer(response, allowed=(200,))
     assert balance_of(alice) == Decimal("20")
-    recorded = PaymentEvent.objects.filter(rail="btcpay")
+    recorded = PaymentEvent.objects.filter(rail="btcpay", object_id=topup.session_id)
     assert {e.payload["metadata"]["buyerName"] for e in recorded} == {STORED}
 
 
