@@ -138,7 +138,10 @@ async def test_a_burst_for_a_key_whose_cache_entry_expired_loads_it_from_the_dat
     user = await run_db(make_user, "herd", "1")
     lookups = _counting(monkeypatch, "_load_principal")
     admitted = await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(40)))
-    assert len(lookups) == 1
+    # One load serves the burst. A straggler whose cache read went out on another Redis connection
+    # before the load's write, but whose reply is handled after the load finished, loads again: on a
+    # loaded machine that is a second load now and then (CI saw 2), never one per request (40).
+    assert 1 <= len(lookups) <= 3, len(lookups)
     assert {principal.key_id for principal, _ in admitted} == {user.key.pk}
 
 
