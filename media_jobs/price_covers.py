@@ -20,6 +20,7 @@ covers, and a hint the price does not cover is a 400 unsupported_parameter sayin
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from billing.money import format_usd
 from gpuniq_site.errors import ApiError
 from llm.catalog import ModelInfo
 
@@ -80,7 +81,7 @@ def refusal(model: ModelInfo, size_text: str | None) -> str:
 
 
 def _price(model: ModelInfo) -> str:
-    return f"${model.per_image or 0}/image"
+    return f"{format_usd(model.per_image)}/image"
 
 
 def _quality(model: ModelInfo, covers: Covers, hint: str | None) -> str | None:

@@ -60,7 +60,7 @@ def test_gpt_image_is_asked_for_a_covered_quality_and_bills_no_more_than_the_cha
 
 
 REFUSED = [
-    ("gpt-image-1-5", {"quality": "high"}, "quality", "covers quality low"),
+    ("gpt-image-1-5", {"quality": "high"}, "quality", "($0.02/image) covers quality low"),
     ("gpt-image-1-5", {"quality": "medium"}, "quality", "covers quality low"),
     ("gpt-4o-image", {"quality": "hd"}, "quality", "covers quality low"),
     ("gpt-image-2", {"quality": "standard"}, "quality", "covers quality low"),
@@ -84,6 +84,7 @@ def test_a_hint_above_the_price_is_refused_before_any_hold_or_vendor_call(
     for error in (native_reply.json()["error"], raised.value.body):
         assert (error["code"], error["meta"]) == ("unsupported_parameter", {"field": field, "model": slug})
         assert says in error["message"], error["message"]
+        assert "000/image" not in error["message"]  # money as money: "$0.02/image"
     assert native_reply.status_code == 400
     assert not any(fake.requests for fake in vendors.values())
     assert not Hold.objects.filter(account=ned.account).exists() and balance_of(ned) == Decimal("5")
