@@ -8,6 +8,7 @@ covers, the rest written as a loss; every entry is written in the same transacti
 amounts it changes; only refund and dispute debits can take a balance below zero.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -50,6 +51,8 @@ __all__ = [
     "release",
     "post",
     "ahold",
+    "start_ahold",
+    "StartedHold",
     "aclose",
     "asettle",
     "release_stale_holds",
@@ -168,14 +171,59 @@ async def ahold(
             api_key_id=api_key_id,
             cap=cap,
         )
+    started = start_ahold(
+        account_id=account_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        purpose=purpose,
+        request_id=request_id,
+        api_key_id=api_key_id,
+        cap=cap,
+        release_if_abandoned=release_if_abandoned,
+    )
+    return await started.result()
+
+
+@dataclass
+class StartedHold:
+    """A hold sent to PostgreSQL (grouped with concurrent ones) whose answer nobody awaited yet."""
+
+    request: HoldRequest
+    params: dict[str, Any]
+    future: "asyncio.Future[int | Refused]"
+
+    async def result(self) -> HoldRef:
+        """The hold, or the refusal (InsufficientBalance, SpendCapReached)."""
+        outcome = await self.future
+        if isinstance(outcome, Refused):
+            raise refusal_error(self.request, outcome)
+        return HoldRef(id=outcome, account_id=self.request.account_id, amount=self.request.amount)
+
+    def abandon(self) -> None:
+        """Nobody will use the hold: it is released whenever it lands (release_if_abandoned)."""
+        from . import pg_async
+
+        pg_async.abandon_hold(self.params, self.future)
+
+
+def start_ahold(
+    *,
+    account_id: int,
+    amount: Amount,
+    idempotency_key: str,
+    purpose: str = "chat",
+    request_id: str = "",
+    api_key_id: int | None = None,
+    cap: Decimal | None = None,
+    release_if_abandoned: bool = False,
+) -> StartedHold:
+    """ahold() on PostgreSQL, sent in this step without waiting for its answer, so the caller can
+    wait for something else meanwhile (llm.chat.hold_for: the request's admission)."""
     from . import pg_async
 
     request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
-    params = pg_ledger.hold_params(request)
-    outcome = await pg_async.hold({**params, "release_if_abandoned": release_if_abandoned})
-    if isinstance(outcome, Refused):
-        raise refusal_error(request, outcome)
-    return HoldRef(id=outcome, account_id=account_id, amount=request.amount)
+    params = {**pg_ledger.hold_params(request), "release_if_abandoned": release_if_abandoned}
+    return StartedHold(request, params, pg_async.start_hold(params))
 
 
 async def aclose(

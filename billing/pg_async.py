@@ -52,9 +52,23 @@ class SettleItem:
 
 async def hold(params: Params) -> int | Refused:
     """The new (or, for a repeated key, existing) hold's id, or Refused with why and what is left."""
+    return await start_hold(params)
+
+
+def start_hold(params: Params) -> "asyncio.Future[int | Refused]":
+    """hold(), sent without waiting. Cancel the future to abandon the hold: with
+    release_if_abandoned it is then released once it lands (or at once if it has)."""
     lane: group_commit.Lane[Params, int | Refused]
     lane = group_commit.lane("ledger.hold", _flush_holds, orphan=_release_orphan)
-    return await lane.submit(params)
+    return lane.enqueue(params)
+
+
+def abandon_hold(params: Params, started: "asyncio.Future[int | Refused]") -> None:
+    """Nobody will use this hold: release it whether it has landed already or lands later."""
+    if started.done() and not started.cancelled() and started.exception() is None:
+        _release_orphan(params, started.result())
+    else:
+        started.cancel()
 
 
 _orphans: set[asyncio.Task[CloseOutcome]] = set()

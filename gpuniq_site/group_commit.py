@@ -42,11 +42,16 @@ class Lane(Generic[Item, Result]):
         self.items = 0
 
     async def submit(self, item: Item) -> Result:
+        return await self.enqueue(item)  # cancelling this wait leaves the batch alone (see Lane._deliver)
+
+    def enqueue(self, item: Item) -> "asyncio.Future[Result]":
+        """Submit without waiting: the future gets the outcome. Cancelling it means nobody will
+        read the outcome (`orphan` then gets it)."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.pending.append((item, future))
         if self.draining is None:
             self.draining = asyncio.ensure_future(self._drain())
-        return await future  # cancelling this wait leaves the batch alone (see Lane._deliver)
+        return future
 
     async def _drain(self) -> None:
         try:

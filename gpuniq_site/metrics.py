@@ -51,6 +51,11 @@ FUSED_STREAMS = Counter(
     "Streams whose events after the first read went from the vendor's socket straight to the "
     "client's in one loop (llm.providers.openai_relay) instead of the generic path",
 )
+ADMISSIONS_OVERLAPPED = Counter(
+    "gpuniq_admissions_overlapped",
+    "Requests whose view (and hold) started while their admission was still on its way to Redis "
+    "(accounts.guard.key_required_overlapped)",
+)
 RATELIMIT_FALLBACKS = Counter(
     "gpuniq_ratelimit_fallbacks",
     "Requests whose rate limit was decided by the process-local fallback (Redis down)",
@@ -170,6 +175,7 @@ def render() -> bytes:
             OVERHEAD,
             TTFT,
             FUSED_STREAMS,
+            ADMISSIONS_OVERLAPPED,
             RATELIMIT_FALLBACKS,
             RATELIMIT_LOCAL,
             REAPER_RUNS,

@@ -109,6 +109,25 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(error)
 
 
+class Sent:
+    """A command on its way: its reply, awaited under the client's timeout."""
+
+    def __init__(self, protocol: _Protocol, future: "asyncio.Future[Any]"):
+        self.protocol, self.future = protocol, future
+
+    async def reply(self) -> Any:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                return await self.future  # cancelled with its caller: the reply is then read and dropped
+        except TimeoutError:
+            self.protocol.abort(redis.TimeoutError("Redis did not answer in time"))
+            raise redis.TimeoutError("Redis did not answer in time") from None
+
+    def drop(self) -> None:
+        """Nobody will read the reply (it is read from the socket and dropped)."""
+        self.future.cancel()
+
+
 class Pipe:
     """The running loop's connection, made on first use (and again after a failure)."""
 
@@ -121,13 +140,15 @@ class Pipe:
         protocol = self.protocol
         if protocol is None or protocol.closed:
             protocol = await self._connection()
-        future = protocol.send(_encode(args))
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                return await future  # cancelled with its caller: the reply is then read and dropped
-        except TimeoutError:
-            protocol.abort(redis.TimeoutError("Redis did not answer in time"))
-            raise redis.TimeoutError("Redis did not answer in time") from None
+        return await Sent(protocol, protocol.send(_encode(args))).reply()
+
+    def send_now(self, *args: Any) -> "Sent | None":
+        """Send the command in this step, if connected (else None: use call()); its reply comes
+        from Sent.reply(), so the caller can do other work while Redis answers."""
+        protocol = self.protocol
+        if protocol is None or protocol.closed:
+            return None
+        return Sent(protocol, protocol.send(_encode(args)))
 
     async def _connection(self) -> _Protocol:
         if self.connecting is None:

@@ -14,9 +14,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 
+from accounts import gate
 from accounts.keys import Principal
 from billing import ledger, metering
 from billing.models import Account
@@ -61,18 +63,32 @@ async def hold_for(
     principal: Principal, amount: Decimal, request_id: str, purpose: str, *, model: str = ""
 ) -> int:
     """Hold `amount` for this key's request, within its balance and monthly cap, or raise the
-    catalog error that says why not (and log the refused request, at cost 0)."""
+    catalog error that says why not (and log the refused request, at cost 0).
+
+    A request whose admission is still on its way (accounts.guard.key_required_overlapped) sends
+    its hold at once and waits for both; a refused admission abandons the hold (released)."""
+    hold_args: dict[str, Any] = dict(
+        account_id=principal.account_id,
+        amount=amount,
+        purpose=purpose,
+        request_id=request_id,
+        idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
+        api_key_id=principal.key_id,
+        cap=principal.spend_cap_usd,
+        release_if_abandoned=True,
+    )
     try:
-        hold = await ledger.ahold(
-            account_id=principal.account_id,
-            amount=amount,
-            purpose=purpose,
-            request_id=request_id,
-            idempotency_key=f"{purpose}:{request_id}:{unique_hex(96)}",
-            api_key_id=principal.key_id,
-            cap=principal.spend_cap_usd,
-            release_if_abandoned=True,
-        )
+        if gate.pending.get() is not None and uses_postgres():
+            started = ledger.start_ahold(**hold_args)
+            try:
+                await gate.confirm_pending()
+            except BaseException:
+                started.abandon()
+                raise
+            hold = await started.result()
+        else:
+            await gate.confirm_pending()
+            hold = await ledger.ahold(**hold_args)
     except ledger.SpendCapReached:
         error = ApiError(
             "spend_cap_reached",
@@ -96,6 +112,7 @@ async def refused(
     principal: Principal, error: ApiError, *, request_id: str, endpoint: str, model: str
 ) -> None:
     """A call refused for money or permission is a usage row at cost 0 with its code: the user sees it."""
+    await gate.confirm_pending()  # an admission still on its way answers first
     await metering.awrite(
         user_id=principal.user_id,
         api_key_id=principal.key_id,

@@ -11,7 +11,7 @@ prices are identical. For a model with an Anthropic route the original body ride
 
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.guard import key_required
+from accounts.guard import key_required, key_required_overlapped
 from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import json_response
 
@@ -54,7 +54,7 @@ async def _translate(
 
 
 @require_POST
-@key_required
+@key_required_overlapped
 async def messages(request):
     body = parse_body(request.body)
     chat_body, model = await _translate(request, body)

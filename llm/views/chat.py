@@ -2,7 +2,7 @@
 
 from django.views.decorators.http import require_POST
 
-from accounts.guard import key_required
+from accounts.guard import key_required_overlapped
 from gpuniq_site.responses import json_response, native_ok
 
 from .. import chat
@@ -12,7 +12,7 @@ from ..validation import parse_body
 
 
 @require_POST
-@key_required
+@key_required_overlapped
 async def openai_chat_completions(request):
     body = parse_body(request.body)
     prepared = await chat.prepare(request.principal, body, request_id=request.request_id, endpoint="chat")
@@ -29,7 +29,7 @@ async def openai_chat_completions(request):
 
 
 @require_POST
-@key_required
+@key_required_overlapped
 async def native_chat_completions(request):
     body = parse_body(request.body)
     prepared = await chat.prepare(

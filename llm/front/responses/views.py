@@ -5,7 +5,7 @@ prepare → gateway → finish path as Chat Completions (so billing is identical
 
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.guard import key_required
+from accounts.guard import key_required, key_required_overlapped
 from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import EventStreamResponse, json_response
 
@@ -57,7 +57,7 @@ def _forwarded(body: dict, items: list) -> dict:
 
 
 @require_POST
-@key_required
+@key_required_overlapped
 async def create_response(request):
     body = parse_body(request.body)
     _check(body)
