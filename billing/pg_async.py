@@ -203,17 +203,19 @@ async def _flush_settles(items: list[SettleItem]) -> list[CloseOutcome | BaseExc
         return await _one_by_one(items, _settle_one)
     done: dict[int, CloseOutcome]
     try:
-        async with (await pg_pool()).connection() as conn, conn.pipeline():
-            # one round trip and one commit (BEGIN/COMMIT queued in the pipeline, not
-            # conn.transaction(), which syncs on entry and exit)
-            await conn.execute("BEGIN")
-            cursor = await conn.execute(
-                pg_ledger.SETTLE_MANY_SQL, pg_ledger.settle_many_params([item.params for item in items])
-            )
-            usage = [item.usage_statement()[1] for item in items if item.usage is not None]
-            if usage:  # each row is written once its hold is closed
-                await conn.cursor().executemany(metering.INSERT_FROM_HOLD_SQL, usage)
-            await conn.execute("COMMIT")
+        async with (await pg_pool()).connection() as conn:
+            # one round trip and one commit: BEGIN/COMMIT queued in the pipeline (not
+            # conn.transaction(), which syncs on entry and exit), and the rows read once the
+            # pipeline's closing sync brought every result (a fetch inside would be a trip of its own)
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                cursor = await conn.execute(
+                    pg_ledger.SETTLE_MANY_SQL, pg_ledger.settle_many_params([item.params for item in items])
+                )
+                usage = [item.usage_statement()[1] for item in items if item.usage is not None]
+                if usage:  # each row is written once its hold is closed
+                    await conn.cursor().executemany(metering.INSERT_FROM_HOLD_SQL, usage)
+                await conn.execute("COMMIT")
             done = {
                 row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
                 for row in await cursor.fetchall()

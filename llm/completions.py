@@ -39,15 +39,20 @@ async def complete_once(prepared: chat.Prepared):
 async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
     bill = chat.Bill(prepared, sent=True)
-    opening = asyncio.ensure_future(gateway.open_stream(prepared.request, prepared.model))
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()  # set by the opening itself, or by the keep-alive timer
+    opening = asyncio.ensure_future(_open(prepared, ready))
+    timer = loop.call_later(settings.GPUNIQ_KEEPALIVE_SECONDS, _set, ready)
     try:
-        await asyncio.wait({opening}, timeout=settings.GPUNIQ_KEEPALIVE_SECONDS)
+        await ready
         if opening.done() and (failure := opening.exception()) is not None:
             raise failure
     except BaseException as error:
         opening.cancel()
         await bill.close(error)
         raise
+    finally:
+        timer.cancel()
     sink = DirectSink()
     response = EventStreamResponse(stream_body(prepared, opening, bill, sink))
     sink.body = response.chunks  # gpuniq_site.fast_asgi gives it a writer if nothing wrapped the body
@@ -55,6 +60,20 @@ async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     if opening.done() and is_sandbox(opening.result().route):
         response["x-gpuniq-simulated"] = "true"
     return response
+
+
+async def _open(prepared: chat.Prepared, ready: "asyncio.Future[None]") -> gateway.OpenedStream:
+    """The opening, which wakes start_stream in its own last step: awaiting the task (or
+    asyncio.wait on it) would cost the waiter one or two more turns of a busy event loop."""
+    try:
+        return await gateway.open_stream(prepared.request, prepared.model)
+    finally:
+        _set(ready)
+
+
+def _set(ready: "asyncio.Future[None]") -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 def overhead_header(request, prepared: chat.Prepared) -> dict:
