@@ -8,6 +8,7 @@ update only one caller wins) or released when the job fails or is reaped.
 import logging
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.keys import Principal
@@ -114,11 +115,12 @@ def overdue_cutoff(seconds: int = OVERDUE_SECONDS):
 
 def expire(job: ChatJob) -> bool:
     """Fail a job past its budget (its worker died or never came) and release its hold, once."""
-    if not fail(
-        job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}
-    ):
-        return False
-    ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
+    with transaction.atomic():  # seen failed means seen with its hold released
+        if not fail(
+            job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}
+        ):
+            return False
+        ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
     return True
 
 

@@ -19,6 +19,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -122,24 +123,26 @@ def complete(job_id: str, outcome: dict) -> bool:
 
 
 def fail(job_id: str, code: str, message: str, started: float | None = None) -> bool:
-    """End an active job as failed (once), release its hold and log the failed attempt."""
-    if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
-        status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
-    ):
-        return False
-    job = MediaJob.objects.get(pk=job_id)
-    charging.release(job.hold_id, f"{job.kind} job {code}")
+    """End an active job as failed (once), release its hold and log the failed attempt, in one
+    transaction: a poll that sees the job failed sees its money back too."""
     latency = int((time.perf_counter() - started) * 1000) if started else 0
-    charging.usage_row(
-        user_id=job.user_id,
-        key_id=job.api_key_id,
-        request_id=job.request_id,
-        endpoint=f"{job.kind}_job",
-        model=job.model,
-        status="error",
-        error_code=code,
-        latency_ms=latency,
-    )
+    with transaction.atomic():
+        if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
+            status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
+        ):
+            return False
+        job = MediaJob.objects.get(pk=job_id)
+        charging.release(job.hold_id, f"{job.kind} job {code}")
+        charging.usage_row(
+            user_id=job.user_id,
+            key_id=job.api_key_id,
+            request_id=job.request_id,
+            endpoint=f"{job.kind}_job",
+            model=job.model,
+            status="error",
+            error_code=code,
+            latency_ms=latency,
+        )
     shared_state.cache_discard(cache_key(job_id))
     return True
 
@@ -175,23 +178,24 @@ def time_out(job: MediaJob) -> bool:
 
 def discard(job: MediaJob) -> bool:
     """End a completed, unread, uncharged job (once): nothing delivered, hold released, file deleted."""
-    if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
-        status=MediaJob.FAILED,
-        finished_at=timezone.now(),
-        error={"code": "job_expired", "message": ApiError("job_expired").message},
-    ):
-        return False
-    charging.release(job.hold_id, f"{job.kind} job discarded unread")
+    with transaction.atomic():  # seen expired means seen with its hold released
+        if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
+            status=MediaJob.FAILED,
+            finished_at=timezone.now(),
+            error={"code": "job_expired", "message": ApiError("job_expired").message},
+        ):
+            return False
+        charging.release(job.hold_id, f"{job.kind} job discarded unread")
+        charging.usage_row(
+            user_id=job.user_id,
+            key_id=job.api_key_id,
+            request_id=job.request_id,
+            endpoint=f"{job.kind}_job",
+            model=job.model,
+            status="error",
+            error_code="job_expired",
+        )
     drop_result(job)
-    charging.usage_row(
-        user_id=job.user_id,
-        key_id=job.api_key_id,
-        request_id=job.request_id,
-        endpoint=f"{job.kind}_job",
-        model=job.model,
-        status="error",
-        error_code="job_expired",
-    )
     shared_state.cache_delete(cache_key(job.pk))
     return True
 
