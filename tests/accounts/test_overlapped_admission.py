@@ -135,3 +135,22 @@ def test_a_bad_request_from_a_revoked_key_is_answered_as_revoked(api_server, com
     revoke_key(key=vic.key)
     refused = chat(api_server, vic, temperature="hot")
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "revoked_api_key"
+
+
+def test_an_admission_sent_early_survives_a_redis_that_forgot_its_scripts(api_server, committed):
+    """Redis restarted (or SCRIPT FLUSH): the early EVALSHA answers NOSCRIPT, the admission is sent
+    again in full, and the request is served and billed once."""
+    import redis
+
+    from django.conf import settings
+
+    wen = make_user("wen", "1")  # Wen: Redis loses its scripts between her requests
+    before = warm(api_server, wen)
+    seen = overlapped(api_server)
+    redis.Redis.from_url(settings.REDIS_URL).script_flush()
+
+    served = chat(api_server, wen)
+    assert served.status_code == 200, served.text
+    assert overlapped(api_server) >= seen + 1
+    wait_until(lambda: len(usage_rows(wen)) == 3 and settled_cleanly(wen), what="the request settled")
+    assert before - balance_of(wen) == usage_rows(wen)[-1].cost_usd > 0
