@@ -73,7 +73,7 @@ async def _admit_cached(key_hash: str, sent: redis_pipe.Sent | None = None):
             return await sent.reply()
         return await call("EVALSHA", _SHA, *args)
     except redis.ResponseError as exc:
-        if "NOSCRIPT" not in str(exc):
+        if not redis_pipe.is_noscript(exc):
             raise
         return await call("EVAL", _ADMIT_LUA, *args)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gpuniq_site import metrics, shared_state
+from gpuniq_site import metrics, redis_pipe, shared_state
 from gpuniq_site.errors import ApiError
 from gpuniq_site.ids import unique_hex
 
@@ -159,7 +159,7 @@ async def ahit(key_id: int, limit: int) -> Decision:
         try:
             allowed, remaining, reset = await client.evalsha(_script_sha, 1, *args)
         except Exception as exc:
-            if "NOSCRIPT" not in str(exc):
+            if not redis_pipe.is_noscript(exc):
                 raise
             allowed, remaining, reset = await client.eval(_LUA, 1, *args)
     except ApiError:

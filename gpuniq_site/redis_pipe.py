@@ -191,6 +191,12 @@ class Pipe:
             self.protocol.abort(redis.ConnectionError("closed"))
 
 
+def is_noscript(exc: BaseException) -> bool:
+    """Redis does not know the script (it restarted, or SCRIPT FLUSH): send it whole with EVAL.
+    redis-py raises NoScriptError without the NOSCRIPT prefix; this client keeps Redis' message."""
+    return isinstance(exc, redis.exceptions.NoScriptError) or "NOSCRIPT" in str(exc)
+
+
 @functools.lru_cache(maxsize=8)
 def _supported(url: str) -> bool:
     if not url:

@@ -61,6 +61,25 @@ async def test_redis_window_is_shared_by_every_client_of_the_same_redis():
 
 
 @pytest.mark.redis
+async def test_a_redis_that_forgot_the_script_still_counts_in_redis(monkeypatch):
+    """After a Redis restart (or SCRIPT FLUSH) the limiter sends its script whole, and keeps
+    counting in Redis: redis-py's NoScriptError is not an outage."""
+    import redis.asyncio as aioredis
+
+    from gpuniq_site import shared_state
+
+    monkeypatch.setattr(shared_state, "_health", shared_state._RedisHealth())  # an outage here stays here
+    other = aioredis.Redis.from_url(settings.REDIS_URL)
+    key_id = 20_000_002
+    assert (await ratelimit.ahit(key_id, 5)).mode == ""  # the script is loaded and its sha kept
+    await other.script_flush()
+    again = await ratelimit.ahit(key_id, 5)
+    assert again.allowed and again.mode == "" and again.remaining == 3
+    assert await other.zcard(ratelimit._redis_key(key_id)) == 2
+    await other.aclose()
+
+
+@pytest.mark.redis
 def test_redis_down_fails_open_by_default(settings, monkeypatch):
     from gpuniq_site import shared_state
 
