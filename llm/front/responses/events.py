@@ -24,7 +24,16 @@ def frame(event: dict) -> bytes:
 
 class _Item:
     def __init__(self, kind: str, index: int, item: dict):
-        self.kind, self.index, self.item, self.text, self.open = kind, index, item, "", True
+        self.kind, self.index, self.item, self.open = kind, index, item, True
+        self.parts: list[str] = []  # joined once, at the end: `text += delta` on an attribute
+        # copies the whole text per delta (0.17 s of the event loop for 30,000 deltas)
+
+    def add(self, delta: str) -> None:
+        self.parts.append(delta)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 class ResponseEvents:
@@ -159,7 +168,7 @@ class ResponseEvents:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if isinstance(reasoning, str) and reasoning:
             entry = self._current(out, "reasoning")
-            entry.text += reasoning
+            entry.add(reasoning)
             self._emit(
                 out,
                 "response.reasoning_summary_text.delta",
@@ -171,7 +180,7 @@ class ResponseEvents:
         content = delta.get("content")
         if isinstance(content, str) and content:
             entry = self._current(out, "message")
-            entry.text += content
+            entry.add(content)
             self._emit(
                 out,
                 "response.output_text.delta",
@@ -198,7 +207,7 @@ class ResponseEvents:
             entry.item["name"] = function["name"]
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            entry.text += arguments
+            entry.add(arguments)
             self._emit(
                 out,
                 "response.function_call_arguments.delta",
