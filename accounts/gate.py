@@ -3,13 +3,18 @@ Redis round trip when the key's principal is cached (the common case), on the le
 client (gpuniq_site.redis_pipe). A cache miss falls back to loading the principal
 (keys.aauthenticate) and a separate rate-limit call."""
 
+import asyncio
 import contextvars
+import functools
 import hashlib
 import json
+import logging
 import time
 from dataclasses import replace
+from typing import Any
 
 import redis
+from django.conf import settings
 
 from gpuniq_site import redis_pipe, shared_state
 from gpuniq_site.errors import ApiError
@@ -25,11 +30,12 @@ from .keys import (
     principal_from,
     aauthenticate,
     touch_once,
+    reload_principal,
 )
 
 # KEYS[1] = the principal's cache key; ARGV = window ms, unique member.
 # Returns {0} on a cache miss, {2, error code} for a cached refusal (keys._refuse), else
-# {1, principal json, allowed, remaining, reset ms}.
+# {1, principal json, allowed, remaining, reset ms, ms the cached principal has left}.
 _ADMIT_LUA = """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {0} end
@@ -50,9 +56,10 @@ if count < limit then
   count = count + 1
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {1, raw, allowed, limit - count, tonumber(oldest[2]) + window - now}
+return {1, raw, allowed, limit - count, tonumber(oldest[2]) + window - now, redis.call('PTTL', KEYS[1])}
 """
 _SHA = hashlib.sha1(_ADMIT_LUA.encode()).hexdigest()
+log = logging.getLogger("gpuniq.keys")
 
 
 def _admit_args(key_hash: str) -> tuple:
@@ -104,10 +111,33 @@ async def admit(
             )
             principal = principal_from(data)
             _remember(key_hash, principal, decision)
+            _refresh_ahead(key_hash, int(reply[5]) if len(reply) > 5 else -1)
             return principal, decision
     _recent.pop(key_hash, None)
     principal = await aauthenticate(raw_key)
     return principal, await ratelimit.ahit(principal.key_id, principal.rpm)
+
+
+# --- the cached principal, reloaded before it expires ---------------------------------------
+# A key in use would otherwise find its principal gone once a minute: every request of that moment,
+# in every process, takes the slow path (the database load, the rate limit on its own). With a
+# quarter of its lifetime left, the first request that sees it starts one reload (per process)
+# and goes on with the cached principal.
+
+_reloads: dict[str, asyncio.Task[Any]] = {}  # key hash -> its reload in flight
+
+
+def _refresh_ahead(key_hash: str, ms_left: int) -> None:
+    if ms_left < 0 or ms_left > settings.GPUNIQ_KEY_CACHE_SECONDS * 250 or key_hash in _reloads:
+        return  # no expiry, plenty of time left, or this key's reload is already on its way
+    task = _reloads[key_hash] = asyncio.ensure_future(reload_principal(key_hash))
+    task.add_done_callback(functools.partial(_reloaded, key_hash))
+
+
+def _reloaded(key_hash: str, task: asyncio.Task[Any]) -> None:
+    _reloads.pop(key_hash, None)
+    if not task.cancelled() and task.exception() is not None:  # the entry expires; the next miss loads it
+        log.warning("reloading a cached principal failed: %s", task.exception())
 
 
 # --- admission overlapped with the hold ---------------------------------------------------------

@@ -221,6 +221,12 @@ def _loaded(at: tuple[Any, str], done: asyncio.Future[dict[str, Any]]) -> None:
         done.exception()  # marked retrieved: a refusal reaches every waiter, or none was left
 
 
+async def reload_principal(key_hash: str) -> dict[str, Any]:
+    """Load the key's principal from the database and cache it for a full lifetime again (before
+    its entry expires: accounts.gate); shares a load already in flight for the key."""
+    return await _load_once(key_hash)
+
+
 async def _load_and_cache(key_hash: str) -> dict[str, Any]:
     data = await run_db(_load_principal, key_hash)
     await shared_state.acache_set_json(principal_cache_key(key_hash), data, settings.GPUNIQ_KEY_CACHE_SECONDS)

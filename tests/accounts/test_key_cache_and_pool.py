@@ -152,3 +152,26 @@ async def test_a_burst_that_finds_last_use_stale_records_it_once(committed, monk
     assert touches == [user.key.pk]
     await run_db(user.key.refresh_from_db)
     assert user.key.last_used_at is not None
+
+
+@pytest.mark.redis
+async def test_a_principal_near_its_expiry_is_reloaded_by_the_request_that_sees_it(
+    committed, monkeypatch, settings
+):
+    """A key in use never finds its principal gone: with a quarter of its lifetime left, the
+    admission that sees it is served from the cache and starts one reload, which caches the
+    principal for a full lifetime again (no request of that moment takes the slow path)."""
+    settings.GPUNIQ_KEY_CACHE_SECONDS = 8
+    user = await run_db(make_user, "ahead", "1")
+    await gate.admit(user.raw_key)  # loaded and cached for 8 s
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    cached = keys.principal_cache_key(keys.hash_key(user.raw_key))
+    assert 6000 < client.pttl(cached) <= 8000
+    client.pexpire(cached, 1500)  # as it stands 6.5 s later
+    lookups = _counting(monkeypatch, "_load_principal")
+
+    admitted = await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(20)))
+    assert {principal.key_id for principal, _ in admitted} == {user.key.pk}
+    await asyncio.gather(*list(gate._reloads.values()))
+    assert lookups == [keys.hash_key(user.raw_key)]  # one reload for the whole burst
+    assert client.pttl(cached) > 6000
