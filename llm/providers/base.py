@@ -9,12 +9,12 @@ Failures are UpstreamError; `retryable` ones before the first piece move on to t
 
 import json
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from billing.pricing import TokenUsage
+from gpuniq_site.ids import unique_hex
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class ChunkBuilder:
     """Builds OpenAI `chat.completion.chunk` dicts for one streamed reply."""
 
     model: str
-    id: str = field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex[:24])
+    id: str = field(default_factory=lambda: "chatcmpl-" + unique_hex(96))
     created: int = field(default_factory=lambda: int(time.time()))
     system_fingerprint: str | None = None
 
@@ -208,7 +208,7 @@ def completion_object(
     vendor refused, as OpenAI's own replies do)."""
     message = {**message, "refusal": message.get("refusal")}
     obj = {
-        "id": id or "chatcmpl-" + uuid.uuid4().hex[:24],
+        "id": id or "chatcmpl-" + unique_hex(96),
         "object": "chat.completion",
         "created": created or int(time.time()),
         "model": model,

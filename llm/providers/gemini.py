@@ -11,10 +11,10 @@ in every stream chunk, so the stream's usage is the last one seen.
 import json
 import mimetypes
 import re
-import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from gpuniq_site.ids import unique_hex
 from gpuniq_site.json_body import as_object
 
 from ..upstreams import Upstream
@@ -453,7 +453,7 @@ def map_logprobs(result) -> dict | None:
 
 def tool_call(function_call: dict) -> dict:
     return {
-        "id": "call_" + uuid.uuid4().hex[:24],
+        "id": "call_" + unique_hex(96),
         "type": "function",
         "function": {
             "name": function_call.get("name", ""),

@@ -9,8 +9,9 @@ import asyncio
 import json
 import re
 import shlex
-import uuid
 from collections.abc import AsyncGenerator
+
+from gpuniq_site.ids import unique_hex
 
 from .base import ChatRequest, ChunkBuilder, Route, StreamPiece, Usage, completion_object, sse, text_of
 
@@ -127,7 +128,7 @@ def _tool_call(body: dict) -> dict | None:
     }
     args = {name: samples.get((spec or {}).get("type"), "example") for name, spec in props.items()}
     return {
-        "id": "call_" + uuid.uuid4().hex[:24],
+        "id": "call_" + unique_hex(96),
         "type": "function",
         "function": {"name": function.get("name", "tool"), "arguments": json.dumps(args)},
     }

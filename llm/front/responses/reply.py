@@ -2,8 +2,9 @@
 items and its usage (https://platform.openai.com/docs/api-reference/responses/object)."""
 
 import time
-import uuid
 from typing import Any
+
+from gpuniq_site.ids import unique_hex
 
 from ...providers.base import Usage, text_of
 
@@ -54,7 +55,7 @@ OURS = ("id", "previous_response_id", "store", "metadata")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{unique_hex(128)}"
 
 
 def usage_object(usage: Usage, cost=None) -> dict:
