@@ -97,8 +97,11 @@ class Ticker:
             if self.reading is not None and not self.ticked:
                 self.ticked = True
                 self.reading.cancel()
-            self.last_event = due = now
-        self.handle = self.loop.call_at(due + self.interval, self._fire)
+            self.last_event = now
+            due = now + self.interval
+        # an event came meanwhile: the next look is when its silence would be an interval long
+        # (one interval later could miss every silence shorter than two intervals)
+        self.handle = self.loop.call_at(due, self._fire)
 
     async def read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         task = self.reading = asyncio.current_task(self.loop)  # with the loop: no getpid() per read
