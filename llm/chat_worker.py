@@ -8,7 +8,6 @@ update only one caller wins) or released when the job fails or is reaped.
 import logging
 from datetime import timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.keys import Principal
@@ -115,12 +114,12 @@ def overdue_cutoff(seconds: int = OVERDUE_SECONDS):
 
 def expire(job: ChatJob) -> bool:
     """Fail a job past its budget (its worker died or never came) and release its hold, once."""
-    with transaction.atomic():  # seen failed means seen with its hold released
-        if not fail(
-            job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}
-        ):
-            return False
-        ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
+    if not fail(
+        job.pk, {"code": "upstream_timeout", "message": "The job ran out of time; nothing was charged."}
+    ):
+        return False
+    # failed first: a worker finishing now cannot store (deliver) a result whose hold is gone
+    ledger.release(hold_id=job.hold_id, reason="chat job past its budget")
     return True
 
 

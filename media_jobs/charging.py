@@ -6,6 +6,7 @@ write one UsageLog row per request or job.
 import logging
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from accounts.keys import Principal
 from accounts.models import APIKey
@@ -13,6 +14,9 @@ from billing import ledger, metering
 from billing.models import Account
 from billing.money import format_usd
 from gpuniq_site.errors import ApiError
+
+if TYPE_CHECKING:
+    from .models import MediaJob
 
 log = logging.getLogger("gpuniq.media.billing")
 
@@ -106,6 +110,20 @@ def available(account_id: int) -> Decimal:
 
 def available_for_user(user_id: int) -> Decimal:
     return Account.objects.get(user_id=user_id).available
+
+
+def failed_job_row(job: "MediaJob", code: str, latency_ms: int = 0) -> None:
+    """The usage row of a job that ended without delivering: cost 0, with its error code."""
+    usage_row(
+        user_id=job.user_id,
+        key_id=job.api_key_id,
+        request_id=job.request_id,
+        endpoint=f"{job.kind}_job",
+        model=job.model,
+        status="error",
+        error_code=code,
+        latency_ms=latency_ms,
+    )
 
 
 def usage_row(

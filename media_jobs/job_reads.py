@@ -71,15 +71,7 @@ def _withhold(job: MediaJob) -> MediaJob:
         },
     )
     drop_result(job)
-    charging.usage_row(
-        user_id=job.user_id,
-        key_id=job.api_key_id,
-        request_id=job.request_id,
-        endpoint=f"{job.kind}_job",
-        model=job.model,
-        status="error",
-        error_code="insufficient_balance",
-    )
+    charging.failed_job_row(job, "insufficient_balance")
     return MediaJob.objects.get(pk=job.pk)
 
 

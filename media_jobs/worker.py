@@ -19,7 +19,6 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -123,26 +122,20 @@ def complete(job_id: str, outcome: dict) -> bool:
 
 
 def fail(job_id: str, code: str, message: str, started: float | None = None) -> bool:
-    """End an active job as failed (once), release its hold and log the failed attempt, in one
-    transaction: a poll that sees the job failed sees its money back too."""
+    """End an active job as failed (once) and log the failed attempt. Its hold is released first,
+    so a poll that sees the job failed sees its money back (the ledger's own transactions cannot
+    nest in one with the job's row on the embedded default). A job that completes meanwhile is
+    charged when read, with a hold of its own (job_reads.charge_once)."""
     latency = int((time.perf_counter() - started) * 1000) if started else 0
-    with transaction.atomic():
-        if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
-            status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
-        ):
-            return False
-        job = MediaJob.objects.get(pk=job_id)
-        charging.release(job.hold_id, f"{job.kind} job {code}")
-        charging.usage_row(
-            user_id=job.user_id,
-            key_id=job.api_key_id,
-            request_id=job.request_id,
-            endpoint=f"{job.kind}_job",
-            model=job.model,
-            status="error",
-            error_code=code,
-            latency_ms=latency,
-        )
+    job = MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).first()
+    if job is None:
+        return False
+    charging.release(job.hold_id, f"{job.kind} job {code}")
+    if not MediaJob.objects.filter(pk=job_id, status__in=MediaJob.ACTIVE).update(
+        status=MediaJob.FAILED, error={"code": code, "message": message}, finished_at=timezone.now()
+    ):
+        return False
+    charging.failed_job_row(job, code, latency)
     shared_state.cache_discard(cache_key(job_id))
     return True
 
@@ -177,25 +170,17 @@ def time_out(job: MediaJob) -> bool:
 
 
 def discard(job: MediaJob) -> bool:
-    """End a completed, unread, uncharged job (once): nothing delivered, hold released, file deleted."""
-    with transaction.atomic():  # seen expired means seen with its hold released
-        if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
-            status=MediaJob.FAILED,
-            finished_at=timezone.now(),
-            error={"code": "job_expired", "message": ApiError("job_expired").message},
-        ):
-            return False
-        charging.release(job.hold_id, f"{job.kind} job discarded unread")
-        charging.usage_row(
-            user_id=job.user_id,
-            key_id=job.api_key_id,
-            request_id=job.request_id,
-            endpoint=f"{job.kind}_job",
-            model=job.model,
-            status="error",
-            error_code="job_expired",
-        )
+    """End a completed, unread, uncharged job (once): nothing delivered, hold released (first, as in
+    fail(); a read that charges meanwhile takes a hold of its own), file deleted."""
+    charging.release(job.hold_id, f"{job.kind} job discarded unread")
+    if not MediaJob.objects.filter(pk=job.pk, status=MediaJob.COMPLETED, charged_at__isnull=True).update(
+        status=MediaJob.FAILED,
+        finished_at=timezone.now(),
+        error={"code": "job_expired", "message": ApiError("job_expired").message},
+    ):
+        return False
     drop_result(job)
+    charging.failed_job_row(job, "job_expired")
     shared_state.cache_delete(cache_key(job.pk))
     return True
 
