@@ -67,7 +67,7 @@ def _admit_args(key_hash: str) -> tuple:
 
 
 async def _admit_cached(key_hash: str, sent: redis_pipe.Sent | None = None):
-    args = _admit_args(key_hash)
+    """The admission script's reply; `sent`: the script already on its way (begin())."""
     pipe = redis_pipe.pipe()
     if pipe is not None:
         call = pipe.call
@@ -76,13 +76,11 @@ async def _admit_cached(key_hash: str, sent: redis_pipe.Sent | None = None):
         assert client is not None  # admit() comes here only with REDIS_URL set
         call = client.execute_command
     try:
-        if sent is not None:
-            return await sent.reply()
-        return await call("EVALSHA", _SHA, *args)
+        return await (sent.reply() if sent is not None else call("EVALSHA", _SHA, *_admit_args(key_hash)))
     except redis.ResponseError as exc:
         if not redis_pipe.is_noscript(exc):
             raise
-        return await call("EVAL", _ADMIT_LUA, *args)
+        return await call("EVAL", _ADMIT_LUA, *_admit_args(key_hash))
 
 
 async def admit(

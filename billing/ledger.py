@@ -81,14 +81,17 @@ def hold(
 ) -> HoldRef:
     """Reserve `amount`; raises InsufficientBalance, or SpendCapReached when the key's monthly
     `cap` (settled spend + open holds + amount) would be passed. Same key → same hold."""
-    request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
+    return _hold(_hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap))
+
+
+def _hold(request: HoldRequest) -> HoldRef:
     if _on_postgres():
         try:
             with transaction.atomic(), connection.cursor() as cursor:  # a savepoint inside a caller's block
                 outcome = pg_ledger.hold(cursor, request)
         except IntegrityError:
             with connection.cursor() as cursor:
-                existing = pg_ledger.existing_hold(cursor, idempotency_key)
+                existing = pg_ledger.existing_hold(cursor, request.key)
             if existing is None:  # the violation was not this key's: there is no hold to return
                 raise
             outcome = existing
@@ -160,28 +163,10 @@ async def ahold(
     request's own, so a hold that lands after the caller was cancelled is released."""
     from gpuniq_site.db import run_db, uses_postgres
 
+    request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
     if not uses_postgres():
-        return await run_db(
-            hold,
-            account_id=account_id,
-            amount=amount,
-            idempotency_key=idempotency_key,
-            purpose=purpose,
-            request_id=request_id,
-            api_key_id=api_key_id,
-            cap=cap,
-        )
-    started = start_ahold(
-        account_id=account_id,
-        amount=amount,
-        idempotency_key=idempotency_key,
-        purpose=purpose,
-        request_id=request_id,
-        api_key_id=api_key_id,
-        cap=cap,
-        release_if_abandoned=release_if_abandoned,
-    )
-    return await started.result()
+        return await run_db(_hold, request)
+    return await _start(request, release_if_abandoned).result()
 
 
 @dataclass
@@ -219,9 +204,13 @@ def start_ahold(
 ) -> StartedHold:
     """ahold() on PostgreSQL, sent in this step without waiting for its answer, so the caller can
     wait for something else meanwhile (llm.chat.hold_for: the request's admission)."""
+    request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
+    return _start(request, release_if_abandoned)
+
+
+def _start(request: HoldRequest, release_if_abandoned: bool) -> StartedHold:
     from . import pg_async
 
-    request = _hold_request(account_id, amount, idempotency_key, purpose, request_id, api_key_id, cap)
     params = {**pg_ledger.hold_params(request), "release_if_abandoned": release_if_abandoned}
     return StartedHold(request, params, pg_async.start_hold(params))
 

@@ -78,17 +78,14 @@ async def hold_for(
         release_if_abandoned=True,
     )
     try:
-        if gate.pending.get() is not None and uses_postgres():
-            started = ledger.start_ahold(**hold_args)
-            try:
-                await gate.confirm_pending()
-            except BaseException:
+        started = ledger.start_ahold(**hold_args) if uses_postgres() else None  # on its way now
+        try:
+            await gate.confirm_pending()  # an admission still on its way answers first
+        except BaseException:
+            if started is not None:
                 started.abandon()
-                raise
-            hold = await started.result()
-        else:
-            await gate.confirm_pending()
-            hold = await ledger.ahold(**hold_args)
+            raise
+        hold = await (started.result() if started is not None else ledger.ahold(**hold_args))
     except ledger.SpendCapReached:
         error = ApiError(
             "spend_cap_reached",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,3 +179,19 @@ class LiveServer:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def samples(base: str, **headers) -> dict:
+    """{(sample name, frozenset(labels)): value} from one scrape."""
+    response = httpx.get(f"{base}/metrics", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(scrape: dict, name: str, **labels) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)

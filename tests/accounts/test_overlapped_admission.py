@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.keys import revoke_key, update_key
 from billing import ledger
 from billing.models import Account, Hold
 
 from ..conftest import balance_of, make_user, usage_rows
+from ..live import samples, value
 from ..billing.test_money_attacks import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -22,12 +22,7 @@ CHAT = "/v1/openai/chat/completions"
 
 
 def overlapped(base: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=30).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "gpuniq_admissions_overlapped_total":
-                return sample.value
-    return 0.0
+    return value(samples(base), "gpuniq_admissions_overlapped_total")
 
 
 def chat(base: str, user, *, model: str = "gpt-4o", stream: bool = False, **extra) -> httpx.Response:

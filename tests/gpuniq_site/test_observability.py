@@ -7,29 +7,12 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from billing import ledger
 from billing.models import Hold, LedgerEntry
 
 from ..conftest import make_user, service_extra_env
-from ..live import LiveServer
-
-
-def samples(base: str, **headers) -> dict:
-    """{(sample name, frozenset(labels)): value} from one scrape."""
-    response = httpx.get(f"{base}/metrics", headers=headers, timeout=30)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    out = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
-
-
-def value(scrape: dict, name: str, **labels) -> float:
-    return scrape.get((name, frozenset(labels.items())), 0.0)
+from ..live import LiveServer, samples, value
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from billing.models import Hold
 
 from ..conftest import balance_of, make_user, service_extra_env, usage_rows
-from ..live import LiveServer
+from ..live import LiveServer, samples, value
 from .test_chat_openai_compat import wait_for_row
 
 CHAT = "/v1/openai/chat/completions"
@@ -35,12 +34,7 @@ def slow_vendor(vendors):
 
 
 def fused_streams(base: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=30).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "gpuniq_streams_fused_total":
-                return sample.value
-    return 0.0
+    return value(samples(base), "gpuniq_streams_fused_total")
 
 
 def stream(base: str, user, content: str, **headers) -> bytes:
