@@ -51,6 +51,11 @@ FUSED_STREAMS = Counter(
     "Streams whose events after the first read went from the vendor's socket straight to the "
     "client's in one loop (llm.providers.openai_relay) instead of the generic path",
 )
+FED_STREAMS = Counter(
+    "gpuniq_streams_fed",
+    "Fused streams whose vendor reads were relayed inside the vendor transport's own callback "
+    "(llm.providers.relay_feed), with no task step per read",
+)
 ADMISSIONS_OVERLAPPED = Counter(
     "gpuniq_admissions_overlapped",
     "Requests whose view (and hold) started while their admission was still on its way to Redis "
@@ -175,6 +180,7 @@ def render() -> bytes:
             OVERHEAD,
             TTFT,
             FUSED_STREAMS,
+            FED_STREAMS,
             ADMISSIONS_OVERLAPPED,
             RATELIMIT_FALLBACKS,
             RATELIMIT_LOCAL,

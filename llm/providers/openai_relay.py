@@ -17,9 +17,12 @@ test_fused_relay.py checks both give the same bytes and the same bill).
 from collections.abc import Callable
 from typing import Any
 
+from gpuniq_site import metrics
+
 from . import wire
 from .base import KEEPALIVE, StreamPiece, UpstreamError
 from .http import transport_error
+from .relay_feed import DRAIN, Feed
 from .sse import event_data, split_events
 from .wire_body import TICK
 
@@ -50,6 +53,7 @@ class Relay:
         self.stream, self.bill, self.writer, self.clock = stream, bill, writer, clock
         self.started = self.last = self.idle = self.total = 0.0
         self.pending: list[bytes] = []
+        self.buffer = b""  # an unfinished SSE event
 
     async def run(self) -> None:
         try:
@@ -68,10 +72,39 @@ class Relay:
             pending.clear()
 
     async def _loop(self) -> bool:
-        """Read until [DONE] (True) or the end of the body (False)."""
+        """Read until [DONE] (True) or the end of the body (False): fed by the vendor's transport
+        when it can be handed over, else by awaiting each read."""
+        self.buffer = self.stream.response.sse_rest
+        fed = await self._fed()
+        return fed if fed is not None else await self._read_loop()
+
+    async def _fed(self) -> bool | None:
+        """The relay with the vendor's reads delivered by its transport (relay_feed.Feed): this
+        task only waits for the end, a keep-alive tick or a full client. None: not handed over."""
+        response = self.stream.response
+        feed = Feed(self, None, None)  # type: ignore[arg-type]
+        handed = response.hand_reads_to(feed)
+        if handed is None:
+            return None
+        feed.transport, feed.original = handed
+        metrics.FED_STREAMS.inc()
+        ticker = response.ticker
+        try:
+            while True:
+                outcome = await ticker.read(feed.wait)
+                if outcome is TICK:
+                    self._silence()
+                elif outcome is DRAIN:
+                    await self.writer.drain()
+                    feed.resume()
+                else:
+                    return outcome
+        finally:
+            response.take_reads_back(*handed)
+
+    async def _read_loop(self) -> bool:
         response = self.stream.response
         ticker, read = response.ticker, response.read_some
-        buffer = response.sse_rest
         while not response.done:
             try:
                 chunk = await ticker.read(read)
@@ -82,7 +115,7 @@ class Relay:
             if chunk is TICK:
                 self._silence()
             elif chunk:
-                events, buffer = split_events(buffer, chunk)
+                events, self.buffer = split_events(self.buffer, chunk)
                 if events:
                     ticker.saw_event()
                     if self._events(events):
@@ -91,8 +124,30 @@ class Relay:
                 continue
             if self.writer.flow.write_paused:
                 await self.writer.drain()
-        rest = buffer.strip()
-        if rest:
+        return self._rest()
+
+    def received(self, data: bytes) -> bool | None:
+        """One network read of the vendor's, from the transport feed: True at [DONE], False at
+        the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
+        response = self.stream.response
+        chunk = response.feed(data)
+        if chunk:
+            events, self.buffer = split_events(self.buffer, chunk)
+            if events:
+                response.saw_event()
+                if self._events(events):
+                    return True
+        return self._rest() if response.done else None
+
+    def eof(self) -> bool:
+        """The vendor closed its side (transport feed): the end of a body that runs until then."""
+        self.stream.response.feed_eof()
+        return self._rest()
+
+    def _rest(self) -> bool:
+        """The body ended: an event without its closing blank line is still one (True: [DONE])."""
+        buffer = self.buffer
+        if buffer.strip():
             data = event_data(buffer.strip(b"\n"))
             if data is not None:
                 return self._events([data])

@@ -280,9 +280,7 @@ class Response:
         reader = self._conn.reader
         if self._decoder is not None:
             while True:  # decode whatever has arrived: one await per network read, not per chunk
-                data = self._decoder.take()
-                if self._decoder.done:
-                    self._done, self._reusable = True, self._reusable and not self._decoder.extra
+                data = self._take()
                 if data or self._done:
                     return data
                 more = await reader.read(READ_SIZE)
@@ -299,6 +297,62 @@ class Response:
         self._left -= len(data)
         self._done = self._left == 0
         return data
+
+    def _take(self) -> bytes:
+        """The chunked body's data decoded so far (b"" for none yet), noting its end."""
+        assert self._decoder is not None
+        data = self._decoder.take()
+        if self._decoder.done:
+            self._done, self._reusable = True, self._reusable and not self._decoder.extra
+        return data
+
+    def feed(self, more: bytes) -> bytes:
+        """The body bytes in one network read (`more`) that arrived without the stream reader:
+        the fused relay's transport feed (llm.providers.relay_feed). The same decoding as _read();
+        bytes past the body's end make the connection unusable; bad framing raises ValueError."""
+        if self._decoder is not None:
+            self._decoder.feed(more)
+            return self._take()
+        if self._left is None:
+            return more
+        data = more[: self._left] if len(more) > self._left else more
+        self._left -= len(data)
+        self._done = self._left == 0
+        self._reusable = self._reusable and len(data) == len(more)
+        return data
+
+    def feed_eof(self) -> None:
+        """The server closed its side, read by the transport feed: the end of a body that runs
+        until then, or a body cut short (WireError, as _read() raises it)."""
+        if self._left is None and self._decoder is None:
+            self._done = True
+            return
+        raise WireError("connection closed mid-body")
+
+    def hand_reads_to(self, protocol: asyncio.BaseProtocol) -> tuple[Any, Any] | None:
+        """Have the connection's transport deliver its reads to `protocol` instead of the stream
+        reader: (the transport, the protocol that had them), to give them back with
+        take_reads_back(). None, and nothing changed, when the reader holds bytes not read yet
+        (they would come out of order), has seen the end, or the transport cannot switch."""
+        conn = self._conn
+        if conn is None or self._done:
+            return None
+        reader, transport = conn.reader, conn.writer.transport
+        buffered = getattr(reader, "_buffer", None)  # StreamReader keeps no public count of it
+        if buffered is None or buffered or reader.at_eof() or reader.exception() is not None:
+            return None
+        if transport.is_closing() or not hasattr(transport, "set_protocol"):
+            return None
+        original = transport.get_protocol()
+        transport.set_protocol(protocol)
+        return transport, original
+
+    @staticmethod
+    def take_reads_back(transport: Any, original: Any) -> None:
+        """The stream reader gets the transport's reads again (after hand_reads_to)."""
+        transport.set_protocol(original)
+        if not transport.is_closing() and not transport.is_reading():
+            transport.resume_reading()
 
     async def aiter_bytes(self, timed: bool = True, tick: float = 0.0):
         """The body as it arrives. `tick` > 0 (streams; implies untimed reads): yield TICK each

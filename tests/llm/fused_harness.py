@@ -7,14 +7,18 @@ one part per read (the next part only once the previous one was taken). The clie
 each chunk the way uvicorn's httptools protocol frames it, whether it came through the ASGI send
 (a part the relay yielded) or was written straight to the transport (gpuniq_site.direct_send)."""
 
+import array
 import asyncio
+import fcntl
 import json
 import socket
+import termios
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
+from gpuniq_site import metrics
 from gpuniq_site.direct_send import ChunkedWriter, DirectSink
 from llm.chat import Bill
 from llm.gateway import OpenedStream
@@ -47,31 +51,37 @@ def reads_of(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 class Vendor:
-    """A pooled connection to BASE whose response the test feeds read by read."""
+    """A pooled connection to BASE whose response the test sends read by read, over a real
+    socket pair (so the relay may take the reads from the transport itself, relay_feed)."""
 
     def __init__(self, head: bytes, reads: list[bytes], eof: bool = False):
         self.parts, self.eof = [head, *reads], eof
-        self.reader = asyncio.StreamReader(limit=wire.LINE_LIMIT)
         self.resume = asyncio.Event()  # set by a test to release a part held with `None`
-        self.sock = None
+        self.sock = self.ours = self.reader = None
 
     async def open(self) -> None:
-        ours, self.sock = socket.socketpair()
-        _, writer = await asyncio.open_connection(sock=ours)  # where the request is written
+        self.ours, self.sock = socket.socketpair()
+        self.reader, writer = await asyncio.open_connection(sock=self.ours, limit=wire.LINE_LIMIT)
         wire.pool().give(wire._Conn(KEY, self.reader, writer))
 
+    def _unread(self) -> int:
+        """Bytes sent and not yet taken: in the socket, or in the stream reader's buffer."""
+        waiting = array.array("i", [0])
+        fcntl.ioctl(self.ours.fileno(), termios.FIONREAD, waiting)
+        return waiting[0] + len(self.reader._buffer)
+
     async def feed(self) -> None:
-        """Each part in a read of its own: the next only once the reader's buffer is empty.
+        """Each part in a read of its own: the next only once the previous was taken.
         A `None` part waits for `resume` (a vendor silent until the test says)."""
         for part in self.parts:
             if part is None:
                 await self.resume.wait()
                 continue
-            self.reader.feed_data(part)
-            while self.reader._buffer:
+            self.sock.sendall(part)
+            while self._unread():
                 await asyncio.sleep(0)
         if self.eof:
-            self.reader.feed_eof()
+            self.sock.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
         if self.sock is not None:
@@ -93,6 +103,8 @@ class Outcome:
     frames: list = field(default_factory=list)  # (how, chunk as uvicorn frames it)
     bill: tuple = ()
     error: tuple | None = None
+    fed: int = 0  # streams whose reads the vendor's transport delivered to the relay (relay_feed)
+    pooled: int = 0  # connections back in the pool once the stream ended (its tail read)
 
     @property
     def body(self) -> bytes:
@@ -125,6 +137,7 @@ async def relay(
         cycle.transport = Transport(outcome.frames)
         sink.writer = ChunkedWriter(cycle)
     bill = Bill(SimpleNamespace(started=0.0))  # type: ignore[arg-type]
+    fed = metrics.FED_STREAMS._value.get()
     try:
         first = await anext(stream)
         while first is SILENCE:
@@ -141,6 +154,8 @@ async def relay(
         await stream.aclose()
         if wire._draining:  # a finished stream's tail is read in the background (Response.release)
             await asyncio.wait(set(wire._draining), timeout=5)
+        outcome.pooled = wire.pool().count
+        outcome.fed = int(metrics.FED_STREAMS._value.get() - fed)
         feeding.cancel()
         vendor.close()
         await wire.close_pool()

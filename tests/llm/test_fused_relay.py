@@ -110,6 +110,8 @@ def assert_same(generic, fused):
     assert fused.error == generic.error
     assert fused.bill == generic.bill
     assert [chunk for _, chunk in fused.frames] == [chunk for _, chunk in generic.frames]
+    assert fused.pooled == generic.pooled  # a finished stream's connection is kept either way
+    assert generic.fed == 0
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +127,7 @@ def test_fused_and_generic_paths_give_the_same_bytes_and_bill(stream):
     assert_same(generic, fused)
     assert generic.direct == 0
     event("fused relay wrote" if fused.direct else "generic path only")
+    event("reads fed by the transport" if fused.fed else "reads awaited")
 
 
 def one_event_per_read(contents: list[str], done: bool = True) -> list[bytes]:
@@ -142,6 +145,8 @@ def test_a_stream_read_an_event_at_a_time_goes_out_through_the_fused_relay():
     generic, fused = both(CHUNKED_HEAD, reads, False, True)
     assert_same(generic, fused)
     assert fused.direct == 4 and fused.frames[0][0] == "send"  # the first read went the usual way
+    assert fused.fed == 1  # the reads after it: in the vendor transport's callback
+    assert fused.pooled == 1  # the body's terminator, after [DONE], was read and the connection kept
     assert fused.bill[0] == len("Hello wörld") + len('say "hi"') and fused.error is None
     assert json.loads(fused.bill[3])["model"] == "gpt-4o"  # the usage chunk waits for cost_usd
 
@@ -160,6 +165,7 @@ def test_a_connection_closed_mid_stream_ends_both_paths_alike():
     generic, fused = both(CHUNKED_HEAD, reads, True, False)
     assert_same(generic, fused)
     assert fused.error is not None and fused.error[0] == "connect" and fused.direct == 3
+    assert fused.fed == 1 and fused.pooled == 0
 
 
 @pytest.mark.parametrize("crlf", [False, True], ids=["lf", "crlf"])

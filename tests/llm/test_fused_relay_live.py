@@ -37,6 +37,10 @@ def fused_streams(base: str) -> float:
     return value(samples(base), "gpuniq_streams_fused_total")
 
 
+def fed_streams(base: str) -> float:
+    return value(samples(base), "gpuniq_streams_fed_total")
+
+
 def stream(base: str, user, content: str, **headers) -> bytes:
     body = {
         "model": "gpt-4o",
@@ -59,10 +63,11 @@ def test_a_slow_stream_is_fused_and_reads_as_the_generic_servers(
 ):
     fused_user, generic_user = make_user("fused", "5"), make_user("generic", "5")
     words = " ".join(f'wörd{i} "q"' for i in range(12))
-    before = fused_streams(api_server), fused_streams(generic_server)
+    before = fused_streams(api_server), fused_streams(generic_server), fed_streams(api_server)
     fused = stream(api_server, fused_user, words)
     generic = stream(generic_server, generic_user, words)
     assert (fused_streams(api_server), fused_streams(generic_server)) == (before[0] + 1, before[1])
+    assert fed_streams(api_server) == before[2] + 1  # its reads in the vendor transport's callback
     assert fused.endswith(b"data: [DONE]\n\n") and b"cost_usd" in fused and fused.count(b'"content":') > 12
     assert without_ids(fused) == without_ids(generic)
     [fused_row], [generic_row] = usage_rows(fused_user), usage_rows(generic_user)

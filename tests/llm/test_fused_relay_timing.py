@@ -41,7 +41,7 @@ async def test_vendor_silence_midway_gets_keepalives_then_the_stream_carries_on(
     assert fused.body.replace(b"d\r\n" + KEEPALIVE + b"\r\n", b"") == generic.body.replace(
         b"d\r\n" + KEEPALIVE + b"\r\n", b""
     )
-    assert keepalives(fused) >= 1 and fused.direct >= 3
+    assert keepalives(fused) >= 1 and fused.direct >= 3 and fused.fed == 1
 
 
 async def test_vendor_silent_past_the_idle_timeout_fails_both_paths_alike(settings):
@@ -61,10 +61,11 @@ async def test_a_full_client_transport_holds_the_relay_until_it_drains():
     vendor, outcome = Vendor(CHUNKED_HEAD, one_event_per_read(["a", "b", "c"])), Outcome()
     running = asyncio.ensure_future(relay(vendor, True, True, cycle=cycle, outcome=outcome))
     await until(lambda: flow._is_writable_event._waiters, "the relay waiting for the transport")
-    assert outcome.direct == 1 and vendor.reader._buffer  # one write, and the next read not taken
+    assert outcome.direct == 1 and vendor._unread()  # one write, and the next read not taken
     flow.resume_writing()
     done = await running
     assert done.error is None and done.direct == 3  # a, b, c (the usage chunk waits for its cost)
+    assert done.fed == 1 and done.pooled == 1
 
 
 def test_the_writer_writes_nothing_once_the_client_is_gone():
