@@ -86,10 +86,13 @@ class Relay:
         handed = response.hand_reads_to(feed)
         if handed is None:
             return None
-        feed.transport, feed.original = handed
+        transport, original, unread = handed
+        feed.transport, feed.original = transport, original
         metrics.FED_STREAMS.inc()
         ticker = response.ticker
         try:
+            if unread:  # arrived while the first read went out: the feed's first read
+                feed.data_received(unread)
             while True:
                 outcome = await ticker.read(feed.wait)
                 if outcome is TICK:
@@ -100,7 +103,7 @@ class Relay:
                 else:
                     return outcome
         finally:
-            response.take_reads_back(*handed)
+            response.take_reads_back(transport, original)
 
     async def _read_loop(self) -> bool:
         response = self.stream.response

@@ -329,23 +329,28 @@ class Response:
             return
         raise WireError("connection closed mid-body")
 
-    def hand_reads_to(self, protocol: asyncio.BaseProtocol) -> tuple[Any, Any] | None:
+    def hand_reads_to(self, protocol: asyncio.BaseProtocol) -> tuple[Any, Any, bytes] | None:
         """Have the connection's transport deliver its reads to `protocol` instead of the stream
-        reader: (the transport, the protocol that had them), to give them back with
-        take_reads_back(). None, and nothing changed, when the reader holds bytes not read yet
-        (they would come out of order), has seen the end, or the transport cannot switch."""
+        reader: (the transport, the protocol that had them, the bytes the reader had received
+        and nobody had read yet, now taken out of it: the new protocol's first read). Give them
+        back with take_reads_back(). None, and nothing changed, when the reader has seen the end
+        or an error, holds more than a read's worth (it may have paused the transport), or the
+        transport cannot switch protocols."""
         conn = self._conn
         if conn is None or self._done:
             return None
         reader, transport = conn.reader, conn.writer.transport
-        buffered = getattr(reader, "_buffer", None)  # StreamReader keeps no public count of it
-        if buffered is None or buffered or reader.at_eof() or reader.exception() is not None:
+        # StreamReader has no public view of its buffer or of an end it has not handed out yet
+        buffered, ended = getattr(reader, "_buffer", None), getattr(reader, "_eof", True)
+        if buffered is None or ended or len(buffered) > READ_SIZE or reader.exception() is not None:
             return None
         if transport.is_closing() or not hasattr(transport, "set_protocol"):
             return None
         original = transport.get_protocol()
         transport.set_protocol(protocol)
-        return transport, original
+        unread = bytes(buffered)
+        buffered.clear()
+        return transport, original, unread
 
     @staticmethod
     def take_reads_back(transport: Any, original: Any) -> None:

@@ -121,9 +121,16 @@ def bill_facts(bill: Bill) -> tuple:
 
 
 async def relay(
-    vendor: Vendor, include_usage: bool, fused: bool, cycle=None, outcome: Outcome | None = None
+    vendor: Vendor,
+    include_usage: bool,
+    fused: bool,
+    cycle=None,
+    outcome: Outcome | None = None,
+    late: bool = False,
 ) -> Outcome:
-    """One stream over `vendor`, as llm.streaming relays it (fused: with a direct writer)."""
+    """One stream over `vendor`, as llm.streaming relays it (fused: with a direct writer).
+    `late`: the relay starts only once the vendor's next read waits in the stream reader, as when
+    the request's wake-up after the opening takes a few turns of a busy event loop."""
     outcome = outcome or Outcome()
     await vendor.open()
     feeding = asyncio.ensure_future(vendor.feed())
@@ -143,6 +150,8 @@ async def relay(
         while first is SILENCE:
             first = await anext(stream)
         opened = OpenedStream(Route("openai", "gpt-4o"), first, stream, 1)
+        while late and not vendor.reader._buffer:
+            await asyncio.sleep(0.001)
         async for part in _relay(bill, opened, sink):
             if part:
                 outcome.frames.append(("send", b"%x\r\n%b\r\n" % (len(part), part)))

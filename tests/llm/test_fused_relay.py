@@ -151,6 +151,19 @@ def test_a_stream_read_an_event_at_a_time_goes_out_through_the_fused_relay():
     assert json.loads(fused.bill[3])["model"] == "gpt-4o"  # the usage chunk waits for cost_usd
 
 
+def test_reads_that_arrived_before_the_handover_are_the_feeds_first():
+    reads = one_event_per_read(["Hel", "lo", " wörld"])
+
+    async def run():
+        generic = await relay(Vendor(CHUNKED_HEAD, reads), True, fused=False, late=True)
+        fused = await relay(Vendor(CHUNKED_HEAD, reads), True, fused=True, late=True)
+        return generic, fused
+
+    generic, fused = asyncio.run(run())
+    assert_same(generic, fused)
+    assert fused.fed == 1 and fused.direct == 3 and fused.pooled == 1 and fused.error is None
+
+
 def test_a_vendor_error_mid_stream_ends_both_paths_alike():
     reads = one_event_per_read(["a", "b"], done=False)[:3]
     error = render("error", "", False, False, False)
