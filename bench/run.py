@@ -192,6 +192,7 @@ def measure(
     ]
     for kind, c, upstream, model in [p for p in stream_points if wanted(f"{p[0]} c={p[1]}")]:
         for name, t in targets_.items():
+            _warm_up(t, upstream, model, c)
             rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name})
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
             rows[-1].update(_with_cpu(t, partial(_streams_or_failure, t, upstream, model, c, seconds)))
@@ -210,6 +211,16 @@ def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
             order[i], order[j] = order[j], order[i]
         rows += [{**row, "round": round_} for row in measure({n: found[n] for n in order}, *args)]
     return rows
+
+
+def _warm_up(t: dict, upstream: str, model: str, c: int) -> None:
+    """Streams at the point's concurrency for a moment before it is measured, as wrk's warm-up
+    before a non-stream point: connection pools filled and keys seen, for every target alike."""
+    port, path = t[upstream]
+    try:
+        streams(port, path, t["key"], model, c, 1.0, t.get("headers", {}).get(upstream))
+    except Exception:  # noqa: BLE001 — a peer that cannot stream fails its point, not the warm-up
+        pass
 
 
 def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
