@@ -264,7 +264,7 @@ class Response:
             self._left = int(length)
         else:  # neither: the body runs until the server closes, so the connection is spent
             self._left, self._reusable = None, False
-        self._done = self._left == 0 and not self._chunked
+        self.done = self._left == 0 and not self._chunked  # the whole body has been read
 
     async def _next(self, timed: bool = True) -> bytes:
         """The next piece of body (b"" only at the end). `timed`: one idle timeout per piece;
@@ -281,7 +281,7 @@ class Response:
         if self._decoder is not None:
             while True:  # decode whatever has arrived: one await per network read, not per chunk
                 data = self._take()
-                if data or self._done:
+                if data or self.done:
                     return data
                 more = await reader.read(READ_SIZE)
                 if not more:
@@ -289,13 +289,13 @@ class Response:
                 self._decoder.feed(more)
         if self._left is None:
             data = await reader.read(READ_SIZE)
-            self._done = not data
+            self.done = not data
             return data
         data = await reader.read(min(self._left, READ_SIZE))
         if not data:
             raise WireError("connection closed mid-body")
         self._left -= len(data)
-        self._done = self._left == 0
+        self.done = self._left == 0
         return data
 
     def _take(self) -> bytes:
@@ -303,7 +303,7 @@ class Response:
         assert self._decoder is not None
         data = self._decoder.take()
         if self._decoder.done:
-            self._done, self._reusable = True, self._reusable and not self._decoder.extra
+            self.done, self._reusable = True, self._reusable and not self._decoder.extra
         return data
 
     def feed(self, more: bytes) -> bytes:
@@ -317,7 +317,7 @@ class Response:
             return more
         data = more[: self._left] if len(more) > self._left else more
         self._left -= len(data)
-        self._done = self._left == 0
+        self.done = self._left == 0
         self._reusable = self._reusable and len(data) == len(more)
         return data
 
@@ -325,7 +325,7 @@ class Response:
         """The server closed its side, read by the transport feed: the end of a body that runs
         until then, or a body cut short (WireError, as _read() raises it)."""
         if self._left is None and self._decoder is None:
-            self._done = True
+            self.done = True
             return
         raise WireError("connection closed mid-body")
 
@@ -337,7 +337,7 @@ class Response:
         or an error, holds more than a read's worth (it may have paused the transport), or the
         transport cannot switch protocols."""
         conn = self._conn
-        if conn is None or self._done:
+        if conn is None or self.done:
             return None
         reader, transport = conn.reader, conn.writer.transport
         # StreamReader has no public view of its buffer or of an end it has not handed out yet
@@ -364,7 +364,7 @@ class Response:
         time `tick` seconds pass without a call to saw_event() (wire_body.Ticker)."""
         ticker = self._ticker = Ticker(tick) if tick > 0 else None
         try:
-            while not self._done:
+            while not self.done:
                 data = await (ticker.read(self._read) if ticker else self._next(timed))
                 if data or data is TICK:
                     yield data
@@ -373,11 +373,6 @@ class Response:
         finally:
             if ticker:
                 ticker.stop()
-
-    @property
-    def done(self) -> bool:
-        """The whole body has been read."""
-        return self._done
 
     @property
     def ticker(self) -> Ticker | None:
@@ -399,7 +394,7 @@ class Response:
             self._ticker.stop()
         conn, self._conn = self._conn, None
         if conn is not None:
-            if self._done and self._reusable:
+            if self.done and self._reusable:
                 self._pool.give(conn)
             else:
                 conn.close()
@@ -411,7 +406,7 @@ class Response:
         """The caller is done (not abandoning): SSE adapters stop at their last event, before the
         chunked body's terminator arrives. Read that tail in the background and pool the connection,
         rather than close a warm connection for want of a few bytes."""
-        if self._done or not self._reusable or self._conn is None:
+        if self.done or not self._reusable or self._conn is None:
             self.close()
             return
         task = asyncio.ensure_future(self._drain())
@@ -422,7 +417,7 @@ class Response:
         budget = DRAIN_LIMIT
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT):
-                while not self._done and budget > 0:
+                while not self.done and budget > 0:
                     budget -= len(await self._next())
         except (*_FAILURES, WireError):
             pass
