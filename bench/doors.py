@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stream_client  # noqa: E402
 import targets  # noqa: E402
-from run import wrk  # noqa: E402
+from run import STREAM_WARMUP, wrk  # noqa: E402
 
 NON_STREAM_CONCURRENCY = 64
 STREAM_CONCURRENCY = 500
@@ -85,7 +85,7 @@ def non_stream_phase(port: int, key: str, seconds: int) -> list[dict]:
     return rows
 
 
-def _streams(port: int, key: str, door: dict, concurrency: int, seconds: float) -> dict:
+def _streams(port: int, key: str, door: dict, concurrency: int, seconds: float, warmup: float = 0.0) -> dict:
     import uvloop
 
     return uvloop.run(
@@ -99,6 +99,7 @@ def _streams(port: int, key: str, door: dict, concurrency: int, seconds: float) 
             seconds,
             door["headers"],
             door["done"],
+            warmup=warmup,
         )
     )
 
@@ -106,8 +107,8 @@ def _streams(port: int, key: str, door: dict, concurrency: int, seconds: float) 
 def stream_phase(port: int, key: str, seconds: int) -> list[dict]:
     rows = []
     for door in doors(stream=True):
-        _streams(port, key, door, 16, 1.5)  # warm-up: every worker has served this door
-        measured = _streams(port, key, door, STREAM_CONCURRENCY, max(seconds, 3))
+        # the steady state after the burst of opening them all at once, as in bench/run.py
+        measured = _streams(port, key, door, STREAM_CONCURRENCY, max(seconds, 3), STREAM_WARMUP)
         rows.append({"kind": "streams", "door": door["door"], "model": door["model"], **measured})
         print(rows[-1], flush=True)
     return rows

@@ -71,6 +71,12 @@ def ratios(result: dict) -> list[str]:
         if g and d and g["kind"] == "slow-stream" and d["streams_per_s"]:
             ratio = g["streams_per_s"] / d["streams_per_s"]
             out.append(f"- {point}: gateway / direct completed streams = {ratio:.2f}")
+            if g.get("burst_ttfb_p99_ms") is not None and d.get("burst_ttfb_p99_ms") is not None:
+                out.append(
+                    f"- {point}: the burst (every stream opened at once, before the measured window): "
+                    f"TTFB p50 / p99 gateway {g['burst_ttfb_p50_ms']} / {g['burst_ttfb_p99_ms']} ms, "
+                    f"direct {d['burst_ttfb_p50_ms']} / {d['burst_ttfb_p99_ms']} ms"
+                )
             if one and one.get("streams_per_s") is not None:
                 one_ratio = one["streams_per_s"] / d["streams_per_s"]
                 out.append(f"- {point}: one app process / direct completed streams = {one_ratio:.2f}")

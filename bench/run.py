@@ -29,6 +29,9 @@ import targets  # noqa: E402
 NON_STREAM_POINTS = [1, 16, 64, 256]
 FAST_STREAM_POINT = 64
 SLOW_STREAM_POINTS = [100, 500, 1000]
+# A stream point opens all its streams at once (a burst), then measures the steady state from this
+# many seconds on; the burst's own time to first byte is reported beside it (stream_client).
+STREAM_WARMUP = 2.0
 
 
 def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int, headers: dict | None = None) -> dict:
@@ -75,12 +78,21 @@ def wrk(url: str, key: str, body: dict, concurrency: int, seconds: int, headers:
 
 
 def streams(
-    port: int, path: str, key: str, model: str, concurrency: int, seconds: float, headers: dict | None = None
+    port: int,
+    path: str,
+    key: str,
+    model: str,
+    concurrency: int,
+    seconds: float,
+    headers: dict | None = None,
+    warmup: float = 0.0,
 ) -> dict:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
     import uvloop
 
-    return uvloop.run(stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds, headers))
+    return uvloop.run(
+        stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds, headers, warmup=warmup)
+    )
 
 
 def failed(error: Exception) -> dict:
@@ -192,7 +204,6 @@ def measure(
     ]
     for kind, c, upstream, model in [p for p in stream_points if wanted(f"{p[0]} c={p[1]}")]:
         for name, t in targets_.items():
-            _warm_up(t, upstream, model, c)
             rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name})
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
             rows[-1].update(_with_cpu(t, partial(_streams_or_failure, t, upstream, model, c, seconds)))
@@ -213,20 +224,12 @@ def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
     return rows
 
 
-def _warm_up(t: dict, upstream: str, model: str, c: int) -> None:
-    """Streams at the point's concurrency for a moment before it is measured, as wrk's warm-up
-    before a non-stream point: connection pools filled and keys seen, for every target alike."""
-    port, path = t[upstream]
-    try:
-        streams(port, path, t["key"], model, c, 1.0, t.get("headers", {}).get(upstream))
-    except Exception:  # noqa: BLE001 — a peer that cannot stream fails its point, not the warm-up
-        pass
-
-
 def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
     port, path = t[upstream]
     try:
-        return streams(port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream))
+        return streams(
+            port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream), STREAM_WARMUP
+        )
     except Exception as error:  # noqa: BLE001 — a peer that cannot stream is a result
         return failed(error)
 

@@ -4,6 +4,11 @@ the client shares the machine with what it measures, so it must cost little).
 Each of `concurrency` workers keeps one keep-alive connection and opens streams back to back
 until the deadline. A stream counts as completed when `data: [DONE]` arrives (or the `done` marker
 given: `event: message_stop` for Anthropic Messages, `event: response.completed` for Responses).
+
+All workers open their first stream at the same moment: a burst. With `warmup` seconds, what is
+measured is the steady state after it: only streams opened once the warm-up is over count, and
+the window starts there. The burst is reported on its own (`burst_ttfb_*`: the first stream of
+every worker, all opened at once), so neither hides the other.
 """
 
 import asyncio
@@ -22,7 +27,9 @@ class StreamStats:
     dropped: int = 0
     ttfb_ms: list = field(default_factory=list)
     total_ms: list = field(default_factory=list)
+    burst_ttfb_ms: list = field(default_factory=list)  # each worker's first stream
     elapsed: float = 0.0
+    counting: bool = True  # False during the warm-up
 
     def summary(self) -> dict:
         def pct(values, p):
@@ -41,6 +48,8 @@ class StreamStats:
             "total_p50_ms": pct(self.total_ms, 50),
             "total_p99_ms": pct(self.total_ms, 99),
             "ttfb_mean_ms": round(statistics.fmean(self.ttfb_ms), 2) if self.ttfb_ms else None,
+            "burst_ttfb_p50_ms": pct(self.burst_ttfb_ms, 50),
+            "burst_ttfb_p99_ms": pct(self.burst_ttfb_ms, 99),
         }
 
 
@@ -124,36 +133,43 @@ async def _read_body(reader, headers, done: bytes = DONE) -> tuple[float | None,
     return first, seen
 
 
-async def one_stream(conn, request: bytes, stats: StreamStats, done: bytes = DONE) -> bool:
+async def one_stream(
+    conn, request: bytes, stats: StreamStats, done: bytes = DONE, burst: list | None = None
+) -> bool:
     reader, writer = conn
+    counting = stats.counting  # as the stream opened: one opened in the warm-up never counts
     started = time.perf_counter()
     writer.write(request)
     status, headers = await _read_head(reader)
     first, seen = await _read_body(reader, headers, done)
-    if status != 200:
-        stats.errors += 1
-        return headers.get("connection", "").lower() != "close"
-    if not seen:
-        stats.dropped += 1
-        return False
+    if status != 200 or not seen:
+        if counting:
+            stats.errors += status != 200
+            stats.dropped += status == 200
+        return status != 200 and headers.get("connection", "").lower() != "close"
     ended = time.perf_counter()
-    stats.completed += 1
-    stats.ttfb_ms.append(((first or ended) - started) * 1000)
-    stats.total_ms.append((ended - started) * 1000)
+    if burst is not None:
+        burst.append(((first or ended) - started) * 1000)
+    if counting:
+        stats.completed += 1
+        stats.ttfb_ms.append(((first or ended) - started) * 1000)
+        stats.total_ms.append((ended - started) * 1000)
     return headers.get("connection", "").lower() != "close"
 
 
 async def _worker(host, port, request, deadline, stats, done=DONE):
-    conn = None
+    conn, burst = None, stats.burst_ttfb_ms
     while time.perf_counter() < deadline:
         try:
             if conn is None:
                 conn = await asyncio.open_connection(host, port, limit=2**20)
-            if not await one_stream(conn, request, stats, done):
+            kept = await one_stream(conn, request, stats, done, burst)
+            burst = None  # only the first stream of each worker is the burst's
+            if not kept:
                 conn[1].close()
                 conn = None
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-            stats.errors += 1
+            stats.errors += stats.counting
             if conn:
                 conn[1].close()
             conn = None
@@ -172,12 +188,19 @@ async def run(
     seconds: float,
     headers: dict | None = None,
     done: bytes = DONE,
+    warmup: float = 0.0,
 ) -> dict:
-    stats = StreamStats()
+    stats = StreamStats(counting=not warmup)
     request = _request(host, port, path, key, body, headers)
     started = time.perf_counter()
-    deadline = started + seconds
-    await asyncio.gather(*(_worker(host, port, request, deadline, stats, done) for _ in range(concurrency)))
+    deadline = started + warmup + seconds
+    workers = asyncio.gather(
+        *(_worker(host, port, request, deadline, stats, done) for _ in range(concurrency))
+    )
+    if warmup:
+        await asyncio.sleep(warmup)
+        stats.counting, started = True, time.perf_counter()
+    await workers
     stats.elapsed = time.perf_counter() - started
     return stats.summary()
 
