@@ -6,9 +6,18 @@ until the deadline. A stream counts as completed when `data: [DONE]` arrives (or
 given: `event: message_stop` for Anthropic Messages, `event: response.completed` for Responses).
 
 All workers open their first stream at the same moment: a burst. With `warmup` seconds, what is
-measured is the steady state after it: only streams opened once the warm-up is over count, and
-the window starts there. The burst is reported on its own (`burst_ttfb_*`: the first stream of
-every worker, all opened at once), so neither hides the other.
+measured is the steady state after it, over a window from the end of the warm-up to the deadline:
+`streams_per_s` is the streams completed per second of the window, each completed stream counted
+for the share of its time that fell inside the window (a count of whole streams ending inside it
+would jump by a whole wave of streams as the window's edges move), and the times are those of the
+streams opened inside it. The burst is reported on its own (`burst_ttfb_*`: the first
+stream of every worker, all opened at once), so neither hides the other.
+
+`streams_per_s_drained` is the older measure, kept for comparison: the streams opened in the
+window over the time until the last of them ended. Workers open no stream after the deadline, so
+that time includes a drain in which fewer and fewer streams are open, and how much of it there is
+depends on how the stream length divides the window: with 1-second streams in a 10-second window,
+a target whose streams take 1.1 s is counted up to a tenth below its steady rate.
 """
 
 import asyncio
@@ -30,6 +39,8 @@ class StreamStats:
     burst_ttfb_ms: list = field(default_factory=list)  # each worker's first stream
     elapsed: float = 0.0
     counting: bool = True  # False during the warm-up
+    window: tuple = (0.0, 0.0)  # (start, end) on time.perf_counter()
+    in_window: float = 0.0  # completed streams, each for the share of its time inside the window
 
     def summary(self) -> dict:
         def pct(values, p):
@@ -42,7 +53,8 @@ class StreamStats:
             "completed": self.completed,
             "errors": self.errors,
             "dropped": self.dropped,
-            "streams_per_s": round(self.completed / self.elapsed, 1) if self.elapsed else 0,
+            "streams_per_s": round(self.in_window / (self.window[1] - self.window[0]), 1),
+            "streams_per_s_drained": round(self.completed / self.elapsed, 1) if self.elapsed else 0,
             "ttfb_p50_ms": pct(self.ttfb_ms, 50),
             "ttfb_p99_ms": pct(self.ttfb_ms, 99),
             "total_p50_ms": pct(self.total_ms, 50),
@@ -148,6 +160,8 @@ async def one_stream(
             stats.dropped += status == 200
         return status != 200 and headers.get("connection", "").lower() != "close"
     ended = time.perf_counter()
+    inside = min(ended, stats.window[1]) - max(started, stats.window[0])
+    stats.in_window += max(inside, 0.0) / (ended - started)
     if burst is not None:
         burst.append(((first or ended) - started) * 1000)
     if counting:
@@ -194,6 +208,7 @@ async def run(
     request = _request(host, port, path, key, body, headers)
     started = time.perf_counter()
     deadline = started + warmup + seconds
+    stats.window = (started + warmup, deadline)
     workers = asyncio.gather(
         *(_worker(host, port, request, deadline, stats, done) for _ in range(concurrency))
     )
