@@ -86,12 +86,24 @@ def streams(
     seconds: float,
     headers: dict | None = None,
     warmup: float = 0.0,
+    on_window=None,
 ) -> dict:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "bench"}]}
     import uvloop
 
     return uvloop.run(
-        stream_client.run("127.0.0.1", port, path, key, body, concurrency, seconds, headers, warmup=warmup)
+        stream_client.run(
+            "127.0.0.1",
+            port,
+            path,
+            key,
+            body,
+            concurrency,
+            seconds,
+            headers,
+            warmup=warmup,
+            on_window=on_window,
+        )
     )
 
 
@@ -164,15 +176,20 @@ class Profiler:
                 print(text, flush=True)
 
 
-def _with_cpu(target: dict, run) -> dict:
+def _with_cpu(target: dict, run, windowed: bool = False) -> dict:
     """run()'s measurement plus the target's own CPU per request or stream (its process tree's
-    user + system time over the point), when the bench started the target."""
+    user + system time over the point), when the bench started the target. `windowed`: run takes
+    a callback it calls as its measured window starts (stream points: the warm-up's CPU is left out)."""
     pid = target.get("pid")
-    before = targets.cpu_seconds(pid) if pid else None
-    measured = run()
+    before = [targets.cpu_seconds(pid) if pid else None]
+
+    def window_starts() -> None:
+        before[0] = targets.cpu_seconds(pid) if pid else None
+
+    measured = run(on_window=window_starts) if windowed else run()
     done = measured.get("completed", measured.get("requests"))
-    if before is not None and done:
-        measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before) * 1000 / done, 3)
+    if before[0] is not None and done:
+        measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before[0]) * 1000 / done, 3)
     return measured
 
 
@@ -206,7 +223,10 @@ def measure(
         for name, t in targets_.items():
             rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name})
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
-            rows[-1].update(_with_cpu(t, partial(_streams_or_failure, t, upstream, model, c, seconds)))
+            measured = _with_cpu(
+                t, partial(_streams_or_failure, t, upstream, model, c, seconds), windowed=True
+            )
+            rows[-1].update(measured)
             profiler.stop()
             print(rows[-1], flush=True)
     return rows
@@ -224,11 +244,19 @@ def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
     return rows
 
 
-def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int) -> dict:
+def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int, on_window=None) -> dict:
     port, path = t[upstream]
     try:
         return streams(
-            port, path, t["key"], model, c, max(seconds, 3), t.get("headers", {}).get(upstream), STREAM_WARMUP
+            port,
+            path,
+            t["key"],
+            model,
+            c,
+            max(seconds, 3),
+            t.get("headers", {}).get(upstream),
+            STREAM_WARMUP,
+            on_window,
         )
     except Exception as error:  # noqa: BLE001 — a peer that cannot stream is a result
         return failed(error)

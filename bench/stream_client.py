@@ -203,6 +203,7 @@ async def run(
     headers: dict | None = None,
     done: bytes = DONE,
     warmup: float = 0.0,
+    on_window=None,
 ) -> dict:
     stats = StreamStats(counting=not warmup)
     request = _request(host, port, path, key, body, headers)
@@ -215,6 +216,8 @@ async def run(
     if warmup:
         await asyncio.sleep(warmup)
         stats.counting, started = True, time.perf_counter()
+        if on_window is not None:  # e.g. the bench reading the target's CPU time
+            on_window()
     await workers
     stats.elapsed = time.perf_counter() - started
     return stats.summary()
