@@ -145,6 +145,12 @@ async def _read_body(reader, headers, done: bytes = DONE) -> tuple[float | None,
     return first, seen
 
 
+def window_share(started: float, ended: float, window: tuple) -> float:
+    """The share of a completed stream's time that fell inside the window (0 to 1)."""
+    inside = min(ended, window[1]) - max(started, window[0])
+    return max(inside, 0.0) / (ended - started) if ended > started else float(window[0] <= ended <= window[1])
+
+
 async def one_stream(
     conn, request: bytes, stats: StreamStats, done: bytes = DONE, burst: list | None = None
 ) -> bool:
@@ -160,8 +166,7 @@ async def one_stream(
             stats.dropped += status == 200
         return status != 200 and headers.get("connection", "").lower() != "close"
     ended = time.perf_counter()
-    inside = min(ended, stats.window[1]) - max(started, stats.window[0])
-    stats.in_window += max(inside, 0.0) / (ended - started)
+    stats.in_window += window_share(started, ended, stats.window)
     if burst is not None:
         burst.append(((first or ended) - started) * 1000)
     if counting:

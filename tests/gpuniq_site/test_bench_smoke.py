@@ -45,6 +45,19 @@ def test_stream_client_decodes_chunked_bodies_split_anywhere():
         stream_client._Dechunk().feed(b"2\r\nabXX")
 
 
+def test_streams_in_lockstep_count_the_same_whatever_the_windows_phase():
+    """Streams of 1.024 s back to back, as the upstream direct serves them: counted by their share
+    of a 10-second window, the rate is 1/1.024 per worker wherever the window starts; a count of
+    whole streams ending inside it would give 9 or 10."""
+    length = 1.024
+    for start in (2.0, 2.3, 2.9):
+        window = (start, start + 10.0)
+        streams = [(i * length, (i + 1) * length) for i in range(20)]
+        counted = sum(stream_client.window_share(a, b, window) for a, b in streams)
+        assert abs(counted / 10.0 - 1 / length) < 1e-9
+    assert stream_client.window_share(0.0, 1.0, (5.0, 6.0)) == 0.0  # outside: nothing
+
+
 def test_slow_upstream_streams_anthropic_events_to_the_stream_client():
     """The front-door bench's Anthropic mode: a POST to /v1/messages gets Messages events, and the
     client counts a stream as completed on `event: message_stop`."""
