@@ -1,7 +1,8 @@
 """Admission for the async hot path: API key → Principal and the per-key rate limit, in ONE
 Redis round trip when the key's principal is cached (the common case), on the lean pipelined
-client (gpuniq_site.redis_pipe). A cache miss falls back to loading the principal
-(keys.aauthenticate) and a separate rate-limit call."""
+client (gpuniq_site.redis_pipe). A cache miss loads the principal (once per key and process) and
+runs the script again; without Redis, the principal is loaded (keys.aauthenticate) and the rate
+limit counted in this process."""
 
 import asyncio
 import contextvars
@@ -90,30 +91,47 @@ async def admit(
     admission script already on its way for this key (begin())."""
     key_hash = key_hash_of(raw_key)
     if sent is not None or (shared_state.redis_url() and not shared_state.redis_down()):
-        try:
-            reply = await _admit_cached(key_hash, sent)
-            shared_state.mark_redis_up()
-        except Exception as exc:  # Redis trouble: the slow path degrades as documented
-            if isinstance(exc, (redis.RedisError, OSError)):
-                shared_state.mark_redis_down(exc)
-            reply = [0]
-        if reply[0] == 2:
+        reply = await _script(key_hash, sent)
+        if reply is not None and reply[0] == 0:
+            # In no cache (a key's first request in a while, a flushed Redis): one load per key and
+            # process, shared by a burst, caches it; then the script again, which counts the limit.
+            # Each request stays one call on the pipelined client, not a GET and a rate-limit call.
             _recent.pop(key_hash, None)
-            raise ApiError(reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
-        if reply[0] == 1:
-            data = json.loads(reply[1])
-            if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
-                await touch_once(data["key_id"], key_hash, data)
-            decision = ratelimit.Decision(
-                bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4])
-            )
-            principal = principal_from(data)
-            _remember(key_hash, principal, decision)
-            _refresh_ahead(key_hash, int(reply[5]) if len(reply) > 5 else -1)
-            return principal, decision
+            await reload_principal(key_hash)  # raises for an unknown or revoked key (and caches that)
+            reply = await _script(key_hash, None)
+        if reply is not None and reply[0] != 0:
+            return await _answered(key_hash, reply)
     _recent.pop(key_hash, None)
     principal = await aauthenticate(raw_key)
     return principal, await ratelimit.ahit(principal.key_id, principal.rpm)
+
+
+async def _script(key_hash: str, sent: redis_pipe.Sent | None) -> list | None:
+    """The admission script's reply, or None when Redis is in trouble (the slow path degrades as
+    documented)."""
+    try:
+        reply = await _admit_cached(key_hash, sent)
+    except Exception as exc:
+        if isinstance(exc, (redis.RedisError, OSError)):
+            shared_state.mark_redis_down(exc)
+        return None
+    shared_state.mark_redis_up()
+    return reply
+
+
+async def _answered(key_hash: str, reply: list) -> tuple[Principal, ratelimit.Decision]:
+    """A cached refusal (raised) or the principal and its rate-limit decision."""
+    if reply[0] == 2:
+        _recent.pop(key_hash, None)
+        raise ApiError(reply[1].decode() if isinstance(reply[1], bytes) else reply[1])
+    data = json.loads(reply[1])
+    if time.time() - data["last_used"] > LAST_USED_EVERY_SECONDS:
+        await touch_once(data["key_id"], key_hash, data)
+    decision = ratelimit.Decision(bool(reply[2]), int(data["rpm"]), max(int(reply[3]), 0), int(reply[4]))
+    principal = principal_from(data)
+    _remember(key_hash, principal, decision)
+    _refresh_ahead(key_hash, int(reply[5]) if len(reply) > 5 else -1)
+    return principal, decision
 
 
 # --- the cached principal, reloaded before it expires ---------------------------------------

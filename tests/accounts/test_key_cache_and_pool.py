@@ -12,8 +12,9 @@ import redis
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from accounts import gate, keys
+from accounts import gate, keys, ratelimit
 from accounts.models import KEY_PREFIX
+from gpuniq_site import shared_state
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
 
@@ -143,6 +144,31 @@ async def test_a_burst_for_a_key_whose_cache_entry_expired_loads_it_from_the_dat
     # loaded machine that is a second load now and then (CI saw 2), never one per request (40).
     assert 1 <= len(lookups) <= 3, len(lookups)
     assert {principal.key_id for principal, _ in admitted} == {user.key.pk}
+
+
+@pytest.mark.redis
+async def test_the_first_burst_of_a_key_in_no_cache_is_one_admission_call_each(committed, monkeypatch):
+    """A key whose principal is in no cache yet (a fresh process after a Redis flush): the burst
+    shares one load, then every request goes through the admission script, with no redis-py read
+    and no rate-limit call of its own, and the limit counts each request exactly once."""
+    user = await run_db(make_user, "cold", "1", rpm=5)
+    reads, hits = [], []
+    real_read, real_hit = shared_state.acache_get_json, ratelimit.ahit
+
+    async def reading(*args):
+        reads.append(args)
+        return await real_read(*args)
+
+    async def hitting(*args):
+        hits.append(args)
+        return await real_hit(*args)
+
+    monkeypatch.setattr(shared_state, "acache_get_json", reading)
+    monkeypatch.setattr(ratelimit, "ahit", hitting)
+    admitted = await asyncio.gather(*(gate.admit(user.raw_key) for _ in range(8)))
+    assert {principal.key_id for principal, _ in admitted} == {user.key.pk}
+    assert sorted(decision.allowed for _, decision in admitted) == [False] * 3 + [True] * 5
+    assert reads == [] and hits == []
 
 
 async def test_a_burst_that_finds_last_use_stale_records_it_once(committed, monkeypatch):
