@@ -256,6 +256,10 @@ GPUNIQ_STREAM_IDLE_TIMEOUT = envfloat("GPUNIQ_STREAM_IDLE_TIMEOUT", 120.0)
 # OpenAI-compatible pass-through streams relayed in one loop from vendor to client socket
 # (llm.providers.openai_relay); off: every stream takes the generic path.
 GPUNIQ_STREAM_FUSED_RELAY = envbool("GPUNIQ_STREAM_FUSED_RELAY", True)
+# A young-generation garbage collection after this many new container objects (Python's default:
+# 700). At hundreds of open streams the default collects every few milliseconds and walks every
+# stream's live objects each time; 0 keeps Python's default.
+GPUNIQ_GC_YOUNG_THRESHOLD = envint("GPUNIQ_GC_YOUNG_THRESHOLD", 50_000)
 
 # --- dashboard ---
 # Login throttling: this many failed sign-ins per (email, client IP) within the window blocks that
