@@ -17,20 +17,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .wire_body import TICK, ChunkedDecoder, Ticker
+from .wire_pool import Pool, _Conn, close_pool, pool
+
+__all__ = ["Headers", "Pool", "Response", "WireError", "WireTimeout", "close_pool", "pool", "post"]
 
 LINE_LIMIT = 64 * 1024  # StreamReader limit: a longer line (or a longer response head) is rejected
 READ_SIZE = 64 * 1024
-MAX_IDLE = 256  # idle keep-alive connections kept per event loop, all upstreams together
-IDLE_EXPIRY = 60.0  # seconds an idle connection may wait in the pool
 WRITE_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 2.0  # how long a finished stream's unread tail may take to arrive (see Response.release)
 DRAIN_LIMIT = 64 * 1024
-_SWEEP_EVERY = 5.0
 _NO_BODY = frozenset({204, 304})
 # what sockets, StreamReader limits and parsing raise; all become WireError (TimeoutError: WireTimeout)
 FAILURES = _FAILURES = (TimeoutError, OSError, EOFError, ValueError, asyncio.LimitOverrunError)
 _ssl_context: ssl.SSLContext | None = None
-_pools: dict = {}  # event loop -> Pool
 _draining: set = set()  # background tail reads (Response.release), referenced until done
 
 
@@ -65,87 +64,6 @@ class Headers:
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
-
-
-class _Conn:
-    __slots__ = ("key", "reader", "writer", "since")
-
-    def __init__(self, key, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.key, self.reader, self.writer, self.since = key, reader, writer, 0.0
-
-    def alive(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.transport.is_closing())
-
-    def close(self) -> None:
-        """No wait_closed(): the peer learns at once, and nobody should wait for its FIN."""
-        try:
-            self.writer.close()
-        except RuntimeError:  # its event loop is already closed; the socket dies with the transport
-            pass
-
-
-class Pool:
-    """Idle keep-alive connections of one event loop, LIFO per upstream (warmest first)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop, self.count = loop, 0
-        self.idle: dict[tuple[Any, ...], list[_Conn]] = {}  # by (scheme, host, port)
-        self.next_sweep = loop.time() + _SWEEP_EVERY
-
-    def take(self, key) -> _Conn | None:
-        """The most recently used live connection to `key`, dropping expired or dead ones."""
-        now = self.loop.time()
-        if now >= self.next_sweep:
-            self.next_sweep = now + _SWEEP_EVERY
-            self.sweep(now)
-        queue = self.idle.get(key)
-        while queue:
-            conn = queue.pop()
-            self.count -= 1
-            if now - conn.since < IDLE_EXPIRY and conn.alive():
-                return conn
-            conn.close()
-        return None
-
-    def give(self, conn: _Conn) -> None:
-        if self.count >= MAX_IDLE or not conn.alive():
-            conn.close()
-            return
-        conn.since = self.loop.time()
-        self.idle.setdefault(conn.key, []).append(conn)
-        self.count += 1
-
-    def sweep(self, now: float | None) -> None:
-        """Close the idle connections that expired or that the server closed (all, if `now` is None):
-        a connection to an upstream nobody asks for any more would otherwise never be looked at."""
-        old, self.idle, self.count = self.idle, {}, 0
-        for conn in [conn for queue in old.values() for conn in queue]:
-            if now is not None and now - conn.since < IDLE_EXPIRY and conn.alive():
-                self.idle.setdefault(conn.key, []).append(conn)
-                self.count += 1
-            else:
-                conn.close()
-
-
-def pool() -> Pool:
-    """This event loop's pool. Loops never share one: a connection belongs to the loop that opened it
-    (worker threads and each asyncio.run of a job have their own loop). Pools of closed loops are dropped."""
-    loop = asyncio.get_running_loop()
-    found = _pools.get(loop)
-    if found is None:
-        for old in [old for old in list(_pools) if old.is_closed()]:  # list(): other threads may add
-            gone = _pools.pop(old, None)
-            if gone is not None:
-                gone.sweep(None)
-        found = _pools[loop] = Pool(loop)
-    return found
-
-
-async def close_pool() -> None:
-    """Close this loop's idle connections (tests, shutdown)."""
-    found = _pools.pop(asyncio.get_running_loop(), None)
-    if found is not None:
-        found.sweep(None)
 
 
 @lru_cache(maxsize=256)

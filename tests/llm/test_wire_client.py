@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from llm.providers import http, wire
+from llm.providers import http, wire, wire_pool
 from llm.providers.anthropic import AnthropicProvider
 from llm.providers.base import ChatRequest, Route, UpstreamError
 from llm.providers.openai_compat import OpenAICompatProvider
@@ -453,11 +453,11 @@ async def test_cancelled_request_closes_its_connection():
 async def test_idle_expiry_and_idle_bound(monkeypatch):
     async with Raw(always(response())) as raw:
         await post_json(raw.url)
-        monkeypatch.setattr(wire, "IDLE_EXPIRY", 0.0)
+        monkeypatch.setattr(wire_pool, "IDLE_EXPIRY", 0.0)
         await post_json(raw.url)
         assert raw.connections == 2, "the expired idle connection was not reused"
-        monkeypatch.setattr(wire, "IDLE_EXPIRY", 60.0)
-        monkeypatch.setattr(wire, "MAX_IDLE", 1)
+        monkeypatch.setattr(wire_pool, "IDLE_EXPIRY", 60.0)
+        monkeypatch.setattr(wire_pool, "MAX_IDLE", 1)
         await asyncio.gather(post_json(raw.url), post_json(raw.url))
         assert idle_count() == 1
 
