@@ -181,15 +181,16 @@ def _with_cpu(target: dict, run, windowed: bool = False) -> dict:
     user + system time over the point), when the bench started the target. `windowed`: run takes
     a callback it calls as its measured window starts (stream points: the warm-up's CPU is left out)."""
     pid = target.get("pid")
-    before = [targets.cpu_seconds(pid) if pid else None]
+    before = targets.cpu_seconds(pid) if pid else None
 
     def window_starts() -> None:
-        before[0] = targets.cpu_seconds(pid) if pid else None
+        nonlocal before
+        before = targets.cpu_seconds(pid) if pid else None
 
     measured = run(on_window=window_starts) if windowed else run()
     done = measured.get("completed", measured.get("requests"))
-    if before[0] is not None and done:
-        measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before[0]) * 1000 / done, 3)
+    if before is not None and done:
+        measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before) * 1000 / done, 3)
     return measured
 
 

@@ -11,7 +11,8 @@ measured is the steady state after it, over a window from the end of the warm-up
 for the share of its time that fell inside the window (a count of whole streams ending inside it
 would jump by a whole wave of streams as the window's edges move), and the times are those of the
 streams opened inside it. The burst is reported on its own (`burst_ttfb_*`: the first
-stream of every worker, all opened at once), so neither hides the other.
+stream of every worker, all opened at once), so neither hides the other. Errors and dropped
+streams are counted over the whole run, the burst included.
 
 `streams_per_s_drained` is the older measure, kept for comparison: the streams opened in the
 window over the time until the last of them ended. Workers open no stream after the deadline, so
@@ -38,7 +39,7 @@ class StreamStats:
     total_ms: list = field(default_factory=list)
     burst_ttfb_ms: list = field(default_factory=list)  # each worker's first stream
     elapsed: float = 0.0
-    counting: bool = True  # False during the warm-up
+    counting: bool = True  # False during the warm-up: its streams are not timed
     window: tuple = (0.0, 0.0)  # (start, end) on time.perf_counter()
     in_window: float = 0.0  # completed streams, each for the share of its time inside the window
 
@@ -155,16 +156,17 @@ async def one_stream(
     conn, request: bytes, stats: StreamStats, done: bytes = DONE, burst: list | None = None
 ) -> bool:
     reader, writer = conn
-    counting = stats.counting  # as the stream opened: one opened in the warm-up never counts
+    counting = stats.counting  # as the stream opened: one opened in the warm-up is not timed
     started = time.perf_counter()
     writer.write(request)
     status, headers = await _read_head(reader)
     first, seen = await _read_body(reader, headers, done)
-    if status != 200 or not seen:
-        if counting:
-            stats.errors += status != 200
-            stats.dropped += status == 200
-        return status != 200 and headers.get("connection", "").lower() != "close"
+    if status != 200:
+        stats.errors += 1
+        return headers.get("connection", "").lower() != "close"
+    if not seen:
+        stats.dropped += 1
+        return False
     ended = time.perf_counter()
     stats.in_window += window_share(started, ended, stats.window)
     if burst is not None:
@@ -188,7 +190,7 @@ async def _worker(host, port, request, deadline, stats, done=DONE):
                 conn[1].close()
                 conn = None
         except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-            stats.errors += stats.counting
+            stats.errors += 1
             if conn:
                 conn[1].close()
             conn = None

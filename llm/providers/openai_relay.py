@@ -82,7 +82,7 @@ class Relay:
         """The relay with the vendor's reads delivered by its transport (relay_feed.Feed): this
         task only waits for the end, a keep-alive tick or a full client. None: not handed over."""
         response = self.stream.response
-        feed = Feed(self, None, None)  # type: ignore[arg-type]
+        feed = Feed(self)
         handed = response.hand_reads_to(feed)
         if handed is None:
             return None
@@ -118,8 +118,7 @@ class Relay:
             if chunk is TICK:
                 self._silence()
             elif chunk:
-                events, self.buffer = split_events(self.buffer, chunk)
-                if events and self._events(events):
+                if self._decoded(chunk):
                     return True
             else:
                 continue
@@ -132,11 +131,14 @@ class Relay:
         the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
         response = self.stream.response
         chunk = response.feed(data)
-        if chunk:
-            events, self.buffer = split_events(self.buffer, chunk)
-            if events and self._events(events):  # (_events notes the event on the ticker)
-                return True
+        if chunk and self._decoded(chunk):
+            return True
         return self._rest() if response.done else None
+
+    def _decoded(self, chunk: bytes) -> bool:
+        """Body bytes, decoded: their whole events relayed (True at [DONE]), the rest kept."""
+        events, self.buffer = split_events(self.buffer, chunk)
+        return bool(events) and self._events(events)  # (_events notes the event on the ticker)
 
     def eof(self) -> bool:
         """The vendor closed its side (transport feed): the end of a body that runs until then."""

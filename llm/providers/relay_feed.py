@@ -22,9 +22,10 @@ DRAIN = object()  # the feed's outcome when the client's transport is full: read
 
 class Feed(asyncio.Protocol):
     """One stream's reads for `relay` (an openai_relay.Relay: its received() and eof()) on
-    `transport`, whose previous protocol (the stream reader's) is `original`."""
+    `transport`, whose previous protocol (the stream reader's) is `original` (both known once the
+    transport was handed over: wire.Response.hand_reads_to)."""
 
-    def __init__(self, relay: Any, transport: asyncio.Transport, original: Any):
+    def __init__(self, relay: Any, transport: Any = None, original: Any = None):
         self.relay, self.transport, self.original = relay, transport, original
         self.outcome: Any = None  # True ([DONE]), False (body ended without it), DRAIN
         self.error: BaseException | None = None
