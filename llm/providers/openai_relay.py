@@ -54,6 +54,7 @@ class Relay:
         self.started = self.last = self.idle = self.total = 0.0
         self.pending: list[bytes] = []
         self.buffer = b""  # an unfinished SSE event
+        self.whole_chunk = stream.response.whole_chunks()  # the fast path's framing check (chunked bodies)
 
     async def run(self) -> None:
         try:
@@ -129,11 +130,38 @@ class Relay:
     def received(self, data: bytes) -> bool | None:
         """One network read of the vendor's, from the transport feed: True at [DONE], False at
         the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
+        whole_chunk = self.whole_chunk
+        if whole_chunk is not None and not self.buffer and not self.pending:
+            payload = whole_chunk(data)
+            if payload is not None and self._usual(payload):
+                return None
         response = self.stream.response
         chunk = response.feed(data)
         if chunk and self._decoded(chunk):
             return True
         return self._rest() if response.done else None
+
+    def _usual(self, payload: bytes) -> bool:
+        """The usual read: one chunk holding one ordinary content event like the last
+        (openai_compat's like_last), relayed at once, exactly as _decoded and _events would;
+        False (nothing done) for anything else."""
+        if payload[:6] != b"data: " or payload[-2:] != b"\n\n":
+            return False
+        data = payload[6:-2]
+        stream = self.stream
+        if b"\n" in data or b"\r" in data or (not stream.include_usage and b'"usage":null' in data):
+            return False
+        try:
+            known = stream.swap.like_last(data)
+        except UnicodeDecodeError:
+            return False
+        now = self.clock()
+        if known is None or now - self.started > self.total:
+            return False
+        stream.response.ticker.last_event = self.last = now
+        self.bill.chars += known[1]
+        self.writer.write(known[0])
+        return True
 
     def _decoded(self, chunk: bytes) -> bool:
         """Body bytes, decoded: their whole events relayed (True at [DONE]), the rest kept."""

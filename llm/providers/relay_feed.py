@@ -59,8 +59,9 @@ class Feed(asyncio.Protocol):
         return self.error is not None or (self.outcome is not None and self.outcome is not DRAIN)
 
     def data_received(self, data: bytes) -> None:
-        if self._ended():  # the stream is over: the tail is the stream reader's, as before the feed
-            self.original.data_received(data)
+        outcome = self.outcome  # self._ended(), inline: this runs on every read of every stream
+        if self.error is not None or (outcome is not None and outcome is not DRAIN):
+            self.original.data_received(data)  # the stream is over: the tail is the stream reader's
             return
         try:
             outcome = self.relay.received(data)

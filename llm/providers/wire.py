@@ -12,6 +12,7 @@ UpstreamError. Messages never carry the URL or any header value.
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -238,6 +239,11 @@ class Response:
         self.done = self._left == 0
         self._reusable = self._reusable and len(data) == len(more)
         return data
+
+    def whole_chunks(self) -> Callable[[bytes], bytes | None] | None:
+        """For a chunked body, the check of its decoder that a read is exactly one whole chunk
+        (wire_body.ChunkedDecoder.whole_chunk): the fused relay's fast path. None otherwise."""
+        return self._decoder.whole_chunk if self._decoder is not None else None
 
     def feed_eof(self) -> None:
         """The server closed its side, read by the transport feed: the end of a body that runs

@@ -31,6 +31,20 @@ class ChunkedDecoder:
     def feed(self, data: bytes) -> None:
         self.buf = self.buf + data if self.buf else data
 
+    def whole_chunk(self, data: bytes) -> bytes | None:
+        """The data of `data` when it is exactly one whole chunk with data, arriving between
+        chunks with nothing buffered (the usual network read of a stream): the decoder is then
+        already in the state after it. None for anything else, which feed() and take() decode."""
+        if self.buf or self.left or self.crlf or self.trailer or self.done:
+            return None
+        end = data.find(b"\r\n", 0, 18)
+        if end <= 0 or data[-2:] != b"\r\n":
+            return None
+        size = data[:end]
+        if size.strip(_HEX) or int(size, 16) != len(data) - end - 4 or len(data) == end + 4:
+            return None
+        return data[end + 2 : -2]
+
     def take(self) -> bytes:
         buf, pos, out = self.buf, 0, []
         end_of_buf = len(buf)

@@ -22,7 +22,7 @@ from gpuniq_site import metrics
 from gpuniq_site.direct_send import ChunkedWriter, DirectSink
 from llm.chat import Bill
 from llm.gateway import OpenedStream
-from llm.providers import wire
+from llm.providers import openai_relay, wire
 from llm.providers.base import SILENCE, ChatRequest, Route, UpstreamError
 from llm.providers.openai_compat import OpenAICompatProvider
 from llm.streaming import _relay
@@ -105,6 +105,7 @@ class Outcome:
     error: tuple | None = None
     fed: int = 0  # streams whose reads the vendor's transport delivered to the relay (relay_feed)
     pooled: int = 0  # connections back in the pool once the stream ended (its tail read)
+    quick: int = 0  # reads the relay's fast path took (openai_relay.Relay._usual)
 
     @property
     def body(self) -> bytes:
@@ -145,6 +146,14 @@ async def relay(
         sink.writer = ChunkedWriter(cycle)
     bill = Bill(SimpleNamespace(started=0.0))  # type: ignore[arg-type]
     fed = metrics.FED_STREAMS._value.get()
+    usual = openai_relay.Relay._usual
+
+    def counted(self, payload: bytes) -> bool:
+        taken = usual(self, payload)
+        outcome.quick += taken
+        return taken
+
+    openai_relay.Relay._usual = counted  # type: ignore[method-assign]
     try:
         first = await anext(stream)
         while first is SILENCE:
@@ -165,6 +174,7 @@ async def relay(
             await asyncio.wait(set(wire._draining), timeout=5)
         outcome.pooled = wire.pool().count
         outcome.fed = int(metrics.FED_STREAMS._value.get() - fed)
+        openai_relay.Relay._usual = usual  # type: ignore[method-assign]
         feeding.cancel()
         vendor.close()
         await wire.close_pool()

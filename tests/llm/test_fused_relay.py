@@ -128,6 +128,23 @@ def test_fused_and_generic_paths_give_the_same_bytes_and_bill(stream):
     assert generic.direct == 0
     event("fused relay wrote" if fused.direct else "generic path only")
     event("reads fed by the transport" if fused.fed else "reads awaited")
+    event("fast path taken" if fused.quick else "no read for the fast path")
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(events, max_size=14), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+def test_one_event_per_chunk_and_read_gives_the_same_bytes_and_bill(kinds, null_usage, spaced, ascii, usage):
+    """The usual network read (one chunk, one event) of every kind of event: the relay's fast path
+    takes the ordinary content events and leaves the rest to the full decoding, with the same result."""
+    body = [render("content", "", null_usage, spaced, ascii)]
+    body += [render(k, v, null_usage, spaced, ascii) for k, v in kinds] + [b"data: [DONE]\n\n"]
+    reads = [b"%x\r\n%b\r\n" % (len(e), e) for e in body] + [b"0\r\n\r\n"]
+    generic, fused = both(CHUNKED_HEAD, reads, False, usage)
+    assert_same(generic, fused)
+    plain = [v for k, v in kinds if k == "content" and '"' not in v and "\\" not in v]
+    if fused.fed and plain and (usage or not null_usage):
+        event("fast path taken")
+    assert fused.quick <= len(plain)
 
 
 def one_event_per_read(contents: list[str], done: bool = True) -> list[bytes]:
@@ -146,6 +163,7 @@ def test_a_stream_read_an_event_at_a_time_goes_out_through_the_fused_relay():
     assert_same(generic, fused)
     assert fused.direct == 4 and fused.frames[0][0] == "send"  # the first read went the usual way
     assert fused.fed == 1  # the reads after it: in the vendor transport's callback
+    assert fused.quick == 3  # "Hel", "lo", " wörld": one chunk, one content event like the last
     assert fused.pooled == 1  # the body's terminator, after [DONE], was read and the connection kept
     assert fused.bill[0] == len("Hello wörld") + len('say "hi"') and fused.error is None
     assert json.loads(fused.bill[3])["model"] == "gpt-4o"  # the usage chunk waits for cost_usd
