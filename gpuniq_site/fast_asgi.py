@@ -27,7 +27,7 @@ from django.urls import Resolver404, get_resolver
 from . import direct_send, metrics
 from .api_chain import ApiMiddlewareLoader
 from .errors import ApiError
-from .responses import error_response
+from .responses import LastPart, error_response
 
 log = logging.getLogger("gpuniq.asgi")
 
@@ -66,11 +66,13 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin1"), str(value).encode("latin1")) for name, value in response.items()]
 
 
-async def _relay(request, response, send) -> None:
+async def _relay(request, response, send, before_end=None) -> None:
     """Send the body's parts, then its end. A body that raises is logged with the request id and
-    its end is still sent: the client gets a complete (if short) response, not a cut connection."""
+    its end is still sent: the client gets a complete (if short) response, not a cut connection.
+    A LastPart goes out with the end; `before_end()` is called first (the body may still run its
+    cleanup after it, once the response is complete)."""
     parts = aiter(getattr(response, "chunks", None) or response)
-    first = True
+    first, ended = True, False
     while True:
         try:
             part = await anext(parts)
@@ -84,12 +86,19 @@ async def _relay(request, response, send) -> None:
                 getattr(request, "request_id", ""),
             )
             break
-        if part:
+        if part and not ended:
             if first:
                 first = False
                 metrics.observe_first_chunk(request)
-            await send({"type": "http.response.body", "body": bytes(part), "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            ended = type(part) is LastPart  # the body's end goes with it
+            if ended and before_end is not None:
+                before_end()
+            await send({"type": "http.response.body", "body": bytes(part), "more_body": not ended})
+        elif part:
+            request_id = getattr(request, "request_id", "")
+            log.warning("a stream body went on after its last part request_id=%s", request_id)
+    if not ended:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _send_streaming(request, response, send, receive) -> None:
@@ -111,7 +120,7 @@ async def _send_streaming(request, response, send, receive) -> None:
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await _relay(request, response, send)
+        await _relay(request, response, send, watcher.cancel)  # a complete response reads as gone
     except asyncio.CancelledError:
         if not gone:
             raise

@@ -56,6 +56,12 @@ def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
     return response
 
 
+class LastPart(bytes):
+    """A stream body's last part (its [DONE]): the lean ASGI path sends it with the response's
+    end, in one write, rather than the part and then the end on their own. Anywhere else it is
+    the bytes it holds."""
+
+
 class EventStreamResponse(StreamingHttpResponse):
     """A text/event-stream response. It keeps its async byte iterator in `chunks` so the lean ASGI
     path can send each chunk as it is, without Django's per-chunk wrapping. `direct_sink`: a

@@ -16,6 +16,7 @@ from django.conf import settings
 from gpuniq_site.direct_send import DirectSink
 from gpuniq_site import metrics
 from gpuniq_site.errors import ApiError, error_body
+from gpuniq_site.responses import LastPart
 
 from . import chat
 from .gateway import OpenedStream, to_api_error
@@ -123,7 +124,7 @@ async def stream_body(
             settled = await bill.settle(usage)
             if request.include_usage:
                 yield _usage_event(prepared, opened, bill.usage_chunk, usage, settled.cost)
-            yield SSE_DONE  # on its own: chat sessions store the turn when they see it
+            yield LastPart(SSE_DONE)  # on its own: chat sessions store the turn when they see it
         except Exception as exc:
             error = exc if not isinstance(exc, UpstreamError) else to_api_error(exc, request.slug)
             if not isinstance(error, ApiError):

@@ -6,6 +6,7 @@ The server here runs tests/gpuniq_site/pipeline_settings.py: the project's setti
 in API_MIDDLEWARE (pipeline_urls.StampMiddleware) and a view whose stream body raises."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from gpuniq_site.api_chain import ApiASGIHandler
 from gpuniq_site.fast_asgi import LeanApiApp
 
 from ..live import LiveServer
-from .pipeline_urls import BROKEN_STREAM_PATH, FIRST_EVENT
+from .pipeline_urls import BROKEN_STREAM_PATH, DONE, FIRST_EVENT, LAST_PART_PATH
 
 LEAN = "/v1/openai/models"  # an async view: the lean path
 DRF = "/v1/llm/usage/history"  # a DRF view: Django's handler with the API chain
@@ -68,6 +69,24 @@ def test_a_stream_body_that_fails_midway_is_logged_with_its_request_id_and_ended
     ]
     assert (record["level"], record["request_id"]) == ("ERROR", request_id)
     assert request_id in record["message"] and "RuntimeError: the stream body broke" in record["exc"]
+
+
+@pytest.mark.e2e
+def test_a_last_part_goes_out_with_the_end_and_the_body_still_finishes(pipeline_server, tmp_path):
+    """The response is complete with its LastPart ([DONE] and the chunked end in one write), while
+    the body's cleanup after it is still running; that cleanup then runs to its end, uncancelled."""
+    gate = tmp_path / "gate"
+    with httpx.Client(base_url=pipeline_server.url, timeout=20) as client:
+        with client.stream("GET", LAST_PART_PATH, params={"gate": str(gate)}) as response:
+            body = response.read()  # complete although the body is still waiting for the gate
+        assert (response.status_code, body) == (200, FIRST_EVENT + DONE)
+        assert f"finished {gate}" not in pipeline_server.output()
+        assert client.get(PAGE).status_code == 200  # the kept-alive connection serves the next request
+    gate.touch()
+    deadline = time.monotonic() + 30
+    while f"finished {gate}" not in pipeline_server.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"finished {gate}" in pipeline_server.output()
 
 
 def test_a_middleware_outside_the_named_groups_is_refused_when_the_api_handlers_are_built(settings):
