@@ -11,7 +11,7 @@ from gpuniq_site.errors import ApiError
 from gpuniq_site.responses import error_response
 
 from . import gate
-from .keys import Principal, extract_raw_key
+from .keys import Principal, request_raw_key
 
 P = ParamSpec("P")
 View = Callable[Concatenate["KeyRequest", P], Awaitable[HttpResponseBase]]
@@ -32,7 +32,7 @@ def key_required(view: View[P]) -> Wrapped[P]:
     async def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         admitted = cast(KeyRequest, request)  # given its principal and rate-limit headers here
         try:
-            principal, decision = await gate.admit(extract_raw_key(request.headers))
+            principal, decision = await gate.admit(request_raw_key(request))
             admitted.ratelimit_headers = decision.headers()
             decision.raise_if_denied()
             admitted.principal = principal
@@ -54,7 +54,7 @@ def key_required_overlapped(view: View[P]) -> Wrapped[P]:
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
         admitted = cast(KeyRequest, request)
-        raw_key = extract_raw_key(request.headers)
+        raw_key = request_raw_key(request)
         early = gate.begin(raw_key)
         try:
             if early is None:

@@ -127,10 +127,20 @@ def forget_key(key_hash: str) -> None:
 
 
 def extract_raw_key(headers: Mapping[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return headers.get("x-api-key", "").strip() or None
+    return _raw_key(headers.get("authorization", ""), headers.get("x-api-key", ""))
+
+
+def request_raw_key(request: Any) -> str | None:
+    """extract_raw_key(request.headers), read from request.META: the API's hot path never builds
+    Django's HttpHeaders (a parse of every header, on each request)."""
+    meta = request.META
+    return _raw_key(meta.get("HTTP_AUTHORIZATION", ""), meta.get("HTTP_X_API_KEY", ""))
+
+
+def _raw_key(authorization: str, x_api_key: str) -> str | None:
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    return x_api_key.strip() or None
 
 
 def _load_principal(key_hash: str) -> dict[str, Any]:

@@ -89,3 +89,29 @@ def test_last_used_is_recorded_at_most_once_a_minute(client, alice):
     assert first is not None
     client.get("/v1/llm/balance", **headers)
     assert APIKey.objects.get(pk=alice.key.pk).last_used_at == first
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ([(b"authorization", b"Bearer  gpuniq_abc ")], "gpuniq_abc"),
+        ([(b"authorization", b"bearer gpuniq_abc")], "gpuniq_abc"),
+        ([(b"x-api-key", b" gpuniq_abc")], "gpuniq_abc"),
+        ([(b"authorization", b"Basic dXNlcg=="), (b"x-api-key", b"gpuniq_abc")], "gpuniq_abc"),
+        ([(b"authorization", b"Bearer ")], None),
+        ([], None),
+    ],
+)
+def test_the_hot_path_reads_the_key_from_both_headers_without_building_request_headers(headers, expected):
+    import io
+
+    from django.core.handlers.asgi import ASGIRequest
+
+    from accounts.keys import extract_raw_key, request_raw_key
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/openai/chat/completions", "headers": headers}
+    request = ASGIRequest(scope, io.BytesIO(b""))
+    raw = request_raw_key(request)
+
+    assert "headers" not in request.__dict__  # Django's HttpHeaders (a parse of every header) not built
+    assert raw == expected == extract_raw_key(request.headers)
