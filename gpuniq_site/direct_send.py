@@ -49,10 +49,54 @@ class ChunkedWriter:
             await self.flow.drain()
 
 
-def writer_for(send: Any) -> ChunkedWriter | None:
-    """A writer for the response `send` has started, or None when its preconditions do not hold."""
+def _cycle_of(send: Any) -> Any:
+    """uvicorn's httptools request cycle whose own `send` this is, or None."""
     cycle: Any = getattr(send, "__self__", None)
     if _Cycle is None or type(cycle) is not _Cycle or getattr(send, "__func__", None) is not _Cycle.send:
+        return None
+    return cycle
+
+
+class _Held:
+    """Stands in for the client's transport while send_together's messages are framed."""
+
+    __slots__ = ("transport", "parts")
+
+    def __init__(self, transport: Any):
+        self.transport: Any = transport
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def is_closing(self) -> bool:
+        return bool(self.transport.is_closing())
+
+
+async def send_together(send: Any, messages: list[dict]) -> None:
+    """Send ASGI messages that do not end the response (a stream's start and its first part):
+    under uvicorn's httptools protocol their bytes, framed by uvicorn's send as ever, leave in one
+    write instead of one each. Anywhere else: one send each."""
+    cycle = _cycle_of(send)
+    if cycle is None or cycle.disconnected:
+        for message in messages:
+            await send(message)
+        return
+    transport = cycle.transport
+    held = cycle.transport = _Held(transport)
+    try:
+        for message in messages:
+            await send(message)
+    finally:
+        cycle.transport = transport
+        if held.parts and not cycle.disconnected:
+            transport.write(b"".join(held.parts))
+
+
+def writer_for(send: Any) -> ChunkedWriter | None:
+    """A writer for the response `send` has started, or None when its preconditions do not hold."""
+    cycle = _cycle_of(send)
+    if cycle is None:
         return None
     if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding is not True:
         return None

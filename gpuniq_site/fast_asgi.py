@@ -66,11 +66,13 @@ def _headers(response) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin1"), str(value).encode("latin1")) for name, value in response.items()]
 
 
-async def _relay(request, response, send, before_end=None) -> None:
+async def _relay(request, response, send, before_end=None, start=None) -> None:
     """Send the body's parts, then its end. A body that raises is logged with the request id and
     its end is still sent: the client gets a complete (if short) response, not a cut connection.
-    A LastPart goes out with the end; `before_end()` is called first (the body may still run its
-    cleanup after it, once the response is complete)."""
+    `start`: the response's start, not sent yet: it leaves with the first part, in one write
+    (direct_send.send_together), and the body's direct writer is attached then. A LastPart goes
+    out with the end; `before_end()` is called first (the body may still run its cleanup after
+    it, once the response is complete)."""
     parts = aiter(getattr(response, "chunks", None) or response)
     first, ended = True, False
     while True:
@@ -93,15 +95,32 @@ async def _relay(request, response, send, before_end=None) -> None:
             ended = type(part) is LastPart  # the body's end goes with it
             if ended and before_end is not None:
                 before_end()
-            await send({"type": "http.response.body", "body": bytes(part), "more_body": not ended})
+            message = {"type": "http.response.body", "body": bytes(part), "more_body": not ended}
+            if start is None:
+                await send(message)
+            else:
+                await _start_with(send, start, message, response)
+                start = None
         elif part:
             request_id = getattr(request, "request_id", "")
             log.warning("a stream body went on after its last part request_id=%s", request_id)
+    if start is not None:
+        await send(start)
     if not ended:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _send_streaming(request, response, send, receive) -> None:
+async def _start_with(send, start: dict, message: dict, response) -> None:
+    """The response's start and its first body message; then the body may write for itself."""
+    if message["more_body"]:
+        await direct_send.send_together(send, [start, message])
+        direct_send.attach(response, send)
+    else:  # the end is not held back: uvicorn may close the connection on it
+        await send(start)
+        await send(message)
+
+
+async def _send_streaming(request, response, send, receive, start=None) -> None:
     """Send the body from this task; a watcher cancels it when the client goes away (the body's
     finally blocks then settle the bill). One task more per stream, not two."""
     task = asyncio.current_task()
@@ -120,7 +139,7 @@ async def _send_streaming(request, response, send, receive) -> None:
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await _relay(request, response, send, watcher.cancel)  # a complete response reads as gone
+        await _relay(request, response, send, watcher.cancel, start)  # a complete response reads as gone
     except asyncio.CancelledError:
         if not gone:
             raise
@@ -150,11 +169,13 @@ class LeanApiApp(ApiMiddlewareLoader, BaseHandler):
         request.resolver_match = match
         request.body_over_limit = body is None
         response = await self._middleware_chain(request)
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
-        )
+        start = {"type": "http.response.start", "status": response.status_code, "headers": _headers(response)}
+        if response.streaming and getattr(response, "direct_sink", None) is not None:
+            # a stream whose first part is ready (llm.completions.start_stream): the start goes with it
+            await _send_streaming(request, response, send, receive, start)
+            return
+        await send(start)
         if response.streaming:
-            direct_send.attach(response, send)
             await _send_streaming(request, response, send, receive)
         else:
             await send({"type": "http.response.body", "body": response.content, "more_body": False})

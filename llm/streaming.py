@@ -57,7 +57,8 @@ async def _relay(
     last = started = clock()
     idle, total = settings.GPUNIQ_STREAM_IDLE_TIMEOUT, settings.GPUNIQ_STREAM_TOTAL_TIMEOUT
     pending: list[bytes] = []
-    fused = _fused(opened, bill, sink, clock)
+    fused: Relay | None = None
+    checked = False  # for a fused relay: once the first part has gone out, and the writer with it
     pieces = _pieces(opened)
     try:
         async for piece in pieces:
@@ -76,6 +77,8 @@ async def _relay(
             if not piece.more:
                 yield pending[0] if len(pending) == 1 else b"".join(pending)
                 pending.clear()
+                if not checked:
+                    fused, checked = _fused(opened, bill, sink, clock), True
                 if fused is not None and fused.stream.ready():  # nothing of this read is left
                     fused.started, fused.last, fused.idle, fused.total = started, last, idle, total
                     metrics.FUSED_STREAMS.inc()
