@@ -54,7 +54,7 @@ class Relay:
         self.started = self.last = self.idle = self.total = 0.0
         self.pending: list[bytes] = []
         self.buffer = b""  # an unfinished SSE event
-        self.whole_chunk = stream.response.whole_chunks()  # the fast path's framing check (chunked bodies)
+        self.whole_chunks = stream.response.whole_chunks()  # the fast path's framing check (chunked bodies)
 
     async def run(self) -> None:
         try:
@@ -130,10 +130,22 @@ class Relay:
     def received(self, data: bytes) -> bool | None:
         """One network read of the vendor's, from the transport feed: True at [DONE], False at
         the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
-        whole_chunk = self.whole_chunk
-        if whole_chunk is not None and not self.buffer and not self.pending:
-            payload = whole_chunk(data)
-            if payload is not None and self._usual(payload):
+        whole_chunks = self.whole_chunks
+        if whole_chunks is not None and not self.buffer and not self.pending:
+            payloads = whole_chunks(data)
+            if payloads is not None:
+                quick = self._usual(payloads)  # (pending)
+                if quick == len(payloads):  # the events of one read leave in one write
+                    pending = self.pending
+                    self.writer.write(pending[0] if quick == 1 else b"".join(pending))
+                    pending.clear()
+                    return None
+                # the rest, decoded as any read is (whole chunks: the body goes on); the quick ones
+                # leave with its events
+                events, self.buffer = split_events(b"", b"".join(payloads[quick:]))
+                if events:
+                    return True if self._events(events) else None
+                self._flush()
                 return None
         response = self.stream.response
         chunk = response.feed(data)
@@ -141,27 +153,32 @@ class Relay:
             return True
         return self._rest() if response.done else None
 
-    def _usual(self, payload: bytes) -> bool:
-        """The usual read: one chunk holding one ordinary content event like the last
-        (openai_compat's like_last), relayed at once, exactly as _decoded and _events would;
-        False (nothing done) for anything else."""
-        if payload[:6] != b"data: " or payload[-2:] != b"\n\n":
-            return False
-        data = payload[6:-2]
-        stream = self.stream
-        if b"\n" in data or b"\r" in data or (not stream.include_usage and b'"usage":null' in data):
-            return False
-        try:
-            known = stream.swap.like_last(data)
-        except UnicodeDecodeError:
-            return False
+    def _usual(self, payloads: list[bytes]) -> int:
+        """The usual read, whole chunks: the leading ones that each hold one ordinary content event
+        like the last (openai_compat's like_last) are noted and pending, exactly as _events would
+        note them. Returns how many; the rest is decoded as any read is."""
         now = self.clock()
-        if known is None or now - self.started > self.total:
-            return False
-        stream.response.ticker.last_event = self.last = now
-        self.bill.chars += known[1]
-        self.writer.write(known[0])
-        return True
+        if now - self.started > self.total:  # _events raises the timeout
+            return 0
+        stream, out, chars = self.stream, self.pending, 0
+        for payload in payloads:
+            if payload[:6] != b"data: " or payload[-2:] != b"\n\n":
+                break
+            data = payload[6:-2]
+            if b"\n" in data or b"\r" in data or (not stream.include_usage and b'"usage":null' in data):
+                break
+            try:
+                known = stream.swap.like_last(data)
+            except UnicodeDecodeError:
+                break
+            if known is None:
+                break
+            out.append(known[0])
+            chars += known[1]
+        if out:
+            stream.response.ticker.last_event = self.last = now
+            self.bill.chars += chars
+        return len(out)
 
     def _decoded(self, chunk: bytes) -> bool:
         """Body bytes, decoded: their whole events relayed (True at [DONE]), the rest kept."""

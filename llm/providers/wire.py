@@ -240,10 +240,10 @@ class Response:
         self._reusable = self._reusable and len(data) == len(more)
         return data
 
-    def whole_chunks(self) -> Callable[[bytes], bytes | None] | None:
-        """For a chunked body, the check of its decoder that a read is exactly one whole chunk
-        (wire_body.ChunkedDecoder.whole_chunk): the fused relay's fast path. None otherwise."""
-        return self._decoder.whole_chunk if self._decoder is not None else None
+    def whole_chunks(self) -> Callable[[bytes], list[bytes] | None] | None:
+        """For a chunked body, the check of its decoder that a read is exactly whole chunks
+        (wire_body.ChunkedDecoder.whole_chunks): the fused relay's fast path. None otherwise."""
+        return self._decoder.whole_chunks if self._decoder is not None else None
 
     def feed_eof(self) -> None:
         """The server closed its side, read by the transport feed: the end of a body that runs

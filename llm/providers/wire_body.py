@@ -31,19 +31,28 @@ class ChunkedDecoder:
     def feed(self, data: bytes) -> None:
         self.buf = self.buf + data if self.buf else data
 
-    def whole_chunk(self, data: bytes) -> bytes | None:
-        """The data of `data` when it is exactly one whole chunk with data, arriving between
-        chunks with nothing buffered (the usual network read of a stream): the decoder is then
-        already in the state after it. None for anything else, which feed() and take() decode."""
-        if self.buf or self.left or self.crlf or self.trailer or self.done:
+    def whole_chunks(self, data: bytes) -> list[bytes] | None:
+        """The data of each chunk in `data` when it is exactly whole chunks with data, arriving
+        between chunks with nothing buffered (the usual network read of a stream: one event's
+        chunk, or a few when the reader fell behind): the decoder is then already in the state
+        after them. None for anything else, which feed() and take() decode."""
+        if self.buf or self.left or self.crlf or self.trailer or self.done or not data:
             return None
-        end = data.find(b"\r\n", 0, 18)
-        if end <= 0 or data[-2:] != b"\r\n":
-            return None
-        size = data[:end]
-        if size.strip(_HEX) or int(size, 16) != len(data) - end - 4 or len(data) == end + 4:
-            return None
-        return data[end + 2 : -2]
+        out, pos, end_of_data = [], 0, len(data)
+        while pos < end_of_data:
+            end = data.find(b"\r\n", pos, pos + 18)
+            if end <= pos:
+                return None
+            size = data[pos:end]
+            if size.strip(_HEX):
+                return None
+            start = end + 2
+            stop = start + int(size, 16)
+            if stop == start or not data.startswith(b"\r\n", stop):
+                return None
+            out.append(data[start:stop])
+            pos = stop + 2
+        return out
 
     def take(self) -> bytes:
         buf, pos, out = self.buf, 0, []

@@ -105,7 +105,7 @@ class Outcome:
     error: tuple | None = None
     fed: int = 0  # streams whose reads the vendor's transport delivered to the relay (relay_feed)
     pooled: int = 0  # connections back in the pool once the stream ended (its tail read)
-    quick: int = 0  # reads the relay's fast path took (openai_relay.Relay._usual)
+    quick: int = 0  # events the relay's fast path took (openai_relay.Relay._usual)
 
     @property
     def body(self) -> bytes:
@@ -148,8 +148,8 @@ async def relay(
     fed = metrics.FED_STREAMS._value.get()
     usual = openai_relay.Relay._usual
 
-    def counted(self, payload: bytes) -> bool:
-        taken = usual(self, payload)
+    def counted(self, payloads: list[bytes]) -> int:
+        taken = usual(self, payloads)
         outcome.quick += taken
         return taken
 

@@ -43,6 +43,9 @@ events = st.one_of(
 )
 
 
+mostly_content = st.one_of(st.text(alphabet="abc é", max_size=6).map(lambda t: ("content", t)), events)
+
+
 def render(kind: str, value: str, null_usage: bool, spaced: bool, ascii_only: bool) -> bytes:
     """One SSE event as a vendor sends it."""
     usage = None if null_usage else "absent"
@@ -131,20 +134,45 @@ def test_fused_and_generic_paths_give_the_same_bytes_and_bill(stream):
     event("fast path taken" if fused.quick else "no read for the fast path")
 
 
-@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(events, max_size=14), st.booleans(), st.booleans(), st.booleans(), st.booleans())
-def test_one_event_per_chunk_and_read_gives_the_same_bytes_and_bill(kinds, null_usage, spaced, ascii, usage):
-    """The usual network read (one chunk, one event) of every kind of event: the relay's fast path
-    takes the ordinary content events and leaves the rest to the full decoding, with the same result."""
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(mostly_content, max_size=14),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)  # noqa: E501
+def test_whole_chunks_per_read_give_the_same_bytes_and_bill(kinds, null_usage, spaced, ascii, usage, data):
+    """The usual network reads (one event per chunk, one or a few whole chunks per read) of every
+    kind of event: the relay's fast path takes the leading ordinary content events of a read and
+    leaves the rest to the full decoding, with the same writes, bytes and bill."""
     body = [render("content", "", null_usage, spaced, ascii)]
     body += [render(k, v, null_usage, spaced, ascii) for k, v in kinds] + [b"data: [DONE]\n\n"]
-    reads = [b"%x\r\n%b\r\n" % (len(e), e) for e in body] + [b"0\r\n\r\n"]
+    chunks = [b"%x\r\n%b\r\n" % (len(e), e) for e in body] + [b"0\r\n\r\n"]
+    reads = []
+    while chunks:
+        size = data.draw(st.integers(1, 3))
+        reads.append(b"".join(chunks[:size]))
+        chunks = chunks[size:]
     generic, fused = both(CHUNKED_HEAD, reads, False, usage)
     assert_same(generic, fused)
     plain = [v for k, v in kinds if k == "content" and '"' not in v and "\\" not in v]
-    if fused.fed and plain and (usage or not null_usage):
-        event("fast path taken")
+    event("fast path taken" if fused.quick else "no event for the fast path")
     assert fused.quick <= len(plain)
+
+
+@pytest.mark.parametrize("per_read, quick", [(1, 6), (2, 5), (3, 3)])
+def test_reads_of_several_whole_chunks_take_the_fast_path_and_leave_in_one_write(per_read, quick):
+    """A reader that fell behind gets a few events' chunks in one read: the fast path takes them
+    all (the read holding the body's end excepted) and they leave in one write, as before."""
+    body = [render("content", "", False, False, False)] + [render("content", "ab", False, False, False)] * 6
+    chunks = [b"%x\r\n%b\r\n" % (len(e), e) for e in [*body, b"data: [DONE]\n\n"]] + [b"0\r\n\r\n"]
+    reads = [b"".join(chunks[i : i + per_read]) for i in range(0, len(chunks), per_read)]
+    generic, fused = both(CHUNKED_HEAD, reads, False, True)
+    assert_same(generic, fused)
+    assert (fused.fed, fused.quick, fused.bill[0]) == (1, quick, 12)
+    assert len(fused.frames) == len(generic.frames) == -(-len(body) // per_read)  # one write per read
 
 
 def one_event_per_read(contents: list[str], done: bool = True) -> list[bytes]:
