@@ -135,17 +135,12 @@ class Relay:
             payloads = whole_chunks(data)
             if payloads is not None:
                 quick = self._usual(payloads)  # (pending)
-                if quick == len(payloads):  # the events of one read leave in one write
-                    pending = self.pending
-                    self.writer.write(pending[0] if quick == 1 else b"".join(pending))
-                    pending.clear()
-                    return None
-                # the rest, decoded as any read is (whole chunks: the body goes on); the quick ones
-                # leave with its events
-                events, self.buffer = split_events(b"", b"".join(payloads[quick:]))
-                if events:
+                events: list[bytes] = []
+                if quick < len(payloads):  # the rest, decoded as any read is (the body goes on)
+                    events, self.buffer = split_events(b"", b"".join(payloads[quick:]))
+                if events:  # the quick ones leave with them, as _events decides
                     return True if self._events(events) else None
-                self._flush()
+                self._flush()  # the events of one read leave in one write
                 return None
         response = self.stream.response
         chunk = response.feed(data)
