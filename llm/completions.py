@@ -4,6 +4,8 @@ stream, and the native reply shape. Views render what these return; jobs call th
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import cast
 
 from django.conf import settings
 
@@ -36,8 +38,10 @@ async def complete_once(prepared: chat.Prepared):
     return done.response, usage, settled, done.route
 
 
-async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
-    """Open the upstream stream; errors in the first moments still get a proper HTTP status."""
+async def start_stream(prepared: chat.Prepared, *, parsed: bool = False) -> EventStreamResponse:
+    """Open the upstream stream; errors in the first moments still get a proper HTTP status.
+    `parsed`: the body is for a front door, which takes translated chunks as dicts
+    (llm.streaming.Parsed); such a body is never sent as it is."""
     bill = chat.Bill(prepared, sent=True)
     loop = asyncio.get_running_loop()
     ready = loop.create_future()  # set by the opening itself, or by the keep-alive timer
@@ -54,7 +58,8 @@ async def start_stream(prepared: chat.Prepared) -> EventStreamResponse:
     finally:
         timer.cancel()
     sink = DirectSink()
-    response = EventStreamResponse(stream_body(prepared, opening, bill, sink))
+    body = stream_body(prepared, opening, bill, sink, parsed)
+    response = EventStreamResponse(cast("AsyncIterator[bytes]", body))  # Parsed parts: a door's only
     sink.body = response.chunks  # gpuniq_site.fast_asgi gives it a writer if nothing wrapped the body
     response.direct_sink = sink
     if opening.done() and is_sandbox(opening.result().route):

@@ -46,17 +46,29 @@ def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | No
     return b"data: " + dumps(chunk) + b"\n\n"
 
 
+class Parsed(list):
+    """The chat chunks (dicts) of one read, in parsed mode: a front door renders them in its own
+    dialect, and the OpenAI bytes are never made."""
+
+
+def _together(pending: list[StreamPiece], parsed: bool) -> "bytes | Parsed":
+    if parsed and all(piece.chunk is not None for piece in pending):
+        return Parsed([piece.chunk for piece in pending])
+    return pending[0].data if len(pending) == 1 else b"".join([piece.data for piece in pending])
+
+
 async def _relay(
-    bill: chat.Bill, opened: OpenedStream, sink: DirectSink | None = None
-) -> AsyncIterator[bytes]:
+    bill: chat.Bill, opened: OpenedStream, sink: DirectSink | None = None, parsed: bool = False
+) -> AsyncIterator["bytes | Parsed"]:
     """The vendor's events for the client, noting usage and text on the bill. Events that arrived
     together (one network read) leave together, in one write. With a writer in `sink`, a
-    pass-through stream is handed to the fused relay once its first read has gone out."""
+    pass-through stream is handed to the fused relay once its first read has gone out.
+    `parsed`: a read whose events are all translated chunks goes out as Parsed, not bytes."""
     prepared = bill.prepared
     clock = asyncio.get_running_loop().time
     last = started = clock()
     idle, total = settings.GPUNIQ_STREAM_IDLE_TIMEOUT, settings.GPUNIQ_STREAM_TOTAL_TIMEOUT
-    pending: list[bytes] = []
+    pending: list[StreamPiece] = []
     fused: Relay | None = None
     checked = False  # for a fused relay: once the first part has gone out, and the writer with it
     pieces = _pieces(opened)
@@ -73,9 +85,9 @@ async def _relay(
                 continue
             if bill.ttft_ms is None:
                 bill.ttft_ms = int((time.perf_counter() - prepared.started) * 1000)
-            pending.append(piece.data)
+            pending.append(piece)
             if not piece.more:
-                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                yield _together(pending, parsed)
                 pending.clear()
                 if not checked:
                     fused, checked = _fused(opened, bill, sink, clock), True
@@ -87,10 +99,10 @@ async def _relay(
                     return
     except Exception:
         if pending:  # what the client has not got yet goes out before the error event
-            yield b"".join(pending)
+            yield _together(pending, parsed)
         raise
     if pending:
-        yield b"".join(pending)
+        yield _together(pending, parsed)
 
 
 def _fused(opened: OpenedStream, bill: chat.Bill, sink: DirectSink | None, clock) -> Relay | None:
@@ -106,10 +118,13 @@ async def stream_body(
     opening: "asyncio.Future[OpenedStream]",
     bill: chat.Bill | None = None,
     sink: DirectSink | None = None,
-) -> AsyncIterator[bytes]:
+    parsed: bool = False,
+) -> AsyncIterator["bytes | Parsed"]:
     """The client's SSE body. The bill closes the hold once whatever happens: settled at the end,
     failed with what reached the client, or (client gone) the prompt and the output so far.
-    `sink`: where the ASGI layer may put a direct writer to the client (the fused relay's)."""
+    `sink`: where the ASGI layer may put a direct writer to the client (the fused relay's).
+    `parsed`: for a front door that renders chat chunks in its own dialect, the translated
+    chunks of a read come as one Parsed list instead of OpenAI bytes (everything else as ever)."""
     bill = bill or chat.Bill(prepared, sent=True)
     opened: OpenedStream | None = None
     request = prepared.request
@@ -121,7 +136,7 @@ async def stream_body(
                     yield KEEPALIVE
             opened = opening.result()
             bill.route = opened.route
-            async for part in _relay(bill, opened, sink):
+            async for part in _relay(bill, opened, sink, parsed):
                 yield part
             usage = bill.produced()
             settled = await bill.settle(usage)

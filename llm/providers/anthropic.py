@@ -23,10 +23,10 @@ from .base import (
     ChunkBuilder,
     Route,
     StreamPiece,
+    UNRENDERED,
     UpstreamError,
     Usage,
     completion_object,
-    sse,
     text_of,
 )
 from . import anthropic_native
@@ -423,7 +423,7 @@ class _StreamMapper:
         self, delta: dict | None = None, finish_reason: str | None = None, chars: int = 0
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
-        return StreamPiece(data=sse(chunk), chunk=chunk, text_chars=chars, finish_reason=finish_reason)
+        return StreamPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
 
     def feed(self, data: bytes) -> list[StreamPiece]:
         try:

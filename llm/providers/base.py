@@ -115,9 +115,12 @@ class StreamPiece:
     `cost_usd` and drop it when the client did not ask for usage. `text_chars` counts the
     characters of content, reasoning and tool arguments, for billing a stream cut short.
     `more` says the next event has already arrived (a provider may leave it False).
+    A translating provider gives `chunk` and `data=UNRENDERED`: the bytes are rendered from the
+    chunk when first read, and never when the client speaks another dialect (llm.streaming's
+    parsed mode hands such chunks to a front door as they are).
     """
 
-    data: bytes
+    data: bytes  # read through the property below
     usage: Usage | None = None
     usage_only: bool = False
     chunk: dict | None = None
@@ -130,6 +133,28 @@ class StreamPiece:
     # on a pass-through stream's first piece: its openai_relay.PassThrough (llm.streaming may hand
     # the rest of the stream to the fused relay)
     relay: Any = None
+
+
+class _Unrendered(bytes):
+    pass
+
+
+UNRENDERED: bytes = _Unrendered()  # StreamPiece.data of a translated chunk, until first read
+
+
+def _rendered(piece: StreamPiece) -> bytes:
+    data: bytes = piece.__dict__["_data"]
+    if data is UNRENDERED:
+        data = piece.__dict__["_data"] = sse(piece.chunk)
+    return data
+
+
+def _set_data(piece: StreamPiece, data: bytes) -> None:
+    piece.__dict__["_data"] = data
+
+
+# the dataclass's `data` field (its __init__, replace, eq, repr), read through a property
+StreamPiece.data = property(_rendered, _set_data)  # type: ignore[assignment]
 
 
 # The comment the client gets for each keep-alive interval without an event.

@@ -24,10 +24,10 @@ from .base import (
     ChunkBuilder,
     Route,
     StreamPiece,
+    UNRENDERED,
     UpstreamError,
     Usage,
     completion_object,
-    sse,
     text_of,
 )
 from .http import generic_error, post_json, post_stream, retry_after, scrub, sse_data
@@ -571,7 +571,7 @@ class _StreamState:
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         chunk["choices"][0]["index"] = index
-        return StreamPiece(data=sse(chunk), text_chars=chars, finish_reason=finish_reason)
+        return StreamPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
 
 
 def _feed(state: _StreamState, data: bytes) -> list[StreamPiece]:

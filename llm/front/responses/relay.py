@@ -1,7 +1,8 @@
 """The Responses event stream a client receives, made from the gateway's stream body
 (llm.streaming.stream_body, which bills). Two kinds of route feed it:
 
-- translated routes send chat chunks: ResponseEvents renders them as typed events;
+- translated routes send chat chunks: ResponseEvents renders them as typed events (the dicts
+  themselves, from start_stream's parsed mode: no OpenAI bytes are made and parsed again);
 - OpenAI's own Responses API (the pass-through) sends typed events already: they go out as they
   are, except that the response id becomes ours and response.completed waits for the cost.
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from ...providers.base import Usage
 from ...providers.sse import parse_event
+from ...streaming import Parsed
 from . import reply
 from .events import ResponseEvents, frame
 
@@ -85,6 +87,10 @@ class Relay:
         buffer = b""
         try:
             async for part in chunks:
+                if type(part) is Parsed:  # translated chunks, as dicts (start_stream's parsed mode)
+                    if not self.ended:
+                        yield self._start() + b"".join([self.events.chunk(chunk) for chunk in part])
+                    continue
                 buffer += part
                 out = []
                 end = buffer.find(b"\n\n")

@@ -91,7 +91,7 @@ async def create_response(request):
 
     if prepared.request.stream:
         prepared.request.include_usage = True
-        inner = await start_stream(prepared)
+        inner = await start_stream(prepared, parsed=True)
         relay = Relay(ResponseEvents(shell), on_done)
         outer = EventStreamResponse(relay.run(inner.chunks))
         if inner.has_header("x-gpuniq-simulated"):
