@@ -10,6 +10,7 @@ the stream ends with response.completed, response.incomplete or response.failed.
 """
 
 import json
+from json.encoder import encode_basestring  # a str as json.dumps(ensure_ascii=False) writes it
 
 from . import reply
 
@@ -22,11 +23,37 @@ def frame(event: dict) -> bytes:
     )
 
 
+# response.output_text.delta, most of a reply's events, framed as frame() would without building
+# and encoding a dict each time: the head, the sequence number, the item's part, the delta, the tail
+_TEXT_DELTA_HEAD = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+)
+_TEXT_DELTA_TAIL = b',"logprobs":[]}\n\n'
+
+
 class _Item:
     def __init__(self, kind: str, index: int, item: dict):
         self.kind, self.index, self.item, self.open = kind, index, item, True
         self.parts: list[str] = []  # joined once, at the end: `text += delta` on an attribute
         # copies the whole text per delta (0.17 s of the event loop for 30,000 deltas)
+        self.delta_fields = b""  # a message's text delta fields before the delta (text_delta)
+
+    def text_delta(self, seq: int, delta: str) -> bytes:
+        """frame() of this message's response.output_text.delta number `seq`."""
+        if not self.delta_fields:
+            item_id = json.dumps(self.item["id"], ensure_ascii=False)
+            self.delta_fields = (
+                f',"item_id":{item_id},"output_index":{self.index},"content_index":0,"delta":'.encode()
+            )
+        return b"".join(
+            (
+                _TEXT_DELTA_HEAD,
+                b"%d" % seq,
+                self.delta_fields,
+                encode_basestring(delta).encode(),
+                _TEXT_DELTA_TAIL,
+            )
+        )
 
     def add(self, delta: str) -> None:
         self.parts.append(delta)
@@ -181,15 +208,8 @@ class ResponseEvents:
         if isinstance(content, str) and content:
             entry = self._current(out, "message")
             entry.add(content)
-            self._emit(
-                out,
-                "response.output_text.delta",
-                item_id=entry.item["id"],
-                output_index=entry.index,
-                content_index=0,
-                delta=content,
-                logprobs=[],
-            )
+            out.append(entry.text_delta(self.seq, content))  # what _emit would, made faster
+            self.seq += 1
         for call in delta.get("tool_calls") or ():
             self._call(out, call)
 
