@@ -21,7 +21,7 @@ from gpuniq_site.responses import LastPart
 from . import chat
 from .gateway import OpenedStream, to_api_error
 from .providers.openai_relay import Relay
-from .providers.base import KEEPALIVE, SILENCE, SSE_DONE, StreamPiece, UpstreamError, dumps
+from .providers.base import KEEPALIVE, SILENCE, SSE_DONE, Parsed, StreamPiece, UpstreamError, dumps
 
 log = logging.getLogger("gpuniq.streaming")
 __all__ = ["KEEPALIVE", "stream_body"]
@@ -44,11 +44,6 @@ def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | No
         }
     chunk["usage"] = {**usage.to_openai(), **(chunk.get("usage") or {}), "cost_usd": float(cost)}
     return b"data: " + dumps(chunk) + b"\n\n"
-
-
-class Parsed(list):
-    """The chat chunks (dicts) of one read, in parsed mode: a front door renders them in its own
-    dialect, and the OpenAI bytes are never made."""
 
 
 def _together(pending: list[StreamPiece], parsed: bool) -> "bytes | Parsed":

@@ -16,7 +16,7 @@ from typing import Any
 from gpuniq_site.errors import ANTHROPIC_TYPES, CATALOG
 from gpuniq_site.ids import unique_hex
 
-from ..providers.base import Usage, dumps, text_of
+from ..providers.base import Parsed, Usage, dumps, text_of
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -138,6 +138,10 @@ class StreamTranslator:
             return []
         if not isinstance(chunk, dict):
             return []
+        return self.chunk(chunk)
+
+    def chunk(self, chunk: dict) -> list[bytes]:
+        """One OpenAI chunk, parsed (from feed, or as it came: llm.streaming.Parsed)."""
         if "error" in chunk:
             return [error_event(chunk["error"] if isinstance(chunk["error"], dict) else {})]
         if self.native:
@@ -237,8 +241,14 @@ class StreamTranslator:
 async def anthropic_events(
     chunks: AsyncIterator[bytes], translator: StreamTranslator
 ) -> AsyncIterator[bytes]:
-    """llm.streaming's body re-framed as Anthropic events; what arrived in one write leaves in one."""
+    """llm.streaming's body re-framed as Anthropic events; what arrived in one write leaves in one.
+    A translated route's chunks come as dicts (start_stream's parsed mode): no bytes to parse."""
     async for part in chunks:
+        if type(part) is Parsed:
+            out = [event for chunk in part for event in translator.chunk(chunk)]
+            if out:
+                yield b"".join(out)
+            continue
         if b"\r" in part:
             part = part.replace(b"\r\n", b"\n")
         out = []

@@ -157,6 +157,11 @@ def _set_data(piece: StreamPiece, data: bytes) -> None:
 StreamPiece.data = property(_rendered, _set_data)  # type: ignore[assignment]
 
 
+class Parsed(list):
+    """The chat chunks (dicts) of one read, for a front door that renders them in its own dialect
+    (llm.streaming's parsed mode): their OpenAI bytes are never made."""
+
+
 # The comment the client gets for each keep-alive interval without an event.
 KEEPALIVE = b": keep-alive\n\n"
 

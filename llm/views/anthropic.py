@@ -69,11 +69,11 @@ async def messages(request):
     )
     if prepared.request.stream:
         prepared.request.include_usage = True  # the closing message_delta carries the exact usage
-        response = await start_stream(prepared)
+        response = await start_stream(prepared, parsed=True)
         translator = anthropic_reply.StreamTranslator(
             model.slug, counted_prompt_tokens(prepared.request.body)
         )
-        response.streaming_content = anthropic_reply.anthropic_events(response.streaming_content, translator)
+        response.streaming_content = anthropic_reply.anthropic_events(response.chunks, translator)
         return response
     completion, usage, settled, route = await complete_once(prepared)
     message = anthropic_reply.message_from_chat(completion, usage, model.slug)

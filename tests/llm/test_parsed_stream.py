@@ -1,6 +1,6 @@
-"""The Responses door takes a translated stream as chunk dicts (llm.streaming's parsed mode): the
-client gets the same bytes as when the chunks were rendered as OpenAI SSE and parsed back, and
-the OpenAI rendering is never made. The pieces come from the Anthropic adapter's own mapper fed
+"""The Responses and Messages doors take a translated stream as chunk dicts (llm.streaming's parsed
+mode): the client gets the same bytes as when the chunks were rendered as OpenAI SSE and parsed
+back, and the OpenAI rendering is never made. The pieces come from the Anthropic adapter's own mapper fed
 with Anthropic's documented stream events (thinking, text, a tool call, the end)."""
 
 import json
@@ -8,12 +8,13 @@ import re
 
 import pytest
 
+from llm.dialects.anthropic_reply import StreamTranslator, anthropic_events
 from llm.front.responses import reply
 from llm.front.responses.events import ResponseEvents
 from llm.front.responses.relay import Relay
 from llm.providers.anthropic import _StreamMapper
-from llm.providers.base import UNRENDERED, StreamPiece, sse
-from llm.streaming import Parsed, _together
+from llm.providers.base import UNRENDERED, Parsed, StreamPiece, sse
+from llm.streaming import _together
 
 ANTHROPIC_EVENTS = [
     {
@@ -124,3 +125,26 @@ def test_a_read_with_a_pass_through_event_goes_out_as_bytes():
 def test_a_translated_piece_renders_its_chunk_once_when_read():
     [[piece, *_]] = translated_reads(100)
     assert piece.data == sse(piece.chunk) and piece.data is piece.data
+
+
+async def messages_door(parts: list) -> bytes:
+    async def body():
+        for part in parts:
+            yield part
+
+    translator = StreamTranslator("gemini-2.5-flash", prompt_estimate=12)
+    return numbered(b"".join([part async for part in anthropic_events(body(), translator)]))
+
+
+@pytest.mark.parametrize("group", [1, 3])
+async def test_the_messages_door_gets_the_same_events_from_a_parsed_stream(group):
+    tail = [USAGE_EVENT, b"data: [DONE]\n\n"]
+    rendered = await messages_door([_together(read, parsed=False) for read in translated_reads(group)] + tail)
+    reads = translated_reads(group)
+    parsed = await messages_door([_together(read, parsed=True) for read in reads] + tail)
+
+    assert parsed == rendered
+    assert b"event: message_start" in parsed and b'"type":"thinking_delta"' in parsed
+    assert b'"partial_json":"\\"Oslo\\"}"' in parsed and b'"stop_reason":"tool_use"' in parsed
+    assert b"event: message_stop" in parsed
+    assert all(piece.__dict__["_data"] is UNRENDERED for read in reads for piece in read)

@@ -14,9 +14,8 @@ client that leaves stops the vendor and pays for what was produced (stream_body 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from ...providers.base import Usage
+from ...providers.base import Parsed, Usage
 from ...providers.sse import parse_event
-from ...streaming import Parsed
 from . import reply
 from .events import ResponseEvents, frame
 
