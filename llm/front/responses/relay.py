@@ -87,8 +87,9 @@ class Relay:
         try:
             async for part in chunks:
                 if type(part) is Parsed:  # translated chunks, as dicts (start_stream's parsed mode)
-                    if not self.ended:
-                        yield self._start() + b"".join([self.events.chunk(chunk) for chunk in part])
+                    rendered = b"" if self.ended else self._start() + b"".join(map(self.events.chunk, part))
+                    if rendered:
+                        yield rendered
                     continue
                 buffer += part
                 out = []
