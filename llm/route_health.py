@@ -4,7 +4,7 @@ for COOLDOWN seconds. Shared through Redis when configured, process memory other
 import logging
 import time
 
-from gpuniq_site import shared_state
+from gpuniq_site import redis_pipe, shared_state
 
 log = logging.getLogger("gpuniq.routes")
 
@@ -25,15 +25,20 @@ def _fail_key(route: str) -> str:
 
 
 async def cooling(routes: list[str]) -> set[str]:
-    """The routes currently in cool-down (one Redis round trip)."""
+    """The routes currently in cool-down: one MGET on the lean pipe (gpuniq_site.redis_pipe), which
+    every request of a model with a fallback route sends; none while Redis is failing."""
     if len(routes) < 2:
         return set()  # a single route is always tried: failing fast helps nobody
     client = shared_state.async_redis()
     if client is None:
         now = time.monotonic()
         return {r for r in routes if _local_down.get(r, 0) > now}
+    if shared_state.redis_down():
+        return set()
+    keys = [_down_key(r) for r in routes]
+    pipe = redis_pipe.pipe()
     try:
-        flags = await client.mget([_down_key(r) for r in routes])
+        flags = await (pipe.call("MGET", *keys) if pipe is not None else client.mget(keys))
     except Exception as exc:
         log.warning("route health unavailable: %s", exc)
         return set()
