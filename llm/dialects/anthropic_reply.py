@@ -11,6 +11,7 @@ passes through: a Message dict as it is, stream events byte for byte.
 
 import json
 from collections.abc import AsyncIterator
+from json.encoder import encode_basestring
 from typing import Any
 
 from gpuniq_site.errors import ANTHROPIC_TYPES, CATALOG
@@ -110,6 +111,18 @@ def _event(obj: dict) -> bytes:
     return b"event: " + obj["type"].encode() + b"\ndata: " + dumps(obj) + b"\n\n"
 
 
+_TEXT_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+
+
+def text_delta(index: int, text: str) -> bytes:
+    """_event() of a text block's content_block_delta, most of a reply's events, without building
+    and encoding its dict: only the text is quoted (json's encode_basestring, as dumps does)."""
+    quoted = encode_basestring(text).encode()
+    return b"".join(
+        (_TEXT_DELTA_HEAD, b"%d" % index, b',"delta":{"type":"text_delta","text":', quoted, b"}}\n\n")
+    )
+
+
 class StreamTranslator:
     """OpenAI chunk events (what llm.streaming sends) → Anthropic events. Anthropic's own events
     (a route to Anthropic) pass through; our [DONE] and usage chunk are then dropped."""
@@ -194,7 +207,7 @@ class StreamTranslator:
         if isinstance(delta.get("content"), str) and delta["content"]:
             if self.block != "text":
                 out += self._open("text", {"type": "text", "text": ""})
-            out.append(self._block_delta({"type": "text_delta", "text": delta["content"]}))
+            out.append(text_delta(self.index, delta["content"]))
         for call in delta.get("tool_calls") or ():
             out += self._tool_delta(call)
         return out

@@ -1,9 +1,12 @@
-"""response.output_text.delta, framed without a dict (events._Item.text_delta), is byte for byte
-what frame() makes of the event's dict: for any text, any item id and any position."""
+"""The doors' text deltas, framed without a dict, are byte for byte what the generic framing makes
+of the event's dict, for any text and position: the Responses door's response.output_text.delta
+(events._Item.text_delta against frame()) and the Messages door's content_block_delta
+(anthropic_reply.text_delta against _event())."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from llm.dialects.anthropic_reply import _event, text_delta
 from llm.front.responses import reply
 from llm.front.responses.events import ResponseEvents, _Item, frame
 
@@ -45,3 +48,9 @@ def test_the_deltas_of_a_reply_number_on_with_the_other_events():
         b'"delta":"quote \\" and \\\\ back"' in out
         and b'"text":"aquote \\" and \\\\ back\xe2\x98\x83\\n"' in out
     )
+
+
+@given(text=st.text(min_size=1), index=st.integers(0, 10_000))
+def test_a_messages_text_delta_is_framed_as_its_event_would_be(text, index):
+    event = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
+    assert text_delta(index, text) == _event(event)
