@@ -87,3 +87,40 @@ def test_slow_upstream_streams_anthropic_events_to_the_stream_client():
         server.terminate()
         server.wait(10)
     assert result["completed"] >= 2 and result["errors"] == result["dropped"] == 0
+
+
+def test_doors_compares_each_door_with_its_own_gateways_chat_and_with_the_baseline():
+    import doors
+
+    def row(target, door, round_, rate):
+        return {
+            "kind": "streams",
+            "door": door,
+            "model": "m",
+            "target": target,
+            "round": round_,
+            "streams_per_s": rate,
+            "errors": 0,
+            "dropped": 0,
+            "ttfb_p99_ms": 1.0,
+        }
+
+    rows = [
+        row("gateway", doors.CHAT, 0, 400),
+        row("gateway-base", doors.CHAT, 0, 500),
+        row("gateway", "Responses", 0, 360),
+        row("gateway-base", "Responses", 0, 300),
+        row("gateway", doors.CHAT, 1, 200),
+        row("gateway-base", doors.CHAT, 1, 200),
+        row("gateway", "Responses", 1, 180),
+        row("gateway-base", "Responses", 1, 100),
+    ]
+    summary = {(r["target"], r["door"]): r for r in doors.summarize(rows)}
+    assert summary["gateway", "Responses"]["ratio"] == 0.9  # 360/400 and 180/200
+    assert summary["gateway-base", "Responses"]["ratio"] == 0.55  # median of 0.6 and 0.5
+    [chat, responses] = doors.versus_base(rows)
+    assert (chat["door"], chat["ratio"]) == (doors.CHAT, 0.9)  # median of 0.8 and 1.0
+    assert (responses["rounds"], responses["ratio"]) == ([1.2, 1.8], 1.5)
+    assert "| streams c=500 | Responses | 1.500 | 1.200 / 1.800 |" in doors.base_table([chat, responses])
+    assert "| gateway-base | Responses |" in doors.table(doors.summarize(rows))
+    assert doors._turns({"gateway": 1, "gateway-base": 2}, 1) == [("gateway-base", 2), ("gateway", 1)]
