@@ -99,12 +99,20 @@ async def relayed(parts: list) -> bytes:
     return numbered(out)
 
 
+async def both_ways(door, group: int) -> tuple[bytes, bytes]:
+    """What `door` sends its client for the reads rendered as OpenAI bytes, then as Parsed (whose
+    pieces are checked never to have been rendered)."""
+    tail = [USAGE_EVENT, b"data: [DONE]\n\n"]
+    rendered = await door([_together(read, parsed=False) for read in translated_reads(group)] + tail)
+    reads = translated_reads(group)
+    parsed = await door([_together(read, parsed=True) for read in reads] + tail)
+    assert all(piece.__dict__["_data"] is UNRENDERED for read in reads for piece in read)
+    return rendered, parsed
+
+
 @pytest.mark.parametrize("group", [1, 2, 5])
 async def test_a_parsed_stream_reaches_the_client_as_the_rendered_one_does(group):
-    tail = [USAGE_EVENT, b"data: [DONE]\n\n"]
-    rendered = await relayed([_together(read, parsed=False) for read in translated_reads(group)] + tail)
-    reads = translated_reads(group)
-    parsed = await relayed([_together(read, parsed=True) for read in reads] + tail)
+    rendered, parsed = await both_ways(relayed, group)
 
     assert parsed == rendered
     assert (
@@ -112,7 +120,6 @@ async def test_a_parsed_stream_reaches_the_client_as_the_rendered_one_does(group
         and b"response.function_call_arguments.done" in parsed
     )
     assert "wörld ☃".encode() in parsed and b'"total_tokens":42' in parsed
-    assert all(piece.__dict__["_data"] is UNRENDERED for read in reads for piece in read)  # never rendered
 
 
 def test_a_read_with_a_pass_through_event_goes_out_as_bytes():
@@ -138,13 +145,9 @@ async def messages_door(parts: list) -> bytes:
 
 @pytest.mark.parametrize("group", [1, 3])
 async def test_the_messages_door_gets_the_same_events_from_a_parsed_stream(group):
-    tail = [USAGE_EVENT, b"data: [DONE]\n\n"]
-    rendered = await messages_door([_together(read, parsed=False) for read in translated_reads(group)] + tail)
-    reads = translated_reads(group)
-    parsed = await messages_door([_together(read, parsed=True) for read in reads] + tail)
+    rendered, parsed = await both_ways(messages_door, group)
 
     assert parsed == rendered
     assert b"event: message_start" in parsed and b'"type":"thinking_delta"' in parsed
     assert b'"partial_json":"\\"Oslo\\"}"' in parsed and b'"stop_reason":"tool_use"' in parsed
     assert b"event: message_stop" in parsed
-    assert all(piece.__dict__["_data"] is UNRENDERED for read in reads for piece in read)
