@@ -41,7 +41,7 @@ async def complete_once(prepared: chat.Prepared):
 async def start_stream(prepared: chat.Prepared, *, parsed: bool = False) -> EventStreamResponse:
     """Open the upstream stream; errors in the first moments still get a proper HTTP status.
     `parsed`: the body is for a front door, which takes translated chunks as dicts
-    (llm.streaming.Parsed) from `response.chunks` (Django's streaming_content would turn them
+    (llm.providers.base.Parsed) from `response.chunks` (Django's streaming_content would turn them
     into bytes of their repr); such a body is never sent as it is."""
     bill = chat.Bill(prepared, sent=True)
     loop = asyncio.get_running_loop()
