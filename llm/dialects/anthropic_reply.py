@@ -154,7 +154,7 @@ class StreamTranslator:
         return self.chunk(chunk)
 
     def chunk(self, chunk: dict) -> list[bytes]:
-        """One OpenAI chunk, parsed (from feed, or as it came: llm.streaming.Parsed)."""
+        """One OpenAI chunk, parsed (from feed, or as it came in a Parsed read)."""
         if "error" in chunk:
             return [error_event(chunk["error"] if isinstance(chunk["error"], dict) else {})]
         if self.native:
