@@ -23,6 +23,7 @@ from .base import (
     ChunkBuilder,
     Route,
     StreamPiece,
+    TranslatedPiece,
     UNRENDERED,
     UpstreamError,
     Usage,
@@ -423,7 +424,7 @@ class _StreamMapper:
         self, delta: dict | None = None, finish_reason: str | None = None, chars: int = 0
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
-        return StreamPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
+        return TranslatedPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
 
     def feed(self, data: bytes) -> list[StreamPiece]:
         try:

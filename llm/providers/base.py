@@ -115,12 +115,10 @@ class StreamPiece:
     `cost_usd` and drop it when the client did not ask for usage. `text_chars` counts the
     characters of content, reasoning and tool arguments, for billing a stream cut short.
     `more` says the next event has already arrived (a provider may leave it False).
-    A translating provider gives `chunk` and `data=UNRENDERED`: the bytes are rendered from the
-    chunk when first read, and never when the client speaks another dialect (llm.streaming's
-    parsed mode hands such chunks to a front door as they are).
+    A translating provider makes TranslatedPiece, whose bytes are rendered from its chunk.
     """
 
-    data: bytes  # read through the property below
+    data: bytes
     usage: Usage | None = None
     usage_only: bool = False
     chunk: dict | None = None
@@ -139,7 +137,7 @@ class _Unrendered(bytes):
     pass
 
 
-UNRENDERED: bytes = _Unrendered()  # StreamPiece.data of a translated chunk, until first read
+UNRENDERED: bytes = _Unrendered()  # TranslatedPiece.data until first read
 
 
 def _rendered(piece: StreamPiece) -> bytes:
@@ -153,8 +151,13 @@ def _set_data(piece: StreamPiece, data: bytes) -> None:
     piece.__dict__["_data"] = data
 
 
-# the dataclass's `data` field (its __init__, replace, eq, repr), read through a property
-StreamPiece.data = property(_rendered, _set_data)  # type: ignore[assignment]
+class TranslatedPiece(StreamPiece):
+    """A piece a translating provider built as a chat chunk dict, given with `data=UNRENDERED`: its
+    OpenAI bytes are rendered from `chunk` when first read, and never when the client speaks another
+    dialect (llm.streaming's parsed mode hands the chunk to a front door as it is). A subclass, so
+    that a pass-through piece's `data` stays a plain attribute on the relay's path."""
+
+    data = property(_rendered, _set_data)
 
 
 class Parsed(list):

@@ -24,6 +24,7 @@ from .base import (
     ChunkBuilder,
     Route,
     StreamPiece,
+    TranslatedPiece,
     UNRENDERED,
     UpstreamError,
     Usage,
@@ -571,7 +572,7 @@ class _StreamState:
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         chunk["choices"][0]["index"] = index
-        return StreamPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
+        return TranslatedPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
 
 
 def _feed(state: _StreamState, data: bytes) -> list[StreamPiece]:
