@@ -21,7 +21,16 @@ from gpuniq_site.responses import LastPart
 from . import chat
 from .gateway import OpenedStream, to_api_error
 from .providers.openai_relay import Relay
-from .providers.base import KEEPALIVE, SILENCE, SSE_DONE, Parsed, StreamPiece, UpstreamError, dumps
+from .providers.base import (
+    KEEPALIVE,
+    SILENCE,
+    SSE_DONE,
+    Parsed,
+    StreamPiece,
+    TranslatedPiece,
+    UpstreamError,
+    dumps,
+)
 
 log = logging.getLogger("gpuniq.streaming")
 __all__ = ["KEEPALIVE", "stream_body"]
@@ -47,7 +56,7 @@ def _usage_event(prepared: chat.Prepared, opened: OpenedStream, chunk: dict | No
 
 
 def _together(pending: list[StreamPiece], parsed: bool) -> "bytes | Parsed":
-    if parsed and all(piece.chunk is not None for piece in pending):
+    if parsed and all(type(piece) is TranslatedPiece for piece in pending):
         return Parsed([piece.chunk for piece in pending])
     return pending[0].data if len(pending) == 1 else b"".join([piece.data for piece in pending])
 

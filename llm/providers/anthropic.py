@@ -24,7 +24,6 @@ from .base import (
     Route,
     StreamPiece,
     TranslatedPiece,
-    UNRENDERED,
     UpstreamError,
     Usage,
     completion_object,
@@ -424,7 +423,7 @@ class _StreamMapper:
         self, delta: dict | None = None, finish_reason: str | None = None, chars: int = 0
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
-        return TranslatedPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
+        return TranslatedPiece.of(chunk, text_chars=chars, finish_reason=finish_reason)
 
     def feed(self, data: bytes) -> list[StreamPiece]:
         try:

@@ -152,12 +152,16 @@ def _set_data(piece: StreamPiece, data: bytes) -> None:
 
 
 class TranslatedPiece(StreamPiece):
-    """A piece a translating provider built as a chat chunk dict, given with `data=UNRENDERED`: its
-    OpenAI bytes are rendered from `chunk` when first read, and never when the client speaks another
-    dialect (llm.streaming's parsed mode hands the chunk to a front door as it is). A subclass, so
-    that a pass-through piece's `data` stays a plain attribute on the relay's path."""
+    """A piece a translating provider built as a chat chunk dict (`of`): its OpenAI bytes are
+    rendered from `chunk` when first read, and never when the client speaks another dialect
+    (llm.streaming's parsed mode hands the chunk to a front door as it is). A subclass, so that a
+    pass-through piece's `data` stays a plain attribute on the relay's path."""
 
     data = property(_rendered, _set_data)
+
+    @classmethod
+    def of(cls, chunk: dict, **fields: Any) -> "TranslatedPiece":
+        return cls(data=UNRENDERED, chunk=chunk, **fields)
 
 
 class Parsed(list):

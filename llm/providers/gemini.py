@@ -25,7 +25,6 @@ from .base import (
     Route,
     StreamPiece,
     TranslatedPiece,
-    UNRENDERED,
     UpstreamError,
     Usage,
     completion_object,
@@ -572,7 +571,7 @@ class _StreamState:
     ) -> StreamPiece:
         chunk = self.builder.chunk(delta, finish_reason)
         chunk["choices"][0]["index"] = index
-        return TranslatedPiece(data=UNRENDERED, chunk=chunk, text_chars=chars, finish_reason=finish_reason)
+        return TranslatedPiece.of(chunk, text_chars=chars, finish_reason=finish_reason)
 
 
 def _feed(state: _StreamState, data: bytes) -> list[StreamPiece]:
