@@ -23,6 +23,11 @@ def _lane(name):
     return group_commit._lanes[asyncio.get_running_loop()][name]
 
 
+def _batches(name) -> int:
+    lane = group_commit._lanes.get(asyncio.get_running_loop(), {}).get(name)
+    return lane.batches if lane is not None else 0
+
+
 def usage_row(user, request_id: str) -> dict:
     return usage_rows.row_params(
         user_id=user.pk,
@@ -259,3 +264,58 @@ async def test_a_hold_that_lands_after_its_request_was_cancelled_is_released(com
     assert hold is not None and hold.status == Hold.RELEASED
     account = await run_db(Account.objects.get, pk=ida.account.pk)
     assert account.held == Decimal("0.10")  # only the other request's hold is still held
+
+
+async def test_a_hold_closed_while_its_batch_waits_for_the_account_is_logged_once(committed):
+    """Another session (the stale-hold reaper, say) closes a hold after the batch's statement began
+    and before it got the account's lock: the batch neither closes nor logs it, the item is redone
+    alone, and its usage row is written once, at what that hold captured (nothing)."""
+    from psycopg import AsyncConnection
+
+    from billing import pg_ledger
+    from gpuniq_site.db import _conninfo
+
+    ivy = await run_db(make_user, "ivy", "1")
+    holds = [
+        await ledger.ahold(account_id=ivy.account.pk, amount="0.10", idempotency_key=uuid.uuid4().hex)
+        for _ in range(2)
+    ]
+    batches_before = _batches("ledger.settle")
+    async with await AsyncConnection.connect(_conninfo()) as reaper:
+        async with reaper.transaction():
+            await reaper.execute("SELECT id FROM billing_account WHERE id = %s FOR UPDATE", [ivy.account.pk])
+            settling = asyncio.gather(
+                *[
+                    ledger.aclose(
+                        hold_id=held.id,
+                        account_id=ivy.account.pk,
+                        actual="0.04",
+                        usage=usage_row(ivy, f"race-{held.id}"),
+                    )
+                    for held in holds
+                ]
+            )
+            while not await _waits_for_a_lock(reaper):  # the batch's statement has begun
+                await asyncio.sleep(0.02)
+            await reaper.execute(
+                pg_ledger.SETTLE_SQL,
+                pg_ledger.settle_params(hold_id=holds[1].id, actual=0, reason="stale"),
+            )
+        results = await settling
+
+    assert _batches("ledger.settle") == batches_before + 1  # both settles went out as one batch
+    assert [type(r) for r in results] == [ledger.Closed, ledger.AlreadyClosed]
+    assert (results[0].charged, results[1].captured) == (Decimal("0.04"), 0)
+    rows = await run_db(
+        lambda: sorted(UsageLog.objects.filter(user_id=ivy.pk).values_list("request_id", "cost_usd"))
+    )
+    assert rows == sorted([(f"race-{holds[0].id}", Decimal("0.04")), (f"race-{holds[1].id}", Decimal("0"))])
+    account = await run_db(Account.objects.get, pk=ivy.account.pk)
+    assert (account.balance, account.held) == (Decimal("0.96"), 0)
+
+
+async def _waits_for_a_lock(conn) -> bool:
+    cursor = await conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    return (await cursor.fetchone())[0] > 0
