@@ -17,7 +17,8 @@ from .models import UsageLog
 # The usage row of a settled request, its cost what the hold captured (ledger.aclose(usage=...)).
 # Sent in the same round trip as pg_ledger.SETTLE_SQL, it writes only once the hold is closed, so the
 # row is written by whichever statement closes the hold. pg_ledger.SETTLE_WITH_USAGE_SQL writes the
-# same row inside the settle statement. Takes row_params() and the settle's params (%(hold)s).
+# same row inside the settle statement, and pg_ledger.SETTLE_MANY_SQL a batch's rows: keep the three
+# in step. Takes row_params() and the settle's params (%(hold)s).
 INSERT_FROM_HOLD_SQL = """
 INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens,
                           cached_tokens, completion_tokens, reasoning_tokens, images, video_seconds,

@@ -9,10 +9,9 @@ in sequence; what it does not take (a hold that does not fit, a settle above its
 closed hold) is redone alone with the single statement, which has the exact rules. When a batch
 fails, all its items are redone alone: holds are idempotent by key, and a settle whose batch may
 have committed before its connection died finds its hold closed and reports what was charged.
-A settle's usage row is written by its own settle statement when it runs alone
-(pg_ledger.SETTLE_WITH_USAGE_SQL); otherwise it rides in the same round trip
-(metering.INSERT_FROM_HOLD_SQL) and writes only for a closed hold: either way once, by whichever
-statement closed the hold.
+A settle's usage row is written by the statement that closes its hold: its own settle statement
+when it runs alone (pg_ledger.SETTLE_WITH_USAGE_SQL), the batch's (SETTLE_MANY_SQL, for the holds
+that statement closed), or the redo of an item the batch did not take: once either way.
 """
 
 import asyncio
@@ -41,9 +40,8 @@ class SettleItem:
     params: Params
     account_id: int
     # the request's usage row (metering.row_params), written once, by whichever statement closes the
-    # hold: a lone settle writes it in the settle statement itself (SETTLE_WITH_USAGE_SQL); a batch
-    # sends INSERT_FROM_HOLD_SQL for every item, and the redo of an item the batch did not take
-    # writes it then
+    # hold: a lone settle's own statement (SETTLE_WITH_USAGE_SQL), a batch's (SETTLE_MANY_SQL), or
+    # the redo of an item the batch did not take
     usage: Params | None = None
 
     def usage_statement(self) -> tuple[str, Params]:
@@ -201,31 +199,26 @@ async def _flush_holds(items: list[Params]) -> list[int | Refused | BaseExceptio
 async def _flush_settles(items: list[SettleItem]) -> list[CloseOutcome | BaseException]:
     if len(items) == 1:
         return await _one_by_one(items, _settle_one)
-    done: dict[int, CloseOutcome]
+    done: dict[int, CloseOutcome] = {}
+    logged: set[int] = set()  # items whose usage rows the batch wrote
+    unsure = False  # whether the batch committed is unknown
     try:
+        params = pg_ledger.settle_many_params([item.params for item in items], [item.usage for item in items])
         async with (await pg_pool()).connection() as conn:
-            # one round trip and one commit: BEGIN/COMMIT queued in the pipeline (not
-            # conn.transaction(), which syncs on entry and exit), and the rows read once the
-            # pipeline's closing sync brought every result (a fetch inside would be a trip of its own)
-            async with conn.pipeline():
-                await conn.execute("BEGIN")
-                cursor = await conn.execute(
-                    pg_ledger.SETTLE_MANY_SQL, pg_ledger.settle_many_params([item.params for item in items])
-                )
-                usage = [item.usage_statement()[1] for item in items if item.usage is not None]
-                if usage:  # each row is written once its hold is closed
-                    await conn.cursor().executemany(metering.INSERT_FROM_HOLD_SQL, usage)
-                await conn.execute("COMMIT")
-            done = {
-                row[0]: Closed(row[1], items[row[0] - 1].params["actual"] - row[1], row[2])
-                for row in await cursor.fetchall()
-            }
+            # one statement, one commit: the settles, their entries, and the usage rows of the items
+            # whose holds are closed (by it, or before it by the stale-hold reaper)
+            rows = await (await conn.execute(pg_ledger.SETTLE_MANY_SQL, params)).fetchall()
+        for n, captured, available in rows:
+            logged.add(n)
+            if captured is not None:  # else closed before the batch: redone below, to say what it captured
+                done[n] = Closed(captured, items[n - 1].params["actual"] - captured, available)
     except asyncio.CancelledError:
         raise
     except Exception:  # rolled back, or unknown whether it committed: each item is redone knowing that
         log.warning("a batch of %d settles failed; redoing them one by one", len(items), exc_info=True)
-        done = {}
-    # what the batch did not take is redone alone; its usage row is written by whoever closes the hold
-    left = [item for n, item in enumerate(items, 1) if n not in done]
-    redone = iter(await _one_by_one(left, lambda item: _settle_one(item, maybe_done=True)))
+        done, unsure = {}, True
+    # what the batch did not take is redone alone, its usage row written by whoever closes the hold (a
+    # hold closed between the batch's snapshot and its lock on the account was not logged by the batch)
+    left = [(n, item) for n, item in enumerate(items, 1) if n not in done]
+    redone = iter(await _one_by_one(left, lambda pair: _settle_one(pair[1], unsure or pair[0] in logged)))
     return [done[n] if n in done else next(redone) for n in range(1, len(items) + 1)]

@@ -9,6 +9,8 @@ psycopg pool on the event loop). The rules are billing/outcomes.py's; the ORM ad
 two to the same outcomes and rows.
 """
 
+import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -359,8 +361,25 @@ WITH req AS (
          balance_after, held_after,
          CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
   FROM run ORDER BY account_id, ord
+), usage AS (  -- the usage rows (metering.row_params) of the requests whose holds this statement closed
+  INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens,
+                            cached_tokens, completion_tokens, reasoning_tokens, images, video_seconds,
+                            cost_usd, latency_ms, ttft_ms, status, error_code, stream, created_at)
+  SELECT u.user_id, u.api_key_id, u.request_id, u.endpoint, u.model, u.route, u.prompt_tokens,
+         u.cached_tokens, u.completion_tokens, u.reasoning_tokens, u.images, u.video_seconds,
+         COALESCE(h.captured, o.captured), u.latency_ms, u.ttft_ms, u.status, u.error_code, u.stream,
+         u.created_at
+  FROM jsonb_to_recordset(%(usage)s::jsonb) AS u(
+    ord bigint, user_id bigint, api_key_id bigint, request_id text, endpoint text, model text, route text,
+    prompt_tokens integer, cached_tokens integer, completion_tokens integer, reasoning_tokens integer,
+    images integer, video_seconds integer, latency_ms integer, ttft_ms integer, status text,
+    error_code text, stream boolean, created_at timestamptz
+  ) JOIN req ON req.ord = u.ord JOIN billing_hold o ON o.id = req.hold LEFT JOIN h ON h.ord = u.ord
+  WHERE h.id IS NOT NULL OR o.status <> 'open'  -- closed now, or before (the stale-hold reaper)
 )
 SELECT ord, captured, balance_after - held_after FROM run
+UNION ALL  -- the items whose holds were closed before: their usage rows are written, nothing charged
+SELECT req.ord, NULL, NULL FROM req JOIN billing_hold o ON o.id = req.hold WHERE o.status <> 'open'
 """
 
 
@@ -374,9 +393,18 @@ def hold_many_params(items: list[Params]) -> Params:
     }
 
 
-def settle_many_params(items: list[Params]) -> Params:
+def settle_many_params(items: list[Params], usage: "list[Params | None] | None" = None) -> Params:
+    """`usage`: each item's usage row (billing.metering.row_params), or None for an item without one."""
+    rows = [{**row, "ord": n} for n, row in enumerate(usage or (), 1) if row is not None]
     return {
         "holds": [p["hold"] for p in items],
         "actuals": [p["actual"] for p in items],
         "reasons": [p["reason"] for p in items],
+        "usage": json.dumps(rows, default=_json_value),  # one parameter, encoded in C, for any batch size
     }
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()  # a usage row's created_at, with its time zone
+    raise TypeError(f"a usage row holds {type(value).__name__}, which the batch statement does not take")

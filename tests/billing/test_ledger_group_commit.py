@@ -267,9 +267,9 @@ async def test_a_hold_that_lands_after_its_request_was_cancelled_is_released(com
 
 
 async def test_a_hold_closed_while_its_batch_waits_for_the_account_is_logged_once(committed):
-    """Another session (the stale-hold reaper, say) closes a hold after the batch's settle statement
-    began and before it got the account's lock: the batch does not close it, and the request's
-    usage row is still written exactly once, at what that hold captured (nothing)."""
+    """Another session (the stale-hold reaper, say) closes a hold after the batch's statement began
+    and before it got the account's lock: the batch neither closes nor logs it, the item is redone
+    alone, and its usage row is written once, at what that hold captured (nothing)."""
     from psycopg import AsyncConnection
 
     from billing import pg_ledger
