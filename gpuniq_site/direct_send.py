@@ -43,6 +43,11 @@ class ChunkedWriter:
         if part and not self.cycle.disconnected:
             self.transport.write(b"%x\r\n%b\r\n" % (len(part), part))
 
+    def write_chunk(self, chunk: bytes) -> None:
+        """A part already framed as one chunk (llm.providers.openai_relay's usual read)."""
+        if not self.cycle.disconnected:
+            self.transport.write(chunk)
+
     async def drain(self) -> None:
         """Wait while the transport's buffer is over its high-water mark, as uvicorn's send does."""
         if self.flow.write_paused and not self.cycle.disconnected:

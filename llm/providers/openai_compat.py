@@ -203,6 +203,8 @@ class _model_swapper:
         # the last ordinary content event, cut around its text: (bytes before the text, bytes
         # after it, the framed and swapped bytes before it) — see like_last()
         self.shape: tuple[bytes, bytes, bytes] | None = None
+        # the same event as one HTTP chunk of an SSE event, on both sides — see like_last_chunk()
+        self.chunk_shape: tuple[bytes, bytes, bytes, bytes, int] | None = None
 
     def remember(self, data: bytes, start: int, end: int) -> None:
         """Keep the shape of an ordinary content event (_plain_text found its text between the quotes
@@ -210,7 +212,17 @@ class _model_swapper:
         head = data[: start + 1]
         swapped = self(head)
         if swapped + data[start + 1 :] == self(data):
-            self.shape = (head, data[end:], b"data: " + swapped)
+            tail, framed_head = data[end:], b"data: " + swapped
+            self.shape = (head, tail, framed_head)
+            # (an event of several data lines has a line break where the wire has "data:" too, so
+            # no read matches its chunk shape)
+            self.chunk_shape = (
+                b"data: " + head,
+                tail + b"\n\n\r\n",
+                framed_head,
+                tail,
+                len(framed_head) + len(tail) + 2,  # the client's event, but for its text
+            )
 
     def like_last(self, data: bytes) -> tuple[bytes, int] | None:
         """(the framed event for the client, its text length) when `data` has exactly the bytes of
@@ -228,6 +240,25 @@ class _model_swapper:
             return None
         chars = len(text) if text.isascii() else len(text.decode("utf-8", "strict"))
         return framed_head + text + tail + b"\n\n", chars
+
+    def like_last_chunk(self, data: bytes, start: int) -> tuple[bytes, int] | None:
+        """like_last() for a network read that is one whole HTTP chunk whose data, from `start`, is
+        one SSE event: (the client's chunk, framed as direct_send frames it, and the text's length),
+        or None. The caller has checked the chunk's size line. UnicodeDecodeError as like_last.
+        (The shape is an event as the client got it: a vendor event whose `"usage":null` is still to
+        be stripped does not match it.)"""
+        shape = self.chunk_shape
+        if shape is None:
+            return None
+        head, tail, framed_head, raw_tail, framed_len = shape
+        text_start, text_end = start + len(head), len(data) - len(tail)
+        if text_end < text_start or not (data.startswith(head, start) and data.endswith(tail)):
+            return None
+        text = data[text_start:text_end]
+        if b'"' in text or b"\\" in text or b"\n" in text or b"\r" in text:
+            return None
+        chars = len(text) if text.isascii() else len(text.decode("utf-8", "strict"))
+        return b"%x\r\n%b%b%b\n\n\r\n" % (framed_len + len(text), framed_head, text, raw_tail), chars
 
     def __call__(self, data: bytes) -> bytes:
         start = _string_value_at(data, data.find(b'"model"'))

@@ -24,7 +24,7 @@ from .base import KEEPALIVE, StreamPiece, UpstreamError
 from .http import transport_error
 from .relay_feed import DRAIN, Feed
 from .sse import event_data, split_events
-from .wire_body import TICK
+from .wire_body import _HEX, TICK
 
 
 class PassThrough:
@@ -55,6 +55,8 @@ class Relay:
         self.pending: list[bytes] = []
         self.buffer = b""  # an unfinished SSE event
         self.whole_chunks = stream.response.whole_chunks()  # the fast path's framing check (chunked bodies)
+        self.decoder: Any = getattr(self.whole_chunks, "__self__", None)  # its chunked decoder
+        self.ticker = stream.response.ticker  # set while the response is read with ticks (ready())
 
     async def run(self) -> None:
         try:
@@ -132,6 +134,8 @@ class Relay:
         the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
         whole_chunks = self.whole_chunks
         if whole_chunks is not None and not self.buffer and not self.pending:
+            if self._one_chunk(data):
+                return None
             payloads = whole_chunks(data)
             if payloads is not None:
                 quick = self._usual(payloads)  # (pending)
@@ -147,6 +151,30 @@ class Relay:
         if chunk and self._decoded(chunk):
             return True
         return self._rest() if response.done else None
+
+    def _one_chunk(self, data: bytes) -> bool:
+        """The usual read of all, one whole chunk holding one ordinary content event like the last,
+        in one pass: what whole_chunks, _usual and _flush do for it (openai_compat's
+        like_last_chunk frames the client's chunk). False: not that read, nothing done."""
+        decoder = self.decoder
+        if decoder.buf or decoder.left or decoder.crlf or decoder.trailer or decoder.done:
+            return False  # (as whole_chunks: only between chunks)
+        end = data.find(b"\r\n", 0, 18)
+        if end <= 0 or data[:end].strip(_HEX) or int(data[:end], 16) != len(data) - end - 4:
+            return False
+        now = self.clock()
+        if now - self.started > self.total:  # _events raises the timeout
+            return False
+        try:
+            known = self.stream.swap.like_last_chunk(data, end + 2)
+        except UnicodeDecodeError:
+            return False
+        if known is None:
+            return False
+        self.writer.write_chunk(known[0])
+        self.ticker.last_event = self.last = now
+        self.bill.chars += known[1]
+        return True
 
     def _usual(self, payloads: list[bytes]) -> int:
         """The usual read, whole chunks: the leading ones that each hold one ordinary content event
@@ -171,7 +199,7 @@ class Relay:
             out.append(known[0])
             chars += known[1]
         if out:
-            stream.response.ticker.last_event = self.last = now
+            self.ticker.last_event = self.last = now
             self.bill.chars += chars
         return len(out)
 
@@ -206,7 +234,7 @@ class Relay:
         True at [DONE]. They leave in one write unless the last is a held-back usage chunk."""
         stream, bill, pending = self.stream, self.bill, self.pending
         swap, now, held = stream.swap, self.clock(), False
-        stream.response.ticker.last_event = now  # what saw_event() does, with the clock read once
+        self.ticker.last_event = now  # what saw_event() does, with the clock read once
         for data in events:
             if data == b"[DONE]":
                 stream.response.ended = True

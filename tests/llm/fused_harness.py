@@ -105,7 +105,8 @@ class Outcome:
     error: tuple | None = None
     fed: int = 0  # streams whose reads the vendor's transport delivered to the relay (relay_feed)
     pooled: int = 0  # connections back in the pool once the stream ended (its tail read)
-    quick: int = 0  # events the relay's fast path took (openai_relay.Relay._usual)
+    quick: int = 0  # events the relay's fast paths took (openai_relay.Relay._one_chunk and _usual)
+    one_chunk: int = 0  # of those, reads of one whole chunk taken in one pass (Relay._one_chunk)
 
     @property
     def body(self) -> bytes:
@@ -146,14 +147,21 @@ async def relay(
         sink.writer = ChunkedWriter(cycle)
     bill = Bill(SimpleNamespace(started=0.0))  # type: ignore[arg-type]
     fed = metrics.FED_STREAMS._value.get()
-    usual = openai_relay.Relay._usual
+    usual, one_chunk = openai_relay.Relay._usual, openai_relay.Relay._one_chunk
 
     def counted(self, payloads: list[bytes]) -> int:
         taken = usual(self, payloads)
         outcome.quick += taken
         return taken
 
+    def counted_one(self, data: bytes) -> bool:
+        taken = one_chunk(self, data)
+        outcome.quick += taken
+        outcome.one_chunk += taken
+        return taken
+
     openai_relay.Relay._usual = counted  # type: ignore[method-assign]
+    openai_relay.Relay._one_chunk = counted_one  # type: ignore[method-assign]
     try:
         first = await anext(stream)
         while first is SILENCE:
@@ -174,7 +182,7 @@ async def relay(
             await asyncio.wait(set(wire._draining), timeout=5)
         outcome.pooled = wire.pool().count
         outcome.fed = int(metrics.FED_STREAMS._value.get() - fed)
-        openai_relay.Relay._usual = usual  # type: ignore[method-assign]
+        openai_relay.Relay._usual, openai_relay.Relay._one_chunk = usual, one_chunk  # type: ignore[method-assign]
         feeding.cancel()
         vendor.close()
         await wire.close_pool()

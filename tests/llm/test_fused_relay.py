@@ -159,6 +159,7 @@ def test_whole_chunks_per_read_give_the_same_bytes_and_bill(kinds, null_usage, s
     assert_same(generic, fused)
     plain = [v for k, v in kinds if k == "content" and '"' not in v and "\\" not in v]
     event("fast path taken" if fused.quick else "no event for the fast path")
+    event("a read taken in one pass" if fused.one_chunk else "no read taken in one pass")
     assert fused.quick <= len(plain)
 
 
@@ -172,6 +173,7 @@ def test_reads_of_several_whole_chunks_take_the_fast_path_and_leave_in_one_write
     generic, fused = both(CHUNKED_HEAD, reads, False, True)
     assert_same(generic, fused)
     assert (fused.fed, fused.quick, fused.bill[0]) == (1, quick, 12)
+    assert fused.one_chunk == (quick if per_read == 1 else 0)  # a read of several chunks: _usual
     assert len(fused.frames) == len(generic.frames) == -(-len(body) // per_read)  # one write per read
 
 
@@ -192,9 +194,31 @@ def test_a_stream_read_an_event_at_a_time_goes_out_through_the_fused_relay():
     assert fused.direct == 4 and fused.frames[0][0] == "send"  # the first read went the usual way
     assert fused.fed == 1  # the reads after it: in the vendor transport's callback
     assert fused.quick == 3  # "Hel", "lo", " wörld": one chunk, one content event like the last
+    assert fused.one_chunk == 3  # each taken in one pass (Relay._one_chunk)
     assert fused.pooled == 1  # the body's terminator, after [DONE], was read and the connection kept
     assert fused.bill[0] == len("Hello wörld") + len('say "hi"') and fused.error is None
     assert json.loads(fused.bill[3])["model"] == "gpt-4o"  # the usage chunk waits for cost_usd
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+@pytest.mark.parametrize(
+    "odd, taken",  # reads taken in one pass when the client asked for usage
+    [(b"a\nb", 1), (b"a\rb", 2), (b'a\\"b', 2), (b"\xff", 1), (b'a","x":"b', 1), (b"", 3)],
+)
+def test_a_read_like_the_last_but_for_an_odd_text_takes_the_full_path(odd, taken, include_usage):
+    """Reads of one whole chunk that match the remembered event around a text with a line break,
+    an escape, bytes that are not UTF-8 or nothing at all: the same bytes, bill and end as the
+    generic path, whatever that makes of them."""
+    ordinary = [render("content", "", True, False, False), render("content", "ab", True, False, False)]
+    odd_event = ordinary[1].replace(b'"ab"', b'"' + odd + b'"')
+    body = [*ordinary, odd_event, render("content", "cd", True, False, False), b"data: [DONE]\n\n"]
+    reads = [b"%x\r\n%b\r\n" % (len(e), e) for e in body] + [b"0\r\n\r\n"]
+    generic, fused = both(CHUNKED_HEAD, reads, False, include_usage)
+    assert_same(generic, fused)
+    # "ab", the odd one when it is no more than an empty text, and "cd" unless the odd one ended the
+    # stream; a client that did not ask for usage gets the vendor's events without "usage":null, so
+    # none of them is like the one remembered
+    assert fused.one_chunk == (taken if include_usage else 0)
 
 
 def test_reads_that_arrived_before_the_handover_are_the_feeds_first():
