@@ -124,3 +124,40 @@ def test_doors_compares_each_door_with_its_own_gateways_chat_and_with_the_baseli
     assert "| streams c=500 | Responses | 1.500 | 1.200 / 1.800 |" in doors.base_table([chat, responses])
     assert "| gateway-base | Responses |" in doors.table(doors.summarize(rows))
     assert doors._turns({"gateway": 1, "gateway-base": 2}, 1) == [("gateway-base", 2), ("gateway", 1)]
+
+
+def test_relay_micro_relays_every_read_and_prints_its_cost():
+    """bench/relay_micro.py drives the real fused relay; it exits non-zero if the relay did not
+    take its reads (an error, an early end, no text billed)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "relay_micro.py"), "--reads", "200", "--runs", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("fused relay, one event per read: ") and " ns of CPU per read" in out.stdout
+
+
+@pytest.mark.postgres
+def test_ledger_micro_holds_and_settles_against_the_real_database(committed):
+    """bench/ledger_micro.py, on the test database: its holds and settles go through (it would exit
+    with a traceback if one were refused or failed)."""
+    import os
+
+    from django.db import connection
+
+    db = connection.settings_dict  # the test database, migrated
+    url = f"postgresql://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ledger_micro.py"), "--rounds", "20", "--batch", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.strip().splitlines()
+    assert first.startswith("4 settles at once: ") and second.startswith("one at a time on one connection: ")
