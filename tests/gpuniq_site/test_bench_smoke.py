@@ -126,18 +126,25 @@ def test_doors_compares_each_door_with_its_own_gateways_chat_and_with_the_baseli
     assert doors._turns({"gateway": 1, "gateway-base": 2}, 1) == [("gateway-base", 2), ("gateway", 1)]
 
 
-def test_relay_micro_relays_every_read_and_prints_its_cost():
-    """bench/relay_micro.py drives the real fused relay; it exits non-zero if the relay did not
-    take its reads (an error, an early end, no text billed)."""
+def _micro(script: str, *args: str, env: dict | None = None) -> str:
+    """A bench/ micro script's output, run from the checkout; it must exit 0."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "relay_micro.py"), "--reads", "200", "--runs", "1"],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.startswith("fused relay, one event per read: ") and " ns of CPU per read" in out.stdout
+    return out.stdout
+
+
+def test_relay_micro_relays_every_read_and_prints_its_cost():
+    """bench/relay_micro.py drives the real fused relay; it exits non-zero if the relay did not
+    take its reads (an error, an early end, no text billed)."""
+    out = _micro("relay_micro.py", "--reads", "200", "--runs", "1")
+    assert out.startswith("fused relay, one event per read: ") and " ns of CPU per read" in out
 
 
 @pytest.mark.postgres
@@ -150,14 +157,6 @@ def test_ledger_micro_holds_and_settles_against_the_real_database(committed):
 
     db = connection.settings_dict  # the test database, migrated
     url = f"postgresql://{db['USER'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "ledger_micro.py"), "--rounds", "20", "--batch", "4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings"},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    first, second = out.stdout.strip().splitlines()
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings"}
+    first, second = _micro("ledger_micro.py", "--rounds", "20", "--batch", "4", env=env).strip().splitlines()
     assert first.startswith("4 settles at once: ") and second.startswith("one at a time on one connection: ")
