@@ -150,7 +150,7 @@ def test_relay_micro_relays_every_read_and_prints_its_cost():
 @pytest.mark.postgres
 def test_ledger_micro_holds_and_settles_against_the_real_database(committed):
     """bench/ledger_micro.py, on the test database: its holds and settles go through (it would exit
-    with a traceback if one were refused or failed)."""
+    with a traceback if one were refused or failed), and the ledger still adds up afterwards."""
     import os
 
     from django.db import connection
@@ -160,3 +160,6 @@ def test_ledger_micro_holds_and_settles_against_the_real_database(committed):
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "gpuniq_site.settings"}
     first, second = _micro("ledger_micro.py", "--rounds", "20", "--batch", "4", env=env).strip().splitlines()
     assert first.startswith("4 settles at once: ") and second.startswith("one at a time on one connection: ")
+    from billing import ledger
+
+    assert ledger.find_mismatches() == []  # its credit went through the ledger like every other
