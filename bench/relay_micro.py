@@ -63,7 +63,7 @@ def chunk_of(text: str) -> bytes:
 def one_run(reads: list[bytes]) -> float:
     decoder = ChunkedDecoder(65536)
     response = SimpleNamespace(
-        whole_chunks=lambda: decoder.whole_chunks,
+        chunked_decoder=lambda: decoder,
         ticker=SimpleNamespace(last_event=0.0),
         sse_rest=b"",
         done=False,

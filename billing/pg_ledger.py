@@ -361,7 +361,7 @@ WITH req AS (
          balance_after, held_after,
          CASE WHEN captured > 0 THEN 'settle:' ELSE 'release:' END || idempotency_key, id, reason, now()
   FROM run ORDER BY account_id, ord
-), usage AS (  -- the usage rows (metering.row_params) of the requests whose holds this statement closed
+), usage AS (  -- the usage rows (metering.row_params) of the items whose holds are closed, now or before
   INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens,
                             cached_tokens, completion_tokens, reasoning_tokens, images, video_seconds,
                             cost_usd, latency_ms, ttft_ms, status, error_code, stream, created_at)
@@ -393,9 +393,9 @@ def hold_many_params(items: list[Params]) -> Params:
     }
 
 
-def settle_many_params(items: list[Params], usage: "list[Params | None] | None" = None) -> Params:
+def settle_many_params(items: list[Params], usage: "list[Params | None]") -> Params:
     """`usage`: each item's usage row (billing.metering.row_params), or None for an item without one."""
-    rows = [{**row, "ord": n} for n, row in enumerate(usage or (), 1) if row is not None]
+    rows = [{**row, "ord": n} for n, row in enumerate(usage, 1) if row is not None]
     return {
         "holds": [p["hold"] for p in items],
         "actuals": [p["actual"] for p in items],

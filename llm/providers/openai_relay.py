@@ -24,7 +24,7 @@ from .base import KEEPALIVE, StreamPiece, UpstreamError
 from .http import transport_error
 from .relay_feed import DRAIN, Feed
 from .sse import event_data, split_events
-from .wire_body import _HEX, TICK
+from .wire_body import TICK, ChunkedDecoder
 
 
 class PassThrough:
@@ -54,8 +54,7 @@ class Relay:
         self.started = self.last = self.idle = self.total = 0.0
         self.pending: list[bytes] = []
         self.buffer = b""  # an unfinished SSE event
-        self.whole_chunks = stream.response.whole_chunks()  # the fast path's framing check (chunked bodies)
-        self.decoder: Any = getattr(self.whole_chunks, "__self__", None)  # its chunked decoder
+        self.decoder = stream.response.chunked_decoder()  # its framing checks are the fast paths'
         self.ticker = stream.response.ticker  # set while the response is read with ticks (ready())
 
     async def run(self) -> None:
@@ -132,11 +131,11 @@ class Relay:
     def received(self, data: bytes) -> bool | None:
         """One network read of the vendor's, from the transport feed: True at [DONE], False at
         the end of the body without it, None to carry on. Raises as a read of _read_loop would."""
-        whole_chunks = self.whole_chunks
-        if whole_chunks is not None and not self.buffer and not self.pending:
-            if self._one_chunk(data):
+        decoder = self.decoder
+        if decoder is not None and not self.buffer and not self.pending:
+            if self._one_chunk(decoder, data):
                 return None
-            payloads = whole_chunks(data)
+            payloads = decoder.whole_chunks(data)
             if payloads is not None:
                 quick = self._usual(payloads)  # (pending)
                 events: list[bytes] = []
@@ -152,21 +151,18 @@ class Relay:
             return True
         return self._rest() if response.done else None
 
-    def _one_chunk(self, data: bytes) -> bool:
+    def _one_chunk(self, decoder: ChunkedDecoder, data: bytes) -> bool:
         """The usual read of all, one whole chunk holding one ordinary content event like the last,
         in one pass: what whole_chunks, _usual and _flush do for it (openai_compat's
         like_last_chunk frames the client's chunk). False: not that read, nothing done."""
-        decoder = self.decoder
-        if decoder.buf or decoder.left or decoder.crlf or decoder.trailer or decoder.done:
-            return False  # (as whole_chunks: only between chunks)
-        end = data.find(b"\r\n", 0, 18)
-        if end <= 0 or data[:end].strip(_HEX) or int(data[:end], 16) != len(data) - end - 4:
+        start = decoder.one_chunk(data)
+        if not start:
             return False
         now = self.clock()
         if now - self.started > self.total:  # _events raises the timeout
             return False
         try:
-            known = self.stream.swap.like_last_chunk(data, end + 2)
+            known = self.stream.swap.like_last_chunk(data, start)
         except UnicodeDecodeError:
             return False
         if known is None:

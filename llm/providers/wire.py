@@ -12,7 +12,6 @@ UpstreamError. Messages never carry the URL or any header value.
 
 import asyncio
 import ssl
-from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -240,10 +239,10 @@ class Response:
         self._reusable = self._reusable and len(data) == len(more)
         return data
 
-    def whole_chunks(self) -> Callable[[bytes], list[bytes] | None] | None:
-        """For a chunked body, the check of its decoder that a read is exactly whole chunks
-        (wire_body.ChunkedDecoder.whole_chunks): the fused relay's fast path. None otherwise."""
-        return self._decoder.whole_chunks if self._decoder is not None else None
+    def chunked_decoder(self) -> ChunkedDecoder | None:
+        """A chunked body's decoder, whose checks that a read is exactly whole chunks (one_chunk,
+        whole_chunks) are the fused relay's fast paths; None for any other body."""
+        return self._decoder
 
     def feed_eof(self) -> None:
         """The server closed its side, read by the transport feed: the end of a body that runs

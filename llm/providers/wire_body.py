@@ -31,6 +31,19 @@ class ChunkedDecoder:
     def feed(self, data: bytes) -> None:
         self.buf = self.buf + data if self.buf else data
 
+    def one_chunk(self, data: bytes) -> int:
+        """Where the chunk's data starts when `data` is exactly one whole chunk with data, arriving
+        between chunks (the usual read of whole_chunks, told without cutting it out); 0 otherwise."""
+        if self.buf or self.left or self.crlf or self.trailer or self.done:
+            return 0
+        end = data.find(b"\r\n", 0, 18)
+        if end <= 0 or data[:end].strip(_HEX):
+            return 0
+        size = int(data[:end], 16)
+        if size == 0 or size != len(data) - end - 4 or not data.endswith(b"\r\n"):
+            return 0
+        return end + 2
+
     def whole_chunks(self, data: bytes) -> list[bytes] | None:
         """The data of each chunk in `data` when it is exactly whole chunks with data, arriving
         between chunks with nothing buffered (the usual network read of a stream: one event's

@@ -154,8 +154,8 @@ async def relay(
         outcome.quick += taken
         return taken
 
-    def counted_one(self, data: bytes) -> bool:
-        taken = one_chunk(self, data)
+    def counted_one(self, decoder, data: bytes) -> bool:
+        taken = one_chunk(self, decoder, data)
         outcome.quick += taken
         outcome.one_chunk += taken
         return taken
