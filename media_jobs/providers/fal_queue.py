@@ -70,7 +70,12 @@ class FalQueue:
         if not isinstance(request_id, str) or not request_id:
             raise UpstreamError("malformed", "the queue did not return a request id")
         url = self._request_url(model_id, request_id)
-        await self._wait(url, deadline)
+        try:
+            await self._wait(url, deadline)
+        except UpstreamError as error:
+            if error.kind == "timeout":  # the budget ran out, in a poll or between two of them
+                await self._cancel(url)
+            raise
         return http.json_of(
             await http.call(
                 self.upstream, "GET", url, headers=self.headers, deadline=deadline, error_parser=parse_error
@@ -96,7 +101,6 @@ class FalQueue:
             if state not in RUNNING:
                 raise UpstreamError("malformed", f"unexpected queue status {state!r}")
             if deadline.remaining() <= interval:
-                await self._cancel(url)
                 raise UpstreamError("timeout", "the provider did not finish within the budget")
             await asyncio.sleep(interval)
 

@@ -251,6 +251,29 @@ def test_the_budget_ends_a_sync_request_with_a_timeout_and_no_charge(committed, 
     assert [(r.status, r.error_code) for r in usage_rows(user)] == [("error", "upstream_timeout")]
 
 
+def test_a_budget_that_runs_out_between_two_polls_still_cancels_the_queued_job(vendors, settings):
+    """The budget can end while fal's queue is polled (a status call that took long, or a loaded
+    machine waking the poll late): the next call then fails at once, and fal is still told to
+    stop working on a job nobody will read."""
+    from media_jobs.providers.base import Deadline, UpstreamError
+    from media_jobs.providers.fal_queue import FalQueue
+
+    fal = vendors["fal"]
+    settings.GPUNIQ_MEDIA_POLL_SECONDS = 0.02
+
+    class EndsOnceSubmitted(Deadline):
+        def remaining(self) -> float:
+            return 0.0 if fal.requests_of("submit") else 60.0
+
+    queue = FalQueue(upstreams.Upstream(family="fal", base_url=fal.base_url, api_key=FAKE_KEY))
+    payload = {"prompt": "[[fault:never_finishes]]"}
+    with pytest.raises(UpstreamError) as raised:
+        asyncio.run(queue.run("fal-ai/z-image/turbo", payload, EndsOnceSubmitted(0.0)))
+    assert raised.value.kind == "timeout"
+    assert not fal.requests_of("status")  # the budget was gone before the first poll
+    assert fal.requests_of("cancel")
+
+
 def test_signed_links_refuse_tampering_and_paths_outside_the_root(tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
     relative = storage.save("generated", "image", b"\x89PNG\r\n\x1a\n...", "image/png")
