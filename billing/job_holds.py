@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import ledger
-from .models import Hold
+from . import hold_sweep, ledger
+from .models import Hold, job_sweep
 
 
 def release_unowned(
@@ -26,11 +26,20 @@ def release_unowned(
     Guarantee: a hold some job row references is never released here."""
     seconds = settings.GPUNIQ_HOLD_TIMEOUT_SECONDS if older_than_seconds is None else older_than_seconds
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    orphans = (
-        Hold.objects.filter(status=Hold.OPEN, purpose__in=purposes, created_at__lt=cutoff)
-        .exclude(pk__in=owned_hold_ids)
-        .values_list("pk", flat=True)
-    )
-    return sum(
-        1 for hold_id in list(orphans) if ledger.release(hold_id=hold_id, reason="job hold without a job")
-    )
+    released = 0
+
+    def close(rows: list[hold_sweep.OpenRow]) -> list[int]:
+        nonlocal released
+        ids = [row["pk"] for row in rows]
+        owned = set(
+            Hold.objects.filter(pk__in=ids).filter(pk__in=owned_hold_ids).values_list("pk", flat=True)
+        )
+        # a hold whose job row may still come, or whose job owns it, stays open
+        kept = [row["pk"] for row in rows if row["created_at"] >= cutoff or row["pk"] in owned]
+        for hold_id in set(ids) - set(kept):
+            released += ledger.release(hold_id=hold_id, reason="job hold without a job")
+        return kept
+
+    for purpose in purposes:
+        hold_sweep.sweep(job_sweep(purpose), close)
+    return released

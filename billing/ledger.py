@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import ledger_orm, pg_ledger
-from .models import Account, Hold, LedgerEntry
+from .models import STALE_SWEEP, Account, Hold, LedgerEntry
 from .money import ZERO, Amount, usd
 from .outcomes import (
     AlreadyClosed,
@@ -273,29 +273,32 @@ def release_stale_holds(*, older_than_seconds: int) -> int:
     """Release holds left open by a crashed process. Returns how many were released. Job holds
     are not touched: their job owns them (billing.job_holds). Each request whose process died is
     logged once, as an interrupted usage row at no cost, so the user and the operator see it."""
-    from . import metering
+    from . import hold_sweep, metering
 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = list(
-        Hold.objects.filter(status=Hold.OPEN, created_at__lt=cutoff)
-        .exclude(purpose__in=Hold.JOB_PURPOSES)
-        .values_list("pk", "account__user_id", "api_key_id", "request_id", "purpose")
-    )
     released = 0
-    for hold_id, user_id, key_id, request_id, purpose in stale:
-        if release(hold_id=hold_id, reason="stale hold released"):
-            released += 1
-            metering.write(
-                user_id=user_id,
-                api_key_id=key_id,
-                request_id=request_id,
-                endpoint=purpose,
-                model="",
-                cost_usd=0,
-                status="interrupted",
-                error_code="internal_error",
-                latency_ms=0,
-            )
+
+    def close(rows: list[hold_sweep.OpenRow]) -> list[int]:
+        nonlocal released
+        for row in rows:
+            if row["created_at"] < cutoff and release(hold_id=row["pk"], reason="stale hold released"):
+                released += 1
+                metering.write(
+                    user_id=row["account__user_id"],
+                    api_key_id=row["api_key_id"],
+                    request_id=row["request_id"],
+                    endpoint=row["purpose"],
+                    model="",
+                    cost_usd=0,
+                    status="interrupted",
+                    error_code="internal_error",
+                    latency_ms=0,
+                )
+        # the rest are closed now (by this sweep, or by their requests meanwhile), but for the young
+        # ones, whose requests may still be running
+        return [row["pk"] for row in rows if row["created_at"] >= cutoff]
+
+    hold_sweep.sweep(STALE_SWEEP, close)
     return released
 
 

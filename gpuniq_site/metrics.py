@@ -131,7 +131,7 @@ def _ledger_metrics() -> Iterator[Metric]:
 
     hold, entry = apps.get_model("billing", "Hold"), apps.get_model("billing", "LedgerEntry")
     try:
-        open_holds = hold.objects.filter(status="open").count()
+        open_holds = hold.objects.count_open()
         losses = entry.objects.filter(kind="loss").count()
     except Exception as exc:
         log.warning("metrics: database unavailable: %s", exc)
