@@ -317,13 +317,17 @@ def main() -> int:
         if not args.smoke:
             env = targets.gateway_env(nginx, slow)
             key = targets.prepare_gateway(env)
+            if args.baseline:  # its own database, migrated by its own code: the schema is part of it
+                base_root = Path(args.baseline).resolve()
+                base_env = {**env, "DATABASE_URL": env["DATABASE_URL"] + "_base"}
+                base_key = targets.prepare_gateway(base_env, base_root)
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
             found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port)
             if args.baseline:
                 base_port, base_proc = targets.start_gateway(
-                    procs, env, args.workers, Path(args.baseline).resolve(), "gateway-base"
+                    procs, base_env, args.workers, base_root, "gateway-base"
                 )
-                found["gateway-base"] = _gateway_target(base_proc.pid, key, base_port)
+                found["gateway-base"] = _gateway_target(base_proc.pid, base_key, base_port)
             if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
                 one_port, one_proc = targets.start_gateway(procs, env, 1)
                 found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port)

@@ -111,23 +111,25 @@ def gateway_env(nginx: int, slow: int) -> dict:
     return env
 
 
-def prepare_gateway(env: dict) -> str:
-    """Fresh bench database, catalog loaded, one user with credit and a key; returns the key."""
+def prepare_gateway(env: dict, root: Path = ROOT) -> str:
+    """Fresh bench database (env's DATABASE_URL) migrated by the checkout in `root`, catalog loaded,
+    one user with credit and a key; returns the key."""
     import psycopg
 
-    name = DB_URL.rsplit("/", 1)[1]
-    with psycopg.connect(DB_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    db_url = env["DATABASE_URL"]
+    name = db_url.rsplit("/", 1)[1]
+    with psycopg.connect(db_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     manage = [str(PY), "manage.py"]
-    subprocess.run(manage + ["migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run(manage + ["sync_catalog"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(manage + ["migrate", "-v0"], cwd=root, env=env, check=True)
+    subprocess.run(manage + ["sync_catalog"], cwd=root, env=env, check=True, capture_output=True)
     out = subprocess.run(
         manage + ["create_api_key", "bench@example.com", "--credit", "1000000", "--rpm", "1000000000"],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         check=True,
         capture_output=True,
