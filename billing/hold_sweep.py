@@ -43,12 +43,7 @@ def sweep(kind: str, close: Callable[[list[OpenRow]], list[int]]) -> None:
     mark, _ = SweepMark.objects.get_or_create(name=kind)
     top, began = _top_and_now()
     seen = mark.seen_top + 1 if _all_committed_since(mark.seen_at) else mark.below
-    rows = list(
-        Hold.objects.of_sweep(kind)
-        .filter(pk__gte=mark.below, status=Hold.OPEN)
-        .order_by("pk")
-        .values(*FIELDS)
-    )
+    rows = list(Hold.objects.open_of_sweep(kind, mark.below).order_by("pk").values(*FIELDS))
     below = min([*close(rows), seen])
     SweepMark.objects.filter(name=kind).update(below=Greatest(F("below"), below), seen_top=top, seen_at=began)
 

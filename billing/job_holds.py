@@ -34,10 +34,12 @@ def release_unowned(
         owned = set(
             Hold.objects.filter(pk__in=ids).filter(pk__in=owned_hold_ids).values_list("pk", flat=True)
         )
-        # a hold whose job row may still come, or whose job owns it, stays open
-        kept = [row["pk"] for row in rows if row["created_at"] >= cutoff or row["pk"] in owned]
-        for hold_id in set(ids) - set(kept):
-            released += ledger.release(hold_id=hold_id, reason="job hold without a job")
+        kept = []  # a hold whose job row may still come, or whose job owns it, stays open
+        for row in rows:
+            if row["created_at"] >= cutoff or row["pk"] in owned:
+                kept.append(row["pk"])
+            else:
+                released += ledger.release(hold_id=row["pk"], reason="job hold without a job")
         return kept
 
     for purpose in purposes:

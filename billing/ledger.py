@@ -280,8 +280,11 @@ def release_stale_holds(*, older_than_seconds: int) -> int:
 
     def close(rows: list[hold_sweep.OpenRow]) -> list[int]:
         nonlocal released
+        young = []  # their requests may still be running; the rest are closed after this
         for row in rows:
-            if row["created_at"] < cutoff and release(hold_id=row["pk"], reason="stale hold released"):
+            if row["created_at"] >= cutoff:
+                young.append(row["pk"])
+            elif release(hold_id=row["pk"], reason="stale hold released"):  # else closed meanwhile
                 released += 1
                 metering.write(
                     user_id=row["account__user_id"],
@@ -294,9 +297,7 @@ def release_stale_holds(*, older_than_seconds: int) -> int:
                     error_code="internal_error",
                     latency_ms=0,
                 )
-        # the rest are closed now (by this sweep, or by their requests meanwhile), but for the young
-        # ones, whose requests may still be running
-        return [row["pk"] for row in rows if row["created_at"] >= cutoff]
+        return young
 
     hold_sweep.sweep(STALE_SWEEP, close)
     return released

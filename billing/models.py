@@ -68,16 +68,16 @@ class HoldManager(models.Manager["Hold"]):
             raise ValueError(f"no sweep of kind {kind!r}")
         return self.filter(purpose=purpose)
 
-    def open_of_sweep(self, kind: str) -> "models.QuerySet[Hold]":
-        """The open holds of a sweep's kind: those from its mark on (every one below it is closed)."""
-        below = SweepMark.objects.filter(name=kind).values_list("below", flat=True).first() or 0
+    def open_of_sweep(self, kind: str, below: int) -> "models.QuerySet[Hold]":
+        """The open holds of a sweep's kind from its mark `below` on (every one below it is closed)."""
         return self.of_sweep(kind).filter(pk__gte=below, status=Hold.OPEN)
 
     def count_open(self) -> int:
         """How many holds are open, each kind read from its sweep's mark on: there is no index on
         the status (billing/hold_sweep.py says why)."""
+        marks = dict(SweepMark.objects.values_list("name", "below"))
         kinds = (STALE_SWEEP, *map(job_sweep, JOB_PURPOSES))
-        return sum(self.open_of_sweep(kind).count() for kind in kinds)
+        return sum(self.open_of_sweep(kind, marks.get(kind, 0)).count() for kind in kinds)
 
 
 class Hold(models.Model):
