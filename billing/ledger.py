@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import ledger_orm, pg_ledger
-from .models import STALE_SWEEP, Account, Hold, LedgerEntry
+from .models import STALE_SWEEP, STRUCTURAL_REFERENCES, Account, Hold, LedgerEntry
 from .money import ZERO, Amount, usd
 from .outcomes import (
     AlreadyClosed,
@@ -345,3 +345,30 @@ def find_mismatches() -> list[Mismatch]:
         if account.held < ZERO or (overdrawn and account.pk not in clawed_back):  # only a claw-back may
             problems.append(Mismatch(account.pk, "negative", account.balance, account.held))
     return problems
+
+
+@dataclass(frozen=True)
+class Orphan:
+    table: str
+    row_id: int
+    field: str
+    points_to: int
+
+
+def find_orphans(limit: int = 100) -> list[Orphan]:
+    """Rows whose reference the database does not check (models.STRUCTURAL_REFERENCES) that point
+    at no row: each would be a bug of the statement that wrote it. At most `limit` per reference."""
+    from django.apps import apps
+
+    found = []
+    for model_name, field_name in STRUCTURAL_REFERENCES:
+        model = apps.get_model("billing", model_name)
+        column = model._meta.get_field(field_name)
+        targets = column.related_model._default_manager.values("pk")
+        rows = model._default_manager.exclude(**{f"{column.attname}__isnull": True})
+        rows = rows.exclude(**{f"{column.attname}__in": targets}).order_by("pk")
+        found += [
+            Orphan(model._meta.db_table, pk, field_name, ref)
+            for pk, ref in rows.values_list("pk", column.attname)[:limit]
+        ]
+    return found

@@ -30,6 +30,13 @@ ZERO = Decimal("0")
 # discarded, and the job's reaper closes them; the generic stale-hold sweep never does.
 JOB_PURPOSES = ("chat_job", "image_job", "video_job")
 
+# References the database does not check on each write (db_constraint=False). Every statement that
+# writes these rows takes them from rows it has just locked or written itself (billing/pg_ledger.py,
+# billing/ledger_orm.py), and a foreign-key check per row was about a seventh of PostgreSQL's CPU per
+# paid request (docs/performance.md). The ORM still applies their on_delete (PROTECT), and
+# `check_ledger` reports any row that points at nothing (ledger.find_orphans).
+STRUCTURAL_REFERENCES = (("Hold", "account"), ("LedgerEntry", "account"), ("LedgerEntry", "hold"))
+
 
 class Account(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="account")
@@ -87,7 +94,9 @@ class Hold(models.Model):
     STATUSES = [(OPEN, "open"), (SETTLED, "settled"), (RELEASED, "released")]
     JOB_PURPOSES = JOB_PURPOSES
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    # No foreign-key constraint in the database (STRUCTURAL_REFERENCES): the one statement that
+    # writes a hold takes its account from the account row it has just locked and updated.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds", db_constraint=False)
     amount = models.DecimalField(**USD)
     status = models.CharField(max_length=10, choices=STATUSES, default=OPEN)
     captured = models.DecimalField(**USD, default=ZERO)
@@ -143,9 +152,12 @@ class LedgerEntry(models.Model):
     LOSS = "loss"  # a vendor bill above what the hold and balance covered: `shortfall` USD the platform lost
     KINDS = [(k, k) for k in (TOPUP, HOLD, CHARGE, RELEASE, REFUND, ADJUSTMENT, DISPUTE, LOSS)]
 
+    # Neither reference is a constraint in the database (STRUCTURAL_REFERENCES): every statement
+    # that writes an entry takes them from the account row it has locked and the hold it has just
+    # written or closed. ledger_account_recent covers the account.
     account = models.ForeignKey(
-        Account, on_delete=models.PROTECT, related_name="entries", db_index=False
-    )  # ledger_account_recent covers it
+        Account, on_delete=models.PROTECT, related_name="entries", db_index=False, db_constraint=False
+    )
     kind = models.CharField(max_length=12, choices=KINDS)
     amount = models.DecimalField(**USD, help_text="change to the balance")
     held_delta = models.DecimalField(**USD, default=ZERO, help_text="change to the held amount")
@@ -158,7 +170,9 @@ class LedgerEntry(models.Model):
     balance_after = models.DecimalField(**USD)
     held_after = models.DecimalField(**USD)
     idempotency_key = models.CharField(max_length=200)
-    hold = models.ForeignKey(Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    hold = models.ForeignKey(
+        Hold, on_delete=models.PROTECT, null=True, blank=True, related_name="entries", db_constraint=False
+    )
     reason = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
