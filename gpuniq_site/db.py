@@ -131,7 +131,28 @@ async def pg_pool() -> "AsyncConnectionPool[Any]":
         )
         _async_pools[loop] = pool
         await pool.open()
+        await _warn_if_autovacuum_off(pool)
     return pool
+
+
+AUTOVACUUM_OFF = (
+    "PostgreSQL's autovacuum is off: the ledger's prepared statements keep the plans they were first "
+    "given until their tables are analyzed, and plans made while billing_hold was small scan it whole "
+    "on every settle. Turn autovacuum on, or ANALYZE billing_hold as it grows (docs/performance.md)"
+)
+
+
+async def _warn_if_autovacuum_off(pool: "AsyncConnectionPool[Any]") -> bool:
+    """Once per pool: say so in the log when the database does not analyze its tables itself."""
+    try:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT current_setting('autovacuum') = 'off'")).fetchone()
+    except Exception:  # a warning is not worth failing the request that opened the pool
+        return False
+    if row and row[0]:
+        log.warning(AUTOVACUUM_OFF)
+        return True
+    return False
 
 
 @on_loop_close
