@@ -209,6 +209,7 @@ def measure(
     for c in [c for c in points if wanted(f"non-stream c={c}")]:
         for name, t in targets_.items():
             headers = t.get("headers", {}).get("json")
+            _analyzed(t)
             wrk(t["json_url"], t["key"], chat, c, 1, headers)  # warm-up
             profiler.start(f"non-stream c={c}", name, seconds)
             measured = _with_cpu(t, partial(wrk, t["json_url"], t["key"], chat, c, seconds, headers))
@@ -222,6 +223,7 @@ def measure(
     ]
     for kind, c, upstream, model in [p for p in stream_points if wanted(f"{p[0]} c={p[1]}")]:
         for name, t in targets_.items():
+            _analyzed(t)
             rows.append({"point": f"{kind} c={c}", "kind": kind, "concurrency": c, "target": name})
             profiler.start(f"{kind} c={c}", name, max(seconds, 3))
             measured = _with_cpu(
@@ -231,6 +233,21 @@ def measure(
             profiler.stop()
             print(rows[-1], flush=True)
     return rows
+
+
+def _history(gateways: dict, seconds: int) -> None:
+    """Some paid requests through each gateway before the first point: a gateway in service has
+    a history, and its statements are planned for tables that are not empty (with each point's
+    ANALYZE, _analyzed); from an empty database, whichever point comes first would measure plans
+    made for empty tables."""
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "history"}], "max_tokens": 8}
+    for t in gateways.values():
+        wrk(t["json_url"], t["key"], chat, 16, seconds)
+
+
+def _analyzed(target: dict) -> None:
+    if "db_url" in target:  # a gateway: its tables' statistics as autovacuum would keep them
+        targets.analyze(target["db_url"])
 
 
 def measure_rounds(rounds: int, found: dict, *args) -> list[dict]:
@@ -263,10 +280,11 @@ def _streams_or_failure(t: dict, upstream: str, model: str, c: int, seconds: int
         return failed(error)
 
 
-def _gateway_target(pid: int, key: str, port: int) -> dict:
+def _gateway_target(pid: int, key: str, port: int, db_url: str) -> dict:
     path = "/v1/openai/chat/completions"
     return {
         "pid": pid,
+        "db_url": db_url,
         "key": key,
         "json_url": f"http://127.0.0.1:{port}{path}",
         "sse": (port, path),
@@ -322,15 +340,17 @@ def main() -> int:
                 base_env = {**env, "DATABASE_URL": env["DATABASE_URL"] + "_base"}
                 base_key = targets.prepare_gateway(base_env, base_root)
             gw_port, gw_proc = targets.start_gateway(procs, env, args.workers)
-            found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port)
+            found["gateway"] = _gateway_target(gw_proc.pid, key, gw_port, env["DATABASE_URL"])
             if args.baseline:
                 base_port, base_proc = targets.start_gateway(
                     procs, base_env, args.workers, base_root, "gateway-base"
                 )
-                found["gateway-base"] = _gateway_target(base_proc.pid, base_key, base_port)
+                found["gateway-base"] = _gateway_target(
+                    base_proc.pid, base_key, base_port, base_env["DATABASE_URL"]
+                )
             if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
                 one_port, one_proc = targets.start_gateway(procs, env, 1)
-                found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port)
+                found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port, env["DATABASE_URL"])
             started = None if args.no_litellm else targets.start_litellm(procs, nginx, slow, args.workers)
             if started:
                 lite_port, lite_proc = started
@@ -346,6 +366,7 @@ def main() -> int:
                 found["portkey"] = targets.portkey_target(started[0], nginx, slow)
                 port_proc = started[1]
                 found["portkey"]["pid"] = port_proc.pid
+        _history({name: t for name, t in found.items() if "db_url" in t}, seconds=3)
         profiler = Profiler(args.profile, gw_proc.pid if gw_proc else None)
         rows = measure_rounds(args.rounds, found, seconds, args.smoke, profiler, only)
         memory = {

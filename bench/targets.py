@@ -138,6 +138,16 @@ def prepare_gateway(env: dict, root: Path = ROOT) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+def analyze(db_url: str) -> None:
+    """What autovacuum would have done by now (it is off on some machines, this kind among them):
+    fresh statistics, so the gateway's prepared statements are planned again for its tables as they
+    are, not as they were when the point that first used them began (docs/performance.md)."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def start_gateway(
     procs: Procs, env: dict, workers: int, root: Path = ROOT, name: str = "gateway"
 ) -> tuple[int, subprocess.Popen]:
