@@ -63,25 +63,31 @@ def _cycle_of(send: Any) -> Any:
 
 
 class _Held:
-    """Stands in for the client's transport while send_together's messages are framed."""
+    """Stands in for the client's transport while send_together's messages are framed: what they
+    write is kept, and a close (a response that ends a connection not kept alive) waits for it."""
 
-    __slots__ = ("transport", "parts")
+    __slots__ = ("transport", "parts", "closed")
 
     def __init__(self, transport: Any):
         self.transport: Any = transport
         self.parts: list[bytes] = []
+        self.closed = False
 
     def write(self, data: bytes) -> None:
         self.parts.append(data)
 
     def is_closing(self) -> bool:
-        return bool(self.transport.is_closing())
+        return self.closed or bool(self.transport.is_closing())
+
+    def close(self) -> None:
+        self.closed = True
 
 
 async def send_together(send: Any, messages: list[dict]) -> None:
-    """Send ASGI messages that do not end the response (a stream's start and its first part):
-    under uvicorn's httptools protocol their bytes, framed by uvicorn's send as ever, leave in one
-    write instead of one each. Anywhere else: one send each."""
+    """Send ASGI messages (a stream's start and its first part, or a whole response's start and
+    body): under uvicorn's httptools protocol their bytes, framed by uvicorn's send as ever, leave in
+    one write instead of one each, and a close uvicorn asked for follows that write. Anywhere else:
+    one send each."""
     cycle = _cycle_of(send)
     if cycle is None or cycle.disconnected:
         for message in messages:
@@ -96,6 +102,8 @@ async def send_together(send: Any, messages: list[dict]) -> None:
         cycle.transport = transport
         if held.parts and not cycle.disconnected:
             transport.write(b"".join(held.parts))
+        if held.closed:
+            transport.close()
 
 
 def writer_for(send: Any) -> ChunkedWriter | None:

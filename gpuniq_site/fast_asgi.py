@@ -174,11 +174,15 @@ class LeanApiApp(ApiMiddlewareLoader, BaseHandler):
             # a stream whose first part is ready (llm.completions.start_stream): the start goes with it
             await _send_streaming(request, response, send, receive, start)
             return
-        await send(start)
         if response.streaming:
+            await send(start)
             await _send_streaming(request, response, send, receive)
-        else:
-            await send({"type": "http.response.body", "body": response.content, "more_body": False})
+            return
+        content = response.content
+        if response.status_code not in (204, 304) and not response.has_header("Content-Length"):
+            start["headers"].append((b"content-length", b"%d" % len(content)))  # not chunked
+        end = {"type": "http.response.body", "body": content, "more_body": False}
+        await direct_send.send_together(send, [start, end])  # the head and the body in one write
 
     async def _get_response_async(self, request):
         """The innermost step of the chain, as Django's but on the event loop: view middleware,

@@ -79,3 +79,39 @@ async def test_nothing_is_written_once_the_client_is_gone():
     gone.disconnected = True
     await send_together(gone.send, [START, FIRST])
     assert transport.writes == [] and gone.transport is transport
+
+
+class ClosingTransport(Transport):
+    def __init__(self):
+        super().__init__()
+        self.events: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.events.append("write")
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+WHOLE_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"application/json"), (b"content-length", b"11")],
+}
+WHOLE_BODY = {"type": "http.response.body", "body": b'{"ok":true}', "more_body": False}
+
+
+async def test_a_whole_response_leaves_in_one_write_and_a_close_uvicorn_asks_for_follows_it():
+    together, apart = ClosingTransport(), ClosingTransport()
+    one, two = cycle(together), cycle(apart)
+    one.keep_alive = two.keep_alive = False  # the client asked for connection: close
+    await send_together(one.send, [WHOLE_START, WHOLE_BODY])
+    await two.send(WHOLE_START)
+    await two.send(WHOLE_BODY)
+
+    assert apart.events == ["write", "write", "close"]
+    assert together.events == ["write", "close"]  # the bytes leave before the connection closes
+    assert together.writes[0] == b"".join(apart.writes)
+    assert together.writes[0].endswith(b'content-length: 11\r\nconnection: close\r\n\r\n{"ok":true}')
+    assert one.response_complete and one.transport is together

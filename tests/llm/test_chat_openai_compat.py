@@ -405,6 +405,10 @@ def test_every_reply_says_how_much_time_the_gateway_added(api_server, dave, vend
     )
     overhead = float(response.headers["x-gpuniq-overhead-ms"])
     assert 0 < overhead < response.elapsed.total_seconds() * 1000
+    # a whole reply says its length (it leaves with its head in one write), not chunked
+    assert response.headers["content-length"] == str(len(response.content))
+    assert "transfer-encoding" not in response.headers
+    assert response.json()["object"] == "chat.completion"
 
 
 def test_a_negative_balance_refuses_new_requests_with_402_before_any_upstream_call(
