@@ -131,8 +131,14 @@ async def pg_pool() -> "AsyncConnectionPool[Any]":
         )
         _async_pools[loop] = pool
         await pool.open()
-        await _warn_if_autovacuum_off(pool)
+        global _autovacuum_checked
+        if not _autovacuum_checked:  # once per process: Celery opens a pool per job's loop
+            _autovacuum_checked = True
+            await _warn_if_autovacuum_off(pool)
     return pool
+
+
+_autovacuum_checked = False
 
 
 AUTOVACUUM_OFF = (
@@ -143,7 +149,7 @@ AUTOVACUUM_OFF = (
 
 
 async def _warn_if_autovacuum_off(pool: "AsyncConnectionPool[Any]") -> bool:
-    """Once per pool: say so in the log when the database does not analyze its tables itself."""
+    """Say so in the log when the database does not analyze its tables itself."""
     try:
         async with pool.connection() as conn:
             row = await (await conn.execute("SELECT current_setting('autovacuum') = 'off'")).fetchone()
