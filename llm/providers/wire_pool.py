@@ -1,5 +1,8 @@
 """The keep-alive connections of llm.providers.wire: one pool of idle connections per event loop,
-LIFO per upstream (warmest first), swept of expired and closed ones."""
+LIFO per upstream (warmest first), swept of expired and closed ones. When it is full, the connection
+idle longest makes room, whichever upstream it is to: a burst of streams to one vendor must not
+leave every other vendor's connections closed on return (a new TCP and TLS handshake per request)
+until that burst's connections expire."""
 
 import asyncio
 from typing import Any
@@ -51,12 +54,25 @@ class Pool:
         return None
 
     def give(self, conn: _Conn) -> None:
-        if self.count >= MAX_IDLE or not conn.alive():
+        if not conn.alive():
+            conn.close()
+            return
+        if self.count >= MAX_IDLE and not self._evict_oldest():
             conn.close()
             return
         conn.since = self.loop.time()
         self.idle.setdefault(conn.key, []).append(conn)
         self.count += 1
+
+    def _evict_oldest(self) -> bool:
+        """Close the connection idle longest, of any upstream (each queue's first is its oldest)."""
+        queues = [queue for queue in self.idle.values() if queue]
+        if not queues:
+            return False
+        oldest = min(queues, key=lambda queue: queue[0].since)
+        oldest.pop(0).close()
+        self.count -= 1
+        return True
 
     def sweep(self, now: float | None) -> None:
         """Close the idle connections that expired or that the server closed (all, if `now` is None):

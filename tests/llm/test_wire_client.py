@@ -462,6 +462,23 @@ async def test_idle_expiry_and_idle_bound(monkeypatch):
         assert idle_count() == 1
 
 
+async def test_a_full_pool_makes_room_by_closing_the_connection_idle_longest(monkeypatch):
+    """A burst to one vendor fills the pool; a connection to another vendor returned then is kept,
+    and the one idle longest (of the first vendor) is closed, so the next request to either vendor
+    opens exactly what it must."""
+    monkeypatch.setattr(wire_pool, "MAX_IDLE", 2)
+    async with Raw(always(response())) as busy, Raw(always(response())) as other:
+        await asyncio.gather(post_json(busy.url), post_json(busy.url))
+        assert busy.connections == 2 and idle_count() == 2
+        await post_json(other.url)
+        await asyncio.wait_for(busy.closed.wait(), 5)  # one of the burst's two went to make room
+        assert idle_count() == 2
+        await post_json(other.url)
+        assert other.connections == 1, "the other vendor's connection was closed on return"
+        await asyncio.gather(post_json(busy.url), post_json(busy.url))
+        assert busy.connections == 3, "the burst's warmer connection was not kept"
+
+
 async def test_header_injection_is_refused():
     async with Raw(always(response())) as raw:
         with pytest.raises(UpstreamError) as caught:
