@@ -62,3 +62,46 @@ async def test_with_no_ttl_every_read_rebuilds(committed, settings, monkeypatch)
     for _ in range(3):
         await catalog.asnapshot()
     assert len(builds) == 3
+
+
+def test_the_snapshot_holds_what_the_catalog_says(db):
+    """What the admin set reaches the hot path: enabled models only, each with its enabled routes in
+    their order, and every field as stored (the rebuild reads plain rows, not model instances)."""
+    from decimal import Decimal
+
+    from llm.models import CatalogModel, Route
+
+    model = CatalogModel.objects.create(
+        slug="snap-test",
+        name="Snap",
+        vendor="acme",
+        kind=CatalogModel.CHAT,
+        context_window=1000,
+        capabilities=["vision", "tools"],
+        input_per_mtok=Decimal("1.25"),
+        output_per_mtok=Decimal("5"),
+        video_options={"durations": [5]},
+        notes="n",
+    )
+    Route.objects.create(model=model, position=2, provider="openai", upstream_model="second")
+    Route.objects.create(model=model, position=1, provider="anthropic", upstream_model="first")
+    Route.objects.create(model=model, position=3, provider="xai", upstream_model="off", enabled=False)
+    CatalogModel.objects.create(slug="snap-off", name="Off", vendor="acme", kind="chat", enabled=False)
+    info = catalog._build_snapshot().models["snap-test"]
+    assert [(r.provider, r.upstream_model) for r in info.routes] == [
+        ("anthropic", "first"),
+        ("openai", "second"),
+    ]
+    assert info.capabilities == ("vision", "tools") and info.video_options == {"durations": [5]}
+    assert (info.input_per_mtok, info.output_per_mtok, info.cached_input_per_mtok) == (
+        Decimal("1.25"),
+        Decimal("5"),
+        None,
+    )
+    assert (info.context_window, info.max_output, info.first_byte_timeout, info.notes) == (
+        1000,
+        None,
+        120,
+        "n",
+    )
+    assert "snap-off" not in catalog._build_snapshot().models
