@@ -4,13 +4,18 @@ A POST to /v1/messages gets the same stream in Anthropic's Messages events inste
 content_block_start, 50 content_block_delta, content_block_stop, message_delta with usage, message_stop).
 
 It shares two cores with what it measures, so it does as little as it can per chunk: the framed
-events are built once, and the writer waits for the socket only when its buffer backs up."""
+events are built once, and the writer waits for the socket only when its buffer backs up.
+
+BENCH_SLOW_CHUNKS and BENCH_SLOW_GAP change the stream's shape (e.g. 1 and 1.0: a one-second
+stream of one content event), to tell a stream's setup from its events (docs/performance.md)."""
 
 import asyncio
 import json
+import os
 import sys
 
-CHUNKS, GAP = 50, 0.020
+CHUNKS = int(os.environ.get("BENCH_SLOW_CHUNKS", "50"))
+GAP = float(os.environ.get("BENCH_SLOW_GAP", "0.020"))
 
 
 def _event(obj) -> bytes:
