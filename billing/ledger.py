@@ -359,14 +359,16 @@ def find_orphans(limit: int = 100) -> list[Orphan]:
     """Rows whose reference the database does not check (models.STRUCTURAL_REFERENCES) that point
     at no row: each would be a bug of the statement that wrote it. At most `limit` per reference."""
     from django.apps import apps
+    from django.db.models import Exists, OuterRef
 
     found = []
     for model_name, field_name in STRUCTURAL_REFERENCES:
         model = apps.get_model("billing", model_name)
         column = model._meta.get_field(field_name)
-        targets = column.related_model._default_manager.values("pk")
-        rows = model._default_manager.exclude(**{f"{column.attname}__isnull": True})
-        rows = rows.exclude(**{f"{column.attname}__in": targets}).order_by("pk")
+        # NOT EXISTS, an anti-join: NOT IN (SELECT ...) is re-scanned per row once the ids outgrow work_mem
+        target = column.related_model._default_manager.filter(pk=OuterRef(column.attname))
+        rows = model._default_manager.filter(**{f"{column.attname}__isnull": False})
+        rows = rows.filter(~Exists(target)).order_by("pk")
         found += [
             Orphan(model._meta.db_table, pk, field_name, ref)
             for pk, ref in rows.values_list("pk", column.attname)[:limit]

@@ -118,8 +118,8 @@ _MODEL_FIELDS = (
 
 def _build_snapshot() -> Snapshot:
     """Two plain queries, no model instances: a process rebuilds this every few seconds under
-    traffic, in a thread that holds the GIL while it runs (15 ms with instances and a prefetch for
-    the catalog as shipped, which the event loop felt as a pause; docs/performance.md)."""
+    traffic, in a thread that holds the GIL while it runs, and the event loop waits that long
+    (3.6 ms for the catalog as shipped; 12.8 ms with instances and a prefetch; docs/performance.md)."""
     routes: dict[int, list[RouteInfo]] = {}
     for model_id, provider, upstream_model in (
         Route.objects.filter(enabled=True)
