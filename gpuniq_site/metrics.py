@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from django.http import HttpRequest
 
@@ -45,6 +46,14 @@ TTFT = Histogram(
     "From the request's arrival to the first streamed chunk sent to the client",
     ["surface", "model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 120.0),
+)
+STREAM_START = Histogram(
+    "gpuniq_stream_start_seconds",
+    "A stream's time to first token in three phases that add up to it: gate (the request's arrival "
+    "to its money held: checks, admission, the hold's commit), vendor (to the vendor's first event) "
+    "and send (to the first chunk sent)",
+    ["surface", "phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 FUSED_STREAMS = Counter(
     "gpuniq_streams_fused",
@@ -98,12 +107,41 @@ def observe_overhead(request: HttpRequest, seconds: float) -> None:
     OVERHEAD.labels(surface_of(request.path)).observe(seconds)
 
 
+class StreamMarks:
+    """When a stream's money was held and when its vendor's first event was read (perf_counter)."""
+
+    __slots__ = ("held", "opened")
+
+    def __init__(self, held: float) -> None:
+        self.held, self.opened = held, 0.0
+
+
+# the request's stream marks: set in the request's own task (llm.completions.start_stream), read
+# there when its first chunk is sent; the opening, a task of its own, fills in the same object
+_stream_marks: ContextVar[StreamMarks | None] = ContextVar("gpuniq_stream_marks", default=None)
+
+
+def stream_marks(held: float) -> StreamMarks:
+    """The marks of the stream this request is opening, its money held at `held`."""
+    marks = StreamMarks(held)
+    _stream_marks.set(marks)
+    return marks
+
+
 def observe_first_chunk(request: HttpRequest) -> None:
+    """The stream's time to first token, and its phases when the first chunk is the vendor's (not
+    a keep-alive sent while the vendor was still silent)."""
     started = getattr(request, "started_at", None)
-    if started is not None:
-        TTFT.labels(surface_of(request.path), getattr(request, "metric_model", "") or "-").observe(
-            time.perf_counter() - started
-        )
+    if started is None:
+        return
+    now = time.perf_counter()
+    surface = surface_of(request.path)
+    TTFT.labels(surface, getattr(request, "metric_model", "") or "-").observe(now - started)
+    marks = _stream_marks.get()
+    if marks is not None and marks.opened:
+        STREAM_START.labels(surface, "gate").observe(marks.held - started)
+        STREAM_START.labels(surface, "vendor").observe(marks.opened - marks.held)
+        STREAM_START.labels(surface, "send").observe(now - marks.opened)
 
 
 def count_reaper_run(name: str) -> None:

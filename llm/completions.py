@@ -9,6 +9,7 @@ from typing import cast
 
 from django.conf import settings
 
+from gpuniq_site import metrics
 from gpuniq_site.direct_send import DirectSink
 from gpuniq_site.responses import EventStreamResponse
 
@@ -46,7 +47,8 @@ async def start_stream(prepared: chat.Prepared, *, parsed: bool = False) -> Even
     bill = chat.Bill(prepared, sent=True)
     loop = asyncio.get_running_loop()
     ready = loop.create_future()  # set by the opening itself, or by the keep-alive timer
-    opening = asyncio.ensure_future(_open(prepared, ready))
+    marks = metrics.stream_marks(prepared.started)  # the money was held as `prepared` was made
+    opening = asyncio.ensure_future(_open(prepared, ready, marks))
     timer = loop.call_later(settings.GPUNIQ_KEEPALIVE_SECONDS, _set, ready)
     try:
         await ready
@@ -68,11 +70,15 @@ async def start_stream(prepared: chat.Prepared, *, parsed: bool = False) -> Even
     return response
 
 
-async def _open(prepared: chat.Prepared, ready: "asyncio.Future[None]") -> gateway.OpenedStream:
+async def _open(
+    prepared: chat.Prepared, ready: "asyncio.Future[None]", marks: metrics.StreamMarks
+) -> gateway.OpenedStream:
     """The opening, which wakes start_stream in its own last step: awaiting the task (or
     asyncio.wait on it) would cost the waiter one or two more turns of a busy event loop."""
     try:
-        return await gateway.open_stream(prepared.request, prepared.model)
+        opened = await gateway.open_stream(prepared.request, prepared.model)
+        marks.opened = time.perf_counter()  # the vendor's first event is in
+        return opened
     finally:
         _set(ready)
 

@@ -92,6 +92,46 @@ def test_the_anthropic_and_responses_doors_are_counted_by_surface_and_model(
     )
 
 
+def test_a_streams_time_to_first_token_is_split_into_the_gateway_and_the_vendor(
+    two_process_server, committed, vendors
+):
+    """gate (arrival → money held), vendor (→ its first event), send (→ the first chunk sent): three
+    phases that add up to the time to first token, so an operator sees whose the wait is."""
+    base = two_process_server.url
+    user = make_user("phased", "5", rpm=10_000)
+    key = {"Authorization": f"Bearer {user.raw_key}"}
+    slow = {  # the vendor waits 0.3 s before its first event: less than the keep-alive interval
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "[[fault:slow_first_byte]] hi"}],
+    }
+    before = samples(base)
+    usual, vendors["openai"].slow_seconds = vendors["openai"].slow_seconds, 0.3
+    try:
+        for path in ("/v1/openai/chat/completions", "/v1/llm/chat/completions"):
+            for _ in range(2):
+                body = httpx.post(f"{base}{path}", headers=key, json=slow, timeout=30).text
+                assert "keep-alive" not in body and "[DONE]" in body  # the first chunk was the vendor's
+    finally:
+        vendors["openai"].slow_seconds = usual
+    after = samples(base)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    for surface in ("openai", "native"):
+        phases = {
+            phase: delta("gpuniq_stream_start_seconds_sum", surface=surface, phase=phase)
+            for phase in ("gate", "vendor", "send")
+        }
+        for phase in phases:
+            assert delta("gpuniq_stream_start_seconds_count", surface=surface, phase=phase) == 2
+        assert phases["vendor"] >= 2 * 0.3  # the vendor's wait is the vendor's
+        assert 0 < phases["gate"] and 0 < phases["send"]
+        ttft = delta("gpuniq_time_to_first_token_seconds_sum", surface=surface, model="gpt-4o")
+        assert sum(phases.values()) == pytest.approx(ttft, abs=1e-6)
+
+
 def test_money_and_queue_gauges_are_read_at_scrape_time(two_process_server, committed):
     import redis
     from django.conf import settings
