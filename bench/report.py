@@ -80,6 +80,13 @@ def ratios(result: dict) -> list[str]:
             if one and one.get("streams_per_s") is not None:
                 one_ratio = one["streams_per_s"] / d["streams_per_s"]
                 out.append(f"- {point}: one app process / direct completed streams = {one_ratio:.2f}")
+            if one and one.get("phases_ms"):
+                p = one["phases_ms"]
+                out.append(
+                    f"- {point}: one app process, time to first token by phase (means, "
+                    f"gpuniq_stream_start_seconds): gate {p['gate']} ms, vendor {p['vendor']} ms, "
+                    f"send {p['send']} ms"
+                )
         if g and one and g["kind"] == "non-stream" and one.get(key):
             out.append(f"- {point}: {result['workers']} app processes / one = {g[key] / one[key]:.2f}×")
     return out

@@ -180,17 +180,21 @@ def _with_cpu(target: dict, run, windowed: bool = False) -> dict:
     """run()'s measurement plus the target's own CPU per request or stream (its process tree's
     user + system time over the point), when the bench started the target. `windowed`: run takes
     a callback it calls as its measured window starts (stream points: the warm-up's CPU is left out)."""
-    pid = target.get("pid")
+    pid, metrics_url = target.get("pid"), target.get("metrics_url")
     before = targets.cpu_seconds(pid) if pid else None
+    phases = None
 
     def window_starts() -> None:
-        nonlocal before
+        nonlocal before, phases
         before = targets.cpu_seconds(pid) if pid else None
+        phases = targets.stream_phases(metrics_url) if metrics_url else None
 
     measured = run(on_window=window_starts) if windowed else run()
     done = measured.get("completed", measured.get("requests"))
     if before is not None and done:
         measured["cpu_ms_per"] = round((targets.cpu_seconds(pid) - before) * 1000 / done, 3)
+    if phases is not None:
+        measured["phases_ms"] = targets.phase_means(phases, targets.stream_phases(metrics_url))
     return measured
 
 
@@ -351,6 +355,8 @@ def main() -> int:
             if args.workers > 1 and not args.no_one_process:  # operators size a deployment per core
                 one_port, one_proc = targets.start_gateway(procs, env, 1)
                 found["gateway-1p"] = _gateway_target(one_proc.pid, key, one_port, env["DATABASE_URL"])
+                # one process answers every scrape: its stream phases over a point are its own
+                found["gateway-1p"]["metrics_url"] = f"http://127.0.0.1:{one_port}/metrics"
             started = None if args.no_litellm else targets.start_litellm(procs, nginx, slow, args.workers)
             if started:
                 lite_port, lite_proc = started

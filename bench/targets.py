@@ -299,3 +299,36 @@ def rss_mb(root_pid: int) -> list[float]:
         except FileNotFoundError:
             pass
     return sizes
+
+
+PHASES = ("gate", "vendor", "send")
+
+
+def stream_phases(metrics_url: str) -> dict:
+    """gpuniq_stream_start_seconds' sum and count per phase (streams of /v1/openai) from one
+    scrape of a one-process gateway."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=30) as response:
+        text = response.read().decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name.startswith("gpuniq_stream_start_seconds_") and labels.get("surface") == "openai":
+                found[(labels["phase"], sample.name.rsplit("_", 1)[1])] = sample.value
+    return found
+
+
+def phase_means(before: dict, after: dict) -> dict | None:
+    """Each phase's mean in ms over the streams that started between two scrapes."""
+    means = {}
+    for phase in PHASES:
+        count = after.get((phase, "count"), 0) - before.get((phase, "count"), 0)
+        if not count:
+            return None
+        total = after.get((phase, "sum"), 0) - before.get((phase, "sum"), 0)
+        means[phase] = round(total / count * 1000, 2)
+    return means

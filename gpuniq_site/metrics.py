@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 
 from . import shared_state
 from .errors import is_anthropic_path
@@ -212,18 +213,9 @@ def render() -> bytes:
         from prometheus_client import multiprocess
 
         multiprocess.MultiProcessCollector(registry)
-    else:
-        for collector in (
-            REQUESTS,
-            OVERHEAD,
-            TTFT,
-            FUSED_STREAMS,
-            FED_STREAMS,
-            ADMISSIONS_OVERLAPPED,
-            RATELIMIT_FALLBACKS,
-            RATELIMIT_LOCAL,
-            REAPER_RUNS,
-        ):
-            registry.register(collector)
+    else:  # every metric of this module: a new one cannot be left out of one process's scrape
+        for collector in globals().values():
+            if isinstance(collector, MetricWrapperBase):
+                registry.register(collector)
     registry.register(ScrapeTimeCollector())
     return generate_latest(registry)

@@ -199,6 +199,19 @@ def test_metrics_without_a_token_are_for_loopback_only(client):
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
 
 
+def test_a_single_process_scrape_has_every_metric(client):
+    """Without PROMETHEUS_MULTIPROC_DIR each process answers with its own registry: all of them."""
+    from prometheus_client.metrics import MetricWrapperBase
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gpuniq_site import metrics
+
+    ours = {m._name for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    assert "gpuniq_stream_start_seconds" in ours
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert ours <= {family.name for family in text_string_to_metric_families(text)}
+
+
 def test_readyz_checks_database_redis_and_broker_and_healthz_stays_a_liveness_probe(two_process_server):
     from django.conf import settings
 
