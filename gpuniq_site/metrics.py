@@ -140,9 +140,20 @@ def observe_first_chunk(request: HttpRequest) -> None:
     TTFT.labels(surface, getattr(request, "metric_model", "") or "-").observe(now - started)
     marks = _stream_marks.get()
     if marks is not None and marks.opened:
-        STREAM_START.labels(surface, "gate").observe(marks.held - started)
-        STREAM_START.labels(surface, "vendor").observe(marks.opened - marks.held)
-        STREAM_START.labels(surface, "send").observe(now - marks.opened)
+        gate, vendor, send = _phases.get(surface) or _phase_children(surface)
+        gate.observe(marks.held - started)
+        vendor.observe(marks.opened - marks.held)
+        send.observe(now - marks.opened)
+
+
+_Phases = tuple[Histogram, Histogram, Histogram]
+_phases: dict[str, _Phases] = {}  # surface → its three phase histograms (labels() looks up and locks)
+
+
+def _phase_children(surface: str) -> _Phases:
+    gate, vendor, send = (STREAM_START.labels(surface, phase) for phase in ("gate", "vendor", "send"))
+    found = _phases[surface] = (gate, vendor, send)
+    return found
 
 
 def count_reaper_run(name: str) -> None:
