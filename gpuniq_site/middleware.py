@@ -22,7 +22,9 @@ from .responses import error_response
 
 log = logging.getLogger("gpuniq.errors")
 
-_VALID_INBOUND_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# as long as the request_id columns it is stored in (holds, usage rows, jobs): a longer one broke
+# the hold's insert on PostgreSQL, a 500 for a header
+_VALID_INBOUND_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 
 
 def new_request_id() -> str:

@@ -49,6 +49,30 @@ def test_plain_completion_is_an_openai_object_billed_at_the_exact_cost(client, d
     assert vendors["openai"].requests[-1]["json"]["model"] == "gpt-4o"
 
 
+def test_a_clients_request_id_is_kept_up_to_the_stored_width_and_a_longer_one_replaced(
+    api_server, dave, vendors
+):
+    """The id is stored with the hold and the usage row (64 characters): a longer one once broke
+    the hold's insert on PostgreSQL, a 500 for a header."""
+    sent = {"kept": "t" * 64, "replaced": "t" * 65}
+    answered = {}
+    for name, request_id in sent.items():
+        response = httpx.post(
+            f"{api_server}/v1/openai/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello gateway"}]},
+            headers={"Authorization": f"Bearer {dave.raw_key}", "x-request-id": request_id},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        answered[name] = response.headers["x-request-id"]
+    assert answered["kept"] == sent["kept"]
+    assert answered["replaced"].startswith("req_") and len(answered["replaced"]) <= 64
+    rows = usage_rows(dave)
+    assert sorted(row.request_id for row in rows) == sorted(answered.values())
+    assert all(row.status == "ok" and row.cost_usd == cost(5, 3) for row in rows)
+    assert balance_of(dave) == Decimal("5") - 2 * cost(5, 3)
+
+
 def test_every_field_is_forwarded_and_only_model_is_replaced(client, vendors):
     client.chat.completions.create(
         model="gpt-4o",
