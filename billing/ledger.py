@@ -25,6 +25,7 @@ from .outcomes import (
     AlreadyClosed,
     Closed,
     CloseOutcome,
+    HoldLost,
     HoldRef,
     HoldRequest,
     InsufficientBalance,
@@ -41,6 +42,7 @@ log = logging.getLogger("gpuniq.ledger")
 __all__ = [
     "AlreadyClosed",
     "Closed",
+    "HoldLost",
     "HoldRef",
     "InsufficientBalance",
     "SpendCapReached",

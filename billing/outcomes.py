@@ -73,6 +73,16 @@ class AlreadyClosed:
 CloseOutcome = Closed | AlreadyClosed
 
 
+class HoldLost(Exception):
+    """The hold to settle is not in the database: it was taken without waiting for the disk
+    (billing.pg_ledger.NO_FLUSH) and PostgreSQL lost it in a crash. Nothing was charged, so the
+    caller must not deliver what the hold was for."""
+
+    def __init__(self, hold_id: int):
+        self.hold_id = hold_id
+        super().__init__(f"hold {hold_id} is not in the database (lost in a crash of PostgreSQL?)")
+
+
 class InsufficientBalance(Exception):
     def __init__(self, required: Decimal, available: Decimal):
         self.required = required

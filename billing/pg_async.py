@@ -26,7 +26,7 @@ from gpuniq_site import group_commit
 from gpuniq_site.db import pg_pool, pg_run
 
 from . import metering, pg_ledger
-from .outcomes import AlreadyClosed, Closed, CloseOutcome, Refused
+from .outcomes import AlreadyClosed, Closed, CloseOutcome, HoldLost, Refused
 from .pg_ledger import Params, Row
 
 log = logging.getLogger("gpuniq.ledger")
@@ -99,7 +99,7 @@ async def settle(item: SettleItem) -> CloseOutcome:
 async def _hold_one(params: Params) -> int | Refused:
     from psycopg.errors import UniqueViolation
 
-    statements = pg_ledger.hold_statements(params)
+    statements = pg_ledger.hold_statements(params, flush=False)  # the settle flushes it (NO_FLUSH)
 
     async def attempt(conn: Connection) -> int | Refused:
         try:
@@ -151,6 +151,8 @@ async def _settle_one(item: SettleItem, maybe_done: bool = False) -> CloseOutcom
 
 async def _closed(conn: Connection, item: SettleItem) -> AlreadyClosed:
     row = await (await conn.execute(pg_ledger.CLOSED_HOLD_SQL, item.params)).fetchone()
+    if row is None:  # no such hold: the database lost it in a crash (pg_ledger.NO_FLUSH)
+        raise HoldLost(item.params["hold"])
     return pg_ledger.already_closed(row)
 
 

@@ -39,7 +39,7 @@ WITH acc AS (
   SELECT acc.id, 'hold', 0, %(amount)s, acc.balance, acc.held, 'hold:' || %(key)s, h.id, %(purpose)s, now()
   FROM acc, h
 )
-SELECT h.id FROM h
+SELECT h.id FROM h /*no_flush*/
 """
 
 MONTH = "(date_trunc('month', now() AT TIME ZONE 'UTC'))::date"
@@ -83,7 +83,7 @@ WITH a AS (
   SELECT acc.id, 'hold', 0, %(amount)s, acc.balance, acc.held, 'hold:' || %(key)s, h.id, %(purpose)s, now()
   FROM acc, h
 )
-SELECT h.id, NULL, NULL FROM h
+SELECT h.id, NULL, NULL FROM h /*no_flush*/
 UNION ALL
 SELECT NULL, CASE WHEN a.balance - a.held < %(amount)s THEN 'balance' ELSE 'cap' END,
        CASE WHEN a.balance - a.held < %(amount)s THEN a.balance - a.held
@@ -199,6 +199,29 @@ WHERE h.id = %(hold)s AND h.status <> 'open'
 """
 
 
+# A chat hold commits without waiting for the disk: its statement turns synchronous_commit off for
+# its own transaction (the hot path's lane, billing/pg_async.py, sends without_flush(...) of the
+# hold statements; job holds stay durable). Safe for money because
+# - WAL is one sequence: a crash of PostgreSQL loses only the newest commits, never one before a
+#   commit that reached the disk; every settle is durable, and flushing it flushes its own hold;
+# - so what a crash can lose is holds whose requests are still running. Such a request's settle
+#   finds no hold (pg_async raises HoldLost): a reply is refused (nothing delivered, nothing
+#   charged), as it would be if the hold had never been taken.
+# What it saves is a wait for the disk on every paid request's way in (docs/performance.md).
+NO_FLUSH = "CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
+
+
+def without_flush(sql: str) -> str:
+    """A hold statement that commits without waiting for its WAL to be flushed (NO_FLUSH)."""
+    if "/*no_flush*/" not in sql:
+        raise ValueError("not a hold statement")
+    return sql.replace("/*no_flush*/", NO_FLUSH)
+
+
+HOLD_NO_FLUSH_SQL = without_flush(HOLD_SQL)
+HOLD_CAPPED_NO_FLUSH_SQL = without_flush(HOLD_CAPPED_SQL)
+
+
 def hold_params(request: HoldRequest) -> Params:
     return {
         "account": request.account_id,
@@ -215,11 +238,12 @@ def settle_params(*, hold_id: int, actual: Amount, reason: str) -> Params:
     return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500]}
 
 
-def hold_statements(params: Params) -> list[str]:
-    """The statements that take this hold, in order; the last one answers."""
+def hold_statements(params: Params, *, flush: bool = True) -> list[str]:
+    """The statements that take this hold, in order; the last one answers. `flush=False`: the
+    hold's commit does not wait for the disk (NO_FLUSH)."""
     if params.get("cap") is None:
-        return [HOLD_SQL]
-    return [KEY_SPEND_ROW_SQL, HOLD_CAPPED_SQL]
+        return [HOLD_SQL if flush else HOLD_NO_FLUSH_SQL]
+    return [KEY_SPEND_ROW_SQL, HOLD_CAPPED_SQL if flush else HOLD_CAPPED_NO_FLUSH_SQL]
 
 
 def hold_outcome(row: Row | None, params: Params, available: Decimal | None) -> int | Refused:
@@ -287,7 +311,8 @@ def close(cursor: CursorWrapper, hold_id: int, actual: Amount, reason: str = "")
 # do not take (a hold that does not fit, a settle above its hold or of a closed hold) come back
 # without a result and are redone one at a time with the single statements above.
 
-HOLD_MANY_SQL = """
+# only the hot path's lane takes holds in batches, so its batch statement does not flush either
+HOLD_MANY_SQL = without_flush("""
 WITH req AS (
   SELECT * FROM unnest(%(accounts)s::bigint[], %(amounts)s::numeric[], %(keys)s::text[], %(purposes)s::text[],
                        %(request_ids)s::text[]) WITH ORDINALITY
@@ -317,8 +342,8 @@ WITH req AS (
          ok.purpose, now()
   FROM ok JOIN h ON h.idempotency_key = ok.key ORDER BY ok.account, ok.ord
 )
-SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key
-"""
+SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key /*no_flush*/
+""")
 
 SETTLE_MANY_SQL = f"""
 WITH req AS (

@@ -319,6 +319,7 @@ class Bill:
         self.route: Route | None = None
         self.ttft_ms: int | None = None
         self.settled: Settled | None = None
+        self.lost = False  # the database lost the hold (ledger.HoldLost)
 
     async def __aenter__(self) -> "Bill":
         return self
@@ -344,19 +345,27 @@ class Bill:
         self, usage: Usage | None, *, route: Route | None = None, status: str = "ok", error_code: str = ""
     ) -> Settled:
         if self.settled is None:
-            self.settled = await finish(
-                self.prepared,
-                usage=usage,
-                route=route or self.route,
-                status=status,
-                error_code=error_code,
-                ttft_ms=self.ttft_ms,
-            )
+            try:
+                self.settled = await finish(
+                    self.prepared,
+                    usage=usage,
+                    route=route or self.route,
+                    status=status,
+                    error_code=error_code,
+                    ttft_ms=self.ttft_ms,
+                )
+            except ledger.HoldLost:  # PostgreSQL lost it in a crash: nothing charged, nothing to close
+                log.error("request %s: its hold was lost by the database", self.prepared.request.request_id)
+                self.lost = True
+                raise ApiError(
+                    "service_unavailable", reason="The database restarted; retry shortly."
+                ) from None
         return self.settled
 
-    async def fail(self, code: str) -> Settled:
+    async def fail(self, code: str) -> None:
         """A failure the caller handles itself: bill what reached the client, nothing otherwise."""
-        return await self.settle(self.produced() if self.chars else None, status="error", error_code=code)
+        if not self.lost:  # else there is no hold left to close
+            await self.settle(self.produced() if self.chars else None, status="error", error_code=code)
 
     async def __aexit__(self, kind, error, trace) -> bool:
         await self.close(error)
@@ -364,7 +373,7 @@ class Bill:
 
     async def close(self, error: BaseException | None) -> None:
         """Close the hold for a block left with `error` (None: left normally) unless settled."""
-        if self.settled is not None:
+        if self.settled is not None or self.lost:
             return
         if isinstance(error, Exception) or error is None:
             code = getattr(error, "code", None)
