@@ -19,15 +19,20 @@ def parse_body(raw: bytes) -> dict:
     return loads_object(raw)
 
 
-def _int_field(body: dict, name: str, low: int, high: int) -> int | None:
+def _int_field(body: dict, name: str, low: int, high: int, *, field: str = "") -> int | None:
+    """`body[name]`, an integer from `low` to `high`, or None; `field`: its name in errors."""
     value = body.get(name)
+    field = field or name
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError("invalid_parameter", field=name, reason="must be an integer", meta={"field": name})
+        raise ApiError("invalid_parameter", field=field, reason="must be an integer", meta={"field": field})
     if not low <= value <= high:
         raise ApiError(
-            "invalid_parameter", field=name, reason=f"must be between {low} and {high}", meta={"field": name}
+            "invalid_parameter",
+            field=field,
+            reason=f"must be between {low} and {high}",
+            meta={"field": field},
         )
     return value
 
@@ -129,4 +134,28 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     _number_field(body, "top_p", 0, 1)
     if body.get("tools") is not None and not isinstance(body["tools"], list):
         raise ApiError("invalid_parameter", field="tools", reason="must be an array", meta={"field": "tools"})
+    check_thinking(body)
     return model, max_tokens if max_tokens is not None else legacy, stream
+
+
+def check_thinking(body: dict) -> None:
+    """Anthropic's `thinking` (the Messages API, and an extension of Chat Completions for Claude):
+    an object whose `budget_tokens`, if given, is a whole number of tokens. The hold bounds only an
+    integer budget (llm.bounds); 60000.0 or "60000" must not pass as "no budget" and then reach
+    the vendor as int(budget), tokens nobody held for."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+        raise ApiError(
+            "invalid_parameter",
+            field="thinking",
+            reason="must be an object with a type",
+            meta={"field": "thinking"},
+        )
+    field = "thinking.budget_tokens"
+    if (
+        "budget_tokens" in thinking
+        and _int_field(thinking, "budget_tokens", 1, 10_000_000, field=field) is None
+    ):
+        raise ApiError("invalid_parameter", field=field, reason="must be an integer", meta={"field": field})

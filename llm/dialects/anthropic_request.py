@@ -20,6 +20,7 @@ from gpuniq_site.json_body import as_object
 from gpuniq_site.errors import ApiError
 
 from ..catalog import ModelInfo
+from ..validation import check_thinking
 
 EFFORT_BY_BUDGET = ((4096, "low"), (16384, "medium"))
 EFFORTS: dict[object, str] = {
@@ -60,6 +61,7 @@ def check(body: dict) -> None:
             raise _bad(name, "must be an array")
     if body.get("system") is not None and not isinstance(body["system"], (str, list)):
         raise _bad("system", "must be a string or an array of text blocks")
+    check_thinking(body)  # sent to Anthropic as it is: its budget must be the one the hold bounds
 
 
 # Anthropic-defined tools the client runs (bash, text editor, computer use, memory): tokens only

@@ -205,6 +205,26 @@ def test_a_client_chosen_anthropic_thinking_budget_is_paid_for(servers, mallory,
     assert_refused_for_money(responses)
 
 
+@pytest.mark.parametrize("budget", [60000.0, "60000", 10**30, True, None, [60000]])
+def test_a_thinking_budget_that_is_not_a_whole_number_of_tokens_is_refused_on_both_doors(
+    servers, mallory, vendors, budget
+):
+    """60000.0 or "60000" once passed as "no budget" (held at the default) and reached Anthropic
+    as int(budget): 60,000 thinking tokens nobody held for, written off as a loss."""
+    before = balance_of(mallory)
+    thinking = {"type": "enabled", "budget_tokens": budget}
+    chat = ask("claude-haiku-4-5", "[[bill:max]] think hard", max_tokens=100, thinking=thinking)
+    messages = ask("claude-haiku-4-5", "[[bill:max]] think hard", max_tokens=100, thinking=thinking)
+    responses = send_all(servers, mallory, [chat]) + send_all(servers, mallory, [messages], path=MESSAGES)
+    for response in responses:
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_parameter"
+        assert "thinking" in response.text
+    assert not vendors["anthropic"].requests and not vendors["openai"].requests
+    assert balance_of(mallory) == before
+    assert not LedgerEntry.objects.filter(account=mallory.account, kind=LedgerEntry.LOSS).exists()
+
+
 def test_gemini_high_reasoning_effort_times_n_is_paid_for(servers, mallory, vendors):
     before = balance_of(mallory)
     body = ask(
