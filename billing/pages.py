@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.keys import user_keys
 from accounts.web import MemberRequest, member_page, page_or_fragment, user_zone
+from gpuniq_site.ids import could_be_id
 
 from . import charts, history, ledger, onboarding, rails, usage_stats, yookassa_rail
 from .forms import TopUpForm
@@ -85,9 +86,9 @@ def dashboard(request: MemberRequest) -> HttpResponse:
 @member_page
 @require_GET
 def billing(request: MemberRequest) -> HttpResponse:
-    returned, checkout = None, request.GET.get("checkout")
-    if checkout == "success" and request.GET.get("session_id"):
-        returned = refresh_from_stripe(user=request.user, session_id=request.GET["session_id"])
+    returned, checkout, session_id = None, request.GET.get("checkout"), _session_id(request)
+    if checkout == "success" and session_id:
+        returned = refresh_from_stripe(user=request.user, session_id=session_id)
     elif checkout in ("return", "cancelled"):
         returned = _own_topup(request, request.GET.get("ref"))
         if returned is not None:
@@ -97,6 +98,13 @@ def billing(request: MemberRequest) -> HttpResponse:
     return render(
         request, "billing/billing.html", _billing_context(request, returned=returned, cancelled=cancelled)
     )
+
+
+def _session_id(request: MemberRequest) -> str | None:
+    """The rail's session id the buyer came back with, if it can be one (a NUL would be a 500 on
+    PostgreSQL); anything else is treated like an unknown session."""
+    session_id = request.GET.get("session_id", "")
+    return session_id if could_be_id(session_id, max_length=255) else None
 
 
 def _own_topup(request: MemberRequest, ref: str | None) -> TopUp | None:
@@ -129,9 +137,9 @@ def topup(request: MemberRequest) -> HttpResponse:
 @require_GET
 def topups(request: MemberRequest) -> HttpResponse:
     """The balance and history fragment; the page polls it while a recent top-up is pending."""
-    returned = (
-        _own_topup(request, request.GET.get("ref"))
-        or TopUp.objects.filter(user=request.user, session_id=request.GET.get("session_id", "")).first()
+    session_id = _session_id(request)
+    returned = _own_topup(request, request.GET.get("ref")) or (
+        TopUp.objects.filter(user=request.user, session_id=session_id).first() if session_id else None
     )
     return page_or_fragment(
         request,

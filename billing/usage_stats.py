@@ -19,6 +19,9 @@ from .money import ZERO
 
 RANGES = (7, 30, 90)
 STATUSES = ("ok", "error", "cancelled")
+# Dates a filter may bound by: a local midnight a day from Python's date range may not exist in UTC
+# (OverflowError); a bound out there is no bound (no row is that old, or that new).
+FIRST_BOUND, LAST_BOUND = date.min + timedelta(days=2), date.max - timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,9 @@ def requests_for(
         rows = rows.filter(api_key_id=key_id)
     if status:
         rows = rows.filter(status=status)
-    if date_from:
+    if date_from and date_from >= FIRST_BOUND:
         rows = rows.filter(created_at__gte=local_midnight(date_from, zone))
-    if date_to:
+    if date_to and date_to <= LAST_BOUND:
         rows = rows.filter(created_at__lt=local_midnight(date_to + timedelta(days=1), zone))
     return rows
 

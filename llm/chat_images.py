@@ -36,6 +36,7 @@ from django.utils import timezone
 from accounts.keys import Principal
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import could_be_id
 
 from . import chats, image_jobs
 from .catalog import asnapshot
@@ -190,6 +191,8 @@ async def start(
 def _pending_turn(user_id: int, chat_id: int, job_id: str) -> ChatMessage:
     """The caller's placeholder for `job_id`, while no poll has seen the job end."""
     chat = chats.find_chat(user_id, chat_id)
+    if not could_be_id(job_id, prefix="img_", max_length=40):
+        raise ApiError("job_not_found")
     placeholder = ChatMessage.objects.filter(chat=chat, kind=ChatMessage.IMAGE, job_id=job_id).first()
     if placeholder is None or placeholder.status != ChatMessage.PENDING:
         raise ApiError("job_not_found")

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from billing import ledger
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import could_be_id
 
 from . import chat
 from .chat_worker import expire, fail, overdue_cutoff
@@ -93,6 +94,8 @@ def _enqueue(job: ChatJob) -> bool:
 
 
 def find_job(user_id: int, job_id: str) -> ChatJob:
+    if not could_be_id(job_id, prefix="cjob_", max_length=32):
+        raise ApiError("job_not_found")
     job = ChatJob.objects.filter(pk=job_id, user_id=user_id).first()
     if job is None:
         raise ApiError("job_not_found")

@@ -66,14 +66,16 @@ def chat_session(request, chat_id: int):
 @require_GET
 def chat_list(request):
     q = request.GET.get("q", "")
-    current = request.GET.get("current")
+    current = request.GET.get("current", "")
+    # ASCII digits only: isdigit() passes '²', which int() refuses (as it does past 4,300 digits)
+    current_id = int(current) if current.isascii() and current.isdigit() and len(current) < 19 else None
     return render(
         request,
         "llm/_chat_list.html",
         {
             "chats": web_chat.chat_list(request.user.pk, q),
             "q": q,
-            "current_id": int(current) if (current or "").isdigit() else None,
+            "current_id": current_id,
         },
     )
 
@@ -105,7 +107,8 @@ def _chat_slugs(principal) -> set[str]:
 def chat_rename(request, chat_id: int):
     session = _own_chat(request, chat_id)
     if request.method == "POST":
-        title = request.POST.get("title", "").strip()[:TITLE_MAX]
+        # NUL: PostgreSQL's text refuses it; the rest of the title is kept
+        title = request.POST.get("title", "").replace("\x00", "").strip()[:TITLE_MAX]
         session = chats.update_chat(dashboard_principal(request.user), chat_id, {"title": title})
         if not request.htmx:
             return redirect("chat-session", chat_id)

@@ -59,8 +59,9 @@ def model_choices(principal: Principal) -> dict[str, list[ModelChoice]]:
 
 def chat_list(user_id: int, query: str = "") -> list[Chat]:
     chats_ = Chat.objects.filter(user_id=user_id)
-    if query.strip():
-        chats_ = chats_.filter(title__icontains=query.strip())
+    query = query.replace("\x00", "").strip()  # no title holds a NUL, and PostgreSQL refuses one in text
+    if query:
+        chats_ = chats_.filter(title__icontains=query)
     return list(chats_.order_by("-updated_at", "-id")[:CHAT_LIST_LIMIT])
 
 

@@ -17,6 +17,7 @@ from accounts.keys import Principal
 from billing.pricing import image_cost
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import could_be_id
 
 from . import charging, price_covers, storage
 from .images import requested_size, resolve_model
@@ -50,6 +51,8 @@ def find_by_key(user_id: int, key: str, digest: str) -> MediaJob | None:
 
 
 def find_job(user_id: int, job_id: str, kind: str) -> MediaJob:
+    if not could_be_id(job_id, prefix=MediaJob.PREFIX[kind], max_length=32):
+        raise ApiError("job_not_found")
     job = MediaJob.objects.filter(pk=job_id, user_id=user_id, kind=kind).first()
     if job is None:
         raise ApiError("job_not_found")

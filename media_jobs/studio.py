@@ -17,13 +17,14 @@ from llm.catalog import ModelInfo, snapshot
 
 from . import jobs, price_covers, routes, storage
 from .models import MediaAsset, MediaJob
-from .validation import MAX_IMAGES, NANO_BANANA
+from .validation import MAX_IMAGES, NANO_BANANA, digits
 from .video_options import resolve
 
 KINDS = (MediaJob.IMAGE, MediaJob.VIDEO)
 IMAGE_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536", "2048x2048")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 GALLERY_SIZE = 24
+REQUEST_ID_WIDTH = 64  # the request_id columns: the hold's, the job's, the usage row's
 ESTIMATE_PROMPT = "(estimate)"  # the price does not depend on the prompt
 ESTIMATE_INPUT = "https://example.invalid/input"  # never fetched: estimates only resolve options
 
@@ -52,7 +53,8 @@ def pick_model(principal: Principal, kind: str, slug: str | None) -> ModelInfo |
 
 
 def _count(value) -> int:
-    return int(value) if str(value or "").isdigit() and 1 <= int(value) <= MAX_IMAGES else 1
+    count = digits(str(value or ""))
+    return count if count is not None and 1 <= count <= MAX_IMAGES else 1
 
 
 def job_body(kind: str, data) -> dict:
@@ -68,8 +70,9 @@ def job_body(kind: str, data) -> dict:
     for name in ("resolution", "aspect_ratio", "mode", "image_url"):
         if data.get(name):
             body[name] = data[name]
-    if data.get("duration"):
-        body["duration"] = int(data["duration"]) if str(data["duration"]).isdigit() else data["duration"]
+    if data.get("duration"):  # anything but a number goes as typed: the API's validation refuses it
+        seconds = digits(str(data["duration"]))
+        body["duration"] = data["duration"] if seconds is None else seconds
     body["audio"] = data.get("audio") in ("on", "true", "1")
     return body
 
@@ -114,10 +117,16 @@ async def start(principal: Principal, kind: str, data, request_id: str) -> list[
         return [await jobs.start_video_job(principal, body, request_id=request_id, key="")]
     started = []
     for index in range(_count(data.get("n"))):
-        started.append(
-            await jobs.start_image_job(principal, body, request_id=f"{request_id}-{index}", key="")
-        )
+        each = image_request_id(request_id, index)
+        started.append(await jobs.start_image_job(principal, body, request_id=each, key=""))
     return started
+
+
+def image_request_id(request_id: str, index: int) -> str:
+    """The request id of the batch's `index`th image: the base cut so that the suffix fits the
+    columns, which a 64-character X-Request-Id fills alone (unique per image: the suffix differs)."""
+    suffix = f"-{index}"
+    return request_id[: REQUEST_ID_WIDTH - len(suffix)] + suffix
 
 
 def unfinished(user_id: int) -> list[MediaJob]:

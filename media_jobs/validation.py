@@ -12,7 +12,16 @@ from .imaging import normalise_output_format
 MAX_PROMPT = 4000
 MAX_IMAGES = 4
 MAX_INPUT_IMAGES = 8
+MAX_DIGITS = 9  # counts and seconds; a longer number is out of every range anyway
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
+
+
+def digits(text: str) -> int | None:
+    """The number a string of ASCII digits spells, else None (the caller's own refusal follows).
+    str.isdigit() alone passes '²', which int() refuses, and int() refuses past 4,300 digits."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
 
 
 def invalid(name: str, reason: str) -> ApiError:
@@ -61,8 +70,8 @@ def _int(body: dict, name: str, default: int) -> int:
     value = body.get(name, default)
     if value is None:
         return default
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    if isinstance(value, str) and (number := digits(value.strip())) is not None:
+        value = number
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(name, "must be an integer")
     return value

@@ -8,7 +8,7 @@ from decimal import Decimal
 from billing.pricing import VideoConfig, video_cost
 from llm.catalog import ModelInfo
 
-from .validation import invalid, prompt_of, unsupported
+from .validation import digits, invalid, prompt_of, unsupported
 
 DEFAULT_ASPECT = "16:9"
 
@@ -41,8 +41,8 @@ def _duration(body: dict, slug: str, options: dict) -> int:
     value = body.get("duration")
     if value is None:
         return int(options.get("default_duration") or 5)
-    if isinstance(value, str) and value.strip().rstrip("s").isdigit():
-        value = int(value.strip().rstrip("s"))
+    if isinstance(value, str) and (seconds := digits(value.strip().rstrip("s"))) is not None:
+        value = seconds
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid("duration", "must be a whole number of seconds")
     if "durations" in options and value not in options["durations"]:

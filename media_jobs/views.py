@@ -16,7 +16,7 @@ from . import images, job_reads, jobs, storage
 from .models import MediaJob
 
 CHUNK = 256 * 1024
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")  # a longer offset is no file's: ignored
 
 
 def _simulated(flag: bool) -> dict:

@@ -6,6 +6,7 @@ state. Instructions are not carried over (OpenAI neither)."""
 
 from gpuniq_site.db import run_db
 from gpuniq_site.errors import ApiError
+from gpuniq_site.ids import could_be_id
 
 from ...models import StoredResponse
 
@@ -19,6 +20,8 @@ def _not_found(response_id: str, field: str | None = None) -> ApiError:
 
 
 def _get(user_id: int, response_id: str) -> StoredResponse | None:
+    if not could_be_id(response_id, prefix="resp_"):
+        return None
     return StoredResponse.objects.filter(pk=response_id, user_id=user_id).first()
 
 
@@ -67,6 +70,8 @@ async def input_items(user_id: int, response_id: str) -> list:
 
 
 def _delete(user_id: int, response_id: str) -> int:
+    if not could_be_id(response_id, prefix="resp_"):
+        return 0
     return StoredResponse.objects.filter(pk=response_id, user_id=user_id).delete()[0]
 
 
