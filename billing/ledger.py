@@ -224,18 +224,21 @@ async def aclose(
     actual: Amount,
     reason: str = "",
     usage: dict[str, Any] | None = None,
+    hold_key: str | None = None,
 ) -> CloseOutcome:
     """close() for the event loop. On PostgreSQL `usage` (billing.metering.row_params, its cost
     what the hold captured) is the request's usage row, written with the settle in the same
     statement or round trip, once, by whichever statement closes the hold; elsewhere the caller
-    writes it (metering.awrite)."""
+    writes it (metering.awrite). `hold_key`: the hold's idempotency key; with it, a hold the
+    database lost (HoldLost) is told from another hold that was given its id since
+    (pg_ledger.THIS_HOLD)."""
     from gpuniq_site.db import run_db, uses_postgres
 
     if not uses_postgres():
         return await run_db(close, hold_id=hold_id, actual=actual, reason=reason)
     from . import pg_async
 
-    params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason)
+    params = pg_ledger.settle_params(hold_id=hold_id, actual=actual, reason=reason, key=hold_key)
     return await pg_async.settle(pg_async.SettleItem(params, account_id, usage))
 
 

@@ -18,7 +18,7 @@ from .models import UsageLog
 # Sent in the same round trip as pg_ledger.SETTLE_SQL, it writes only once the hold is closed, so the
 # row is written by whichever statement closes the hold. pg_ledger.SETTLE_WITH_USAGE_SQL writes the
 # same row inside the settle statement, and pg_ledger.SETTLE_MANY_SQL a batch's rows: keep the three
-# in step. Takes row_params() and the settle's params (%(hold)s).
+# in step. Takes row_params() and the settle's params (%(hold)s, %(key)s: pg_ledger.THIS_HOLD).
 INSERT_FROM_HOLD_SQL = """
 INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, route, prompt_tokens,
                           cached_tokens, completion_tokens, reasoning_tokens, images, video_seconds,
@@ -26,7 +26,8 @@ INSERT INTO llm_usagelog (user_id, api_key_id, request_id, endpoint, model, rout
 SELECT %(user_id)s, %(api_key_id)s, %(request_id)s, %(endpoint)s, %(model)s, %(route)s, %(prompt_tokens)s,
        %(cached_tokens)s, %(completion_tokens)s, %(reasoning_tokens)s, %(images)s, %(video_seconds)s,
        h.captured, %(latency_ms)s, %(ttft_ms)s, %(status)s, %(error_code)s, %(stream)s, %(created_at)s
-FROM billing_hold h WHERE h.id = %(hold)s AND h.status <> 'open'
+FROM billing_hold h
+WHERE h.id = %(hold)s AND h.idempotency_key = COALESCE(%(key)s, h.idempotency_key) AND h.status <> 'open'
 """
 DEFAULTS = {"images": 0, "video_seconds": 0, "ttft_ms": None, "error_code": "", "stream": False, "route": ""}
 

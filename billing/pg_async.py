@@ -79,7 +79,7 @@ def _release_orphan(params: Params, outcome: int | Refused) -> None:
     if isinstance(outcome, Refused) or not params.get("release_if_abandoned"):
         return
     item = SettleItem(
-        pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled"),
+        pg_ledger.settle_params(hold_id=outcome, actual=0, reason="request cancelled", key=params["key"]),
         params["account"],
     )
     task = asyncio.ensure_future(settle(item))

@@ -94,6 +94,12 @@ FROM a, k WHERE NOT EXISTS (SELECT 1 FROM ok)
 AVAILABLE_SQL = "SELECT balance - held FROM billing_account WHERE id = %(account)s"
 EXISTING_HOLD_SQL = "SELECT id FROM billing_hold WHERE idempotency_key = %(key)s"
 
+# A settle names its hold by id and, where the caller has it, by its idempotency key (%(key)s, else
+# NULL). The hot path's holds do not wait for the disk (NO_FLUSH, below): a crash of PostgreSQL may
+# lose one, and its id may then be drawn again (the id sequence's own record is lost with it) for
+# another request's hold, which the lost request's settle must not close.
+THIS_HOLD = "idempotency_key = COALESCE(%(key)s, idempotency_key)"
+
 # Locks the account first (the order every writer uses), then closes the hold once: up to its
 # amount the charge is the actual cost; above it, the excess while the available balance covers
 # it, the rest written as a loss entry; a zero charge is a release. A capped key's spend row
@@ -102,12 +108,12 @@ EXISTING_HOLD_SQL = "SELECT id FROM billing_hold WHERE idempotency_key = %(key)s
 SETTLE_SQL = f"""
 WITH a AS (
   SELECT id, balance, held FROM billing_account
-  WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
+  WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s AND {THIS_HOLD}) FOR UPDATE
 ), c AS (
   SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
                     ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0))
                     END AS charge
-  FROM billing_hold o, a WHERE o.id = %(hold)s
+  FROM billing_hold o, a WHERE o.id = %(hold)s AND o.account_id = a.id
 ), h AS (
   UPDATE billing_hold SET captured = c.charge, closed_at = now(),
                           status = CASE WHEN c.charge > 0 THEN 'settled' ELSE 'released' END
@@ -147,12 +153,12 @@ SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SEL
 SETTLE_WITH_USAGE_SQL = f"""
 WITH a AS (
   SELECT id, balance, held FROM billing_account
-  WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s) FOR UPDATE
+  WHERE id = (SELECT account_id FROM billing_hold WHERE id = %(hold)s AND {THIS_HOLD}) FOR UPDATE
 ), c AS (
   SELECT o.id, CASE WHEN %(actual)s <= o.amount THEN %(actual)s
                     ELSE o.amount + LEAST(%(actual)s - o.amount, GREATEST(a.balance - a.held, 0))
                     END AS charge
-  FROM billing_hold o, a WHERE o.id = %(hold)s
+  FROM billing_hold o, a WHERE o.id = %(hold)s AND o.account_id = a.id
 ), h AS (
   UPDATE billing_hold SET captured = c.charge, closed_at = now(),
                           status = CASE WHEN c.charge > 0 THEN 'settled' ELSE 'released' END
@@ -195,7 +201,7 @@ SELECT (SELECT captured FROM h), COALESCE((SELECT balance - held FROM acc), (SEL
 
 CLOSED_HOLD_SQL = """
 SELECT h.captured, a.balance - a.held FROM billing_hold h JOIN billing_account a ON a.id = h.account_id
-WHERE h.id = %(hold)s AND h.status <> 'open'
+WHERE h.id = %(hold)s AND h.idempotency_key = COALESCE(%(key)s, h.idempotency_key) AND h.status <> 'open'
 """
 
 
@@ -234,8 +240,9 @@ def hold_params(request: HoldRequest) -> Params:
     }
 
 
-def settle_params(*, hold_id: int, actual: Amount, reason: str) -> Params:
-    return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500]}
+def settle_params(*, hold_id: int, actual: Amount, reason: str, key: str | None = None) -> Params:
+    """`key`: the hold's idempotency key, where the caller has it (THIS_HOLD)."""
+    return {"hold": hold_id, "actual": max(usd(actual), ZERO), "reason": reason[:500], "key": key}
 
 
 def hold_statements(params: Params, *, flush: bool = True) -> list[str]:
@@ -347,8 +354,8 @@ SELECT ok.ord, h.id FROM ok JOIN h ON h.idempotency_key = ok.key /*no_flush*/
 
 SETTLE_MANY_SQL = f"""
 WITH req AS (
-  SELECT * FROM unnest(%(holds)s::bigint[], %(actuals)s::numeric[], %(reasons)s::text[])
-    WITH ORDINALITY AS r(hold, actual, reason, ord)
+  SELECT * FROM unnest(%(holds)s::bigint[], %(keys)s::text[], %(actuals)s::numeric[], %(reasons)s::text[])
+    WITH ORDINALITY AS r(hold, key, actual, reason, ord)
 ), locked AS (
   SELECT id, balance, held FROM billing_account
   WHERE id IN (SELECT account_id FROM billing_hold WHERE id = ANY(%(holds)s::bigint[])) ORDER BY id FOR UPDATE
@@ -357,6 +364,7 @@ WITH req AS (
                           status = CASE WHEN req.actual > 0 THEN 'settled' ELSE 'released' END
   FROM req, locked
   WHERE billing_hold.id = ANY(%(holds)s::bigint[]) AND billing_hold.id = req.hold
+    AND billing_hold.idempotency_key = COALESCE(req.key, billing_hold.idempotency_key)
     AND locked.id = billing_hold.account_id AND billing_hold.status = 'open'
     AND req.actual <= billing_hold.amount  -- within the hold: never capped, so order cannot change it
   RETURNING billing_hold.id, billing_hold.account_id, billing_hold.amount, billing_hold.captured,
@@ -399,12 +407,15 @@ WITH req AS (
     prompt_tokens integer, cached_tokens integer, completion_tokens integer, reasoning_tokens integer,
     images integer, video_seconds integer, latency_ms integer, ttft_ms integer, status text,
     error_code text, stream boolean, created_at timestamptz
-  ) JOIN req ON req.ord = u.ord JOIN billing_hold o ON o.id = req.hold LEFT JOIN h ON h.ord = u.ord
+  ) JOIN req ON req.ord = u.ord
+    JOIN billing_hold o ON o.id = req.hold AND o.idempotency_key = COALESCE(req.key, o.idempotency_key)
+    LEFT JOIN h ON h.ord = u.ord
   WHERE h.id IS NOT NULL OR o.status <> 'open'  -- closed now, or before (the stale-hold reaper)
 )
 SELECT ord, captured, balance_after - held_after FROM run
 UNION ALL  -- the items whose holds were closed before: their usage rows are written, nothing charged
-SELECT req.ord, NULL, NULL FROM req JOIN billing_hold o ON o.id = req.hold WHERE o.status <> 'open'
+SELECT req.ord, NULL, NULL FROM req JOIN billing_hold o ON o.id = req.hold
+WHERE o.status <> 'open' AND o.idempotency_key = COALESCE(req.key, o.idempotency_key)
 """
 
 
@@ -423,6 +434,7 @@ def settle_many_params(items: list[Params], usage: "list[Params | None]") -> Par
     rows = [{**row, "ord": n} for n, row in enumerate(usage, 1) if row is not None]
     return {
         "holds": [p["hold"] for p in items],
+        "keys": [p.get("key") for p in items],
         "actuals": [p["actual"] for p in items],
         "reasons": [p["reason"] for p in items],
         "usage": json.dumps(rows, default=_json_value),  # one parameter, encoded in C, for any batch size

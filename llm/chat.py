@@ -49,6 +49,9 @@ class Prepared:
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0
+    hold_key: str | None = (
+        None  # the hold's idempotency key: the settle names it by both (pg_ledger.THIS_HOLD)
+    )
 
 
 def prices(model: ModelInfo) -> TokenPrices:
@@ -61,9 +64,10 @@ def prices(model: ModelInfo) -> TokenPrices:
 
 async def hold_for(
     principal: Principal, amount: Decimal, request_id: str, purpose: str, *, model: str = ""
-) -> int:
+) -> tuple[int, str]:
     """Hold `amount` for this key's request, within its balance and monthly cap, or raise the
-    catalog error that says why not (and log the refused request, at cost 0).
+    catalog error that says why not (and log the refused request, at cost 0). Answers the hold's
+    id and idempotency key.
 
     A request whose admission is still on its way (accounts.guard.key_required_overlapped) sends
     its hold at once and waits for both; a refused admission abandons the hold (released)."""
@@ -100,7 +104,7 @@ async def hold_for(
             meta={"required_usd": float(short.required), "available_usd": float(short.available)},
         )
     else:
-        return hold.id
+        return hold.id, hold_args["idempotency_key"]
     await refused(principal, error, request_id=request_id, endpoint=purpose, model=model)
     raise error
 
@@ -177,7 +181,7 @@ async def prepare(
         max_output_tokens=bound.output_tokens,
         prompt_price_factor=bound.prompt_price_factor,
     )
-    hold_id = await hold_for(principal, amount, request_id, endpoint, model=slug)
+    hold_id, hold_key = await hold_for(principal, amount, request_id, endpoint, model=slug)
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
     request = ChatRequest(
         body={**body, "model": slug},
@@ -189,7 +193,7 @@ async def prepare(
         first_byte_timeout=float(model.first_byte_timeout),
         anthropic=anthropic,
     )
-    return Prepared(principal, model, request, hold_id, bound, endpoint)
+    return Prepared(principal, model, request, hold_id, bound, endpoint, hold_key=hold_key)
 
 
 def cut_usage(prepared: Prepared, partial: Usage | None, chars: int) -> Usage:
@@ -268,6 +272,7 @@ async def finish(
             actual=cost,
             reason=reason,
             usage=metering.row_params(**row),
+            hold_key=prepared.hold_key,
         )
     else:
         outcome = await ledger.aclose(

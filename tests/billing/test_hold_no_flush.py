@@ -113,6 +113,61 @@ async def test_settling_a_hold_the_database_lost_charges_nothing_and_says_so(com
     assert [m for m in await run_db(ledger.find_mismatches) if m.account_id == account_id] == []
 
 
+def _hold_taking_id(account_id: int, hold_id: int) -> None:
+    """Another request's hold given the id of a lost one: after a crash the id sequence may draw
+    again the ids it gave the lost holds, its own record of them lost with them."""
+    key = f"reused:{uuid.uuid4().hex}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_hold (id, account_id, amount, status, captured, idempotency_key, purpose,"
+            " request_id, created_at) VALUES (%s, %s, 0.25, 'open', 0, %s, 'chat', 'other', now())",
+            [hold_id, account_id, key],
+        )
+        cursor.execute("UPDATE billing_account SET held = held + 0.25 WHERE id = %s", [account_id])
+        cursor.execute(
+            "INSERT INTO billing_ledgerentry (account_id, kind, amount, held_delta, balance_after,"
+            " held_after, idempotency_key, hold_id, reason, created_at) SELECT id, 'hold', 0, 0.25,"
+            " balance, held, 'hold:' || %s, %s, 'chat', now() FROM billing_account WHERE id = %s",
+            [key, hold_id, account_id],
+        )
+
+
+@pytest.mark.parametrize("same_account", [False, True])
+async def test_a_lost_holds_settle_never_closes_the_hold_that_took_its_id(committed, same_account):
+    lost_user = await run_db(make_user, "lostid", "1")
+    other = lost_user if same_account else await run_db(make_user, "tookid", "1")
+    key = uuid.uuid4().hex
+    lost = await ledger.ahold(account_id=lost_user.account.pk, amount="0.10", idempotency_key=key)
+    await run_db(lose_hold, lost.id)
+    await run_db(_hold_taking_id, other.account.pk, lost.id)
+    for together in (False, True):  # a settle alone, and one in a batch with another
+        settles = [
+            ledger.aclose(
+                hold_id=lost.id,
+                account_id=lost_user.account.pk,
+                actual="0.04",
+                usage=_usage(lost_user, f"lost-{together}"),
+                hold_key=key,
+            )
+        ]
+        if together:
+            kept = await ledger.ahold(
+                account_id=other.account.pk, amount="0.05", idempotency_key=uuid.uuid4().hex
+            )
+            settles.append(
+                ledger.aclose(hold_id=kept.id, account_id=other.account.pk, actual="0.05", hold_key=None)
+            )
+        outcomes = await asyncio.gather(*settles, return_exceptions=True)
+        assert isinstance(outcomes[0], ledger.HoldLost), outcomes
+    taken = await run_db(Hold.objects.get, pk=lost.id)
+    assert (taken.status, taken.captured, taken.account_id) == (Hold.OPEN, 0, other.account.pk)
+    account = await run_db(Account.objects.get, pk=other.account.pk)
+    assert (account.balance, account.held) == (Decimal("0.95"), Decimal("0.25"))  # only its own settle
+    logged = await run_db(lambda: list(UsageLog.objects.filter(request_id__startswith="lost-")))
+    assert logged == []
+    assert [m for m in await run_db(ledger.find_mismatches) if m.account_id == other.account.pk] == []
+
+
 def test_a_reply_whose_hold_was_lost_is_refused_and_costs_nothing(api_server, committed, vendors):
     user = make_user("lostreply", "5")
     request_id = f"lost-{uuid.uuid4().hex[:12]}"
