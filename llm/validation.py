@@ -49,43 +49,112 @@ def _number_field(body: dict, name: str, low: float, high: float) -> None:
         )
 
 
+def _bad(field: str, reason: str) -> ApiError:
+    return ApiError("invalid_parameter", field=field, reason=reason, meta={"field": field})
+
+
+def _check_string(value, field: str) -> None:
+    """A field the translators read as text (a hash key, a join, json.loads): a string or null."""
+    if value is not None and not isinstance(value, str):
+        raise _bad(field, "must be a string")
+
+
+def _check_object(value, field: str) -> None:
+    """A field the translators read with .get(): an object or null."""
+    if value is not None and not isinstance(value, dict):
+        raise _bad(field, "must be an object")
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check_parts(parts: list, field: str) -> None:
+    """Content parts: a text part's `text` is a string, a file part's `file` an object (OpenAI's
+    shapes). Other parts are each translator's to take or refuse."""
+    for index, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            _check_string(part.get("text"), f"{field}[{index}].text")
+        elif kind == "file":
+            _check_object(part.get("file"), f"{field}[{index}].file")
+
+
+def _check_tool_calls(calls, field: str) -> None:
+    """An assistant's `tool_calls`: an array of objects whose id, function name and arguments
+    are strings, as OpenAI sends and takes them back."""
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise _bad(field, "must be an array of tool calls")
+    for index, call in enumerate(calls):
+        where = f"{field}[{index}]"
+        if not isinstance(call, dict):
+            raise _bad(where, "must be an object")
+        _check_string(call.get("id"), f"{where}.id")
+        function = call.get("function")
+        _check_object(function, f"{where}.function")
+        for name in ("name", "arguments"):
+            _check_string((function or {}).get(name), f"{where}.function.{name}")
+
+
+def _check_message(message, field: str) -> None:
+    """One message, in the shapes every translator reads without a type check of its own."""
+    if not isinstance(message, dict):
+        raise _bad(field, "must be an object")
+    role = message.get("role")
+    if not isinstance(role, str) or role not in ROLES:
+        raise _bad(f"{field}.role", f"must be one of {', '.join(sorted(ROLES))}")
+    content = message.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise _bad(f"{field}.content", "must be a string or an array")
+    if isinstance(content, list):
+        _check_parts(content, f"{field}.content")
+    if role == "assistant":
+        _check_tool_calls(message.get("tool_calls"), f"{field}.tool_calls")
+    elif role == "tool":
+        _check_string(message.get("tool_call_id"), f"{field}.tool_call_id")
+
+
 def _check_messages(messages) -> None:
     if not isinstance(messages, list) or not messages:
-        raise ApiError(
-            "invalid_parameter",
-            field="messages",
-            reason="must be a non-empty array",
-            meta={"field": "messages"},
-        )
+        raise _bad("messages", "must be a non-empty array")
     if len(messages) > MAX_MESSAGES:
-        raise ApiError(
-            "invalid_parameter",
-            field="messages",
-            reason=f"at most {MAX_MESSAGES} messages",
-            meta={"field": "messages"},
-        )
+        raise _bad("messages", f"at most {MAX_MESSAGES} messages")
     for index, message in enumerate(messages):
-        field = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise ApiError(
-                "invalid_parameter", field=field, reason="must be an object", meta={"field": field}
-            )
-        role = message.get("role")
-        if not isinstance(role, str) or role not in ROLES:
-            raise ApiError(
-                "invalid_parameter",
-                field=f"{field}.role",
-                reason=f"must be one of {', '.join(sorted(ROLES))}",
-                meta={"field": f"{field}.role"},
-            )
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise ApiError(
-                "invalid_parameter",
-                field=f"{field}.content",
-                reason="must be a string or an array",
-                meta={"field": f"{field}.content"},
-            )
+        _check_message(message, f"messages[{index}]")
+
+
+def _check_tools(body: dict) -> None:
+    """`tools`: an array of objects, a function tool's `function` an object; `tool_choice`: a
+    string or an object, its `function` an object (the translators read both with .get())."""
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise _bad("tools", "must be an array")
+    for index, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict):
+            raise _bad(f"tools[{index}]", "must be an object")
+        _check_object(tool.get("function"), f"tools[{index}].function")
+    choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, (str, dict)):
+        raise _bad("tool_choice", "must be a string or an object")
+    if isinstance(choice, dict):
+        _check_object(choice.get("function"), "tool_choice.function")
+
+
+def _check_options(body: dict) -> None:
+    """The shapes OpenAI gives `stop`, `response_format` and `reasoning_effort` (and OpenRouter
+    `reasoning.effort`), which the Anthropic and Gemini translations and the hold's bound rely on."""
+    stop = body.get("stop")
+    if not (stop is None or isinstance(stop, str) or _strings(stop)):
+        raise _bad("stop", "must be a string or an array of strings")
+    response_format = body.get("response_format")
+    _check_object(response_format, "response_format")
+    _check_object((response_format or {}).get("json_schema"), "response_format.json_schema")
+    _check_string(body.get("reasoning_effort"), "reasoning_effort")
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict):
+        _check_string(reasoning.get("effort"), "reasoning.effort")
 
 
 def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str, int | None, bool]:
@@ -132,8 +201,8 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     _int_field(body, "n", 1, 16)
     _number_field(body, "temperature", 0, 2)
     _number_field(body, "top_p", 0, 1)
-    if body.get("tools") is not None and not isinstance(body["tools"], list):
-        raise ApiError("invalid_parameter", field="tools", reason="must be an array", meta={"field": "tools"})
+    _check_tools(body)
+    _check_options(body)
     check_thinking(body)
     return model, max_tokens if max_tokens is not None else legacy, stream
 

@@ -244,8 +244,8 @@ def _map_tools(body: dict, out: dict, native: bool) -> None:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and (choice.get("function") or {}).get("name"):
         mapped = {"type": "tool", "name": choice["function"]["name"]}
-    else:
-        mapped = {"type": _TOOL_CHOICES.get(choice, "auto")}
+    else:  # a string; an object naming no function (allowed_tools, custom) leaves the choice to Claude
+        mapped = {"type": _TOOL_CHOICES.get(choice, "auto") if isinstance(choice, str) else "auto"}
     if body.get("parallel_tool_calls") is False and mapped["type"] != "none":
         mapped["disable_parallel_tool_use"] = True
     if choice is not None or len(mapped) > 1:

@@ -1,12 +1,14 @@
 """The Anthropic and Gemini translations through the gateway, with the official OpenAI SDK:
-plain and streamed replies, tool round trips, reasoning, usage and cost."""
+plain and streamed replies, tool round trips, reasoning, usage and cost; fields of the wrong
+shape refused before any family's translation reads them."""
 
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 
-from ..conftest import balance_of, make_user, usage_rows
+from ..conftest import balance_of, make_user, native_client, usage_rows
 
 CASES = [
     ("claude-haiku-4-5", "anthropic", Decimal("0.80"), Decimal("4.00")),
@@ -129,3 +131,144 @@ def test_gemini_vendor_errors_map_to_catalog_codes(client, vendors):
             model="gemini-2.5-pro", messages=[{"role": "user", "content": "[[fault:context]]"}]
         )
     assert caught.value.code == "context_length_exceeded"
+
+
+FAMILIES = ["gpt-4o", "claude-haiku-4-5", "gemini-2.5-flash"]  # OpenAI-compatible, Anthropic, Gemini
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+
+
+def turn(assistant: dict | None = None, tool: dict | None = None, user: dict | None = None) -> list[dict]:
+    """A tool round trip (user, assistant's call, tool result), one message's fields replaced."""
+    return [
+        {"role": "user", "content": "Weather in Paris?", **(user or {})},
+        {"role": "assistant", "content": None, "tool_calls": [CALL], **(assistant or {})},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny", **(tool or {})},
+    ]
+
+
+# (fields sent beside model and a valid tool round trip, the field the refusal names)
+BAD_SHAPES = {
+    "reasoning_effort as a list": ({"reasoning_effort": ["high"]}, "reasoning_effort"),
+    "reasoning_effort as an object": ({"reasoning_effort": {"effort": "high"}}, "reasoning_effort"),
+    "reasoning.effort as a list": ({"reasoning": {"effort": ["high"]}}, "reasoning.effort"),
+    "stop as a number": ({"stop": 5}, "stop"),
+    "stop as a boolean": ({"stop": True}, "stop"),
+    "stop with a number in it": ({"stop": ["END", 5]}, "stop"),
+    "response_format as a string": ({"response_format": "json_object"}, "response_format"),
+    "response_format.json_schema as a string": (
+        {"response_format": {"type": "json_schema", "json_schema": "weather"}},
+        "response_format.json_schema",
+    ),
+    "tool_calls as an object": ({"messages": turn(assistant={"tool_calls": CALL})}, "messages[1].tool_calls"),
+    "a tool call as a string": (
+        {"messages": turn(assistant={"tool_calls": ["call_1"]})},
+        "messages[1].tool_calls[0]",
+    ),
+    "a tool call's function as a string": (
+        {"messages": turn(assistant={"tool_calls": [{**CALL, "function": "get_weather"}]})},
+        "messages[1].tool_calls[0].function",
+    ),
+    "a tool call's arguments as an object": (
+        {"messages": turn(assistant={"tool_calls": [{**CALL, "function": {"name": "f", "arguments": {}}}]})},
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    "a tool call's id as a list": (
+        {"messages": turn(assistant={"tool_calls": [{**CALL, "id": ["call_1"]}]})},
+        "messages[1].tool_calls[0].id",
+    ),
+    "tool_call_id as a list": (
+        {"messages": turn(tool={"tool_call_id": ["call_1"]})},
+        "messages[2].tool_call_id",
+    ),
+    "a tool result's text as a number": (
+        {"messages": turn(tool={"content": [{"type": "text", "text": 21}]})},
+        "messages[2].content[0].text",
+    ),
+    "a user text part's text as an object": (
+        {"messages": turn(user={"content": [{"type": "text", "text": {"value": "hi"}}]})},
+        "messages[0].content[0].text",
+    ),
+    "an assistant text part's text as a number": (
+        {"messages": turn(assistant={"content": [{"type": "text", "text": 1}]})},
+        "messages[1].content[0].text",
+    ),
+    "a file part's file as a string": (
+        {"messages": turn(user={"content": [{"type": "file", "file": "data:application/pdf;base64,AA"}]})},
+        "messages[0].content[0].file",
+    ),
+    "a tool as a string": ({"tools": ["get_weather"]}, "tools[0]"),
+    "tool_choice's function as a string": (
+        {"tools": WEATHER_TOOL, "tool_choice": {"type": "function", "function": "get_weather"}},
+        "tool_choice.function",
+    ),
+}
+
+
+def chat(api_server: str, user, body: dict) -> httpx.Response:
+    return httpx.post(
+        f"{api_server}/v1/openai/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {user.raw_key}"},
+        timeout=30,
+    )
+
+
+def assert_refused(response: httpx.Response, field: str) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"], error["meta"]) == ("invalid_parameter", field, {"field": field})
+
+
+@pytest.mark.parametrize("slug", FAMILIES)
+@pytest.mark.parametrize("fields,field", BAD_SHAPES.values(), ids=BAD_SHAPES.keys())
+def test_a_field_of_the_wrong_shape_is_a_400_naming_it_before_any_vendor_or_charge(
+    api_server, ivy, vendors, slug, fields, field
+):
+    """Every family's translation read these shapes unchecked: a client's mistake was a 500."""
+    response = chat(api_server, ivy, {"model": slug, "messages": turn(), **fields})
+    assert_refused(response, field)
+    assert not any(fake.requests for fake in vendors.values())
+    assert balance_of(ivy) == Decimal("5")
+
+
+@pytest.mark.parametrize("slug", FAMILIES)
+def test_the_native_door_refuses_the_same_shapes(api_server, ivy, vendors, slug):
+    with native_client(api_server, ivy) as native:
+        for fields, field in BAD_SHAPES.values():
+            response = native.post("/chat/completions", json={"model": slug, "messages": turn(), **fields})
+            assert response.json()["success"] is False
+            assert_refused(response, field)
+    assert not any(fake.requests for fake in vendors.values())
+    assert balance_of(ivy) == Decimal("5")
+
+
+SENT_STOP = {  # where each family's translation puts the client's stop sequences
+    "openai": lambda sent: sent["stop"],
+    "anthropic": lambda sent: sent["stop_sequences"],
+    "gemini": lambda sent: sent["generationConfig"]["stopSequences"],
+}
+
+
+@pytest.mark.parametrize("slug,vendor", zip(FAMILIES, ["openai", "anthropic", "gemini"]))
+@pytest.mark.parametrize("stop", ["END", ["END", "STOP"]])
+def test_openai_shapes_still_reach_every_family(api_server, ivy, vendors, slug, vendor, stop):
+    """stop as a string or an array, and a tool result as an array of text parts (OpenAI's shape)."""
+    messages = turn(tool={"content": [{"type": "text", "text": "sunny"}]})
+    body = {"model": slug, "messages": messages, "stop": stop, "response_format": {"type": "text"}}
+    response = chat(api_server, ivy, {**body, "tools": WEATHER_TOOL, "reasoning_effort": "low"})
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "The tool said: sunny"
+    as_list = [stop] if isinstance(stop, str) and vendor != "openai" else stop  # OpenAI's: as sent
+    assert SENT_STOP[vendor](vendors[vendor].requests[-1]["json"]) == as_list
+    assert balance_of(ivy) < Decimal("5")
+
+
+def test_an_allowed_tools_choice_reaches_claude(api_server, ivy, vendors):
+    """OpenAI's allowed_tools tool_choice (an object naming no function) once broke the Anthropic
+    translation; Claude gets the choice left to it."""
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": WEATHER_TOOL}}
+    body = {"model": "claude-haiku-4-5", "messages": turn(), "tools": WEATHER_TOOL, "tool_choice": choice}
+    response = chat(api_server, ivy, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "The tool said: sunny"
+    assert vendors["anthropic"].requests[-1]["json"]["tool_choice"] == {"type": "auto"}
