@@ -66,12 +66,25 @@ def exact_count(text: str) -> int:
     return len(o200k().encode_ordinary(text))
 
 
+def _data_media_type(part: dict) -> str:
+    """The media type of an image part's data URL, lower case ('' for any other URL)."""
+    url = part.get("image_url")
+    if isinstance(url, dict):
+        url = url.get("url")
+    if isinstance(url, str) and url[:5].lower() == "data:":
+        return url[5:].partition(",")[0].partition(";")[0].strip().lower()
+    return ""
+
+
 def _without_media(value, found: dict):
-    """The value with inline image data cut out (counted in `found` instead)."""
+    """The value with inline image data cut out (counted in `found` instead). An image part whose
+    data URL is not an image (a PDF, a video) is a file: the translators send it as one (Anthropic's
+    document block, Gemini's inlineData of that type), and the vendor bills it by its pages."""
     if isinstance(value, dict):
         kind = value.get("type")
         if kind in IMAGE_PARTS:
-            found["images"] += 1
+            media_type = _data_media_type(value)
+            found["files" if media_type and not media_type.startswith("image/") else "images"] += 1
             return None
         if kind in FILE_PARTS:
             found["files"] += 1

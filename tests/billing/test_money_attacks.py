@@ -225,6 +225,50 @@ def test_a_thinking_budget_that_is_not_a_whole_number_of_tokens_is_refused_on_bo
     assert not LedgerEntry.objects.filter(account=mallory.account, kind=LedgerEntry.LOSS).exists()
 
 
+PDF_PART = {
+    "type": "image_url",
+    "image_url": {"url": "data:application/pdf;base64,JVBERi0xLjQK" + "A" * 4000},
+}
+
+
+def test_a_pdf_sent_as_an_image_part_is_held_as_a_file(servers, mallory, vendors):
+    """Gemini took the data URL's type as it was (a 1,000-page PDF billed at 258 tokens a page)
+    while the hold counted one image; held as a file (the whole 1M window), $0.50 buys nothing."""
+    before = balance_of(mallory)
+    content = [{"type": "text", "text": "[[bill:max]] read this"}, PDF_PART]
+    body = {"model": "gemini-2.5-pro", "max_tokens": 16, "messages": [{"role": "user", "content": content}]}
+    responses = send_all(servers, mallory, [body] * 2)
+    assert all(r.status_code == 402 for r in responses), [r.text[:200] for r in responses]
+    assert all(r.json()["error"]["code"] == "insufficient_balance" for r in responses)
+    assert not vendors["gemini"].requests and balance_of(mallory) == before
+
+
+def test_images_in_a_tool_output_on_the_responses_door_are_held_for(servers, mallory, vendors):
+    """OpenAI's Responses API gets a function_call_output's image parts as they are; the hold once
+    counted only their text: 80 images (5,000 tokens each held) for the price of none."""
+    before = balance_of(mallory)
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    body = {
+        "model": "gpt-4o",
+        "max_output_tokens": 16,
+        "tools": [{"type": "function", "name": "shoot", "parameters": {"type": "object", "properties": {}}}],
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "shoot", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [image] * 80},
+            {"role": "user", "content": "[[bill:max]] describe them"},
+        ],
+    }
+    from llm.catalog import snapshot
+
+    [response] = send_all(servers, mallory, [body], path=RESPONSES)
+    assert response.status_code == 200, response.text[:300]
+    model = snapshot().models["gpt-4o"]
+    window = Decimal(model.context_window) * model.input_per_mtok / 1_000_000  # what 80 images can fill
+    [hold] = Hold.objects.filter(account=mallory.account)
+    assert hold.amount >= window  # was $0.0031: the text alone
+    assert_paid_for("Responses tool output with 80 images", "gpt-4o", mallory, before, vendors, [response])
+
+
 def test_gemini_high_reasoning_effort_times_n_is_paid_for(servers, mallory, vendors):
     before = balance_of(mallory)
     body = ask(

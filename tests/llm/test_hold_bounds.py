@@ -73,6 +73,20 @@ def test_images_count_by_the_vendor_formula_not_by_their_base64_size(models):
     assert chat_bound(models["claude-sonnet-4-5"], body, stream=False).prompt_tokens >= 2 * IMAGE_TOKENS
 
 
+@pytest.mark.parametrize("slug", ["claude-sonnet-4-5", "gemini-2.5-pro"])
+@pytest.mark.parametrize("media_type", ["application/pdf", "video/mp4", "Application/PDF"])
+def test_a_file_sent_as_an_image_part_is_held_as_a_file(models, slug, media_type):
+    """The translators send a non-image data URL in an image part as what it is (Anthropic's
+    document block, Gemini's inlineData), billed by its pages: held as a file, the whole window."""
+    model = models[slug]
+    part = {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,JVBERi0xLjQK"}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "read"}, part]}]}
+    assert chat_bound(model, body, stream=False).prompt_tokens == model.context_window
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "look"}, image]}]}
+    assert chat_bound(model, body, stream=False).prompt_tokens < IMAGE_TOKENS + 200  # an image stays one
+
+
 def test_anthropic_cache_writes_are_held_at_their_premium(models):
     def part(ttl=None):
         control = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}

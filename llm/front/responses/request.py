@@ -218,8 +218,23 @@ def uncounted(body: dict, items: list) -> list:
     tools = [
         t for t in vendor_tools(body).get("tools", ()) if isinstance(t, dict) and t.get("type") != "function"
     ]
-    return tools + [
+    untranslated = [
         i for i in items if isinstance(i, dict) and i.get("type", "message") not in _TRANSLATED_ITEMS
+    ]
+    return tools + untranslated + _tool_output_media(items)
+
+
+def _tool_output_media(items: list) -> list:
+    """The image and file parts of function_call_output items: the canonical tool message keeps
+    only their text (_tool_output), but OpenAI's own Responses API gets them and bills them."""
+    return [
+        part
+        for item in items
+        if isinstance(item, dict)
+        and item.get("type") == "function_call_output"
+        and isinstance(item.get("output"), list)
+        for part in item["output"]
+        if isinstance(part, dict) and part.get("type") != "input_text"
     ]
 
 
