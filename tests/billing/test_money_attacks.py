@@ -225,22 +225,25 @@ def test_a_thinking_budget_that_is_not_a_whole_number_of_tokens_is_refused_on_bo
     assert not LedgerEntry.objects.filter(account=mallory.account, kind=LedgerEntry.LOSS).exists()
 
 
-PDF_PART = {
-    "type": "image_url",
-    "image_url": {"url": "data:application/pdf;base64,JVBERi0xLjQK" + "A" * 4000},
-}
+def pdf_part(pages: int) -> dict:
+    """A PDF of `pages` pages sent as an image_url part (the fakes bill it by its pages)."""
+    import base64
+
+    body = b"%PDF-1.4\n" + b"".join(b"%d 0 obj << /Type /Page >> endobj\n" % n for n in range(pages))
+    data = base64.b64encode(body + b"%%EOF\n").decode()
+    return {"type": "image_url", "image_url": {"url": f"data:application/pdf;base64,{data}"}}
 
 
-def test_a_pdf_sent_as_an_image_part_is_held_as_a_file(servers, mallory, vendors):
-    """Gemini took the data URL's type as it was (a 1,000-page PDF billed at 258 tokens a page)
-    while the hold counted one image; held as a file (the whole 1M window), $0.50 buys nothing."""
+@pytest.mark.parametrize(("slug", "pages"), [("claude-sonnet-4-5", 30), ("gemini-2.5-pro", 1000)])
+def test_a_pdf_sent_as_an_image_part_is_paid_for(servers, mallory, vendors, slug, pages):
+    """The translators send it as a document (Anthropic) or inlineData of its type (Gemini), billed
+    by the page (up to 3,000 and 258 tokens a page), while the hold once counted one image."""
     before = balance_of(mallory)
-    content = [{"type": "text", "text": "[[bill:max]] read this"}, PDF_PART]
-    body = {"model": "gemini-2.5-pro", "max_tokens": 16, "messages": [{"role": "user", "content": content}]}
-    responses = send_all(servers, mallory, [body] * 2)
-    assert all(r.status_code == 402 for r in responses), [r.text[:200] for r in responses]
-    assert all(r.json()["error"]["code"] == "insufficient_balance" for r in responses)
-    assert not vendors["gemini"].requests and balance_of(mallory) == before
+    content = [{"type": "text", "text": "[[bill:max]] read this"}, pdf_part(pages)]
+    body = {"model": slug, "max_tokens": 16, "messages": [{"role": "user", "content": content}]}
+    responses = send_all(servers, mallory, [body] * 4)
+    assert_paid_for(f"{slug} PDF of {pages} pages as image_url", slug, mallory, before, vendors, responses)
+    assert all(r.status_code in (200, 402) for r in responses), [r.text[:200] for r in responses]
 
 
 def test_images_in_a_tool_output_on_the_responses_door_are_held_for(servers, mallory, vendors):

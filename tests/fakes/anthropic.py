@@ -26,9 +26,10 @@ Billing the maximum (``[[bill:max]]``, see tests/fakes/common.py): Anthropic's t
 published, so input = the UTF-8 bytes of all text (system, messages, the tools' JSON; a token
 covers at least one byte) plus per image the largest count of
 https://docs.anthropic.com/en/docs/build-with-claude/vision (width x height / 750 at the 1.15 MP
-cap: 1,600; 4,784 on Opus 4.7's high-resolution input); output = ``max_tokens`` as sent, which
-includes the thinking budget (thinking tokens are billed as output). ``message_start`` carries
-that input count, as the real stream does.
+cap: 1,600; 4,784 on Opus 4.7's high-resolution input) and per page of a PDF document 3,000 (the top
+of https://docs.anthropic.com/en/docs/build-with-claude/pdf-support's 1,500-3,000); output =
+``max_tokens`` as sent, which includes the thinking budget (thinking tokens are billed as
+output). ``message_start`` carries that input count, as the real stream does.
 
 Cache writes (``[[bill:cache_write]]``): the whole input is reported as written to the cache,
 ``cache_creation_input_tokens`` with its ``cache_creation.ephemeral_5m_input_tokens`` /
@@ -51,10 +52,13 @@ from .common import (
     bills_max,
     fake_signature,
     make_plan,
+    pdf_pages,
     split_json,
     sse,
     utf8_len,
 )
+
+PDF_PAGE_TOKENS = 3_000  # the most a page costs (text and image of the page)
 
 _ERRORS = {
     "400": (400, "invalid_request_error", "messages: fake invalid request"),
@@ -107,12 +111,20 @@ def _images(content: Any) -> int:
     )
 
 
+def _pdf_pages(content: Any) -> int:
+    blocks = content if isinstance(content, list) else ()
+    sources = [b.get("source") for b in blocks if isinstance(b, dict) and b.get("type") == "document"]
+    return sum(pdf_pages(s.get("data") or "") if isinstance(s, dict) else 1 for s in sources)
+
+
 def bill_max(plan: Plan, body: dict) -> None:
     """The most Anthropic bills for `body` as sent (rule in the module docstring)."""
     per_image = 4_784 if "opus-4-7" in plan.model else 1_600
     text = _content_text(body.get("system")) + json.dumps(body.get("tools") or [])
     prompt = utf8_len(text) + sum(
-        utf8_len(_content_text(m.get("content"))) + per_image * _images(m.get("content"))
+        utf8_len(_content_text(m.get("content")))
+        + per_image * _images(m.get("content"))
+        + PDF_PAGE_TOKENS * _pdf_pages(m.get("content"))
         for m in body["messages"]
     )
     reasoning = min(plan.reasoning_tokens, int(body["max_tokens"]))

@@ -39,6 +39,7 @@ can use :func:`closed_port_url` instead.
 
 from __future__ import annotations
 
+import base64
 import asyncio
 import collections
 import hashlib
@@ -77,6 +78,15 @@ def bills_max(req: "Request") -> bool:
 def utf8_len(text: str) -> int:
     """A byte bound of a prompt: every BPE token covers at least one UTF-8 byte."""
     return len(text.encode("utf-8"))
+
+
+def pdf_pages(data: str) -> int:
+    """The pages of a base64 PDF (its page objects; at least one), which the vendors bill by."""
+    try:
+        raw = base64.b64decode(data, validate=False)
+    except ValueError:
+        return 1
+    return max(len(re.findall(rb"/Type\s*/Page(?!s)", raw)), 1)
 
 
 def inband_fault(text: str) -> str | None:

@@ -31,7 +31,8 @@ Fidelity notes (matching the real service):
 Billing the maximum (``[[bill:max]]``, see tests/fakes/common.py): Gemini's tokenizer is not
 published, so promptTokenCount = the UTF-8 bytes of all text (systemInstruction, contents, the
 tools' JSON) plus 1,120 per inline image (the largest per-image count,
-https://ai.google.dev/gemini-api/docs/media-resolution); output = candidateCount x
+https://ai.google.dev/gemini-api/docs/media-resolution) and 258 per page of an inline PDF
+(https://ai.google.dev/gemini-api/docs/document-processing); output = candidateCount x
 (maxOutputTokens + the thinking budget): ``thinkingBudget`` when sent, else for a dynamic budget
 (a thinking model, or ``thinkingLevel``) the model's ceiling (24,576 Flash, 32,768 Pro, per
 https://ai.google.dev/gemini-api/docs/thinking), 0 when ``thinkingBudget`` is 0. Every stream
@@ -43,9 +44,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .common import Conn, FakeServer, Plan, Request, Turn, bills_max, fake_signature, make_plan, sse, utf8_len
+from .common import (
+    Conn,
+    FakeServer,
+    Plan,
+    Request,
+    Turn,
+    bills_max,
+    fake_signature,
+    make_plan,
+    pdf_pages,
+    sse,
+    utf8_len,
+)
 
 IMAGE_MAX_TOKENS = 1_120
+PDF_PAGE_TOKENS = 258
 DEFAULT_OUTPUT_LIMIT = 65_536  # Gemini 2.5's output cap when no maxOutputTokens is sent
 
 _ERRORS = {
@@ -123,12 +137,18 @@ def _thinking_budget(model: str, config: dict, reasoning: bool) -> int:
 
 def bill_max(plan: Plan, body: dict, reasoning: bool) -> None:
     """The most Gemini bills for `body` as sent (rule in the module docstring)."""
-    prompt, images = 0, 0
+    prompt, images, pages = 0, 0, 0
     for content in [body.get("systemInstruction") or body.get("system_instruction") or {}] + body["contents"]:
         for part in content.get("parts") or []:
-            images += 1 if isinstance(part, dict) and ("inlineData" in part or "inline_data" in part) else 0
+            inline = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
+            if isinstance(inline, dict) and str(inline.get("mimeType")) == "application/pdf":
+                pages += pdf_pages(str(inline.get("data") or ""))
+            elif inline is not None:
+                images += 1
         prompt += utf8_len(_parts_text(content.get("parts"))[0])
-    prompt += utf8_len(json.dumps(body.get("tools") or [])) + IMAGE_MAX_TOKENS * images
+    prompt += (
+        utf8_len(json.dumps(body.get("tools") or [])) + IMAGE_MAX_TOKENS * images + PDF_PAGE_TOKENS * pages
+    )
     config = body.get("generationConfig") or {}
     n = config.get("candidateCount") if isinstance(config.get("candidateCount"), int) else 1
     plan.candidates = max(n, 1)
