@@ -10,18 +10,8 @@ from billing import usage_stats
 from billing.models import TopUp
 
 from ..conftest import balance_of
+from .test_dashboard_billing import as_alice, no_stripe  # noqa: F401 — fixtures
 from .test_dashboard_usage import HTMX_TABLE, log
-
-
-@pytest.fixture
-def no_stripe(settings):
-    settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = settings.STRIPE_API_BASE = ""
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 @pytest.mark.parametrize(

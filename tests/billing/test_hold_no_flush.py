@@ -12,11 +12,12 @@ import httpx
 import pytest
 from django.db import connection, transaction
 
-from billing import ledger, metering, pg_ledger
+from billing import ledger, pg_ledger
 from billing.models import Account, Hold, LedgerEntry, UsageLog
 from gpuniq_site.db import run_db
 
 from ..conftest import balance_of, make_user, usage_rows
+from .test_ledger_group_commit import usage_row
 
 pytestmark = pytest.mark.postgres
 
@@ -64,22 +65,6 @@ def test_a_hold_turns_off_the_flush_for_its_own_transaction_only(committed):
     assert Account.objects.get(pk=user.account.pk).held == Decimal("0.20")
 
 
-def _usage(user, request_id: str) -> dict:
-    return metering.row_params(
-        user_id=user.pk,
-        api_key_id=user.key.pk,
-        request_id=request_id,
-        endpoint="chat",
-        model="m",
-        prompt_tokens=1,
-        cached_tokens=0,
-        completion_tokens=1,
-        reasoning_tokens=0,
-        latency_ms=1,
-        status="ok",
-    )
-
-
 async def test_settling_a_hold_the_database_lost_charges_nothing_and_says_so(committed):
     user = await run_db(make_user, "lost", "1")
     account_id = user.account.pk
@@ -92,7 +77,7 @@ async def test_settling_a_hold_the_database_lost_charges_nothing_and_says_so(com
     outcomes = await asyncio.gather(
         *[
             ledger.aclose(
-                hold_id=ref.id, account_id=account_id, actual="0.04", usage=_usage(user, f"r{ref.id}")
+                hold_id=ref.id, account_id=account_id, actual="0.04", usage=usage_row(user, f"r{ref.id}")
             )
             for ref in (kept, lost)
         ],
@@ -102,7 +87,7 @@ async def test_settling_a_hold_the_database_lost_charges_nothing_and_says_so(com
     assert isinstance(outcomes[1], ledger.HoldLost) and outcomes[1].hold_id == lost.id
     with pytest.raises(ledger.HoldLost):
         await ledger.aclose(
-            hold_id=lost.id, account_id=account_id, actual="0.04", usage=_usage(user, "again")
+            hold_id=lost.id, account_id=account_id, actual="0.04", usage=usage_row(user, "again")
         )
     account = await run_db(Account.objects.get, pk=account_id)
     assert (account.balance, account.held) == (Decimal("0.96"), 0)
@@ -146,7 +131,7 @@ async def test_a_lost_holds_settle_never_closes_the_hold_that_took_its_id(commit
                 hold_id=lost.id,
                 account_id=lost_user.account.pk,
                 actual="0.04",
-                usage=_usage(lost_user, f"lost-{together}"),
+                usage=usage_row(lost_user, f"lost-{together}"),
                 hold_key=key,
             )
         ]
