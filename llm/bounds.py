@@ -84,12 +84,31 @@ def _predicted(body: dict) -> int:
     return len(str(content).encode("utf-8", "surrogatepass")) if content else 0
 
 
+# fields with which a client turns on the thinking of a hybrid model that the catalog lists as not
+# reasoning: DeepSeek's `thinking`, Qwen's `enable_thinking` / `thinking_budget`, OpenRouter's
+# `reasoning`, and `reasoning_effort`; each vendor forwards them as they are
+THINKING_SWITCHES = ("thinking", "enable_thinking", "thinking_budget", "reasoning", "reasoning_effort")
+THINKING_OFF = (None, False, 0, "none", "disabled")
+
+
+def asks_to_think(body: dict) -> bool:
+    """Whether the request turns a model's thinking on (anything but an explicit off)."""
+    for name in THINKING_SWITCHES:
+        value = body.get(name)
+        if isinstance(value, dict):
+            value = value.get("type", value.get("effort", value.get("enabled", True)))
+        if value not in THINKING_OFF:
+            return True
+    return False
+
+
 def route_output(family: str, body: dict, base: int, upstream_model: str, model: ModelInfo) -> int:
     if family == "anthropic":
         return base + _anthropic_thinking(body)  # Anthropic takes one candidate (n > 1 is refused)
     if family == "gemini":
         return (base + _gemini_thinking(body, upstream_model, model.slug)) * _candidates(body)
-    if family in ("openai", "sandbox") or not model.reasoning or model.vendor in THINKING_WITHIN_LIMIT:
+    reasoning = model.reasoning or asks_to_think(body)
+    if family in ("openai", "sandbox") or not reasoning or model.vendor in THINKING_WITHIN_LIMIT:
         # OpenAI's reasoning counts within the limit; so does an Anthropic or Google model's thinking
         # behind an OpenAI-compatible router (OpenRouter sizes its budget inside max_tokens)
         return (base + _predicted(body)) * _candidates(body)

@@ -52,6 +52,35 @@ def test_a_reasoning_model_behind_an_openai_compatible_vendor_may_think_beyond_m
     assert chat_bound(model, ask(max_tokens=100), stream=False).output_tokens == 100 + model.max_output
 
 
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"thinking": {"type": "enabled"}},
+        {"enable_thinking": True},
+        {"thinking_budget": 30000},
+        {"reasoning": {"max_tokens": 30000}},
+        {"reasoning": {"effort": "high"}},
+        {"reasoning_effort": "high"},
+    ],
+)
+def test_thinking_turned_on_for_a_hybrid_model_is_held_like_a_reasoning_model(models, switch):
+    """deepseek-chat is listed as not reasoning, but DeepSeek's `thinking` (and the other vendors'
+    switches, forwarded as they are) turns its chain of thought on."""
+    model = models["deepseek-chat"]
+    assert (
+        chat_bound(model, ask(max_tokens=100, **switch), stream=False).output_tokens == 100 + model.max_output
+    )
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [{}, {"thinking": {"type": "disabled"}}, {"enable_thinking": False}, {"reasoning_effort": "none"}],
+)
+def test_a_hybrid_model_without_thinking_is_held_at_its_limit(models, switch):
+    model = models["deepseek-chat"]
+    assert chat_bound(model, ask(max_tokens=100, **switch), stream=False).output_tokens == 100
+
+
 def test_without_a_limit_the_default_is_held_and_is_what_the_providers_send(models):
     bound = chat_bound(models["gpt-4o"], ask(), stream=True)
     assert bound.output_tokens == bound.base_output == min(models["gpt-4o"].max_output, STREAM_OUTPUT_RESERVE)
