@@ -3,7 +3,8 @@ at the end, rounding half up (billing.money.usd).
 
 Chat: (prompt - cached - cache writes) × input + cached × cached_input (input if none) + cache
 writes × input × 1.25 (5-minute TTL) or × 2 (1-hour TTL, Anthropic's published multipliers)
-+ completion × output, per 1M tokens. Reasoning tokens are part of completion tokens (OpenAI's
++ completion × output, per 1M tokens; a prompt above a model's long-context threshold prices the
+whole request at its long-context tier. Reasoning tokens are part of completion tokens (OpenAI's
 convention) and are billed at the output price. Images: per delivered image. Video: headline ×
 duration/default × multipliers (audio, mode, resolution) from the catalog's video options,
 computed as exact fractions and rounded once.
@@ -38,6 +39,16 @@ class TokenPrices:
     input: Decimal
     output: Decimal
     cached_input: Decimal | None = None
+    # a long-context tier (Anthropic's, Google's, xAI's): a request whose prompt is above `above`
+    # tokens (cache reads and writes included) is priced at `long`, every token of it
+    above: int | None = None
+    long: "TokenPrices | None" = None
+
+    def for_prompt(self, prompt_tokens: int) -> "TokenPrices":
+        """The prices of a request with a prompt of `prompt_tokens` tokens."""
+        if self.long is not None and self.above is not None and prompt_tokens > self.above:
+            return self.long
+        return self
 
 
 CACHE_WRITE_5M = Decimal("1.25")
@@ -46,6 +57,7 @@ CACHE_WRITE_1H = Decimal("2")
 
 def chat_cost(prices: TokenPrices, usage: TokenUsage) -> Decimal:
     prompt = max(usage.prompt_tokens, 0)
+    prices = prices.for_prompt(prompt)
     cached = min(max(usage.cached_tokens, 0), prompt)
     write_1h = min(max(usage.cache_write_1h_tokens, 0), prompt - cached)
     write_5m = min(max(usage.cache_write_tokens, 0), prompt - cached - write_1h)
@@ -68,7 +80,8 @@ def chat_worst_case(
     prompt_price_factor: Decimal = Decimal(1),
 ) -> Decimal:
     """The hold for a chat request: every prompt token uncached (or written to the cache at
-    `prompt_price_factor` × input), every output token used."""
+    `prompt_price_factor` × input), every output token used, at the prices of a prompt that size."""
+    prices = prices.for_prompt(prompt_tokens)
     raw = prompt_tokens * prices.input * prompt_price_factor + max_output_tokens * prices.output
     return usd(raw / MILLION)
 

@@ -56,6 +56,7 @@ class ModelInfo:
     video_options: dict = field(hash=False)
     routes: tuple[RouteInfo, ...]
     notes: str = ""
+    long_context: dict = field(default_factory=dict, hash=False)  # CatalogModel.long_context
 
     def live_routes(self) -> tuple[RouteInfo, ...]:
         """Routes whose vendor has a key; or, when none has, the sandbox (llm.upstreams.serving_routes)."""
@@ -65,6 +66,19 @@ class ModelInfo:
     def available(self) -> bool:
         return bool(self.live_routes())
 
+    def _long_context_dict(self) -> dict:
+        tier = self.long_context
+        if not tier:
+            return {}
+        return {
+            "long_context": {
+                "above_prompt_tokens": int(tier["above"]),
+                "input_per_1m": float(tier["input"]),
+                "output_per_1m": float(tier["output"]),
+                "cached_input_per_1m": float(tier["cached_input"]) if tier.get("cached_input") else None,
+            }
+        }
+
     def price_dict(self) -> dict:
         if self.kind == CatalogModel.CHAT:
             return {
@@ -72,6 +86,7 @@ class ModelInfo:
                 "output_per_1m": _num(self.output_per_mtok),
                 "cached_input_per_1m": _num(self.cached_input_per_mtok),
                 "currency": "USD",
+                **self._long_context_dict(),
             }
         if self.kind == CatalogModel.IMAGE:
             return {"per_image": _num(self.per_image), "currency": "USD"}
@@ -113,6 +128,7 @@ _MODEL_FIELDS = (
     "per_video",
     "video_options",
     "notes",
+    "long_context",
 )
 
 
@@ -134,6 +150,7 @@ def _build_snapshot() -> Snapshot:
         model_id = fields.pop("id")
         fields["capabilities"] = tuple(fields["capabilities"] or ())
         fields["video_options"] = fields["video_options"] or {}
+        fields["long_context"] = fields["long_context"] or {}
         models[fields["slug"]] = ModelInfo(**fields, routes=tuple(routes.get(model_id, ())))
     return Snapshot(models=models, default_chat_model=DEFAULT_CHAT_MODEL, loaded_at=time.monotonic())
 
@@ -219,6 +236,7 @@ def _fields_from_entry(entry: dict, position: int) -> dict:
         per_image=_dec(price.get("per_image")),
         per_video=_dec(price.get("per_video")),
         video_options=video_options,
+        long_context=dict(price.get("long_context") or {}) if kind == "chat" else {},
         list_price=list_price,
         notes=entry.get("notes", "") or entry.get("pricing_note", ""),
     )

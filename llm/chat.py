@@ -55,10 +55,19 @@ class Prepared:
 
 
 def prices(model: ModelInfo) -> TokenPrices:
+    tier = model.long_context
+    long = None
+    if tier:
+        cached = tier.get("cached_input")
+        long = TokenPrices(
+            Decimal(tier["input"]), Decimal(tier["output"]), Decimal(cached) if cached else None
+        )
     return TokenPrices(
         input=model.input_per_mtok or Decimal(0),
         output=model.output_per_mtok or Decimal(0),
         cached_input=model.cached_input_per_mtok,
+        above=int(tier["above"]) if tier else None,
+        long=long,
     )
 
 

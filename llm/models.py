@@ -32,6 +32,12 @@ class CatalogModel(models.Model):
     video_options = models.JSONField(
         default=dict, blank=True, help_text="durations, resolutions, multipliers"
     )
+    long_context = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='chat: the dearer price of a prompt above a size, e.g. {"above": 200000, "input": "4.80", '
+        '"output": "18.00", "cached_input": "0.48"} (USD per 1M tokens, for the whole request)',
+    )
     list_price = models.JSONField(default=dict, blank=True, help_text="vendor list price and its source")
     notes = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)

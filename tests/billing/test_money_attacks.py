@@ -26,7 +26,7 @@ import pytest
 
 from billing import ledger
 from billing.models import Hold, LedgerEntry
-from billing.pricing import TokenUsage, chat_cost
+from billing.pricing import TokenPrices, TokenUsage, chat_cost
 
 from ..conftest import balance_of, make_user, service_extra_env, usage_rows
 from ..live import LiveServer
@@ -244,6 +244,30 @@ def test_a_pdf_sent_as_an_image_part_is_paid_for(servers, mallory, vendors, slug
     responses = send_all(servers, mallory, [body] * 4)
     assert_paid_for(f"{slug} PDF of {pages} pages as image_url", slug, mallory, before, vendors, responses)
     assert all(r.status_code in (200, 402) for r in responses), [r.text[:200] for r in responses]
+
+
+@pytest.mark.parametrize("slug", ["gemini-2.5-pro", "claude-sonnet-4-6"])
+def test_a_prompt_past_the_long_context_threshold_pays_the_vendors_long_context_price(
+    servers, committed, vendors, slug
+):
+    """Google and Anthropic bill a prompt above 200K tokens at a dearer tier, every token of the
+    request; the catalog's standard price would sell it below what the vendor charges."""
+    from llm.catalog import snapshot
+    from llm.chat import prices
+
+    rich = make_user(f"longctx-{slug}", "5")
+    body = ask(slug, "[[bill:max]] " + "a" * 250_000, max_tokens=100)
+    [response] = send_all(servers, rich, [body])
+    assert response.status_code == 200, response.text[:300]
+    [bill] = [b for name in ("gemini", "anthropic") for b in vendors[name].billed]
+    assert bill["prompt_tokens"] > 200_000
+    usage = TokenUsage(**{k: v for k, v in bill.items() if k != "model"})
+    tier = snapshot().models[slug].long_context
+    long = chat_cost(TokenPrices(Decimal(tier["input"]), Decimal(tier["output"])), usage)
+    assert chat_cost(prices(snapshot().models[slug]), usage) == long  # the tier, not the standard price
+    wait_until(lambda: no_open_holds(rich), what="the hold closed")
+    assert Decimal("5") - balance_of(rich) == long
+    assert not LedgerEntry.objects.filter(account=rich.account, kind=LedgerEntry.LOSS).exists()
 
 
 def test_images_in_a_tool_output_on_the_responses_door_are_held_for(servers, mallory, vendors):

@@ -25,6 +25,31 @@ def test_deepseek_v4_pro_per_million_tokens():
     )
 
 
+GEMINI_25_PRO = TokenPrices(
+    input=Decimal("1.00"),
+    output=Decimal("8.00"),
+    cached_input=Decimal("0.10"),
+    above=200_000,
+    long=TokenPrices(input=Decimal("2.00"), output=Decimal("12.00"), cached_input=Decimal("0.20")),
+)
+
+
+def test_a_prompt_above_the_long_context_threshold_prices_every_token_at_the_tier():
+    at = TokenUsage(prompt_tokens=200_000, completion_tokens=1_000)
+    above = TokenUsage(prompt_tokens=200_001, cached_tokens=100_000, completion_tokens=1_000)
+    # 200,000 × 1.00 + 1,000 × 8.00 = 208,000 / 1M
+    assert chat_cost(GEMINI_25_PRO, at) == Decimal("0.208")
+    # 100,001 × 2.00 + 100,000 × 0.20 + 1,000 × 12.00 = 200,002 + 20,000 + 12,000 = 232,002 / 1M
+    assert chat_cost(GEMINI_25_PRO, above) == Decimal("0.232002")
+
+
+def test_the_hold_of_a_prompt_that_may_pass_the_threshold_is_at_the_tier():
+    # 300,000 × 2.00 + 1,000 × 12.00 = 612,000 / 1M; at 200,000: 200,000 × 1.00 + 1,000 × 8.00
+    held = chat_worst_case(GEMINI_25_PRO, prompt_tokens=300_000, max_output_tokens=1_000)
+    assert held == Decimal("0.612")
+    assert chat_worst_case(GEMINI_25_PRO, prompt_tokens=200_000, max_output_tokens=1_000) == Decimal("0.208")
+
+
 def test_minimax_m2_1_fractional_prices():
     prices = TokenPrices(input=Decimal("0.297"), output=Decimal("1.188"))
     # 12,345 × 0.297/1M = 0.003666465 ; 678 × 1.188/1M = 0.000805464 ; sum 0.004471929 → 0.00447193
