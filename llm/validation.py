@@ -12,6 +12,20 @@ PRICED_TIERS = (None, "auto", "default", "flex")  # the catalog prices the stand
 # OpenRouter's plugins (web results per 1,000) and `models` (fallbacks to other, dearer models),
 # search options (fees per search or per source: OpenAI's web_search_options, xAI's Live Search)
 UNPRICED_FIELDS = ("plugins", "models", "web_search_options", "search_parameters")
+# tools a vendor runs itself and bills per call, their results growing the context after the hold
+# (xAI's web and X search, code execution and collections search; OpenAI's hosted tools; MCP;
+# OpenRouter's server tools): an OpenAI-compatible vendor gets `tools` as sent
+VENDOR_RUN_TOOLS = (
+    "web_search",
+    "x_search",
+    "code_execution",
+    "code_interpreter",
+    "file_search",
+    "collections_search",
+    "image_generation",
+    "mcp",
+    "openrouter:",
+)
 
 
 def parse_body(raw: bytes) -> dict:
@@ -142,6 +156,20 @@ def _check_tools(body: dict) -> None:
         _check_object(choice.get("function"), "tool_choice.function")
 
 
+def _refuse_vendor_run_tools(body: dict, model: str) -> None:
+    for index, tool in enumerate(body.get("tools") or ()):
+        kind = tool.get("type")
+        if isinstance(kind, str) and kind.startswith(VENDOR_RUN_TOOLS):
+            field = f"tools[{index}]"
+            raise ApiError(
+                "unsupported_parameter",
+                field=field,
+                model=model,
+                reason=f"{kind!r} is run and billed per call by the vendor, so not offered",
+                meta={"field": field},
+            )
+
+
 def _check_options(body: dict) -> None:
     """The shapes OpenAI gives `stop`, `response_format` and `reasoning_effort` (and OpenRouter
     `reasoning.effort`), which the Anthropic and Gemini translations and the hold's bound rely on."""
@@ -202,6 +230,7 @@ def validate_chat(body: dict, *, default_model: str | None = None) -> tuple[str,
     _number_field(body, "temperature", 0, 2)
     _number_field(body, "top_p", 0, 1)
     _check_tools(body)
+    _refuse_vendor_run_tools(body, model)
     _check_options(body)
     check_thinking(body)
     return model, max_tokens if max_tokens is not None else legacy, stream

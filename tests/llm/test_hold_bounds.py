@@ -192,6 +192,32 @@ def test_fields_a_vendor_bills_beyond_tokens_are_refused_before_any_hold(field, 
     assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": field}
 
 
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"type": "web_search"},  # xAI: per call, and the results grow the context
+        {"type": "x_search"},
+        {"type": "code_execution"},
+        {"type": "collections_search", "collection_ids": ["c1"]},
+        {"type": "web_search_preview"},  # OpenAI's hosted tools
+        {"type": "code_interpreter", "container": {"type": "auto"}},
+        {"type": "mcp", "server_label": "x", "server_url": "https://mcp.example.invalid"},
+        {"type": "openrouter:web_search"},
+    ],
+)
+def test_a_tool_the_vendor_runs_and_bills_per_call_is_refused_before_any_hold(tool):
+    from gpuniq_site.errors import ApiError
+    from llm.validation import validate_chat
+
+    function = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    with pytest.raises(ApiError) as refused:
+        validate_chat(ask(model="grok-4", tools=[function, tool]))
+    assert refused.value.code == "unsupported_parameter" and refused.value.meta == {"field": "tools[1]"}
+    assert (
+        validate_chat(ask(model="grok-4", tools=[function, {"type": "custom", "name": "c"}]))[0] == "grok-4"
+    )
+
+
 def native(**extra) -> dict:
     return {
         "model": "claude-sonnet-4-5",
