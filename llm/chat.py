@@ -49,9 +49,8 @@ class Prepared:
     endpoint: str
     started: float = field(default_factory=time.perf_counter)
     upstream_seconds: float = 0.0
-    hold_key: str | None = (
-        None  # the hold's idempotency key: the settle names it by both (pg_ledger.THIS_HOLD)
-    )
+    # the hold's idempotency key: the settle names the hold by both (pg_ledger.THIS_HOLD)
+    hold_key: str | None = None
 
 
 def prices(model: ModelInfo) -> TokenPrices:

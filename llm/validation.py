@@ -33,6 +33,10 @@ def parse_body(raw: bytes) -> dict:
     return loads_object(raw)
 
 
+def _bad(field: str, reason: str) -> ApiError:
+    return ApiError("invalid_parameter", field=field, reason=reason, meta={"field": field})
+
+
 def _int_field(body: dict, name: str, low: int, high: int, *, field: str = "") -> int | None:
     """`body[name]`, an integer from `low` to `high`, or None; `field`: its name in errors."""
     value = body.get(name)
@@ -40,14 +44,9 @@ def _int_field(body: dict, name: str, low: int, high: int, *, field: str = "") -
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError("invalid_parameter", field=field, reason="must be an integer", meta={"field": field})
+        raise _bad(field, "must be an integer")
     if not low <= value <= high:
-        raise ApiError(
-            "invalid_parameter",
-            field=field,
-            reason=f"must be between {low} and {high}",
-            meta={"field": field},
-        )
+        raise _bad(field, f"must be between {low} and {high}")
     return value
 
 
@@ -56,15 +55,9 @@ def _number_field(body: dict, name: str, low: float, high: float) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError("invalid_parameter", field=name, reason="must be a number", meta={"field": name})
+        raise _bad(name, "must be a number")
     if not low <= value <= high:
-        raise ApiError(
-            "invalid_parameter", field=name, reason=f"must be between {low} and {high}", meta={"field": name}
-        )
-
-
-def _bad(field: str, reason: str) -> ApiError:
-    return ApiError("invalid_parameter", field=field, reason=reason, meta={"field": field})
+        raise _bad(name, f"must be between {low} and {high}")
 
 
 def _check_string(value, field: str) -> None:
@@ -245,15 +238,10 @@ def check_thinking(body: dict) -> None:
     if thinking is None:
         return
     if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
-        raise ApiError(
-            "invalid_parameter",
-            field="thinking",
-            reason="must be an object with a type",
-            meta={"field": "thinking"},
-        )
+        raise _bad("thinking", "must be an object with a type")
     field = "thinking.budget_tokens"
     if (
         "budget_tokens" in thinking
         and _int_field(thinking, "budget_tokens", 1, 10_000_000, field=field) is None
     ):
-        raise ApiError("invalid_parameter", field=field, reason="must be an integer", meta={"field": field})
+        raise _bad(field, "must be an integer")
